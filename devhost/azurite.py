@@ -1,0 +1,87 @@
+"""Start Azurite (installed from npm into `node_modules/`) on loopback and wait for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Azurite's fixed, publicly documented development account; not a secret.
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass(frozen=True)
+class Azurite:
+    blob_port: int
+    queue_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT};"
+            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{ACCOUNT};"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _executable() -> str:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return str(local)
+    found = shutil.which("azurite")
+    if not found:
+        raise RuntimeError("Azurite is not installed: run `npm ci` in the project root (./dev does it)")
+    return found
+
+
+def _wait(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"Azurite did not listen on port {port}")
+
+
+@contextlib.contextmanager
+def running_azurite(location: str | None = None, blob_port: int = 0, queue_port: int = 0) -> Iterator[Azurite]:
+    """Run Azurite (blob and queue services) until the block ends."""
+    blob_port = blob_port or free_port()
+    queue_port = queue_port or free_port()
+    with contextlib.ExitStack() as stack:
+        folder = location or stack.enter_context(tempfile.TemporaryDirectory(prefix="azurite-"))
+        os.makedirs(folder, exist_ok=True)
+        command = [
+            _executable(), "--silent", "--skipApiVersionCheck", "--loose",
+            "--location", folder,
+            "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
+            "--queueHost", "127.0.0.1", "--queuePort", str(queue_port),
+            "--tableHost", "127.0.0.1", "--tablePort", str(free_port()),
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            _wait(blob_port, deadline)
+            _wait(queue_port, deadline)
+            yield Azurite(blob_port, queue_port, process)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()

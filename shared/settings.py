@@ -1,0 +1,121 @@
+"""The app's settings: one typed object read from app settings / the environment.
+
+Every setting the code reads is a field here, named by its app-setting alias, so the
+list in `local.settings.example.json`, the README and `infra/` can be checked against
+this one model. Settings are validated once per process; a bad configuration fails
+with one error that names every missing or invalid setting.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+WORKSPACE_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
+LOGICAL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+class SettingsError(ValueError):
+    """The app settings are missing or invalid; the message names each one."""
+
+
+class Settings(BaseModel):
+    """Validated app settings. Field aliases are the app-setting names."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    storage_connection: str | None = Field(None, alias="AzureWebJobsStorage")
+    storage_blob_uri: str | None = Field(None, alias="AzureWebJobsStorage__blobServiceUri")
+    storage_queue_uri: str | None = Field(None, alias="AzureWebJobsStorage__queueServiceUri")
+    storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
+
+    platform: Literal["sandbox", "azureml"] = Field("sandbox", alias="MLOPS_PLATFORM")
+    policy_path: str = Field("policy/policy.yaml", alias="MLOPS_POLICY_PATH")
+    state_container: str = Field("mlops-state", alias="MLOPS_STATE_CONTAINER")
+    sandbox_container: str = Field("mlops-sandbox", alias="MLOPS_SANDBOX_CONTAINER")
+    sandbox_events_url: str | None = Field(None, alias="MLOPS_SANDBOX_EVENTS_URL")
+
+    workspaces: dict[str, str] = Field(default_factory=dict, alias="MLOPS_WORKSPACES")
+    registry: str | None = Field(None, alias="MLOPS_REGISTRY")
+    managed_identity_client_id: str | None = Field(None, alias="AZURE_CLIENT_ID")
+
+    notify_teams_url: str | None = Field(None, alias="MLOPS_NOTIFY_TEAMS_URL")
+    notify_slack_url: str | None = Field(None, alias="MLOPS_NOTIFY_SLACK_URL")
+    notify_webhook_url: str | None = Field(None, alias="MLOPS_NOTIFY_WEBHOOK_URL")
+    notify_webhook_secret: str | None = Field(None, alias="MLOPS_NOTIFY_WEBHOOK_SECRET", repr=False)
+    notify_eventgrid_endpoint: str | None = Field(None, alias="MLOPS_NOTIFY_EVENTGRID_ENDPOINT")
+
+    admin_role: str | None = Field(None, alias="MLOPS_ADMIN_ROLE")
+
+    @field_validator("workspaces", mode="before")
+    @classmethod
+    def _parse_workspaces(cls, value: object) -> object:
+        """Accept `dev=/subscriptions/...,prod=/subscriptions/...` as app settings are strings."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.strip() for item in value.split(",") if item.strip()]
+        parsed: dict[str, str] = {}
+        for pair in pairs:
+            name, sep, resource_id = pair.partition("=")
+            if not sep:
+                raise ValueError(f"expected name=/subscriptions/..., got {pair!r}")
+            parsed[name.strip()] = resource_id.strip()
+        return parsed
+
+    @field_validator("workspaces")
+    @classmethod
+    def _check_workspaces(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, resource_id in value.items():
+            if not LOGICAL_NAME.match(name):
+                raise ValueError(f"workspace name {name!r} must match {LOGICAL_NAME.pattern}")
+            if not WORKSPACE_ID.match(resource_id):
+                raise ValueError(f"workspace {name!r}: {resource_id!r} is not a workspace resource id")
+        return value
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> Settings:
+        if not self.storage_connection and not self.storage_blob_uri:
+            raise ValueError(
+                "storage is not configured: set AzureWebJobsStorage (a connection string) or "
+                "AzureWebJobsStorage__blobServiceUri and AzureWebJobsStorage__queueServiceUri "
+                "(managed identity)"
+            )
+        if self.storage_blob_uri and not self.storage_queue_uri:
+            raise ValueError("AzureWebJobsStorage__queueServiceUri is required with __blobServiceUri")
+        if self.platform == "azureml" and not self.workspaces:
+            raise ValueError("MLOPS_WORKSPACES is required when MLOPS_PLATFORM=azureml")
+        return self
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Validate settings from a mapping; raise SettingsError naming every problem."""
+        aliases = {field.alias for field in cls.model_fields.values()}
+        values = {key: value for key, value in environ.items() if key in aliases and value != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = []
+            for item in error.errors():
+                where = ".".join(str(part) for part in item["loc"]) or "settings"
+                problems.append(f"{where}: {item['msg']}")
+            raise SettingsError("invalid app settings: " + "; ".join(problems)) from None
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every app-setting name the code reads."""
+        return sorted(str(field.alias) for field in cls.model_fields.values())
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, validated on first use."""
+    return Settings.from_environ(os.environ)

@@ -1,0 +1,205 @@
+"""The app's state in Blob Storage: event ledger, records, audit trail, leases.
+
+- `ledger/<key>.json`: one blob per handled event, created with If-None-Match: * so
+  that of two concurrent deliveries of one event exactly one claims it.
+- `records/<kind>/<id>.json`: JSON documents updated under ETag concurrency control.
+- `audit/<day>.jsonl`: append blobs, one JSON line per decision; never rewritten.
+- leases on records give one writer per endpoint (rollouts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from pydantic import BaseModel, Field
+
+SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$")
+Doc = dict[str, Any]
+
+
+class Conflict(Exception):
+    """Someone else changed the record since it was read (ETag mismatch) or holds its lease."""
+
+
+class AuditEntry(BaseModel):
+    """One decision or action, with why it happened and what caused it."""
+
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str
+    subject: str
+    action: str
+    outcome: str
+    reason: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def blob_path(*segments: str) -> str:
+    """Join validated path segments; reject anything that could escape its folder."""
+    for segment in segments:
+        if not SEGMENT.match(segment) or ".." in segment:
+            raise ValueError(f"unsafe name for a state path: {segment!r}")
+    return "/".join(segments)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BlobStateStore:
+    """State store on one blob container, created on first use."""
+
+    def __init__(self, service: BlobServiceClient, container: str) -> None:
+        self._container: ContainerClient = service.get_container_client(container)
+        self._ready = False
+
+    @property
+    def container(self) -> ContainerClient:
+        if not self._ready:
+            with contextlib.suppress(ResourceExistsError):
+                self._container.create_container()
+            self._ready = True
+        return self._container
+
+    # Ledger -------------------------------------------------------------------
+
+    def claim_event(self, key: str, entry: Doc) -> bool:
+        """Record `key` as seen; False if it already was (a duplicate delivery)."""
+        return self.create("ledger", key, entry)
+
+    # Records ------------------------------------------------------------------
+
+    def read(self, kind: str, key: str) -> tuple[Doc, str] | None:
+        """The record and its ETag, or None."""
+        blob = self.container.get_blob_client(self._name(kind, key))
+        try:
+            download = blob.download_blob()
+        except ResourceNotFoundError:
+            return None
+        return json.loads(download.readall()), str(download.properties.etag)
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        found = self.read(kind, key)
+        return found[0] if found else None
+
+    def create(self, kind: str, key: str, doc: Doc) -> bool:
+        """Create the record if absent; False if it exists."""
+        blob = self.container.get_blob_client(self._name(kind, key))
+        try:
+            blob.upload_blob(_dump(doc), overwrite=False)
+        except ResourceExistsError:
+            return False
+        return True
+
+    def write(self, kind: str, key: str, doc: Doc, etag: str | None) -> str:
+        """Write the record if it still has `etag` (None: must not exist). Returns the new ETag."""
+        blob = self.container.get_blob_client(self._name(kind, key))
+        try:
+            if etag is None:
+                result = blob.upload_blob(_dump(doc), overwrite=False)
+            else:
+                result = blob.upload_blob(
+                    _dump(doc), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError) as error:
+            raise Conflict(f"{kind}/{key} changed concurrently") from error
+        except HttpResponseError as error:
+            if error.status_code in (409, 412):
+                raise Conflict(f"{kind}/{key} changed concurrently") from error
+            raise
+        return str(result["etag"])
+
+    def update(self, kind: str, key: str, change: Callable[[Doc | None], Doc], attempts: int = 10) -> Doc:
+        """Read-modify-write with ETag retries; `change` gets the current doc (or None)."""
+        for _ in range(attempts):
+            found = self.read(kind, key)
+            current, etag = found if found else (None, None)
+            updated = change(json.loads(json.dumps(current)) if current is not None else None)
+            try:
+                self.write(kind, key, updated, etag)
+            except Conflict:
+                time.sleep(0.05)
+                continue
+            return updated
+        raise Conflict(f"{kind}/{key}: gave up after {attempts} concurrent updates")
+
+    def delete(self, kind: str, key: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.container.delete_blob(self._name(kind, key))
+
+    def list(self, kind: str, prefix: str = "") -> list[Doc]:
+        """Every record of a kind (whose key starts with `prefix`)."""
+        folder = blob_path("records", kind) + "/"
+        docs = []
+        for item in self.container.list_blobs(name_starts_with=folder + prefix):
+            blob = self.container.get_blob_client(item.name)
+            with contextlib.suppress(ResourceNotFoundError):
+                docs.append(json.loads(blob.download_blob().readall()))
+        return docs
+
+    @contextlib.contextmanager
+    def lease(self, kind: str, key: str, seconds: int = 60) -> Iterator[None]:
+        """Hold the record's lease (one writer); raise Conflict if someone else holds it."""
+        blob = self.container.get_blob_client(blob_path("leases", kind, key))
+        with contextlib.suppress(ResourceExistsError):
+            blob.upload_blob(b"", overwrite=False)
+        try:
+            lease = blob.acquire_lease(lease_duration=seconds)
+        except HttpResponseError as error:
+            if error.status_code == 409:
+                raise Conflict(f"{kind}/{key} is leased by another writer") from error
+            raise
+        try:
+            yield
+        finally:
+            with contextlib.suppress(HttpResponseError):
+                lease.release()
+
+    def _name(self, kind: str, key: str) -> str:
+        if kind == "ledger":
+            return blob_path("ledger", key) + ".json"
+        return blob_path("records", kind, key) + ".json"
+
+    # Audit trail ----------------------------------------------------------------
+
+    def audit(self, entry: AuditEntry) -> None:
+        """Append one entry to the day's append blob."""
+        blob = self.container.get_blob_client(f"audit/{entry.time:%Y-%m-%d}.jsonl")
+        line = entry.model_dump_json().encode() + b"\n"
+        try:
+            blob.append_block(line)
+        except ResourceNotFoundError:
+            with contextlib.suppress(ResourceExistsError):
+                blob.create_append_blob(if_none_match="*")
+            blob.append_block(line)
+
+    def read_audit(self, days: list[str] | None = None) -> list[AuditEntry]:
+        """Audit entries of the given days (`YYYY-MM-DD`), or of every day, oldest first."""
+        names = [f"audit/{day}.jsonl" for day in days] if days else [
+            item.name for item in self.container.list_blobs(name_starts_with="audit/")
+        ]
+        entries: list[AuditEntry] = []
+        for name in sorted(names):
+            try:
+                text = self.container.get_blob_client(name).download_blob().readall()
+            except ResourceNotFoundError:
+                continue
+            entries.extend(AuditEntry.model_validate_json(line) for line in text.splitlines() if line.strip())
+        return entries
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _dump(doc: Doc) -> bytes:
+    return json.dumps(doc, default=str, sort_keys=True).encode()
