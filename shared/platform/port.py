@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -163,3 +164,11 @@ class MLPlatform(Protocol):
     def get_deployment_metrics(
         self, workspace: str, endpoint: str, deployment: str, since: datetime
     ) -> DeploymentMetrics: ...
+
+    def download_model(self, model: ModelVersion, destination: Path) -> Path:
+        """Download the model's files under `destination`; return the path of its ONNX file."""
+        ...
+
+    def invoke_batch_endpoint(self, workspace: str, endpoint: str, job_name: str, input_uri: str) -> Job:
+        """Start a batch-endpoint scoring job for inputs too big for Functions; idempotent by name."""
+        ...
