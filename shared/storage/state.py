@@ -118,6 +118,10 @@ class BlobStateStore:
             raise
         return str(result["etag"])
 
+    def put(self, kind: str, key: str, doc: Doc) -> None:
+        """Write the record unconditionally (for records with a single writer)."""
+        self.container.get_blob_client(self._name(kind, key)).upload_blob(_dump(doc), overwrite=True)
+
     def update(self, kind: str, key: str, change: Callable[[Doc | None], Doc], attempts: int = 10) -> Doc:
         """Read-modify-write with ETag retries; `change` gets the current doc (or None)."""
         for _ in range(attempts):

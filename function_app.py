@@ -1,0 +1,9 @@
+"""The function app: registers one blueprint per concern, nothing else."""
+
+import azure.functions as func
+
+from handlers import aml_events
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(aml_events.bp)

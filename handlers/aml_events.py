@@ -1,0 +1,53 @@
+"""Azure ML events: the Event Grid intake, the queue worker and its poison queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.functions as func
+
+from shared import intake, worker
+from shared.bootstrap import services
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("aml_events")
+@bp.event_grid_trigger(arg_name="event")
+def aml_events(event: func.EventGridEvent) -> None:
+    """Validate, de-duplicate, record and enqueue one Azure ML event."""
+    outcome = intake.receive(envelope(event), services().state, services().work_queue)
+    log.info("event %s: %s", event.id, outcome.value)
+
+
+@bp.function_name("aml_work")
+@bp.queue_trigger(arg_name="msg", queue_name=intake.WORK_QUEUE, connection="AzureWebJobsStorage")
+def aml_work(msg: func.QueueMessage) -> None:
+    """Run the reaction to one event; an exception makes the queue retry, then poison it."""
+    worker.process(json.loads(msg.get_body()), services(), attempt=msg.dequeue_count or 1)
+
+
+@bp.function_name("aml_work_poison")
+@bp.queue_trigger(arg_name="msg", queue_name=intake.WORK_QUEUE + "-poison", connection="AzureWebJobsStorage")
+def aml_work_poison(msg: func.QueueMessage) -> None:
+    """Record a work item that failed every attempt, so that it is visible and replayable."""
+    key = worker.dead_letter(msg.get_body(), msg.dequeue_count or 0, services())
+    log.error("work item %s dead-lettered", key)
+
+
+def envelope(event: func.EventGridEvent | func.CloudEvent) -> dict[str, Any]:
+    """The event as delivered, rebuilt from the binding's object."""
+    if isinstance(event, func.CloudEvent):
+        return {
+            "specversion": event.specversion, "id": event.id, "source": event.source, "type": event.type,
+            "subject": event.subject, "time": event.time.isoformat() if event.time else None,
+            "data": event.get_json(),
+        }
+    return {
+        "id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type,
+        "eventTime": event.event_time.isoformat() if event.event_time else None,
+        "dataVersion": event.data_version, "data": event.get_json(),
+    }

@@ -1,0 +1,252 @@
+"""Azure ML events, parsed into typed models from either schema Event Grid delivers.
+
+Real events are untidy: keys of `data` arrive in PascalCase or camelCase (mixed in one
+event), `modelVersion` as int or string, `runType` as null, statuses in any case, and
+the envelope as the Event Grid schema or CloudEvents 1.0. Parsing folds all of that
+into one shape and rejects, with the reason and the field, whatever cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.settings import WORKSPACE_ID
+
+AML_PREFIX = "Microsoft.MachineLearningServices."
+MAX_EVENT_BYTES = 1024 * 1024
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+
+
+class EventKind(str, enum.Enum):
+    MODEL_REGISTERED = "ModelRegistered"
+    MODEL_DEPLOYED = "ModelDeployed"
+    RUN_COMPLETED = "RunCompleted"
+    RUN_STATUS_CHANGED = "RunStatusChanged"
+    DATASET_DRIFT_DETECTED = "DatasetDriftDetected"
+
+    @property
+    def event_type(self) -> str:
+        return AML_PREFIX + self.value
+
+
+AML_EVENT_TYPES: tuple[str, ...] = tuple(kind.event_type for kind in EventKind)
+
+
+class MalformedEvent(ValueError):
+    """The event cannot be trusted: permanent, recorded as rejected, never retried."""
+
+
+class UnknownEventType(ValueError):
+    """A well-formed event of a type the app does not handle: recorded as ignored."""
+
+
+class _Data(BaseModel):
+    """Event data whose keys were folded to lower case before validation."""
+
+    model_config = ConfigDict(populate_by_name=False, extra="ignore", frozen=True)
+
+
+def _safe_name(value: str) -> str:
+    if not NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid Azure ML name")
+    return value
+
+
+class ModelRegisteredData(_Data):
+    model_name: str = Field(alias="modelname")
+    model_version: str = Field(alias="modelversion")
+    model_tags: dict[str, Any] = Field(default_factory=dict, alias="modeltags")
+    model_properties: dict[str, Any] = Field(default_factory=dict, alias="modelproperties")
+
+    _names = field_validator("model_name", "model_version")(_safe_name)
+
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("model_tags", "model_properties", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
+
+
+class ModelDeployedData(_Data):
+    service_name: str = Field(alias="servicename")
+    service_compute_type: str = Field("", alias="servicecomputetype")
+    model_ids: list[str] = Field(default_factory=list, alias="modelids")
+    service_tags: dict[str, Any] = Field(default_factory=dict, alias="servicetags")
+    service_properties: dict[str, Any] = Field(default_factory=dict, alias="serviceproperties")
+
+    @field_validator("model_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """`ModelIds` is one comma-separated string of `name:version`."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class RunData(_Data):
+    experiment_id: str = Field(alias="experimentid")
+    experiment_name: str = Field("", alias="experimentname")
+    run_id: str = Field(alias="runid")
+    run_type: str | None = Field(None, alias="runtype")
+    run_tags: dict[str, Any] = Field(default_factory=dict, alias="runtags")
+    run_properties: dict[str, Any] = Field(default_factory=dict, alias="runproperties")
+    run_status: str | None = Field(None, alias="runstatus")
+
+    _names = field_validator("run_id")(_safe_name)
+
+    @field_validator("run_status")
+    @classmethod
+    def _status_lower(cls, value: str | None) -> str | None:
+        return value.strip().lower() if value else None
+
+    @field_validator("run_tags", "run_properties", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
+
+
+class DriftData(_Data):
+    data_drift_id: str = Field(alias="datadriftid")
+    data_drift_name: str = Field("", alias="datadriftname")
+    run_id: str = Field(alias="runid")
+    base_dataset_id: str = Field("", alias="basedatasetid")
+    target_dataset_id: str = Field("", alias="targetdatasetid")
+    drift_coefficient: float = Field(alias="driftcoefficient")
+    start_time: datetime | None = Field(None, alias="starttime")
+    end_time: datetime | None = Field(None, alias="endtime")
+
+
+DATA_MODELS: dict[EventKind, type[_Data]] = {
+    EventKind.MODEL_REGISTERED: ModelRegisteredData,
+    EventKind.MODEL_DEPLOYED: ModelDeployedData,
+    EventKind.RUN_COMPLETED: RunData,
+    EventKind.RUN_STATUS_CHANGED: RunData,
+    EventKind.DATASET_DRIFT_DETECTED: DriftData,
+}
+
+
+class Workspace(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    subscription: str
+    resource_group: str
+    name: str
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}"
+        )
+
+
+class AmlEvent(BaseModel):
+    """One Azure ML event, whichever schema it came in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: EventKind
+    schema_name: str = Field(description="'eventgrid' or 'cloudevents'")
+    subject: str
+    time: datetime | None
+    workspace: Workspace
+    data: ModelRegisteredData | ModelDeployedData | RunData | DriftData
+    raw: dict[str, Any] = Field(repr=False)
+
+    @property
+    def event_type(self) -> str:
+        return self.kind.event_type
+
+    @property
+    def dedupe_key(self) -> str:
+        return dedupe_key(self.raw)
+
+
+def dedupe_key(raw: dict[str, Any]) -> str:
+    """The ledger key of an event: its id within its source and type.
+
+    Event ids are unique per topic; the type is part of the key because the public
+    sample payloads reuse one id across types.
+    """
+    envelope = _fold(raw)
+    parts = [
+        str(envelope.get("topic") or envelope.get("source") or ""),
+        str(envelope.get("eventtype") or envelope.get("type") or ""),
+        str(envelope.get("id") or json.dumps(raw, sort_keys=True, default=str)),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+
+
+def _fold(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {str(key).lower(): value for key, value in mapping.items()}
+
+
+def parse_event(raw: object) -> AmlEvent:
+    """Parse one event (a JSON object) of either schema.
+
+    Raises MalformedEvent (with what and where) or UnknownEventType.
+    """
+    if not isinstance(raw, dict):
+        raise MalformedEvent(f"an event must be a JSON object, got {type(raw).__name__}")
+    size = len(json.dumps(raw, default=str).encode())
+    if size > MAX_EVENT_BYTES:
+        raise MalformedEvent(f"event is {size} bytes, over Event Grid's limit of {MAX_EVENT_BYTES}")
+    envelope = _fold(raw)
+    if "specversion" in envelope:
+        schema, type_key, source_key, time_key = "cloudevents", "type", "source", "time"
+    else:
+        schema, type_key, source_key, time_key = "eventgrid", "eventtype", "topic", "eventtime"
+    event_type = envelope.get(type_key)
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEvent(f"missing event type ({type_key!r}) in a {schema} event")
+    if not event_type.startswith(AML_PREFIX):
+        raise UnknownEventType(f"event type {event_type!r} is not an Azure ML event")
+    try:
+        kind = EventKind(event_type.removeprefix(AML_PREFIX))
+    except ValueError:
+        raise UnknownEventType(f"event type {event_type!r} is not handled by this app") from None
+    event_id = envelope.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedEvent("missing or non-string 'id'")
+    source = envelope.get(source_key)
+    match = WORKSPACE_ID.match(source) if isinstance(source, str) else None
+    if not match:
+        raise MalformedEvent(f"{source_key!r} is not an Azure ML workspace resource id: {source!r}")
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise MalformedEvent(f"'data' must be a JSON object in a {kind.value} event, got {type(data).__name__}")
+    try:
+        typed = DATA_MODELS[kind].model_validate(_fold(data))
+    except ValidationError as error:
+        raise MalformedEvent(f"invalid {kind.value} event: {_problems(error, 'data.')}") from None
+    try:
+        return AmlEvent(
+            id=event_id,
+            kind=kind,
+            schema_name=schema,
+            subject=str(envelope.get("subject") or ""),
+            time=envelope.get(time_key) or None,
+            workspace=Workspace(**match.groupdict()),
+            data=typed,
+            raw=raw,
+        )
+    except ValidationError as error:
+        raise MalformedEvent(f"invalid {kind.value} event: {_problems(error)}") from None
+
+
+def _problems(error: ValidationError, prefix: str = "") -> str:
+    return "; ".join(
+        prefix + ".".join(str(part) for part in item["loc"]) + f": {item['msg']}" for item in error.errors()
+    )
