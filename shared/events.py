@@ -24,7 +24,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     MODEL_REGISTERED = "ModelRegistered"
     MODEL_DEPLOYED = "ModelDeployed"
     RUN_COMPLETED = "RunCompleted"
@@ -210,7 +210,8 @@ def parse_event(raw: object) -> AmlEvent:
         schema, type_key, source_key, time_key = "eventgrid", "eventtype", "topic", "eventtime"
     event_type = envelope.get(type_key)
     if not isinstance(event_type, str) or not event_type:
-        raise MalformedEvent(f"missing event type ({type_key!r}) in a {schema} event")
+        hint = "" if schema == "cloudevents" else " (and no 'specversion', so not a CloudEvent either)"
+        raise MalformedEvent(f"missing event type {type_key!r} in an event of the {schema} schema{hint}")
     if not event_type.startswith(AML_PREFIX):
         raise UnknownEventType(f"event type {event_type!r} is not an Azure ML event")
     try:

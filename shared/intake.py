@@ -19,7 +19,7 @@ from shared.storage.state import AuditEntry, BlobStateStore, now
 WORK_QUEUE = "aml-work"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     QUEUED = "queued"
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
@@ -68,5 +68,7 @@ def _subject(raw: object) -> str:
 
 def _audit(state: BlobStateStore, correlation_id: str, subject: str, outcome: Outcome, reason: str) -> None:
     state.audit(
-        AuditEntry(correlation_id=correlation_id, subject=subject, action="intake", outcome=outcome.value, reason=reason)
+        AuditEntry(
+            correlation_id=correlation_id, subject=subject, action="intake", outcome=outcome.value, reason=reason
+        )
     )

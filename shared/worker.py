@@ -38,7 +38,9 @@ def dead_letter(body: bytes, dequeue_count: int, services: Services) -> str:
     failure = services.state.get("failures", key) if item else None
     reason = failure["error"] if failure else "the message could not be read as a work item"
     services.state.put(
-        "deadletter", key, {"message": text, "dequeue_count": dequeue_count, "reason": reason, "time": now().isoformat()}
+        "deadletter",
+        key,
+        {"message": text, "dequeue_count": dequeue_count, "reason": reason, "time": now().isoformat()},
     )
     services.state.audit(
         AuditEntry(

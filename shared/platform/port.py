@@ -44,7 +44,7 @@ class ConfigurationError(PlatformError):
     """The app cannot reach or is not allowed to use the platform (auth, settings)."""
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"

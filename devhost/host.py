@@ -1,0 +1,258 @@
+"""A local Functions host for machines without Core Tools.
+
+It serves the app's own functions from their registered metadata (no second list of
+routes): HTTP triggers under `/api` with keys by auth level, the Event Grid and blob
+extension webhooks under `/runtime/webhooks/`, queue triggers polling Azurite, timers
+on their NCRONTAB schedules, and Core Tools' admin routes to run a non-HTTP function
+(`POST /admin/functions/<name>`) and read the host status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.queue import QueueMessage as QueueMessageBinding
+
+from devhost import blobs, webhooks
+from devhost.indexing import IndexedFunction, index_function_app, load_app_module
+from devhost.keys import HostKeys
+from devhost.queues import QueueListener, QueueOptions, queue_client
+from devhost.timers import TimerSchedule
+from devhost.webhooks import Reply
+
+log = logging.getLogger("devhost")
+MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize
+SETTING_REFERENCE = re.compile(r"%([A-Za-z0-9_]+)%")
+
+
+def load_local_settings(app_dir: Path) -> None:
+    """Like Core Tools: `local.settings.json` Values fill the environment, never override it."""
+    path = app_dir / "local.settings.json"
+    if path.exists():
+        for name, value in json.loads(path.read_text()).get("Values", {}).items():
+            os.environ.setdefault(name, str(value))
+
+
+def resolve(value: str) -> str:
+    """Replace `%SETTING%` references in binding properties with app settings."""
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise KeyError(f"binding refers to app setting {name!r}, which is not set")
+        return os.environ[name]
+
+    return SETTING_REFERENCE.sub(lookup, value)
+
+
+class HttpRoute:
+    """An HTTP trigger's route template (`admin/rollouts/{endpoint}`, `{*rest}`) as a regex."""
+
+    def __init__(self, function: IndexedFunction) -> None:
+        self.function = function
+        template = function.trigger.get("route") or function.name
+        self.methods = {method.upper() for method in function.trigger.get("methods") or []}
+        self.auth_level = str(function.trigger.get("authLevel", "FUNCTION")).lower()
+        pattern = re.escape(template.strip("/"))
+        pattern = re.sub(r"\\\{\\\*(\w+)\\\}", r"(?P<\1>.*)", pattern)
+        pattern = re.sub(r"\\\{(\w+)(?::[^}]*)?\\\?\\\}", r"(?P<\1>[^/]*)", pattern)
+        pattern = re.sub(r"\\\{(\w+)(?::[^}\\]*)?\\\}", r"(?P<\1>[^/]+)", pattern)
+        self.regex = re.compile(f"^{pattern}$")
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.regex.match(path.strip("/"))
+        return found.groupdict() if found else None
+
+
+class FunctionHost:
+    """Loads the app from `app_dir` and serves it on loopback until stopped."""
+
+    def __init__(self, app_dir: Path, port: int = 7071, keys: HostKeys | None = None) -> None:
+        load_local_settings(app_dir)
+        self.app_dir, self.port = app_dir, port
+        self.keys = keys or HostKeys.generate()
+        self.host_json = json.loads((app_dir / "host.json").read_text())
+        self.functions = {f.name: f for f in index_function_app(load_app_module(app_dir))}
+        self.routes = [HttpRoute(f) for f in self.functions.values() if f.trigger_type == "httpTrigger"]
+        self._listeners: list[QueueListener | TimerSchedule] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True).start()
+        options = QueueOptions.from_host_json(self.host_json)
+        for function in self.functions.values():
+            listener = self._listener(function, options)
+            if listener:
+                listener.start()
+                self._listeners.append(listener)
+        log.info("Host started on %s with functions: %s", self.url, ", ".join(sorted(self.functions)))
+
+    def stop(self) -> None:
+        for listener in self._listeners:
+            listener.stop()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> FunctionHost:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _listener(self, function: IndexedFunction, options: QueueOptions) -> QueueListener | TimerSchedule | None:
+        trigger = function.trigger
+        if function.trigger_type == "queueTrigger":
+            connection = os.environ[trigger.get("connection") or "AzureWebJobsStorage"]
+            name = resolve(trigger["queueName"])
+            client, poison = queue_client(connection, name), queue_client(connection, name + "-poison")
+            return QueueListener(function.name, client, poison, self.invoker(function), options)
+        if function.trigger_type == "timerTrigger":
+            schedule = resolve(trigger["schedule"])
+            return TimerSchedule(function.name, schedule, self.invoker(function), bool(trigger.get("runOnStartup")))
+        return None
+
+    def invoker(self, function: IndexedFunction) -> Callable[[Any], Any]:
+        """A callable that runs the function with its trigger's binding value."""
+        trigger_name = function.trigger["name"]
+
+        def run(value: Any) -> Any:
+            log.info("Executing 'Functions.%s'", function.name)
+            result = function.code(**{trigger_name: value})
+            log.info("Executed 'Functions.%s' (Succeeded)", function.name)
+            return result
+
+        return run
+
+    # Requests -------------------------------------------------------------------
+
+    def handle(self, method: str, url: str, headers: dict[str, str], body: bytes) -> Reply:
+        parts = urlsplit(url)
+        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        key = headers.get("x-functions-key") or query.get("code")
+        path = parts.path
+        if path.startswith("/api/"):
+            return self._http_trigger(method, url, path.removeprefix("/api/"), query, headers, body, key)
+        if path in ("/runtime/webhooks/eventgrid", "/runtime/webhooks/blobs"):
+            extension = path.rsplit("/", 1)[1]
+            if not self.keys.allows_extension(extension, key):
+                return Reply.text(401, "a system key for the extension is required (code=...)")
+            return self._webhook(extension, method, query.get("functionName", ""), headers, body)
+        if path == "/admin/host/status":
+            if not self.keys.allows("admin", key):
+                return Reply.text(401, "the master key is required")
+            return Reply.json(200, {"state": "Running", "functions": sorted(self.functions)})
+        if path.startswith("/admin/functions/") and method == "POST":
+            if not self.keys.allows("admin", key):
+                return Reply.text(401, "the master key is required")
+            return self._run_non_http(path.removeprefix("/admin/functions/"), body)
+        return Reply.text(404, f"no route for {path}")
+
+    def _http_trigger(
+        self, method: str, url: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes,
+        key: str | None,
+    ) -> Reply:
+        for route in self.routes:
+            params = route.match(path)
+            if params is None or (route.methods and method not in route.methods):
+                continue
+            if not self.keys.allows(route.auth_level, key):
+                return Reply(401)
+            request = func.HttpRequest(
+                method=method, url=self.url + url, headers=headers, params=query, route_params=params, body=body
+            )
+            try:
+                response = self.invoker(route.function)(request)
+            except Exception:
+                log.exception("Executed 'Functions.%s' (Failed)", route.function.name)
+                return Reply(500)
+            if isinstance(response, func.HttpResponse):
+                return Reply(response.status_code, response.get_body(), dict(response.headers))
+            return Reply.text(200, str(response))
+        return Reply.text(404, f"no function serves /api/{path} for {method}")
+
+    def _webhook(self, extension: str, method: str, name: str, headers: dict[str, str], body: bytes) -> Reply:
+        function = self.functions.get(name.removeprefix("Host.Functions."))
+        expected = "eventGridTrigger" if extension == "eventgrid" else "blobTrigger"
+        if function is None or function.trigger_type != expected:
+            return Reply.text(404, f"no {expected} function named {name!r}")
+        if method == "OPTIONS":
+            return webhooks.abuse_protection(headers)
+        if method != "POST":
+            return Reply.text(405, "POST or OPTIONS")
+        run = self.invoker(function)
+        if extension == "eventgrid":
+            return webhooks.deliver(headers, body, lambda event: run(_event_grid_value(event)))
+        return webhooks.deliver(headers, body, lambda event: run(blobs.binding_value(function, event)))
+
+    def _run_non_http(self, name: str, body: bytes) -> Reply:
+        function = self.functions.get(name)
+        if function is None or function.trigger_type == "httpTrigger":
+            return Reply.text(404, f"no non-HTTP function named {name!r}")
+        text = json.loads(body or b"{}").get("input", "")
+        value: Any = func.TimerRequest() if function.trigger_type == "timerTrigger" else text
+        if function.trigger_type == "queueTrigger":
+            value = QueueMessageBinding(id="admin", body=text.encode(), dequeue_count=1)
+        threading.Thread(target=self.invoker(function), args=(value,), daemon=True).start()
+        return Reply(202)
+
+
+def _event_grid_value(event: dict[str, Any]) -> Any:
+    """The binding value the Python worker builds for an Event Grid trigger."""
+    return EventGridEventInConverter.decode(meta.Datum(json.dumps(event), "json"), trigger_metadata={})
+
+
+def _handler(host: FunctionHost) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._reply(Reply.text(413, "request body too large"))
+                self.close_connection = True
+                return
+            body = self.rfile.read(length) if length else b""
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            try:
+                reply = host.handle(self.command, self.path, headers, body)
+            except Exception:
+                log.exception("host error on %s %s", self.command, self.path)
+                reply = Reply(500)
+            self._reply(reply)
+
+        def _reply(self, reply: Reply) -> None:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s %s", self.address_string(), format % args)
+
+    return Handler

@@ -1,0 +1,49 @@
+"""Host keys, as the Functions host keeps them: a master key, a default function key and
+one system key per extension webhook (Event Grid, blobs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HostKeys:
+    master: str
+    function: str
+    eventgrid_extension: str
+    blobs_extension: str
+
+    @classmethod
+    def generate(cls) -> HostKeys:
+        return cls(*(secrets.token_urlsafe(32) for _ in range(4)))
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> HostKeys:
+        """Keys kept across restarts of the local host, readable only by the user."""
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        keys = cls.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(keys)))
+        os.chmod(path, 0o600)
+        return keys
+
+    def allows(self, auth_level: str, key: str | None) -> bool:
+        """Whether `key` opens a route of this auth level (anonymous, function, admin)."""
+        level = auth_level.lower()
+        if level == "anonymous":
+            return True
+        if not key:
+            return False
+        if secrets.compare_digest(key, self.master):
+            return True
+        return level == "function" and secrets.compare_digest(key, self.function)
+
+    def allows_extension(self, extension: str, key: str | None) -> bool:
+        """Whether `key` opens an extension webhook (its system key, or the master key)."""
+        expected = {"eventgrid": self.eventgrid_extension, "blobs": self.blobs_extension}[extension]
+        return bool(key) and (secrets.compare_digest(key, expected) or secrets.compare_digest(key, self.master))

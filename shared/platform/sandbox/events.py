@@ -1,0 +1,141 @@
+"""Azure ML events as Event Grid would deliver them, and their delivery to the app.
+
+The sandbox publishes the same events a real workspace does, in the Event Grid schema
+(see the public samples in `tests/fixtures/aml-events/docs_eventgrid_schema/`), by
+POSTing a JSON array to the Functions host's Event Grid webhook with
+`aeg-event-type: Notification`. Like Event Grid it retries 5xx answers and connection
+errors a few times; unlike it, it then gives up (logged): the app's resync finds
+whatever an event failed to announce.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+RESOURCE_GROUP = "sandbox"
+PREFIX = "Microsoft.MachineLearningServices."
+NAMESPACE = uuid.UUID("6f1c1f0e-4d4a-4a58-9a47-5d7f3f0c2b11")
+
+Event = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+def topic(workspace: str) -> str:
+    return (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+        f"/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
+    )
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic uuid for sandbox ids that Azure ML would make up (experiments, monitors)."""
+    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
+
+
+def _event(workspace: str, kind: str, subject: str, data: dict[str, Any]) -> Event:
+    return {
+        "topic": topic(workspace),
+        "subject": subject,
+        "eventType": PREFIX + kind,
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "id": str(uuid.uuid4()),
+        "data": data,
+        "dataVersion": "",
+        "metadataVersion": "1",
+    }
+
+
+def model_registered(workspace: str, name: str, version: str, tags: dict[str, str]) -> Event:
+    return _event(
+        workspace,
+        "ModelRegistered",
+        f"models/{name}:{version}",
+        {
+            "ModelName": name,
+            "ModelVersion": int(version) if version.isdigit() else version,
+            "ModelTags": dict(tags),
+            "ModelProperties": {},
+        },
+    )
+
+
+def run_finished(job: dict[str, Any]) -> Event:
+    """RunCompleted for a completed job; RunStatusChanged (runStatus `Failed`) otherwise."""
+    data: dict[str, Any] = {
+        "experimentId": job["experiment_id"],
+        "experimentName": job["experiment"],
+        "runId": job["name"],
+        "runType": "azureml.PipelineRun",
+        "runTags": dict(job.get("tags") or {}),
+        "runProperties": {"pipeline": job["pipeline"], "sandbox": "true"},
+    }
+    kind = "RunCompleted"
+    if job["status"] != "completed":
+        kind = "RunStatusChanged"
+        data["runStatus"] = job["status"].capitalize()
+    return _event(job["workspace"], kind, f"experiments/{job['experiment_id']}/runs/{job['name']}", data)
+
+
+def drift_detected(workspace: str, monitor: str, coefficient: float) -> Event:
+    drift_id = stable_id(workspace, "datadrift", monitor)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    run_id = f"{drift_id}_{int(time.time() * 1000)}"
+    return _event(
+        workspace,
+        "DatasetDriftDetected",
+        f"datadrift/{drift_id}/run/{run_id}",
+        {
+            "DataDriftId": drift_id,
+            "DataDriftName": monitor,
+            "RunId": run_id,
+            "BaseDatasetId": stable_id(workspace, "dataset", monitor, "base"),
+            "TargetDatasetId": stable_id(workspace, "dataset", monitor, "target"),
+            "DriftCoefficient": coefficient,
+            "StartTime": (end - timedelta(days=1)).isoformat(),
+            "EndTime": end.isoformat(),
+        },
+    )
+
+
+class EventPublisher:
+    """POSTs events to the app's Event Grid webhook; never raises."""
+
+    def __init__(self, url: str | None, attempts: int = 4, backoff_seconds: float = 0.25, timeout: float = 30) -> None:
+        self.url = url
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self.timeout = timeout
+
+    def publish(self, *events: Event) -> bool:
+        """Deliver the events as one batch; True once the webhook accepted them."""
+        described = ", ".join(f"{event['eventType'].removeprefix(PREFIX)} {event['subject']}" for event in events)
+        if not self.url:
+            log.info("sandbox events are not published (MLOPS_SANDBOX_EVENTS_URL is unset): %s", described)
+            return False
+        import requests
+
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = requests.post(
+                    self.url, json=list(events), headers={"aeg-event-type": "Notification"}, timeout=self.timeout
+                )
+            except requests.RequestException as error:
+                problem = f"{type(error).__name__}: {error}"
+            else:
+                if response.status_code < 300:
+                    log.info("published %s", described)
+                    return True
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code < 500 and response.status_code not in (408, 429):
+                    log.error("the webhook rejected %s (%s); not retried", described, problem)
+                    return False
+            log.warning("publishing %s failed (attempt %d/%d): %s", described, attempt, self.attempts, problem)
+            if attempt < self.attempts:
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        log.error("gave up publishing %s", described)
+        return False

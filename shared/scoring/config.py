@@ -1,0 +1,40 @@
+"""Batch-scoring settings, read like `shared.settings.Settings` (aliases are app-setting names).
+
+Kept apart until the lead merges these fields into `shared.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ScoringConfig(BaseModel):
+    """How batch scoring splits, reads and fails."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    input_container: str = Field("scoring-input", alias="MLOPS_SCORING_INPUT_CONTAINER")
+    output_container: str = Field("scoring-output", alias="MLOPS_SCORING_OUTPUT_CONTAINER")
+    queue: str = Field("scoring-ranges", alias="MLOPS_SCORING_QUEUE")
+    range_bytes: int = Field(64 * 1024**2, ge=1024, alias="MLOPS_SCORING_RANGE_BYTES")
+    chunk_bytes: int = Field(8 * 1024**2, ge=1024, alias="MLOPS_SCORING_CHUNK_BYTES")
+    batch_rows: int = Field(65536, ge=1, alias="MLOPS_SCORING_BATCH_ROWS")
+    max_error_share: float = Field(0.01, ge=0, le=1, alias="MLOPS_SCORING_MAX_ERROR_SHARE")
+    threads: int = Field(0, ge=0, alias="MLOPS_SCORING_THREADS")
+    model_cache: str = Field("", alias="MLOPS_SCORING_MODEL_CACHE")
+    handoff_bytes: int = Field(50 * 1024**3, ge=0, alias="MLOPS_SCORING_HANDOFF_BYTES")
+    batch_endpoint: str | None = Field(None, alias="MLOPS_SCORING_BATCH_ENDPOINT")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ScoringConfig:
+        aliases = {field.alias for field in cls.model_fields.values()}
+        return cls.model_validate({key: value for key, value in environ.items() if key in aliases and value != ""})
+
+
+@functools.cache
+def get_config() -> ScoringConfig:
+    return ScoringConfig.from_environ(os.environ)
