@@ -26,7 +26,7 @@ def model_uri(location: str, name: str, version: str) -> str:
     return f"azureml:{name}:{version}"
 
 
-def _model(doc: dict[str, Any]) -> ModelVersion:
+def from_record(doc: dict[str, Any]) -> ModelVersion:
     return ModelVersion(
         location=doc["location"],
         name=doc["name"],
@@ -80,14 +80,14 @@ def register(store: SandboxStore, location: str, name: str, data: bytes, tags: d
     if not isinstance(data, bytes | bytearray) or not data:
         raise Rejected(f"model {name!r}: the ONNX file is empty or not bytes")
     version = str(_count_up_to(store, location, name))
-    return _model(_store_version(store, location, name, version, bytes(data), _check_tags(tags)))
+    return from_record(_store_version(store, location, name, version, bytes(data), _check_tags(tags)))
 
 
 def get(store: SandboxStore, location: str, name: str, version: str) -> ModelVersion:
     doc = store.get(KIND, _key(location, name, version))
     if doc is None:
         raise NotFound(f"model {name}:{version} does not exist in {location}")
-    return _model(doc)
+    return from_record(doc)
 
 
 def set_tags(store: SandboxStore, location: str, name: str, version: str, tags: dict[str, str]) -> None:
@@ -127,7 +127,7 @@ def promote(store: SandboxStore, model: ModelVersion, target: str) -> ModelVersi
             f"{target} already has a different model {model.name}:{model.version}; "
             "promotion would overwrite it"
         )
-    return _model(existing)
+    return from_record(existing)
 
 
 def parse_uri(uri: str, default_location: str) -> tuple[str, str, str]:
@@ -142,3 +142,11 @@ def parse_uri(uri: str, default_location: str) -> tuple[str, str, str]:
         f"model URI {uri!r} is not azureml:<name>:<version> or "
         "azureml://registries/<registry>/models/<name>/versions/<version>"
     )
+
+
+def describe(store: SandboxStore, location: str, name: str, version: str) -> dict[str, Any]:
+    """The stored record of a version (with its sha256 and size)."""
+    doc = store.get(KIND, _key(location, name, version))
+    if doc is None:
+        raise NotFound(f"model {name}:{version} does not exist in {location}")
+    return doc
