@@ -63,7 +63,9 @@ class Receiver:
         self._scripts: dict[str | None, collections.deque[Reply]] = collections.defaultdict(collections.deque)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="webhook-receiver", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -1,0 +1,188 @@
+"""The notifier on Azurite and the local receiver: one delivery per decision and channel."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devhost.receiver import Receiver
+from shared.notify import Notification, Notifier, NotifyError, RetryPolicy
+from shared.notify.log import LogChannel
+from shared.notify.teams import TeamsChannel
+from shared.settings import Settings, SettingsError
+from shared.storage.state import BlobStateStore
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+FAST = RetryPolicy(attempts=3, total_seconds=10, first_delay=0.05, max_delay=0.2, read_timeout=5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver(secret=SECRET) as running:
+        yield running
+
+
+@pytest.fixture
+def notify_settings(settings: Settings, receiver: Receiver) -> Settings:
+    return settings.model_copy(
+        update={
+            "notify_teams_url": receiver.url + "/teams?sig=s",
+            "notify_slack_url": receiver.url + "/slack",
+            "notify_webhook_url": receiver.url + "/webhook",
+            "notify_webhook_secret": SECRET,
+        }
+    )
+
+
+@pytest.fixture
+def notifier(notify_settings: Settings, state: BlobStateStore) -> Notifier:
+    return Notifier.from_settings(notify_settings, state, FAST)
+
+
+def rejected(version: int = 3) -> Notification:
+    return Notification(
+        id=f"model.rejected:credit-risk:{version}",
+        kind="model.rejected",
+        title=f"credit-risk {version} rejected",
+        severity="error",
+        subject=f"credit-risk:{version}",
+    )
+
+
+def counts(receiver: Receiver) -> dict[str, int]:
+    return {path: len(receiver.accepted(path)) for path in ("/teams", "/slack", "/webhook")}
+
+
+def test_every_configured_channel_hears_once_and_the_log_too(notifier: Notifier, receiver: Receiver) -> None:
+    outcomes = notifier.notify(rejected())
+
+    assert outcomes == {"teams": "sent", "slack": "sent", "webhook": "sent", "log": "sent"}
+    assert counts(receiver) == {"/teams": 1, "/slack": 1, "/webhook": 1}
+    assert receiver.accepted("/webhook")[0].signature_valid is True
+
+
+def test_a_redelivered_decision_sends_nothing_twice(
+    notify_settings: Settings, state: BlobStateStore, receiver: Receiver
+) -> None:
+    Notifier.from_settings(notify_settings, state, FAST).notify(rejected())
+    # A second worker (a new process after a redelivery) with the same state.
+    outcomes = Notifier.from_settings(notify_settings, state, FAST).notify(rejected())
+
+    assert set(outcomes.values()) == {"already sent"}
+    assert len(receiver.received) == 3
+    record = state.get("notifications", "model.rejected:credit-risk:3.teams") or {}
+    assert {key: value for key, value in record.items() if key != "time"} == {
+        "notification": "model.rejected:credit-risk:3",
+        "kind": "model.rejected",
+        "channel": "teams",
+        "status": "sent",
+        "attempts": 1,
+        "error": None,
+    }
+
+
+def test_a_failed_channel_is_named_and_the_others_are_still_tried(notifier: Notifier, receiver: Receiver) -> None:
+    receiver.script(400, path="/teams")
+
+    with pytest.raises(NotifyError) as error:
+        notifier.notify(rejected())
+
+    assert str(error.value).startswith(
+        "notification model.rejected:credit-risk:3 was not delivered: "
+        f"teams: permanent failure: HTTP 400 from {receiver.url}"
+    )
+    assert [failure.channel for failure in error.value.failures] == ["teams"]
+    assert error.value.permanent is True
+    assert counts(receiver) == {"/teams": 0, "/slack": 1, "/webhook": 1}
+
+
+def test_notifying_again_resumes_only_the_failed_channel(
+    notifier: Notifier, receiver: Receiver, state: BlobStateStore
+) -> None:
+    receiver.script(*[503] * FAST.attempts, path="/slack")
+    with pytest.raises(NotifyError, match="slack: failed: HTTP 503") as error:
+        notifier.notify(rejected())
+    assert error.value.permanent is False
+    assert state.get("notifications", "model.rejected:credit-risk:3.slack")["status"] == "failed"  # type: ignore[index]
+
+    outcomes = notifier.notify(rejected())
+
+    assert outcomes == {"teams": "already sent", "slack": "sent", "webhook": "already sent", "log": "already sent"}
+    assert counts(receiver) == {"/teams": 1, "/slack": 1, "/webhook": 1}
+    assert state.get("notifications", "model.rejected:credit-risk:3.slack")["attempts"] == 2  # type: ignore[index]
+
+
+def test_each_decision_is_its_own_notification(notifier: Notifier, receiver: Receiver) -> None:
+    notifier.notify(rejected(3))
+    notifier.notify(rejected(4))
+
+    assert counts(receiver) == {"/teams": 2, "/slack": 2, "/webhook": 2}
+
+
+def test_a_policy_can_route_a_kind_to_some_channels(notifier: Notifier, receiver: Receiver) -> None:
+    outcomes = notifier.notify(rejected(), channels=["slack"])
+
+    assert outcomes == {"slack": "sent", "log": "sent"}
+    assert counts(receiver) == {"/teams": 0, "/slack": 1, "/webhook": 0}
+
+
+def test_a_routed_channel_that_is_not_configured_is_skipped(settings: Settings, state: BlobStateStore) -> None:
+    outcomes = Notifier.from_settings(settings, state).notify(rejected(), channels=["teams"])
+
+    assert outcomes == {"teams": "not configured", "log": "sent"}
+
+
+def test_an_unknown_channel_name_is_refused(notifier: Notifier) -> None:
+    with pytest.raises(ValueError, match="unknown notification channel 'email': expected one of teams, slack"):
+        notifier.notify(rejected(), channels=["email"])
+
+
+def test_a_send_in_flight_elsewhere_is_not_repeated(state: BlobStateStore, receiver: Receiver) -> None:
+    since = datetime.now(UTC).isoformat()
+    state.write("notifications", "model.rejected:credit-risk:3.teams", {"status": "sending", "time": since}, None)
+    notifier = Notifier([TeamsChannel(receiver.url + "/teams", FAST), LogChannel()], state)
+
+    with pytest.raises(NotifyError, match="teams: failed: another worker has been sending it since"):
+        notifier.notify(rejected())
+    assert receiver.received == []
+
+
+def test_a_stale_claim_is_taken_over(state: BlobStateStore, receiver: Receiver) -> None:
+    since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    state.write("notifications", "model.rejected:credit-risk:3.teams", {"status": "sending", "time": since}, None)
+    notifier = Notifier([TeamsChannel(receiver.url + "/teams", FAST), LogChannel()], state, claim_seconds=300)
+
+    assert notifier.notify(rejected())["teams"] == "sent"
+    assert counts(receiver)["/teams"] == 1
+
+
+def test_settings_choose_the_channels(settings: Settings, state: BlobStateStore) -> None:
+    configured = settings.model_copy(
+        update={
+            "notify_slack_url": "https://hooks.slack.com/services/T0/B0/X",
+            "notify_eventgrid_endpoint": "https://topic.westeurope-1.eventgrid.azure.net/api/events",
+        }
+    )
+
+    assert Notifier.from_settings(configured, state).channels == ["slack", "eventgrid", "log"]
+    assert Notifier.from_settings(settings, state).channels == ["log"]
+
+
+def test_a_webhook_without_its_secret_is_a_settings_error(settings: Settings, state: BlobStateStore) -> None:
+    unsigned = settings.model_copy(update={"notify_webhook_url": "https://ops.example.org/hooks"})
+
+    with pytest.raises(SettingsError, match="MLOPS_NOTIFY_WEBHOOK_SECRET is required with MLOPS_NOTIFY_WEBHOOK_URL"):
+        Notifier.from_settings(unsigned, state)
+
+
+def test_a_plain_http_webhook_off_loopback_is_a_settings_error(settings: Settings, state: BlobStateStore) -> None:
+    insecure = settings.model_copy(update={"notify_teams_url": "http://prod.logic.azure.com/workflows/x?sig=SECRET"})
+
+    with pytest.raises(SettingsError, match="MLOPS_NOTIFY_TEAMS_URL must be an https URL") as error:
+        Notifier.from_settings(insecure, state)
+    assert "SECRET" not in str(error.value)
