@@ -57,6 +57,19 @@ def resolve(value: str) -> str:
     return SETTING_REFERENCE.sub(lookup, value)
 
 
+def host_settings(host_json: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    """host.json with `AzureFunctionsJobHost__a__b` app settings applied, as the host does."""
+    prefix = "AzureFunctionsJobHost__"
+    for name, value in environ.items():
+        if name.startswith(prefix):
+            *parents, leaf = name.removeprefix(prefix).split("__")
+            node = host_json
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return host_json
+
+
 class HttpRoute:
     """An HTTP trigger's route template (`admin/rollouts/{endpoint}`, `{*rest}`) as a regex."""
 
@@ -83,7 +96,7 @@ class FunctionHost:
         load_local_settings(app_dir)
         self.app_dir, self.port = app_dir, port
         self.keys = keys or HostKeys.generate()
-        self.host_json = json.loads((app_dir / "host.json").read_text())
+        self.host_json = host_settings(json.loads((app_dir / "host.json").read_text()), os.environ)
         self.functions = {f.name: f for f in index_function_app(load_app_module(app_dir))}
         self.routes = [HttpRoute(f) for f in self.functions.values() if f.trigger_type == "httpTrigger"]
         self._listeners: list[QueueListener | TimerSchedule] = []

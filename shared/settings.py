@@ -56,6 +56,10 @@ class Settings(BaseModel):
 
     admin_role: str | None = Field(None, alias="MLOPS_ADMIN_ROLE")
 
+    # Read by the Functions host from the timer bindings (`%MLOPS_..._SCHEDULE%`), NCRONTAB.
+    resync_schedule: str = Field("0 */5 * * * *", alias="MLOPS_RESYNC_SCHEDULE")
+    rollout_schedule: str = Field("*/30 * * * * *", alias="MLOPS_ROLLOUT_SCHEDULE")
+
     @field_validator("workspaces", mode="before")
     @classmethod
     def _parse_workspaces(cls, value: object) -> object:

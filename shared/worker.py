@@ -13,13 +13,24 @@ from shared.storage.state import AuditEntry, now
 
 def process(item: dict[str, Any], services: Services, attempt: int = 1) -> None:
     """Run the reaction to a queued event. Exceptions propagate so the queue retries it."""
-    event = parse_event(item["event"])
+    raw = item.get("event")
+    event_id = str(raw.get("id", "")) if isinstance(raw, dict) else ""
     try:
-        react(event, services)
+        react(parse_event(raw), services)
     except Exception as error:
         reason = f"attempt {attempt}: {type(error).__name__}: {error}"
-        services.state.put("failures", item["key"], {"event_id": event.id, "error": reason, "time": now().isoformat()})
-        _audit(services, event, "error", reason)
+        services.state.put(
+            "failures", str(item.get("key")), {"event_id": event_id, "error": reason, "time": now().isoformat()}
+        )
+        services.state.audit(
+            AuditEntry(
+                correlation_id=event_id or str(item.get("key")),
+                subject=str(raw.get("subject", "")) if isinstance(raw, dict) else "",
+                action="react",
+                outcome="error",
+                reason=reason,
+            )
+        )
         raise
 
 

@@ -1,0 +1,68 @@
+"""Run the local host as a separate process, as Core Tools would, for the demo and tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from devhost.azurite import ROOT, free_port
+from devhost.keys import HostKeys
+
+
+class HostProcess:
+    """`python -m devhost` in a child process, with its own settings and keys."""
+
+    def __init__(self, settings: dict[str, str], keys_file: Path, port: int = 0, log_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.settings, self.keys_file, self.log_file = settings, keys_file, log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def keys(self) -> HostKeys:
+        return HostKeys(**json.loads(self.keys_file.read_text()))
+
+    @property
+    def eventgrid_url(self) -> str:
+        return f"{self.url}/runtime/webhooks/eventgrid?functionName=aml_events&code={self.keys.eventgrid_extension}"
+
+    def start(self, timeout: float = 30) -> HostProcess:
+        HostKeys.load_or_create(self.keys_file)
+        env = {**os.environ, **self.settings, "PYTHONUNBUFFERED": "1"}
+        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "--port", str(self.port), "--keys", str(self.keys_file)],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the local host exited with {self._process.returncode}; see {self.log_file}")
+            try:
+                status = requests.get(f"{self.url}/admin/host/status", params={"code": self.keys.master}, timeout=1)
+                if status.ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the local host did not start in time")
+
+    def stop(self, kill: bool = False) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.kill() if kill else self._process.terminate()
+            self._process.wait(timeout=15)
+
+    def __enter__(self) -> HostProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,47 @@
+"""End-to-end fixtures: the local host in its own process, on a really started Azurite."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from devhost.azurite import Azurite
+from devhost.process import HostProcess
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 30, interval: float = 0.2) -> T:
+    """Poll until `probe` returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = probe()
+    assert value, f"condition not met within {timeout} s (last value {value!r})"
+    return value
+
+
+@pytest.fixture
+def host_settings(azurite: Azurite) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "MLOPS_STATE_CONTAINER": f"state-{suffix}",
+        "MLOPS_SANDBOX_CONTAINER": f"sandbox-{suffix}",
+        "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *",
+        "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *",
+        "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00.2",
+        "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.5",
+    }
+
+
+@pytest.fixture
+def host(host_settings: dict[str, str], tmp_path: Path) -> Iterator[HostProcess]:
+    with HostProcess(host_settings, tmp_path / "keys.json", log_file=tmp_path / "host.log") as process:
+        yield process

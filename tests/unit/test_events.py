@@ -1,0 +1,137 @@
+"""Parsing Azure ML events of both schemas into typed models."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from shared.events import (
+    AML_EVENT_TYPES,
+    DriftData,
+    EventKind,
+    MalformedEvent,
+    ModelDeployedData,
+    ModelRegisteredData,
+    RunData,
+    UnknownEventType,
+    parse_event,
+)
+from tests.conftest import FIXTURES
+
+EVENTS = FIXTURES / "aml-events"
+
+
+def fixture(schema: str, name: str) -> dict:
+    loaded = json.loads((EVENTS / schema / f"{name}.json").read_text())
+    return loaded[0] if isinstance(loaded, list) else loaded
+
+
+@pytest.mark.parametrize("schema", ["docs_eventgrid_schema", "specs_cloudevents"])
+def test_model_registered_fixture_parses_in_both_schemas(schema: str) -> None:
+    event = parse_event(fixture(schema, "model_registered"))
+    assert event.kind is EventKind.MODEL_REGISTERED
+    assert event.schema_name == ("eventgrid" if schema.startswith("docs") else "cloudevents")
+    assert isinstance(event.data, ModelRegisteredData)
+    assert (event.data.model_name, event.data.model_version) == ("sklearn_regression_model", "20")
+    assert event.data.model_tags == {"area": "diabetes", "type": "regression"}
+    assert event.workspace.name == "{workspace-name}"
+    assert event.subject == "models/sklearn_regression_model:20"
+    assert event.time is not None and event.time.year == 2017
+
+
+@pytest.mark.parametrize("schema", ["docs_eventgrid_schema", "specs_cloudevents"])
+def test_model_deployed_fixture_splits_model_ids(schema: str) -> None:
+    data = parse_event(fixture(schema, "model_deployed")).data
+    assert isinstance(data, ModelDeployedData)
+    assert data.service_name == "my-sklearn-service"
+    assert data.model_ids == ["sklearn_regression_model:1", "sklearn_regression_model:2"]
+
+
+@pytest.mark.parametrize("schema", ["docs_eventgrid_schema", "specs_cloudevents"])
+def test_drift_fixture_has_a_float_coefficient(schema: str) -> None:
+    data = parse_event(fixture(schema, "dataset_drift_detected")).data
+    assert isinstance(data, DriftData)
+    assert data.drift_coefficient == pytest.approx(0.8350349068479208)
+    assert data.data_drift_name == "myDriftMonitor"
+
+
+def test_run_completed_fixture_has_null_run_type_and_no_status() -> None:
+    event = parse_event(fixture("docs_eventgrid_schema", "run_completed"))
+    assert isinstance(event.data, RunData)
+    assert event.kind is EventKind.RUN_COMPLETED
+    assert event.data.run_type is None
+    assert event.data.run_id == "AutoML_ad912b2d-6467-4f32-a616-dbe4af6dd8fc_5"
+    assert event.data.experiment_name == "automl-local-regression"
+    assert event.data.run_status is None
+
+
+def test_run_status_is_lower_cased() -> None:
+    raw = fixture("docs_eventgrid_schema", "run_status_changed")
+    raw["data"]["runStatus"] = "FAILED"
+    data = parse_event(raw).data
+    assert isinstance(data, RunData) and data.run_status == "failed"
+
+
+def test_data_keys_match_whatever_their_case_even_mixed_in_one_event() -> None:
+    raw = fixture("docs_eventgrid_schema", "model_registered")
+    raw["data"] = {"modelName": "churn", "MODELVERSION": "7", "ModelTags": None}
+    data = parse_event(raw).data
+    assert isinstance(data, ModelRegisteredData)
+    assert (data.model_name, data.model_version, data.model_tags) == ("churn", "7", {})
+
+
+def test_workspace_comes_from_the_topic() -> None:
+    raw = fixture("docs_eventgrid_schema", "model_registered")
+    raw["topic"] = (
+        "/subscriptions/1111/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices/workspaces/mlw-dev"
+    )
+    workspace = parse_event(raw).workspace
+    assert (workspace.subscription, workspace.resource_group, workspace.name) == ("1111", "rg-ml", "mlw-dev")
+
+
+def test_the_same_event_in_both_schemas_has_one_dedupe_key() -> None:
+    grid = parse_event(fixture("docs_eventgrid_schema", "model_registered"))
+    cloud = parse_event(fixture("specs_cloudevents", "model_registered"))
+    other = parse_event(fixture("docs_eventgrid_schema", "model_deployed"))
+    assert grid.dedupe_key == cloud.dedupe_key != other.dedupe_key
+
+
+def test_all_five_event_types_are_handled() -> None:
+    assert len(AML_EVENT_TYPES) == 5
+    assert all(kind.startswith("Microsoft.MachineLearningServices.") for kind in AML_EVENT_TYPES)
+
+
+def _broken(change) -> dict:
+    raw = copy.deepcopy(fixture("docs_eventgrid_schema", "model_registered"))
+    change(raw)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_broken(lambda e: e.pop("data")), "'data' must be a JSON object"),
+        (_broken(lambda e: e["data"].update(ModelVersion=[1])), "data.modelversion"),
+        (_broken(lambda e: e["data"].pop("ModelName")), "data.modelname: Field required"),
+        (_broken(lambda e: e["data"].update(ModelName="../etc")), "not a valid Azure ML name"),
+        (_broken(lambda e: e.update(topic="/subscriptions/x/resourceGroups/y")), "not an Azure ML workspace"),
+        (_broken(lambda e: e.pop("eventType")), "missing event type 'eventtype'"),
+        (_broken(lambda e: e.update(id=5)), "'id'"),
+        (_broken(lambda e: e["data"].update(Blob="x" * 2_000_000)), "over Event Grid's limit"),
+        ("just a string", "must be a JSON object"),
+    ],
+)
+def test_malformed_events_are_rejected_with_what_and_where(raw: object, message: str) -> None:
+    with pytest.raises(MalformedEvent, match=message.replace("(", r"\(").replace(".", r"\.")):
+        parse_event(raw)
+
+
+def test_an_unknown_type_is_reported_as_unknown_not_malformed() -> None:
+    raw = _broken(lambda e: e.update(eventType="Microsoft.Storage.BlobCreated"))
+    with pytest.raises(UnknownEventType, match="not an Azure ML event"):
+        parse_event(raw)
+    raw = _broken(lambda e: e.update(eventType="Microsoft.MachineLearningServices.RunFailedSomehow"))
+    with pytest.raises(UnknownEventType, match="not handled"):
+        parse_event(raw)
