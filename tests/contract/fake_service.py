@@ -84,7 +84,8 @@ class FakeAzureML:
         self.base_url = ""
         self._lock = threading.Lock()
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
-            ("GET", re.compile(r"^/registrymanagement/v1\.0/registries/(?P<registry>[^/]+)/discovery$"), self._discovery),
+            ("GET", re.compile(r"^/registrymanagement/v1\.0/registries/(?P<registry>[^/]+)/discovery$"),
+             self._discovery),
             ("POST", re.compile(r"^/mferp/managementfrontend(?P<reg>/subscriptions/.+/registries/[^/]+)/import$"),
              self._import),
             ("GET", re.compile(r"^/operations/(?P<op>[^/]+)$"), self._operation),
@@ -177,7 +178,8 @@ class FakeAzureML:
         return self.add(
             f"{self.workspace_id(workspace)}/onlineEndpoints/{endpoint}/deployments/{name}",
             {"description": "", "properties": {}, "model": model, "instanceType": "Standard_DS3_v2",
-             "endpointComputeType": "Managed", "provisioningState": "Succeeded", "environmentVariables": {}},
+             "endpointComputeType": "Managed", "provisioningState": "Succeeded", "environmentVariables": {},
+             "scaleSettings": {"scaleType": "Default"}},
             location="eastus", kind="Managed", tags={}, sku={"name": "Default", "tier": "Standard", "capacity": 1},
         )
 
@@ -249,6 +251,8 @@ class FakeAzureML:
             resource["properties"]["services"] = {"Studio": {"endpoint": f"{self.base_url}studio/{resource['name']}"}}
         else:
             resource["properties"]["provisioningState"] = "Updating" if is_long_running else "Succeeded"
+        if kind.endswith("onlineendpoints/deployments"):
+            resource["properties"].setdefault("scaleSettings", {"scaleType": "Default"})
         self.resources[path.lower()] = resource
         headers = {}
         if is_long_running:
@@ -292,7 +296,7 @@ class FakeAzureML:
         self.add(f"{reg}/models/{name}", {"description": "", "tags": {}, "properties": {}, "latestVersion": version})
         self.add(
             f"{reg}/models/{name}/versions/{version}",
-            {"description": "", "tags": {}, "properties": {}, "modelType": "custom_model",
+            {"description": "", "tags": {}, "properties": {}, "flavors": {}, "modelType": "custom_model",
              "modelUri": request["sourceAssetId"], "isAnonymous": False, "isArchived": False,
              "provisioningState": "Succeeded"},
         )
@@ -333,7 +337,8 @@ class FakeAzureML:
 
     def _batch_invoke(self, endpoint: str, query: dict[str, str], body: Any) -> Reply:
         name = body.get("properties", {}).get("name") or uuid.uuid4().hex
-        return Reply(200, {"id": name, "name": name, "properties": {"status": "NotStarted", **body.get("properties", {})}})
+        properties = {"status": "NotStarted", **body.get("properties", {})}
+        return Reply(200, {"id": name, "name": name, "properties": properties})
 
 
 def _tag(run: dict[str, Any], key: str) -> str | None:
@@ -361,9 +366,9 @@ def _handler_for(fake: FakeAzureML) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve  # noqa: N815 - the base class's names
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the recorded requests are what the tests look at."""
 
     return Handler

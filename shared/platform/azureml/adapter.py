@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.platform.azureml.clients import Cloud, Clients, registry_name
+from shared.platform.azureml.clients import Clients, Cloud, registry_name
 from shared.platform.azureml.errors import translated
 from shared.platform.azureml.metrics import Rest, deployment_metrics, job_metrics, tracking_url
 from shared.platform.azureml.pipelines import pipeline_job
@@ -33,12 +33,15 @@ from shared.platform.port import (
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from azure.core.credentials import TokenCredential
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,31}$")
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 UPDATING_RETRY_AFTER = 30.0
+PUBLIC_CLOUD = Cloud()
 
 
 def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
@@ -51,7 +54,7 @@ class AzureMLPlatform:
     """`MLPlatform` on Azure ML workspaces and a registry."""
 
     def __init__(
-        self, settings: Settings, *, credential: TokenCredential | None = None, cloud: Cloud = Cloud(),
+        self, settings: Settings, *, credential: TokenCredential | None = None, cloud: Cloud = PUBLIC_CLOUD,
         pipelines: Path | None = None,
     ) -> None:
         self._clients = Clients(settings, credential=credential, cloud=cloud)
@@ -59,7 +62,7 @@ class AzureMLPlatform:
         self._pipelines = pipelines
         self._tracking: dict[str, str] = {}
 
-    def _translated(self, what: str, location: str):  # noqa: ANN202 - a context manager
+    def _translated(self, what: str, location: str) -> AbstractContextManager[None]:
         return translated(what, identity=self._clients.identity, scope=self._clients.scope(location))
 
     # -- models ---------------------------------------------------------------------------
@@ -173,7 +176,8 @@ class AzureMLPlatform:
             started = client.batch_endpoints.invoke(
                 endpoint_name=endpoint, input=Input(type=kind, path=input_uri), job_name=job_name
             )
-        return Job(workspace=workspace, name=started.name or job_name, status=JobStatus.parse(started.status or "queued"))
+        status = JobStatus.parse(started.status or "queued")
+        return Job(workspace=workspace, name=started.name or job_name, status=status)
 
     def _tracking_url(self, workspace: str) -> str:
         if workspace not in self._tracking:
@@ -195,8 +199,9 @@ class AzureMLPlatform:
             workspace=workspace,
             name=endpoint,
             provisioning_state=found.provisioning_state or "Succeeded",
-            traffic=dict(found.traffic or {}),
-            mirror_traffic=dict(found.mirror_traffic or {}),
+            # The SDK lists deployments without traffic at 0; ARM keeps only non-zero weights.
+            traffic=_nonzero(found.traffic or {}),
+            mirror_traffic=_nonzero(found.mirror_traffic or {}),
             deployments=[
                 Deployment(
                     name=item.name, model_uri=_model_reference(item.model),

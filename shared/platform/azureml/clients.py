@@ -125,7 +125,7 @@ class Clients:
 
     def arm_token(self) -> str:
         """A bearer token for ARM, which MLflow tracking and Azure Monitor also accept."""
-        with translated(f"a token for {self.cloud.arm_scope}", identity=self.identity, scope=self.cloud.arm_scope):
+        with translated("Azure Resource Manager", identity=self.identity, scope=self.cloud.arm_scope):
             return self.credential.get_token(self.cloud.arm_scope).token
 
     def _make(self, location: str) -> MLClient:

@@ -146,7 +146,9 @@ def deployment_metrics(
         "GET", url, what=what, scope=scope,
         params={**common, "metricnames": REQUESTS_METRIC, "$filter": "envoy_response_code eq '*'"},
     )
-    latencies = rest.call("GET", url, what=what, scope=scope, params={**common, "metricnames": ",".join(LATENCY_METRICS)})
+    latencies = rest.call(
+        "GET", url, what=what, scope=scope, params={**common, "metricnames": ",".join(LATENCY_METRICS)}
+    )
     requests_total = errors = 0.0
     for series in _series(counts, REQUESTS_METRIC):
         count = sum(point.get("average") or 0.0 for point in series.get("data", []))

@@ -36,7 +36,8 @@ def overrides(path: Path, inputs: dict[str, str]) -> list[dict[str, str]]:
         if not INPUT_NAME.match(name) or name not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise ValueError(f"pipeline {path.name} has no input {name!r} (its inputs: {known})")
-        key = f"inputs.{name}.path" if isinstance(declared[name], dict) and "path" in declared[name] else f"inputs.{name}"
+        is_asset = isinstance(declared[name], dict) and "path" in declared[name]
+        key = f"inputs.{name}.path" if is_asset else f"inputs.{name}"
         result.append({key: value})
     return result
 
