@@ -56,7 +56,9 @@ def read_range(blob: BlobClient, offset: int, length: int, etag: str | None = No
     return blob.download_blob(offset=offset, length=length, max_concurrency=1, **conditions).readall()
 
 
-def open_reader(blob: BlobClient, size: int, etag: str | None = None, buffer_size: int = BLOCK_BYTES) -> io.BufferedReader:
+def open_reader(
+    blob: BlobClient, size: int, etag: str | None = None, buffer_size: int = BLOCK_BYTES
+) -> io.BufferedReader:
     return io.BufferedReader(BlobReader(blob, size, etag), buffer_size=buffer_size)
 
 
@@ -148,7 +150,7 @@ def commit_blocks(blob: BlobClient, block_ids: list[str], content_type: str) -> 
     blob.commit_block_list([BlobBlock(block_id=i) for i in block_ids], content_settings=ContentSettings(content_type))
 
 
-def _if_match():  # noqa: ANN202 - azure.core enum
+def _if_match():
     from azure.core import MatchConditions
 
     return MatchConditions.IfNotModified

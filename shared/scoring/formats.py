@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 Format = Literal["csv", "parquet", "jsonl"]
-EXTENSIONS: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+EXTENSIONS: dict[str, Format] = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 NUMBER = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[Nn]a[Nn]|[Ii]nf(inity)?)\s*$"
 
 
@@ -56,7 +62,9 @@ def parse_header(first_bytes: bytes, where: str) -> tuple[list[str], int]:
 # CSV ------------------------------------------------------------------------------
 
 
-def parse_csv(data: bytes, columns: list[str], features: list[str], ids: list[str], first_row: int) -> tuple[pa.Table, list[RowError], int]:
+def parse_csv(
+    data: bytes, columns: list[str], features: list[str], ids: list[str], first_row: int
+) -> tuple[pa.Table, list[RowError], int]:
     """Parse whole CSV lines; return the good rows, the bad ones and how many rows there were."""
     import pyarrow as pa
 
@@ -118,7 +126,9 @@ def _parse_csv_slowly(
 # JSON Lines ---------------------------------------------------------------------
 
 
-def parse_jsonl(data: bytes, features: list[str], ids: list[str], first_row: int) -> tuple[pa.Table, list[RowError], int]:
+def parse_jsonl(
+    data: bytes, features: list[str], ids: list[str], first_row: int
+) -> tuple[pa.Table, list[RowError], int]:
     """Parse whole JSON lines; return the good rows, the bad ones and how many rows there were."""
     import pyarrow as pa
 
@@ -251,5 +261,6 @@ def _empty(features: list[str], ids: list[str]) -> pa.Table:
     import pyarrow as pa
 
     return pa.table(
-        [pa.array([], pa.float32()) for _ in features] + [pa.array([], pa.string()) for _ in ids], names=[*features, *ids]
+        [pa.array([], pa.float32()) for _ in features] + [pa.array([], pa.string()) for _ in ids],
+        names=[*features, *ids],
     )

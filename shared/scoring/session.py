@@ -183,7 +183,9 @@ def _output_columns(names: list[str], probes: list[np.ndarray]) -> list[OutputCo
     for position, (name, value) in enumerate(zip(names, probes, strict=True)):
         width = 1 if value.ndim == 1 else value.shape[1]
         if value.ndim > 2:
-            raise InvalidInput(f"model output {name!r} has {value.ndim} dimensions; only vectors and matrices are scored")
+            raise InvalidInput(
+                f"model output {name!r} has {value.ndim} dimensions; only vectors and matrices are scored"
+            )
         if width == 1:
             label = "prediction" if position == 0 else name
             columns.append(OutputColumn(label, name, None if value.ndim == 1 else 0, value.dtype))

@@ -1,0 +1,117 @@
+"""Batch-scoring triggers: translate the binding, call `shared.scoring.jobs`.
+
+The blob trigger binds the SDK type `BlobClient` (deferred binding): the host passes
+only a reference to the blob, so a multi-GiB file is never loaded into the worker,
+which a `func.InputStream` parameter would do before the call.
+"""
+
+import functools
+import json
+import logging
+
+import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+INPUT_CONTAINER = "scoring-input"
+QUEUE = "scoring-ranges"
+MAX_DEQUEUE = 5
+
+
+@functools.cache
+def _ports():
+    from shared.scoring.config import get_config
+    from shared.scoring.jobs import Scoring
+    from shared.settings import get_settings
+    from shared.storage.clients import blob_service, queue_service
+    from shared.storage.queue import WorkQueue
+    from shared.storage.state import BlobStateStore
+
+    settings, config = get_settings(), get_config()
+    return Scoring(
+        blobs=blob_service(settings),
+        state=BlobStateStore(blob_service(settings), settings.state_container),
+        queue=WorkQueue(queue_service(settings), config.queue),
+        config=config,
+        platform=_platform(),
+    )
+
+
+def _platform():
+    """The ML platform from the app's bootstrap; None where it is not wired (ONNX blob models still work)."""
+    try:
+        from shared.bootstrap import platform  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return platform()
+
+
+@bp.function_name("score_blob")
+@bp.blob_trigger(
+    arg_name="client",
+    path=f"{INPUT_CONTAINER}/{{name}}",
+    connection="AzureWebJobsStorage",
+    source=func.BlobSource.EVENT_GRID,
+)
+def score_blob(client: blob.BlobClient) -> None:
+    """A file landed in the input container: start a job for it (reads its name, never its content)."""
+    from shared.scoring.jobs import submit_blob
+
+    job = submit_blob(client.container_name, client.blob_name, _ports())
+    log.info("scoring %s/%s: job %s %s", client.container_name, client.blob_name, job["job_id"], job["state"])
+
+
+@bp.function_name("score_submit")
+@bp.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def score_submit(req: func.HttpRequest) -> func.HttpResponse:
+    """Submit a job; 202 with its status, 400 naming the bad field."""
+    from pydantic import ValidationError
+
+    from shared.scoring.errors import ScoringError
+    from shared.scoring.jobs import submit
+    from shared.scoring.request import ScoringRequest
+
+    try:
+        request = ScoringRequest.model_validate_json(req.get_body() or b"")
+    except ValidationError as error:
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
+            for item in error.errors()
+        ]
+        return _json({"error": "invalid request", "problems": problems}, 400)
+    try:
+        job = submit(request, _ports())
+    except ScoringError as error:
+        return _json({"error": str(error)}, 400)
+    headers = {"Location": f"/api/score/{job['job_id']}"}
+    return _json(job, 202, headers)
+
+
+@bp.function_name("score_status")
+@bp.route(route="score/{job_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def score_status(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.scoring.jobs import status
+    from shared.storage.state import SEGMENT
+
+    job_id = req.route_params.get("job_id", "")
+    if not SEGMENT.match(job_id):
+        return _json({"error": f"job_id: {job_id!r} is not a job id"}, 400)
+    job = status(job_id, _ports())
+    return _json(job, 200) if job else _json({"error": f"no scoring job {job_id!r}"}, 404)
+
+
+@bp.function_name("score_range")
+@bp.queue_trigger(arg_name="msg", queue_name=QUEUE, connection="AzureWebJobsStorage")
+def score_range(msg: func.QueueMessage) -> None:
+    """Score one range; an exception makes the host retry it, and the last attempt fails the job."""
+    from shared.scoring.jobs import run_range
+
+    item = msg.get_json()
+    run_range(str(item["job"]), int(item["range"]), _ports(), final_attempt=(msg.dequeue_count or 1) >= MAX_DEQUEUE)
+
+
+def _json(body: object, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers
+    )
