@@ -191,7 +191,10 @@ def summary(body: Any) -> tuple[str, str, str] | None:
 
 def describe(received: Received) -> str:
     """One line: time, channel, kind, title, and the signature check when the request was signed."""
-    found = summary(received.body)
+    try:
+        found = summary(received.body)
+    except (AttributeError, IndexError, KeyError, TypeError):  # a payload of another shape
+        found = None
     channel, kind, title = found or ("?", "?", f"unrecognised payload on {received.path}")
     check = {None: "", True: "  [signature ok]", False: "  [SIGNATURE INVALID]"}[received.signature_valid]
     status = "" if 200 <= received.status < 300 else f"  (answered {received.status})"

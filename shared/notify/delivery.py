@@ -5,6 +5,7 @@ timeout, connection error: worth another try, perhaps after the server's Retry-A
 or raises `DeliveryError` (anything else: retrying cannot help). `with_retries` runs
 the attempts with exponential backoff and jitter, within a number of attempts and a
 total time budget, and ends in success or one `DeliveryError` naming the channel.
+`HttpChannel` is the base of the channels that POST to a webhook URL.
 
 Webhook URLs carry their secret (Slack's path, the Workflows `sig` query parameter),
 so messages name an endpoint by scheme and host only (`where`).
@@ -100,28 +101,38 @@ def check_status(channel: str, where: str, status: int, headers: Mapping[str, st
     raise DeliveryError(channel, reason, status=status, permanent=True)
 
 
-def post_once(
-    channel: str,
-    session: requests.Session,
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    policy: RetryPolicy,
-) -> None:
-    """One POST attempt, classified. Redirects are not followed: a moved webhook is a configuration error."""
-    where = endpoint(url)
-    try:
-        response = session.post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/json", **headers},
-            timeout=(policy.connect_timeout, policy.read_timeout),
-            allow_redirects=False,
-        )
-    except (requests.ConnectionError, requests.Timeout) as error:
-        # The exception's text names the full URL, secret included: keep only its type.
-        raise RetryLater(f"{type(error).__name__} talking to {where}") from None
-    check_status(channel, where, response.status_code, response.headers, response.text.replace(url, where))
+class HttpChannel:
+    """A channel that POSTs to a webhook URL (the URL is its secret), with retries."""
+
+    name: str
+    setting: str  # the app setting that holds the URL, for errors
+
+    def __init__(self, url: str, policy: RetryPolicy | None = None) -> None:
+        self._url = check_url(self.setting, url)
+        self._policy = policy or RetryPolicy()
+        self._session = requests.Session()
+
+    def post(self, body: bytes, headers: Callable[[], Mapping[str, str]] = dict) -> None:
+        """POST `body` until accepted; `headers` are made afresh for each attempt."""
+        with_retries(self.name, lambda: self._attempt(body, headers()), self._policy)
+
+    def _attempt(self, body: bytes, headers: Mapping[str, str]) -> None:
+        """One POST, classified. Redirects are not followed: a moved webhook is a configuration error."""
+        where = endpoint(self._url)
+        try:
+            response = self._session.post(
+                self._url,
+                data=body,
+                headers={"Content-Type": "application/json", **headers},
+                timeout=(self._policy.connect_timeout, self._policy.read_timeout),
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            # The exception's text names the full URL, secret included: keep only its type. A timeout
+            # may follow a delivery that did arrive; receivers de-duplicate (webhook-id, event id).
+            raise RetryLater(f"{type(error).__name__} talking to {where}") from None
+        text = response.text.replace(self._url, where)
+        check_status(self.name, where, response.status_code, response.headers, text)
 
 
 def retry_after(value: str | None) -> float | None:

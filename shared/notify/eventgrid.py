@@ -86,15 +86,16 @@ class EventGridChannel:
 
 
 def cloud_event(notification: Notification) -> dict[str, Any]:
+    data = notification.document()
     return {
         "specversion": "1.0",
         "id": notification.id,
         "source": SOURCE,
         "type": event_type(notification.kind),
         "subject": notification.subject,
-        "time": notification.time.isoformat(),
+        "time": data["time"],
         "datacontenttype": "application/json",
-        "data": notification.document(),
+        "data": data,
     }
 
 

@@ -92,17 +92,6 @@ class Notification(BaseModel):
 
     def document(self) -> dict[str, object]:
         """The notification as plain JSON data, the same for every channel that sends data."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "title": self.title,
-            "summary": self.summary,
-            "severity": self.severity,
-            "subject": self.subject,
-            "facts": [{"name": name, "value": value} for name, value in self.facts],
-            "table": {"header": list(self.table.header), "rows": [list(row) for row in self.table.rows]}
-            if self.table
-            else None,
-            "link": self.link,
-            "time": self.time.isoformat(),
-        }
+        document = self.model_dump(mode="json")
+        document["facts"] = [{"name": name, "value": value} for name, value in self.facts]
+        return document

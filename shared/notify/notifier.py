@@ -138,12 +138,15 @@ class Notifier:
         try:
             channel.send(notification)
         except Exception as error:
+            # An unexpected error's text may quote a webhook URL: only its type goes into the record.
             failure = error if isinstance(error, DeliveryError) else DeliveryError(
                 channel.name, f"unexpected {type(error).__name__}"
             )
             record = _record(notification, channel.name, "failed", attempts, str(failure))
             with contextlib.suppress(Conflict):  # a stale-claim takeover: the record is the other worker's now
                 self._state.write(KIND, key, record, etag)
+            if failure is error:
+                raise
             raise failure from error
         with contextlib.suppress(Conflict):
             self._state.write(KIND, key, _record(notification, channel.name, "sent", attempts), etag)

@@ -10,29 +10,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import requests
-
-from shared.notify.delivery import RetryPolicy, check_url, post_once, with_retries
+from shared.notify.delivery import HttpChannel
 from shared.notify.notification import Notification, Table
 
 ICON = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}
 
 
-class SlackChannel:
+class SlackChannel(HttpChannel):
     """Posts blocks to a Slack incoming webhook URL."""
 
     name = "slack"
-
-    def __init__(self, url: str, policy: RetryPolicy | None = None) -> None:
-        self._url = check_url("MLOPS_NOTIFY_SLACK_URL", url)
-        self._policy = policy or RetryPolicy()
-        self._session = requests.Session()
+    setting = "MLOPS_NOTIFY_SLACK_URL"
 
     def send(self, notification: Notification) -> None:
-        body = json.dumps(message(notification)).encode()
-        with_retries(
-            self.name, lambda: post_once(self.name, self._session, self._url, body, {}, self._policy), self._policy
-        )
+        self.post(json.dumps(message(notification)).encode())
 
 
 def message(notification: Notification) -> dict[str, Any]:

@@ -15,40 +15,33 @@ import hmac
 import json
 import time
 
-import requests
-
-from shared.notify.delivery import RetryPolicy, check_url, post_once, with_retries
+from shared.notify.delivery import HttpChannel, RetryPolicy
 from shared.notify.notification import Notification
 
 PREFIX = "whsec_"
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel):
     """Posts the notification as signed JSON: `{"type", "timestamp", "data"}`."""
 
     name = "webhook"
+    setting = "MLOPS_NOTIFY_WEBHOOK_URL"
 
     def __init__(self, url: str, secret: str, policy: RetryPolicy | None = None) -> None:
-        self._url = check_url("MLOPS_NOTIFY_WEBHOOK_URL", url)
+        super().__init__(url, policy)
         self._key = secret_key(secret)
-        self._policy = policy or RetryPolicy()
-        self._session = requests.Session()
 
     def send(self, notification: Notification) -> None:
         body = payload(notification)
         msg_id = message_id(notification)
-
-        def attempt() -> None:
-            # The timestamp is the attempt's, so each retry is signed afresh.
-            headers = signed_headers(self._key, msg_id, int(time.time()), body)
-            post_once(self.name, self._session, self._url, body, headers, self._policy)
-
-        with_retries(self.name, attempt, self._policy)
+        # The timestamp is the attempt's, so each retry is signed afresh.
+        self.post(body, lambda: signed_headers(self._key, msg_id, int(time.time()), body))
 
 
 def payload(notification: Notification) -> bytes:
     """The body, serialised once: the bytes signed are the bytes sent."""
-    document = {"type": notification.kind, "timestamp": notification.time.isoformat(), "data": notification.document()}
+    data = notification.document()
+    document = {"type": notification.kind, "timestamp": data["time"], "data": data}
     return json.dumps(document, separators=(",", ":")).encode()
 
 

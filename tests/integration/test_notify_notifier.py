@@ -186,3 +186,23 @@ def test_a_plain_http_webhook_off_loopback_is_a_settings_error(settings: Setting
     with pytest.raises(SettingsError, match="MLOPS_NOTIFY_TEAMS_URL must be an https URL") as error:
         Notifier.from_settings(insecure, state)
     assert "SECRET" not in str(error.value)
+
+
+class Broken:
+    """A channel with a bug: its error quotes a secret URL."""
+
+    name = "slack"
+
+    def send(self, notification: Notification) -> None:
+        raise RuntimeError("boom at https://hooks.slack.com/services/T0/B0/TOPSECRET")
+
+
+def test_an_unexpected_channel_error_is_reported_by_type_only(state: BlobStateStore, receiver: Receiver) -> None:
+    notifier = Notifier([TeamsChannel(receiver.url + "/teams", FAST), Broken(), LogChannel()], state)
+
+    with pytest.raises(NotifyError, match="slack: failed: unexpected RuntimeError") as error:
+        notifier.notify(rejected())
+
+    assert "TOPSECRET" not in str(error.value)
+    assert "TOPSECRET" not in str(state.get("notifications", "model.rejected:credit-risk:3.slack"))
+    assert counts(receiver)["/teams"] == 1

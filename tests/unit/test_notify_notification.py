@@ -139,7 +139,7 @@ def test_webhook_payload_is_type_timestamp_and_data() -> None:
     document = json.loads(webhook.payload(rejected()))
 
     assert document["type"] == "model.rejected"
-    assert document["timestamp"] == "2026-11-21T10:00:00+00:00"
+    assert document["timestamp"] == document["data"]["time"] == "2026-11-21T10:00:00Z"
     assert document["data"]["id"] == "model.rejected:credit-risk:3"
     assert document["data"]["table"]["rows"][0][4] == "fail"
 
