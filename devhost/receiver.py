@@ -47,7 +47,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any
-    signature_valid: bool | None  # None: the request was not signed
+    signature_valid: bool | None  # None: not signed, or the receiver has no secret to check it
     status: int
     at: float  # the receiver's monotonic clock, to measure waits between attempts
 
@@ -113,8 +113,8 @@ class Receiver:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode(errors="replace")
-        signed = "webhook-signature" in headers
-        valid = verify(self._secret, headers, raw) if signed else None
+        checkable = self._secret is not None and "webhook-signature" in headers
+        valid = verify(self._secret, headers, raw) if checkable else None
         received = Received(raw_path, headers, body, valid, reply.status, time.monotonic())
         with self._lock:
             self._received.append(received)
