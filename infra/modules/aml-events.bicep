@@ -1,0 +1,142 @@
+// Deployed into the resource group of one watched Azure ML workspace: the Event Grid
+// system topic on the workspace, one subscription per Azure ML event type delivering
+// to the app's `aml_events` function, and the app's roles on the workspace.
+//
+// Event Grid allows one system topic per source: if the workspace already has one,
+// pass its name as `systemTopicName`.
+
+param workspaceName string
+param systemTopicName string
+@description('Prefix of the subscription names, so that each names the app it feeds.')
+param subscriptionPrefix string
+param tags object
+@description('Resource id of the function that receives the events (…/sites/APP/functions/aml_events).')
+param functionId string
+@description('Create the subscriptions: only once the function exists, since Event Grid validates the endpoint.')
+param subscribe bool
+@description('User-assigned identity Event Grid dead-letters with.')
+param eventGridIdentityId string
+param deadLetterStorageId string
+param deadLetterContainerName string
+@description('Only models whose name starts with this prefix raise ModelRegistered deliveries; empty: all models.')
+param modelNamePrefix string = ''
+@description('Principal id of the function app identity.')
+param appPrincipalId string
+
+var roles = loadJsonContent('../roles.json')
+
+// The subject prefix is known for ModelRegistered only (`models/{name}:{version}`); the other
+// types are delivered whatever their subject, as their subject formats vary across sources.
+var deliveries = [
+  {
+    name: 'model-registered'
+    eventType: 'Microsoft.MachineLearningServices.ModelRegistered'
+    subjectBeginsWith: empty(modelNamePrefix) ? '' : 'models/${modelNamePrefix}'
+  }
+  {
+    name: 'model-deployed'
+    eventType: 'Microsoft.MachineLearningServices.ModelDeployed'
+    subjectBeginsWith: ''
+  }
+  {
+    name: 'run-completed'
+    eventType: 'Microsoft.MachineLearningServices.RunCompleted'
+    subjectBeginsWith: ''
+  }
+  {
+    name: 'run-status-changed'
+    eventType: 'Microsoft.MachineLearningServices.RunStatusChanged'
+    subjectBeginsWith: ''
+  }
+  {
+    name: 'dataset-drift-detected'
+    eventType: 'Microsoft.MachineLearningServices.DatasetDriftDetected'
+    subjectBeginsWith: ''
+  }
+]
+
+resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' existing = {
+  name: workspaceName
+}
+
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: systemTopicName
+  location: workspace.location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${eventGridIdentityId}': {}
+    }
+  }
+  properties: {
+    source: workspace.id
+    topicType: 'Microsoft.MachineLearningServices.Workspaces'
+  }
+}
+
+resource subscriptions 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = [
+  for delivery in (subscribe ? deliveries : []): {
+    parent: systemTopic
+    name: '${subscriptionPrefix}-${delivery.name}'
+    properties: {
+      // By resource id: Event Grid fetches the function's key itself, none to copy by hand.
+      destination: {
+        endpointType: 'AzureFunction'
+        properties: {
+          resourceId: functionId
+          maxEventsPerBatch: 1
+          preferredBatchSizeInKilobytes: 64
+        }
+      }
+      eventDeliverySchema: 'EventGridSchema'
+      filter: {
+        includedEventTypes: [
+          delivery.eventType
+        ]
+        subjectBeginsWith: delivery.subjectBeginsWith
+      }
+      retryPolicy: {
+        maxDeliveryAttempts: 30
+        eventTimeToLiveInMinutes: 1440
+      }
+      deadLetterWithResourceIdentity: {
+        identity: {
+          type: 'UserAssigned'
+          userAssignedIdentity: eventGridIdentityId
+        }
+        deadLetterDestination: {
+          endpointType: 'StorageBlob'
+          properties: {
+            resourceId: deadLetterStorageId
+            blobContainerName: deadLetterContainerName
+          }
+        }
+      }
+    }
+  }
+]
+
+// Run the test pipelines, deploy and roll out: everything in the workspace except compute.
+resource dataScientist 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspace.id, appPrincipalId, roles['AzureML Data Scientist'])
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['AzureML Data Scientist'])
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Rollout gates read the online endpoints' metrics from Azure Monitor.
+resource monitoringReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspace.id, appPrincipalId, roles['Monitoring Reader'])
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Monitoring Reader'])
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output systemTopicName string = systemTopic.name
