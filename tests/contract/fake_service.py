@@ -81,6 +81,7 @@ class FakeAzureML:
         self.faults: list[Fault] = []
         self.runs: dict[str, dict[str, Any]] = {}
         self.monitor_series: dict[str, list[dict[str, Any]]] = {}  # metric name -> timeseries
+        self.blob_sas: dict[tuple[str, str], str] = {}  # registry model (name, version) -> container SAS URL
         self.base_url = ""
         self._lock = threading.Lock()
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
@@ -88,6 +89,8 @@ class FakeAzureML:
              self._discovery),
             ("POST", re.compile(r"^/mferp/managementfrontend(?P<reg>/subscriptions/.+/registries/[^/]+)/import$"),
              self._import),
+            ("POST", re.compile(r"^/mferp/managementfrontend/subscriptions/.+/registries/[^/]+"
+                                r"/datarefs/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"), self._dataref),
             ("GET", re.compile(r"^/operations/(?P<op>[^/]+)$"), self._operation),
             ("GET", re.compile(r"^/operationResults/(?P<op>[^/]+)$"), self._operation_result),
             ("GET", re.compile(r"^/mlflow/v1\.0/.+/api/2\.0/mlflow/runs/get$"), self._mlflow_get),
@@ -143,7 +146,9 @@ class FakeAzureML:
             kind="Default",
         )
 
-    def add_model(self, scope: str, name: str, version: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    def add_model(
+        self, scope: str, name: str, version: str, tags: dict[str, str] | None = None, model_uri: str = ""
+    ) -> dict[str, Any]:
         """A model version in a workspace or registry scope (an ARM id)."""
         self.add(f"{scope}/models/{name}", {"description": "", "tags": {}, "properties": {}, "latestVersion": version})
         return self.add(
@@ -154,7 +159,8 @@ class FakeAzureML:
                 "properties": {},
                 "flavors": {"python_function": {"data": {"loader_module": "test"}}},
                 "modelType": "custom_model",
-                "modelUri": f"azureml://subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/workspaces/dev"
+                "modelUri": model_uri
+                or f"azureml://subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/workspaces/dev"
                 f"/datastores/workspaceblobstore/paths/models/{name}/{version}/model.onnx",
                 "isAnonymous": False,
                 "isArchived": False,
@@ -301,6 +307,17 @@ class FakeAzureML:
              "provisioningState": "Succeeded"},
         )
         return Reply(202, None, {"Location": f"{self.base_url}operationResults/{uuid.uuid4().hex}", "Retry-After": "0"})
+
+    def _dataref(self, name: str, version: str, query: dict[str, str], body: Any) -> Reply:
+        """Where a registry asset's files are: a SAS URL of their container."""
+        sas = self.blob_sas.get((name, version))
+        if sas is None:
+            return arm_error(404, "ResourceNotFound", f"no blob reference for {name}:{version}")
+        return Reply(
+            200,
+            {"blobReferenceForConsumption": {"blobUri": body["blobUri"], "storageAccountArmId": None,
+                                             "credential": {"credentialType": "SAS", "sasUri": sas}}},
+        )
 
     def _mlflow_get(self, query: dict[str, str], body: Any) -> Reply:
         run = self.runs.get(query.get("run_id", ""))

@@ -198,14 +198,14 @@ class AzureMLPlatform:
         return Endpoint(
             workspace=workspace,
             name=endpoint,
-            provisioning_state=found.provisioning_state or "Succeeded",
+            provisioning_state=_state(found.provisioning_state),
             # The SDK lists deployments without traffic at 0; ARM keeps only non-zero weights.
             traffic=_nonzero(found.traffic or {}),
             mirror_traffic=_nonzero(found.mirror_traffic or {}),
             deployments=[
                 Deployment(
                     name=item.name, model_uri=_model_reference(item.model),
-                    provisioning_state=item.provisioning_state or "Succeeded",
+                    provisioning_state=_state(item.provisioning_state),
                 )
                 for item in deployments
             ],
@@ -253,16 +253,17 @@ class AzureMLPlatform:
         self, workspace: str, endpoint: str, traffic: dict[str, int], mirror_traffic: dict[str, int]
     ) -> None:
         """Start a traffic update (not awaited). TryLater while the endpoint is updating."""
+        _check("endpoint name", endpoint, ENDPOINT_NAME)
         _check_traffic(traffic, mirror_traffic)
-        current = self.get_endpoint(workspace, endpoint)
-        if current.is_updating:
-            raise TryLater(f"online endpoint {endpoint} in {workspace} is {current.provisioning_state}",
-                           UPDATING_RETRY_AFTER)
-        if current.traffic == _nonzero(traffic) and current.mirror_traffic == _nonzero(mirror_traffic):
-            return
         client = self._clients.ml(workspace)
         with self._translated(f"traffic of online endpoint {endpoint} in {workspace}", workspace):
             found = client.online_endpoints.get(endpoint)
+            state = _state(found.provisioning_state)
+            if state.lower() in ("updating", "creating", "deleting"):
+                raise TryLater(f"online endpoint {endpoint} in {workspace} is {state}", UPDATING_RETRY_AFTER)
+            current = (_nonzero(found.traffic or {}), _nonzero(found.mirror_traffic or {}))
+            if current == (_nonzero(traffic), _nonzero(mirror_traffic)):
+                return
             found.traffic = dict(traffic)
             found.mirror_traffic = dict(mirror_traffic)
             client.online_endpoints.begin_create_or_update(found)
@@ -291,6 +292,11 @@ def _check_traffic(traffic: dict[str, int], mirror_traffic: dict[str, int]) -> N
     both = {name for name, weight in mirror_traffic.items() if weight} & {n for n, w in traffic.items() if w}
     if both:
         raise ValueError(f"a deployment cannot take live and mirror traffic at once: {sorted(both)}")
+
+
+def _state(value: object) -> str:
+    """A provisioning state as Azure spells it (the SDK gives a str or an enum of it)."""
+    return str(getattr(value, "value", value) or "Succeeded")
 
 
 def _nonzero(weights: dict[str, int]) -> dict[str, int]:
