@@ -232,3 +232,14 @@ def test_a_refused_request_keeps_the_service_message(platform: AzureMLPlatform, 
 
     with pytest.raises(PlatformError, match=r"\(400\): BadRequest: bad endpoint name"):
         platform.get_endpoint("dev", "churn-ep")
+
+
+def test_a_throttled_batch_invoke_is_try_later(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+    fake.add_batch_endpoint("dev", "score-batch")
+    fake.fail("POST", r"^/batch/score-batch/jobs$", 429, headers={"Retry-After": "12"}, code="TooManyRequests")
+
+    with pytest.raises(TryLater, match=r"batch endpoint score-batch in dev \(429\)") as raised:
+        platform.invoke_batch_endpoint("dev", "score-batch", "score-abc", "https://acct.blob.core.windows.net/in/a.csv")
+
+    assert raised.value.retry_after == 12
+    assert len(fake.requests_to("POST", "^/batch/")) == 1

@@ -79,13 +79,16 @@ class AzureMLPlatform:
         return _model(location, model)
 
     def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None:
-        """Merge `tags` into the model version's tags (an update of the version's PUT)."""
+        """Merge `tags` into the model version's tags (the version is PUT again with them)."""
+        _check("model name", name, SAFE_NAME)
+        _check("model version", version, SAFE_NAME)
         client = self._clients.ml(location)
         with self._translated(f"model {name}:{version} in {location}", location):
-            model = client.models.get(name, version=_check("model version", version, SAFE_NAME))
-            if all(model.tags.get(key) == value for key, value in tags.items()):
+            model = client.models.get(name, version=version)
+            existing = dict(model.tags or {})
+            if all(existing.get(key) == value for key, value in tags.items()):
                 return
-            model.tags = {**(model.tags or {}), **tags}
+            model.tags = {**existing, **tags}
             client.models.create_or_update(model)
 
     def promote_model(self, model: ModelVersion, target: str) -> ModelVersion:
@@ -115,7 +118,9 @@ class AzureMLPlatform:
         return self.get_model(target, model.name, model.version)
 
     def download_model(self, model: ModelVersion, destination: Path) -> Path:
-        """Download the version's files under `destination`; the path of its one ONNX file."""
+        """Download the version's files under `destination` (a fresh folder); the path of its one ONNX file."""
+        _check("model name", model.name, SAFE_NAME)
+        _check("model version", model.version, SAFE_NAME)
         client = self._clients.ml(model.location)
         with self._translated(f"downloading model {model.name}:{model.version}", model.location):
             client.models.download(model.name, model.version, download_path=str(destination))

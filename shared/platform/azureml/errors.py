@@ -14,6 +14,7 @@ place that can see the invocation's remaining time.
 | other 5xx, timeouts, connection loss | Transient                                     |
 | 401, 403, no token                   | ConfigurationError naming identity and scope  |
 | anything else (400 ...)              | PlatformError with the service's message      |
+| the SDK's own exceptions             | PlatformError with the SDK's message          |
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ def translated(what: str, *, identity: str, scope: str) -> Iterator[None]:
         ) from error
     except (ServiceRequestError, ServiceResponseError) as error:
         raise Transient(f"could not reach Azure for {what}: {error.message}") from error
+    except Exception as error:
+        # The SDK's own refusals (validation, unexpected answers); checked by module so that
+        # azure.ai.ml is not imported just to name its exception classes.
+        if type(error).__module__.startswith("azure.ai.ml"):
+            raise PlatformError(f"Azure ML refused {what}: {error}") from error
+        raise
 
 
 def _detail(error: object) -> str:
