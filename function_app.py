@@ -2,8 +2,9 @@
 
 import azure.functions as func
 
-from handlers import aml_events
+from handlers import aml_events, timers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(aml_events.bp)
+app.register_functions(timers.bp)

@@ -24,6 +24,7 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.queue import QueueMessage as QueueMessageBinding
+from azure.functions.timer import TimerRequest
 
 from devhost import blobs, webhooks
 from devhost.indexing import IndexedFunction, index_function_app, load_app_module
@@ -223,7 +224,7 @@ class FunctionHost:
         if function is None or function.trigger_type == "httpTrigger":
             return Reply.text(404, f"no non-HTTP function named {name!r}")
         text = json.loads(body or b"{}").get("input", "")
-        value: Any = func.TimerRequest() if function.trigger_type == "timerTrigger" else text
+        value: Any = TimerRequest() if function.trigger_type == "timerTrigger" else text
         if function.trigger_type == "queueTrigger":
             value = QueueMessageBinding(id="admin", body=text.encode(), dequeue_count=1)
         threading.Thread(target=self.invoker(function), args=(value,), daemon=True).start()

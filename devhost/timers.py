@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 log = logging.getLogger("devhost.timers")
@@ -51,6 +52,6 @@ class TimerSchedule:
 
     def _invoke(self, past_due: bool) -> None:
         try:
-            self._run(func.TimerRequest(past_due=past_due))
+            self._run(TimerRequest(past_due=past_due))
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed)", self.function_name)

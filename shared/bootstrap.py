@@ -13,17 +13,21 @@ from shared.storage.queue import WorkQueue
 from shared.storage.state import BlobStateStore
 
 if TYPE_CHECKING:
+    from shared.notify import Notifier
     from shared.platform.port import MLPlatform
+    from shared.policy import Policy
 
 
 @dataclass
 class Services:
-    """The app's adapters. Heavy ones (the ML platform) are built on first use."""
+    """The app's adapters. The heavier ones are built on first use, not at import."""
 
     settings: Settings
     state: BlobStateStore
     work_queue: WorkQueue
     _platform: MLPlatform | None = field(default=None, repr=False)
+    _notifier: Notifier | None = field(default=None, repr=False)
+    _policy: Policy | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -36,8 +40,26 @@ class Services:
     @property
     def platform(self) -> MLPlatform:
         if self._platform is None:
-            self._platform = build_platform(self.settings)
-        return self._platform
+            from shared.platform.retry import RetryingPlatform
+
+            self._platform = RetryingPlatform(build_platform(self.settings))  # type: ignore[assignment]
+        return self._platform  # type: ignore[return-value]
+
+    @property
+    def notifier(self) -> Notifier:
+        if self._notifier is None:
+            from shared.notify import Notifier
+
+            self._notifier = Notifier.from_settings(self.settings, self.state)
+        return self._notifier
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            from shared.policy import load_policy
+
+            self._policy = load_policy(self.settings.policy_path)
+        return self._policy
 
 
 def build_platform(settings: Settings) -> MLPlatform:

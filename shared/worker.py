@@ -35,7 +35,9 @@ def process(item: dict[str, Any], services: Services, attempt: int = 1) -> None:
 
 
 def react(event: AmlEvent, services: Services) -> None:
-    _audit(services, event, "recorded", f"{event.kind.value} received by the worker")
+    from shared import reactions
+
+    reactions.react(event, services)
 
 
 def dead_letter(body: bytes, dequeue_count: int, services: Services) -> str:
@@ -63,9 +65,3 @@ def dead_letter(body: bytes, dequeue_count: int, services: Services) -> str:
         )
     )
     return key
-
-
-def _audit(services: Services, event: AmlEvent, outcome: str, reason: str) -> None:
-    services.state.audit(
-        AuditEntry(correlation_id=event.id, subject=event.subject, action="react", outcome=outcome, reason=reason)
-    )

@@ -1,0 +1,152 @@
+"""The whole local stack in one context manager, for the demo and end-to-end tests:
+Azurite, the local Functions host (its own process), the Azure ML sandbox with its
+endpoint server, and a webhook receiver standing in for ops' notification channels."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from devhost.azurite import Azurite, running_azurite
+from devhost.keys import HostKeys
+from devhost.process import HostProcess
+from devhost.receiver import Receiver
+from shared.platform.sandbox import SandboxPlatform, samples
+from shared.platform.sandbox.server import running_server
+from shared.settings import Settings
+from shared.storage.clients import blob_service
+from shared.storage.state import BlobStateStore
+
+
+@dataclass
+class Stack:
+    azurite: Azurite
+    host: HostProcess
+    sandbox: SandboxPlatform
+    receiver: Receiver
+    scoring_url: str
+    settings: Settings
+    state: BlobStateStore
+    traffic: TrafficGenerator | None = field(default=None)
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call the admin API with the function key."""
+        headers = {"x-functions-key": self.host.keys.function, **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.host.url}/api/{path}", headers=headers, timeout=60, **kwargs)
+
+    def run_function(self, name: str) -> None:
+        """Run a timer or queue function now, as Core Tools' admin route does."""
+        response = requests.post(f"{self.host.url}/admin/functions/{name}", params={"code": self.host.keys.master},
+                                 json={"input": ""}, timeout=10)
+        response.raise_for_status()
+
+
+def stack_settings(azurite: Azurite, keys: HostKeys, host_port: int, receiver_url: str, secret: str,
+                   fast: bool = True) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    events_url = (f"http://127.0.0.1:{host_port}/runtime/webhooks/eventgrid"
+                  f"?functionName=aml_events&code={keys.eventgrid_extension}")
+    settings = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "MLOPS_PLATFORM": "sandbox",
+        "MLOPS_STATE_CONTAINER": f"state-{suffix}",
+        "MLOPS_SANDBOX_CONTAINER": f"sandbox-{suffix}",
+        "MLOPS_SANDBOX_EVENTS_URL": events_url,
+        "MLOPS_NOTIFY_WEBHOOK_URL": f"{receiver_url}/ops",
+        "MLOPS_NOTIFY_WEBHOOK_SECRET": secret,
+        "MLOPS_RESYNC_SCHEDULE": "*/5 * * * * *" if fast else "0 */5 * * * *",
+        "MLOPS_ROLLOUT_SCHEDULE": "* * * * * *" if fast else "*/30 * * * * *",
+    }
+    if fast:
+        settings["AzureFunctionsJobHost__extensions__queues__visibilityTimeout"] = "00:00:00.5"
+        settings["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = "00:00:00.5"
+    return settings
+
+
+@contextlib.contextmanager
+def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
+                azurite: Azurite | None = None) -> Iterator[Stack]:
+    """Start everything; seed the sandbox with datasets and the prod endpoint."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    with contextlib.ExitStack() as stack:
+        if azurite is None:
+            azurite = stack.enter_context(running_azurite(location=str(workdir / "azurite")))
+        receiver = stack.enter_context(Receiver(secret=secret))
+        keys = HostKeys.load_or_create(workdir / "keys.json")
+        host = HostProcess({}, workdir / "keys.json", log_file=workdir / "host.log")
+        values = {**stack_settings(azurite, keys, host.port, receiver.url, secret, fast), **(extra_settings or {})}
+        host.settings = values
+        settings = Settings.from_environ(values)
+        sandbox = SandboxPlatform.from_settings(settings)
+        stack.callback(sandbox.close)
+        seed(sandbox)
+        server = stack.enter_context(running_server(sandbox))
+        stack.enter_context(host)
+        state = BlobStateStore(blob_service(settings), settings.state_container)
+        yield Stack(azurite, host, sandbox, receiver, server.url, settings, state)
+
+
+def seed(sandbox: SandboxPlatform) -> None:
+    """Datasets for the test and retraining pipelines, and the prod endpoint (no deployments yet)."""
+    sandbox.create_dataset("credit-risk-holdout", *samples.make_data(rows=2000, seed=11))
+    sandbox.create_dataset("credit-risk-train", *samples.make_data(rows=2000, seed=12))
+    sandbox.create_endpoint("prod", "credit-risk")
+
+
+class TrafficGenerator:
+    """Client traffic to a sandbox endpoint: a bounded number of requests per second,
+    from a background thread, until stopped. Counts answers by deployment."""
+
+    def __init__(self, scoring_url: str, workspace: str, endpoint: str, per_second: float = 40) -> None:
+        self.url = f"{scoring_url}/endpoints/{workspace}/{endpoint}/score"
+        self.interval = 1 / per_second
+        self.answers: dict[str, int] = {}
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._rows = samples.make_data(rows=64, seed=99)[0].tolist()
+
+    def __enter__(self) -> TrafficGenerator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        n = 0
+        while not self._stop.wait(self.interval):
+            n += 1
+            try:
+                response = session.post(self.url, json={"inputs": [self._rows[n % len(self._rows)]]}, timeout=5)
+            except requests.RequestException:
+                self.errors += 1
+                continue
+            if response.ok:
+                deployment = response.headers.get("azureml-model-deployment", "?")
+                self.answers[deployment] = self.answers.get(deployment, 0) + 1
+            else:
+                self.errors += 1
+
+
+def wait_until(probe: Any, timeout: float = 60, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"gave up after {timeout} s")

@@ -1,0 +1,33 @@
+"""Timers: the resync that finds work no event announced, and the rollout ticks."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.bootstrap import services
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("resync")
+@bp.timer_trigger(arg_name="timer", schedule="%MLOPS_RESYNC_SCHEDULE%", run_on_startup=False)
+def resync(timer: func.TimerRequest) -> None:
+    """Reconcile every lifecycle in flight and every rollout from platform state."""
+    from shared import reactions
+
+    results = reactions.resync(services())
+    log.info("resync: %s", results or "nothing in flight")
+
+
+@bp.function_name("rollout_tick")
+@bp.timer_trigger(arg_name="timer", schedule="%MLOPS_ROLLOUT_SCHEDULE%", run_on_startup=False)
+def rollout_tick(timer: func.TimerRequest) -> None:
+    """Advance every active rollout by one decision."""
+    from shared.rollout import engine
+
+    results = engine.tick_all(services())
+    if results:
+        log.info("rollout tick: %s", results)

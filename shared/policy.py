@@ -1,0 +1,211 @@
+"""The policy: rules as data, loaded from a YAML file and validated at start.
+
+A rule says which models it applies to (name pattern, tags), how to test them, the
+gates a version must pass (absolute thresholds, and comparison with the champion now
+serving), where to promote it, how to roll it out, what drift starts retraining, and
+which notification channels hear about what. Errors name the rule and the field.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.settings import LOGICAL_NAME
+
+Channel = Literal["teams", "slack", "webhook", "eventgrid", "log"]
+
+
+class PolicyError(ValueError):
+    """The policy file is unreadable or invalid; the message names the rule and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _location(value: str) -> str:
+    name = value.removeprefix("registry:")
+    if not LOGICAL_NAME.match(name):
+        raise ValueError(f"{value!r} is not a workspace name or 'registry:<name>'")
+    return value
+
+
+class ModelSelector(_Strict):
+    name: str = Field(description="fnmatch pattern on the model name, e.g. 'credit-*'")
+    tags: dict[str, str] = Field(default_factory=dict, description="tags the version must carry")
+
+    def matches(self, model_name: str, tags: dict[str, str]) -> bool:
+        return fnmatch.fnmatchcase(model_name, self.name) and all(tags.get(k) == v for k, v in self.tags.items())
+
+
+class TestPlan(_Strict):
+    pipeline: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+    experiment: str = "model-tests"
+
+
+class Gate(_Strict):
+    """One metric check: `min` / `max` thresholds, or `max_drop` below the champion's value."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(None, description="fail if champion value - value exceeds this")
+
+    @model_validator(mode="after")
+    def _one_check(self) -> Gate:
+        if sum(check is not None for check in (self.min, self.max, self.max_drop)) != 1:
+            raise ValueError("a gate takes exactly one of min, max, max_drop")
+        return self
+
+
+class Promotion(_Strict):
+    path: list[str] = Field(min_length=1, description="targets in order, e.g. ['registry:shared', 'prod']")
+
+    _locations = field_validator("path")(lambda cls, value: [_location(v) for v in value])
+
+
+class HealthGates(_Strict):
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_latency_p95_ms: float | None = Field(None, gt=0)
+    max_latency_p99_ms: float | None = Field(None, gt=0)
+    min_requests: int = Field(20, ge=1, description="fewer requests in a step is inconclusive, not a pass")
+
+
+class MirrorPhase(_Strict):
+    percent: int = Field(ge=1, le=50)
+    bake_seconds: float = Field(60, ge=0)
+
+
+class RolloutPlan(_Strict):
+    workspace: str
+    endpoint: str
+    instance_type: str = "Standard_DS3_v2"
+    mirror: MirrorPhase | None = None
+    steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100], min_length=1)
+    bake_seconds: float = Field(60, ge=0)
+    gates: HealthGates = Field(default_factory=HealthGates)
+    failure_limit: int = Field(1, ge=1, description="failed analyses before rolling back")
+    inconclusive_limit: int = Field(10, ge=1, description="inconclusive analyses of one step before rolling back")
+    manual_gates: list[int] = Field(default_factory=list, description="steps that wait for approval first")
+    retire_previous_after_seconds: float = Field(300, ge=0)
+
+    _workspace = field_validator("workspace")(lambda cls, value: _location(value))
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: list[int]) -> list[int]:
+        if any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError("steps must be increasing percentages in (0, 100] that end at 100")
+        return steps
+
+    @model_validator(mode="after")
+    def _manual_gates_are_steps(self) -> RolloutPlan:
+        unknown = set(self.manual_gates) - set(self.steps)
+        if unknown:
+            raise ValueError(f"manual_gates {sorted(unknown)} are not steps of the plan")
+        return self
+
+
+class DriftRule(_Strict):
+    monitor: str = Field(description="fnmatch pattern on the drift monitor's name")
+    threshold: float = Field(ge=0)
+    pipeline: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class Rule(_Strict):
+    name: str
+    models: ModelSelector
+    source_workspace: str = "dev"
+    test: TestPlan
+    gates: list[Gate] = Field(default_factory=list)
+    promotion: Promotion | None = None
+    rollout: RolloutPlan | None = None
+    drift: DriftRule | None = None
+    notify: dict[str, list[Channel]] = Field(
+        default_factory=dict, description="notification kind (or 'default') -> channels"
+    )
+
+    _source = field_validator("source_workspace")(lambda cls, value: _location(value))
+
+    @field_validator("name")
+    @classmethod
+    def _rule_name(cls, value: str) -> str:
+        if not LOGICAL_NAME.match(value):
+            raise ValueError(f"rule name {value!r} must match {LOGICAL_NAME.pattern}")
+        return value
+
+    def channels_for(self, kind: str) -> list[str] | None:
+        """The channels that hear about `kind`; None means every configured channel."""
+        channels = self.notify.get(kind, self.notify.get("default"))
+        return list(channels) if channels is not None else None
+
+
+class Policy(_Strict):
+    rules: list[Rule]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Policy:
+        names = [rule.name for rule in self.rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rule names must be unique: {duplicates}")
+        return self
+
+    def rule_for_model(self, model_name: str, tags: dict[str, str]) -> Rule | None:
+        return next((rule for rule in self.rules if rule.models.matches(model_name, tags)), None)
+
+    def rule_named(self, name: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.name == name), None)
+
+    def rule_for_monitor(self, monitor: str) -> Rule | None:
+        return next((r for r in self.rules if r.drift and fnmatch.fnmatchcase(monitor, r.drift.monitor)), None)
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    """Validate policy YAML; raise PolicyError naming each rule and field at fault."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{source}: not valid YAML: {error}") from None
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as error:
+        raise PolicyError(f"{source}: " + "; ".join(_where(document, item) for item in error.errors())) from None
+
+
+def _where(document: object, item: dict) -> str:
+    """`rules[1] (credit-risk).gates[0].min: message` from a pydantic error location."""
+    parts: list[str] = []
+    node = document
+    for part in item["loc"]:
+        if isinstance(part, int):
+            name = node[part].get("name") if isinstance(node, list) and isinstance(node[part], dict) else None
+            parts[-1] += f"[{part}]" + (f" ({name})" if name and len(parts) == 1 else "")
+        else:
+            parts.append(str(part))
+        try:
+            node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts) + f": {item['msg']}"
+
+
+@functools.cache
+def load_policy(path: str) -> Policy:
+    """The policy file at `path`, validated once per process."""
+    file = Path(path)
+    if not file.is_absolute():
+        file = Path(__file__).resolve().parent.parent / file
+    try:
+        text = file.read_text()
+    except OSError as error:
+        raise PolicyError(f"cannot read the policy file {file}: {error.strerror}") from None
+    return parse_policy(text, str(path))

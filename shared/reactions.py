@@ -1,0 +1,148 @@
+"""What the app does about each Azure ML event. Every reaction re-reads current state
+from the platform before it acts; the event only says where to look."""
+
+from __future__ import annotations
+
+import logging
+
+from shared import lifecycle
+from shared.bootstrap import Services
+from shared.decisions import drift_needs_retraining, retrain_job_name
+from shared.events import AmlEvent, DriftData, EventKind, ModelDeployedData, ModelRegisteredData, RunData, Workspace
+from shared.notify import Notification
+from shared.platform.port import JobStatus, NotFound
+from shared.rollout import engine
+
+log = logging.getLogger(__name__)
+
+
+def react(event: AmlEvent, services: Services) -> None:
+    workspace = workspace_name(services, event.workspace)
+    if workspace is None:
+        _record(services, event, "ignored", f"workspace {event.workspace.name} is not one this app watches")
+        return
+    handler = {
+        EventKind.MODEL_REGISTERED: on_model_registered,
+        EventKind.RUN_COMPLETED: on_run_event,
+        EventKind.RUN_STATUS_CHANGED: on_run_event,
+        EventKind.DATASET_DRIFT_DETECTED: on_drift,
+        EventKind.MODEL_DEPLOYED: on_model_deployed,
+    }[event.kind]
+    handler(services, event, workspace)
+
+
+def workspace_name(services: Services, workspace: Workspace) -> str | None:
+    """The logical name (`dev`, `prod`) of the workspace an event came from."""
+    for name, resource_id in services.settings.workspaces.items():
+        if resource_id.lower() == workspace.resource_id.lower():
+            return name
+    return workspace.name if services.settings.platform == "sandbox" else None
+
+
+def on_model_registered(services: Services, event: AmlEvent, workspace: str) -> None:
+    data = event.data
+    assert isinstance(data, ModelRegisteredData)
+    model = services.platform.get_model(workspace, data.model_name, data.model_version)
+    rule = services.policy.rule_for_model(model.name, model.tags)
+    if rule is None:
+        _record(services, event, "ignored", f"no rule matches model {model.name} with tags {model.tags}")
+        return
+    if rule.source_workspace != workspace:
+        _record(services, event, "ignored",
+                f"registered in {workspace}; rule {rule.name} tests versions from {rule.source_workspace}")
+        return
+    lifecycle.start_testing(services, rule, model, cause=event.id)
+    lifecycle.reconcile(services, lifecycle.key_of(model.name, model.version), cause=event.id)
+
+
+def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
+    data = event.data
+    assert isinstance(data, RunData)
+    try:
+        job = services.platform.get_job(workspace, data.run_id)
+    except NotFound:
+        _record(services, event, "ignored", f"run {data.run_id} is not a job in {workspace}")
+        return
+    purpose = job.tags.get("mlops.purpose")
+    if purpose == "test":
+        _reconcile_test_job(services, event, workspace, job.tags)
+    elif job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+        lifecycle.notify(services, Notification(
+            id=f"job.failed:{workspace}:{job.name}", kind="job.failed", severity="error",
+            title=f"Job {job.name} {job.status.value}", summary=job.error or "",
+            subject=job.name, link=job.studio_url,
+            facts=(("experiment", data.experiment_name or job.experiment), ("run id", job.name),
+                   ("status", job.status.value), ("workspace", workspace)),
+        ), None)
+        _record(services, event, "notified", f"job {job.name} {job.status.value}")
+    else:
+        _record(services, event, "recorded", f"job {job.name} is {job.status.value} ({purpose or 'not ours'})")
+
+
+def _reconcile_test_job(services: Services, event: AmlEvent, workspace: str, tags: dict[str, str]) -> None:
+    """A test job's event, even one that arrives before its model's: make sure the
+    lifecycle exists, then let the controller take it as far as it can go."""
+    name, version = tags["mlops.model"], tags["mlops.version"]
+    key = lifecycle.key_of(name, version)
+    if services.state.get("lifecycle", key) is None:
+        rule = services.policy.rule_named(tags.get("mlops.rule", ""))
+        if rule is None:
+            _record(services, event, "ignored", f"test job of {key} names no rule of the current policy")
+            return
+        lifecycle.start_testing(services, rule, services.platform.get_model(workspace, name, version), event.id)
+    lifecycle.reconcile(services, key, cause=event.id)
+
+
+def on_drift(services: Services, event: AmlEvent, workspace: str) -> None:
+    data = event.data
+    assert isinstance(data, DriftData)
+    rule = services.policy.rule_for_monitor(data.data_drift_name)
+    if rule is None or rule.drift is None:
+        _record(services, event, "ignored", f"no rule watches drift monitor {data.data_drift_name!r}")
+        return
+    if not drift_needs_retraining(rule, data.drift_coefficient):
+        _record(services, event, "recorded",
+                f"drift {data.drift_coefficient:.3f} below the threshold {rule.drift.threshold}")
+        return
+    job_name = retrain_job_name(rule.name, data.run_id)
+    tags = {"mlops.purpose": "retrain", "mlops.rule": rule.name, "mlops.drift_run": data.run_id}
+    services.platform.submit_job(workspace, job_name, rule.drift.pipeline, dict(rule.drift.inputs), tags)
+    lifecycle.notify(services, Notification(
+        id=f"retraining.started:{rule.name}:{job_name}", kind="retraining.started", severity="warning",
+        title=f"Drift {data.drift_coefficient:.2f} on {data.data_drift_name}: retraining started",
+        subject=data.data_drift_name,
+        facts=(("drift coefficient", f"{data.drift_coefficient:.3f}"), ("threshold", f"{rule.drift.threshold}"),
+               ("retraining job", job_name), ("workspace", workspace)),
+    ), rule.channels_for("retraining.started"))
+    _record(services, event, "retraining", f"drift {data.drift_coefficient:.3f} >= {rule.drift.threshold}: {job_name}")
+
+
+def on_model_deployed(services: Services, event: AmlEvent, workspace: str) -> None:
+    data = event.data
+    assert isinstance(data, ModelDeployedData)
+    lifecycle.notify(services, Notification(
+        id=f"model.deployed:{workspace}:{data.service_name}:{event.dedupe_key[:12]}", kind="model.deployed",
+        title=f"{', '.join(data.model_ids) or 'A model'} deployed to {data.service_name}",
+        subject=data.service_name, facts=(("workspace", workspace), ("compute", data.service_compute_type)),
+    ), None)
+    _record(services, event, "notified", f"deployed to {data.service_name}")
+
+
+def resync(services: Services) -> dict[str, str]:
+    """Reconcile every lifecycle in flight and every rollout from platform state, so that
+    work no event announced (a lost, late or failed delivery) still gets done."""
+    results: dict[str, str] = {}
+    for record in services.state.list("lifecycle"):
+        if record["stage"] in lifecycle.IN_FLIGHT:
+            key = lifecycle.key_of(record["model"], record["version"])
+            try:
+                results[key] = lifecycle.reconcile(services, key, cause="resync")
+            except Exception as error:  # one stuck lifecycle must not stop the others
+                log.warning("resync of %s failed: %s", key, error)
+                results[key] = f"error: {error}"
+    results.update(engine.tick_all(services, actor="resync"))
+    return results
+
+
+def _record(services: Services, event: AmlEvent, outcome: str, reason: str) -> None:
+    lifecycle.audit(services, event.id, event.subject, "react", outcome, reason)
