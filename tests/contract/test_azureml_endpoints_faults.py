@@ -68,7 +68,7 @@ def test_set_traffic_while_the_endpoint_is_updating_is_try_later(platform: Azure
     with pytest.raises(TryLater, match="churn-ep in dev is Updating") as raised:
         platform.set_traffic("dev", "churn-ep", {"blue": 90, "green": 10}, {})
 
-    assert raised.value.retry_after == 30
+    assert raised.value.retry_after is None  # busy, not throttled: the rollout's next tick tries again
     assert fake.requests_to("PUT", "onlineEndpoints") == []
 
 
@@ -172,11 +172,15 @@ def test_throttling_is_try_later_with_retry_after_and_no_retry_inside(
     assert platform.get_model("dev", "churn", "3").version == "3"  # the next try goes through
 
 
-def test_a_server_error_is_transient(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
-    fake.fail("GET", r"/onlineEndpoints/churn-ep$", 500, code="InternalServerError")
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_a_server_error_without_retry_after_is_transient(
+    platform: AzureMLPlatform, fake: FakeAzureML, status: int
+) -> None:
+    fake.fail("GET", r"/onlineEndpoints/churn-ep$", status, code="ServerBusy")
 
-    with pytest.raises(Transient, match=r"online endpoint churn-ep in dev \(500\)"):
+    with pytest.raises(Transient, match=f"online endpoint churn-ep in dev \\({status}\\)"):
         platform.get_endpoint("dev", "churn-ep")
+    assert len(fake.requests) == 1
 
 
 def test_a_missing_endpoint_is_not_found(platform: AzureMLPlatform, fake: FakeAzureML) -> None:

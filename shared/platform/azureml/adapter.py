@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,31}$")
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
-UPDATING_RETRY_AFTER = 30.0
 PUBLIC_CLOUD = Cloud()
 
 
@@ -61,6 +60,11 @@ class AzureMLPlatform:
         self._rest = Rest(self._clients.arm_token, self._clients.identity)
         self._pipelines = pipelines
         self._tracking: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AzureMLPlatform:
+        """The adapter for the app: managed identity in Azure, DefaultAzureCredential locally."""
+        return cls(settings)
 
     def _translated(self, what: str, location: str) -> AbstractContextManager[None]:
         return translated(what, identity=self._clients.identity, scope=self._clients.scope(location))
@@ -265,7 +269,7 @@ class AzureMLPlatform:
             found = client.online_endpoints.get(endpoint)
             state = _state(found.provisioning_state)
             if state.lower() in ("updating", "creating", "deleting"):
-                raise TryLater(f"online endpoint {endpoint} in {workspace} is {state}", UPDATING_RETRY_AFTER)
+                raise TryLater(f"online endpoint {endpoint} in {workspace} is {state}; traffic changes wait for it")
             current = (_nonzero(found.traffic or {}), _nonzero(found.mirror_traffic or {}))
             if current == (_nonzero(traffic), _nonzero(mirror_traffic)):
                 return

@@ -1,17 +1,19 @@
 """How Azure's answers become the port's errors, so callers can react without knowing Azure.
 
 Retries: the adapter turns the SDK's own retries off and never sleeps. A 429 or 503 is
-surfaced at once as `TryLater` carrying the service's Retry-After, and the caller's
-retry wrapper (`shared.platform.retry`) or the queue's visibility timeout waits. That
-keeps a Retry-After of minutes from holding a function, and puts every wait in one
-place that can see the invocation's remaining time.
+surfaced at once as `TryLater` carrying the service's Retry-After (or as `Transient`
+when the service gave none), and the caller's retry wrapper (`shared.platform.retry`)
+or the queue's visibility timeout waits. That keeps a Retry-After of minutes from
+holding a function, and puts every wait in one place. A busy resource (409, endpoint
+`Updating`) is `TryLater` without retry_after: the caller retries on its next tick.
 
 | answer                               | raised                                        |
 |--------------------------------------|-----------------------------------------------|
 | 404                                  | NotFound, naming what was looked for          |
-| 409, endpoint `Updating`             | TryLater                                      |
-| 429, 503                             | TryLater(retry_after from Retry-After)        |
-| other 5xx, timeouts, connection loss | Transient                                     |
+| 409, endpoint `Updating`             | TryLater (retry_after only if Azure sent one) |
+| 429, 503 with Retry-After            | TryLater(retry_after)                         |
+| 429, 503 without; other 5xx; 408;    | Transient                                     |
+| timeouts, connection loss            |                                               |
 | 401, 403, no token                   | ConfigurationError naming identity and scope  |
 | anything else (400 ...)              | PlatformError with the service's message      |
 | the SDK's own exceptions             | PlatformError with the SDK's message          |
@@ -57,9 +59,9 @@ def from_status(
         )
     if status == 409:
         return TryLater(f"{what} is busy with another operation (409): {detail}", wait)
-    if status in (429, 503):
+    if status in (429, 503) and wait is not None:
         return TryLater(f"Azure throttled or is unavailable for {what} ({status}): {detail}", wait)
-    if status >= 500 or status == 408:
+    if status >= 500 or status in (408, 429):
         return Transient(f"Azure failed on {what} ({status}): {detail}")
     return PlatformError(f"Azure refused {what} ({status}): {detail}")
 
