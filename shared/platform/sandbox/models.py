@@ -7,12 +7,15 @@ numbered per location and name (1, 2, ...); a promoted copy keeps its number.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.platform.port import ModelVersion, NotFound
 from shared.platform.sandbox.store import Rejected, SandboxStore, check_location, check_name, key, registry_of
 
+REGISTRY_URI = re.compile(r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")
+WORKSPACE_URI = re.compile(r"^azureml:(?P<name>[^:/]+):(?P<version>[^:/]+)$")
 KIND = "models"
 COUNTERS = "model-versions"
 FILE = "model.onnx"
@@ -132,12 +135,12 @@ def promote(store: SandboxStore, model: ModelVersion, target: str) -> ModelVersi
 
 def parse_uri(uri: str, default_location: str) -> tuple[str, str, str]:
     """(location, name, version) from `azureml:<name>:<version>` or a registry URI."""
-    parts = uri.split("/")
-    if uri.startswith("azureml://registries/") and len(parts) == 9 and parts[5] == "models" and parts[7] == "versions":
-        return "registry:" + parts[3], parts[6], parts[8]
-    if uri.startswith("azureml:") and not uri.startswith("azureml://") and uri.count(":") == 2:
-        _, name, version = uri.split(":")
-        return default_location, name, version
+    found = REGISTRY_URI.match(uri)
+    if found:
+        return "registry:" + found["registry"], found["name"], found["version"]
+    found = WORKSPACE_URI.match(uri)
+    if found:
+        return default_location, found["name"], found["version"]
     raise Rejected(
         f"model URI {uri!r} is not azureml:<name>:<version> or "
         "azureml://registries/<registry>/models/<name>/versions/<version>"

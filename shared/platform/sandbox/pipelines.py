@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
     from shared.platform.sandbox.platform import SandboxPlatform
 
+class ModelLoadError(RuntimeError):
+    """The model file is not an ONNX model ONNX Runtime can run."""
+
+
 Result = tuple[dict[str, float], dict[str, str]]
 LATENCY_SAMPLES = 200
 
@@ -50,7 +54,10 @@ def evaluate(platform: SandboxPlatform, job: dict[str, Any]) -> Result:
 
     location, name, version = model_ref(job["inputs"], job["workspace"])
     features, labels = datasets.load(platform.store, job["inputs"]["dataset"])
-    session = scoring.new_session(models.read_bytes(platform.store, location, name, version))
+    try:
+        session = scoring.new_session(models.read_bytes(platform.store, location, name, version))
+    except Exception as error:
+        raise ModelLoadError(f"model {name}:{version} in {location} does not load in ONNX Runtime: {error}") from None
     outputs = scoring.predict(session, features)
     predicted = np.asarray(outputs["predictions"]).astype(np.int64)
     metrics = {

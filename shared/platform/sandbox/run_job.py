@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every HTTP request at INFO
     platform = SandboxPlatform.from_settings(Settings.from_environ(os.environ))
     doc = jobs.run(platform, args.workspace, args.job)
     return 0 if doc["status"] == "completed" else 1

@@ -57,6 +57,8 @@ class ScoringServer(ThreadingHTTPServer):
 class ScoringHandler(BaseHTTPRequestHandler):
     server: ScoringServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each answer waits for a delayed ACK.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path == "/healthz":
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5080)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every HTTP request at INFO
     platform = SandboxPlatform.from_settings(get_settings())
     server = ScoringServer(platform, args.host, args.port)
     log.info("sandbox endpoints listening on %s/endpoints/<workspace>/<endpoint>/score", server.url)
