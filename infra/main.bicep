@@ -68,8 +68,10 @@ var containers = {
   scoringInput: 'scoring-input'
   deadLetters: 'eventgrid-deadletters'
 }
+// The queues the functions are triggered by (the host makes the other poison queues itself).
 var queueNames = [
   'aml-work'
+  'aml-work-poison'
   'scoring-ranges'
 ]
 

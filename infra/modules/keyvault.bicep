@@ -13,7 +13,7 @@ var roles = loadJsonContent('../roles.json')
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109: Without VNet integration the platform resolves Key Vault references over the public endpoint; access is RBAC-only.
-  // checkov:skip=CKV_AZURE_189: Same as CKV_AZURE_109.
+  // checkov:skip=CKV_AZURE_189: Key Vault references are resolved over the public endpoint without VNet integration; access is RBAC-only.
   // checkov:skip=CKV_AZURE_110: Purge protection would block `azd down --purge` and a redeploy under the same name for the retention period; the vault holds only re-issuable webhook secrets.
   // checkov:skip=CKV_AZURE_42: Soft delete is on (7 days); full recoverability needs purge protection, see CKV_AZURE_110.
   name: vaultName

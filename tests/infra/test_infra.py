@@ -1,0 +1,354 @@
+"""The Bicep under infra/ provisions what the app needs, checked offline.
+
+Bicep cannot be compiled here (its CLI downloads a binary), so these tests read the
+templates with pycep (see bicep.py) and hold them against the code: the settings model,
+the functions that function_app.py registers, the Azure ML event types, and the role
+table in infra/README.md. tools/check_infra.sh scans the same files with checkov.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.events import AML_EVENT_TYPES
+from shared.settings import Settings
+from tests.infra.bicep import INFRA, expr, module, resource, resources, role_names, template, templates, variable
+
+ROOT = INFRA.parent
+
+# Settings the code reads that the Bicep deliberately leaves unset, and why.
+NOT_SET_IN_AZURE = {
+    "AzureWebJobsStorage": "the connection-string form: shared keys are off, so the host and the app use "
+    "the identity-based AzureWebJobsStorage__* settings instead",
+    "MLOPS_SANDBOX_CONTAINER": "local sandbox only; in Azure MLOPS_PLATFORM is azureml",
+    "MLOPS_SANDBOX_EVENTS_URL": "local sandbox only; in Azure the workspaces publish through Event Grid",
+}
+
+# Flex Consumption sets these itself and rejects apps that set them.
+FLEX_MANAGED_SETTINGS = {
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTSHARE",
+}
+
+SETTING_REFERENCE = re.compile(r"%([A-Za-z0-9_]+)%")
+ROLES_TABLE = re.compile(r"<!-- roles:start -->(.*?)<!-- roles:end -->", re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def functions() -> dict[str, list[dict[str, Any]]]:
+    """The bindings of every function, as the Functions worker indexes function_app.py.
+
+    In a child process because `get_functions()` may run once per app object.
+    """
+    script = (
+        "import json, function_app\n"
+        "print(json.dumps({f.get_function_name(): [b.get_dict_repr() for b in f.get_bindings()]"
+        " for f in function_app.app.get_functions()}, default=str))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"function_app.py cannot be indexed:\n{done.stderr}"
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def trigger(functions: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any]:
+    assert name in functions, f"function_app.py registers no function {name!r}; it has {sorted(functions)}"
+    return next(binding for binding in functions[name] if binding["type"].endswith("Trigger"))
+
+
+def binding_values(functions: dict[str, list[dict[str, Any]]], key: str) -> set[str]:
+    """Every value of one binding property (`connection`, `queueName`) across the functions."""
+    return {binding[key] for bindings in functions.values() for binding in bindings if key in binding}
+
+
+def app_settings() -> dict[str, Any]:
+    """The app settings main.bicep gives the function app, by name."""
+    return {entry["name"]: entry["value"] for entry in variable("main.bicep", "appSettings")}
+
+
+def roles_json() -> dict[str, str]:
+    return json.loads((INFRA / "roles.json").read_text())
+
+
+# Templates ----------------------------------------------------------------------------
+
+
+def test_every_module_a_template_uses_exists() -> None:
+    for name, parsed in templates().items():
+        for symbol, declaration in parsed.get("modules", {}).items():
+            path = (INFRA / name).parent / declaration["detail"]["path"]
+            assert path.is_file(), f"{name}: module {symbol} points at missing {path}"
+
+
+# The function app -----------------------------------------------------------------------
+
+
+def test_the_app_runs_python_311_on_flex_consumption_as_a_user_assigned_identity() -> None:
+    plan = resource("modules/app.bicep", "plan")
+    site = resource("modules/app.bicep", "app")
+    config = site["properties"]["functionAppConfig"]
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert site["kind"] == "functionapp,linux"
+    assert site["identity"]["type"] == "UserAssigned"
+    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["deployment"]["storage"]["type"] == "blobContainer"
+    assert config["deployment"]["storage"]["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": "identityId",
+    }
+    assert site["properties"]["keyVaultReferenceIdentity"] == "identityId"
+    assert expr(module("main.bicep", "app")["params"]["identityId"]) == "appIdentity.id"
+
+
+def test_no_resource_accepts_keys_or_anonymous_access() -> None:
+    accounts = list(resources("Microsoft.Storage/storageAccounts"))
+    assert accounts
+    for file, symbol, account in accounts:
+        assert account["properties"]["allowSharedKeyAccess"] is False, f"{file}: {symbol} allows shared keys"
+        assert account["properties"]["allowBlobPublicAccess"] is False, f"{file}: {symbol} allows public blobs"
+    for _, _, topic in resources("Microsoft.EventGrid/topics"):
+        assert topic["properties"]["disableLocalAuth"] is True
+    for _, _, insights in resources("Microsoft.Insights/components"):
+        assert insights["properties"]["DisableLocalAuth"] is True
+    for _, _, vault in resources("Microsoft.KeyVault/vaults"):
+        assert vault["properties"]["enableRbacAuthorization"] is True
+
+
+def test_the_host_storage_connection_is_identity_based() -> None:
+    settings = app_settings()
+    assert "AzureWebJobsStorage" not in settings
+    assert expr(settings["AzureWebJobsStorage__blobServiceUri"]) == "storage.outputs.blobEndpoint"
+    assert expr(settings["AzureWebJobsStorage__queueServiceUri"]) == "storage.outputs.queueEndpoint"
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert expr(settings["AzureWebJobsStorage__clientId"]) == "appIdentity.properties.clientId"
+    assert expr(settings["AZURE_CLIENT_ID"]) == "appIdentity.properties.clientId"
+
+
+# Settings -----------------------------------------------------------------------------
+
+
+def test_every_setting_the_code_reads_is_set_or_explained(functions: dict[str, list[dict[str, Any]]]) -> None:
+    in_bindings = {name for bindings in functions.values() for name in SETTING_REFERENCE.findall(json.dumps(bindings))}
+    read = set(Settings.names()) | in_bindings
+    provided = set(app_settings()) | set(variable("main.bicep", "secretSettingNames"))
+    unexplained = read - provided - set(NOT_SET_IN_AZURE)
+    assert not unexplained, f"read by the code but neither set by infra/main.bicep nor explained: {unexplained}"
+
+
+def test_explained_and_provided_settings_are_ones_the_code_reads() -> None:
+    read = set(Settings.names())
+    set_by_bicep = set(app_settings())
+    assert set(NOT_SET_IN_AZURE) <= read, "NOT_SET_IN_AZURE names a setting the code no longer reads"
+    assert not set(NOT_SET_IN_AZURE) & set_by_bicep
+    assert set(variable("main.bicep", "secretSettingNames")) <= read
+    # A typo in a setting name would silently leave the real one unset.
+    assert {name for name in set_by_bicep if name.startswith("MLOPS_")} <= read | {
+        "MLOPS_RESYNC_SCHEDULE",
+        "MLOPS_ROLLOUT_SCHEDULE",
+    }
+
+
+def test_secrets_are_key_vault_references() -> None:
+    secret_settings = template("main.bicep")["variables"]["secretSettings"]["value"]
+    assert secret_settings["loop_type"]["detail"]["array_name"]["function"]["parameters"]["arg_1"] == (
+        "secretSettingNames"
+    )
+    assert secret_settings["config"]["value"].startswith("@Microsoft.KeyVault(VaultName=${names.vault};")
+    assert module("main.bicep", "app")["params"]["appSettings"]["function"] == {
+        "type": "concat",
+        "parameters": {"arg_1": "appSettings", "arg_2": "secretSettings"},
+    }
+
+
+def test_settings_flex_consumption_manages_itself_are_not_set() -> None:
+    assert not FLEX_MANAGED_SETTINGS & set(app_settings())
+
+
+def test_the_policy_path_defaults_to_the_apps_own() -> None:
+    assert app_settings()["MLOPS_POLICY_PATH"] == "policyPath"
+    assert template("main.bicep")["parameters"]["policyPath"]["default"] == Settings.model_fields["policy_path"].default
+
+
+def test_every_trigger_connection_is_identity_based(functions: dict[str, list[dict[str, Any]]]) -> None:
+    for connection in binding_values(functions, "connection"):
+        assert f"{connection}__blobServiceUri" in app_settings(), f"connection {connection} has no identity-based URI"
+
+
+def test_every_queue_a_function_listens_to_is_declared(functions: dict[str, list[dict[str, Any]]]) -> None:
+    assert binding_values(functions, "queueName") <= set(variable("main.bicep", "queueNames"))
+
+
+# Event Grid ---------------------------------------------------------------------------
+
+
+def test_each_workspace_gets_a_subscription_per_aml_event_type_to_aml_events(
+    functions: dict[str, list[dict[str, Any]]],
+) -> None:
+    event_types = [delivery["eventType"] for delivery in variable("modules/aml-events.bicep", "deliveries")]
+    assert sorted(event_types) == sorted(AML_EVENT_TYPES)
+
+    subscriptions = template("modules/aml-events.bicep")["resources"]["subscriptions"]["config"]
+    assert subscriptions["loop_type"]["detail"]["item_name"] == "delivery"
+    assert subscriptions["loop_type"]["detail"]["array_name"]["operator"]["operands"]["true_value"] == "deliveries"
+    properties = subscriptions["config"]["properties"]
+    assert [expr(event_type) for event_type in properties["filter"]["includedEventTypes"]] == ["delivery.eventType"]
+    assert properties["destination"]["endpointType"] == "AzureFunction"
+    assert properties["destination"]["properties"]["resourceId"] == "functionId"
+
+    wiring = template("main.bicep")["modules"]["amlEvents"]["config"]
+    assert wiring["loop_type"]["detail"]["array_name"] == "watched"
+    assert wiring["config"]["params"]["functionId"] == "${app.outputs.id}/functions/aml_events"
+    assert trigger(functions, "aml_events")["type"] == "eventGridTrigger"
+
+
+def test_a_model_name_prefix_filters_only_model_registered() -> None:
+    filtered = {
+        delivery["eventType"]: delivery["subjectBeginsWith"]
+        for delivery in variable("modules/aml-events.bicep", "deliveries")
+        if delivery["subjectBeginsWith"] != ""
+    }
+    assert list(filtered) == ["Microsoft.MachineLearningServices.ModelRegistered"]
+    prefix = filtered["Microsoft.MachineLearningServices.ModelRegistered"]["operator"]["operands"]
+    assert (prefix["true_value"], prefix["false_value"]) == ("", "models/${modelNamePrefix}")
+
+
+def test_new_scoring_input_blobs_reach_score_blob_through_the_blob_extension(
+    functions: dict[str, list[dict[str, Any]]],
+) -> None:
+    score_blob = trigger(functions, "score_blob")
+    container = variable("main.bicep", "containers")["scoringInput"]
+    assert score_blob["type"] == "blobTrigger"
+    assert score_blob["source"] == "EventGrid"
+    assert score_blob["path"].startswith(f"{container}/")
+    assert expr(module("main.bicep", "blobEvents")["params"]["scoringInputContainerName"]) == "containers.scoringInput"
+
+    events = "modules/blob-events.bicep"
+    assert variable(events, "functionName") == "score_blob"
+    webhook_path = "/runtime/webhooks/blobs?functionName=Host.Functions.${functionName}"
+    assert variable(events, "webhookBase").endswith(webhook_path)
+    key = variable(events, "blobsExtensionKey")["operator"]["operands"]
+    assert key["condition"] == "subscribe"
+    assert key["true_value"]["operator"]["operands"]["operand_1"]["function"]["parameters"] == {
+        "func_name": "listKeys",
+        "resource_identifier": "hostKeysId",
+        "api_version": "2024-04-01",
+    }
+    assert expr(key["true_value"]["operator"]["operands"]["operand_2"]) == "systemKeys.blobs_extension"
+    wiring = module(events, "subscription")["params"]
+    assert wiring["endpointUrl"] == "${webhookBase}&code=${blobsExtensionKey}"
+    assert wiring["subjectBeginsWith"] == "/blobServices/default/containers/${scoringInputContainerName}/"
+
+    webhook = resource("modules/blob-subscription.bicep", "subscription")["properties"]
+    assert webhook["destination"]["endpointType"] == "WebHook"
+    assert webhook["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+
+
+def test_every_event_subscription_retries_then_dead_letters_with_an_identity() -> None:
+    subscriptions = list(resources("Microsoft.EventGrid/systemTopics/eventSubscriptions"))
+    assert {file for file, _, _ in subscriptions} == {"modules/aml-events.bicep", "modules/blob-subscription.bicep"}
+    for file, symbol, subscription in subscriptions:
+        properties = subscription["properties"]
+        where = f"{file}: {symbol}"
+        assert properties["retryPolicy"]["maxDeliveryAttempts"] >= 1, where
+        assert properties["retryPolicy"]["eventTimeToLiveInMinutes"] >= 60, where
+        assert "deadLetterDestination" not in properties, f"{where} dead-letters with a key, not an identity"
+        dead_letters = properties["deadLetterWithResourceIdentity"]
+        assert dead_letters["identity"]["type"] == "UserAssigned", where
+        assert dead_letters["identity"]["userAssignedIdentity"] == "eventGridIdentityId", where
+        assert dead_letters["deadLetterDestination"]["endpointType"] == "StorageBlob", where
+        assert dead_letters["deadLetterDestination"]["properties"]["blobContainerName"] == "deadLetterContainerName"
+
+
+def test_event_grid_may_write_dead_letters_and_nothing_else() -> None:
+    topics = list(resources("Microsoft.EventGrid/systemTopics"))
+    assert len(topics) == 2
+    for _, _, topic in topics:
+        assert list(topic["identity"]["userAssignedIdentities"]) == ["'${eventGridIdentityId}'"]
+    grants = [
+        (symbol, role_names(assignment), assignment["scope"])
+        for _, symbol, assignment in resources("Microsoft.Authorization/roleAssignments")
+        if assignment["properties"]["principalId"] == "eventGridPrincipalId"
+    ]
+    assert grants == [("eventGridDeadLetterWriter", {"Storage Blob Data Contributor"}, "deadLetters")]
+
+
+def test_the_apps_own_events_go_to_its_custom_topic() -> None:
+    assert expr(app_settings()["MLOPS_NOTIFY_EVENTGRID_ENDPOINT"]) == "topic.outputs.endpoint"
+    outputs = template("main.bicep")["outputs"]
+    assert {"AZURE_FUNCTION_APP_NAME", "MLOPS_NOTIFY_EVENTGRID_ENDPOINT"} <= set(outputs)
+    assert resource("modules/topic.bicep", "topic")["properties"]["inputSchema"] == "CloudEventSchemaV1_0"
+
+
+# Roles ----------------------------------------------------------------------------------
+
+
+def readme_roles() -> dict[str, str]:
+    """Role name → role definition id, from the table between the roles markers."""
+    table = ROLES_TABLE.search((INFRA / "README.md").read_text())
+    assert table, "infra/README.md has no <!-- roles:start --> … <!-- roles:end --> table"
+    rows = [line.strip().strip("|").split("|") for line in table.group(1).strip().splitlines()[2:]]
+    return {cells[0].strip(): cells[1].strip().strip("`") for cells in rows}
+
+
+def test_every_role_assignment_names_one_role_from_the_role_table() -> None:
+    assignments = list(resources("Microsoft.Authorization/roleAssignments"))
+    assert assignments
+    for file, symbol, assignment in assignments:
+        names = role_names(assignment["properties"]["roleDefinitionId"])
+        assert len(names) == 1 and names <= set(roles_json()), f"{file}: {symbol} does not use infra/roles.json"
+
+
+def test_the_readme_role_table_is_exactly_the_roles_assigned() -> None:
+    assignments = resources("Microsoft.Authorization/roleAssignments")
+    assigned = set().union(*(role_names(assignment["properties"]) for _, _, assignment in assignments))
+    documented = readme_roles()
+    assert set(documented) == assigned
+    assert set(roles_json()) == assigned, "infra/roles.json lists a role nothing assigns"
+    assert {name: roles_json()[name] for name in documented} == documented, "README ids differ from infra/roles.json"
+
+
+# checkov ----------------------------------------------------------------------------
+
+
+def test_every_checkov_skip_gives_its_reason() -> None:
+    skips = [
+        (path.name, line.strip())
+        for path in INFRA.rglob("*.bicep")
+        for line in path.read_text().splitlines()
+        if "checkov:skip=" in line
+    ]
+    assert skips
+    for file, line in skips:
+        check, _, reason = line.partition("checkov:skip=")[2].partition(":")
+        assert re.fullmatch(r"CKV2?_AZURE_\d+", check), f"{file}: {line}"
+        assert len(reason.split()) >= 4, f"{file}: skip of {check} gives no reason"
+    assert "skip-check" not in (INFRA / ".checkov.yaml").read_text(), "skip inside the resource, with a reason"
+
+
+def test_the_role_table_holds_valid_role_definition_ids() -> None:
+    for name, role_id in roles_json().items():
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", role_id), name
+
+
+def test_the_parameters_file_fills_every_required_parameter() -> None:
+    parameters = template("main.bicep")["parameters"]
+    required = {name for name, parameter in parameters.items() if "default" not in parameter}
+    supplied = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert required <= set(supplied)
+    assert set(supplied) <= set(parameters), "main.parameters.json sets a parameter main.bicep lacks"
+
+
+def test_azd_deploys_the_repository_root_to_the_tagged_app() -> None:
+    azure_yaml = (Path(ROOT) / "azure.yaml").read_text()
+    assert re.search(r"^\s+app:\n\s+project: \.\n\s+language: python\n\s+host: function$", azure_yaml, re.M)
+    tags = resource("modules/app.bicep", "app")["tags"]["function"]["parameters"]["arg_2"]
+    assert tags == {"'azd-service-name'": "app"}  # pycep keeps the quotes of a quoted key
