@@ -53,12 +53,12 @@ var tags = {
 var names = {
   app: 'func-mlops-${token}'
   plan: 'plan-mlops-${token}'
-  storage: 'stmlops${take(token, 16)}'
+  storage: 'stmlops${token}'
   appIdentity: 'id-mlops-${token}'
   eventGridIdentity: 'id-mlops-eventgrid-${token}'
   logs: 'log-mlops-${token}'
   appInsights: 'appi-mlops-${token}'
-  vault: 'kv-mlops-${take(token, 13)}'
+  vault: 'kv-mlops-${token}'
   topic: 'evgt-mlops-${token}'
   storageTopic: 'evgst-mlops-${token}'
 }
@@ -100,7 +100,7 @@ var secretSettingNames = [
   'MLOPS_NOTIFY_WEBHOOK_SECRET'
 ]
 var secretSettings = [
-  for name in intersection(secretSettingNames, split(secretsInVault, ',')): {
+  for name in intersection(secretSettingNames, split(replace(secretsInVault, ' ', ''), ',')): {
     name: name
     value: '@Microsoft.KeyVault(VaultName=${names.vault};SecretName=${replace(name, '_', '-')})'
   }
@@ -305,4 +305,3 @@ output AZURE_KEY_VAULT_NAME string = vault.outputs.name
 output MLOPS_NOTIFY_EVENTGRID_ENDPOINT string = topic.outputs.endpoint
 output MLOPS_SCORING_INPUT_CONTAINER string = containers.scoringInput
 output MLOPS_DEAD_LETTER_CONTAINER string = containers.deadLetters
-output MLOPS_EVENT_SUBSCRIPTIONS bool = deployEventSubscriptions
