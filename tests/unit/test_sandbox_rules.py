@@ -158,3 +158,15 @@ def test_an_unreachable_webhook_is_retried_then_given_up(caplog: pytest.LogCaptu
 def test_faults_can_be_injected_into_port_methods_only() -> None:
     assert {"get_model", "set_traffic", "submit_job", "get_deployment_metrics"} <= faults.PORT_METHODS
     assert "register_model" not in faults.PORT_METHODS
+
+
+def test_the_sandbox_has_every_port_method_with_the_port_signature() -> None:
+    import inspect
+
+    from shared.platform.port import MLPlatform
+    from shared.platform.sandbox import SandboxPlatform
+
+    for name in faults.PORT_METHODS:
+        port, sandbox = inspect.signature(getattr(MLPlatform, name)), inspect.signature(getattr(SandboxPlatform, name))
+        assert list(sandbox.parameters) == list(port.parameters), name
+        assert [p.default for p in sandbox.parameters.values()] == [p.default for p in port.parameters.values()], name

@@ -8,7 +8,6 @@ detect drift, and break things on purpose.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import subprocess
@@ -18,19 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.platform.port import (
-    ConfigurationError,
-    DeploymentMetrics,
-    Endpoint,
-    Job,
-    ModelVersion,
-    NotFound,
-    PlatformError,
-    Transient,
-)
+from shared.platform.port import ConfigurationError, DeploymentMetrics, Endpoint, Job, ModelVersion, NotFound
 from shared.platform.sandbox import datasets, endpoints, events, faults, jobs, metrics, models, scoring
 from shared.platform.sandbox.faults import faultable
-from shared.platform.sandbox.store import Rejected, SandboxStore, check_name, check_workspace
+from shared.platform.sandbox.routing import Router
+from shared.platform.sandbox.store import SandboxStore, check_name, check_workspace
 from shared.settings import Settings
 from shared.storage.clients import blob_service
 
@@ -54,11 +45,9 @@ class SandboxPlatform:
         self.runner_environ = runner_environ
         self.deployment_seconds = deployment_seconds
         self.update_seconds = update_seconds
-        self.route_cache_seconds = route_cache_seconds
         self.job_timeout_seconds = job_timeout_seconds
         self.recorder = metrics.MetricsRecorder(store)
-        self._rng = random.Random(seed)
-        self._routes: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.router = Router(store, self.recorder, route_cache_seconds, random.Random(seed))
         self._runners: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
 
@@ -156,19 +145,19 @@ class SandboxPlatform:
             self.store, workspace, endpoint, deployment, models.from_record(record), record["sha256"],
             outcome, error, self.deployment_seconds, instance_type,
         )
-        self._forget_routes(workspace, endpoint)
+        self.router.forget(workspace, endpoint)
 
     @faultable
     def delete_deployment(self, workspace: str, endpoint: str, deployment: str) -> None:
         endpoints.remove_deployment(self.store, workspace, endpoint, deployment)
-        self._forget_routes(workspace, endpoint)
+        self.router.forget(workspace, endpoint)
 
     @faultable
     def set_traffic(
         self, workspace: str, endpoint: str, traffic: dict[str, int], mirror_traffic: dict[str, int]
     ) -> None:
         endpoints.set_traffic(self.store, workspace, endpoint, traffic, mirror_traffic, self.update_seconds)
-        self._forget_routes(workspace, endpoint)
+        self.router.forget(workspace, endpoint)
 
     @faultable
     def get_deployment_metrics(
@@ -188,7 +177,7 @@ class SandboxPlatform:
     def set_deployment_fault(self, workspace: str, endpoint: str, deployment: str, error_rate: float) -> None:
         """Make a deployment fail this share (0 to 1) of its requests with HTTP 500 (sandbox only)."""
         endpoints.set_fault(self.store, workspace, endpoint, deployment, error_rate)
-        self._forget_routes(workspace, endpoint)
+        self.router.forget(workspace, endpoint)
 
     # Scoring -----------------------------------------------------------------------
 
@@ -201,63 +190,10 @@ class SandboxPlatform:
         copied to the mirror deployment, whose answer is only measured. Raises NotFound,
         Rejected (bad input), Transient (nothing to route to) or ScoringFailed (HTTP 500).
         """
-        doc = self._route_doc(workspace, endpoint)
-        live, mirror = endpoints.routes(doc, time.time())
-        target = deployment or scoring.choose(live, self._rng)
-        if target is None:
-            raise Transient(f"endpoint {endpoint!r} has no deployment with live traffic")
-        features = scoring.as_rows(rows)
-        outputs = self._invoke(doc, target, features)
-        if deployment is None:
-            for name, percent in mirror.items():
-                if percent and self._rng.random() * 100 < percent:
-                    # A mirror's answer and failure are only measured, never seen by the caller.
-                    with contextlib.suppress(PlatformError):
-                        self._invoke(doc, name, features)
-        return target, outputs
+        return self.router.score(workspace, endpoint, rows, deployment)
 
     def flush_metrics(self) -> None:
         self.recorder.flush()
-
-    def _invoke(self, doc: dict[str, Any], deployment: str, features: Any) -> dict[str, list[Any]]:
-        entry = doc["deployments"].get(deployment)
-        if entry is None:
-            raise NotFound(f"deployment {deployment!r} does not exist on endpoint {doc['name']!r}")
-        if endpoints.deployment_state(entry, time.time()) != "Succeeded":
-            raise Transient(f"deployment {deployment!r} is {endpoints.deployment_state(entry, time.time())}")
-        model = entry["model"]
-        start, failed = time.perf_counter(), False
-        try:
-            if entry["error_rate"] and self._rng.random() < entry["error_rate"]:
-                raise scoring.ScoringFailed(f"deployment {deployment!r} failed the request (injected fault)")
-            session = scoring.SESSIONS.get(
-                entry["sha256"],
-                lambda: models.read_bytes(self.store, model["location"], model["name"], model["version"]),
-            )
-            return scoring.predict(session, features)
-        except Rejected:
-            raise
-        except scoring.ScoringFailed:
-            failed = True
-            raise
-        except Exception as error:
-            failed = True
-            raise scoring.ScoringFailed(f"deployment {deployment!r} failed: {error}") from error
-        finally:
-            latency_ms = (time.perf_counter() - start) * 1000
-            self.recorder.record(doc["workspace"], doc["name"], deployment, latency_ms, failed)
-
-    def _route_doc(self, workspace: str, endpoint: str) -> dict[str, Any]:
-        """The endpoint record, re-read at most every `route_cache_seconds` (the hot path)."""
-        cached = self._routes.get((workspace, endpoint))
-        if cached and time.monotonic() - cached[0] < self.route_cache_seconds:
-            return cached[1]
-        doc = endpoints.load(self.store, workspace, endpoint)
-        self._routes[(workspace, endpoint)] = (time.monotonic(), doc)
-        return doc
-
-    def _forget_routes(self, workspace: str, endpoint: str) -> None:
-        self._routes.pop((workspace, endpoint), None)
 
     # Events and faults ---------------------------------------------------------------
 
