@@ -202,7 +202,8 @@ def parquet_batches(source: object, row_groups: list[int], columns: list[str], b
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    file = pq.ParquetFile(source, buffer_size=1 << 22, pre_buffer=False)
+    # Streams each column chunk through a 1 MiB buffer instead of loading whole row groups.
+    file = pq.ParquetFile(source, buffer_size=1 << 20, pre_buffer=False)
     for batch in file.iter_batches(batch_size=batch_rows, row_groups=row_groups, columns=columns, use_threads=True):
         yield pa.Table.from_batches([batch])
 

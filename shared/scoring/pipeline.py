@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.scoring.blobio import BlockSink, open_reader, read_lines_range
+from shared.scoring.blobio import BlobReader, BlockSink, read_lines_range
 from shared.scoring.errors import InvalidInput, RowError
 from shared.scoring.formats import (
     Format,
@@ -95,20 +95,22 @@ def score_range(
     while True:
         started = time.perf_counter()
         chunk = next(items, None)
-        scored = time.perf_counter()
-        result.seconds["wait_input"] += scored - started
+        result.seconds["wait_input"] += time.perf_counter() - started
         if chunk is None:
             break
         result.rows += chunk.rows
         result.errors.extend(chunk.errors)
-        if chunk.matrix.shape[0]:
-            outputs = model.output_columns(model.run(chunk.matrix))
+        # Batches bound the size of the session's intermediate tensors (an MLP's activations).
+        for start in range(0, chunk.matrix.shape[0], batch_rows):
+            scored = time.perf_counter()
+            outputs = model.output_columns(model.run(chunk.matrix[start : start + batch_rows]))
             written = time.perf_counter()
             result.seconds["score"] += written - scored
-            columns = [chunk.ids.column(name) for name in ids] + [pa.array(values) for values in outputs]
+            ids_slice = chunk.ids.slice(start, batch_rows)
+            columns = [ids_slice.column(name) for name in ids] + [pa.array(values) for values in outputs]
             writer.write_table(pa.table(columns, schema=schema))
             result.seconds["write"] += time.perf_counter() - written
-            result.scored += chunk.matrix.shape[0]
+            result.scored += len(outputs[0]) if outputs else 0
     writer.close()
     sink.close()
     return result
@@ -122,7 +124,8 @@ def _chunks(
     import pyarrow.parquet as pq
 
     if source.format == "parquet":
-        reader = open_reader(source.blob, source.size, source.etag)
+        # Unbuffered: pyarrow buffers each column's stream itself; a shared buffer would refill on every seek.
+        reader = BlobReader(source.blob, source.size, source.etag)
         schema = pq.ParquetFile(reader).schema_arrow
         parquet_columns(schema, features, ids, source.where)
         tables = parquet_batches(reader, spec["row_groups"], [*features, *ids], batch_rows)

@@ -99,6 +99,8 @@ def load_model(path: str, threads: int) -> LoadedModel:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning threads would take the cores the reader thread parses on.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own untyped errors for a bad file

@@ -1,0 +1,305 @@
+"""Batch-scoring benchmark: end-to-end rows/s against the ONNX Runtime limit and a pandas script.
+
+    python -m benchmarks.scoring                 # 1 M rows, both models, CSV and Parquet
+    python -m benchmarks.scoring --memory-rows 5000000
+
+Everything is measured in this one run, on one Azurite: a gradient-boosted ensemble
+(100 trees, depth 3) and an MLP (30-256-256-2) made here with sklearn + skl2onnx,
+on a float file of 30 features. For each model and format it prints
+
+- limit: `session.run` on the same rows preloaded as float32, same threads, same batch;
+- engine: `shared.scoring` from Azurite to Azurite (submit, score every range, commit);
+- pandas: the usual batch-endpoint script (read the whole file, one `session.run`, write);
+
+and the ratios engine/limit and engine/pandas. Each measurement runs in its own
+process, which reports its peak RSS (`ru_maxrss`). Figures depend on the machine and
+what else runs on it; compare the ratios, which come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = [f"x{i}" for i in range(30)]
+ROOT = Path(__file__).resolve().parent.parent
+INPUT, OUTPUT, MODELS = "scoring-input", "scoring-output", "models"
+
+
+def make_models(folder: Path) -> dict[str, Path]:
+    """Train both models on a sample and save them as ONNX files that name their features."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, len(FEATURES))).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] * x[:, 2] - x[:, 3] > 0).astype(np.int64)
+    models = {
+        "gbt": GradientBoostingClassifier(n_estimators=100, max_depth=3).fit(x, y),
+        "mlp": MLPClassifier(hidden_layer_sizes=(256, 256), max_iter=5).fit(x, y),
+    }
+    paths = {}
+    for name, model in models.items():
+        onnx = to_onnx(model, x[:1], options={"zipmap": False}, target_opset={"": 17, "ai.onnx.ml": 3})
+        entry = onnx.metadata_props.add()
+        entry.key, entry.value = "feature_names", json.dumps(FEATURES)
+        paths[name] = folder / f"{name}.onnx"
+        paths[name].write_bytes(onnx.SerializeToString())
+    return paths
+
+
+def make_inputs(folder: Path, rows: int, formats: list[str]) -> dict[str, Path]:
+    """Write the input files chunk by chunk (so that 5 M rows need no 5 M-row table)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.float32()) for name in FEATURES])
+    paths = {fmt: folder / f"data-{rows}.{fmt}" for fmt in formats}
+    writers = {}
+    if "csv" in paths:
+        writers["csv"] = pacsv.CSVWriter(str(paths["csv"]), schema)
+    if "parquet" in paths:
+        writers["parquet"] = pq.ParquetWriter(str(paths["parquet"]), schema, compression="snappy")
+    rng = np.random.default_rng(1)
+    for start in range(0, rows, 131_072):
+        values = rng.normal(size=(min(131_072, rows - start), len(FEATURES))).astype(np.float32)
+        table = pa.table([values[:, j] for j in range(len(FEATURES))], schema=schema)
+        for writer in writers.values():
+            writer.write_table(table)
+    for writer in writers.values():
+        writer.close()
+    return paths
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# Children: one measurement each, printing one JSON line --------------------------------
+
+
+def child_limit(model: str, data: str, threads: int, batch_rows: int) -> dict:
+    """`session.run` throughput on the rows preloaded as float32 C-contiguous batches."""
+    import pyarrow.parquet as pq
+
+    from shared.scoring.session import load_model
+
+    table = pq.read_table(data)
+    matrix = np.ascontiguousarray(np.column_stack([table.column(name).to_numpy() for name in FEATURES]), np.float32)
+    del table
+    loaded = load_model(model, threads)
+    batches = [matrix[start : start + batch_rows] for start in range(0, len(matrix), batch_rows)]
+    loaded.run(batches[0])
+    started = time.perf_counter()
+    for batch in batches:
+        loaded.run(batch)
+    seconds = time.perf_counter() - started
+    return {"rows_per_second": len(matrix) / seconds, "seconds": seconds}
+
+
+def child_engine(source: str, model_blob: str, output: str) -> dict:
+    """Submit a job through `shared.scoring` and score every range in this process."""
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.scoring.config import get_config
+    from shared.scoring.jobs import Scoring, status, submit
+    from shared.scoring.request import ScoringRequest
+    from shared.scoring.worker import drain
+    from shared.settings import get_settings
+    from shared.storage.clients import queue_service
+    from shared.storage.queue import WorkQueue
+    from shared.storage.state import BlobStateStore
+
+    settings, config = get_settings(), get_config()
+    blobs = BlobServiceClient.from_connection_string(settings.storage_connection or "")
+    ports = Scoring(
+        blobs, BlobStateStore(blobs, settings.state_container), WorkQueue(queue_service(settings), config.queue), config
+    )
+    request = ScoringRequest(input=source, model={"blob": model_blob}, output={"path": output})
+    started = time.perf_counter()
+    job = submit(request, ports)
+    drain(ports, visibility=300, idle_exit=0.2)
+    job = status(job["job_id"], ports) or {}
+    seconds = time.perf_counter() - started - 0.2
+    if job.get("state") != "completed":
+        raise SystemExit(f"job did not complete: {job}")
+    return {"rows_per_second": job["rows_done"] / seconds, "seconds": seconds, "ranges": job["ranges"]["total"]}
+
+
+def child_pandas(source: str, model: str, threads: int) -> dict:
+    """The usual batch-endpoint script: read the whole file, score it at once, write it back."""
+    import onnxruntime as ort
+    import pandas as pd
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.settings import get_settings
+
+    blobs = BlobServiceClient.from_connection_string(get_settings().storage_connection or "")
+    container, name = source.split("/", 1)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    started = time.perf_counter()
+    data = io.BytesIO(blobs.get_blob_client(container, name).download_blob(max_concurrency=2).readall())
+    frame = pd.read_parquet(data) if name.endswith(".parquet") else pd.read_csv(data)
+    matrix = frame[FEATURES].to_numpy(dtype=np.float32)
+    label, probabilities = session.run(None, {session.get_inputs()[0].name: matrix})
+    frame["prediction"], frame["probability"] = label, probabilities[:, 1]
+    out = io.BytesIO()
+    if name.endswith(".parquet"):
+        frame[["prediction", "probability"]].to_parquet(out)
+    else:
+        frame[["prediction", "probability"]].to_csv(out, index=False)
+    blobs.get_blob_client(OUTPUT, f"pandas-{uuid.uuid4().hex}").upload_blob(out.getvalue(), max_concurrency=2)
+    seconds = time.perf_counter() - started
+    return {"rows_per_second": len(frame) / seconds, "seconds": seconds}
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.child == "limit":
+        result = child_limit(args.model, args.data, args.threads, args.batch_rows)
+    elif args.child == "engine":
+        result = child_engine(args.source, args.model_blob, args.output)
+    else:
+        result = child_pandas(args.source, args.model, args.threads)
+    print(json.dumps(result | {"peak_rss_mb": peak_rss_mb()}))
+
+
+# The run -------------------------------------------------------------------------------
+
+
+def measure(environment: dict[str, str], *arguments: str) -> dict:
+    command = [sys.executable, "-m", "benchmarks.scoring", *arguments]
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    from devhost.azurite import running_azurite
+    from shared.scoring.session import cpu_count
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--memory-rows", type=int, default=0, help="also measure peak RSS of the engine at this size")
+    parser.add_argument("--formats", default="parquet,csv")
+    parser.add_argument("--models", default="gbt,mlp")
+    parser.add_argument("--threads", type=int, default=cpu_count())
+    parser.add_argument("--batch-rows", type=int, default=16384)
+    parser.add_argument("--child", choices=["limit", "engine", "pandas"], help=argparse.SUPPRESS)
+    for option in ("--model", "--data", "--source", "--model-blob", "--output"):
+        parser.add_argument(option, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    formats, model_names = args.formats.split(","), args.models.split(",")
+    with tempfile.TemporaryDirectory(prefix="scoring-bench-") as tmp, running_azurite(f"{tmp}/azurite") as azurite:
+        folder = Path(tmp)
+        environment = os.environ | {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "MLOPS_SCORING_THREADS": str(args.threads),
+            "MLOPS_SCORING_BATCH_ROWS": str(args.batch_rows),
+            "MLOPS_SCORING_MODEL_CACHE": str(folder / "cache"),
+        }
+        blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
+        for container in (INPUT, OUTPUT, MODELS):
+            blobs.create_container(container)
+        models = make_models(folder)
+        for name, path in models.items():
+            blobs.get_blob_client(MODELS, f"{name}.onnx").upload_blob(path.read_bytes())
+        sizes = sorted({args.rows, args.memory_rows} - {0})
+        inputs = {rows: make_inputs(folder, rows, sorted(set(formats) | {"parquet"})) for rows in sizes}
+        for paths in inputs.values():
+            for path in paths.values():
+                with path.open("rb") as file:
+                    blobs.get_blob_client(INPUT, path.name).upload_blob(file, max_concurrency=2)
+        print(
+            f"{args.rows:,} rows x {len(FEATURES)} float features; {args.threads} ORT threads; cpu_count {cpu_count()}"
+        )
+        header = f"{'model':5} {'format':8} {'limit r/s':>11} {'engine r/s':>11} {'pandas r/s':>11} "
+        print(header + f"{'eng/limit':>9} {'eng/pandas':>10} {'engine MB':>9} {'pandas MB':>9}")
+        for name in model_names:
+            limit = measure(
+                environment,
+                "--child",
+                "limit",
+                "--model",
+                str(models[name]),
+                "--data",
+                str(inputs[args.rows]["parquet"]),
+                "--threads",
+                str(args.threads),
+                "--batch-rows",
+                str(args.batch_rows),
+            )
+            for fmt in formats:
+                source = f"{INPUT}/{inputs[args.rows][fmt].name}"
+                engine = measure(
+                    environment,
+                    "--child",
+                    "engine",
+                    "--source",
+                    source,
+                    "--model-blob",
+                    f"{MODELS}/{name}.onnx",
+                    "--output",
+                    f"{name}-{uuid.uuid4().hex[:6]}.{fmt}",
+                )
+                pandas = measure(
+                    environment,
+                    "--child",
+                    "pandas",
+                    "--source",
+                    source,
+                    "--model",
+                    str(models[name]),
+                    "--threads",
+                    str(args.threads),
+                )
+                print(
+                    f"{name:5} {fmt:8} {limit['rows_per_second']:11,.0f} {engine['rows_per_second']:11,.0f} "
+                    f"{pandas['rows_per_second']:11,.0f} {engine['rows_per_second'] / limit['rows_per_second']:9.2f} "
+                    f"{engine['rows_per_second'] / pandas['rows_per_second']:10.2f} "
+                    f"{engine['peak_rss_mb']:9.0f} {pandas['peak_rss_mb']:9.0f}",
+                    flush=True,
+                )
+        if args.memory_rows:
+            print(f"\npeak RSS of the engine (gbt), MB: rows -> {' / '.join(formats)}")
+            for rows in sizes:
+                figures = []
+                for fmt in formats:
+                    engine = measure(
+                        environment,
+                        "--child",
+                        "engine",
+                        "--source",
+                        f"{INPUT}/{inputs[rows][fmt].name}",
+                        "--model-blob",
+                        f"{MODELS}/gbt.onnx",
+                        "--output",
+                        f"mem-{rows}-{uuid.uuid4().hex[:6]}.{fmt}",
+                    )
+                    figures.append(f"{engine['peak_rss_mb']:.0f} ({engine['rows_per_second']:,.0f} r/s)")
+                print(f"{rows:>10,} -> {' / '.join(figures)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
