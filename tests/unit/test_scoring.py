@@ -1,0 +1,127 @@
+"""Scoring pieces that need no storage: request validation, range planning, parsing, the HTTP 400."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import azure.functions as func
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from shared.scoring.errors import InvalidInput
+from shared.scoring.formats import detect_format, parse_csv, parse_header, parse_jsonl, to_matrix
+from shared.scoring.pipeline import prefetch
+from shared.scoring.plan import plan_ranges
+from shared.scoring.request import OnnxBlob, RegisteredModel, ScoringRequest
+
+COLUMNS = ["id", "a", "b"]
+
+
+def request(**changes: object) -> dict:
+    return {"input": "scoring-input/x/data.csv", "model": {"blob": "models/m.onnx"}} | changes
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"input": "scoring-input/../secrets.csv"}, "input"),
+        ({"input": "Bad_Container/data.csv"}, "input"),
+        ({"model": {"blob": "models/m.pkl"}}, "model"),
+        ({"model": {"location": "dev", "name": "churn/../x", "version": "1"}}, "model"),
+        ({"output": {"format": "xlsx"}}, "output.format"),
+        ({"output": {"path": "a//b.csv"}}, "output.path"),
+        ({"features": ["a", "a"]}, "features"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_a_bad_request_names_the_field(changes: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ScoringRequest.model_validate(request(**changes))
+    assert any(".".join(map(str, error["loc"])).startswith(field) for error in caught.value.errors())
+
+
+def test_a_model_is_either_registered_or_a_blob() -> None:
+    registered = ScoringRequest.model_validate(request(model={"location": "dev", "name": "churn", "version": "3"}))
+    assert isinstance(registered.model, RegisteredModel)
+    assert isinstance(ScoringRequest.model_validate(request()).model, OnnxBlob)
+
+
+def test_text_ranges_cover_the_data_exactly_once() -> None:
+    ranges = plan_ranges("csv", {"data_start": 10}, size=1000, range_bytes=300)
+    assert [(item["start"], item["end"]) for item in ranges] == [(10, 310), (310, 610), (610, 910), (910, 1000)]
+    assert plan_ranges("csv", {"data_start": 10}, size=10, range_bytes=300) == [{"start": 10, "end": 10}]
+
+
+def test_parquet_ranges_group_row_groups_up_to_the_range_size() -> None:
+    ranges = plan_ranges("parquet", {"row_groups": [100, 100, 250, 50, 10]}, size=0, range_bytes=200)
+    assert [item["row_groups"] for item in ranges] == [[0, 1], [2], [3, 4]]
+    assert plan_ranges("parquet", {"row_groups": []}, size=0, range_bytes=200) == [{"row_groups": []}]
+
+
+def test_csv_header_and_format() -> None:
+    assert parse_header(b'\xef\xbb\xbf"id",a,b\r\n1,2,3\n', "input") == (COLUMNS, 13)
+    with pytest.raises(InvalidInput, match="header"):
+        parse_header(b"id,,b\n", "input")
+    assert detect_format("x/y.PARQUET") == "parquet"
+    with pytest.raises(InvalidInput, match=r"unknown format"):
+        detect_format("x/y.xlsx")
+
+
+def test_csv_rows_that_do_not_parse_are_numbered_and_dropped() -> None:
+    data = b"r1,1,2\nr2,x,2\n\nr3,3\nr4,4,5\n"
+
+    table, errors, rows = parse_csv(data, COLUMNS, ["a", "b"], ["id"], first_row=101)
+
+    assert rows == 4
+    assert table.column("id").to_pylist() == ["r1", "r4"]
+    assert [(error.row, error.reason) for error in errors] == [
+        (102, "feature 'a' is not a number: 'x'"),
+        (103, "expected 3 fields"),
+    ]
+    assert errors[0].text == "r2,x,2"
+
+
+def test_empty_cells_are_missing_values_not_errors() -> None:
+    table, errors, _ = parse_csv(b"r1,,2\n", COLUMNS, ["a", "b"], ["id"], first_row=1)
+    assert errors == []
+    assert np.isnan(to_matrix(table, ["a", "b"], np.dtype(np.float32))[0, 0])
+
+
+def test_json_lines_that_do_not_parse_are_numbered_and_dropped() -> None:
+    data = b'{"id": 1, "a": 1, "b": 2}\n{"id": 2, "a": "x", "b": 2}\nnot json\n{"id": 3, "a": 3.5, "b": null}\n'
+
+    table, errors, rows = parse_jsonl(data, ["a", "b"], ["id"], first_row=1)
+
+    assert rows == 4
+    assert table.column("id").to_pylist() == ["1", "3"]
+    assert [error.row for error in errors] == [2, 3]
+    matrix = to_matrix(table, ["a", "b"], np.dtype(np.float32))
+    assert matrix.flags.c_contiguous and matrix.dtype == np.float32
+    assert matrix[1, 0] == 3.5 and np.isnan(matrix[1, 1])
+
+
+def test_prefetch_keeps_order_and_reraises_the_producers_error() -> None:
+    def items() -> Iterator[int]:
+        yield from range(5)
+        raise RuntimeError("disk on fire")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        for item in prefetch(items()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_submit_answers_400_naming_the_bad_field() -> None:
+    from handlers import scoring
+
+    handler = scoring.score_submit.build().get_user_function()
+    body = json.dumps(request(model={"blob": "models/m.txt"})).encode()
+
+    response = handler(func.HttpRequest("POST", "/api/score", body=body))
+
+    assert response.status_code == 400
+    problems = json.loads(response.get_body())["problems"]
+    assert problems[0]["field"].startswith("model")
