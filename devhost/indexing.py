@@ -56,6 +56,7 @@ def index_function_app(module: ModuleType) -> list[IndexedFunction]:
         if len(triggers) != 1:
             raise IndexingError(f"function {function.get_function_name()} must have exactly one trigger")
         code = function.get_user_function()
+        _check_reserved(function.get_function_name(), triggers[0])
         _check_parameters(function.get_function_name(), code, bindings)
         indexed.append(
             IndexedFunction(
@@ -67,6 +68,13 @@ def index_function_app(module: ModuleType) -> list[IndexedFunction]:
             )
         )
     return indexed
+
+
+def _check_reserved(name: str, trigger: dict[str, Any]) -> None:
+    """The host reserves `admin` for its own API: such functions and routes never load in Azure."""
+    route = str(trigger.get("route") or name).lstrip("/")
+    if name.lower().startswith("admin") or route.lower().startswith("admin"):
+        raise IndexingError(f"function {name}: names and routes starting with 'admin' are reserved by the host")
 
 
 def _check_parameters(name: str, code: Any, bindings: list[dict[str, Any]]) -> None:

@@ -208,7 +208,13 @@ def _enter_next_phase(services: Services, record: Record, actor: str) -> None:
         _log(record, "mirror", actor, f"mirror {plan.mirror.percent}% to {record['deployment']}")
         return
     step = record["step"] + 1
-    percent = plan.steps[step] if any(baseline["traffic"].values()) else 100
+    if not any(baseline["traffic"].values()):
+        # As Flagger does for a first deployment: nothing to compare with or roll back to.
+        record.update(phase="step", step=len(plan.steps) - 1, skip_analysis=True)
+        _apply(services, record, {record["deployment"]: 100}, {})
+        _log(record, "step", actor, "first deployment on an empty endpoint: 100% without analysis")
+        return
+    percent = plan.steps[step]
     if percent in plan.manual_gates and percent not in record["approved"]:
         record["state"] = "awaiting_approval"
         _log(record, "awaiting_approval", actor, f"step {percent}% waits for approval")

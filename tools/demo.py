@@ -1,0 +1,139 @@
+"""The main job: the whole event-to-rollout chain on the local sandbox, with a timeline.
+
+1. v1 of `credit-risk` is registered in dev: tested, judged, promoted to the registry
+   and prod, and deployed to the empty prod endpoint (100% at once: nothing to compare).
+2. Client traffic starts. v2 (good) and v3 (no skill) are registered together: v3 fails
+   its gates and is rejected with its gate table; v2 shadows 20% of traffic, then takes
+   10%, 50%, 100% of it, each step judged on its live error rate and latency.
+3. v4 is registered and its deployment is made to fail 20% of requests: the rollout
+   is rolled back automatically at its first step, and ops are told why.
+4. A drift monitor reports drift 0.8 (threshold 0.3): retraining starts, ops hear of it.
+Notifications arrive, signed, at a local webhook receiver standing in for ops' channels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
+from shared.platform.sandbox import samples
+
+MODEL, ENDPOINT = "credit-risk", "credit-risk"
+
+
+class Timeline:
+    """Prints audit entries and received notifications as they appear."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack, self.started = stack, time.monotonic()
+        self._audit_seen = self._notes_seen = 0
+
+    def say(self, text: str) -> None:
+        print(f"\n{self._clock()} == {text}", flush=True)
+
+    def poll(self) -> None:
+        entries = self.stack.state.read_audit()
+        for entry in entries[self._audit_seen:]:
+            if entry.action != "intake" or entry.outcome != "queued":
+                print(f"{self._clock()}    {entry.action:<10} {entry.outcome:<12} {entry.subject[:40]:<40} "
+                      f"{entry.reason[:90]}", flush=True)
+        self._audit_seen = len(entries)
+        notes = self.stack.receiver.received
+        for note in notes[self._notes_seen:]:
+            data = note.body.get("data", {}) if isinstance(note.body, dict) else {}
+            signed = "signature ok" if note.signature_valid else "SIGNATURE INVALID"
+            print(f"{self._clock()}    >> ops: [{data.get('kind')}] {data.get('title')} ({signed})", flush=True)
+        self._notes_seen = len(notes)
+
+    def wait(self, what: str, probe, timeout: float = 120):  # noqa: ANN001, ANN201
+        def polled():  # noqa: ANN202
+            self.poll()
+            return probe()
+
+        try:
+            return wait_until(polled, timeout=timeout, interval=0.5)
+        except TimeoutError:
+            raise SystemExit(f"demo: timed out waiting for {what}; see the host log") from None
+
+    def _clock(self) -> str:
+        return f"[{time.monotonic() - self.started:6.1f}s]"
+
+
+def stage(stack: Stack, version: str) -> str | None:
+    record = stack.state.get("lifecycle", f"{MODEL}:{version}")
+    return record["stage"] if record else None
+
+
+def print_gate_table(stack: Stack, version: str) -> None:
+    record = stack.state.get("lifecycle", f"{MODEL}:{version}") or {}
+    table = record.get("gates") or {"header": [], "rows": []}
+    print(f"\n    gate table of {MODEL} v{version} ({record.get('stage')}):")
+    for row in [table["header"], *table["rows"]]:
+        print("      " + "  ".join(f"{cell:<20}" for cell in row))
+
+
+def print_summary(stack: Stack, traffic: TrafficGenerator) -> None:
+    print("\n== Lifecycles")
+    for record in sorted(stack.state.list("lifecycle"), key=lambda r: int(r["version"])):
+        path = " -> ".join(entry["stage"] for entry in record["history"])
+        print(f"    {record['model']} v{record['version']:<3} {record['stage']:<12} {path}")
+    endpoint = stack.sandbox.get_endpoint("prod", ENDPOINT)
+    print(f"\n== Endpoint prod/{ENDPOINT}: traffic {endpoint.traffic}, mirror {endpoint.mirror_traffic}")
+    print(f"   client requests answered by deployment: {traffic.answers} (errors seen by clients: {traffic.errors})")
+    for archived in [*stack.state.list("rollout-archive"), *stack.state.list("rollout")]:
+        print(f"\n== Rollout {archived['id']}: {archived['state']}")
+        for entry in archived["history"]:
+            print(f"    {entry['time'][11:19]} {entry['actor'][:8]:<8} {entry['action']:<22} {entry['reason'][:80]}")
+    print(f"\n== {len(stack.receiver.received)} notifications received by the ops webhook, "
+          f"all signed: {all(n.signature_valid for n in stack.receiver.received)}")
+
+
+def run(workdir: Path) -> int:
+    with local_stack(workdir) as stack:
+        timeline = Timeline(stack)
+        print(f"Local stack up: host {stack.host.url}, sandbox endpoints {stack.scoring_url}, "
+              f"ops webhook {stack.receiver.url} (host log: {workdir / 'host.log'})")
+        timeline.say("1. credit-risk v1 registered in dev (the first model: no champion yet)")
+        stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=1), {"team": "risk"})
+        timeline.wait("v1 to go live", lambda: stage(stack, "1") == "live")
+
+        with TrafficGenerator(stack.scoring_url, "prod", ENDPOINT, per_second=40) as traffic:
+            timeline.say("2. client traffic on; v2 (good) and v3 (no skill) registered together")
+            stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=3), {"team": "risk"})
+            stack.sandbox.register_model("dev", MODEL, samples.bad_model(seed=2), {"team": "risk"})
+            timeline.wait("v3 to be rejected", lambda: stage(stack, "3") == "failed")
+            print_gate_table(stack, "3")
+            timeline.wait("v2 to go live", lambda: stage(stack, "2") == "live", timeout=180)
+
+            timeline.say("3. v4 registered; its deployment will fail 20% of requests")
+            stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=4), {"team": "risk"})
+            timeline.wait("v4's deployment", lambda: stage(stack, "4") == "rolling_out")
+            stack.sandbox.set_deployment_fault("prod", ENDPOINT, "credit-risk-v4", error_rate=0.2)
+            timeline.wait("v4 to be rolled back", lambda: stage(stack, "4") == "rolled_back", timeout=180)
+
+            timeline.say("4. drift monitor reports drift 0.8 on credit-risk-monitor")
+            stack.sandbox.publish_drift("dev", "credit-risk-monitor", 0.8)
+            timeline.wait("retraining to start",
+                          lambda: any(n.body.get("data", {}).get("kind") == "retraining.started"
+                                      for n in stack.receiver.received if isinstance(n.body, dict)))
+            timeline.poll()
+        print_summary(stack, traffic)
+        live = stage(stack, "2") == "live" and stage(stack, "3") == "failed" and stage(stack, "4") == "rolled_back"
+        print("\nDemo finished:", "every step as expected." if live else "UNEXPECTED END STATE (see above).")
+        return 0 if live else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=None, help="where Azurite data and the host log go")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="aml-reactor-demo-"))
+    return run(workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
