@@ -75,8 +75,12 @@ def stack_settings(azurite: Azurite, keys: HostKeys, host_port: int, receiver_ur
 
 @contextlib.contextmanager
 def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
-                azurite: Azurite | None = None) -> Iterator[Stack]:
-    """Start everything; seed the sandbox with datasets and the prod endpoint."""
+                azurite: Azurite | None = None, capture_events: bool = False) -> Iterator[Stack]:
+    """Start everything; seed the sandbox with datasets and the prod endpoint.
+
+    With `capture_events`, the sandbox's Azure ML events go to the receiver (path
+    `/aml-events`) instead of the app, for tests that deliver them in their own order.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     with contextlib.ExitStack() as stack:
@@ -86,6 +90,8 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
         keys = HostKeys.load_or_create(workdir / "keys.json")
         host = HostProcess({}, workdir / "keys.json", log_file=workdir / "host.log")
         values = {**stack_settings(azurite, keys, host.port, receiver.url, secret, fast), **(extra_settings or {})}
+        if capture_events:
+            values["MLOPS_SANDBOX_EVENTS_URL"] = f"{receiver.url}/aml-events"
         host.settings = values
         settings = Settings.from_environ(values)
         sandbox = SandboxPlatform.from_settings(settings)

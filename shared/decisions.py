@@ -24,7 +24,7 @@ def _short_hash(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:6]
 
 
-def testing_job_name(model: str, version: str) -> str:
+def evaluation_job_name(model: str, version: str) -> str:
     """`test-credit-risk-v3`: one test job per model version."""
     return _bounded(f"test-{_slug(model)}-v{_slug(version)}", 255, model, version)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.bootstrap import Services
-from shared.decisions import judge, testing_job_name
+from shared.decisions import judge, evaluation_job_name
 from shared.notify import Notification, NotifyError, Table
 from shared.platform.port import JobStatus, ModelVersion, TryLater
 from shared.policy import Rule
@@ -30,7 +30,7 @@ def key_of(name: str, version: str) -> str:
 def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: str) -> dict[str, Any]:
     """Submit the model's test job (idempotent by name) and record the lifecycle as testing."""
     key = key_of(model.name, model.version)
-    job_name = testing_job_name(model.name, model.version)
+    job_name = evaluation_job_name(model.name, model.version)
     inputs = {
         **rule.test.inputs, "model_uri": model.uri, "model_name": model.name,
         "model_version": model.version, "model_location": model.location,
