@@ -180,6 +180,19 @@ def test_a_job_whose_runner_never_reports_ends_failed(platform: SandboxPlatform)
     assert job.status is JobStatus.FAILED and "stopped without reporting" in (job.error or "")
 
 
+def test_teardown_stops_runners_that_are_still_going(platform: SandboxPlatform, settings: Settings) -> None:
+    platform.submit_job("dev", "slow-1", "retrain-model", {"dataset": "missing"}, {})
+    [job] = jobs.running(platform.store)
+    another_process = SandboxPlatform.from_settings(settings)
+
+    another_process.stop_jobs(timeout=0)
+
+    assert jobs.running(platform.store) == []
+    assert not jobs.is_runner(job["pid"], "slow-1")
+    stopped = platform.get_job("dev", "slow-1")
+    assert stopped.status is JobStatus.FAILED and "stopped by the sandbox's teardown" in (stopped.error or "")
+
+
 def test_drift_detection_publishes_dataset_drift_detected(platform: SandboxPlatform, receiver: Receiver) -> None:
     platform.publish_drift("dev", "churn-inputs", 0.42)
 

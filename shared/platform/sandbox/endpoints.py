@@ -52,6 +52,7 @@ def routes(doc: Doc, now: float) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def view(doc: Doc, now: float) -> Endpoint:
+    """The endpoint as Azure ML reports it: while Updating, with the split it was asked for."""
     return Endpoint(
         workspace=doc["workspace"],
         name=doc["name"],

@@ -9,8 +9,10 @@ RunCompleted or RunStatusChanged (Failed), as Azure ML does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,15 +79,52 @@ def view(doc: dict[str, Any], stale_after: float) -> Job:
     )
 
 
-def spawn(doc: dict[str, Any], environ: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start the runner detached from the caller (own session), logging to the job's log file."""
+def spawn(
+    store: SandboxStore, doc: dict[str, Any], environ: dict[str, str], deadline: float
+) -> subprocess.Popen[bytes]:
+    """Start the runner in its own session (it outlives the caller), for at most `deadline` seconds."""
     LOGS.mkdir(parents=True, exist_ok=True)
     with open(doc["log"], "ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "shared.platform.sandbox.run_job", doc["workspace"], doc["name"]],
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "shared.platform.sandbox.run_job", doc["workspace"], doc["name"],
+             "--deadline", str(max(1, round(deadline)))],
             cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    store.update(KIND, _key(doc["workspace"], doc["name"]), lambda current: {**(current or doc), "pid": runner.pid})
+    return runner
+
+
+def running(store: SandboxStore) -> list[dict[str, Any]]:
+    """Unfinished jobs whose runner process is alive on this machine."""
+    return [
+        doc for doc in store.list(KIND)
+        if not JobStatus(doc["status"]).is_terminal and doc.get("pid") and is_runner(doc["pid"], doc["name"])
+    ]
+
+
+def stop(store: SandboxStore, doc: dict[str, Any], reason: str) -> None:
+    """Kill the job's runner (and anything it started) and record the job as failed."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if is_runner(doc["pid"], doc["name"]):
+            os.killpg(doc["pid"], signal.SIGKILL)
+
+    def change(current: dict[str, Any] | None) -> dict[str, Any]:
+        current = current or doc
+        if not JobStatus(current["status"]).is_terminal:
+            current.update(status=JobStatus.FAILED.value, error=reason)
+        return current
+
+    store.update(KIND, _key(doc["workspace"], doc["name"]), change)
+
+
+def is_runner(pid: int, job_name: str) -> bool:
+    """Whether `pid` is still the runner of `job_name` (not a finished one, nor a reused pid). Linux only."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"shared.platform.sandbox.run_job" in argv and job_name.encode() in argv
 
 
 def run(platform: SandboxPlatform, workspace: str, job_name: str) -> dict[str, Any]:
@@ -98,7 +137,7 @@ def run(platform: SandboxPlatform, workspace: str, job_name: str) -> dict[str, A
             raise NotFound(f"job {job_name!r} does not exist in workspace {workspace!r}")
         claimed["ok"] = doc["status"] == JobStatus.QUEUED.value
         if claimed["ok"]:
-            doc.update(status=JobStatus.RUNNING.value, started=time.time(), pid=os.getpid())
+            doc.update(status=JobStatus.RUNNING.value, started=time.time())
         return doc
 
     doc = store.update(KIND, _key(workspace, job_name), start)

@@ -96,7 +96,7 @@ class SandboxPlatform:
             if self.runner_environ is None:
                 raise ConfigurationError("this SandboxPlatform was built without settings; use from_settings")
             with self._lock:
-                self._runners.append(jobs.spawn(doc, self.runner_environ))
+                self._runners.append(jobs.spawn(self.store, doc, self.runner_environ, self.job_timeout_seconds))
         return jobs.view(doc, self.job_timeout_seconds)
 
     @faultable
@@ -118,6 +118,15 @@ class SandboxPlatform:
             except subprocess.TimeoutExpired:
                 runner.kill()
                 runner.wait()
+
+    def stop_jobs(self, timeout: float = 30) -> None:
+        """Test teardown: wait for every running job of this sandbox, whichever process started
+        it, then kill the runners still going (their jobs end failed)."""
+        deadline = time.monotonic() + timeout
+        while (left := jobs.running(self.store)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for doc in left:
+            jobs.stop(self.store, doc, f"stopped by the sandbox's teardown after {timeout:.0f} s")
 
     # Endpoints ---------------------------------------------------------------------
 
@@ -210,8 +219,9 @@ class SandboxPlatform:
         faults.clear(self.store)
 
     def close(self) -> None:
-        """Wait for started jobs and write pending metrics."""
+        """Tear down: let jobs finish (or stop them), write pending metrics."""
         self.join_jobs()
+        self.stop_jobs()
         self.recorder.close()
 
 

@@ -16,6 +16,8 @@ import contextlib
 import json
 import logging
 import re
+import signal
+import sys
 import threading
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -135,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     platform = SandboxPlatform.from_settings(get_settings())
     server = ScoringServer(platform, args.host, args.port)
     log.info("sandbox endpoints listening on %s/endpoints/<workspace>/<endpoint>/score", server.url)
+    # Stop on SIGTERM as on Ctrl+C, so that the last metrics are written.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         server.server_close()
