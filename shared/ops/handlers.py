@@ -1,0 +1,263 @@
+"""The admin API's handlers: plain functions of `Services`, validated input and the caller.
+
+Each one re-reads current state through the ports, acts through the same code the
+events and timers use (the rollout engine, intake, the queue), and records who did
+what in the audit trail under the request's correlation id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import intake, lifecycle
+from shared.bootstrap import Services
+from shared.decisions import retrain_job_name
+from shared.ops import traffic
+from shared.ops.errors import ApiError
+from shared.ops.models import (
+    ActionPath,
+    ActionRequest,
+    AuditEntries,
+    AuditFilter,
+    Check,
+    EndpointPath,
+    EndpointView,
+    Health,
+    Lifecycle,
+    LifecycleFilter,
+    LifecyclePath,
+    Lifecycles,
+    ModelPath,
+    PolicyDraft,
+    PolicyValid,
+    Promoted,
+    PromoteRequest,
+    Replayed,
+    ReplayRequest,
+    RetrainRequest,
+    RetrainSubmitted,
+    Rollout,
+    RolloutFilter,
+    Rollouts,
+    StartRollout,
+    TrafficApplied,
+    TrafficChange,
+)
+from shared.platform.port import NotFound, PlatformError
+from shared.policy import PolicyError, Rule, parse_policy
+from shared.rollout import engine
+
+MAX_AUDIT_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked (for the history and audit trail) and the request's correlation id."""
+
+    actor: str
+    correlation_id: str
+
+
+def health(services: Services, caller: Caller) -> Health:
+    policy = _probe(lambda: f"{len(services.policy.rules)} rules from {services.settings.policy_path}")
+    storage = _probe(lambda: _storage(services))
+    return Health(ok=policy.ok and storage.ok, platform=services.settings.platform, policy=policy, storage=storage)
+
+
+def promote(services: Services, where: ModelPath, request: PromoteRequest, caller: Caller) -> Promoted:
+    """Copy a model version to each target in order (the rule's promotion path by default)."""
+    model = services.platform.get_model(where.location, where.name, where.version)
+    targets = request.targets or _promotion_path(services, model.name, model.tags)
+    if model.location in targets:
+        raise ApiError(400, f"the version is in {model.location} already; it cannot be promoted there", "targets")
+    promoted = {target: services.platform.promote_model(model, target).uri for target in targets}
+    _audit(services, caller, lifecycle.key_of(model.name, model.version), "promote",
+           f"from {model.location} to {', '.join(targets)}")
+    return Promoted(model=model.name, version=model.version, source=model.location, promoted=promoted)
+
+
+def change_traffic(services: Services, where: EndpointPath, change: TrafficChange, caller: Caller) -> TrafficApplied:
+    """Set the endpoint's traffic under its lease; an active rollout is paused, not fought."""
+    endpoint = services.platform.get_endpoint(where.workspace, where.endpoint)
+    traffic.check(endpoint, change.traffic, change.mirror_traffic)
+    engine.set_traffic(services, where.workspace, where.endpoint, dict(change.traffic), dict(change.mirror_traffic),
+                       caller.actor)
+    record = services.state.get("rollout", engine.key_for(where.workspace, where.endpoint))
+    _audit(services, caller, f"{where.workspace}/{where.endpoint}", "traffic",
+           f"traffic {change.traffic}, mirror {change.mirror_traffic}")
+    return TrafficApplied(workspace=where.workspace, endpoint=where.endpoint, traffic=change.traffic,
+                          mirror_traffic=change.mirror_traffic, rollout_state=record["state"] if record else None)
+
+
+def start_rollout(services: Services, request: StartRollout, caller: Caller) -> Rollout:
+    """Roll a model version out by the rule's plan (or the one given); the ticks do the rest."""
+    rule = _rule(services, request.rule)
+    plan = request.plan or rule.rollout
+    if plan is None:
+        raise ApiError(400, f"rule {rule.name!r} has no rollout plan; give one as plan", "plan")
+    model = request.model
+    record = engine.start(services, rule.model_copy(update={"rollout": plan}), {
+        "model": model.name, "version": model.version, "workspace": model.location,
+        "serving_location": model.location,
+    }, cause=caller.correlation_id)
+    _audit(services, caller, record["id"], "rollout.start", f"{model.name} v{model.version} on {plan.endpoint}")
+    return Rollout.model_validate(record)
+
+
+def rollout_action(services: Services, where: ActionPath, request: ActionRequest, caller: Caller) -> Rollout:
+    record = engine.act(services, engine.key_for(where.workspace, where.endpoint), where.action, caller.actor,
+                        request.reason)
+    _audit(services, caller, record["id"], f"rollout.{where.action}", request.reason)
+    return Rollout.model_validate(record)
+
+
+def list_rollouts(services: Services, query: RolloutFilter, caller: Caller) -> Rollouts:
+    records = [
+        {**record, "history": record["history"][-1:]} for record in services.state.list("rollout")
+        if query.state in (None, record["state"]) and query.endpoint in (None, record["endpoint"])
+    ]
+    records.sort(key=lambda record: record["started"], reverse=True)
+    return Rollouts(items=[Rollout.model_validate(record) for record in records])
+
+
+def get_rollout(services: Services, where: EndpointPath, caller: Caller) -> Rollout:
+    record = services.state.get("rollout", engine.key_for(where.workspace, where.endpoint))
+    if record is None:
+        raise NotFound(f"no rollout on {where.workspace}/{where.endpoint}")
+    try:
+        endpoint = services.platform.get_endpoint(where.workspace, where.endpoint)
+    except PlatformError:
+        return Rollout.model_validate(record)  # the record still answers when the platform cannot
+    live = EndpointView(
+        workspace=endpoint.workspace, name=endpoint.name, provisioning_state=endpoint.provisioning_state,
+        traffic=endpoint.traffic, mirror_traffic=endpoint.mirror_traffic,
+        deployments={d.name: d.provisioning_state for d in endpoint.deployments},
+    )
+    return Rollout.model_validate({**record, "live": live})
+
+
+def retrain(services: Services, request: RetrainRequest, caller: Caller) -> RetrainSubmitted:
+    """Submit the rule's drift pipeline; the job's name comes from request_id, so a repeat finds it."""
+    rule = _rule(services, request.rule)
+    if rule.drift is None:
+        raise ApiError(400, f"rule {rule.name!r} has no drift pipeline to retrain with", "rule")
+    workspace = rule.source_workspace
+    if workspace.startswith("registry:"):
+        raise ApiError(400, f"rule {rule.name!r} has a registry as its source; jobs run in a workspace", "rule")
+    job_name = retrain_job_name(rule.name, request.request_id)
+    tags = {"mlops.purpose": "retrain", "mlops.rule": rule.name, "mlops.request": request.request_id}
+    job = services.platform.submit_job(workspace, job_name, rule.drift.pipeline, dict(rule.drift.inputs), tags)
+    _audit(services, caller, rule.name, "retrain", f"job {job_name} ({rule.drift.pipeline}) in {workspace}")
+    return RetrainSubmitted(rule=rule.name, workspace=workspace, job=job.name, status=job.status.value,
+                            studio_url=job.studio_url)
+
+
+def replay(services: Services, request: ReplayRequest, caller: Caller) -> Replayed:
+    """Run a set-aside event through intake again, or put a dead-lettered work item back on
+    the queue. A replay that got through removes the stored copy; a failing one is stored anew."""
+    stored = services.state.get(request.kind, request.key)
+    if stored is None:
+        raise NotFound(f"no {request.kind} item with key {request.key!r}")
+    if request.kind == "deadletter":
+        services.work_queue.send(_work_item(stored, request.key))
+        outcome = "requeued"
+    else:
+        outcome = intake.receive(stored["event"], services.state, services.work_queue).value
+    if outcome in ("requeued", intake.Outcome.QUEUED.value):
+        services.state.delete(request.kind, request.key)
+    _audit(services, caller, f"{request.kind}/{request.key}", "replay",
+           f"was {request.kind}: {stored.get('reason', '')}", outcome)
+    return Replayed(kind=request.kind, key=request.key, outcome=outcome)
+
+
+def list_lifecycles(services: Services, query: LifecycleFilter, caller: Caller) -> Lifecycles:
+    records = [
+        record for record in services.state.list("lifecycle")
+        if query.stage in (None, record["stage"]) and query.model in (None, record["model"])
+    ]
+    return Lifecycles(items=[Lifecycle.model_validate(record) for record in records])
+
+
+def get_lifecycle(services: Services, where: LifecyclePath, caller: Caller) -> Lifecycle:
+    record = services.state.get("lifecycle", lifecycle.key_of(where.name, where.version))
+    if record is None:
+        raise NotFound(f"no lifecycle for {where.name} v{where.version}")
+    return Lifecycle.model_validate(record)
+
+
+def audit_log(services: Services, query: AuditFilter, caller: Caller) -> AuditEntries:
+    """The most recent `limit` entries that match, oldest first."""
+    since = query.since.replace(tzinfo=query.since.tzinfo or UTC) if query.since else None
+    today = datetime.now(UTC).date()
+    if since and since.date() > today:
+        return AuditEntries(items=[])
+    days = None
+    if since and (today - since.date()).days < MAX_AUDIT_DAYS:
+        days = [(since.date() + timedelta(days=n)).isoformat() for n in range((today - since.date()).days + 1)]
+    entries = [
+        entry for entry in services.state.read_audit(days)
+        if (since is None or entry.time >= since) and query.correlation_id in (None, entry.correlation_id)
+        and query.subject in (None, entry.subject) and query.action in (None, entry.action)
+    ]
+    return AuditEntries(items=entries[-query.limit:])
+
+
+def validate_policy(services: Services, draft: PolicyDraft, caller: Caller) -> PolicyValid:
+    try:
+        policy = parse_policy(draft.text, "policy")
+    except PolicyError as error:
+        raise ApiError(400, str(error), "body") from None
+    return PolicyValid(valid=True, rules=[rule.name for rule in policy.rules])
+
+
+def openapi(services: Services, caller: Caller) -> dict[str, Any]:
+    from shared.ops.openapi import document
+
+    return document()
+
+
+def _rule(services: Services, name: str) -> Rule:
+    rule = services.policy.rule_named(name)
+    if rule is None:
+        raise ApiError(404, f"the policy has no rule named {name!r}", "rule")
+    return rule
+
+
+def _promotion_path(services: Services, name: str, tags: dict[str, str]) -> list[str]:
+    rule = services.policy.rule_for_model(name, tags)
+    if rule is None or rule.promotion is None:
+        raise ApiError(400, f"no rule with a promotion path matches model {name!r}; give targets", "targets")
+    return list(rule.promotion.path)
+
+
+def _work_item(stored: dict[str, Any], key: str) -> dict[str, Any]:
+    try:
+        item = json.loads(stored["message"])
+    except (KeyError, TypeError, ValueError):
+        item = None
+    if not isinstance(item, dict) or "event" not in item:
+        raise ApiError(409, f"dead letter {key!r} is not a readable work item; there is nothing to replay", "key")
+    return item
+
+
+def _storage(services: Services) -> str:
+    services.state.container.get_container_properties()
+    return f"state container {services.settings.state_container}"
+
+
+def _probe(check: Callable[[], str]) -> Check:
+    """A health check's outcome; the first line of an error is enough to say what is wrong."""
+    try:
+        return Check(ok=True, detail=check())
+    except Exception as error:
+        first_line = next(iter(str(error).splitlines()), "")
+        return Check(ok=False, detail=f"{type(error).__name__}: {first_line}")
+
+
+def _audit(services: Services, caller: Caller, subject: str, action: str, reason: str, outcome: str = "done") -> None:
+    lifecycle.audit(services, caller.correlation_id, subject, f"ops.{action}", outcome,
+                    f"{reason} (by {caller.actor})".strip())

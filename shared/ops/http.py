@@ -1,0 +1,113 @@
+"""Serve one route: authorize, validate the request, call the handler, answer JSON.
+
+Every answer carries `x-correlation-id` (the caller's, when it sends a usable one),
+which is also the correlation id of what the request writes to the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.bootstrap import Services, services
+from shared.ops import auth, errors
+from shared.ops.errors import ApiError
+from shared.ops.handlers import Caller
+from shared.ops.routes import Route
+
+CORRELATION = "x-correlation-id"
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_BODY_BYTES = 1_000_000
+
+
+def serve(routes: list[Route], request: func.HttpRequest,
+          get_services: Callable[[], Services] = services) -> func.HttpResponse:
+    """Answer `request` with the route of its method among `routes` (one path's routes)."""
+    correlation_id = request.headers.get(CORRELATION) or ""
+    if not _CORRELATION_ID.match(correlation_id):
+        correlation_id = uuid.uuid4().hex
+    route = next((route for route in routes if route.method == request.method.upper()), None)
+    if route is None:
+        allowed = ", ".join(route.method for route in routes)
+        return _json(405, {"error": f"use {allowed} on this path", "field": None}, correlation_id, {"Allow": allowed})
+    try:
+        app = get_services()
+        auth.authorize(request.headers, app.settings.admin_role)
+        inputs = parse(route, request)
+        result = route.handler(app, *inputs, Caller(auth.actor(request.headers), correlation_id))
+        status = route.status_of(result) if route.status_of else route.status
+        return _json(status, result, correlation_id)
+    except Exception as error:
+        status, body, headers = errors.answer(error, correlation_id)
+        return _json(status, body, correlation_id, headers)
+
+
+def parse(route: Route, request: func.HttpRequest) -> list[BaseModel]:
+    """The route's inputs, validated: path parameters, then the query or the body."""
+    inputs = []
+    if route.params:
+        inputs.append(validate(route.params, dict(request.route_params)))
+    if route.query:
+        # `code` is the function key when it is passed in the query, not a filter.
+        inputs.append(validate(route.query, {k: v for k, v in request.params.items() if k != "code"}))
+    if route.body:
+        inputs.append(validate(route.body, _body(route, request.get_body() or b"")))
+    return inputs
+
+
+def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    """`model` from `data`, or ApiError 400 naming every field at fault."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = [(_field(item["loc"]), item["msg"]) for item in error.errors()]
+        message = "; ".join(f"{field}: {msg}" if field else msg for field, msg in problems)
+        raise ApiError(400, message, problems[0][0] or None) from None
+
+
+def _field(loc: tuple[str | int, ...]) -> str:
+    """`traffic.blue`, `plan.steps[1]`; a bad dict key is named like the entry it keys."""
+    text = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _body(route: Route, raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes", "body")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the body is not UTF-8 text", "body") from None
+    if route.text_body:
+        return {"text": text}
+    if not text.strip():
+        return {}
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except ValueError as error:
+        raise ApiError(400, f"the body is not valid JSON: {error}", "body") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "the body must be a JSON object", "body")
+    return document
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json(status: int, result: Any, correlation_id: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+    return func.HttpResponse(
+        json.dumps(body, default=str), status_code=status, mimetype="application/json",
+        headers={CORRELATION: correlation_id, **(headers or {})},
+    )

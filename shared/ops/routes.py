@@ -1,0 +1,91 @@
+"""The route table: the one list the function app registers and the OpenAPI document
+describes, so the two cannot drift apart. Routes live under `ops/`, since the Functions
+host keeps routes and function names starting with `admin` for itself.
+
+One HTTP function serves each path and picks the route by method (405 for others), so
+that a path's GET and POST never depend on how a host orders two functions' routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.ops import handlers as h
+from shared.ops import models as m
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation: where it is served, what it takes, what it answers."""
+
+    method: str
+    path: str
+    function: str  # the HTTP function serving this path (shared by the path's routes)
+    summary: str
+    handler: Callable[..., Any]
+    response: type[BaseModel] | None
+    params: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    text_body: bool = False  # the raw body is the model's `text` field (policy YAML)
+    status: int = 200
+    errors: tuple[int, ...] = (400,)
+    status_of: Callable[[Any], int] | None = None
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def inputs(self) -> list[type[BaseModel]]:
+        """The input models in the order the handler takes them (after `services`)."""
+        return [model for model in (self.params, self.query, self.body) if model is not None]
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "ops/health", "ops_health", "Platform kind, policy and storage health", h.health, m.Health,
+          errors=(), status_of=lambda health: 200 if health.ok else 503),
+    Route("POST", "ops/models/{location}/{name}/{version}/promote", "ops_promote",
+          "Promote a model version to targets in order (the rule's promotion path by default)", h.promote,
+          m.Promoted, params=m.ModelPath, body=m.PromoteRequest, errors=(400, 404, 409, 503)),
+    Route("POST", "ops/endpoints/{workspace}/{endpoint}/traffic", "ops_traffic",
+          "Set an endpoint's live and mirror traffic (pauses an active rollout)", h.change_traffic,
+          m.TrafficApplied, params=m.EndpointPath, body=m.TrafficChange, status=202, errors=(400, 404, 409, 503)),
+    Route("POST", "ops/rollouts", "ops_rollouts", "Start a rollout of a model version", h.start_rollout,
+          m.Rollout, body=m.StartRollout, status=202, errors=(400, 404, 409, 503)),
+    Route("GET", "ops/rollouts", "ops_rollouts", "Rollouts, newest first, with their last history entry",
+          h.list_rollouts, m.Rollouts, query=m.RolloutFilter),
+    Route("GET", "ops/rollouts/{workspace}/{endpoint}", "ops_rollout",
+          "An endpoint's rollout with its full history and the endpoint's live traffic", h.get_rollout, m.Rollout,
+          params=m.EndpointPath, errors=(400, 404)),
+    Route("POST", "ops/rollouts/{workspace}/{endpoint}/{action}", "ops_rollout_action",
+          "Pause, resume, approve, promote (now), abort or undo an endpoint's rollout", h.rollout_action, m.Rollout,
+          params=m.ActionPath, body=m.ActionRequest, errors=(400, 404, 409, 503)),
+    Route("POST", "ops/retrain", "ops_retrain", "Submit a rule's retraining pipeline (one job per request id)",
+          h.retrain, m.RetrainSubmitted, body=m.RetrainRequest, status=202, errors=(400, 404, 409, 503)),
+    Route("POST", "ops/events/replay", "ops_replay", "Replay a rejected or ignored event, or a dead-lettered item",
+          h.replay, m.Replayed, body=m.ReplayRequest, errors=(400, 404, 409)),
+    Route("GET", "ops/lifecycles", "ops_lifecycles", "Model lifecycles", h.list_lifecycles, m.Lifecycles,
+          query=m.LifecycleFilter),
+    Route("GET", "ops/lifecycles/{name}/{version}", "ops_lifecycle", "One model version's lifecycle",
+          h.get_lifecycle, m.Lifecycle, params=m.LifecyclePath, errors=(400, 404)),
+    Route("GET", "ops/audit", "ops_audit", "The audit trail, filtered; the most recent entries, oldest first",
+          h.audit_log, m.AuditEntries, query=m.AuditFilter),
+    Route("POST", "ops/policy/validate", "ops_policy_validate", "Validate a draft policy (YAML body)",
+          h.validate_policy, m.PolicyValid, body=m.PolicyDraft, text_body=True),
+    Route("GET", "ops/openapi.json", "ops_openapi", "This document", h.openapi, None, errors=()),
+)
+
+
+def by_function() -> dict[str, list[Route]]:
+    """The routes each HTTP function serves; one path per function."""
+    functions: dict[str, list[Route]] = {}
+    for route in ROUTES:
+        functions.setdefault(route.function, []).append(route)
+    for name, routes in functions.items():
+        if len({route.path for route in routes}) != 1:
+            raise ValueError(f"function {name} serves more than one path")
+    return functions
