@@ -77,7 +77,7 @@ class HttpRoute:
     def __init__(self, function: IndexedFunction) -> None:
         self.function = function
         template = function.trigger.get("route") or function.name
-        self.methods = {method.upper() for method in function.trigger.get("methods") or []}
+        self.methods = {str(method).upper() for method in function.trigger.get("methods") or []}
         self.auth_level = str(function.trigger.get("authLevel", "FUNCTION")).lower()
         pattern = re.escape(template.strip("/"))
         pattern = re.sub(r"\\\{\\\*(\w+)\\\}", r"(?P<\1>.*)", pattern)

@@ -45,3 +45,39 @@ def host_settings(azurite: Azurite) -> dict[str, str]:
 def host(host_settings: dict[str, str], tmp_path: Path) -> Iterator[HostProcess]:
     with HostProcess(host_settings, tmp_path / "keys.json", log_file=tmp_path / "host.log") as process:
         yield process
+
+
+POLICY = """
+rules:
+  - name: credit-risk
+    models: {{name: "credit-risk*"}}
+    source_workspace: dev
+    test: {{pipeline: evaluate-model, inputs: {{dataset: credit-risk-holdout}}}}
+    gates:
+      - {{metric: accuracy, min: 0.80}}
+      - {{metric: auc, max_drop: 0.05}}
+    promotion: {{path: ["registry:shared", prod]}}
+    rollout:
+      workspace: prod
+      endpoint: credit-risk
+      steps: [10, 50, 100]
+      bake_seconds: {bake}
+      gates: {{max_error_rate: 0.05, min_requests: {min_requests}}}
+      inconclusive_limit: {inconclusive_limit}
+      manual_gates: {manual_gates}
+      retire_previous_after_seconds: 1
+    drift:
+      monitor: "credit-risk-*"
+      threshold: 0.3
+      pipeline: retrain-model
+      inputs: {{dataset: credit-risk-train}}
+"""
+
+
+def write_policy(folder: Path, bake: float = 1, min_requests: int = 10, inconclusive_limit: int = 1000,
+                 manual_gates: str = "[]") -> Path:
+    """A policy for tests: fast bake times, settable gates."""
+    path = folder / "policy.yaml"
+    path.write_text(POLICY.format(bake=bake, min_requests=min_requests, inconclusive_limit=inconclusive_limit,
+                                  manual_gates=manual_gates))
+    return path
