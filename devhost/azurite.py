@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -80,7 +81,8 @@ def running_azurite(location: str | None = None, blob_port: int = 0, queue_port:
             _wait(queue_port, deadline)
             yield Azurite(blob_port, queue_port, process)
         finally:
-            process.terminate()
+            # Azurite shuts down at once on SIGINT; on SIGTERM it lingers for 10 s.
+            process.send_signal(signal.SIGINT)
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
