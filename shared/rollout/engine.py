@@ -58,6 +58,9 @@ def start(services: Services, rule: Rule, model_record: dict[str, Any], cause: s
         )
         services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, model, plan.instance_type)
         if current:
+            if current["state"] == "succeeded":
+                with contextlib.suppress(TryLater):  # the grace period for an undo ends with a new rollout
+                    _retire_previous(services, current, cause, grace=False)
             services.state.put("rollout-archive", f"{key}.{current['deployment']}", current)
         record: Record = {
             "id": f"{plan.endpoint}/{deployment}", "key": key, "workspace": plan.workspace,
@@ -270,8 +273,10 @@ def _rollback(services: Services, record: Record, actor: str, reason: str, obser
             reason, severity="error", facts=facts)
 
 
-def _retire_previous(services: Services, record: Record, actor: str) -> None:
-    if record["retired"] or not record["retire_at"] or now() < datetime.fromisoformat(record["retire_at"]):
+def _retire_previous(services: Services, record: Record, actor: str, grace: bool = True) -> None:
+    if record["retired"] or not record["retire_at"]:
+        return
+    if grace and now() < datetime.fromisoformat(record["retire_at"]):
         return
     endpoint = services.platform.get_endpoint(record["workspace"], record["endpoint"])
     if endpoint.is_updating:
