@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.bootstrap import Services
-from shared.decisions import judge, evaluation_job_name
+from shared.decisions import evaluation_job_name, judge
 from shared.notify import Notification, NotifyError, Table
 from shared.platform.port import JobStatus, ModelVersion, TryLater
 from shared.policy import Rule

@@ -37,4 +37,5 @@ def settings(azurite: Azurite) -> Settings:
 
 @pytest.fixture
 def state(settings: Settings) -> BlobStateStore:
-    return BlobStateStore(BlobServiceClient.from_connection_string(settings.storage_connection or ""), settings.state_container)
+    service = BlobServiceClient.from_connection_string(settings.storage_connection or "")
+    return BlobStateStore(service, settings.state_container)

@@ -34,7 +34,7 @@ def test_concurrent_updates_are_all_applied(state: BlobStateStore) -> None:
 
 
 def test_a_lease_admits_one_writer(state: BlobStateStore) -> None:
-    with state.lease("rollout", "endpoint-a", seconds=15):
+    with state.lease("rollout", "endpoint-a", seconds=15):  # noqa: SIM117 - the outer lease is held throughout
         with pytest.raises(Conflict, match="leased"), state.lease("rollout", "endpoint-a", seconds=15):
             pass
     with state.lease("rollout", "endpoint-a", seconds=15):

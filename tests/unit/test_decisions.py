@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.decisions import deployment_name, judge, retrain_job_name, evaluation_job_name
+from shared.decisions import deployment_name, evaluation_job_name, judge, retrain_job_name
 from shared.platform.port import DeploymentMetrics
 from shared.policy import Gate, HealthGates
 from shared.rollout.analysis import analyze, split
