@@ -12,7 +12,7 @@ on a float file of 30 features. For each model and format it prints
 - pandas: the usual batch-endpoint script (read the whole file, one `session.run`, write);
 
 and the ratios engine/limit and engine/pandas. Each measurement runs in its own
-process, which reports its peak RSS (`ru_maxrss`). Figures depend on the machine and
+process, which reports its peak RSS (VmHWM). Figures depend on the machine and
 what else runs on it; compare the ratios, which come from one run.
 """
 
@@ -85,6 +85,13 @@ def make_inputs(folder: Path, rows: int, formats: list[str]) -> dict[str, Path]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. `ru_maxrss` survives exec (a child would report its parent's peak): use VmHWM."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

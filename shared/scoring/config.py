@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ScoringConfig(BaseModel):
@@ -29,6 +30,13 @@ class ScoringConfig(BaseModel):
     model_cache: str = Field("", alias="MLOPS_SCORING_MODEL_CACHE")
     handoff_bytes: int = Field(50 * 1024**3, ge=0, alias="MLOPS_SCORING_HANDOFF_BYTES")
     batch_endpoint: str | None = Field(None, alias="MLOPS_SCORING_BATCH_ENDPOINT")
+
+    @field_validator("batch_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z][a-z0-9-]{0,31}/[A-Za-z][A-Za-z0-9-]{2,31}$", value):
+            raise ValueError(f"{value!r} must be <workspace>/<batch endpoint name>")
+        return value
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ScoringConfig:

@@ -60,6 +60,7 @@ class Scoring:
 def submit(request: ScoringRequest, ports: Scoring) -> Doc:
     """Plan the job and enqueue its ranges; return its status. Raises InvalidInput naming the bad field."""
     container, name = request.input_parts()
+    _check_containers(container, request.output.container or ports.config.output_container, ports)
     blob = ports.blobs.get_blob_client(container, name)
     try:
         properties = blob.get_blob_properties()
@@ -285,6 +286,15 @@ def _score(job: Doc, index: int, ports: Scoring) -> Doc:
         "started": started,
         "finished": _now(),
     }
+
+
+def _check_containers(source: str, target: str, ports: Scoring) -> None:
+    """Read only the input container; never write into it (that would also trigger a new job) or into state."""
+    if source != ports.config.input_container:
+        raise InvalidInput(f"input: must be in container {ports.config.input_container!r}, not {source!r}")
+    forbidden = {ports.config.input_container, ports.state.container.container_name}
+    if target in forbidden:
+        raise InvalidInput(f"output.container: {target!r} is not writable by scoring jobs")
 
 
 def _check_model(request: ScoringRequest, ports: Scoring) -> Doc:

@@ -22,7 +22,7 @@ from azure.storage.blob import BlobServiceClient
 from devhost.azurite import Azurite
 from shared.scoring.config import ScoringConfig
 from shared.scoring.errors import InvalidInput
-from shared.scoring.jobs import JOBS, Scoring, status, submit
+from shared.scoring.jobs import JOBS, Scoring, status, submit, submit_blob
 from shared.scoring.request import ScoringRequest
 from shared.scoring.worker import drain
 from shared.settings import Settings
@@ -294,3 +294,23 @@ def _has_staged_blocks(blob: object) -> bool:
     except ResourceNotFoundError:
         return False
     return bool(uncommitted)
+
+
+def test_a_blob_that_cannot_be_scored_gets_a_failed_job_with_the_reason(ports: Scoring) -> None:
+    upload(ports, "loose.csv", encode(frame(5), "csv"))
+
+    job = submit_blob(ports.config.input_container, "loose.csv", ports)
+
+    assert job["state"] == "failed"
+    assert "<location>/<model>/<version>/" in job["error"]
+    assert (status(job["job_id"], ports) or {})["error"] == job["error"]
+
+
+def test_jobs_read_only_the_input_container_and_never_write_into_it(ports: Scoring) -> None:
+    source = upload(ports, "guarded.csv", encode(frame(5), "csv"))
+    model = {"blob": "models/gbt.onnx"}
+
+    with pytest.raises(InvalidInput, match=r"output\.container"):
+        submit(ScoringRequest(input=source, model=model, output={"container": ports.config.input_container}), ports)
+    with pytest.raises(InvalidInput, match="input: must be in container"):
+        submit(ScoringRequest(input="models/gbt.onnx.csv", model=model), ports)
