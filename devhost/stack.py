@@ -90,6 +90,9 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
         keys = HostKeys.load_or_create(workdir / "keys.json")
         host = HostProcess({}, workdir / "keys.json", log_file=workdir / "host.log")
         values = {**stack_settings(azurite, keys, host.port, receiver.url, secret, fast), **(extra_settings or {})}
+        # Model versions are immutable in Azure ML, so the disk cache keys on location/name/version;
+        # every stack has its own sandbox, so it gets its own cache too.
+        values.setdefault("MLOPS_SCORING_MODEL_CACHE", str(workdir / "model-cache"))
         if capture_events:
             values["MLOPS_SANDBOX_EVENTS_URL"] = f"{receiver.url}/aml-events"
         host.settings = values

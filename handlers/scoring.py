@@ -21,30 +21,19 @@ MAX_DEQUEUE = 5
 
 @functools.cache
 def _ports():
-    from shared.scoring.config import get_config
+    from shared.bootstrap import services
     from shared.scoring.jobs import Scoring
-    from shared.settings import get_settings
     from shared.storage.clients import blob_service, queue_service
     from shared.storage.queue import WorkQueue
-    from shared.storage.state import BlobStateStore
 
-    settings, config = get_settings(), get_config()
+    app = services()
     return Scoring(
-        blobs=blob_service(settings),
-        state=BlobStateStore(blob_service(settings), settings.state_container),
-        queue=WorkQueue(queue_service(settings), config.queue),
-        config=config,
-        platform=_platform(),
+        blobs=blob_service(app.settings),
+        state=app.state,
+        queue=WorkQueue(queue_service(app.settings), app.settings.scoring.queue),
+        config=app.settings.scoring,
+        platform=app.platform,
     )
-
-
-def _platform():
-    """The ML platform from the app's bootstrap; None where it is not wired (ONNX blob models still work)."""
-    try:
-        from shared.bootstrap import platform  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return platform()
 
 
 @bp.function_name("score_blob")

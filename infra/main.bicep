@@ -231,6 +231,18 @@ var appSettings = [
     value: topic.outputs.endpoint
   }
   {
+    name: 'MLOPS_SCORING_INPUT_CONTAINER'
+    value: containers.scoringInput
+  }
+  {
+    name: 'MLOPS_SCORING_OUTPUT_CONTAINER'
+    value: 'scoring-output'
+  }
+  {
+    name: 'MLOPS_SCORING_QUEUE'
+    value: 'scoring-ranges'
+  }
+  {
     name: 'MLOPS_NOTIFY_WEBHOOK_URL'
     value: notifyWebhookUrl
   }

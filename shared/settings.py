@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.scoring.config import ScoringConfig
+
 WORKSPACE_ID = re.compile(
     r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)"
     r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+)$",
@@ -60,6 +62,8 @@ class Settings(BaseModel):
     resync_schedule: str = Field("0 */5 * * * *", alias="MLOPS_RESYNC_SCHEDULE")
     rollout_schedule: str = Field("*/30 * * * * *", alias="MLOPS_ROLLOUT_SCHEDULE")
 
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig, alias="scoring", description="MLOPS_SCORING_*")
+
     @field_validator("workspaces", mode="before")
     @classmethod
     def _parse_workspaces(cls, value: object) -> object:
@@ -103,20 +107,24 @@ class Settings(BaseModel):
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """Validate settings from a mapping; raise SettingsError naming every problem."""
         aliases = {field.alias for field in cls.model_fields.values()}
-        values = {key: value for key, value in environ.items() if key in aliases and value != ""}
+        values: dict[str, object] = {key: value for key, value in environ.items() if key in aliases and value != ""}
+        scoring = set(ScoringConfig.names())
+        values["scoring"] = {key: value for key, value in environ.items() if key in scoring and value != ""}
         try:
             return cls.model_validate(values)
         except ValidationError as error:
             problems = []
             for item in error.errors():
-                where = ".".join(str(part) for part in item["loc"]) or "settings"
+                where = ".".join(str(part) for part in item["loc"][1:] if item["loc"][0] == "scoring")
+                where = where or ".".join(str(part) for part in item["loc"]) or "settings"
                 problems.append(f"{where}: {item['msg']}")
             raise SettingsError("invalid app settings: " + "; ".join(problems)) from None
 
     @classmethod
     def names(cls) -> list[str]:
         """Every app-setting name the code reads."""
-        return sorted(str(field.alias) for field in cls.model_fields.values())
+        own = [str(field.alias) for name, field in cls.model_fields.items() if name != "scoring"]
+        return sorted([*own, *ScoringConfig.names()])
 
 
 @functools.cache

@@ -1,14 +1,9 @@
-"""Batch-scoring settings, read like `shared.settings.Settings` (aliases are app-setting names).
-
-Kept apart until the lead merges these fields into `shared.settings.Settings`.
-"""
+"""Batch-scoring settings: the `scoring` part of `shared.settings.Settings`
+(aliases are app-setting names, `MLOPS_SCORING_*`)."""
 
 from __future__ import annotations
 
-import functools
-import os
 import re
-from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,11 +34,12 @@ class ScoringConfig(BaseModel):
         return value
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> ScoringConfig:
-        aliases = {field.alias for field in cls.model_fields.values()}
-        return cls.model_validate({key: value for key, value in environ.items() if key in aliases and value != ""})
+    def names(cls) -> list[str]:
+        return [str(field.alias) for field in cls.model_fields.values()]
 
 
-@functools.cache
 def get_config() -> ScoringConfig:
-    return ScoringConfig.from_environ(os.environ)
+    """The process's scoring settings (validated with every other setting)."""
+    from shared.settings import get_settings
+
+    return get_settings().scoring

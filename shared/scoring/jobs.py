@@ -11,6 +11,7 @@ manifest. Until then nothing of the output is visible.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.platform.port import NotFound
 from shared.scoring.blobio import BlockSink
@@ -295,6 +296,8 @@ def _check_containers(source: str, target: str, ports: Scoring) -> None:
     forbidden = {ports.config.input_container, ports.state.container.container_name}
     if target in forbidden:
         raise InvalidInput(f"output.container: {target!r} is not writable by scoring jobs")
+    with contextlib.suppress(ResourceExistsError):  # created on first use, like every container the app writes
+        ports.blobs.get_container_client(target).create_container()
 
 
 def _check_model(request: ScoringRequest, ports: Scoring) -> Doc:

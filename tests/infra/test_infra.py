@@ -29,6 +29,11 @@ NOT_SET_IN_AZURE = {
     "the identity-based AzureWebJobsStorage__* settings instead",
     "MLOPS_SANDBOX_CONTAINER": "local sandbox only; in Azure MLOPS_PLATFORM is azureml",
     "MLOPS_SANDBOX_EVENTS_URL": "local sandbox only; in Azure the workspaces publish through Event Grid",
+    **{
+        f"MLOPS_SCORING_{knob}": "a batch-scoring tuning knob: the code's default applies unless an operator sets it"
+        for knob in ("RANGE_BYTES", "CHUNK_BYTES", "BLOCK_BYTES", "BATCH_ROWS", "MAX_ERROR_SHARE", "THREADS",
+                     "MODEL_CACHE", "HANDOFF_BYTES", "BATCH_ENDPOINT")
+    },
 }
 
 # Flex Consumption sets these itself and rejects apps that set them.

@@ -8,12 +8,14 @@ imported only when a model is trained.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 
 FEATURES = 8
+FEATURE_NAMES = [f"f{i}" for i in range(FEATURES)]
 RULE_SEED = 7
 
 
@@ -40,6 +42,9 @@ def train_onnx(features: np.ndarray, labels: np.ndarray) -> bytes:
 
     model = LogisticRegression(max_iter=500).fit(features, labels)
     onnx = to_onnx(model, features[:1], options={id(model): {"zipmap": False}}, target_opset=17)
+    # Batch scoring reads the feature columns of a file from this metadata.
+    entry = onnx.metadata_props.add()
+    entry.key, entry.value = "feature_names", json.dumps(FEATURE_NAMES)
     return onnx.SerializeToString()
 
 
