@@ -53,6 +53,10 @@ class _Data(BaseModel):
     model_config = ConfigDict(populate_by_name=False, extra="ignore", frozen=True)
 
 
+def _empty_if_null(value: object) -> object:
+    return {} if value is None else value
+
+
 def _safe_name(value: str) -> str:
     if not NAME.match(value):
         raise ValueError(f"{value!r} is not a valid Azure ML name")
@@ -72,10 +76,7 @@ class ModelRegisteredData(_Data):
     def _version_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("model_tags", "model_properties", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: object) -> object:
-        return {} if value is None else value
+    _maps = field_validator("model_tags", "model_properties", mode="before")(_empty_if_null)
 
 
 class ModelDeployedData(_Data):
@@ -110,10 +111,7 @@ class RunData(_Data):
     def _status_lower(cls, value: str | None) -> str | None:
         return value.strip().lower() if value else None
 
-    @field_validator("run_tags", "run_properties", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: object) -> object:
-        return {} if value is None else value
+    _maps = field_validator("run_tags", "run_properties", mode="before")(_empty_if_null)
 
 
 class DriftData(_Data):

@@ -177,14 +177,17 @@ class BlobStateStore:
 
     def audit(self, entry: AuditEntry) -> None:
         """Append one entry to the day's append blob."""
-        blob = self.container.get_blob_client(f"audit/{entry.time:%Y-%m-%d}.jsonl")
-        line = entry.model_dump_json().encode() + b"\n"
+        self.append_lines(f"audit/{entry.time:%Y-%m-%d}.jsonl", entry.model_dump_json().encode() + b"\n")
+
+    def append_lines(self, name: str, data: bytes) -> None:
+        """Append to an append blob, creating it first if needed (concurrent writers are safe)."""
+        blob = self.container.get_blob_client(name)
         try:
-            blob.append_block(line)
+            blob.append_block(data)
         except ResourceNotFoundError:
             with contextlib.suppress(ResourceExistsError):
                 blob.create_append_blob(if_none_match="*")
-            blob.append_block(line)
+            blob.append_block(data)
 
     def read_audit(self, days: list[str] | None = None) -> list[AuditEntry]:
         """Audit entries of the given days (`YYYY-MM-DD`), or of every day, oldest first."""

@@ -8,9 +8,7 @@ or `registry:<name>`, and every name that goes into a blob path is validated her
 
 from __future__ import annotations
 
-import contextlib
-
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 
 from shared.platform.port import SAFE_NAME, NotFound, PlatformError
 from shared.settings import LOGICAL_NAME
@@ -69,16 +67,6 @@ class SandboxStore(BlobStateStore):
             return self.container.get_blob_client(name).download_blob().readall()
         except ResourceNotFoundError:
             raise NotFound(f"sandbox file {name} does not exist") from None
-
-    def append_lines(self, name: str, data: bytes) -> None:
-        """Append to an append blob, creating it first if needed (concurrent writers are safe)."""
-        blob = self.container.get_blob_client(name)
-        try:
-            blob.append_block(data)
-        except ResourceNotFoundError:
-            with contextlib.suppress(ResourceExistsError):
-                blob.create_append_blob(if_none_match="*")
-            blob.append_block(data)
 
     def list_names(self, prefix: str) -> list[str]:
         return [item.name for item in self.container.list_blobs(name_starts_with=prefix)]
