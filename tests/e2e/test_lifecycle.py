@@ -11,6 +11,7 @@ import requests
 from devhost.azurite import Azurite
 from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
 from shared.platform.sandbox import samples
+from tests.conftest import FIXTURES
 from tests.e2e.conftest import write_policy
 
 MODEL = "credit-risk"
@@ -126,3 +127,29 @@ def test_a_policy_file_with_an_error_is_refused_naming_the_field(azurite: Azurit
         dead = wait_until(lambda: stack.state.list("deadletter"), timeout=60)
         assert "rules[0] (credit-risk).test.pipeline: Field required" in dead[0]["reason"]
         assert json.loads(dead[0]["message"])["event"]["subject"] == "models/credit-risk:1"
+
+
+def test_unmatched_models_are_ignored_and_failed_jobs_and_deployments_reach_ops(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    with local_stack(tmp_path, azurite=azurite) as stack:
+        stack.sandbox.register_model("dev", "churn", samples.BROKEN_MODEL, {})
+        stack.sandbox.submit_job("dev", "nightly-eval-1", "evaluate-model",
+                                 {"dataset": "credit-risk-holdout", "model_name": "churn", "model_version": "1"}, {})
+        failed = wait_until(lambda: [n for n in ops_notifications(stack) if n["kind"] == "job.failed"], timeout=60)
+        facts = {fact["name"]: fact["value"] for fact in failed[0]["facts"]}
+        assert facts["run id"] == "nightly-eval-1" and facts["status"] == "failed"
+        assert "does not load" in failed[0]["summary"]
+
+        deployed = json.loads((FIXTURES / "aml-events/docs_eventgrid_schema/model_deployed.json").read_text())
+        deployed[0]["topic"] = (
+            "/subscriptions/0/resourceGroups/sandbox/providers/Microsoft.MachineLearningServices/workspaces/prod"
+        )
+        deliver(stack, deployed)
+        told = wait_until(lambda: [n for n in ops_notifications(stack) if n["kind"] == "model.deployed"], timeout=30)
+        assert told[0]["title"].endswith("deployed to my-sklearn-service")
+
+        ignored = [e for e in stack.state.read_audit() if e.outcome == "ignored"]
+        assert [e.subject for e in ignored] == ["models/churn:1"]
+        assert "no rule matches model churn" in ignored[0].reason
+        assert stack.state.get("lifecycle", "churn:1") is None
