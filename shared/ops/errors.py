@@ -34,9 +34,9 @@ def answer(error: Exception, correlation_id: str) -> Answer:
         return _body(error.status, error.message, error.field)
     if isinstance(error, NotFound):
         return _body(404, str(error))
-    if isinstance(error, RolloutError):
+    if isinstance(error, RolloutError | RolloutBusy):
         return _body(409, str(error))
-    if isinstance(error, RolloutBusy | Conflict):
+    if isinstance(error, Conflict):
         return _body(409, f"{error}; try again", retry_after=1)
     if isinstance(error, TryLater):
         if error.retry_after is None:
