@@ -197,6 +197,18 @@ def test_a_policy_draft_is_validated(stack: Stack) -> None:
     assert bad.status_code == 400 and "rules[0] (credit-risk).gates[0].min" in bad.json()["error"]
 
 
+def test_a_version_is_promoted_by_hand_idempotently(stack: Stack, onnx: bytes) -> None:
+    model = stack.sandbox.register_model("dev", "scorer", onnx, {})
+    path = f"ops/models/dev/scorer/{model.version}/promote"
+    first = stack.admin("POST", path, json={"targets": ["registry:shared", "prod"]})
+    assert first.status_code == 200, first.text
+    assert first.json()["source"] == "dev" and list(first.json()["promoted"]) == ["registry:shared", "prod"]
+    assert stack.admin("POST", path, json={"targets": ["registry:shared", "prod"]}).json() == first.json()
+    assert stack.sandbox.get_model("registry:shared", "scorer", model.version).name == "scorer"
+    unmatched = stack.admin("POST", path)
+    assert unmatched.status_code == 400 and unmatched.json()["field"] == "targets"
+
+
 # Rollouts ---------------------------------------------------------------------------------
 
 
