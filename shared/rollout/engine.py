@@ -10,6 +10,7 @@ every step with its metrics and who moved it, so a restarted app resumes where i
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -19,12 +20,13 @@ from shared import lifecycle
 from shared.bootstrap import Services
 from shared.decisions import deployment_name
 from shared.notify import Notification
-from shared.platform.port import NotFound, TryLater
+from shared.platform.port import NotFound, PlatformError, Transient, TryLater
 from shared.policy import RolloutPlan, Rule
 from shared.rollout.analysis import analyze, split
 from shared.storage.state import Conflict, now
 
 ACTIVE = ("progressing", "paused", "awaiting_approval", "rolling_back")
+log = logging.getLogger(__name__)
 Record = dict[str, Any]
 
 
@@ -34,6 +36,15 @@ class RolloutBusy(Exception):
 
 class RolloutError(ValueError):
     """The requested action does not fit the rollout's state (HTTP 409)."""
+
+
+class Refused(Exception):
+    """The platform refused a traffic change for good (invalid, not busy)."""
+
+
+def _live(split: dict[str, int]) -> dict[str, int]:
+    """The deployments that take a share; a 0 % entry may name one retired since."""
+    return {name: share for name, share in split.items() if share}
 
 
 def key_for(workspace: str, endpoint: str) -> str:
@@ -51,22 +62,22 @@ def start(services: Services, rule: Rule, model_record: dict[str, Any], cause: s
             return current
         if current and current["state"] in ACTIVE:
             raise RolloutBusy(f"rollout {current['id']} is still active on {plan.endpoint}")
+        if current:
+            if current["state"] == "succeeded":
+                with contextlib.suppress(TryLater):  # the grace period for an undo ends with a new rollout
+                    _retire_previous(services, current, cause, grace=False)
+            services.state.put("rollout-archive", f"{key}.{current['deployment']}", current)
         endpoint = services.platform.get_endpoint(plan.workspace, plan.endpoint)
         model = services.platform.get_model(
             model_record.get("serving_location", model_record["workspace"]), model_record["model"],
             model_record["version"],
         )
         services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, model, plan.instance_type)
-        if current:
-            if current["state"] == "succeeded":
-                with contextlib.suppress(TryLater):  # the grace period for an undo ends with a new rollout
-                    _retire_previous(services, current, cause, grace=False)
-            services.state.put("rollout-archive", f"{key}.{current['deployment']}", current)
         record: Record = {
             "id": f"{plan.endpoint}/{deployment}", "key": key, "workspace": plan.workspace,
             "endpoint": plan.endpoint, "deployment": deployment, "rule": rule.name,
             "model": model_record["model"], "version": model_record["version"], "plan": plan.model_dump(),
-            "baseline": {"traffic": endpoint.traffic, "mirror": endpoint.mirror_traffic},
+            "baseline": {"traffic": _live(endpoint.traffic), "mirror": _live(endpoint.mirror_traffic)},
             "state": "progressing", "phase": "provisioning", "step": -1, "target": None,
             "step_started": None, "failures": 0, "inconclusive": 0, "approved": [], "retire_at": None,
             "retired": False, "started": now().isoformat(), "history": [],
@@ -99,7 +110,11 @@ def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
     results = {}
     for record in services.state.list("rollout"):
         if record["state"] in ACTIVE or (record["state"] == "succeeded" and not record["retired"]):
-            results[record["key"]] = tick(services, record["key"], actor)
+            try:
+                results[record["key"]] = tick(services, record["key"], actor)
+            except PlatformError as error:  # one endpoint's trouble must not stop the others
+                log.warning("rollout %s: %s", record["key"], error)
+                results[record["key"]] = f"error: {error}"
     return results
 
 
@@ -149,6 +164,17 @@ def holding(services: Services, key: str, wait_seconds: float = 5.0) -> Iterator
 
 
 def _advance(services: Services, record: Record, actor: str) -> None:
+    try:
+        _decide(services, record, actor)
+    except Refused as refused:
+        if record["state"] == "rolling_back":
+            record["state"] = "failed"
+            _log(record, "failed", actor, f"the platform refused to restore the traffic: {refused}")
+        else:
+            _rollback(services, record, actor, f"the platform refused a traffic change: {refused}")
+
+
+def _decide(services: Services, record: Record, actor: str) -> None:
     if record["state"] == "succeeded":
         _retire_previous(services, record, actor)
         return
@@ -235,8 +261,14 @@ def _apply(services: Services, record: Record, traffic: dict[str, int], mirror: 
     """Start a traffic change; the bake time starts now, and the next tick verifies it took."""
     record["target"] = {"traffic": traffic, "mirror": mirror}
     record["step_started"] = now().isoformat()
-    with contextlib.suppress(TryLater):  # the endpoint is busy: the next tick applies it again
+    try:
         services.platform.set_traffic(record["workspace"], record["endpoint"], traffic, mirror)
+    except TryLater:
+        pass  # the endpoint is busy: the next tick applies it again
+    except (NotFound, Transient):
+        raise
+    except PlatformError as error:
+        raise Refused(str(error)) from error
 
 
 def _finish(services: Services, record: Record, actor: str, reason: str) -> None:
@@ -264,6 +296,10 @@ def _rollback(services: Services, record: Record, actor: str, reason: str, obser
     except TryLater:
         _log(record, "rollback-pending", actor, "endpoint busy; the next tick restores the traffic")
         return
+    except (NotFound, Transient):
+        raise
+    except PlatformError as error:
+        raise Refused(str(error)) from error
     record.update(state="rolled_back", target=None, finished=now().isoformat())
     _log(record, "rolled_back", actor, reason, metrics=observed)
     _tag(services, record, "rolled_back")

@@ -9,13 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("azure.ai.ml", "azure.identity")
 
 
-@pytest.mark.parametrize("module", ["function_app", "shared.platform.azureml"])
-def test_importing_leaves_azure_ai_ml_unloaded(module: str) -> None:
+# The SDK-type blob binding (handlers/scoring.py) imports azure.identity itself (about 40 ms),
+# so the app may load it; the adapter alone must not.
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [("function_app", ("azure.ai.ml",)), ("shared.platform.azureml", ("azure.ai.ml", "azure.identity"))],
+)
+def test_importing_leaves_azure_ai_ml_unloaded(module: str, heavy: tuple[str, ...]) -> None:
     """Each in a fresh interpreter, since this test process has loaded everything already."""
-    probe = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    probe = f"import sys, {module}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )

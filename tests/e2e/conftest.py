@@ -65,7 +65,7 @@ rules:
       gates: {{max_error_rate: 0.05, min_requests: {min_requests}}}
       inconclusive_limit: {inconclusive_limit}
       manual_gates: {manual_gates}
-      retire_previous_after_seconds: 1
+      retire_previous_after_seconds: {retire}
     drift:
       monitor: "credit-risk-*"
       threshold: 0.3
@@ -75,9 +75,9 @@ rules:
 
 
 def write_policy(folder: Path, bake: float = 1, min_requests: int = 10, inconclusive_limit: int = 1000,
-                 manual_gates: str = "[]") -> Path:
+                 manual_gates: str = "[]", retire: float = 1) -> Path:
     """A policy for tests: fast bake times, settable gates."""
     path = folder / "policy.yaml"
     path.write_text(POLICY.format(bake=bake, min_requests=min_requests, inconclusive_limit=inconclusive_limit,
-                                  manual_gates=manual_gates))
+                                  manual_gates=manual_gates, retire=retire))
     return path

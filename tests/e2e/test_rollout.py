@@ -94,3 +94,26 @@ def test_a_rollout_resumes_after_the_app_is_killed_and_restarted(azurite: Azurit
                          "100% of traffic to credit-risk-v2"]
         assert stack.sandbox.get_endpoint("prod", MODEL).traffic["credit-risk-v2"] == 100
         assert stack.state.get("champion", "credit-risk")["version"] == "2"
+
+
+def test_a_rollout_that_starts_within_the_previous_ones_grace_period_completes(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    """Regression: the new rollout's baseline named a deployment retired as it started."""
+    policy = write_policy(tmp_path, bake=1, min_requests=10, retire=600)
+    with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
+        first_version_live(stack)
+        with TrafficGenerator(stack.scoring_url, "prod", MODEL, per_second=40):
+            canary_deployment(stack, "2")
+            wait_until(lambda: rollout(stack).get("deployment") == "credit-risk-v2"
+                       and rollout(stack).get("state") == "succeeded", timeout=90)
+            canary_deployment(stack, "3")
+            wait_until(lambda: rollout(stack).get("deployment") == "credit-risk-v3"
+                       and rollout(stack).get("state") in ("succeeded", "rolled_back", "failed"), timeout=90)
+
+        record = rollout(stack)
+        assert record["state"] == "succeeded", record["history"][-3:]
+        assert record["baseline"]["traffic"] == {"credit-risk-v2": 100}
+        endpoint = stack.sandbox.get_endpoint("prod", MODEL)
+        assert "credit-risk-v1" not in {d.name for d in endpoint.deployments}, "retired when v3's rollout began"
+        assert endpoint.traffic["credit-risk-v3"] == 100
