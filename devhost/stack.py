@@ -75,7 +75,8 @@ def stack_settings(azurite: Azurite, keys: HostKeys, host_port: int, receiver_ur
 
 @contextlib.contextmanager
 def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
-                azurite: Azurite | None = None, capture_events: bool = False) -> Iterator[Stack]:
+                azurite: Azurite | None = None, capture_events: bool = False, host_port: int = 0,
+                scoring_port: int = 0) -> Iterator[Stack]:
     """Start everything; seed the sandbox with datasets and the prod endpoint.
 
     With `capture_events`, the sandbox's Azure ML events go to the receiver (path
@@ -88,7 +89,7 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
             azurite = stack.enter_context(running_azurite(location=str(workdir / "azurite")))
         receiver = stack.enter_context(Receiver(secret=secret))
         keys = HostKeys.load_or_create(workdir / "keys.json")
-        host = HostProcess({}, workdir / "keys.json", log_file=workdir / "host.log")
+        host = HostProcess({}, workdir / "keys.json", port=host_port, log_file=workdir / "host.log")
         values = {**stack_settings(azurite, keys, host.port, receiver.url, secret, fast), **(extra_settings or {})}
         # Model versions are immutable in Azure ML, so the disk cache keys on location/name/version;
         # every stack has its own sandbox, so it gets its own cache too.
@@ -100,7 +101,7 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
         sandbox = SandboxPlatform.from_settings(settings)
         stack.callback(sandbox.close)
         seed(sandbox)
-        server = stack.enter_context(running_server(sandbox))
+        server = stack.enter_context(running_server(sandbox, port=scoring_port))
         stack.enter_context(host)
         state = BlobStateStore(blob_service(settings), settings.state_container)
         yield Stack(azurite, host, sandbox, receiver, server.url, settings, state)

@@ -42,7 +42,11 @@ def workspace_name(services: Services, workspace: Workspace) -> str | None:
 def on_model_registered(services: Services, event: AmlEvent, workspace: str) -> None:
     data = event.data
     assert isinstance(data, ModelRegisteredData)
-    model = services.platform.get_model(workspace, data.model_name, data.model_version)
+    try:
+        model = services.platform.get_model(workspace, data.model_name, data.model_version)
+    except NotFound:
+        _record(services, event, "ignored", f"model {data.model_name}:{data.model_version} is not in {workspace}")
+        return
     rule = services.policy.rule_for_model(model.name, model.tags)
     if rule is None:
         _record(services, event, "ignored", f"no rule matches model {model.name} with tags {model.tags}")

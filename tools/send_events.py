@@ -7,7 +7,7 @@
 Events are posted to `/runtime/webhooks/eventgrid?functionName=aml_events` as Event Grid
 does: a JSON array with `aeg-event-type: Notification` (CloudEvents as
 `application/cloudevents+json`). The system key comes from `--key` or `$EVENTGRID_KEY`
-(`func start` does not check it; the local host does).
+or `.devhost/keys.json` (`func start` does not check it; the local host does).
 """
 
 from __future__ import annotations
@@ -70,11 +70,17 @@ def send(url: str, key: str | None, event: dict[str, Any], function: str = "aml_
     return requests.post(f"{url}/runtime/webhooks/eventgrid", params=params, json=body, headers=headers, timeout=30)
 
 
+def _local_host_key() -> str | None:
+    """The local host's Event Grid system key, if `./dev host` made one here."""
+    keys = Path(".devhost/keys.json")
+    return json.loads(keys.read_text()).get("eventgrid_extension") if keys.exists() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", type=Path, help="event files or folders of them")
     parser.add_argument("--url", default="http://127.0.0.1:7071")
-    parser.add_argument("--key", default=os.environ.get("EVENTGRID_KEY"))
+    parser.add_argument("--key", default=os.environ.get("EVENTGRID_KEY") or _local_host_key())
     parser.add_argument("--generate", choices=["model-registered", "drift"])
     parser.add_argument("--workspace", default="dev")
     parser.add_argument("--model", default="credit-risk")
