@@ -193,7 +193,8 @@ def _decide(services: Services, record: Record, actor: str) -> None:
     if deployment.provisioning_state.lower() != "succeeded":
         return
     target = record["target"]
-    if target and (endpoint.traffic, endpoint.mirror_traffic) != (target["traffic"], target["mirror"]):
+    live = (_live(endpoint.traffic), _live(endpoint.mirror_traffic))
+    if target and live != (_live(target["traffic"]), _live(target["mirror"])):
         _apply(services, record, target["traffic"], target["mirror"])  # the change did not take: apply again
         return
     if record["phase"] == "provisioning":
