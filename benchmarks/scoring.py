@@ -7,13 +7,24 @@ Everything is measured in this one run, on one Azurite: a gradient-boosted ensem
 (100 trees, depth 3) and an MLP (30-256-256-2) made here with sklearn + skl2onnx,
 on a float file of 30 features. For each model and format it prints
 
-- limit: `session.run` on the same rows preloaded as float32, same threads, same batch;
-- engine: `shared.scoring` from Azurite to Azurite (submit, score every range, commit);
+- limit: `session.run` on the same rows preloaded as one float32 C-contiguous matrix,
+  with the engine's own session (`shared.scoring.session.load_model`: same intra-op
+  threads, same options), the engine's batch size, after a warm-up run;
+- limit+io: the same rows if the input were first downloaded from Azurite, scored at
+  the limit and the output uploaded, one after the other: rows / (download seconds +
+  limit seconds + upload seconds), with download and upload measured raw on this
+  Azurite (16 MiB ranged GETs of the input blob; 8 MiB blocks, as many bytes as the
+  engine's output);
+- engine: `shared.scoring` from Azurite to Azurite (submit, score every range, commit),
+  timed from submit to the committed output;
 - pandas: the usual batch-endpoint script (read the whole file, one `session.run`, write);
 
-and the ratios engine/limit and engine/pandas. Each measurement runs in its own
-process, which reports its peak RSS (VmHWM). Figures depend on the machine and
-what else runs on it; compare the ratios, which come from one run.
+and the ratios engine/limit, engine/(limit+io) and engine/pandas. Each measurement
+runs in its own process, which reports its peak RSS (VmHWM). Azurite runs on the
+same cores as the engine (it spends about a core-second per GB moved), so the
+limit is out of reach end to end; limit+io shows what a pipeline that did not
+overlap would reach. Figures depend on the machine and what else runs on it;
+compare the ratios, which come from one run.
 """
 
 from __future__ import annotations
@@ -175,9 +186,41 @@ def child_pandas(source: str, model: str, threads: int) -> dict:
     return {"rows_per_second": len(frame) / seconds, "seconds": seconds}
 
 
+def child_io(source: str, output_bytes: int) -> dict:
+    """Raw Azurite throughput: GET the input in 16 MiB ranges, PUT `output_bytes` in 8 MiB blocks (with MD5)."""
+    from azure.storage.blob import BlobBlock, BlobServiceClient
+
+    from shared.settings import get_settings
+
+    blobs = BlobServiceClient.from_connection_string(get_settings().storage_connection or "")
+    container, name = source.split("/", 1)
+    blob = blobs.get_blob_client(container, name)
+    size = blob.get_blob_properties().size
+    started = time.perf_counter()
+    for offset in range(0, size, 16 << 20):
+        blob.download_blob(offset=offset, length=min(16 << 20, size - offset), max_concurrency=1).readall()
+    download = time.perf_counter() - started
+    block, target = np.random.default_rng(0).bytes(8 << 20), blobs.get_blob_client(OUTPUT, f"io-{uuid.uuid4().hex}")
+    started = time.perf_counter()
+    ids = []
+    for index, offset in enumerate(range(0, output_bytes, len(block))):
+        ids.append(f"{index:08d}")
+        target.stage_block(ids[-1], block[: min(len(block), output_bytes - offset)], validate_content=True)
+    target.commit_block_list([BlobBlock(block_id=i) for i in ids])
+    upload = time.perf_counter() - started
+    return {
+        "download_seconds": download,
+        "upload_seconds": upload,
+        "download_mb_per_second": size / 2**20 / download,
+        "upload_mb_per_second": output_bytes / 2**20 / upload,
+    }
+
+
 def child(args: argparse.Namespace) -> None:
     if args.child == "limit":
         result = child_limit(args.model, args.data, args.threads, args.batch_rows)
+    elif args.child == "io":
+        result = child_io(args.source, int(args.output_bytes))
     elif args.child == "engine":
         result = child_engine(args.source, args.model_blob, args.output)
     else:
@@ -209,8 +252,8 @@ def main() -> None:
     parser.add_argument("--models", default="gbt,mlp")
     parser.add_argument("--threads", type=int, default=cpu_count())
     parser.add_argument("--batch-rows", type=int, default=16384)
-    parser.add_argument("--child", choices=["limit", "engine", "pandas"], help=argparse.SUPPRESS)
-    for option in ("--model", "--data", "--source", "--model-blob", "--output"):
+    parser.add_argument("--child", choices=["limit", "io", "engine", "pandas"], help=argparse.SUPPRESS)
+    for option in ("--model", "--data", "--source", "--model-blob", "--output", "--output-bytes"):
         parser.add_argument(option, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -241,8 +284,10 @@ def main() -> None:
         print(
             f"{args.rows:,} rows x {len(FEATURES)} float features; {args.threads} ORT threads; cpu_count {cpu_count()}"
         )
-        header = f"{'model':5} {'format':8} {'limit r/s':>11} {'engine r/s':>11} {'pandas r/s':>11} "
-        print(header + f"{'eng/limit':>9} {'eng/pandas':>10} {'engine MB':>9} {'pandas MB':>9}")
+        header = f"{'model':5} {'format':8} {'limit r/s':>11} {'limit+io r/s':>12} {'engine r/s':>11} "
+        header += f"{'pandas r/s':>11} {'eng/limit':>9} {'eng/lim+io':>10} {'eng/pandas':>10} "
+        print(header + f"{'engine MB':>9} {'pandas MB':>9}")
+        ceilings = []
         for name in model_names:
             limit = measure(
                 environment,
@@ -259,6 +304,7 @@ def main() -> None:
             )
             for fmt in formats:
                 source = f"{INPUT}/{inputs[args.rows][fmt].name}"
+                output = f"{name}-{uuid.uuid4().hex[:6]}.{fmt}"
                 engine = measure(
                     environment,
                     "--child",
@@ -268,8 +314,11 @@ def main() -> None:
                     "--model-blob",
                     f"{MODELS}/{name}.onnx",
                     "--output",
-                    f"{name}-{uuid.uuid4().hex[:6]}.{fmt}",
+                    output,
                 )
+                written = sum(blob.size for blob in blobs.get_container_client(OUTPUT).list_blobs(output))
+                io_ = measure(environment, "--child", "io", "--source", source, "--output-bytes", str(written))
+                ceilings.append((fmt, io_))
                 pandas = measure(
                     environment,
                     "--child",
@@ -281,13 +330,22 @@ def main() -> None:
                     "--threads",
                     str(args.threads),
                 )
+                rows, rate = args.rows, engine["rows_per_second"]
+                with_io = rows / (io_["download_seconds"] + rows / limit["rows_per_second"] + io_["upload_seconds"])
+                limit_rate, pandas_rate = limit["rows_per_second"], pandas["rows_per_second"]
                 print(
-                    f"{name:5} {fmt:8} {limit['rows_per_second']:11,.0f} {engine['rows_per_second']:11,.0f} "
-                    f"{pandas['rows_per_second']:11,.0f} {engine['rows_per_second'] / limit['rows_per_second']:9.2f} "
-                    f"{engine['rows_per_second'] / pandas['rows_per_second']:10.2f} "
+                    f"{name:5} {fmt:8} {limit_rate:11,.0f} {with_io:12,.0f} {rate:11,.0f} {pandas_rate:11,.0f} "
+                    f"{rate / limit_rate:9.2f} {rate / with_io:10.2f} {rate / pandas_rate:10.2f} "
                     f"{engine['peak_rss_mb']:9.0f} {pandas['peak_rss_mb']:9.0f}",
                     flush=True,
                 )
+        for fmt in formats:
+            down = sorted(io_["download_mb_per_second"] for kind, io_ in ceilings if kind == fmt)
+            up = sorted(io_["upload_mb_per_second"] for kind, io_ in ceilings if kind == fmt)
+            print(
+                f"Azurite raw I/O ({fmt} input): GET {down[len(down) // 2]:,.0f} MB/s (16 MiB ranges), "
+                f"PUT {up[len(up) // 2]:,.0f} MB/s (8 MiB blocks with MD5); medians of {len(down)}"
+            )
         if args.memory_rows:
             print(f"\npeak RSS of the engine (gbt), MB: rows -> {' / '.join(formats)}")
             for rows in sizes:

@@ -16,7 +16,7 @@ class ScoringConfig(BaseModel):
     input_container: str = Field("scoring-input", alias="MLOPS_SCORING_INPUT_CONTAINER")
     output_container: str = Field("scoring-output", alias="MLOPS_SCORING_OUTPUT_CONTAINER")
     queue: str = Field("scoring-ranges", alias="MLOPS_SCORING_QUEUE")
-    range_bytes: int = Field(64 * 1024**2, ge=1024, alias="MLOPS_SCORING_RANGE_BYTES")
+    range_bytes: int = Field(256 * 1024**2, ge=1024, alias="MLOPS_SCORING_RANGE_BYTES")
     chunk_bytes: int = Field(8 * 1024**2, ge=1024, alias="MLOPS_SCORING_CHUNK_BYTES")
     block_bytes: int = Field(8 * 1024**2, ge=1024, le=4000 * 1024**2, alias="MLOPS_SCORING_BLOCK_BYTES")
     batch_rows: int = Field(16384, ge=1, alias="MLOPS_SCORING_BATCH_ROWS")

@@ -20,6 +20,7 @@ from shared.scoring.errors import InvalidInput, RowError
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
 Format = Literal["csv", "parquet", "jsonl"]
 EXTENSIONS: dict[str, Format] = {
@@ -91,7 +92,7 @@ def _read_csv(
 
     types = {name: feature_type for name in features} | {name: pa.string() for name in ids}
     table = pacsv.read_csv(
-        io.BytesIO(data),
+        pa.BufferReader(data),
         read_options=pacsv.ReadOptions(column_names=columns, use_threads=threads, block_size=1 << 22),
         parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
         convert_options=pacsv.ConvertOptions(
@@ -197,14 +198,42 @@ def parquet_columns(schema: pa.Schema, features: list[str], ids: list[str], wher
             raise InvalidInput(f"{where}: feature column {name!r} has type {kind}; expected a number")
 
 
-def parquet_batches(source: object, row_groups: list[int], columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    """Row groups of a Parquet file, a batch at a time, reading pages as a stream."""
+def parquet_spans(metadata: pq.FileMetaData, row_group: int, columns: list[str], gap: int) -> list[tuple[int, int]]:
+    """The byte spans [start, end) holding the columns' chunks of one row group, merged across gaps below `gap`."""
+    wanted = set(columns)
+    chunks = []
+    group = metadata.row_group(row_group)
+    for index in range(group.num_columns):
+        column = group.column(index)
+        if column.path_in_schema.split(".")[0] not in wanted:
+            continue
+        start = column.data_page_offset
+        if column.has_dictionary_page and 0 < (column.dictionary_page_offset or 0) < start:
+            start = column.dictionary_page_offset
+        chunks.append((start, start + column.total_compressed_size))
+    spans: list[tuple[int, int]] = []
+    for start, end in sorted(chunks):
+        if spans and start - spans[-1][1] < gap:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def parquet_batches(
+    source: object, metadata: pq.FileMetaData, row_groups: list[int], columns: list[str], rows: int, buffered: bool
+) -> Iterator[pa.Table]:
+    """Row groups of a Parquet file, `rows` at a time.
+
+    `buffered` streams each column chunk through a 1 MiB buffer (for a source that
+    reads over the network); otherwise each column chunk is one read (a source whose
+    bytes are already in memory).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    # Streams each column chunk through a 1 MiB buffer instead of loading whole row groups.
-    file = pq.ParquetFile(source, buffer_size=1 << 20, pre_buffer=False)
-    for batch in file.iter_batches(batch_size=batch_rows, row_groups=row_groups, columns=columns, use_threads=True):
+    file = pq.ParquetFile(source, metadata=metadata, buffer_size=(1 << 20) if buffered else 0, pre_buffer=False)
+    for batch in file.iter_batches(batch_size=rows, row_groups=row_groups, columns=columns, use_threads=True):
         yield pa.Table.from_batches([batch])
 
 

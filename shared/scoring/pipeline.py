@@ -1,9 +1,11 @@
-"""Score one range in bounded memory: read and parse the next chunk while scoring the last.
+"""Score one range in bounded memory, as a pipeline of threads: download -> parse -> score -> write.
 
-A reader thread downloads, parses and converts chunks to float32 matrices (pyarrow
-and NumPy release the GIL); the calling thread runs the session and writes the
-results to a sink that stages blocks. At most `depth` chunks wait between them, so
-memory holds a few chunks whatever the file size.
+Each stage is a generator and `prefetch` runs it on its own thread, at most `depth`
+items ahead of the next stage. The stages overlap because what they spend their time
+in releases the GIL (socket reads, pyarrow parsing, NumPy copies, ONNX Runtime): the
+session scores one chunk while the next is parsed and the one after it downloads,
+and the calling thread writes results to a sink that stages blocks. Memory holds a
+few chunks at each stage, whatever the file size.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.scoring.blobio import BlobReader, BlockSink, read_lines_range
+from shared.scoring.blobio import BlobReader, BlockSink, read_lines_range, read_spans
 from shared.scoring.errors import InvalidInput, RowError
 from shared.scoring.formats import (
     Format,
@@ -24,6 +26,7 @@ from shared.scoring.formats import (
     open_writer,
     parquet_batches,
     parquet_columns,
+    parquet_spans,
     parse_csv,
     parse_jsonl,
     to_matrix,
@@ -32,6 +35,7 @@ from shared.scoring.formats import (
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
     from azure.storage.blob import BlobClient
 
     from shared.scoring.session import LoadedModel
@@ -84,56 +88,96 @@ def score_range(
 
     if len(features) != model.n_features:
         raise InvalidInput(f"{len(features)} feature columns given but the model takes {model.n_features}")
-    id_types, chunks = _chunks(source, spec, features, ids, chunk_bytes, batch_rows)
+    id_types, tables = _tables(source, spec, features, ids, chunk_bytes, batch_rows)
     schema = pa.schema([*zip(ids, id_types, strict=True), *model.output_schema()])
     clash = set(ids) & set(model.output_schema().names)
     if clash:
         raise InvalidInput(f"id column(s) {sorted(clash)} have the names of prediction columns")
     result = RangeResult()
     writer: Any = open_writer(output_format, sink, schema, header)
-    items = prefetch(_as_matrices(chunks, features, ids, model.input_dtype))
-    while True:
+    chunks = prefetch(_as_matrices(tables, features, ids, model.input_dtype), depth=3)
+    for ids_slice, outputs in prefetch(_scored(chunks, model, batch_rows, result), depth=3):
         started = time.perf_counter()
-        chunk = next(items, None)
-        result.seconds["wait_input"] += time.perf_counter() - started
-        if chunk is None:
-            break
-        result.rows += chunk.rows
-        result.errors.extend(chunk.errors)
-        # Batches bound the size of the session's intermediate tensors (an MLP's activations).
-        for start in range(0, chunk.matrix.shape[0], batch_rows):
-            scored = time.perf_counter()
-            outputs = model.output_columns(model.run(chunk.matrix[start : start + batch_rows]))
-            written = time.perf_counter()
-            result.seconds["score"] += written - scored
-            ids_slice = chunk.ids.slice(start, batch_rows)
-            columns = [ids_slice.column(name) for name in ids] + [pa.array(values) for values in outputs]
-            writer.write_table(pa.table(columns, schema=schema))
-            result.seconds["write"] += time.perf_counter() - written
-            result.scored += len(outputs[0]) if outputs else 0
+        columns = [ids_slice.column(name) for name in ids] + [pa.array(values) for values in outputs]
+        writer.write_table(pa.table(columns, schema=schema))
+        result.seconds["write"] += time.perf_counter() - started
     writer.close()
     sink.close()
     return result
 
 
-def _chunks(
+def _scored(
+    chunks: Iterator[Chunk], model: LoadedModel, batch_rows: int, result: RangeResult
+) -> Iterator[tuple[pa.Table, list[np.ndarray]]]:
+    """The id columns and the model's output columns of each batch; counts rows and errors into `result`."""
+    while True:
+        started = time.perf_counter()
+        chunk = next(chunks, None)
+        result.seconds["wait_input"] += time.perf_counter() - started
+        if chunk is None:
+            return
+        result.rows += chunk.rows
+        result.errors.extend(chunk.errors)
+        # Batches bound the size of the session's intermediate tensors (an MLP's activations).
+        for start in range(0, chunk.matrix.shape[0], batch_rows):
+            started = time.perf_counter()
+            outputs = model.output_columns(model.run(chunk.matrix[start : start + batch_rows]))
+            result.seconds["score"] += time.perf_counter() - started
+            result.scored += len(outputs[0]) if outputs else 0
+            yield chunk.ids.slice(start, batch_rows), outputs
+
+
+def _tables(
     source: Source, spec: dict[str, Any], features: list[str], ids: list[str], chunk_bytes: int, batch_rows: int
 ) -> tuple[list[pa.DataType], Iterator[tuple[pa.Table, list[RowError], int]]]:
-    """The id columns' types and an iterator of parsed chunks: (good rows, bad rows, rows seen)."""
+    """The id columns' types and an iterator of parsed chunks: (good rows, bad rows, rows seen).
+
+    The chunks are downloaded on a thread of their own, a chunk ahead of the parser.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if source.format == "parquet":
-        # Unbuffered: pyarrow buffers each column's stream itself; a shared buffer would refill on every seek.
-        reader = BlobReader(source.blob, source.size, source.etag)
-        schema = pq.ParquetFile(reader).schema_arrow
+        metadata = pq.ParquetFile(BlobReader(source.blob, source.size, source.etag)).metadata
+        schema = metadata.schema.to_arrow_schema()
         parquet_columns(schema, features, ids, source.where)
-        tables = parquet_batches(reader, spec["row_groups"], [*features, *ids], batch_rows)
-        return [schema.field(name).type for name in ids], ((table, [], table.num_rows) for table in tables)
+        spans = prefetch(_row_group_spans(source, metadata, spec["row_groups"], [*features, *ids], chunk_bytes))
+        rows = max(batch_rows, chunk_bytes // (4 * max(len(features), 1)))
+        tables = _parse_parquet(source, metadata, spans, [*features, *ids], rows)
+        return [schema.field(name).type for name in ids], tables
     if source.format == "csv":
         check_columns(source.info["columns"], features, ids, source.where)
     pieces = read_lines_range(source.blob, source.size, spec["start"], spec["end"], chunk_bytes, source.etag)
-    return [pa.string()] * len(ids), _parse_text(source, pieces, features, ids)
+    return [pa.string()] * len(ids), _parse_text(source, prefetch(pieces), features, ids)
+
+
+def _row_group_spans(
+    source: Source, metadata: pq.FileMetaData, row_groups: list[int], columns: list[str], chunk_bytes: int
+) -> Iterator[tuple[int, dict[int, bytes] | None]]:
+    """Each row group with the bytes of its column chunks, fetched in large GETs.
+
+    A row group whose columns exceed four chunks is not fetched ahead (None): it is
+    read as a stream instead, so memory stays bounded whatever the writer chose.
+    """
+    for row_group in row_groups:
+        spans = parquet_spans(metadata, row_group, columns, gap=1 << 20)
+        if sum(end - start for start, end in spans) > 4 * chunk_bytes:
+            yield row_group, None
+        else:
+            yield row_group, read_spans(source.blob, spans, chunk_bytes, source.etag)
+
+
+def _parse_parquet(
+    source: Source,
+    metadata: pq.FileMetaData,
+    spans: Iterator[tuple[int, dict[int, bytes] | None]],
+    columns: list[str],
+    rows: int,
+) -> Iterator[tuple[pa.Table, list[RowError], int]]:
+    for row_group, fetched in spans:
+        reader = BlobReader(source.blob, source.size, source.etag, fetched)
+        for table in parquet_batches(reader, metadata, [row_group], columns, rows, buffered=fetched is None):
+            yield table, [], table.num_rows
 
 
 def _parse_text(
@@ -172,27 +216,36 @@ def _as_matrices(
 
 
 def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Produce `items` on a thread, up to `depth` ahead; its exceptions re-raise here."""
-    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    """Produce `items` on a thread; its exceptions re-raise here.
 
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    At most `depth` items are alive at once: the one the consumer holds (until it asks
+    for the next) and those produced or being produced ahead of it. With depth 2 the
+    producer works on the next item while the consumer works on this one, and no more.
+    """
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue()
+    slots = threading.Semaphore(depth)
+    stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in items:
-                if not put(("item", item)):
+            while True:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
                     return
-            put(("end", None))
+                item = next(items, _END)
+                if item is _END:
+                    buffer.put(("end", None))
+                    return
+                buffer.put(("item", item))
         except BaseException as error:
-            put(("error", error))
+            buffer.put(("error", error))
+        finally:
+            # Stops the stages upstream of this one now rather than when the generator is collected.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=produce, name="scoring-prefetch", daemon=True)
     thread.start()
@@ -204,5 +257,10 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             if kind == "error":
                 raise value
             yield value
+            value = None  # the consumer is done with it: free it before producing the next
+            slots.release()
     finally:
         stop.set()
+
+
+_END: Any = object()
