@@ -79,15 +79,23 @@ class BlobReader(io.RawIOBase):
 
 
 def read_spans(blob: BlobClient, spans: list[tuple[int, int]], piece: int, etag: str | None = None) -> dict[int, bytes]:
-    """The bytes of each [start, end) span, fetched in GETs of at most `piece` bytes straight into one buffer."""
+    """The bytes of each [start, end) span, fetched in GETs of at most `piece` bytes straight into one buffer.
+
+    The buffers come from pyarrow's memory pool, which reuses them from one span to the
+    next; tens of MiB allocated on one thread and freed on another would otherwise grow
+    the C heap span after span.
+    """
+    import pyarrow as pa
+
     fetched: dict[int, bytes] = {}
     for start, end in spans:
-        buffer = bytearray(end - start)
+        buffer = pa.allocate_buffer(end - start)
+        view = memoryview(buffer).cast("B")
         for offset in range(start, end, piece):
             length = min(piece, end - offset)
-            into = _Into(memoryview(buffer)[offset - start : offset - start + length])
+            into = _Into(view[offset - start : offset - start + length])
             blob.download_blob(offset=offset, length=length, max_concurrency=1, **_conditions(etag)).readinto(into)
-        fetched[start] = buffer  # type: ignore[assignment]  # a bytearray reads like bytes
+        fetched[start] = view  # type: ignore[assignment]  # a byte view reads like bytes
     return fetched
 
 

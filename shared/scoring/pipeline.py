@@ -95,8 +95,8 @@ def score_range(
         raise InvalidInput(f"id column(s) {sorted(clash)} have the names of prediction columns")
     result = RangeResult()
     writer: Any = open_writer(output_format, sink, schema, header)
-    chunks = prefetch(_as_matrices(tables, features, ids, model.input_dtype), depth=3)
-    for ids_slice, outputs in prefetch(_scored(chunks, model, batch_rows, result), depth=3):
+    chunks = prefetch(_as_matrices(tables, features, ids, model.input_dtype))
+    for ids_slice, outputs in prefetch(_scored(chunks, model, batch_rows, result)):
         started = time.perf_counter()
         columns = [ids_slice.column(name) for name in ids] + [pa.array(values) for values in outputs]
         writer.write_table(pa.table(columns, schema=schema))
@@ -109,7 +109,9 @@ def score_range(
 def _scored(
     chunks: Iterator[Chunk], model: LoadedModel, batch_rows: int, result: RangeResult
 ) -> Iterator[tuple[pa.Table, list[np.ndarray]]]:
-    """The id columns and the model's output columns of each batch; counts rows and errors into `result`."""
+    """The id columns and the model's output columns of each chunk; counts rows and errors into `result`."""
+    import numpy as np
+
     while True:
         started = time.perf_counter()
         chunk = next(chunks, None)
@@ -118,13 +120,18 @@ def _scored(
             return
         result.rows += chunk.rows
         result.errors.extend(chunk.errors)
+        started = time.perf_counter()
         # Batches bound the size of the session's intermediate tensors (an MLP's activations).
-        for start in range(0, chunk.matrix.shape[0], batch_rows):
-            started = time.perf_counter()
-            outputs = model.output_columns(model.run(chunk.matrix[start : start + batch_rows]))
-            result.seconds["score"] += time.perf_counter() - started
+        batches = [
+            model.output_columns(model.run(chunk.matrix[start : start + batch_rows]))
+            for start in range(0, chunk.matrix.shape[0], batch_rows)
+        ]
+        result.seconds["score"] += time.perf_counter() - started
+        if batches:
+            # One write per chunk: Parquet row groups of a chunk's rows, not of a batch's.
+            outputs = [np.concatenate(columns) for columns in zip(*batches, strict=True)]
             result.scored += len(outputs[0]) if outputs else 0
-            yield chunk.ids.slice(start, batch_rows), outputs
+            yield chunk.ids, outputs
 
 
 def _tables(

@@ -149,6 +149,27 @@ def test_every_format_matches_session_run_on_the_same_rows(ports: Scoring, model
     assert manifest(ports, job)["rows"] == ROWS
 
 
+def test_a_parquet_row_group_too_big_to_fetch_ahead_is_streamed_and_scored_whole(
+    ports: Scoring, model_bytes: bytes
+) -> None:
+    table = frame()
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=ROWS, compression="none")
+    group = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata.row_group(0)
+    size = sum(group.column(i).total_compressed_size for i in range(group.num_columns))
+    assert size > 4 * ports.config.chunk_bytes, "the row group should exceed the fetch-ahead cap"
+    source = upload(ports, "one-group.parquet", sink.getvalue())
+
+    job = run(ports, ScoringRequest(input=source, model={"blob": "models/gbt.onnx"}, id_columns=["id"]))
+
+    assert job["state"] == "completed", job
+    output = read_output(ports, job)
+    label, probabilities = expected(model_bytes, table)
+    assert output.column("id").to_pylist() == table.column("id").to_pylist()
+    np.testing.assert_array_equal(output.column("prediction").to_numpy(), label)
+    np.testing.assert_allclose(output.column("probabilities_1").to_numpy(), probabilities[:, 1], rtol=1e-6)
+
+
 def test_bad_rows_go_to_the_errors_file_with_their_row_numbers(ports: Scoring) -> None:
     lines = encode(frame(200), "csv").decode().splitlines(keepends=True)
     lines[5] = '"r4",0.1,abc,0.3,0.4,0.5\n'  # data row 5: a feature that is not a number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import azure.functions as func
@@ -112,6 +113,22 @@ def test_prefetch_keeps_order_and_reraises_the_producers_error() -> None:
         for item in prefetch(items()):
             seen.append(item)
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_works_at_most_depth_items_ahead_of_the_consumer() -> None:
+    produced = []
+
+    def items() -> Iterator[int]:
+        for item in range(10):
+            produced.append(item)
+            yield item
+
+    stream = prefetch(items(), depth=2)
+    first = next(stream)
+    time.sleep(0.3)  # time enough for an unbounded producer to run ahead
+
+    assert first == 0 and produced == [0, 1]
+    assert list(stream) == list(range(1, 10))
 
 
 def test_submit_answers_400_naming_the_bad_field() -> None:
