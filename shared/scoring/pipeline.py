@@ -96,9 +96,9 @@ def score_range(
     result = RangeResult()
     writer: Any = open_writer(output_format, sink, schema, header)
     chunks = prefetch(_as_matrices(tables, features, ids, model.input_dtype))
-    for ids_slice, outputs in prefetch(_scored(chunks, model, batch_rows, result)):
+    for chunk_ids, outputs in prefetch(_scored(chunks, model, batch_rows, result)):
         started = time.perf_counter()
-        columns = [ids_slice.column(name) for name in ids] + [pa.array(values) for values in outputs]
+        columns = [chunk_ids.column(name) for name in ids] + [pa.array(values) for values in outputs]
         writer.write_table(pa.table(columns, schema=schema))
         result.seconds["write"] += time.perf_counter() - started
     writer.close()
@@ -139,7 +139,8 @@ def _tables(
 ) -> tuple[list[pa.DataType], Iterator[tuple[pa.Table, list[RowError], int]]]:
     """The id columns' types and an iterator of parsed chunks: (good rows, bad rows, rows seen).
 
-    The chunks are downloaded on a thread of their own, a chunk ahead of the parser.
+    The input is downloaded on a thread of its own, a piece (CSV, JSON Lines) or a row
+    group (Parquet) ahead of the parser; a chunk holds about `chunk_bytes` of input.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -185,6 +186,8 @@ def _parse_parquet(
         reader = BlobReader(source.blob, source.size, source.etag, fetched)
         for table in parquet_batches(reader, metadata, [row_group], columns, rows, buffered=fetched is None):
             yield table, [], table.num_rows
+        # Free this row group's bytes before the next one is fetched, not after.
+        del reader, fetched
 
 
 def _parse_text(
