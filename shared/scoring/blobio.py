@@ -31,7 +31,7 @@ class BlobReader(io.RawIOBase):
     """
 
     def __init__(
-        self, blob: BlobClient, size: int, etag: str | None = None, spans: dict[int, bytes] | None = None
+        self, blob: BlobClient, size: int, etag: str | None = None, spans: dict[int, memoryview] | None = None
     ) -> None:
         self._blob = blob
         self._size = size
@@ -59,7 +59,9 @@ class BlobReader(io.RawIOBase):
         length = min(self._size - self._pos if size < 0 else size, self._size - self._pos)
         if length <= 0:
             return b""
-        data = self._fetched(self._pos, length) or read_range(self._blob, self._pos, length, self._etag)
+        data = self._fetched(self._pos, length)
+        if data is None:
+            data = read_range(self._blob, self._pos, length, self._etag)
         self._pos += len(data)
         return data
 
@@ -78,7 +80,9 @@ class BlobReader(io.RawIOBase):
         return memoryview(data)[offset - start : offset - start + length]
 
 
-def read_spans(blob: BlobClient, spans: list[tuple[int, int]], piece: int, etag: str | None = None) -> dict[int, bytes]:
+def read_spans(
+    blob: BlobClient, spans: list[tuple[int, int]], piece: int, etag: str | None = None
+) -> dict[int, memoryview]:
     """The bytes of each [start, end) span, fetched in GETs of at most `piece` bytes straight into one buffer.
 
     The buffers come from pyarrow's memory pool, which reuses them from one span to the
@@ -87,7 +91,7 @@ def read_spans(blob: BlobClient, spans: list[tuple[int, int]], piece: int, etag:
     """
     import pyarrow as pa
 
-    fetched: dict[int, bytes] = {}
+    fetched: dict[int, memoryview] = {}
     for start, end in spans:
         buffer = pa.allocate_buffer(end - start)
         view = memoryview(buffer).cast("B")
@@ -95,7 +99,7 @@ def read_spans(blob: BlobClient, spans: list[tuple[int, int]], piece: int, etag:
             length = min(piece, end - offset)
             into = _Into(view[offset - start : offset - start + length])
             blob.download_blob(offset=offset, length=length, max_concurrency=1, **_conditions(etag)).readinto(into)
-        fetched[start] = view  # type: ignore[assignment]  # a byte view reads like bytes
+        fetched[start] = view
     return fetched
 
 

@@ -161,7 +161,7 @@ def _tables(
 
 def _row_group_spans(
     source: Source, metadata: pq.FileMetaData, row_groups: list[int], columns: list[str], chunk_bytes: int
-) -> Iterator[tuple[int, dict[int, bytes] | None]]:
+) -> Iterator[tuple[int, dict[int, memoryview] | None]]:
     """Each row group with the bytes of its column chunks, fetched in large GETs.
 
     A row group whose columns exceed four chunks is not fetched ahead (None): it is
@@ -178,7 +178,7 @@ def _row_group_spans(
 def _parse_parquet(
     source: Source,
     metadata: pq.FileMetaData,
-    spans: Iterator[tuple[int, dict[int, bytes] | None]],
+    spans: Iterator[tuple[int, dict[int, memoryview] | None]],
     columns: list[str],
     rows: int,
 ) -> Iterator[tuple[pa.Table, list[RowError], int]]:
