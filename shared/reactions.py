@@ -12,6 +12,7 @@ from shared.events import AmlEvent, DriftData, EventKind, ModelDeployedData, Mod
 from shared.notify import Notification
 from shared.platform.port import JobStatus, NotFound
 from shared.rollout import engine
+from shared.settings import LOGICAL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,9 @@ def workspace_name(services: Services, workspace: Workspace) -> str | None:
     for name, resource_id in services.settings.workspaces.items():
         if resource_id.lower() == workspace.resource_id.lower():
             return name
-    return workspace.name if services.settings.platform == "sandbox" else None
+    if services.settings.platform == "sandbox" and LOGICAL_NAME.match(workspace.name):
+        return workspace.name
+    return None
 
 
 def on_model_registered(services: Services, event: AmlEvent, workspace: str) -> None:
