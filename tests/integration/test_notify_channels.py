@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 from azure.core.credentials import AzureKeyCredential
@@ -14,16 +13,10 @@ from shared.notify.eventgrid import EventGridChannel
 from shared.notify.slack import SlackChannel
 from shared.notify.teams import TeamsChannel
 from shared.notify.webhook import WebhookChannel, message_id
+from tests.integration.conftest import SECRET
 
-SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
 FAST = RetryPolicy(attempts=4, total_seconds=20, first_delay=0.05, max_delay=0.2, read_timeout=5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(secret=SECRET) as running:
-        yield running
 
 
 def rejected() -> Notification:

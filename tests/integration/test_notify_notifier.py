@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,17 +12,11 @@ from shared.notify.log import LogChannel
 from shared.notify.teams import TeamsChannel
 from shared.settings import Settings, SettingsError
 from shared.storage.state import BlobStateStore
+from tests.integration.conftest import SECRET
 
 pytestmark = pytest.mark.integration
 
-SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 FAST = RetryPolicy(attempts=3, total_seconds=10, first_delay=0.05, max_delay=0.2, read_timeout=5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(secret=SECRET) as running:
-        yield running
 
 
 @pytest.fixture

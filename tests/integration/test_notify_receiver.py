@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -16,9 +15,9 @@ from shared.notify.eventgrid import EventGridChannel
 from shared.notify.slack import SlackChannel
 from shared.notify.teams import TeamsChannel
 from shared.notify.webhook import WebhookChannel
+from tests.integration.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 FAST = RetryPolicy(attempts=3, total_seconds=10, first_delay=0.05, max_delay=0.2)
 
 
