@@ -58,6 +58,15 @@ class GateResult(BaseModel):
     note: str = ""
 
 
+    def describe(self) -> str:
+        """`accuracy 0.478 < 0.8`, `auc 0.91 < 0.94 (champion - 0.01)`, `f1 missing`."""
+        if self.value is None:
+            return f"{self.metric} missing"
+        relation = {">=": "<", "<=": ">"}.get(self.check.split()[0], "vs")
+        champion = f" ({self.check.removeprefix('>= ')})" if "champion" in self.check else ""
+        return f"{self.metric} {_fmt(self.value)} {relation} {_fmt(self.threshold)}{champion}"
+
+
 class Verdict(BaseModel):
     passed: bool
     results: list[GateResult]

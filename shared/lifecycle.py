@@ -83,7 +83,7 @@ def _judge_test(services: Services, rule: Rule, record: dict, cause: str) -> tup
     verdict = judge(rule.gates, job.metrics, champion["metrics"] if champion else None)
     table = verdict.table()
     if not verdict.passed:
-        failed = ", ".join(r.metric for r in verdict.results if not r.passed)
+        failed = ", ".join(r.describe() for r in verdict.results if not r.passed)
         _reject(services, rule, record, f"failed gates: {failed}", table, cause, job.studio_url)
         return "failed", f"failed gates: {failed}", {"metrics": job.metrics, "gates": table}
     services.platform.set_model_tags(record["workspace"], record["model"], record["version"], {TAG: "passed"})

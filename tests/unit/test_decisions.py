@@ -77,3 +77,10 @@ def test_traffic_splits_always_sum_to_100(baseline: dict, percent: int, expected
     result = split(baseline, "green", percent)
     assert result == expected
     assert sum(result.values()) == 100
+
+
+def test_failed_gates_are_described_for_people() -> None:
+    verdict = judge(GATES, {"latency_p95_ms": 80, "auc": 0.90}, {"auc": 0.95})
+    assert [r.describe() for r in verdict.results if not r.passed] == [
+        "accuracy missing", "latency_p95_ms 80 > 50", "auc 0.9 < 0.94 (champion - 0.01)",
+    ]
