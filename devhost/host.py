@@ -121,6 +121,8 @@ class FunctionHost:
         log.info("Host started on %s with functions: %s", self.url, ", ".join(sorted(self.functions)))
 
     def stop(self) -> None:
+        for listener in self._listeners:  # all stop polling at once, then each finishes its work
+            listener.request_stop()
         for listener in self._listeners:
             listener.stop()
         if self._server:
@@ -221,12 +223,16 @@ class FunctionHost:
 
     def _run_non_http(self, name: str, body: bytes) -> Reply:
         function = self.functions.get(name)
-        if function is None or function.trigger_type == "httpTrigger":
-            return Reply.text(404, f"no non-HTTP function named {name!r}")
-        text = json.loads(body or b"{}").get("input", "")
-        value: Any = TimerRequest() if function.trigger_type == "timerTrigger" else text
-        if function.trigger_type == "queueTrigger":
-            value = QueueMessageBinding(id="admin", body=text.encode(), dequeue_count=1)
+        if function is None or function.trigger_type not in ("timerTrigger", "queueTrigger"):
+            return Reply.text(404, f"no timer or queue function named {name!r}")
+        try:
+            text = str(json.loads(body or b"{}").get("input", ""))
+        except (ValueError, AttributeError):
+            return Reply.text(400, 'expected a JSON body like {"input": "..."}')
+        value: Any = (
+            QueueMessageBinding(id="admin", body=text.encode(), dequeue_count=1)
+            if function.trigger_type == "queueTrigger" else TimerRequest()
+        )
         threading.Thread(target=self.invoker(function), args=(value,), daemon=True).start()
         return Reply(202)
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +37,11 @@ class Stack:
     scoring_url: str
     settings: Settings
     state: BlobStateStore
-    traffic: TrafficGenerator | None = field(default=None)
 
     def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the admin API with the function key."""
         headers = {"x-functions-key": self.host.keys.function, **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.host.url}/api/{path}", headers=headers, timeout=60, **kwargs)
-
-    def run_function(self, name: str) -> None:
-        """Run a timer or queue function now, as Core Tools' admin route does."""
-        response = requests.post(f"{self.host.url}/admin/functions/{name}", params={"code": self.host.keys.master},
-                                 json={"input": ""}, timeout=10)
-        response.raise_for_status()
 
 
 def stack_settings(azurite: Azurite, keys: HostKeys, host_port: int, receiver_url: str, secret: str,

@@ -13,7 +13,6 @@ import contextlib
 import json
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -202,10 +201,6 @@ class BlobStateStore:
                 continue
             entries.extend(AuditEntry.model_validate_json(line) for line in text.splitlines() if line.strip())
         return entries
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def _dump(doc: Doc) -> bytes:
