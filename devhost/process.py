@@ -59,7 +59,11 @@ class HostProcess:
     def stop(self, kill: bool = False) -> None:
         if self._process and self._process.poll() is None:
             self._process.kill() if kill else self._process.terminate()
-            self._process.wait(timeout=15)
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # work in hand outlasted the grace period, as a host recycle would
+                self._process.kill()
+                self._process.wait(timeout=15)
 
     def __enter__(self) -> HostProcess:
         return self.start()

@@ -37,6 +37,10 @@ class TimerSchedule:
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Stop taking new work; `stop` then waits for the work in hand."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
