@@ -68,7 +68,7 @@ def running_azurite(location: str | None = None, blob_port: int = 0, queue_port:
         folder = location or stack.enter_context(tempfile.TemporaryDirectory(prefix="azurite-"))
         os.makedirs(folder, exist_ok=True)
         command = [
-            _executable(), "--silent", "--skipApiVersionCheck", "--loose",
+            _executable(), "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
             "--location", folder,
             "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
             "--queueHost", "127.0.0.1", "--queuePort", str(queue_port),
