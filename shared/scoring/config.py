@@ -19,7 +19,7 @@ class ScoringConfig(BaseModel):
     range_bytes: int = Field(256 * 1024**2, ge=1024, alias="MLOPS_SCORING_RANGE_BYTES")
     chunk_bytes: int = Field(8 * 1024**2, ge=1024, alias="MLOPS_SCORING_CHUNK_BYTES")
     block_bytes: int = Field(8 * 1024**2, ge=1024, le=4000 * 1024**2, alias="MLOPS_SCORING_BLOCK_BYTES")
-    batch_rows: int = Field(16384, ge=1, alias="MLOPS_SCORING_BATCH_ROWS")
+    batch_rows: int = Field(4096, ge=1, alias="MLOPS_SCORING_BATCH_ROWS")
     max_error_share: float = Field(0.01, ge=0, le=1, alias="MLOPS_SCORING_MAX_ERROR_SHARE")
     threads: int = Field(0, ge=0, alias="MLOPS_SCORING_THREADS")
     model_cache: str = Field("", alias="MLOPS_SCORING_MODEL_CACHE")

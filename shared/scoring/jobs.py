@@ -240,9 +240,7 @@ def _score(job: Doc, index: int, ports: Scoring) -> Doc:
         RegisteredModel(**job["model"]["ref"]) if "location" in job["model"]["ref"] else OnnxBlob(**job["model"]["ref"])
     )
     cache = Path(ports.config.model_cache or Path(tempfile.gettempdir()) / "aml-reactor-models")
-    model = load_model(
-        str(model_file(ref, ports.platform, ports.blobs, cache)), ports.config.threads or default_threads()
-    )
+    model = load_model(str(model_file(ref, ports.platform, ports.blobs, cache)))
     features = job["features"] or model.feature_names
     if not features:
         raise InvalidInput("the model does not name its features (ONNX metadata 'feature_names'); pass `features`")
@@ -273,6 +271,7 @@ def _score(job: Doc, index: int, ports: Scoring) -> Doc:
             header=index == 0 or not csv_output,
             chunk_bytes=ports.config.chunk_bytes,
             batch_rows=ports.config.batch_rows,
+            threads=ports.config.threads or default_threads(),
         )
     except ResourceModifiedError:
         raise InvalidInput(f"{source.where} changed while it was being scored; submit it again") from None

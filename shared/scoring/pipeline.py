@@ -3,9 +3,9 @@
 Each stage is a generator and `prefetch` runs it on its own thread, at most `depth`
 items ahead of the next stage. The stages overlap because what they spend their time
 in releases the GIL (socket reads, pyarrow parsing, NumPy copies, ONNX Runtime): the
-session scores one chunk while the next is parsed and the one after it downloads,
-and the calling thread writes results to a sink that stages blocks. Memory holds a
-few chunks at each stage, whatever the file size.
+session scores one chunk, `threads` batches of it at once, while the next is parsed
+and the one after it downloads, and the calling thread writes results to a sink that
+stages blocks. Memory holds a few chunks at each stage, whatever the file size.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,6 +83,7 @@ def score_range(
     header: bool,
     chunk_bytes: int,
     batch_rows: int,
+    threads: int,
 ) -> RangeResult:
     """Score the rows of one range into `sink`; row numbers in errors count from the range's first row."""
     import pyarrow as pa
@@ -96,21 +98,28 @@ def score_range(
     result = RangeResult()
     writer: Any = open_writer(output_format, sink, schema, header)
     chunks = prefetch(_as_matrices(tables, features, ids, model.input_dtype))
-    for chunk_ids, outputs in prefetch(_scored(chunks, model, batch_rows, result)):
-        started = time.perf_counter()
-        columns = [chunk_ids.column(name) for name in ids] + [pa.array(values) for values in outputs]
-        writer.write_table(pa.table(columns, schema=schema))
-        result.seconds["write"] += time.perf_counter() - started
+    with ThreadPoolExecutor(threads, thread_name_prefix="scoring-run") as runs:
+        for chunk_ids, outputs in prefetch(_scored(chunks, model, batch_rows, runs, result)):
+            started = time.perf_counter()
+            columns = [chunk_ids.column(name) for name in ids] + [pa.array(values) for values in outputs]
+            writer.write_table(pa.table(columns, schema=schema))
+            result.seconds["write"] += time.perf_counter() - started
     writer.close()
     sink.close()
     return result
 
 
 def _scored(
-    chunks: Iterator[Chunk], model: LoadedModel, batch_rows: int, result: RangeResult
+    chunks: Iterator[Chunk], model: LoadedModel, batch_rows: int, runs: ThreadPoolExecutor, result: RangeResult
 ) -> Iterator[tuple[pa.Table, list[np.ndarray]]]:
-    """The id columns and the model's output columns of each chunk; counts rows and errors into `result`."""
+    """The id columns and the model's output columns of each chunk; counts rows and errors into `result`.
+
+    The batches of a chunk are scored on the `runs` threads, as many at once as it has.
+    """
     import numpy as np
+
+    def score(matrix: np.ndarray) -> list[np.ndarray]:
+        return model.output_columns(model.run(matrix))
 
     while True:
         started = time.perf_counter()
@@ -122,10 +131,8 @@ def _scored(
         result.errors.extend(chunk.errors)
         started = time.perf_counter()
         # Batches bound the size of the session's intermediate tensors (an MLP's activations).
-        batches = [
-            model.output_columns(model.run(chunk.matrix[start : start + batch_rows]))
-            for start in range(0, chunk.matrix.shape[0], batch_rows)
-        ]
+        starts = range(0, chunk.matrix.shape[0], batch_rows)
+        batches = list(runs.map(score, [chunk.matrix[start : start + batch_rows] for start in starts]))
         result.seconds["score"] += time.perf_counter() - started
         if batches:
             # One write per chunk: Parquet row groups of a chunk's rows, not of a batch's.
@@ -172,7 +179,7 @@ def _row_group_spans(
         if sum(end - start for start, end in spans) > 4 * chunk_bytes:
             yield row_group, None
         else:
-            yield row_group, read_spans(source.blob, spans, chunk_bytes, source.etag)
+            yield row_group, read_spans(source.blob, spans, etag=source.etag)
 
 
 def _parse_parquet(

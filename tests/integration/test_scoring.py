@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -130,8 +131,13 @@ def expected(model_bytes: bytes, table: pa.Table) -> tuple[np.ndarray, np.ndarra
     return label, probabilities
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
-def test_every_format_matches_session_run_on_the_same_rows(ports: Scoring, model_bytes: bytes, fmt: str) -> None:
+def test_every_format_matches_session_run_on_the_same_rows(
+    ports: Scoring, model_bytes: bytes, fmt: str, threads: int
+) -> None:
+    # Batches of 7 rows: with 3 threads, each chunk's batches are scored out of order and must come back in order.
+    ports = dataclasses.replace(ports, config=ports.config.model_copy(update={"threads": threads, "batch_rows": 7}))
     table = frame()
     source = upload(ports, f"data.{fmt}", encode(table, fmt))
 
