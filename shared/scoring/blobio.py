@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from azure.storage.blob import BlobBlock, BlobClient
 
 BLOCK_BYTES = 8 * 1024**2
+# A GET into a buffer that is already allocated costs no memory however large it is,
+# and fewer GETs cost Azurite and the SDK less CPU.
+GET_BYTES = 32 * 1024**2
 
 
 class BlobReader(io.RawIOBase):
@@ -81,7 +84,7 @@ class BlobReader(io.RawIOBase):
 
 
 def read_spans(
-    blob: BlobClient, spans: list[tuple[int, int]], piece: int, etag: str | None = None
+    blob: BlobClient, spans: list[tuple[int, int]], piece: int = GET_BYTES, etag: str | None = None
 ) -> dict[int, memoryview]:
     """The bytes of each [start, end) span, fetched in GETs of at most `piece` bytes straight into one buffer.
 

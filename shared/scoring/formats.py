@@ -70,7 +70,8 @@ def parse_csv(
     import pyarrow as pa
 
     try:
-        table, invalid = _read_csv(data, columns, features, ids, pa.float32(), threads=True)
+        # float64, cast to float32 by `to_matrix`: pyarrow parses text into float64 ~20% faster.
+        table, invalid = _read_csv(data, columns, features, ids, pa.float64(), threads=True)
         if not invalid:
             return table, [], table.num_rows
     except pa.ArrowInvalid:

@@ -23,10 +23,20 @@ def _credential(settings: Settings):
     return DefaultAzureCredential()
 
 
+# Downloads stream in pieces of this size (the SDK's default is 256 KiB). A scoring range
+# reads hundreds of MiB, and each piece is a Python iteration that holds the GIL:
+# 256 KiB pieces cost ~0.3 core-seconds per 180 MB, 4 MiB pieces a third of that.
+READ_PIECE_BYTES = 4 * 1024**2
+
+
 def blob_service(settings: Settings) -> BlobServiceClient:
     if settings.storage_connection:
-        return BlobServiceClient.from_connection_string(settings.storage_connection)
-    return BlobServiceClient(settings.storage_blob_uri or "", credential=_credential(settings))
+        return BlobServiceClient.from_connection_string(
+            settings.storage_connection, connection_data_block_size=READ_PIECE_BYTES
+        )
+    return BlobServiceClient(
+        settings.storage_blob_uri or "", credential=_credential(settings), connection_data_block_size=READ_PIECE_BYTES
+    )
 
 
 def queue_service(settings: Settings) -> QueueServiceClient:
