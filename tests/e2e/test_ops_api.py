@@ -298,7 +298,7 @@ def test_mirror_traffic_is_checked_against_the_endpoint(stack: Stack, live: dict
 
 
 def test_the_cli_prints_the_rollout_table(stack: Stack, live: dict, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--url", stack.host.url, "--key", stack.host.keys.function]
+    base = ["--url", stack.host.url, f"--key={stack.host.keys.function}"]  # a key may start with "-"
     assert opsctl.main([*base, "rollouts"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["endpoint", "model", "version", "state", "step", "traffic", "last", "started"]
