@@ -29,6 +29,7 @@ from azure.functions.timer import TimerRequest
 from devhost import blobs, webhooks
 from devhost.indexing import IndexedFunction, index_function_app, load_app_module
 from devhost.keys import HostKeys
+from devhost.listener import Listener
 from devhost.queues import QueueListener, QueueOptions, queue_client
 from devhost.timers import TimerSchedule
 from devhost.webhooks import Reply
@@ -100,7 +101,7 @@ class FunctionHost:
         self.host_json = host_settings(json.loads((app_dir / "host.json").read_text()), os.environ)
         self.functions = {f.name: f for f in index_function_app(load_app_module(app_dir))}
         self.routes = [HttpRoute(f) for f in self.functions.values() if f.trigger_type == "httpTrigger"]
-        self._listeners: list[QueueListener | TimerSchedule] = []
+        self._listeners: list[Listener] = []
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -136,7 +137,7 @@ class FunctionHost:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def _listener(self, function: IndexedFunction, options: QueueOptions) -> QueueListener | TimerSchedule | None:
+    def _listener(self, function: IndexedFunction, options: QueueOptions) -> Listener | None:
         trigger = function.trigger
         if function.trigger_type == "queueTrigger":
             connection = os.environ[trigger.get("connection") or "AzureWebJobsStorage"]

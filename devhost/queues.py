@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from azure.storage.queue import (
     QueueClient,
     QueueMessage,
 )
+
+from devhost.listener import Listener
 
 log = logging.getLogger("devhost.queues")
 
@@ -66,7 +67,7 @@ def queue_client(connection_string: str, name: str) -> QueueClient:
     return client
 
 
-class QueueListener:
+class QueueListener(Listener):
     """Polls one queue and runs its function for each message, until stopped."""
 
     def __init__(
@@ -77,22 +78,13 @@ class QueueListener:
         run: Callable[[func.QueueMessage], None],
         options: QueueOptions,
     ) -> None:
+        super().__init__(f"queue-{function_name}")
         self.function_name = function_name
         self._client, self._poison, self._run, self._options = client, poison, run, options
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"queue-{function_name}", daemon=True)
         self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=function_name)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """Stop taking new work; `stop` then waits for the work in hand."""
-        self._stop.set()
-
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _loop(self) -> None:

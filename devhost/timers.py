@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 from croniter import croniter
+
+from devhost.listener import Listener
 
 log = logging.getLogger("devhost.timers")
 
@@ -22,28 +23,16 @@ def next_occurrence(schedule: str, after: datetime) -> datetime:
     return croniter(schedule, after, second_at_beginning=True).get_next(datetime)
 
 
-class TimerSchedule:
+class TimerSchedule(Listener):
     """Runs one function on its schedule until stopped."""
 
     def __init__(
         self, function_name: str, schedule: str, run: Callable[[func.TimerRequest], None], run_on_startup: bool
     ) -> None:
         next_occurrence(schedule, datetime.now(UTC))
+        super().__init__(f"timer-{function_name}")
         self.function_name, self.schedule = function_name, schedule
         self._run, self._run_on_startup = run, run_on_startup
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"timer-{function_name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """Stop taking new work; `stop` then waits for the work in hand."""
-        self._stop.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         if self._run_on_startup:
