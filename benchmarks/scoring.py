@@ -338,7 +338,7 @@ def main() -> None:
             )
             for fmt in formats:
                 source = f"{INPUT}/{inputs[args.rows][fmt].name}"
-                output = f"{name}-{uuid.uuid4().hex[:6]}.{fmt}"
+                output = f"{name}.{fmt}"
                 engine = median_of(
                     args.repeat,
                     environment,
@@ -396,7 +396,7 @@ def main() -> None:
                         "--model-blob",
                         f"{MODELS}/gbt.onnx",
                         "--output",
-                        f"mem-{rows}-{uuid.uuid4().hex[:6]}.{fmt}",
+                        f"mem-{rows}.{fmt}",
                     )
                     figures.append(f"{engine['peak_rss_mb']:.0f} ({engine['rows_per_second']:,.0f} r/s)")
                 print(f"{rows:>10,} -> {' / '.join(figures)}", flush=True)

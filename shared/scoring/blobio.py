@@ -83,10 +83,8 @@ class BlobReader(io.RawIOBase):
         return memoryview(data)[offset - start : offset - start + length]
 
 
-def read_spans(
-    blob: BlobClient, spans: list[tuple[int, int]], piece: int = GET_BYTES, etag: str | None = None
-) -> dict[int, memoryview]:
-    """The bytes of each [start, end) span, fetched in GETs of at most `piece` bytes straight into one buffer.
+def read_spans(blob: BlobClient, spans: list[tuple[int, int]], etag: str | None = None) -> dict[int, memoryview]:
+    """The bytes of each [start, end) span, fetched in GETs of at most `GET_BYTES` straight into one buffer.
 
     The buffers come from pyarrow's memory pool, which reuses them from one span to the
     next; tens of MiB allocated on one thread and freed on another would otherwise grow
@@ -98,8 +96,8 @@ def read_spans(
     for start, end in spans:
         buffer = pa.allocate_buffer(end - start)
         view = memoryview(buffer).cast("B")
-        for offset in range(start, end, piece):
-            length = min(piece, end - offset)
+        for offset in range(start, end, GET_BYTES):
+            length = min(GET_BYTES, end - offset)
             into = _Into(view[offset - start : offset - start + length])
             blob.download_blob(offset=offset, length=length, max_concurrency=1, **_conditions(etag)).readinto(into)
         fetched[start] = view

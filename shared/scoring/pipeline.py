@@ -179,7 +179,7 @@ def _row_group_spans(
         if sum(end - start for start, end in spans) > 4 * chunk_bytes:
             yield row_group, None
         else:
-            yield row_group, read_spans(source.blob, spans, etag=source.etag)
+            yield row_group, read_spans(source.blob, spans, source.etag)
 
 
 def _parse_parquet(
