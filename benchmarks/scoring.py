@@ -32,6 +32,7 @@ compare the ratios, which come from one run.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -145,10 +146,7 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     """
     from datetime import datetime
 
-    import pyarrow.csv
-    import pyarrow.parquet  # noqa: F401 - imported before the clock, as a warm worker has
-
-    from shared.scoring.config import get_config
+    from shared.scoring.config import get_config  # first: `shared.scoring` sets up allocators before pyarrow loads
     from shared.scoring.jobs import Scoring, status, submit
     from shared.scoring.request import ScoringRequest
     from shared.scoring.session import load_model, model_file
@@ -157,6 +155,9 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     from shared.storage.clients import blob_service, queue_service
     from shared.storage.queue import WorkQueue
     from shared.storage.state import BlobStateStore
+
+    for module in ("pyarrow.csv", "pyarrow.parquet"):  # loaded before the clock, as a warm worker has them
+        importlib.import_module(module)
 
     settings, config = get_settings(), get_config()
     blobs = blob_service(settings)
