@@ -35,13 +35,13 @@ MIMALLOC_OPTIONS = {
 }
 _M_MMAP_THRESHOLD = -3  # from glibc's malloc.h
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def tune() -> None:
     """Apply the settings to this process (once is enough; again is harmless)."""
     if "pyarrow" in sys.modules:
-        logger.warning("pyarrow was imported before shared.scoring: its allocator keeps its default settings")
+        log.warning("pyarrow was imported before shared.scoring: its allocator keeps its default settings")
     for name, value in MIMALLOC_OPTIONS.items():
         os.environ.setdefault(name, value)
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:

@@ -88,8 +88,7 @@ def read_spans(blob: BlobClient, spans: list[tuple[int, int]], etag: str | None 
     """The bytes of each [start, end) span, fetched in GETs of at most `GET_BYTES` straight into one buffer.
 
     The buffers come from pyarrow's memory pool, which reuses them from one span to the
-    next; tens of MiB allocated on one thread and freed on another would otherwise grow
-    the C heap span after span.
+    next (`allocators` sets how soon it returns what is freed).
     """
     import pyarrow as pa
 
