@@ -253,13 +253,17 @@ def to_matrix(table: pa.Table, features: list[str], dtype: np.dtype) -> np.ndarr
 
 def open_writer(fmt: Format, sink: io.RawIOBase, schema: pa.Schema, header: bool) -> object:
     """A pyarrow writer with `write_table` and `close`, writing to `sink`."""
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     if fmt == "csv":
         return pacsv.CSVWriter(sink, schema, write_options=pacsv.WriteOptions(include_header=header))
     if fmt == "parquet":
-        return pq.ParquetWriter(sink, schema, compression="snappy")
+        # Predictions and probabilities are nearly all distinct: a dictionary of them costs
+        # hashing every value and is then dropped for plain encoding anyway.
+        encoded = [field.name for field in schema if not pa.types.is_floating(field.type)]
+        return pq.ParquetWriter(sink, schema, compression="snappy", use_dictionary=encoded)
     raise InvalidInput(f"output format {fmt!r}: use csv or parquet")
 
 

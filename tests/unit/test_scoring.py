@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import azure.functions as func
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.scoring.errors import InvalidInput
-from shared.scoring.formats import detect_format, parse_csv, parse_header, parse_jsonl, to_matrix
+from shared.scoring.formats import detect_format, open_writer, parse_csv, parse_header, parse_jsonl, to_matrix
 from shared.scoring.pipeline import prefetch
 from shared.scoring.plan import plan_ranges
 from shared.scoring.request import OnnxBlob, RegisteredModel, ScoringRequest
@@ -68,6 +69,27 @@ def test_csv_header_and_format() -> None:
     assert detect_format("x/y.PARQUET") == "parquet"
     with pytest.raises(InvalidInput, match=r"unknown format"):
         detect_format("x/y.xlsx")
+
+
+def test_parquet_output_encodes_ids_and_labels_with_a_dictionary_and_scores_plainly() -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 50_000
+    scores = np.random.default_rng(0).random(rows, dtype=np.float32)
+    table = pa.table({"id": [f"c{i % 7}" for i in range(rows)], "label": (scores > 0.5).astype(np.int64), "p": scores})
+    sink = io.BytesIO()
+    writer: Any = open_writer("parquet", sink, table.schema, header=True)
+    writer.write_table(table)
+    writer.close()
+
+    group = pq.ParquetFile(io.BytesIO(sink.getvalue())).metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    assert "RLE_DICTIONARY" in encodings["id"] and "RLE_DICTIONARY" in encodings["label"]
+    assert "RLE_DICTIONARY" not in encodings["p"], encodings
+    assert pq.read_table(io.BytesIO(sink.getvalue())).equals(table)
 
 
 def test_csv_rows_that_do_not_parse_are_numbered_and_dropped() -> None:
