@@ -11,22 +11,24 @@ on a float file of 30 features. For each model and format it prints
   with the engine's own session (`shared.scoring.session.load_model`, same options)
   and threads (`--threads` batches at once), the engine's batch size: the best of
   three passes after a warm-up pass;
-- limit+io: the same rows if the input were first downloaded from Azurite, scored at
-  the limit and the output uploaded, one after the other: rows / (download seconds +
-  limit seconds + upload seconds), with download and upload measured raw on this
-  Azurite (16 MiB ranged GETs of the input blob; 8 MiB blocks, as many bytes as the
-  engine's output);
+- ceiling: the most any pipeline could reach on these cores, with Azurite on them too:
+  cores / the CPU per row of the floor, the least work there is to do (GET the input
+  into one buffer, decode it at once into one float32 matrix, score it as the limit does,
+  encode the output, PUT it in 8 MiB blocks), plus the CPU Azurite spends serving it;
+  the floor's steps run one after another in one process, the run with the median CPU;
 - engine: `shared.scoring` from Azurite to Azurite (submit, score every range, commit),
   timed from submit to the committed output; the median of `--repeat` runs;
 - pandas: the usual batch-endpoint script (read the whole file, one `session.run`, write);
   the median of `--repeat` runs;
 
-and the ratios engine/limit, engine/(limit+io) and engine/pandas. Each measurement
-runs in its own process, which reports its peak RSS (VmHWM). Azurite runs on the
-same cores as the engine (it spends about a core-second per GB moved), so the
-limit is out of reach end to end; limit+io shows what a pipeline that did not
-overlap would reach. Figures depend on the machine and what else runs on it;
-compare the ratios, which come from one run.
+and the ratios engine/limit and engine/pandas, each beside the ceiling's, and
+engine/ceiling; then the CPU of the floor's steps, of the engine and of Azurite per
+million rows, and how busy the cores were during the engine's runs. While the limit keeps every core on `session.run`,
+end to end the same cores also download, decode, encode, upload, and run Azurite: the
+ceiling shows how much of the limit that leaves, and engine/ceiling how close the engine
+comes to it. Each measurement runs in its own process, which reports its peak RSS
+(VmHWM). Figures depend on the machine and what else runs on it; compare the ratios,
+which come from one run.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +113,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds that process `pid` (all its threads) has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # Children: one measurement each, printing one JSON line --------------------------------
 
 
@@ -169,9 +179,10 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     request = ScoringRequest(input=source, model={"blob": model_blob}, output={"path": output})
     cache = Path(config.model_cache)
     load_model(str(model_file(request.model, None, blobs, cache)))
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     job = submit(request, ports)
     drain(ports, visibility=300, idle_exit=0.2)
+    cpu = time.process_time() - cpu
     job = status(job["job_id"], ports) or {}
     seconds = datetime.fromisoformat(job["finished"]).timestamp() - started if job.get("finished") else 0
     if job.get("state") != "completed" or seconds <= 0:
@@ -180,6 +191,7 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     return {
         "rows_per_second": job["rows_done"] / seconds,
         "seconds": seconds,
+        "cpu": cpu,
         "ranges": job["ranges"]["total"],
         "output_bytes": written,
     }
@@ -214,41 +226,88 @@ def child_pandas(source: str, model: str, threads: int) -> dict:
     return {"rows_per_second": len(frame) / seconds, "seconds": seconds}
 
 
-def child_io(source: str, output_bytes: int) -> dict:
-    """Raw Azurite throughput: GET the input in 16 MiB ranges, PUT `output_bytes` in 8 MiB blocks (with MD5)."""
+def child_floor(source: str, model: str, threads: int, batch_rows: int, azurite_pid: int) -> dict:
+    """The least work any pipeline does here, one step after another, with the CPU time of
+    each step, in this process and in Azurite.
+
+    GET the input into one buffer (as the engine GETs a span), decode it at once into one
+    float32 matrix, score it as the limit does, encode the output as the engine would, PUT
+    it in 8 MiB blocks with MD5. The second of two passes counts: in a fresh process, first
+    touching memory costs this VM about 1.8 µs per page (0.3 s for the input alone).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
     from azure.storage.blob import BlobBlock, BlobServiceClient
 
+    from shared.scoring.blobio import read_spans
+    from shared.scoring.formats import open_writer, to_matrix
+    from shared.scoring.session import load_model
     from shared.settings import get_settings
 
     blobs = BlobServiceClient.from_connection_string(get_settings().storage_connection or "")
     container, name = source.split("/", 1)
-    blob = blobs.get_blob_client(container, name)
+    blob, fmt = blobs.get_blob_client(container, name), name.rsplit(".", 1)[1]
     size = blob.get_blob_properties().size
-    started = time.perf_counter()
-    for offset in range(0, size, 16 << 20):
-        blob.download_blob(offset=offset, length=min(16 << 20, size - offset), max_concurrency=1).readall()
-    download = time.perf_counter() - started
-    block, target = np.random.default_rng(0).bytes(8 << 20), blobs.get_blob_client(OUTPUT, f"io-{uuid.uuid4().hex}")
-    started = time.perf_counter()
-    ids = []
-    for index, offset in enumerate(range(0, output_bytes, len(block))):
-        ids.append(f"{index:08d}")
-        target.stage_block(ids[-1], block[: min(len(block), output_bytes - offset)], validate_content=True)
-    target.commit_block_list([BlobBlock(block_id=i) for i in ids])
-    upload = time.perf_counter() - started
-    return {
-        "download_seconds": download,
-        "upload_seconds": upload,
-        "download_mb_per_second": size / 2**20 / download,
-        "upload_mb_per_second": output_bytes / 2**20 / upload,
-    }
+    loaded = load_model(model)
+    steps: dict[str, dict[str, float]] = {}
+
+    def timed(step: str, work: Any, *inputs: Any) -> Any:
+        wall, cpu, azurite = time.perf_counter(), time.process_time(), cpu_seconds(azurite_pid)
+        result = work(*inputs)
+        steps[step] = {
+            "seconds": time.perf_counter() - wall,
+            "cpu": time.process_time() - cpu,
+            "azurite": cpu_seconds(azurite_pid) - azurite,
+        }
+        return result
+
+    def download() -> memoryview:
+        return read_spans(blob, [(0, size)])[0]
+
+    def decode(data: memoryview) -> np.ndarray:
+        if fmt == "parquet":
+            table = pq.read_table(pa.py_buffer(data), columns=FEATURES)
+        else:
+            types = dict.fromkeys(FEATURES, pa.float32())
+            options = pacsv.ConvertOptions(column_types=types)
+            table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), convert_options=options)
+        return to_matrix(table, FEATURES, np.dtype(np.float32))
+
+    def score(matrix: np.ndarray) -> list[np.ndarray]:
+        batches = [matrix[start : start + batch_rows] for start in range(0, len(matrix), batch_rows)]
+        with ThreadPoolExecutor(threads) as runs:
+            scored = list(runs.map(lambda batch: loaded.output_columns(loaded.run(batch)), batches))
+        return [np.concatenate(columns) for columns in zip(*scored, strict=True)]
+
+    def encode(outputs: list[np.ndarray]) -> bytes:
+        out, table = io.BytesIO(), pa.table(outputs, schema=loaded.output_schema())
+        writer: Any = open_writer(fmt, out, table.schema, header=True)
+        writer.write_table(table)
+        writer.close()
+        return out.getvalue()
+
+    def upload(encoded: bytes) -> None:
+        target, ids = blobs.get_blob_client(OUTPUT, f"floor-{uuid.uuid4().hex}"), []
+        for offset in range(0, len(encoded), 8 << 20):
+            ids.append(f"{len(ids):08d}")
+            target.stage_block(ids[-1], encoded[offset : offset + (8 << 20)], validate_content=True)
+        target.commit_block_list([BlobBlock(block_id=block) for block in ids])
+
+    for _ in range(2):
+        matrix = timed("decode", decode, timed("download", download))
+        encoded = timed("encode", encode, timed("score", score, matrix))
+        timed("upload", upload, encoded)
+    return {"rows": len(matrix), "input_bytes": size, "output_bytes": len(encoded), "steps": steps}
 
 
 def child(args: argparse.Namespace) -> None:
     if args.child == "limit":
         result = child_limit(args.model, args.data, args.threads, args.batch_rows)
-    elif args.child == "io":
-        result = child_io(args.source, int(args.output_bytes))
+    elif args.child == "floor":
+        result = child_floor(args.source, args.model, args.threads, args.batch_rows, int(args.azurite_pid))
     elif args.child == "engine":
         result = child_engine(args.source, args.model_blob, args.output)
     else:
@@ -259,18 +318,34 @@ def child(args: argparse.Namespace) -> None:
 # The run -------------------------------------------------------------------------------
 
 
-def measure(environment: dict[str, str], *arguments: str) -> dict:
-    command = [sys.executable, "-m", "benchmarks.scoring", *arguments]
-    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+@dataclass
+class Children:
+    """Runs each measurement in a fresh process and adds the CPU that Azurite spent meanwhile."""
+
+    environment: dict[str, str]
+    azurite_pid: int
+
+    def run(self, *arguments: str) -> dict:
+        command = [sys.executable, "-m", "benchmarks.scoring", *arguments]
+        before = cpu_seconds(self.azurite_pid)
+        done = subprocess.run(command, cwd=ROOT, env=self.environment, capture_output=True, text=True, check=False)
+        azurite = cpu_seconds(self.azurite_pid) - before
+        if done.returncode:
+            raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1]) | {"azurite_cpu": azurite}
+
+    def median(self, times: int, key: Any, *arguments: str) -> dict:
+        """The run with the median `key` of `times` runs (this machine's figures vary ~10% run to run)."""
+        runs = sorted((self.run(*arguments) for _ in range(times)), key=key)
+        return runs[len(runs) // 2] | {"peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
-def median_of(times: int, environment: dict[str, str], *arguments: str) -> dict:
-    """The run with the median rows/s of `times` fresh processes (this machine's figures vary ~10% run to run)."""
-    runs = sorted((measure(environment, *arguments) for _ in range(times)), key=lambda run: run["rows_per_second"])
-    return runs[len(runs) // 2] | {"peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
+def by_rate(run: dict) -> float:
+    return run["rows_per_second"]
+
+
+def by_cpu(run: dict) -> float:
+    return sum(step["cpu"] + step["azurite"] for step in run["steps"].values())
 
 
 def main() -> None:
@@ -286,24 +361,29 @@ def main() -> None:
     parser.add_argument("--models", default="gbt,mlp")
     parser.add_argument("--threads", type=int, default=cpu_count())
     parser.add_argument("--batch-rows", type=int, default=4096)
-    parser.add_argument("--repeat", type=int, default=3, help="engine and pandas runs per case; the median is shown")
-    parser.add_argument("--child", choices=["limit", "io", "engine", "pandas"], help=argparse.SUPPRESS)
-    for option in ("--model", "--data", "--source", "--model-blob", "--output", "--output-bytes"):
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement of engine, floor and pandas")
+    parser.add_argument("--child", choices=["limit", "floor", "engine", "pandas"], help=argparse.SUPPRESS)
+    for option in ("--model", "--data", "--source", "--model-blob", "--output", "--azurite-pid"):
         parser.add_argument(option, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
 
-    formats, model_names = args.formats.split(","), args.models.split(",")
+    formats, model_names, cores = args.formats.split(","), args.models.split(","), cpu_count()
     with tempfile.TemporaryDirectory(prefix="scoring-bench-") as tmp, running_azurite(f"{tmp}/azurite") as azurite:
         folder = Path(tmp)
-        environment = os.environ | {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "MLOPS_SCORING_THREADS": str(args.threads),
-            "MLOPS_SCORING_BATCH_ROWS": str(args.batch_rows),
-            "MLOPS_SCORING_MODEL_CACHE": str(folder / "cache"),
-        }
+        assert azurite.process is not None
+        children = Children(
+            os.environ
+            | {
+                "AzureWebJobsStorage": azurite.connection_string,
+                "MLOPS_SCORING_THREADS": str(args.threads),
+                "MLOPS_SCORING_BATCH_ROWS": str(args.batch_rows),
+                "MLOPS_SCORING_MODEL_CACHE": str(folder / "cache"),
+            },
+            azurite.process.pid,
+        )
         blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
         for container in (INPUT, OUTPUT, MODELS):
             blobs.create_container(container)
@@ -316,89 +396,68 @@ def main() -> None:
             for path in paths.values():
                 with path.open("rb") as file:
                     blobs.get_blob_client(INPUT, path.name).upload_blob(file, max_concurrency=2)
-        print(
-            f"{args.rows:,} rows x {len(FEATURES)} float features; {args.threads} scoring threads; {cpu_count()} cores"
-        )
-        header = f"{'model':5} {'format':8} {'limit r/s':>11} {'limit+io r/s':>12} {'engine r/s':>11} "
-        header += f"{'pandas r/s':>11} {'eng/limit':>9} {'eng/lim+io':>10} {'eng/pandas':>10} "
+        print(f"{args.rows:,} rows x {len(FEATURES)} float features; {args.threads} scoring threads; {cores} cores")
+        print("ratios: the engine's, and in brackets the ceiling's (the most any pipeline could reach here)")
+        header = f"{'model':5} {'format':8} {'limit r/s':>11} {'ceiling r/s':>11} {'engine r/s':>11} "
+        header += f"{'pandas r/s':>11} {'÷ limit':>13} {'÷ pandas':>13} {'eng/ceil':>8} "
         print(header + f"{'engine MB':>9} {'pandas MB':>9}")
-        ceilings = []
+        cpu_lines = []
         for name in model_names:
-            limit = measure(
-                environment,
-                "--child",
-                "limit",
-                "--model",
-                str(models[name]),
-                "--data",
-                str(inputs[args.rows]["parquet"]),
-                "--threads",
-                str(args.threads),
-                "--batch-rows",
-                str(args.batch_rows),
-            )
+            model, data = str(models[name]), str(inputs[args.rows]["parquet"])
+            threads = ("--threads", str(args.threads), "--batch-rows", str(args.batch_rows))
+            limit = children.run("--child", "limit", "--model", model, "--data", data, *threads)
             for fmt in formats:
                 source = f"{INPUT}/{inputs[args.rows][fmt].name}"
-                output = f"{name}.{fmt}"
-                engine = median_of(
-                    args.repeat,
-                    environment,
-                    "--child",
-                    "engine",
-                    "--source",
-                    source,
-                    "--model-blob",
-                    f"{MODELS}/{name}.onnx",
-                    "--output",
-                    output,
-                )
-                written = engine["output_bytes"]
-                io_ = measure(environment, "--child", "io", "--source", source, "--output-bytes", str(written))
-                ceilings.append((fmt, io_))
-                pandas = median_of(
-                    args.repeat,
-                    environment,
-                    "--child",
-                    "pandas",
-                    "--source",
-                    source,
-                    "--model",
-                    str(models[name]),
-                    "--threads",
-                    str(args.threads),
+                engine = children.median(
+                    args.repeat, by_rate, "--child", "engine", "--source", source,
+                    "--model-blob", f"{MODELS}/{name}.onnx", "--output", f"{name}.{fmt}",
+                )  # fmt: skip
+                floor = children.median(
+                    args.repeat, by_cpu, "--child", "floor", "--source", source, "--model", model, *threads,
+                    "--azurite-pid", str(children.azurite_pid),
+                )  # fmt: skip
+                pandas = children.median(
+                    args.repeat, by_rate, "--child", "pandas", "--source", source, "--model", model, *threads
                 )
                 rows, rate = args.rows, engine["rows_per_second"]
-                with_io = rows / (io_["download_seconds"] + rows / limit["rows_per_second"] + io_["upload_seconds"])
+                ceiling = rows * cores / by_cpu(floor)
                 limit_rate, pandas_rate = limit["rows_per_second"], pandas["rows_per_second"]
                 print(
-                    f"{name:5} {fmt:8} {limit_rate:11,.0f} {with_io:12,.0f} {rate:11,.0f} {pandas_rate:11,.0f} "
-                    f"{rate / limit_rate:9.2f} {rate / with_io:10.2f} {rate / pandas_rate:10.2f} "
+                    f"{name:5} {fmt:8} {limit_rate:11,.0f} {ceiling:11,.0f} {rate:11,.0f} {pandas_rate:11,.0f} "
+                    f"{rate / limit_rate:6.2f} ({ceiling / limit_rate:4.2f}) "
+                    f"{rate / pandas_rate:6.2f} ({ceiling / pandas_rate:4.2f}) {rate / ceiling:8.2f} "
                     f"{engine['peak_rss_mb']:9.0f} {pandas['peak_rss_mb']:9.0f}",
                     flush=True,
                 )
-        for fmt in formats:
-            down = sorted(io_["download_mb_per_second"] for kind, io_ in ceilings if kind == fmt)
-            up = sorted(io_["upload_mb_per_second"] for kind, io_ in ceilings if kind == fmt)
+                cpu_lines.append((name, fmt, floor, engine))
+        per = 1_000_000 / args.rows
+        print("\nCPU, core-seconds per 1 M rows; the floor's steps run one after another (MB/s: its GETs and PUTs)")
+        steps = ["download", "decode", "score", "encode", "upload"]
+        print(
+            f"{'model':5} {'format':8} " + " ".join(f"{step:>8}" for step in steps)
+            + f" {'Azurite':>8} {'floor':>7} | {'engine':>7} {'Azurite':>8} {'busy':>5}"
+            + f" | {'GET MB/s':>8} {'PUT MB/s':>8}"
+        )  # fmt: skip
+        for name, fmt, floor, engine in cpu_lines:
+            spent = floor["steps"]
+            azurite = sum(step["azurite"] for step in spent.values())
+            busy = (engine["cpu"] + engine["azurite_cpu"]) / (engine["seconds"] * cores)
+            get_rate = floor["input_bytes"] / 2**20 / spent["download"]["seconds"]
+            put_rate = floor["output_bytes"] / 2**20 / spent["upload"]["seconds"]
             print(
-                f"Azurite raw I/O ({fmt} input): GET {down[len(down) // 2]:,.0f} MB/s (16 MiB ranges), "
-                f"PUT {up[len(up) // 2]:,.0f} MB/s (8 MiB blocks with MD5); medians of {len(down)}"
-            )
+                f"{name:5} {fmt:8} " + " ".join(f"{spent[step]['cpu'] * per:8.2f}" for step in steps)
+                + f" {azurite * per:8.2f} {by_cpu(floor) * per:7.2f} | {engine['cpu'] * per:7.2f}"
+                f" {engine['azurite_cpu'] * per:8.2f} {busy:5.0%} | {get_rate:8,.0f} {put_rate:8,.0f}"
+            )  # fmt: skip
         if args.memory_rows:
             print(f"\npeak RSS of the engine (gbt), MB: rows -> {' / '.join(formats)}")
             for rows in sizes:
                 figures = []
                 for fmt in formats:
-                    engine = measure(
-                        environment,
-                        "--child",
-                        "engine",
-                        "--source",
-                        f"{INPUT}/{inputs[rows][fmt].name}",
-                        "--model-blob",
-                        f"{MODELS}/gbt.onnx",
-                        "--output",
-                        f"mem-{rows}.{fmt}",
-                    )
+                    engine = children.run(
+                        "--child", "engine", "--source", f"{INPUT}/{inputs[rows][fmt].name}",
+                        "--model-blob", f"{MODELS}/gbt.onnx", "--output", f"mem-{rows}.{fmt}",
+                    )  # fmt: skip
                     figures.append(f"{engine['peak_rss_mb']:.0f} ({engine['rows_per_second']:,.0f} r/s)")
                 print(f"{rows:>10,} -> {' / '.join(figures)}", flush=True)
 
