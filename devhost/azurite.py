@@ -25,13 +25,14 @@ class Azurite:
     blob_port: int
     queue_port: int
     process: subprocess.Popen[bytes] | None = None
+    scheme: str = "http"
 
     @property
     def connection_string(self) -> str:
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT};"
-            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{ACCOUNT};"
+            f"DefaultEndpointsProtocol={self.scheme};AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={self.scheme}://127.0.0.1:{self.blob_port}/{ACCOUNT};"
+            f"QueueEndpoint={self.scheme}://127.0.0.1:{self.queue_port}/{ACCOUNT};"
         )
 
 
@@ -60,8 +61,10 @@ def _wait(port: int, deadline: float) -> None:
 
 
 @contextlib.contextmanager
-def running_azurite(location: str | None = None, blob_port: int = 0, queue_port: int = 0) -> Iterator[Azurite]:
-    """Run Azurite (blob and queue services) until the block ends."""
+def running_azurite(
+    location: str | None = None, blob_port: int = 0, queue_port: int = 0, tls: tuple[str, str] | None = None
+) -> Iterator[Azurite]:
+    """Run Azurite (blob and queue services) until the block ends; over HTTPS with `tls` (cert, key PEM files)."""
     blob_port = blob_port or free_port()
     queue_port = queue_port or free_port()
     with contextlib.ExitStack() as stack:
@@ -74,12 +77,14 @@ def running_azurite(location: str | None = None, blob_port: int = 0, queue_port:
             "--queueHost", "127.0.0.1", "--queuePort", str(queue_port),
             "--tableHost", "127.0.0.1", "--tablePort", str(free_port()),
         ]
+        if tls:
+            command += ["--cert", tls[0], "--key", tls[1]]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 30
             _wait(blob_port, deadline)
             _wait(queue_port, deadline)
-            yield Azurite(blob_port, queue_port, process)
+            yield Azurite(blob_port, queue_port, process, "https" if tls else "http")
         finally:
             # Azurite shuts down at once on SIGINT; on SIGTERM it lingers for 10 s.
             process.send_signal(signal.SIGINT)

@@ -8,6 +8,7 @@ which a `func.InputStream` parameter would do before the call.
 import functools
 import json
 import logging
+import uuid
 
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
@@ -54,10 +55,14 @@ def score_blob(client: blob.BlobClient) -> None:
 @bp.function_name("score_submit")
 @bp.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def score_submit(req: func.HttpRequest) -> func.HttpResponse:
-    """Submit a job; 202 with its status, 400 naming the bad field."""
+    """Submit a job; 202 with its status, 400 naming the bad field.
+
+    A hand-off the batch endpoint refuses is 502; a busy or failing platform 503 with Retry-After.
+    """
     from pydantic import ValidationError
 
-    from shared.scoring.errors import ScoringError
+    from shared.platform.port import PlatformError
+    from shared.scoring.errors import HandoffFailed, ScoringError
     from shared.scoring.jobs import submit
     from shared.scoring.request import ScoringRequest
 
@@ -71,8 +76,15 @@ def score_submit(req: func.HttpRequest) -> func.HttpResponse:
         return _json({"error": "invalid request", "problems": problems}, 400)
     try:
         job = submit(request, _ports())
+    except HandoffFailed as error:
+        return _json({"error": str(error)}, 502)
     except ScoringError as error:
         return _json({"error": str(error)}, 400)
+    except PlatformError as error:
+        from shared.ops.errors import answer
+
+        status, body, headers = answer(error, uuid.uuid4().hex)
+        return _json(body, status, headers)
     headers = {"Location": f"/api/score/{job['job_id']}"}
     return _json(job, 202, headers)
 

@@ -11,6 +11,10 @@ class InvalidInput(ScoringError):
     """The input file or the model does not fit the request; the message names what and where."""
 
 
+class HandoffFailed(ScoringError):
+    """The input is above the hand-off size and the Azure ML batch endpoint did not take it."""
+
+
 class TooManyBadRows(ScoringError):
     """More rows than the configured share could not be parsed; they are in the errors file."""
 

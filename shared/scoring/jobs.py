@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from shared.platform.port import NotFound
+from shared.platform.port import NotFound, PlatformError, Transient, TryLater
 from shared.scoring.blobio import BlockSink
 from shared.scoring.config import ScoringConfig
-from shared.scoring.errors import InvalidInput, ScoringError, TooManyBadRows
+from shared.scoring.errors import HandoffFailed, InvalidInput, ScoringError, TooManyBadRows
 from shared.scoring.formats import Format, detect_format
 from shared.scoring.manifest import commit_output, errors_name, part_name, write_errors, write_manifest
 from shared.scoring.plan import check_input_columns, inspect_input, plan_ranges
@@ -100,7 +100,7 @@ def submit(request: ScoringRequest, ports: Scoring) -> Doc:
         "created": _now(),
     }
     if size >= ports.config.handoff_bytes and ports.config.batch_endpoint:
-        job |= _hand_off(job_id, blob.url, ports)
+        job |= _hand_off(job_id, blob.url, size, ports)
     if not ports.state.create(JOBS, job_id, job):
         return public(ports.state.get(JOBS, job_id) or job)
     if job["state"] == "queued":
@@ -198,8 +198,10 @@ def status(job_id: str, ports: Scoring) -> Doc | None:
     if job is None:
         return None
     if job["state"] == "handed_off" and ports.platform is not None:
-        remote = ports.platform.get_job(*job["handoff"]["job"])
-        job["handoff"]["status"] = remote.status.value
+        try:
+            job["handoff"]["status"] = ports.platform.get_job(*job["handoff"]["job"]).status.value
+        except PlatformError as error:
+            job["handoff"]["status"] = f"unknown: {error}"
     return public(job)
 
 
@@ -318,12 +320,23 @@ def _check_model(request: ScoringRequest, ports: Scoring) -> Doc:
     return {"ref": ref.model_dump(), "etag": str(properties.etag)}
 
 
-def _hand_off(job_id: str, input_url: str, ports: Scoring) -> Doc:
-    """Too big for Functions: start the Azure ML batch endpoint on it instead."""
+def _hand_off(job_id: str, input_url: str, size: int, ports: Scoring) -> Doc:
+    """Too big for Functions: start the Azure ML batch endpoint on it instead, as a job named `job_id`.
+
+    The endpoint's default deployment scores it. TryLater and Transient propagate, so the
+    caller tries again (HTTP 503, the blob trigger's retries); any other refusal is HandoffFailed.
+    """
+    too_big = f"input is {size:,} bytes, above MLOPS_SCORING_HANDOFF_BYTES ({ports.config.handoff_bytes:,})"
     if ports.platform is None:
-        raise InvalidInput("input is above MLOPS_SCORING_HANDOFF_BYTES but the ML platform is not configured")
+        raise HandoffFailed(f"{too_big}, but the ML platform is not configured")
     workspace, _, endpoint = (ports.config.batch_endpoint or "").partition("/")
-    remote = ports.platform.invoke_batch_endpoint(workspace, endpoint, f"score-{job_id}", input_url)
+    try:
+        remote = ports.platform.invoke_batch_endpoint(workspace, endpoint, job_id, input_url)
+    except (TryLater, Transient):
+        raise
+    except (PlatformError, ValueError) as error:
+        refused = f"batch endpoint {ports.config.batch_endpoint} did not take it: {error}"
+        raise HandoffFailed(f"{too_big}; {refused}") from None
     return {"state": "handed_off", "handoff": {"job": [workspace, remote.name], "endpoint": endpoint}}
 
 

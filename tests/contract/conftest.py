@@ -14,7 +14,7 @@ from azure.core.credentials import AccessToken
 from shared.platform.azureml import AzureMLPlatform, Cloud
 from shared.settings import Settings
 from tests.contract.fake_service import FakeAzureML, serving
-from tests.contract.tls import make_certificates
+from tests.contract.tls import TestCertificates, make_certificates
 
 
 def _unsigned_jwt(claims: dict[str, object]) -> str:
@@ -48,9 +48,13 @@ class FakeCredential:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAzureML]:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def service(certificates: TestCertificates) -> Iterator[FakeAzureML]:
     """The fake, served on loopback TLS, trusted through REQUESTS_CA_BUNDLE for this module."""
-    certificates = make_certificates(tmp_path_factory.mktemp("tls"))
     with pytest.MonkeyPatch.context() as patch, serving(FakeAzureML(), certificates) as fake:
         patch.setenv("REQUESTS_CA_BUNDLE", str(certificates.ca_file))
         # MLClient records the cloud it was last given in this variable; put it back afterwards.

@@ -353,8 +353,14 @@ class FakeAzureML:
         )
 
     def _batch_invoke(self, endpoint: str, query: dict[str, str], body: Any) -> Reply:
+        """Start a job, which (as in Azure ML) the endpoint's workspace then lists among its jobs."""
         name = body.get("properties", {}).get("name") or uuid.uuid4().hex
         properties = {"status": "NotStarted", **body.get("properties", {})}
+        for key in list(self.resources):
+            workspace, _, found = key.partition("/batchendpoints/")
+            if found == endpoint.lower():
+                self.add(f"{workspace}/jobs/{name}", {"jobType": "Pipeline", "status": "NotStarted",
+                                                      "experimentName": endpoint, "tags": {}, "properties": {}})
         return Reply(200, {"id": name, "name": name, "properties": properties})
 
 

@@ -1,0 +1,136 @@
+"""Hand-off of inputs too big for Functions: the scoring jobs, a real Azurite over TLS (batch
+endpoints only read https:// inputs) and the real `azure-ai-ml` client against the fake service."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from devhost.azurite import Azurite, running_azurite
+from handlers import scoring as scoring_handlers
+from shared.platform.azureml import AzureMLPlatform
+from shared.platform.port import Transient
+from shared.scoring.config import ScoringConfig
+from shared.scoring.jobs import JOBS, Scoring, status, submit_blob
+from shared.storage.queue import WorkQueue
+from shared.storage.state import BlobStateStore
+from tests.contract.fake_service import FakeAzureML
+
+if TYPE_CHECKING:
+    from tests.contract.tls import TestCertificates  # imported here only: pytest would take it for a test class
+
+INPUT = b"id,f0,f1\n" + b"".join(b"r%d,0.%d,0.5\n" % (i, i) for i in range(200))
+
+
+@pytest.fixture(scope="module")
+def azurite_tls(certificates: TestCertificates, service: FakeAzureML) -> Iterator[Azurite]:
+    """Azurite over HTTPS with the certificate the fake serves, trusted through REQUESTS_CA_BUNDLE."""
+    with running_azurite(tls=(str(certificates.cert_file), str(certificates.key_file))) as azurite:
+        yield azurite
+
+
+@pytest.fixture
+def ports(azurite_tls: Azurite, platform: AzureMLPlatform, tmp_path: Path) -> Scoring:
+    suffix = uuid.uuid4().hex[:8]
+    config = ScoringConfig(
+        input_container=f"in-{suffix}",
+        output_container=f"out-{suffix}",
+        queue=f"ranges-{suffix}",
+        handoff_bytes=1000,
+        batch_endpoint="dev/score-batch",
+        model_cache=str(tmp_path / "models"),
+    )
+    blobs = BlobServiceClient.from_connection_string(azurite_tls.connection_string)
+    for container in (config.input_container, config.output_container):
+        blobs.create_container(container)
+    if not blobs.get_container_client("models").exists():
+        blobs.create_container("models")
+    blobs.get_blob_client("models", "m.onnx").upload_blob(b"never loaded: the endpoint scores", overwrite=True)
+    queues = QueueServiceClient.from_connection_string(azurite_tls.connection_string)
+    state = BlobStateStore(blobs, f"state-{suffix}")
+    return Scoring(blobs, state, WorkQueue(queues, config.queue), config, platform)
+
+
+def upload(ports: Scoring, name: str) -> None:
+    ports.blobs.get_blob_client(ports.config.input_container, name).upload_blob(INPUT)
+
+
+def post_score(ports: Scoring, monkeypatch: pytest.MonkeyPatch, name: str) -> func.HttpResponse:
+    monkeypatch.setattr(scoring_handlers, "_ports", lambda: ports)
+    body = json.dumps({"input": f"{ports.config.input_container}/{name}", "model": {"blob": "models/m.onnx"}})
+    handler = scoring_handlers.score_submit.build().get_user_function()
+    return handler(func.HttpRequest("POST", "/api/score", body=body.encode()))
+
+
+def test_a_big_input_is_handed_to_the_batch_endpoint_once_and_nothing_is_scored_here(
+    ports: Scoring, fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_batch_endpoint("dev", "score-batch")
+    upload(ports, "big.csv")
+
+    response = post_score(ports, monkeypatch, "big.csv")
+    again = post_score(ports, monkeypatch, "big.csv")
+
+    assert response.status_code == 202, response.get_body()
+    job = json.loads(response.get_body())
+    assert job["state"] == "handed_off"
+    assert job["handoff"] == {"job": ["dev", job["job_id"]], "endpoint": "score-batch"}
+    assert json.loads(again.get_body())["job_id"] == job["job_id"]
+    [post] = fake.requests_to("POST", r"^/batch/score-batch/jobs$")
+    url = ports.blobs.get_blob_client(ports.config.input_container, "big.csv").url
+    assert post.body["properties"]["name"] == job["job_id"]
+    assert post.body["properties"]["inputData"] == {"UriFile": {"jobInputType": "UriFile", "uri": url}}
+    assert ports.queue.client.peek_messages() == [], "a handed-off job queues no ranges"
+    assert (status(job["job_id"], ports) or {})["handoff"]["status"] == "queued"
+
+
+def test_an_endpoint_that_does_not_exist_answers_502_naming_it_and_records_no_job(
+    ports: Scoring, fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload(ports, "big.csv")
+
+    response = post_score(ports, monkeypatch, "big.csv")
+
+    assert response.status_code == 502
+    error = json.loads(response.get_body())["error"]
+    assert "above MLOPS_SCORING_HANDOFF_BYTES" in error and "batch endpoint dev/score-batch" in error, error
+    assert list(ports.state.list(JOBS)) == []
+
+
+def test_a_failing_platform_answers_503_with_retry_after_and_the_blob_trigger_retries(
+    ports: Scoring, fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_batch_endpoint("dev", "score-batch")
+    fake.add_model(fake.workspace_id("dev"), "churn", "3")
+    fake.fail("POST", r"^/batch/score-batch/jobs$", 503, times=10)
+    name = "dev/churn/3/big.csv"
+    upload(ports, name)
+
+    response = post_score(ports, monkeypatch, name)
+    with pytest.raises(Transient):
+        submit_blob(ports.config.input_container, name, ports)
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) >= 1
+    assert list(ports.state.list(JOBS)) == [], "a retry must find no failed job in its way"
+
+
+def test_a_blob_the_endpoint_refuses_becomes_a_failed_job_with_the_reason(
+    ports: Scoring, fake: FakeAzureML
+) -> None:
+    name = "dev/churn/3/big.csv"
+    upload(ports, name)
+    fake.add_model(fake.workspace_id("dev"), "churn", "3")
+
+    job = submit_blob(ports.config.input_container, name, ports)
+
+    assert job["state"] == "failed"
+    assert "batch endpoint dev/score-batch did not take it" in job["error"], job["error"]
