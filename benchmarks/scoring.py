@@ -156,24 +156,17 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     """
     from datetime import datetime
 
-    from shared.scoring.config import get_config  # first: `shared.scoring` sets up allocators before pyarrow loads
-    from shared.scoring.jobs import Scoring, status, submit
+    from shared.scoring.jobs import Scoring, status, submit  # first: `shared.scoring` tunes allocators before pyarrow
     from shared.scoring.request import ScoringRequest
     from shared.scoring.session import load_model, model_file
     from shared.scoring.worker import drain
     from shared.settings import get_settings
-    from shared.storage.clients import blob_service, queue_service
-    from shared.storage.queue import WorkQueue
-    from shared.storage.state import BlobStateStore
 
     for module in ("pyarrow.csv", "pyarrow.parquet"):  # loaded before the clock, as a warm worker has them
         importlib.import_module(module)
 
-    settings, config = get_settings(), get_config()
-    blobs = blob_service(settings)
-    ports = Scoring(
-        blobs, BlobStateStore(blobs, settings.state_container), WorkQueue(queue_service(settings), config.queue), config
-    )
+    ports = Scoring.from_settings(get_settings())
+    blobs, config = ports.blobs, ports.config
     # A new output per run: the same request would find the job that is already done.
     output = f"{uuid.uuid4().hex[:8]}-{output}"
     request = ScoringRequest(input=source, model={"blob": model_blob}, output={"path": output})

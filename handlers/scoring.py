@@ -24,17 +24,9 @@ MAX_DEQUEUE = 5
 def _ports():
     from shared.bootstrap import services
     from shared.scoring.jobs import Scoring
-    from shared.storage.clients import blob_service, queue_service
-    from shared.storage.queue import WorkQueue
 
     app = services()
-    return Scoring(
-        blobs=blob_service(app.settings),
-        state=app.state,
-        queue=WorkQueue(queue_service(app.settings), app.settings.scoring.queue),
-        config=app.settings.scoring,
-        platform=app.platform,
-    )
+    return Scoring.from_settings(app.settings, app.platform)
 
 
 @bp.function_name("score_blob")

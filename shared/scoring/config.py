@@ -36,10 +36,3 @@ class ScoringConfig(BaseModel):
     @classmethod
     def names(cls) -> list[str]:
         return [str(field.alias) for field in cls.model_fields.values()]
-
-
-def get_config() -> ScoringConfig:
-    """The process's scoring settings (validated with every other setting)."""
-    from shared.settings import get_settings
-
-    return get_settings().scoring

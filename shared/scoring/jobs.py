@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
     from shared.platform.port import MLPlatform
+    from shared.settings import Settings
     from shared.storage.queue import WorkQueue
     from shared.storage.state import BlobStateStore
 
@@ -56,6 +57,20 @@ class Scoring:
     queue: WorkQueue
     config: ScoringConfig
     platform: MLPlatform | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, platform: MLPlatform | None = None, config: ScoringConfig | None = None
+    ) -> Scoring:
+        """The ports on the app's storage, with `settings.scoring` unless `config` is given."""
+        from shared.storage.clients import blob_service, queue_service
+        from shared.storage.queue import WorkQueue
+        from shared.storage.state import BlobStateStore
+
+        config = config or settings.scoring
+        blobs = blob_service(settings)
+        state = BlobStateStore(blobs, settings.state_container)
+        return cls(blobs, state, WorkQueue(queue_service(settings), config.queue), config, platform)
 
 
 def submit(request: ScoringRequest, ports: Scoring) -> Doc:

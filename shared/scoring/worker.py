@@ -74,25 +74,14 @@ class _keep_invisible:  # noqa: N801 - used as a context manager
 
 
 def main() -> None:
-    from shared.scoring.config import get_config
     from shared.settings import get_settings
-    from shared.storage.clients import blob_service, queue_service
-    from shared.storage.queue import WorkQueue
-    from shared.storage.state import BlobStateStore
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visibility", type=int, default=30, help="seconds a message stays invisible per lease")
     parser.add_argument("--idle-exit", type=float, default=5.0, help="stop after the queue was empty this long")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    settings, config = get_settings(), get_config()
-    ports = Scoring(
-        blobs=blob_service(settings),
-        state=BlobStateStore(blob_service(settings), settings.state_container),
-        queue=WorkQueue(queue_service(settings), config.queue),
-        config=config,
-    )
-    drain(ports, args.visibility, args.idle_exit)
+    drain(Scoring.from_settings(get_settings()), args.visibility, args.idle_exit)
 
 
 if __name__ == "__main__":

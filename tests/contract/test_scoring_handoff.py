@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 import pytest
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
 
 from devhost.azurite import Azurite, running_azurite
 from handlers import scoring as scoring_handlers
@@ -20,8 +18,7 @@ from shared.platform.azureml import AzureMLPlatform
 from shared.platform.port import Transient
 from shared.scoring.config import ScoringConfig
 from shared.scoring.jobs import JOBS, Scoring, status, submit_blob
-from shared.storage.queue import WorkQueue
-from shared.storage.state import BlobStateStore
+from shared.settings import Settings
 from tests.contract.fake_service import FakeAzureML
 
 if TYPE_CHECKING:
@@ -48,15 +45,16 @@ def ports(azurite_tls: Azurite, platform: AzureMLPlatform, tmp_path: Path) -> Sc
         batch_endpoint="dev/score-batch",
         model_cache=str(tmp_path / "models"),
     )
-    blobs = BlobServiceClient.from_connection_string(azurite_tls.connection_string)
+    settings = Settings.from_environ(
+        {"AzureWebJobsStorage": azurite_tls.connection_string, "MLOPS_STATE_CONTAINER": f"state-{suffix}"}
+    )
+    ports = Scoring.from_settings(settings, platform, config)
     for container in (config.input_container, config.output_container):
-        blobs.create_container(container)
-    if not blobs.get_container_client("models").exists():
-        blobs.create_container("models")
-    blobs.get_blob_client("models", "m.onnx").upload_blob(b"never loaded: the endpoint scores", overwrite=True)
-    queues = QueueServiceClient.from_connection_string(azurite_tls.connection_string)
-    state = BlobStateStore(blobs, f"state-{suffix}")
-    return Scoring(blobs, state, WorkQueue(queues, config.queue), config, platform)
+        ports.blobs.create_container(container)
+    if not ports.blobs.get_container_client("models").exists():
+        ports.blobs.create_container("models")
+    ports.blobs.get_blob_client("models", "m.onnx").upload_blob(b"never loaded: the endpoint scores", overwrite=True)
+    return ports
 
 
 def upload(ports: Scoring, name: str) -> None:

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import Azurite
 from shared.scoring.config import ScoringConfig
@@ -27,8 +26,6 @@ from shared.scoring.jobs import JOBS, Scoring, status, submit, submit_blob
 from shared.scoring.request import ScoringRequest
 from shared.scoring.worker import drain
 from shared.settings import Settings
-from shared.storage.queue import WorkQueue
-from shared.storage.state import BlobStateStore
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,15 +62,12 @@ def ports(settings: Settings, model_bytes: bytes, tmp_path: Path) -> Scoring:
         threads=1,
         model_cache=str(tmp_path / "models"),
     )
-    blobs = BlobServiceClient.from_connection_string(settings.storage_connection or "")
+    ports = Scoring.from_settings(settings, config=config)
     for container in (config.input_container, config.output_container, "models"):
-        if not blobs.get_container_client(container).exists():
-            blobs.create_container(container)
-    blobs.get_blob_client("models", "gbt.onnx").upload_blob(model_bytes, overwrite=True)
-    from azure.storage.queue import QueueServiceClient
-
-    queues = QueueServiceClient.from_connection_string(settings.storage_connection or "")
-    return Scoring(blobs, BlobStateStore(blobs, settings.state_container), WorkQueue(queues, config.queue), config)
+        if not ports.blobs.get_container_client(container).exists():
+            ports.blobs.create_container(container)
+    ports.blobs.get_blob_client("models", "gbt.onnx").upload_blob(model_bytes, overwrite=True)
+    return ports
 
 
 def frame(rows: int = ROWS, seed: int = 1) -> pa.Table:
