@@ -233,9 +233,9 @@ def child_floor(source: str, model: str, threads: int, batch_rows: int, azurite_
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
-    from azure.storage.blob import BlobBlock, BlobServiceClient
+    from azure.storage.blob import BlobServiceClient
 
-    from shared.scoring.blobio import read_spans
+    from shared.scoring.blobio import BLOCK_BYTES, BlockSink, commit_blocks, read_spans
     from shared.scoring.formats import open_writer, to_matrix
     from shared.scoring.session import load_model
     from shared.settings import get_settings
@@ -283,11 +283,12 @@ def child_floor(source: str, model: str, threads: int, batch_rows: int, azurite_
         return out.getvalue()
 
     def upload(encoded: bytes) -> None:
-        target, ids = blobs.get_blob_client(OUTPUT, f"floor-{uuid.uuid4().hex}"), []
-        for offset in range(0, len(encoded), 8 << 20):
-            ids.append(f"{len(ids):08d}")
-            target.stage_block(ids[-1], encoded[offset : offset + (8 << 20)], validate_content=True)
-        target.commit_block_list([BlobBlock(block_id=block) for block in ids])
+        target = blobs.get_blob_client(OUTPUT, f"floor-{uuid.uuid4().hex}")
+        sink = BlockSink(target, part=0)
+        for offset in range(0, len(encoded), BLOCK_BYTES):  # the sink stages whatever it holds once full
+            sink.write(encoded[offset : offset + BLOCK_BYTES])
+        sink.close()
+        commit_blocks(target, sink.block_ids, "application/octet-stream")
 
     for _ in range(2):
         matrix = timed("decode", decode, timed("download", download))
