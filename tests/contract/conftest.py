@@ -2,60 +2,29 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
-from azure.core.credentials import AccessToken
 
+from localaml.credential import LocalCredential
+from localaml.server import serving
+from localaml.service import LocalAzureML
+from localaml.tls import Certificates, make_certificates
 from shared.platform.azureml import AzureMLPlatform, Cloud
 from shared.settings import Settings
-from tests.contract.fake_service import FakeAzureML, serving
-from tests.contract.tls import TestCertificates, make_certificates
-
-
-def _unsigned_jwt(claims: dict[str, object]) -> str:
-    """The SDK reads claims from its token (never checks the signature), so the token is JWT-shaped."""
-
-    def part(value: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2ln"
-
-
-CLAIMS = {
-    "oid": "11111111-1111-1111-1111-111111111111",
-    "tid": "22222222-2222-2222-2222-222222222222",
-    "upn": "app@example.com",
-    "exp": 4102444800,
-}
-
-
-class FakeCredential:
-    """A test double for auth only: a fixed JWT-shaped token per scope; the scopes asked for are kept."""
-
-    def __init__(self) -> None:
-        self.scopes: list[str] = []
-
-    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-        self.scopes.extend(scopes)
-        # Real tokens carry their audience; the SDK checks it before submitting a pipeline job.
-        audience = scopes[0].removesuffix("/.default")
-        return AccessToken(_unsigned_jwt({**CLAIMS, "aud": audience}), int(time.time()) + 3600)
 
 
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
-def service(certificates: TestCertificates) -> Iterator[FakeAzureML]:
+def service(certificates: Certificates) -> Iterator[LocalAzureML]:
     """The fake, served on loopback TLS, trusted through REQUESTS_CA_BUNDLE for this module."""
-    with pytest.MonkeyPatch.context() as patch, serving(FakeAzureML(), certificates) as fake:
+    local = LocalAzureML(token_secret="contract-tests")
+    with pytest.MonkeyPatch.context() as patch, serving(local, certificates) as fake:
         patch.setenv("REQUESTS_CA_BUNDLE", str(certificates.ca_file))
         # MLClient records the cloud it was last given in this variable; put it back afterwards.
         patch.setenv("AZUREML_CURRENT_CLOUD", os.environ.get("AZUREML_CURRENT_CLOUD", "AzureCloud"))
@@ -63,7 +32,7 @@ def service(certificates: TestCertificates) -> Iterator[FakeAzureML]:
 
 
 @pytest.fixture
-def fake(service: FakeAzureML) -> FakeAzureML:
+def fake(service: LocalAzureML) -> LocalAzureML:
     """The fake with fresh state: workspaces dev and prod and the registry `mlops-registry`."""
     service.resources.clear()
     service.requests.clear()
@@ -77,7 +46,7 @@ def fake(service: FakeAzureML) -> FakeAzureML:
 
 
 @pytest.fixture
-def cloud(service: FakeAzureML) -> Cloud:
+def cloud(service: LocalAzureML) -> Cloud:
     base = service.base_url
     return Cloud.from_metadata(
         f"AmlReactorFake{base.rsplit(':', 1)[1].strip('/')}",
@@ -93,12 +62,12 @@ def cloud(service: FakeAzureML) -> Cloud:
 
 
 @pytest.fixture
-def credential() -> FakeCredential:
-    return FakeCredential()
+def credential(service: LocalAzureML) -> LocalCredential:
+    return LocalCredential(service.token_secret)
 
 
 @pytest.fixture
-def platform(fake: FakeAzureML, cloud: Cloud, credential: FakeCredential) -> AzureMLPlatform:
+def platform(fake: LocalAzureML, cloud: Cloud, credential: LocalCredential) -> AzureMLPlatform:
     settings = Settings.from_environ(
         {
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",

@@ -9,12 +9,12 @@ from pathlib import Path
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
+from localaml.service import LocalAzureML
 from shared.platform.azureml import AzureMLPlatform
-from tests.contract.fake_service import FakeAzureML
 
 
 def test_download_a_registry_model_from_its_container(
-    platform: AzureMLPlatform, fake: FakeAzureML, azurite: Azurite, tmp_path: Path
+    platform: AzureMLPlatform, fake: LocalAzureML, azurite: Azurite, tmp_path: Path
 ) -> None:
     container = f"churn-3-{datetime.now(UTC):%H%M%S%f}"
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string).create_container(container)

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
+from localaml.service import LocalAzureML
 from shared.platform.azureml import AzureMLPlatform
 from shared.platform.port import ConfigurationError, ModelVersion, NotFound, PlatformError, Transient, TryLater
-from tests.contract.fake_service import FakeAzureML
 
-DEV = FakeAzureML.workspace_id("dev")
+DEV = LocalAzureML.workspace_id("dev")
 ENDPOINTS_API = "2022-02-01-preview"
 DEPLOYMENTS_API = "2023-04-01-preview"
 REGISTRY_MODEL = ModelVersion(
@@ -20,13 +20,13 @@ REGISTRY_MODEL = ModelVersion(
 )
 
 
-def _endpoint(fake: FakeAzureML, state: str = "Succeeded") -> None:
+def _endpoint(fake: LocalAzureML, state: str = "Succeeded") -> None:
     fake.add_online_endpoint("dev", "churn-ep", {"blue": 100}, {"green": 0}, state=state)
     fake.add_online_deployment("dev", "churn-ep", "blue", f"{DEV}/models/churn/versions/2")
     fake.add_online_deployment("dev", "churn-ep", "green", REGISTRY_MODEL.uri)
 
 
-def test_get_endpoint_reads_traffic_mirror_state_and_deployments(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_get_endpoint_reads_traffic_mirror_state_and_deployments(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     _endpoint(fake)
 
     endpoint = platform.get_endpoint("dev", "churn-ep")
@@ -39,7 +39,7 @@ def test_get_endpoint_reads_traffic_mirror_state_and_deployments(platform: Azure
     }
 
 
-def test_set_traffic_puts_traffic_and_mirror_and_does_not_wait(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_set_traffic_puts_traffic_and_mirror_and_does_not_wait(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     _endpoint(fake)
 
     platform.set_traffic("dev", "churn-ep", {"blue": 90, "green": 10}, {})
@@ -52,7 +52,7 @@ def test_set_traffic_puts_traffic_and_mirror_and_does_not_wait(platform: AzureML
     assert platform.get_endpoint("dev", "churn-ep").is_updating
 
 
-def test_set_mirror_traffic(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_set_mirror_traffic(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     _endpoint(fake)
 
     platform.set_traffic("dev", "churn-ep", {"blue": 100}, {"green": 20})
@@ -62,7 +62,7 @@ def test_set_mirror_traffic(platform: AzureMLPlatform, fake: FakeAzureML) -> Non
     assert put.body["properties"]["mirrorTraffic"] == {"green": 20}
 
 
-def test_set_traffic_while_the_endpoint_is_updating_is_try_later(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_set_traffic_while_the_endpoint_is_updating_is_try_later(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     _endpoint(fake, state="Updating")
 
     with pytest.raises(TryLater, match="churn-ep in dev is Updating") as raised:
@@ -72,7 +72,7 @@ def test_set_traffic_while_the_endpoint_is_updating_is_try_later(platform: Azure
     assert fake.requests_to("PUT", "onlineEndpoints") == []
 
 
-def test_a_409_on_the_traffic_update_is_try_later(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_409_on_the_traffic_update_is_try_later(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     _endpoint(fake)
     fake.fail("PUT", r"/onlineEndpoints/churn-ep$", 409, code="Conflict", message="operation in progress")
 
@@ -81,7 +81,7 @@ def test_a_409_on_the_traffic_update_is_try_later(platform: AzureMLPlatform, fak
 
 
 def test_traffic_that_does_not_add_up_is_refused_before_any_request(
-    platform: AzureMLPlatform, fake: FakeAzureML
+    platform: AzureMLPlatform, fake: LocalAzureML
 ) -> None:
     with pytest.raises(ValueError, match="traffic must add up to 100"):
         platform.set_traffic("dev", "churn-ep", {"blue": 80, "green": 10}, {})
@@ -90,7 +90,7 @@ def test_traffic_that_does_not_add_up_is_refused_before_any_request(
     assert fake.requests == []
 
 
-def test_create_deployment_references_the_registry_model(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_create_deployment_references_the_registry_model(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_online_endpoint("dev", "churn-ep", {"blue": 100})
     fake.add_model(fake.registry_id("mlops-registry"), "churn", "3")
 
@@ -106,7 +106,7 @@ def test_create_deployment_references_the_registry_model(platform: AzureMLPlatfo
 
 
 def test_delete_deployment_starts_a_delete_and_a_gone_one_is_fine(
-    platform: AzureMLPlatform, fake: FakeAzureML
+    platform: AzureMLPlatform, fake: LocalAzureML
 ) -> None:
     _endpoint(fake)
 
@@ -119,7 +119,7 @@ def test_delete_deployment_starts_a_delete_and_a_gone_one_is_fine(
     ]
 
 
-def test_invoke_batch_endpoint_posts_a_named_job(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_invoke_batch_endpoint_posts_a_named_job(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_batch_endpoint("dev", "score-batch")
 
     job = platform.invoke_batch_endpoint("dev", "score-batch", "score-abc", "https://acct.blob.core.windows.net/in/d/")
@@ -134,7 +134,7 @@ def test_invoke_batch_endpoint_posts_a_named_job(platform: AzureMLPlatform, fake
     }
 
 
-def test_deployment_metrics_come_from_azure_monitor(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_deployment_metrics_come_from_azure_monitor(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     def series(code: str | None, *values: float) -> dict:
         dims = [{"name": {"value": "envoy_response_code"}, "value": code}] if code else []
         return {"metadatavalues": dims, "data": [{"timeStamp": f"T{i}", "average": v} for i, v in enumerate(values)]}
@@ -159,7 +159,7 @@ def test_deployment_metrics_come_from_azure_monitor(platform: AzureMLPlatform, f
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_throttling_is_try_later_with_retry_after_and_no_retry_inside(
-    platform: AzureMLPlatform, fake: FakeAzureML, status: int
+    platform: AzureMLPlatform, fake: LocalAzureML, status: int
 ) -> None:
     fake.add_model(DEV, "churn", "3")
     fake.fail("GET", r"/models/churn/versions/3$", status, headers={"Retry-After": "7"}, code="TooManyRequests")
@@ -174,7 +174,7 @@ def test_throttling_is_try_later_with_retry_after_and_no_retry_inside(
 
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_a_server_error_without_retry_after_is_transient(
-    platform: AzureMLPlatform, fake: FakeAzureML, status: int
+    platform: AzureMLPlatform, fake: LocalAzureML, status: int
 ) -> None:
     fake.fail("GET", r"/onlineEndpoints/churn-ep$", status, code="ServerBusy")
 
@@ -183,29 +183,29 @@ def test_a_server_error_without_retry_after_is_transient(
     assert len(fake.requests) == 1
 
 
-def test_a_missing_endpoint_is_not_found(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_missing_endpoint_is_not_found(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     with pytest.raises(NotFound, match="online endpoint churn-ep in dev was not found"):
         platform.get_endpoint("dev", "churn-ep")
 
 
-def test_a_missing_registry_is_not_found(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_missing_registry_is_not_found(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     with pytest.raises(NotFound, match="registry nope-registry was not found"):
         platform.get_model("registry:nope-registry", "churn", "1")
 
 
 def test_forbidden_is_a_configuration_error_naming_identity_and_scope(
-    platform: AzureMLPlatform, fake: FakeAzureML
+    platform: AzureMLPlatform, fake: LocalAzureML
 ) -> None:
     fake.fail("GET", r"/models/churn/versions/3$", 403, code="AuthorizationFailed", message="no access")
 
     with pytest.raises(ConfigurationError) as raised:
         platform.get_model("dev", "churn", "3")
 
-    assert "the credential FakeCredential is not allowed" in str(raised.value)
+    assert "the credential LocalCredential is not allowed" in str(raised.value)
     assert f"grant it a role on the workspace {DEV}" in str(raised.value)
 
 
-def test_no_token_is_a_configuration_error_naming_identity_and_scope(fake: FakeAzureML, cloud, credential) -> None:
+def test_no_token_is_a_configuration_error_naming_identity_and_scope(fake: LocalAzureML, cloud, credential) -> None:
     from shared.settings import Settings
 
     class Refusing:
@@ -225,20 +225,20 @@ def test_no_token_is_a_configuration_error_naming_identity_and_scope(fake: FakeA
         platform.get_deployment_metrics("dev", "churn-ep", "green", datetime.now(UTC) - timedelta(minutes=5))
 
 
-def test_an_unknown_workspace_is_a_configuration_error(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_an_unknown_workspace_is_a_configuration_error(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     expected = r"workspace 'staging' is not in MLOPS_WORKSPACES \(configured: dev, prod\)"
     with pytest.raises(ConfigurationError, match=expected):
         platform.get_model("staging", "churn", "3")
 
 
-def test_a_refused_request_keeps_the_service_message(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_refused_request_keeps_the_service_message(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.fail("GET", r"/onlineEndpoints/churn-ep$", 400, code="BadRequest", message="bad endpoint name")
 
     with pytest.raises(PlatformError, match=r"\(400\): BadRequest: bad endpoint name"):
         platform.get_endpoint("dev", "churn-ep")
 
 
-def test_a_throttled_batch_invoke_is_try_later(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_throttled_batch_invoke_is_try_later(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_batch_endpoint("dev", "score-batch")
     fake.fail("POST", r"^/batch/score-batch/jobs$", 429, headers={"Retry-After": "12"}, code="TooManyRequests")
 

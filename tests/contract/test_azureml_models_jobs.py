@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from localaml.service import LocalAzureML
 from shared.platform.azureml import AzureMLPlatform
 from shared.platform.port import JobStatus, ModelVersion, NotFound
-from tests.contract.fake_service import FakeAzureML
 
-DEV = FakeAzureML.workspace_id("dev")
+DEV = LocalAzureML.workspace_id("dev")
 REGISTRY = "registry:mlops-registry"
 MODELS_API = "2023-08-01-preview"
 JOBS_API = "2024-01-01-preview"
 REGISTRY_API = "2021-10-01-dataplanepreview"
 
 
-def test_get_model_reads_the_version_and_its_tags(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_get_model_reads_the_version_and_its_tags(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_model(DEV, "churn", "3", {"stage": "new"})
 
     model = platform.get_model("dev", "churn", "3")
@@ -28,7 +28,7 @@ def test_get_model_reads_the_version_and_its_tags(platform: AzureMLPlatform, fak
     assert request.headers["Authorization"].startswith("Bearer ")
 
 
-def test_latest_asks_for_the_newest_version(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_latest_asks_for_the_newest_version(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_model(DEV, "churn", "7")
 
     assert platform.get_model("dev", "churn", "latest").version == "7"
@@ -38,7 +38,7 @@ def test_latest_asks_for_the_newest_version(platform: AzureMLPlatform, fake: Fak
     assert request.query == {"api-version": MODELS_API, "$orderBy": "createdtime desc", "$top": "1"}
 
 
-def test_registry_models_are_found_through_one_discovery(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_registry_models_are_found_through_one_discovery(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_model(fake.registry_id("mlops-registry"), "churn", "3")
 
     first = platform.get_model(REGISTRY, "churn", "3")
@@ -53,12 +53,12 @@ def test_registry_models_are_found_through_one_discovery(platform: AzureMLPlatfo
     assert {r.api_version for r in gets} == {REGISTRY_API}
 
 
-def test_a_missing_model_is_not_found_with_a_clear_message(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_missing_model_is_not_found_with_a_clear_message(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     with pytest.raises(NotFound, match=r"model churn:9 in dev was not found \(404\)"):
         platform.get_model("dev", "churn", "9")
 
 
-def test_bad_names_are_refused_before_any_request(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_bad_names_are_refused_before_any_request(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     with pytest.raises(ValueError, match=r"model name '\.\./x'"):
         platform.get_model("dev", "../x", "1")
     with pytest.raises(ValueError, match="registry name"):
@@ -66,7 +66,7 @@ def test_bad_names_are_refused_before_any_request(platform: AzureMLPlatform, fak
     assert fake.requests == []
 
 
-def test_set_model_tags_merges_into_the_version(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_set_model_tags_merges_into_the_version(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_model(DEV, "churn", "3", {"stage": "new", "owner": "ds"})
 
     platform.set_model_tags("dev", "churn", "3", {"stage": "testing"})
@@ -77,7 +77,7 @@ def test_set_model_tags_merges_into_the_version(platform: AzureMLPlatform, fake:
     assert platform.get_model("dev", "churn", "3").tags == {"stage": "testing", "owner": "ds"}
 
 
-def test_promotion_imports_the_version_into_the_registry_once(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_promotion_imports_the_version_into_the_registry_once(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_model(DEV, "churn", "3")
     source = platform.get_model("dev", "churn", "3")
 
@@ -101,14 +101,14 @@ def test_promotion_imports_the_version_into_the_registry_once(platform: AzureMLP
     assert promoted.uri == "azureml://registries/mlops-registry/models/churn/versions/3"
 
 
-def test_promotion_only_goes_from_a_workspace_to_a_registry(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_promotion_only_goes_from_a_workspace_to_a_registry(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     from shared.platform.port import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="promotes from a workspace to 'registry:<name>'"):
         platform.promote_model(ModelVersion(location="dev", name="churn", version="3"), "prod")
 
 
-def _seed_pipeline_assets(fake: FakeAzureML) -> None:
+def _seed_pipeline_assets(fake: LocalAzureML) -> None:
     fake.add_model(DEV, "churn", "3")
     fake.add(f"{DEV}/components/model_evaluate", {"latestVersion": "1", "properties": {}, "tags": {}})
     fake.add(
@@ -125,7 +125,7 @@ def _seed_pipeline_assets(fake: FakeAzureML) -> None:
 
 
 def test_submit_job_puts_the_repo_pipeline_with_the_model_as_input(
-    platform: AzureMLPlatform, fake: FakeAzureML
+    platform: AzureMLPlatform, fake: LocalAzureML
 ) -> None:
     _seed_pipeline_assets(fake)
 
@@ -144,7 +144,7 @@ def test_submit_job_puts_the_repo_pipeline_with_the_model_as_input(
     assert body["settings"]["default_compute"] == f"{DEV}/computes/cpu-cluster"
 
 
-def test_submitting_an_existing_job_returns_it_without_a_put(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_submitting_an_existing_job_returns_it_without_a_put(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": "Running", "experimentName": "model-test",
                                         "tags": {}, "properties": {}})
 
@@ -154,7 +154,7 @@ def test_submitting_an_existing_job_returns_it_without_a_put(platform: AzureMLPl
     assert fake.requests_to("PUT", r"/jobs/") == []
 
 
-def test_a_conflicting_submit_finds_the_job_the_other_one_made(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_conflicting_submit_finds_the_job_the_other_one_made(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     _seed_pipeline_assets(fake)
     fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": "Preparing", "experimentName": "model-test",
                                         "tags": {}, "properties": {}})
@@ -167,14 +167,14 @@ def test_a_conflicting_submit_finds_the_job_the_other_one_made(platform: AzureML
     assert len(fake.requests_to("PUT", r"/jobs/mt-churn-3$")) == 1
 
 
-def test_an_input_the_pipeline_does_not_declare_is_refused(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_an_input_the_pipeline_does_not_declare_is_refused(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     with pytest.raises(ValueError, match=r"pipeline model-test\.yml has no input 'modle'"):
         platform.submit_job("dev", "mt-churn-3", "model-test", {"modle": "azureml:churn:3"}, {})
     with pytest.raises(ValueError, match=r"pipeline '\.\./x'"):
         platform.submit_job("dev", "mt-churn-3", "../x", {}, {})
 
 
-def test_a_completed_job_reports_its_and_its_steps_metrics(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_completed_job_reports_its_and_its_steps_metrics(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": "Completed", "experimentName": "model-test",
                                         "tags": {"mlops.model": "churn:3"}, "properties": {}})
     fake.runs["mt-churn-3"] = _run("mt-churn-3", "mt-churn-3", {"duration_s": 42.0}, parent=None)
@@ -199,7 +199,7 @@ def test_a_completed_job_reports_its_and_its_steps_metrics(platform: AzureMLPlat
     }
 
 
-def test_a_running_job_reads_no_metrics(platform: AzureMLPlatform, fake: FakeAzureML) -> None:
+def test_a_running_job_reads_no_metrics(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": "Running", "tags": {}, "properties": {}})
 
     assert platform.get_job("dev", "mt-churn-3").metrics == {}

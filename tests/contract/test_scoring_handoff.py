@@ -14,21 +14,21 @@ import pytest
 
 from devhost.azurite import Azurite, running_azurite
 from handlers import scoring as scoring_handlers
+from localaml.service import LocalAzureML
 from shared.platform.azureml import AzureMLPlatform
 from shared.platform.port import Transient
 from shared.scoring.config import ScoringConfig
 from shared.scoring.jobs import JOBS, Scoring, status, submit_blob
 from shared.settings import Settings
-from tests.contract.fake_service import FakeAzureML
 
 if TYPE_CHECKING:
-    from tests.contract.tls import TestCertificates  # imported here only: pytest would take it for a test class
+    from localaml.tls import Certificates
 
 INPUT = b"id,f0,f1\n" + b"".join(b"r%d,0.%d,0.5\n" % (i, i) for i in range(200))
 
 
 @pytest.fixture(scope="module")
-def azurite_tls(certificates: TestCertificates, service: FakeAzureML) -> Iterator[Azurite]:
+def azurite_tls(certificates: Certificates, service: LocalAzureML) -> Iterator[Azurite]:
     """Azurite over HTTPS with the certificate the fake serves, trusted through REQUESTS_CA_BUNDLE."""
     with running_azurite(tls=(str(certificates.cert_file), str(certificates.key_file))) as azurite:
         yield azurite
@@ -69,7 +69,7 @@ def post_score(ports: Scoring, monkeypatch: pytest.MonkeyPatch, name: str) -> fu
 
 
 def test_a_big_input_is_handed_to_the_batch_endpoint_once_and_nothing_is_scored_here(
-    ports: Scoring, fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch
+    ports: Scoring, fake: LocalAzureML, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake.add_batch_endpoint("dev", "score-batch")
     upload(ports, "big.csv")
@@ -91,7 +91,7 @@ def test_a_big_input_is_handed_to_the_batch_endpoint_once_and_nothing_is_scored_
 
 
 def test_an_endpoint_that_does_not_exist_answers_502_naming_it_and_records_no_job(
-    ports: Scoring, fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch
+    ports: Scoring, fake: LocalAzureML, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload(ports, "big.csv")
 
@@ -104,7 +104,7 @@ def test_an_endpoint_that_does_not_exist_answers_502_naming_it_and_records_no_jo
 
 
 def test_a_failing_platform_answers_503_with_retry_after_and_the_blob_trigger_retries(
-    ports: Scoring, fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch
+    ports: Scoring, fake: LocalAzureML, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake.add_batch_endpoint("dev", "score-batch")
     fake.add_model(fake.workspace_id("dev"), "churn", "3")
@@ -122,7 +122,7 @@ def test_a_failing_platform_answers_503_with_retry_after_and_the_blob_trigger_re
 
 
 def test_a_blob_the_endpoint_refuses_becomes_a_failed_job_with_the_reason(
-    ports: Scoring, fake: FakeAzureML
+    ports: Scoring, fake: LocalAzureML
 ) -> None:
     name = "dev/churn/3/big.csv"
     upload(ports, name)

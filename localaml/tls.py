@@ -1,8 +1,8 @@
-"""A throwaway certificate authority and a loopback server certificate for the fake service.
+"""The local Azure ML service's own certificate authority and its server certificate.
 
 The real `azure-ai-ml` client only talks HTTPS (bearer tokens are refused over plain
-HTTP), so the fake serves TLS with a certificate the tests make and trust through
-REQUESTS_CA_BUNDLE.
+HTTP), so the local service and its storage account serve TLS with a certificate made
+here, which the app trusts through the usual CA-bundle setting (REQUESTS_CA_BUNDLE).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
-class TestCertificates:
+class Certificates:
     ca_file: Path
     cert_file: Path
     key_file: Path
@@ -29,14 +29,14 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_certificates(directory: Path) -> TestCertificates:
-    """Write a CA and a server certificate for 127.0.0.1 / localhost, valid for one day."""
+def make_certificates(directory: Path, names: tuple[str, ...] = ()) -> Certificates:
+    """Write a CA and a server certificate for 127.0.0.1, localhost and `names`, valid for one day."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("aml-reactor contract test CA"))
-        .issuer_name(_name("aml-reactor contract test CA"))
+        .subject_name(_name("aml-reactor local Azure ML CA"))
+        .issuer_name(_name("aml-reactor local Azure ML CA"))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -63,7 +63,12 @@ def make_certificates(directory: Path) -> TestCertificates:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"), *map(x509.DNSName, names),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -73,7 +78,7 @@ def make_certificates(directory: Path) -> TestCertificates:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    files = TestCertificates(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    files = Certificates(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     files.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key_file.write_bytes(
