@@ -18,11 +18,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from localaml.credential import token_secret
 from localaml.errors import AzureError, Reply, arm_error
+from localaml.events import EventPublisher
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 RESOURCE_GROUP = "rg-mlops"
@@ -36,6 +37,9 @@ SYSTEM_DATA = {
     "lastModifiedBy": "fake@example.com",
     "lastModifiedByType": "User",
 }
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
 Handler = Callable[..., Reply]
 # A hook on a resource type: (service, path, resource, existing or None) -> Reply to answer instead, or None.
 Hook = Callable[["LocalAzureML", str, dict[str, Any], dict[str, Any] | None], Reply | None]
@@ -84,8 +88,10 @@ class Hooks:
 class LocalAzureML:
     """State and routing; `server.serving()` puts it on a loopback HTTPS port."""
 
-    def __init__(self, token_secret: str = "local") -> None:
+    def __init__(self, token_secret: str = "local", storage: BlobServiceClient | None = None) -> None:
         self.token_secret = token_secret
+        self.storage = storage  # the workspaces' and registries' storage account (Azurite over TLS)
+        self.events = EventPublisher()  # Event Grid: subscribers are added to `events.urls`
         self.resources: dict[str, dict[str, Any]] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []

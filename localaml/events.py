@@ -1,0 +1,146 @@
+"""Azure ML events as Event Grid delivers them, and their delivery to subscribers.
+
+The local service publishes the events a real workspace does, in the Event Grid schema
+and casing of the public samples (`tests/fixtures/aml-events/docs_eventgrid_schema/`,
+from the Azure ML Event Grid schema docs), by POSTing a JSON array to each subscriber
+URL with `aeg-event-type: Notification`, from a background thread, as Event Grid
+delivers after the operation. Like Event Grid it retries 5xx answers and connection
+errors a few times; unlike it, it then gives up (logged): the app's resync finds
+whatever an event failed to announce.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+PREFIX = "Microsoft.MachineLearningServices."
+NAMESPACE = uuid.UUID("6f1c1f0e-4d4a-4a58-9a47-5d7f3f0c2b11")
+
+Event = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+def topic(workspace: str) -> str:
+    """The workspace's ARM id, as Event Grid names a workspace topic."""
+    from localaml.service import LocalAzureML
+
+    return LocalAzureML.workspace_id(workspace)
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic uuid for ids that Azure ML makes up (experiments, monitors)."""
+    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
+
+
+def _event(workspace: str, kind: str, subject: str, data: dict[str, Any]) -> Event:
+    return {
+        "topic": topic(workspace),
+        "subject": subject,
+        "eventType": PREFIX + kind,
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "id": str(uuid.uuid4()),
+        "data": data,
+        "dataVersion": "",
+        "metadataVersion": "1",
+    }
+
+
+def model_registered(workspace: str, name: str, version: str, tags: dict[str, str]) -> Event:
+    return _event(
+        workspace,
+        "ModelRegistered",
+        f"models/{name}:{version}",
+        {
+            "ModelName": name,
+            "ModelVersion": int(version) if version.isdigit() else version,
+            "ModelTags": dict(tags),
+            "ModelProperties": {},
+        },
+    )
+
+
+def run_finished(job: dict[str, Any]) -> Event:
+    """RunCompleted for a completed job; RunStatusChanged (runStatus `Failed`) otherwise."""
+    data: dict[str, Any] = {
+        "experimentId": job["experiment_id"],
+        "experimentName": job["experiment"],
+        "runId": job["name"],
+        "runType": "azureml.PipelineRun",
+        "runTags": dict(job.get("tags") or {}),
+        "runProperties": dict(job.get("properties") or {}),
+    }
+    kind = "RunCompleted"
+    if job["status"] != "completed":
+        kind = "RunStatusChanged"
+        data["runStatus"] = job["status"].capitalize()
+    return _event(job["workspace"], kind, f"experiments/{job['experiment_id']}/runs/{job['name']}", data)
+
+
+def drift_detected(workspace: str, monitor: str, coefficient: float) -> Event:
+    drift_id = stable_id(workspace, "datadrift", monitor)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    run_id = f"{drift_id}_{int(time.time() * 1000)}"
+    return _event(
+        workspace,
+        "DatasetDriftDetected",
+        f"datadrift/{drift_id}/run/{run_id}",
+        {
+            "DataDriftId": drift_id,
+            "DataDriftName": monitor,
+            "RunId": run_id,
+            "BaseDatasetId": stable_id(workspace, "dataset", monitor, "base"),
+            "TargetDatasetId": stable_id(workspace, "dataset", monitor, "target"),
+            "DriftCoefficient": coefficient,
+            "StartTime": (end - timedelta(days=1)).isoformat(),
+            "EndTime": end.isoformat(),
+        },
+    )
+
+
+class EventPublisher:
+    """POSTs events to the subscriber URLs from a background thread; never raises."""
+
+    def __init__(self, urls: list[str] | None = None, attempts: int = 4, backoff_seconds: float = 0.25,
+                 timeout: float = 30) -> None:
+        self.urls = list(urls or [])
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self.timeout = timeout
+        self.published: list[Event] = []
+
+    def publish(self, *events: Event) -> None:
+        """Deliver the events as one batch to every subscriber, after the caller's answer has gone."""
+        self.published.extend(events)
+        for url in self.urls:
+            threading.Thread(target=self.deliver, args=(url, *events), name="event-grid", daemon=True).start()
+
+    def deliver(self, url: str, *events: Event) -> bool:
+        """Deliver the events as one batch to `url`; True once it accepted them."""
+        described = ", ".join(f"{event['eventType'].removeprefix(PREFIX)} {event['subject']}" for event in events)
+        import requests
+
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = requests.post(
+                    url, json=list(events), headers={"aeg-event-type": "Notification"}, timeout=self.timeout
+                )
+            except requests.RequestException as error:
+                problem = f"{type(error).__name__}: {error}"
+            else:
+                if response.status_code < 300:
+                    log.info("published %s", described)
+                    return True
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code < 500 and response.status_code not in (408, 429):
+                    log.error("the webhook rejected %s (%s); not retried", described, problem)
+                    return False
+            log.warning("publishing %s failed (attempt %d/%d): %s", described, attempt, self.attempts, problem)
+            if attempt < self.attempts:
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        log.error("gave up publishing %s", described)
+        return False
