@@ -149,7 +149,11 @@ class LocalAzureML:
         return resource
 
     def add_workspace(self, name: str, location: str = "eastus") -> dict[str, Any]:
+        """A workspace with its default datastore."""
+        from localaml.datastores import add_datastore
+
         host = self.base_url.removeprefix("https://").rstrip("/")
+        add_datastore(self, name)
         return self.add(
             self.workspace_id(name),
             {
