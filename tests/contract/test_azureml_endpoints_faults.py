@@ -201,7 +201,7 @@ def test_forbidden_is_a_configuration_error_naming_identity_and_scope(
     with pytest.raises(ConfigurationError) as raised:
         platform.get_model("dev", "churn", "3")
 
-    assert "the credential LocalCredential is not allowed" in str(raised.value)
+    assert "the credential LocalServiceCredential is not allowed" in str(raised.value)
     assert f"grant it a role on the workspace {DEV}" in str(raised.value)
 
 

@@ -1,0 +1,73 @@
+"""How the app reaches the local Azure ML service (`localaml/`) instead of Azure, for local runs.
+
+Three settings point the adapter elsewhere: `MLOPS_AZUREML_ENDPOINT` (the service's base
+URL, in place of Resource Manager and registry discovery), `MLOPS_AZUREML_STORAGE_SUFFIX`
+(storage accounts are `https://<account>.blob.<suffix>`) and `MLOPS_AZUREML_LOCAL_TOKEN`,
+the service's secret. The credential then is a fixed token that only that service
+accepts, and only toward a loopback address: the app never sends it anywhere else. TLS is
+trusted through the usual CA-bundle setting (REQUESTS_CA_BUNDLE), storage host names are
+reached through the standard proxy settings (HTTPS_PROXY / NO_PROXY).
+
+The token is JWT-shaped because azure-ai-ml reads claims from its token (never its
+signature) and checks the audience before it submits a pipeline job; in place of a
+signature it carries the secret, which the service checks on every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import time
+from urllib.parse import urlsplit
+
+from azure.core.credentials import AccessToken
+
+CLAIMS = {
+    "oid": "11111111-1111-1111-1111-111111111111",
+    "tid": "22222222-2222-2222-2222-222222222222",
+    "upn": "app@localaml.test",
+    "name": "aml-reactor (local)",
+    "exp": 4102444800,
+}
+
+
+def _encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _part(value: dict[str, object]) -> str:
+    return _encode(json.dumps(value).encode())
+
+
+def local_token(secret: str, audience: str, claims: dict[str, object] | None = None) -> str:
+    """A JWT-shaped token for `audience` that carries `secret` in place of a signature."""
+    header, body = _part({"alg": "none", "typ": "JWT"}), _part({**CLAIMS, **(claims or {}), "aud": audience})
+    return f"{header}.{body}.{_encode(secret.encode())}"
+
+
+def is_loopback(url: str) -> bool:
+    """True for an https URL whose host is a loopback address (the only place the local token may go)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+class LocalServiceCredential:
+    """A TokenCredential giving the local service's token for any scope; the scopes asked for are kept."""
+
+    def __init__(self, secret: str, claims: dict[str, object] | None = None) -> None:
+        self.secret = secret
+        self.claims = claims or {}
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        self.scopes.extend(scopes)
+        audience = scopes[0].removesuffix("/.default") if scopes else ""
+        return AccessToken(local_token(self.secret, audience, self.claims), int(time.time()) + 3600)
