@@ -47,6 +47,10 @@ class Settings(BaseModel):
     sandbox_events_url: str | None = Field(None, alias="MLOPS_SANDBOX_EVENTS_URL")
 
     workspaces: dict[str, str] = Field(default_factory=dict, alias="MLOPS_WORKSPACES")
+    # A local Azure ML service in place of Azure (see shared/platform/azureml/localservice.py).
+    azureml_endpoint: str | None = Field(None, alias="MLOPS_AZUREML_ENDPOINT")
+    azureml_storage_suffix: str | None = Field(None, alias="MLOPS_AZUREML_STORAGE_SUFFIX")
+    azureml_local_token: str | None = Field(None, alias="MLOPS_AZUREML_LOCAL_TOKEN", repr=False)
     registry: str | None = Field(None, alias="MLOPS_REGISTRY")
     managed_identity_client_id: str | None = Field(None, alias="AZURE_CLIENT_ID")
 
@@ -101,6 +105,18 @@ class Settings(BaseModel):
             raise ValueError("AzureWebJobsStorage__queueServiceUri is required with __blobServiceUri")
         if self.platform == "azureml" and not self.workspaces:
             raise ValueError("MLOPS_WORKSPACES is required when MLOPS_PLATFORM=azureml")
+        if self.azureml_local_token and not self.azureml_endpoint:
+            raise ValueError("MLOPS_AZUREML_LOCAL_TOKEN needs MLOPS_AZUREML_ENDPOINT (the local service's URL)")
+        if self.azureml_endpoint:
+            from shared.platform.azureml.localservice import is_loopback
+
+            if self.azureml_local_token and not is_loopback(self.azureml_endpoint):
+                raise ValueError(
+                    "MLOPS_AZUREML_ENDPOINT must be an https:// loopback URL when MLOPS_AZUREML_LOCAL_TOKEN is set: "
+                    "the local token is never sent anywhere else"
+                )
+            if not self.azureml_endpoint.startswith("https://"):
+                raise ValueError("MLOPS_AZUREML_ENDPOINT must be an https:// URL")
         return self
 
     @classmethod

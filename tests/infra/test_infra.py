@@ -30,6 +30,10 @@ NOT_SET_IN_AZURE = {
     "MLOPS_SANDBOX_CONTAINER": "local sandbox only; in Azure MLOPS_PLATFORM is azureml",
     "MLOPS_SANDBOX_EVENTS_URL": "local sandbox only; in Azure the workspaces publish through Event Grid",
     **{
+        f"MLOPS_AZUREML_{name}": "local Azure ML service only; in Azure the adapter talks to Azure's endpoints"
+        for name in ("ENDPOINT", "STORAGE_SUFFIX", "LOCAL_TOKEN")
+    },
+    **{
         f"MLOPS_SCORING_{knob}": "a batch-scoring tuning knob: the code's default applies unless an operator sets it"
         for knob in ("RANGE_BYTES", "CHUNK_BYTES", "BLOCK_BYTES", "BATCH_ROWS", "MAX_ERROR_SHARE", "THREADS",
                      "MODEL_CACHE", "HANDOFF_BYTES", "BATCH_ENDPOINT")

@@ -63,8 +63,11 @@ class AzureMLPlatform:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureMLPlatform:
-        """The adapter for the app: managed identity in Azure, DefaultAzureCredential locally."""
-        return cls(settings)
+        """The adapter for the app: managed identity in Azure, the local service's token against it."""
+        from shared.platform.azureml.localservice import configured_cloud, configured_credential
+
+        cloud = configured_cloud(settings) or PUBLIC_CLOUD
+        return cls(settings, credential=configured_credential(settings), cloud=cloud)
 
     def _translated(self, what: str, location: str) -> AbstractContextManager[None]:
         return translated(what, identity=self._clients.identity, scope=self._clients.scope(location))

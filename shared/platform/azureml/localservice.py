@@ -19,9 +19,14 @@ import base64
 import ipaddress
 import json
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken
+
+if TYPE_CHECKING:
+    from shared.platform.azureml.clients import Cloud
+    from shared.settings import Settings
 
 CLAIMS = {
     "oid": "11111111-1111-1111-1111-111111111111",
@@ -71,3 +76,29 @@ class LocalServiceCredential:
         self.scopes.extend(scopes)
         audience = scopes[0].removesuffix("/.default") if scopes else ""
         return AccessToken(local_token(self.secret, audience, self.claims), int(time.time()) + 3600)
+
+
+def configured_cloud(settings: Settings) -> Cloud | None:
+    """The cloud the settings point at instead of Azure's public one, None for Azure's."""
+    from shared.platform.azureml.clients import Cloud
+
+    if not settings.azureml_endpoint:
+        return None
+    base = settings.azureml_endpoint.rstrip("/") + "/"
+    port = urlsplit(base).port or 443
+    return Cloud.from_metadata(
+        f"AmlReactorLocal{port}",
+        {
+            "resource_manager": base,
+            "registry_discovery_endpoint": base,
+            "active_directory": base,
+            "aml_resource_id": "https://ml.azure.com/",
+            "azure_portal": "https://portal.azure.com/",
+            "storage_endpoint": settings.azureml_storage_suffix or "core.windows.net",
+        },
+    )
+
+
+def configured_credential(settings: Settings) -> LocalServiceCredential | None:
+    """The local service's credential when the settings give its token, else None (managed identity)."""
+    return LocalServiceCredential(settings.azureml_local_token) if settings.azureml_local_token else None
