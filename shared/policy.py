@@ -16,6 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.platform.port import DeploymentSpec
 from shared.settings import LOGICAL_NAME
 
 Channel = Literal["teams", "slack", "webhook", "eventgrid", "log"]
@@ -86,7 +87,7 @@ class MirrorPhase(_Strict):
 class RolloutPlan(_Strict):
     workspace: str
     endpoint: str
-    instance_type: str = "Standard_DS3_v2"
+    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     mirror: MirrorPhase | None = None
     steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100], min_length=1)
     bake_seconds: float = Field(60, ge=0)
@@ -114,10 +115,39 @@ class RolloutPlan(_Strict):
 
 
 class DriftRule(_Strict):
-    monitor: str = Field(description="fnmatch pattern on the drift monitor's name")
-    threshold: float = Field(ge=0)
+    """What drift starts retraining: a v1 dataset monitor over a threshold, or a v2 model monitor's breach.
+
+    v2 signals are matched by name: Azure ML's docs name them `<monitor>_<signal>` so that Event Grid
+    can filter per monitor (MicrosoftDocs/azure-ai-docs, articles/machine-learning/
+    how-to-monitor-model-performance.md), so `model_monitor: credit_risk` with `signals: [data_drift]`
+    matches the signal `credit_risk_data_drift`, and without `signals` every `credit_risk_*` signal.
+    """
+
+    monitor: str | None = Field(None, description="v1: fnmatch pattern on the dataset drift monitor's name")
+    threshold: float | None = Field(None, ge=0, description="v1: drift coefficient that starts retraining")
+    model_monitor: str | None = Field(None, description="v2: fnmatch pattern on the model monitor's name")
+    signals: list[str] | None = Field(None, min_length=1, description="v2: signal names (without the monitor's)")
     pipeline: str
     inputs: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_way_to_match(self) -> DriftRule:
+        if self.monitor is None and self.model_monitor is None:
+            raise ValueError("drift needs monitor (a v1 dataset monitor) or model_monitor (a v2 model monitor)")
+        if self.monitor is not None and self.threshold is None:
+            raise ValueError("threshold is required with monitor (v1 dataset drift)")
+        if self.threshold is not None and self.monitor is None:
+            raise ValueError("threshold applies to monitor (v1 dataset drift) only; model monitors have their own")
+        if self.signals is not None and self.model_monitor is None:
+            raise ValueError("signals are signals of a model_monitor, which is missing")
+        return self
+
+    def watches_signal(self, signal: str) -> bool:
+        """Whether a breached v2 signal (`<monitor>_<signal>`) is one this rule acts on."""
+        if self.model_monitor is None:
+            return False
+        patterns = [f"{self.model_monitor}_{name}" for name in self.signals or ["*"]]
+        return any(fnmatch.fnmatchcase(signal, pattern) for pattern in patterns)
 
 
 class Rule(_Strict):
@@ -166,7 +196,19 @@ class Policy(_Strict):
         return next((rule for rule in self.rules if rule.name == name), None)
 
     def rule_for_monitor(self, monitor: str) -> Rule | None:
-        return next((r for r in self.rules if r.drift and fnmatch.fnmatchcase(monitor, r.drift.monitor)), None)
+        """The rule watching a v1 dataset drift monitor."""
+        return next(
+            (r for r in self.rules if r.drift and r.drift.monitor and fnmatch.fnmatchcase(monitor, r.drift.monitor)),
+            None,
+        )
+
+    def rule_for_signals(self, signals: list[str]) -> tuple[Rule, list[str]] | None:
+        """The first rule watching any of these breached v2 signals, with the signals it watches."""
+        for rule in self.rules:
+            watched = [signal for signal in signals if rule.drift and rule.drift.watches_signal(signal)]
+            if watched:
+                return rule, watched
+        return None
 
 
 def parse_policy(text: str, source: str = "policy") -> Policy:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
@@ -57,19 +57,34 @@ class JobStatus(enum.StrEnum):
 
     @classmethod
     def parse(cls, value: str) -> JobStatus:
-        """Map Azure ML's status words (any case) onto the five the app reasons with."""
+        """Map Azure ML's status words (any case) onto the five the app reasons with.
+
+        Every word of the REST `JobStatus` enum is known (Azure/azure-rest-api-specs, machinelearningservices
+        mfe.json `JobStatus`, as generated into azure-ai-ml `_restclient/arm_ml_service/models/_enums.py`).
+        `NotResponding` is not an end: "a run can go from NotResponding to any of the previous states", so it
+        stays running. `Paused` (paused by a user) and `Unknown` (a status not mapped yet) are not ends either:
+        the job is waited on as queued.
+        """
         word = value.strip().lower()
         aliases = {
             "notstarted": cls.QUEUED, "queued": cls.QUEUED, "preparing": cls.QUEUED,
-            "provisioning": cls.QUEUED, "starting": cls.QUEUED,
+            "provisioning": cls.QUEUED, "starting": cls.QUEUED, "paused": cls.QUEUED, "unknown": cls.QUEUED,
             "running": cls.RUNNING, "finalizing": cls.RUNNING, "cancelrequested": cls.RUNNING,
+            "notresponding": cls.RUNNING,
             "completed": cls.COMPLETED, "succeeded": cls.COMPLETED,
-            "failed": cls.FAILED, "notresponding": cls.FAILED,
+            "failed": cls.FAILED,
             "canceled": cls.CANCELED, "cancelled": cls.CANCELED,
         }
         if word not in aliases:
             raise ValueError(f"unknown job status {value!r}")
         return aliases[word]
+
+
+# Provisioning states of online deployments and endpoints (REST `DeploymentProvisioningState`:
+# Creating, Deleting, Scaling, Updating, Succeeded, Failed, Canceled; `EndpointProvisioningState` has
+# all but Scaling). An operation that failed or was canceled will not finish by waiting.
+BUSY_STATES = frozenset({"creating", "deleting", "scaling", "updating"})
+ENDED_BADLY = frozenset({"failed", "canceled"})
 
 
 class ModelVersion(BaseModel):
@@ -93,10 +108,38 @@ class Job(BaseModel):
     studio_url: str | None = None
 
 
+class DeploymentSpec(BaseModel):
+    """How a model version is deployed to a managed online endpoint.
+
+    A model that is not an MLflow model (the ONNX models here) needs an environment and
+    scoring code: Azure refuses its deployment without them ("Deploy machine learning
+    models to online endpoints", Azure ML docs). The defaults are the repo's scoring
+    environment and script, registered by `tools.register_assets`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instance_type: str = Field("Standard_DS3_v2", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    instance_count: int = Field(1, ge=1, le=20)
+    environment: str | None = Field("azureml:onnx-runtime:1", description="None for an MLflow model")
+    code: str | None = Field("azureml:onnx-score:1", description="the scoring code asset; None for an MLflow model")
+    scoring_script: str = Field("score.py", pattern=r"^[A-Za-z0-9_./-]{1,128}\.py$")
+
+
 class Deployment(BaseModel):
     name: str
     model_uri: str
-    provisioning_state: str = "Succeeded"
+    provisioning_state: str = Field("Succeeded", description="as Azure spells it, Scaling and Canceled included")
+
+    @property
+    def is_busy(self) -> bool:
+        """An operation on the deployment is under way (creating, updating, scaling, deleting)."""
+        return self.provisioning_state.lower() in BUSY_STATES
+
+    @property
+    def has_failed(self) -> bool:
+        """Its last operation failed or was canceled: waiting will not make it succeed."""
+        return self.provisioning_state.lower() in ENDED_BADLY
 
 
 class Endpoint(BaseModel):
@@ -109,7 +152,7 @@ class Endpoint(BaseModel):
 
     @property
     def is_updating(self) -> bool:
-        return self.provisioning_state.lower() in ("updating", "creating", "deleting")
+        return self.provisioning_state.lower() in BUSY_STATES
 
 
 class DeploymentMetrics(BaseModel):
@@ -148,7 +191,7 @@ class MLPlatform(Protocol):
     def get_endpoint(self, workspace: str, endpoint: str) -> Endpoint: ...
 
     def create_deployment(
-        self, workspace: str, endpoint: str, deployment: str, model: ModelVersion, instance_type: str = ""
+        self, workspace: str, endpoint: str, deployment: str, model: ModelVersion, spec: DeploymentSpec
     ) -> None:
         """Start creating a deployment (not awaited); an existing one is left as it is."""
         ...

@@ -72,7 +72,7 @@ def start(services: Services, rule: Rule, model_record: dict[str, Any], cause: s
             model_record.get("serving_location", model_record["workspace"]), model_record["model"],
             model_record["version"],
         )
-        services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, model, plan.instance_type)
+        services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, model, plan.deployment)
         record: Record = {
             "id": f"{plan.endpoint}/{deployment}", "key": key, "workspace": plan.workspace,
             "endpoint": plan.endpoint, "deployment": deployment, "rule": rule.name,
@@ -187,8 +187,9 @@ def _decide(services: Services, record: Record, actor: str) -> None:
         _rollback(services, record, actor, record.get("rollback_reason", ""))
         return
     deployment = next((d for d in endpoint.deployments if d.name == record["deployment"]), None)
-    if deployment is None or deployment.provisioning_state.lower() == "failed":
-        _rollback(services, record, actor, f"deployment {record['deployment']} is missing or failed to provision")
+    if deployment is None or deployment.has_failed:  # Failed or Canceled: waiting will not make it succeed
+        _rollback(services, record, actor, f"deployment {record['deployment']} is missing or failed to provision "
+                  f"({deployment.provisioning_state if deployment else 'missing'})")
         return
     if deployment.provisioning_state.lower() != "succeeded":
         return

@@ -9,7 +9,15 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from localaml.service import LocalAzureML
 from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import ConfigurationError, ModelVersion, NotFound, PlatformError, Transient, TryLater
+from shared.platform.port import (
+    ConfigurationError,
+    DeploymentSpec,
+    ModelVersion,
+    NotFound,
+    PlatformError,
+    Transient,
+    TryLater,
+)
 
 DEV = LocalAzureML.workspace_id("dev")
 ENDPOINTS_API = "2022-02-01-preview"
@@ -90,19 +98,26 @@ def test_traffic_that_does_not_add_up_is_refused_before_any_request(
     assert fake.requests == []
 
 
+SPEC = DeploymentSpec(instance_type="Standard_DS2_v2", instance_count=2)
+
+
 def test_create_deployment_references_the_registry_model(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
     fake.add_online_endpoint("dev", "churn-ep", {"blue": 100})
     fake.add_model(fake.registry_id("mlops-registry"), "churn", "3")
 
-    platform.create_deployment("dev", "churn-ep", "green", REGISTRY_MODEL, "Standard_DS2_v2")
-    platform.create_deployment("dev", "churn-ep", "green", REGISTRY_MODEL, "Standard_DS2_v2")
+    platform.create_deployment("dev", "churn-ep", "green", REGISTRY_MODEL, SPEC)
+    platform.create_deployment("dev", "churn-ep", "green", REGISTRY_MODEL, SPEC)
 
     [put] = fake.requests_to("PUT", r"/deployments/green$")
     assert (put.path, put.api_version) == (f"{DEV}/onlineEndpoints/churn-ep/deployments/green", DEPLOYMENTS_API)
     assert put.body["properties"]["model"] == "azureml://registries/mlops-registry/models/churn/versions/3"
     assert put.body["properties"]["instanceType"] == "Standard_DS2_v2"
     assert put.body["properties"]["endpointComputeType"] == "Managed"
-    assert put.body["sku"] == {"name": "Default", "capacity": 1}
+    assert put.body["sku"] == {"name": "Default", "capacity": 2}
+    # An ONNX model is not an MLflow model: the deployment names its environment and scoring code.
+    assert put.body["properties"]["environmentId"].endswith("/environments/onnx-runtime/versions/1")
+    assert put.body["properties"]["codeConfiguration"]["scoringScript"] == "score.py"
+    assert put.body["properties"]["codeConfiguration"]["codeId"].endswith("/codes/onnx-score/versions/1")
 
 
 def test_delete_deployment_starts_a_delete_and_a_gone_one_is_fine(

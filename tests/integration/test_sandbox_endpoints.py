@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from shared.platform.port import NotFound, TryLater
+from shared.platform.port import DeploymentSpec, NotFound, TryLater
 from shared.platform.sandbox import Rejected, SandboxPlatform, samples
 from shared.platform.sandbox.server import running_server
 from shared.settings import Settings
@@ -51,14 +51,14 @@ def deploy(platform: SandboxPlatform, onnx: dict[str, bytes], **deployments: str
     platform.create_endpoint("prod", "churn")
     for name, kind in deployments.items():
         model = platform.register_model("prod", f"churn-{name}", onnx[kind], {})
-        platform.create_deployment("prod", "churn", name, model)
+        platform.create_deployment("prod", "churn", name, model, DeploymentSpec())
     wait_until(settled(platform))
 
 
 def test_deployments_and_traffic_updates_are_started_not_awaited(platform: SandboxPlatform, onnx) -> None:
     platform.create_endpoint("prod", "churn")
     model = platform.register_model("prod", "churn", onnx["good"], {})
-    platform.create_deployment("prod", "churn", "blue", model)
+    platform.create_deployment("prod", "churn", "blue", model, DeploymentSpec())
 
     [blue] = platform.get_endpoint("prod", "churn").deployments
     assert (blue.provisioning_state, blue.model_uri) == ("Creating", "azureml:churn:1")
@@ -80,7 +80,7 @@ def test_deployments_and_traffic_updates_are_started_not_awaited(platform: Sandb
     assert platform.get_endpoint("prod", "churn").provisioning_state == "Succeeded"
 
     other = platform.register_model("prod", "churn", onnx["bad"], {})
-    platform.create_deployment("prod", "churn", "blue", other)
+    platform.create_deployment("prod", "churn", "blue", other, DeploymentSpec())
     assert platform.get_endpoint("prod", "churn").deployments[0].model_uri == "azureml:churn:1"
 
 

@@ -22,6 +22,7 @@ from shared.platform.port import (
     ConfigurationError,
     Deployment,
     DeploymentMetrics,
+    DeploymentSpec,
     Endpoint,
     Job,
     JobStatus,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,31}$")
-DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 PUBLIC_CLOUD = Cloud()
 
 
@@ -224,14 +224,14 @@ class AzureMLPlatform:
         )
 
     def create_deployment(
-        self, workspace: str, endpoint: str, deployment: str, model: ModelVersion, instance_type: str = ""
+        self, workspace: str, endpoint: str, deployment: str, model: ModelVersion, spec: DeploymentSpec
     ) -> None:
         """Start creating a managed deployment of `model` (not awaited); an existing one is left alone."""
         _check("endpoint name", endpoint, ENDPOINT_NAME)
         _check("deployment name", deployment, ENDPOINT_NAME)
         if not model.uri:
             raise ValueError(f"model {model.name}:{model.version} has no uri to deploy")
-        from azure.ai.ml.entities import ManagedOnlineDeployment
+        from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineDeployment
 
         client = self._clients.ml(workspace)
         what = f"deployment {deployment} of {endpoint} in {workspace}"
@@ -244,8 +244,11 @@ class AzureMLPlatform:
         with self._translated(what, workspace):
             client.online_deployments.begin_create_or_update(
                 ManagedOnlineDeployment(
-                    name=deployment, endpoint_name=endpoint, model=model.uri,
-                    instance_type=instance_type or DEFAULT_INSTANCE_TYPE, instance_count=1,
+                    name=deployment, endpoint_name=endpoint, model=model.uri, environment=spec.environment,
+                    code_configuration=(
+                        CodeConfiguration(code=spec.code, scoring_script=spec.scoring_script) if spec.code else None
+                    ),
+                    instance_type=spec.instance_type, instance_count=spec.instance_count,
                 ),
                 skip_script_validation=True,
             )

@@ -17,7 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.platform.port import ConfigurationError, DeploymentMetrics, Endpoint, Job, ModelVersion, NotFound
+from shared.platform.port import (
+    ConfigurationError,
+    DeploymentMetrics,
+    DeploymentSpec,
+    Endpoint,
+    Job,
+    ModelVersion,
+    NotFound,
+)
 from shared.platform.sandbox import datasets, endpoints, events, faults, jobs, metrics, models, scoring
 from shared.platform.sandbox.faults import faultable
 from shared.platform.sandbox.routing import Router
@@ -140,7 +148,7 @@ class SandboxPlatform:
 
     @faultable
     def create_deployment(
-        self, workspace: str, endpoint: str, deployment: str, model: ModelVersion, instance_type: str = ""
+        self, workspace: str, endpoint: str, deployment: str, model: ModelVersion, spec: DeploymentSpec
     ) -> None:
         if check_name("deployment", deployment) in endpoints.load(self.store, workspace, endpoint)["deployments"]:
             return
@@ -152,7 +160,7 @@ class SandboxPlatform:
             outcome, error = "Failed", f"the model does not load: {failure}"
         endpoints.add_deployment(
             self.store, workspace, endpoint, deployment, models.from_record(record), record["sha256"],
-            outcome, error, self.deployment_seconds, instance_type,
+            outcome, error, self.deployment_seconds, spec.instance_type,
         )
         self.router.forget(workspace, endpoint)
 
