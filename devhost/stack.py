@@ -1,6 +1,7 @@
 """The whole local stack in one context manager, for the demo and end-to-end tests:
-Azurite, the local Functions host (its own process), the Azure ML sandbox with its
-endpoint server, and a webhook receiver standing in for ops' notification channels."""
+Azurite (the app's storage), the local Functions host (its own process), the local Azure
+ML service (`localaml`, which the app reaches only through its azure-ai-ml adapter), and
+a webhook receiver standing in for ops' notification channels."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from devhost.azurite import Azurite, running_azurite
 from devhost.keys import HostKeys
 from devhost.process import HostProcess
 from devhost.receiver import Receiver
-from shared.platform.sandbox import SandboxPlatform, samples
-from shared.platform.sandbox.server import running_server
+from localaml import samples
+from localaml.run import LocalAzureMLStack, running_local_azureml
+from shared.platform.azureml import AzureMLPlatform
 from shared.settings import Settings
 from shared.storage.clients import blob_service
 from shared.storage.state import BlobStateStore
@@ -32,9 +34,9 @@ from shared.storage.state import BlobStateStore
 class Stack:
     azurite: Azurite
     host: HostProcess
-    sandbox: SandboxPlatform
+    aml: LocalAzureMLStack
+    platform: AzureMLPlatform  # the app's own adapter, for tests and the demo to look through
     receiver: Receiver
-    scoring_url: str
     settings: Settings
     state: BlobStateStore
 
@@ -44,17 +46,12 @@ class Stack:
         return requests.request(method, f"{self.host.url}/api/{path}", headers=headers, timeout=60, **kwargs)
 
 
-def stack_settings(azurite: Azurite, keys: HostKeys, host_port: int, receiver_url: str, secret: str,
+def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: str,
                    fast: bool = True) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
-    events_url = (f"http://127.0.0.1:{host_port}/runtime/webhooks/eventgrid"
-                  f"?functionName=aml_events&code={keys.eventgrid_extension}")
     settings = {
         "AzureWebJobsStorage": azurite.connection_string,
-        "MLOPS_PLATFORM": "sandbox",
         "MLOPS_STATE_CONTAINER": f"state-{suffix}",
-        "MLOPS_SANDBOX_CONTAINER": f"sandbox-{suffix}",
-        "MLOPS_SANDBOX_EVENTS_URL": events_url,
         "MLOPS_NOTIFY_WEBHOOK_URL": f"{receiver_url}/ops",
         "MLOPS_NOTIFY_WEBHOOK_SECRET": secret,
         "MLOPS_RESYNC_SCHEDULE": "*/5 * * * * *" if fast else "0 */5 * * * *",
@@ -69,11 +66,11 @@ def stack_settings(azurite: Azurite, keys: HostKeys, host_port: int, receiver_ur
 @contextlib.contextmanager
 def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
                 azurite: Azurite | None = None, capture_events: bool = False, host_port: int = 0,
-                scoring_port: int = 0) -> Iterator[Stack]:
-    """Start everything; seed the sandbox with datasets and the prod endpoint.
+                azureml_port: int = 0) -> Iterator[Stack]:
+    """Start everything; the local Azure ML service is seeded with workspaces, data and the prod endpoint.
 
-    With `capture_events`, the sandbox's Azure ML events go to the receiver (path
-    `/aml-events`) instead of the app, for tests that deliver them in their own order.
+    With `capture_events`, Azure ML's events go to the receiver (path `/aml-events`)
+    instead of the app, for tests that deliver them in their own order.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -83,36 +80,33 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
         receiver = stack.enter_context(Receiver(secret=secret))
         keys = HostKeys.load_or_create(workdir / "keys.json")
         host = HostProcess({}, workdir / "keys.json", port=host_port, log_file=workdir / "host.log")
-        values = {**stack_settings(azurite, keys, host.port, receiver.url, secret, fast), **(extra_settings or {})}
+        events_url = receiver.url + "/aml-events" if capture_events else (
+            f"http://127.0.0.1:{host.port}/runtime/webhooks/eventgrid"
+            f"?functionName=aml_events&code={keys.eventgrid_extension}"
+        )
+        aml = stack.enter_context(running_local_azureml(workdir / "localaml", events_urls=[events_url],
+                                                        port=azureml_port))
+        values = {**stack_settings(azurite, keys, receiver.url, secret, fast), **aml.app_settings(),
+                  **(extra_settings or {})}
         # Model versions are immutable in Azure ML, so the disk cache keys on location/name/version;
-        # every stack has its own sandbox, so it gets its own cache too.
+        # every stack has its own Azure ML service, so it gets its own cache too.
         values.setdefault("MLOPS_SCORING_MODEL_CACHE", str(workdir / "model-cache"))
-        if capture_events:
-            values["MLOPS_SANDBOX_EVENTS_URL"] = f"{receiver.url}/aml-events"
         host.settings = values
         settings = Settings.from_environ(values)
-        sandbox = SandboxPlatform.from_settings(settings)
-        stack.callback(sandbox.close)
-        seed(sandbox)
-        server = stack.enter_context(running_server(sandbox, port=scoring_port))
         stack.enter_context(host)
         state = BlobStateStore(blob_service(settings), settings.state_container)
-        yield Stack(azurite, host, sandbox, receiver, server.url, settings, state)
-
-
-def seed(sandbox: SandboxPlatform) -> None:
-    """Datasets for the test and retraining pipelines, and the prod endpoint (no deployments yet)."""
-    sandbox.create_dataset("credit-risk-holdout", *samples.make_data(rows=2000, seed=11))
-    sandbox.create_dataset("credit-risk-train", *samples.make_data(rows=2000, seed=12))
-    sandbox.create_endpoint("prod", "credit-risk")
+        yield Stack(azurite, host, aml, AzureMLPlatform.from_settings(settings), receiver, settings, state)
 
 
 class TrafficGenerator:
-    """Client traffic to a sandbox endpoint: a bounded number of requests per second,
-    from a background thread, until stopped. Counts answers by deployment."""
+    """Client traffic to an online endpoint of the local Azure ML service: a bounded number of
+    requests per second, from a background thread, until stopped. Like a client application it
+    finds the scoring URI and key through azure-ai-ml. Counts answers by deployment."""
 
-    def __init__(self, scoring_url: str, workspace: str, endpoint: str, per_second: float = 40) -> None:
-        self.url = f"{scoring_url}/endpoints/{workspace}/{endpoint}/score"
+    def __init__(self, aml: LocalAzureMLStack, workspace: str, endpoint: str, per_second: float = 40) -> None:
+        client = aml.client(workspace)
+        self.url = client.online_endpoints.get(endpoint).scoring_uri
+        self.key = client.online_endpoints.get_keys(endpoint).primary_key
         self.interval = 1 / per_second
         self.answers: dict[str, int] = {}
         self.errors = 0
@@ -130,6 +124,7 @@ class TrafficGenerator:
 
     def _run(self) -> None:
         session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.key}"
         n = 0
         while not self._stop.wait(self.interval):
             n += 1

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-STORAGE_SUFFIX = "localaml.test"  # account URLs are https://<account>.blob.localaml.test (see proxy.py)
+# Account URLs are https://<account>.blob.core.localaml.test (see proxy.py); the storage SDK finds the
+# account name in a host name by its ".blob.core." part, as in every Azure cloud's suffix.
+STORAGE_SUFFIX = "core.localaml.test"
 DEFAULT_DATASTORE = "workspaceblobstore"
 # azureml://subscriptions/<s>/resourcegroups/<rg>/workspaces/<ws>/datastores/<ds>/paths/<path>, or the
 # workspace-relative short form azureml://datastores/<ds>/paths/<path>.

@@ -33,6 +33,7 @@ ASSET_PATH_ERROR = (
     "data version, use a different name or version. If you are trying to update an existing data version, the "
     "existing asset's data uri cannot be changed. Only tags, description, and isArchived can be updated."
 )
+MUTABLE = ("tags", "description", "isArchived", "stage")
 SCOPE = re.compile(r"^(?P<scope>/subscriptions/.+/(?P<kind>workspaces|registries)/(?P<where>[^/]+))/models/")
 
 
@@ -52,10 +53,14 @@ def put_version(
         # ARM paths are case-insensitive: the SDK sends back `resourcegroups` for Azure's `resourceGroups`.
         if uri and uri.lower() != str(existing["properties"].get("modelUri", "")).lower():
             raise user_error(ASSET_PATH_ERROR.removeprefix("(UserError) "), "ImmutableAssetPath")
+        kept = dict(existing["properties"])
+        kept.update({key: properties[key] for key in MUTABLE if properties.get(key) is not None})
+        resource["properties"] = kept
         return None
     if not uri:
         raise user_error("The model version must have a modelUri.", "RequiredField", target="modelUri")
     properties.setdefault("modelType", "custom_model")
+    properties.setdefault("flavors", {})
     properties.setdefault("isAnonymous", False)
     properties.setdefault("isArchived", False)
     properties.setdefault("tags", {})

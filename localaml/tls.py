@@ -78,6 +78,7 @@ def make_certificates(directory: Path, names: tuple[str, ...] = ()) -> Certifica
         )
         .sign(ca_key, hashes.SHA256())
     )
+    directory.mkdir(parents=True, exist_ok=True)
     files = Certificates(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     files.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
