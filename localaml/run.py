@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from shared.platform.azureml.clients import Clients
+    from shared.platform.port import ModelVersion
 
 WORKSPACES = ("dev", "prod")
 COMPUTE = "cpu-cluster"
@@ -92,15 +93,27 @@ class LocalAzureMLStack:
 
     # -- what people do, through azure-ai-ml as they would -------------------------------------
 
-    def register_model(self, workspace: str, name: str, onnx: bytes, tags: dict[str, str] | None = None) -> str:
-        """Register the next version of a model from ONNX bytes, as a data scientist does; its version."""
+    def register_model(
+        self, workspace: str, name: str, onnx: bytes, tags: dict[str, str] | None = None
+    ) -> ModelVersion:
+        """Register the next version of a model from ONNX bytes, as a data scientist does with azure-ai-ml."""
         from azure.ai.ml.entities import Model
+
+        from shared.platform.port import ModelVersion
 
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.onnx"
             path.write_bytes(onnx)
             model = Model(path=path, name=name, type="custom_model", tags=dict(tags or {}))
-            return str(self.client(workspace).models.create_or_update(model).version)
+            version = str(self.client(workspace).models.create_or_update(model).version)
+        return ModelVersion(location=workspace, name=name, version=version, tags=dict(tags or {}),
+                            uri=f"azureml:{name}:{version}")
+
+    def report_dataset_drift(self, workspace: str, monitor: str, coefficient: float) -> None:
+        """A v1 dataset monitor's run finds drift: the workspace publishes DatasetDriftDetected (legacy path)."""
+        from localaml import events
+
+        self.service.events.publish(events.drift_detected(workspace, monitor, float(coefficient)))
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ def test_a_registered_file_is_uploaded_announced_and_downloads_back(
     first = local.register_model("dev", "uploaded", b"onnx bytes v1", {"team": "risk"})
     second = local.register_model("dev", "uploaded", b"onnx bytes v2", {"team": "risk"})
 
-    assert (first, second) == ("1", "2")  # numbered from the model's container, as the SDK asks it
+    assert (first.version, second.version) == ("1", "2")  # numbered from the model's container, as the SDK asks it
     model = platform.get_model("dev", "uploaded", "2")
     assert model.tags == {"team": "risk"}
     assert platform.get_model("dev", "uploaded", "latest").version == "2"
@@ -51,7 +51,7 @@ def test_a_registered_file_is_uploaded_announced_and_downloads_back(
 def test_tag_changes_announce_nothing_and_a_changed_path_is_refused(
     local: LocalAzureMLStack, platform: AzureMLPlatform
 ) -> None:
-    version = local.register_model("dev", "tagged", b"onnx", {})
+    version = local.register_model("dev", "tagged", b"onnx", {}).version
     published = len(local.service.events.published)
 
     platform.set_model_tags("dev", "tagged", version, {"mlops.stage": "testing"})
