@@ -144,3 +144,31 @@ class EventPublisher:
                 time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
         log.error("gave up publishing %s", described)
         return False
+
+
+def monitor_breached(
+    workspace: str, experiment_id: str, experiment: str, run_id: str, tags: dict[str, str],
+    properties: dict[str, str],
+) -> Event:
+    """RunStatusChanged of a model monitor's signal run that breached its thresholds (status `Failed`).
+
+    The run's tags carry `azureml_modelmonitor_threshold_breached` (Azure/azureml-assets,
+    assets/model_monitoring/components/src/model_monitor_evaluate_metrics_threshold/evaluate_metrics_threshold.py),
+    which the docs' Event Grid filter matches (MicrosoftDocs/azure-ai-docs,
+    articles/machine-learning/how-to-monitor-model-performance.md); the shape and casing are those of the
+    RunStatusChanged sample of the Event Grid schema docs, `runType` null as there.
+    """
+    return _event(
+        workspace,
+        "RunStatusChanged",
+        f"experiments/{experiment_id}/runs/{run_id}",
+        {
+            "experimentId": experiment_id,
+            "experimentName": experiment,
+            "runId": run_id,
+            "runType": None,
+            "runTags": dict(tags),
+            "runProperties": dict(properties),
+            "runStatus": "Failed",
+        },
+    )

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import Azurite, running_azurite
 from localaml.datastores import STORAGE_SUFFIX
@@ -108,6 +108,23 @@ class LocalAzureMLStack:
             version = str(self.client(workspace).models.create_or_update(model).version)
         return ModelVersion(location=workspace, name=name, version=version, tags=dict(tags or {}),
                             uri=f"azureml:{name}:{version}")
+
+    def control(self, method: str, path: str, body: object = None) -> dict[str, Any]:
+        """Call one of the service's local-only control routes (`/localaml/...`), with its token."""
+        import requests
+
+        from shared.platform.azureml.localservice import local_token
+
+        token = local_token(self.service.token_secret, self.url.rstrip("/"))
+        response = requests.request(method, self.url.rstrip("/") + path, json=body, timeout=60,
+                                    headers={"Authorization": f"Bearer {token}"},
+                                    verify=str(self.certificates.ca_file))
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+    def run_model_monitor(self, workspace: str, monitor: str, signals: dict[str, list[dict[str, Any]]]) -> dict:
+        """A v2 model monitor's scheduled run computes these signal metrics (see localaml/monitoring.py)."""
+        return self.control("POST", f"/localaml/workspaces/{workspace}/monitors/{monitor}/runs", {"signals": signals})
 
     def report_dataset_drift(self, workspace: str, monitor: str, coefficient: float) -> None:
         """A v1 dataset monitor's run finds drift: the workspace publishes DatasetDriftDetected (legacy path)."""

@@ -30,8 +30,17 @@ def evaluation_job_name(model: str, version: str) -> str:
 
 
 def retrain_job_name(rule: str, drift_run_id: str) -> str:
-    """One retraining job per drift detection run."""
+    """One retraining job per drift detection run (v1) or monitoring run (v2), whatever the duplicates."""
     return _bounded(f"retrain-{_slug(rule)}-{_short_hash(drift_run_id)}", 255, rule, drift_run_id)
+
+
+def breach_notification_id(rule: str, job_name: str, signals: list[str]) -> str:
+    """One notification per retraining job and set of breached signals.
+
+    Each signal of a monitoring run reports its breach on its own run (so its own event): they share
+    the retraining job, and ops still hear of every signal; a redelivered event sends nothing twice.
+    """
+    return f"retraining.started:{_slug(rule)[:60]}:{job_name[:80]}:{_short_hash(*sorted(signals))}"
 
 
 def deployment_name(model: str, version: str) -> str:
@@ -117,4 +126,5 @@ def _judge_one(gate: Gate, metrics: dict[str, float], champion: dict[str, float]
 
 
 def drift_needs_retraining(rule: Rule, coefficient: float) -> bool:
-    return rule.drift is not None and coefficient >= rule.drift.threshold
+    """v1 dataset drift: the coefficient reached the rule's threshold."""
+    return rule.drift is not None and rule.drift.threshold is not None and coefficient >= rule.drift.threshold

@@ -12,6 +12,7 @@ import enum
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -112,6 +113,11 @@ class RunData(_Data):
         return value.strip().lower() if value else None
 
     _maps = field_validator("run_tags", "run_properties", mode="before")(_empty_if_null)
+
+
+    def breach(self) -> MonitorBreach | None:
+        """The model-monitor breach this run reports, or None for any other run."""
+        return monitor_breach(self.run_id, self.run_tags, self.run_properties)
 
 
 class DriftData(_Data):
@@ -249,3 +255,120 @@ def _problems(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(
         prefix + ".".join(str(part) for part in item["loc"]) + f": {item['msg']}" for item in error.errors()
     )
+
+
+# -- model monitoring (v2) ----------------------------------------------------------------
+#
+# Azure ML model monitoring reports a breach on a run of the monitoring pipeline: the step that
+# evaluates a signal's metric thresholds tags its run with `azureml_modelmonitor_threshold_breached`,
+# its text built by `_generate_error_message` in Azure/azureml-assets
+# (assets/model_monitoring/components/src/model_monitor_evaluate_metrics_threshold/
+# evaluate_metrics_threshold.py):
+#   "The signal '<signal>' has failed due to one or more features violating metric thresholds.\n
+#    The feature names and their corresponding computed metric values violating the threshold are \n
+#    ['{"group":"<feature>","metric_value":0.4,"metric_name":"JensenShannonDistance","threshold_value":0.1}']\n"
+# and, when the signal has notification emails, tags the root run with
+# `azureml.modelmonitor.threshold.breached.<signal>` (shared_utilities/event_utils.py there). The docs
+# (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-monitor-model-performance.md, "Integrate
+# Azure Machine Learning model monitoring with Azure Event Grid") filter RunStatusChanged on that tag
+# containing "has failed due to one or more features violating metric thresholds", and name signals
+# `<monitor>_<signal>` to filter per monitor.
+
+BREACH_TAG = "azureml_modelmonitor_threshold_breached"
+ROOT_BREACH_TAG_PREFIX = "azureml.modelmonitor.threshold.breached."
+BREACH_TEXT = "has failed due to one or more features violating metric thresholds"
+_SIGNAL = re.compile(r"The signal '(?P<name>[^']+)' " + re.escape(BREACH_TEXT))
+_ROW = re.compile(r"\{[^{}]*\}")
+# A step run names its pipeline run in this property: Azure/azureml-assets components read it so (the RAG
+# component `flow_creation.py`: `run_properties["azureml.pipelinerunid"]`; its path in the repo not confirmed).
+# Without it, the root run named by the MLflow tag `mlflow.rootRunId` (event_utils.py above), else the run.
+PIPELINE_RUN_PROPERTY = "azureml.pipelinerunid"
+ROOT_RUN_TAG = "mlflow.rootRunId"
+
+
+class BreachedMetric(BaseModel):
+    """One feature's metric over its threshold, as the breach message lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group: str = Field(description="the feature (or group) the metric was computed for")
+    metric: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+class SignalBreach(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="the signal's name; `<monitor>_<signal>` by the docs' convention")
+    metrics: tuple[BreachedMetric, ...] = ()
+
+
+class MonitorBreach(BaseModel):
+    """A model monitor's threshold breach, read from a monitoring run's tags."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str = Field(description="the run that carries the breach tag")
+    monitoring_run_id: str = Field(description="the monitoring pipeline run it belongs to")
+    signals: tuple[SignalBreach, ...]
+
+    @property
+    def signal_names(self) -> list[str]:
+        return [signal.name for signal in self.signals]
+
+
+def monitor_breach(run_id: str, tags: Mapping[str, Any], properties: Mapping[str, Any]) -> MonitorBreach | None:
+    """The breach a run's tags report (None when they report none); metrics when the message lists them."""
+    folded = {str(key).lower(): value for key, value in tags.items()}
+    signals: dict[str, SignalBreach] = {}
+    message = folded.get(BREACH_TAG)
+    if isinstance(message, str) and BREACH_TEXT in message:
+        for signal in parse_breach_message(message):
+            signals.setdefault(signal.name, signal)
+    for key, value in folded.items():
+        name = key.removeprefix(ROOT_BREACH_TAG_PREFIX)
+        if name != key and name and isinstance(value, str):
+            parsed = {signal.name.lower(): signal for signal in parse_breach_message(value)}
+            found = parsed.get(name)
+            signals.setdefault(found.name if found else name, found or SignalBreach(name=name))
+    if not signals:
+        return None
+    folded_properties = {str(key).lower(): value for key, value in properties.items()}
+    parent = folded_properties.get(PIPELINE_RUN_PROPERTY) or folded.get(ROOT_RUN_TAG.lower())
+    return MonitorBreach(
+        run_id=run_id, monitoring_run_id=str(parent) if parent else run_id, signals=tuple(signals.values())
+    )
+
+
+def parse_breach_message(message: str) -> list[SignalBreach]:
+    """The signals a breach message names, each with the metric rows that follow it."""
+    found = list(_SIGNAL.finditer(message))
+    signals = []
+    for index, match in enumerate(found):
+        end = found[index + 1].start() if index + 1 < len(found) else len(message)
+        rows = [_metric(row.group(0)) for row in _ROW.finditer(message, match.end(), end)]
+        signals.append(SignalBreach(name=match["name"], metrics=tuple(row for row in rows if row is not None)))
+    return signals
+
+
+def _metric(text: str) -> BreachedMetric | None:
+    try:
+        row = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(row, dict) or not row.get("metric_name"):
+        return None
+    return BreachedMetric(
+        group=str(row.get("group", "")), metric=str(row["metric_name"]),
+        value=_number(row.get("metric_value")), threshold=_number(row.get("threshold_value")),
+    )
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None

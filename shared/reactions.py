@@ -7,10 +7,20 @@ import logging
 
 from shared import lifecycle
 from shared.bootstrap import Services
-from shared.decisions import drift_needs_retraining, retrain_job_name
-from shared.events import AmlEvent, DriftData, EventKind, ModelDeployedData, ModelRegisteredData, RunData, Workspace
-from shared.notify import Notification
-from shared.platform.port import JobStatus, NotFound
+from shared.decisions import breach_notification_id, drift_needs_retraining, retrain_job_name
+from shared.events import (
+    AmlEvent,
+    DriftData,
+    EventKind,
+    ModelDeployedData,
+    ModelRegisteredData,
+    MonitorBreach,
+    RunData,
+    Workspace,
+    monitor_breach,
+)
+from shared.notify import Notification, Table
+from shared.platform.port import Job, JobStatus, NotFound
 from shared.rollout import engine
 from shared.settings import LOGICAL_NAME
 
@@ -70,6 +80,10 @@ def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
     except NotFound:
         _record(services, event, "ignored", f"run {data.run_id} is not a job in {workspace}")
         return
+    breach = data.breach()
+    if breach is not None:
+        on_monitor_breach(services, event, workspace, job, breach)
+        return
     purpose = job.tags.get("mlops.purpose")
     if purpose == "test":
         _reconcile_test_job(services, event, workspace, job.tags)
@@ -122,6 +136,51 @@ def on_drift(services: Services, event: AmlEvent, workspace: str) -> None:
                ("retraining job", job_name), ("workspace", workspace)),
     ), rule.channels_for("retraining.started"))
     _record(services, event, "retraining", f"drift {data.drift_coefficient:.3f} >= {rule.drift.threshold}: {job_name}")
+
+
+def on_monitor_breach(services: Services, event: AmlEvent, workspace: str, job: Job, told: MonitorBreach) -> None:
+    """A model monitor (v2) breached its thresholds: one retraining per monitoring run, and ops hear which
+    signals breached, with their metrics.
+
+    The run's current tags, re-read from the platform, say what breached; the event's copy only says where
+    to look (and which monitoring run the step belongs to, which the job's tags do not carry).
+    """
+    current = monitor_breach(job.name, job.tags, {})
+    if current is None:
+        _record(services, event, "ignored", f"run {job.name} no longer reports a model monitor breach")
+        return
+    breach = current.model_copy(update={"monitoring_run_id": told.monitoring_run_id})
+    found = services.policy.rule_for_signals(breach.signal_names)
+    if found is None:
+        _record(services, event, "ignored", f"no rule watches the model monitor signals {breach.signal_names}")
+        return
+    rule, watched = found
+    assert rule.drift is not None
+    job_name = retrain_job_name(rule.name, breach.monitoring_run_id)
+    tags = {"mlops.purpose": "retrain", "mlops.rule": rule.name, "mlops.monitoring_run": breach.monitoring_run_id,
+            "mlops.signals": ",".join(watched)}
+    services.platform.submit_job(workspace, job_name, rule.drift.pipeline, dict(rule.drift.inputs), tags)
+    signals = [signal for signal in breach.signals if signal.name in watched]
+    rows = tuple(
+        (signal.name, metric.group, metric.metric, _number(metric.value), _number(metric.threshold))
+        for signal in signals for metric in signal.metrics
+    )
+    lifecycle.notify(services, Notification(
+        id=breach_notification_id(rule.name, job_name, watched), kind="retraining.started", severity="warning",
+        title=f"Model monitor breached ({', '.join(watched)}): retraining started"[:200],
+        subject=watched[0],
+        summary=f"Signals over their thresholds in monitoring run {breach.monitoring_run_id}.",
+        facts=(("breached signals", ", ".join(watched)), ("monitoring run", breach.monitoring_run_id),
+               ("retraining job", job_name), ("workspace", workspace)),
+        table=Table(header=("signal", "feature", "metric", "value", "threshold"), rows=rows) if rows else None,
+        link=job.studio_url,
+    ), rule.channels_for("retraining.started"))
+    _record(services, event, "retraining",
+            f"model monitor signals {', '.join(watched)} breached in run {breach.monitoring_run_id}: {job_name}")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def on_model_deployed(services: Services, event: AmlEvent, workspace: str) -> None:

@@ -1,4 +1,8 @@
-"""The main job: the whole event-to-rollout chain on the local sandbox, with a timeline.
+"""The main job: the whole event-to-rollout chain on the local Azure ML service, with a timeline.
+
+The app talks to Azure ML only through its azure-ai-ml adapter; here that adapter talks to
+the local Azure ML service (`localaml`) over loopback TLS, which runs the repo's pipelines
+for real, serves the endpoint and publishes Azure ML's events to the app's webhook.
 
 1. v1 of `credit-risk` is registered in dev: tested, judged, promoted to the registry
    and prod, and deployed to the empty prod endpoint (100% at once: nothing to compare).
@@ -21,7 +25,7 @@ import time
 from pathlib import Path
 
 from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
-from shared.platform.sandbox import samples
+from localaml import samples
 
 MODEL, ENDPOINT = "credit-risk", "credit-risk"
 
@@ -82,7 +86,7 @@ def print_summary(stack: Stack, traffic: TrafficGenerator) -> None:
     for record in sorted(stack.state.list("lifecycle"), key=lambda r: int(r["version"])):
         path = " -> ".join(entry["stage"] for entry in record["history"])
         print(f"    {record['model']} v{record['version']:<3} {record['stage']:<12} {path}")
-    endpoint = stack.sandbox.get_endpoint("prod", ENDPOINT)
+    endpoint = stack.platform.get_endpoint("prod", ENDPOINT)
     print(f"\n== Endpoint prod/{ENDPOINT}: traffic {endpoint.traffic}, mirror {endpoint.mirror_traffic}")
     print(f"   client requests answered by deployment: {traffic.answers} (errors seen by clients: {traffic.errors})")
     for archived in [*stack.state.list("rollout-archive"), *stack.state.list("rollout")]:
@@ -94,36 +98,43 @@ def print_summary(stack: Stack, traffic: TrafficGenerator) -> None:
 
 
 def run(workdir: Path) -> int:
+    from importlib.metadata import version
+
+    started = time.monotonic()
+    print(f"Azure ML: the local Azure ML service, through azure-ai-ml {version('azure-ai-ml')} (starting...)")
     with local_stack(workdir) as stack:
         timeline = Timeline(stack)
-        print(f"Local stack up: host {stack.host.url}, sandbox endpoints {stack.scoring_url}, "
-              f"ops webhook {stack.receiver.url} (host log: {workdir / 'host.log'})")
+        print(f"Azure ML: {stack.aml.url} (workspaces dev and prod, registry {stack.aml.registry}), "
+              f"up in {time.monotonic() - started:.1f} s")
+        print(f"Local stack: host {stack.host.url}, ops webhook {stack.receiver.url} "
+              f"(host log: {workdir / 'host.log'})")
         timeline.say("1. credit-risk v1 registered in dev (the first model: no champion yet)")
-        stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=1), {"team": "risk"})
+        stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {"team": "risk"})
         timeline.wait("v1 to go live", lambda: stage(stack, "1") == "live")
 
-        with TrafficGenerator(stack.scoring_url, "prod", ENDPOINT, per_second=40) as traffic:
+        with TrafficGenerator(stack.aml, "prod", ENDPOINT, per_second=40) as traffic:
             timeline.say("2. client traffic on; v2 (good) and v3 (no skill) registered together")
-            stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=3), {"team": "risk"})
-            stack.sandbox.register_model("dev", MODEL, samples.bad_model(seed=2), {"team": "risk"})
+            stack.aml.register_model("dev", MODEL, samples.good_model(seed=3), {"team": "risk"})
+            stack.aml.register_model("dev", MODEL, samples.bad_model(seed=2), {"team": "risk"})
             timeline.wait("v3 to be rejected", lambda: stage(stack, "3") == "failed")
             print_gate_table(stack, "3")
             timeline.wait("v2 to go live", lambda: stage(stack, "2") == "live", timeout=180)
 
             timeline.say("3. v4 registered; its deployment will fail 20% of requests")
-            stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=4), {"team": "risk"})
+            stack.aml.register_model("dev", MODEL, samples.good_model(seed=4), {"team": "risk"})
             timeline.wait("v4's deployment", lambda: stage(stack, "4") == "rolling_out")
-            stack.sandbox.set_deployment_fault("prod", ENDPOINT, "credit-risk-v4", error_rate=0.2)
+            stack.aml.set_deployment_fault("prod", ENDPOINT, "credit-risk-v4", error_rate=0.2)
             timeline.wait("v4 to be rolled back", lambda: stage(stack, "4") == "rolled_back", timeout=180)
 
             timeline.say("4. drift monitor reports drift 0.8 on credit-risk-monitor")
-            stack.sandbox.publish_drift("dev", "credit-risk-monitor", 0.8)
+            stack.aml.report_dataset_drift("dev", "credit-risk-monitor", 0.8)
             timeline.wait("the retrained model (v5) to go live", lambda: stage(stack, "5") == "live", timeout=180)
             timeline.poll()
         print_summary(stack, traffic)
         expected = {"1": "live", "2": "live", "3": "failed", "4": "rolled_back", "5": "live"}
         live = all(stage(stack, version) == end for version, end in expected.items())
-        print("\nDemo finished:", "every step as expected." if live else "UNEXPECTED END STATE (see above).")
+        verdict = "every step as expected" if live else "UNEXPECTED END STATE (see above)"
+        print(f"\nDemo finished in {time.monotonic() - started:.0f} s: {verdict}.")
         return 0 if live else 1
 
 

@@ -1,6 +1,7 @@
 """Run the local stack for manual use until Ctrl-C: Azurite, the local Functions host on
-:7071, the Azure ML sandbox (seeded: datasets and the prod endpoint) with its endpoint
-server on :5080, and an ops webhook receiver that prints each notification.
+:7071, the local Azure ML service on :8443 (seeded: workspaces dev and prod, registry
+`shared`, the repo's components, data and the prod endpoint), and an ops webhook
+receiver that prints each notification.
 
     ./dev host
     ./dev send tests/fixtures/aml-events          # in another shell
@@ -22,19 +23,21 @@ from devhost.stack import local_stack
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=7071)
-    parser.add_argument("--scoring-port", type=int, default=5080)
+    parser.add_argument("--azureml-port", type=int, default=8443)
     parser.add_argument("--workdir", type=Path, default=Path(".devhost"))
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with local_stack(args.workdir.resolve(), fast=False, host_port=args.port, scoring_port=args.scoring_port) as stack:
+    with local_stack(args.workdir.resolve(), fast=False, host_port=args.port, azureml_port=args.azureml_port) as stack:
         print(f"Functions host      {stack.host.url}   (log: {args.workdir / 'host.log'})")
         print(f"  keys              {args.workdir / 'keys.json'} (function, master, system keys)")
         hook = f"{stack.host.url}/runtime/webhooks/eventgrid?functionName=aml_events"
         print(f"  Event Grid hook   {hook}&code=<eventgrid_extension key>")
         print(f"  admin API         {stack.host.url}/api/ops/health   (x-functions-key: <function>)")
-        print(f"Sandbox endpoints   {stack.scoring_url}/endpoints/prod/credit-risk/score")
+        print(f"Azure ML (local)    {stack.aml.url}   (CA: {stack.aml.certificates.ca_file})")
+        print(f"  its storage       {stack.aml.azurite.connection_string}")
+        print(f"App storage         {stack.azurite.connection_string}")
         print(f"Ops webhook         {stack.receiver.url}/received")
         print("Send events with ./dev send (it reads the key from .devhost/keys.json). Ctrl-C stops.")
         stop.wait()

@@ -1,6 +1,6 @@
 // Deployed into the resource group of one watched Azure ML workspace: the Event Grid
-// system topic on the workspace, one subscription per Azure ML event type delivering
-// to the app's `aml_events` function, and the app's roles on the workspace.
+// system topic on the workspace, subscriptions per Azure ML event type (filtered to what the app acts
+// on) delivering to the app's `aml_events` function, and the app's roles on the workspace.
 //
 // Event Grid allows one system topic per source: if the workspace already has one,
 // pass its name as `systemTopicName`.
@@ -27,31 +27,70 @@ var roles = loadJsonContent('../roles.json')
 
 // The subject prefix is known for ModelRegistered only (`models/{name}:{version}`); the other
 // types are delivered whatever their subject, as their subject formats vary across sources.
+//
+// RunStatusChanged is raised for every status of every run and pipeline step; the app acts on two
+// kinds only, so two subscriptions filter it (advanced filters of one subscription are ANDed, hence two):
+// - runs that failed or were canceled (the app tells ops; a failed test job fails its model);
+// - model monitor (v2) breaches: the filter the Azure ML docs give, on the tag the monitor's
+//   threshold step sets (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-monitor-model-performance.md,
+//   "Integrate Azure Machine Learning model monitoring with Azure Event Grid").
+// A breach whose run failed matches both: the app's ledger keeps one of the two deliveries (same event id).
+// String comparisons of advanced filters are case-insensitive (MicrosoftDocs/azure-docs,
+// articles/event-grid/event-filtering.md), so `Failed` matches `failed` too.
+var noAdvancedFilters = []
 var deliveries = [
   {
     name: 'model-registered'
     eventType: 'Microsoft.MachineLearningServices.ModelRegistered'
     subjectBeginsWith: empty(modelNamePrefix) ? '' : 'models/${modelNamePrefix}'
+    advancedFilters: noAdvancedFilters
   }
   {
     name: 'model-deployed'
     eventType: 'Microsoft.MachineLearningServices.ModelDeployed'
     subjectBeginsWith: ''
+    advancedFilters: noAdvancedFilters
   }
   {
     name: 'run-completed'
     eventType: 'Microsoft.MachineLearningServices.RunCompleted'
     subjectBeginsWith: ''
+    advancedFilters: noAdvancedFilters
   }
   {
     name: 'run-status-changed'
     eventType: 'Microsoft.MachineLearningServices.RunStatusChanged'
     subjectBeginsWith: ''
+    advancedFilters: [
+      {
+        operatorType: 'StringIn'
+        key: 'data.RunStatus'
+        values: [
+          'Failed'
+          'Canceled'
+        ]
+      }
+    ]
+  }
+  {
+    name: 'model-monitor-breached'
+    eventType: 'Microsoft.MachineLearningServices.RunStatusChanged'
+    subjectBeginsWith: ''
+    advancedFilters: [
+      {
+        operatorType: 'StringContains'
+        key: 'data.RunTags.azureml_modelmonitor_threshold_breached'
+        values: [
+          'has failed due to one or more features violating metric thresholds'
+        ]
+      }
+    ]
   }
   {
     name: 'dataset-drift-detected'
     eventType: 'Microsoft.MachineLearningServices.DatasetDriftDetected'
     subjectBeginsWith: ''
+    advancedFilters: noAdvancedFilters
   }
 ]
 
@@ -95,6 +134,7 @@ resource subscriptions 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025
           delivery.eventType
         ]
         subjectBeginsWith: delivery.subjectBeginsWith
+        advancedFilters: delivery.advancedFilters
       }
       retryPolicy: {
         maxDeliveryAttempts: 30

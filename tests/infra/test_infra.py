@@ -204,13 +204,16 @@ def test_each_workspace_gets_a_subscription_per_aml_event_type_to_aml_events(
     functions: dict[str, list[dict[str, Any]]],
 ) -> None:
     event_types = [delivery["eventType"] for delivery in variable("modules/aml-events.bicep", "deliveries")]
-    assert sorted(event_types) == sorted(AML_EVENT_TYPES)
+    assert set(event_types) == set(AML_EVENT_TYPES)
+    names = [delivery["name"] for delivery in variable("modules/aml-events.bicep", "deliveries")]
+    assert len(names) == len(set(names)), "each subscription needs its own name"
 
     subscriptions = template("modules/aml-events.bicep")["resources"]["subscriptions"]["config"]
     assert subscriptions["loop_type"]["detail"]["item_name"] == "delivery"
     assert subscriptions["loop_type"]["detail"]["array_name"]["operator"]["operands"]["true_value"] == "deliveries"
     properties = subscriptions["config"]["properties"]
     assert [expr(event_type) for event_type in properties["filter"]["includedEventTypes"]] == ["delivery.eventType"]
+    assert expr(properties["filter"]["advancedFilters"]) == "delivery.advancedFilters"
     assert properties["destination"]["endpointType"] == "AzureFunction"
     assert properties["destination"]["properties"]["resourceId"] == "functionId"
 
@@ -229,6 +232,38 @@ def test_a_model_name_prefix_filters_only_model_registered() -> None:
     assert list(filtered) == ["Microsoft.MachineLearningServices.ModelRegistered"]
     prefix = filtered["Microsoft.MachineLearningServices.ModelRegistered"]["operator"]["operands"]
     assert (prefix["true_value"], prefix["false_value"]) == ("", "models/${modelNamePrefix}")
+
+
+def _advanced_filters(delivery: dict[str, Any]) -> list[dict[str, Any]]:
+    filters = delivery["advancedFilters"]
+    return variable("modules/aml-events.bicep", filters) if isinstance(filters, str) else filters
+
+
+def test_run_status_changed_reaches_the_app_only_for_failed_or_canceled_runs_and_monitor_breaches() -> None:
+    """The breach filter is the one the docs give (MicrosoftDocs/azure-ai-docs,
+    articles/machine-learning/how-to-monitor-model-performance.md); two subscriptions, since the advanced
+    filters of one are ANDed (MicrosoftDocs/azure-docs, articles/event-grid/event-filtering.md)."""
+    deliveries = variable("modules/aml-events.bicep", "deliveries")
+    run_status = {d["name"]: _advanced_filters(d) for d in deliveries
+                  if d["eventType"] == "Microsoft.MachineLearningServices.RunStatusChanged"}
+    assert run_status == {
+        "run-status-changed": [{"operatorType": "StringIn", "key": "data.RunStatus", "values": ["Failed", "Canceled"]}],
+        "model-monitor-breached": [{
+            "operatorType": "StringContains", "key": "data.RunTags.azureml_modelmonitor_threshold_breached",
+            "values": ["has failed due to one or more features violating metric thresholds"],
+        }],
+    }
+    others = [_advanced_filters(d) for d in deliveries
+              if d["eventType"] != "Microsoft.MachineLearningServices.RunStatusChanged"]
+    assert others and all(filters == [] for filters in others)
+
+
+def test_the_breach_filter_matches_the_tag_the_app_reads() -> None:
+    from shared.events import BREACH_TAG, BREACH_TEXT
+
+    [breach] = [d for d in variable("modules/aml-events.bicep", "deliveries") if d["name"] == "model-monitor-breached"]
+    [condition] = _advanced_filters(breach)
+    assert condition["key"].lower() == f"data.runtags.{BREACH_TAG}" and condition["values"] == [BREACH_TEXT]
 
 
 def test_new_scoring_input_blobs_reach_score_blob_through_the_blob_extension(

@@ -9,6 +9,8 @@ import pytest
 
 from shared.events import (
     AML_EVENT_TYPES,
+    BREACH_TAG,
+    BreachedMetric,
     DriftData,
     EventKind,
     MalformedEvent,
@@ -16,6 +18,8 @@ from shared.events import (
     ModelRegisteredData,
     RunData,
     UnknownEventType,
+    monitor_breach,
+    parse_breach_message,
     parse_event,
 )
 from tests.conftest import FIXTURES
@@ -135,3 +139,61 @@ def test_an_unknown_type_is_reported_as_unknown_not_malformed() -> None:
     raw = _broken(lambda e: e.update(eventType="Microsoft.MachineLearningServices.RunFailedSomehow"))
     with pytest.raises(UnknownEventType, match="not handled"):
         parse_event(raw)
+
+
+# -- model monitoring (v2) breaches: fixtures composed from public sources, see
+#    tests/fixtures/aml-events/composed_model_monitoring/SOURCES.md ------------------------------------------
+
+MONITORING = "composed_model_monitoring"
+
+
+def test_a_signal_breach_is_read_from_the_run_tag_with_its_metrics() -> None:
+    event = parse_event(fixture(MONITORING, "run_status_changed_signal_breached"))
+    assert event.kind is EventKind.RUN_STATUS_CHANGED and isinstance(event.data, RunData)
+    assert event.data.run_status == "failed"
+    breach = event.data.breach()
+    assert breach is not None
+    assert breach.run_id == "4b7c3a51-6f2e-4a0c-9d58-2f0d1c7e9a01"
+    assert breach.monitoring_run_id == "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"  # runProperties.azureml.pipelinerunid
+    assert breach.signal_names == ["credit-risk-monitor_data_drift"]
+    assert breach.signals[0].metrics == (
+        BreachedMetric(group="age", metric="NormalizedWassersteinDistance", value=0.4217, threshold=0.1),
+        BreachedMetric(group="income", metric="NormalizedWassersteinDistance", value=0.3105, threshold=0.1),
+    )
+
+
+def test_the_root_runs_per_signal_tag_reports_the_breach_too() -> None:
+    """`azureml.modelmonitor.threshold.breached.<signal>` on the root run (azureml-assets event_utils.py)."""
+    data = parse_event(fixture(MONITORING, "run_status_changed_monitor_root_breached")).data
+    assert isinstance(data, RunData)
+    breach = data.breach()
+    assert breach is not None
+    assert breach.monitoring_run_id == breach.run_id == "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
+    assert breach.signal_names == ["credit-risk-monitor_data_drift"]
+    assert [m.group for m in breach.signals[0].metrics] == ["age", "income"]
+
+
+def test_runs_without_the_breach_tag_report_no_breach() -> None:
+    data = parse_event(fixture("docs_eventgrid_schema", "run_status_changed")).data
+    assert isinstance(data, RunData) and data.breach() is None
+    assert monitor_breach("r1", {BREACH_TAG: "something else went wrong"}, {}) is None
+
+
+def test_the_breach_tag_is_found_whatever_its_case_and_the_root_run_tag_names_the_monitoring_run() -> None:
+    message = "The signal 'm_data_quality' has failed due to one or more features violating metric thresholds.\n"
+    breach = monitor_breach("step-1", {BREACH_TAG.upper(): message, "mlflow.rootRunId": "root-1"}, {})
+    assert breach is not None
+    assert (breach.monitoring_run_id, breach.signal_names, breach.signals[0].metrics) == (
+        "root-1", ["m_data_quality"], ()
+    )
+
+
+def test_unreadable_metric_rows_are_skipped_not_fatal() -> None:
+    message = (
+        "The signal 's' has failed due to one or more features violating metric thresholds.\n"
+        "The feature names and their corresponding computed metric values violating the threshold are \n"
+        "['{\"group\":\"a\",\"metric_value\":\"NaN?\",\"metric_name\":\"NullValueRate\",\"threshold_value\":0}',"
+        " '{not json}', '{\"group\":\"b\"}']\n"
+    )
+    [signal] = parse_breach_message(message)
+    assert signal.metrics == (BreachedMetric(group="a", metric="NullValueRate", value=None, threshold=0.0),)

@@ -53,3 +53,49 @@ def test_errors_name_the_rule_and_the_field(text: str, message: str) -> None:
 def test_a_missing_policy_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read the policy file"):
         load_policy(str(tmp_path / "nope.yaml"))
+
+
+def _drift(fields: str) -> str:
+    return MINIMAL.replace("}}]", "}, drift: {pipeline: retrain, " + fields + "}}]")
+
+
+def test_the_shipped_policy_watches_both_v1_dataset_monitors_and_v2_model_monitors() -> None:
+    policy = load_policy(str(ROOT / "policy/policy.yaml"))
+    assert policy.rule_for_monitor("credit-risk-weekly") is not None
+    found = policy.rule_for_signals(["credit-risk-monitor_data_drift", "credit-risk-monitor_data_quality"])
+    assert found is not None and found[1] == ["credit-risk-monitor_data_drift"]
+
+
+def test_a_v2_rule_matches_its_monitors_signals_named_monitor_underscore_signal() -> None:
+    """Signals are named `<monitor>_<signal>` (MicrosoftDocs/azure-ai-docs, how-to-monitor-model-performance.md)."""
+    every = parse_policy(_drift("model_monitor: 'churn-*'"))
+    some = parse_policy(_drift("model_monitor: churn-mon, signals: [data_drift, prediction_drift]"))
+    breached = ["churn-mon_data_quality", "churn-mon_prediction_drift", "fraud-mon_data_drift"]
+    watched = ["churn-mon_data_quality", "churn-mon_prediction_drift"]
+    assert every.rule_for_signals(breached) == (every.rules[0], watched)
+    assert some.rule_for_signals(breached) == (some.rules[0], ["churn-mon_prediction_drift"])
+    assert some.rule_for_signals(["churn-mon_data_quality", "churn-monitor_data_drift"]) is None
+    assert some.rule_for_monitor("churn-mon") is None  # a v2-only rule watches no v1 dataset monitor
+
+
+def test_a_v1_only_rule_watches_no_model_monitor_signal() -> None:
+    policy = parse_policy(_drift("monitor: 'churn-*', threshold: 0.3"))
+    assert policy.rule_for_monitor("churn-ds") is not None
+    assert policy.rule_for_signals(["churn-ds_data_drift"]) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("inputs: {}", "rules[0] (churn).drift: Value error, drift needs monitor (a v1 dataset monitor) or"),
+        ("monitor: 'churn-*'", "rules[0] (churn).drift: Value error, threshold is required with monitor"),
+        ("model_monitor: m, threshold: 0.3", "rules[0] (churn).drift: Value error, threshold applies to monitor"),
+        ("monitor: m, threshold: 0.3, signals: [x]", "(churn).drift: Value error, signals are signals of a model_"),
+        ("model_monitor: m, signals: []", "rules[0] (churn).drift.signals: List should have at least 1 item"),
+        ("model_monitor: m, signal: [x]", "rules[0] (churn).drift.signal: Extra inputs are not permitted"),
+    ],
+)
+def test_drift_errors_name_the_rule_and_the_field(fields: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(_drift(fields), "policy.yaml")
+    assert message in str(caught.value)
