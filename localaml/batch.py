@@ -1,4 +1,9 @@
-"""Batch endpoints: invoke starts a job in the endpoint's workspace."""
+"""Batch endpoints: invoke starts a job in the endpoint's workspace, under a name of the service's choosing.
+
+A name asked for in the invoke body is not honoured: "Setting kwarg job_name upon
+ml_client.batch_endpoints.invoke() does nothing" (Azure/azure-sdk-for-python#32763). The job is
+named by the service (the `batchjob-<guid>` form is this service's; no public source shows Azure's).
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ def batch_invoke(
     service: LocalAzureML, endpoint: str, query: dict[str, str], body: Any, headers: dict[str, str]
 ) -> Reply:
     """Start a job, which (as in Azure ML) the endpoint's workspace then lists among its jobs."""
-    name = body.get("properties", {}).get("name") or uuid.uuid4().hex
-    properties = {"status": "NotStarted", **body.get("properties", {})}
+    name = f"batchjob-{uuid.uuid4()}"  # properties.name is ignored, as azure-sdk-for-python#32763 reports
+    properties = {**body.get("properties", {}), "status": "NotStarted", "name": name}
     for key in list(service.resources):
         workspace, _, found = key.partition("/batchendpoints/")
         if found == endpoint.lower():

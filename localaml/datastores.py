@@ -83,11 +83,15 @@ def install(service: LocalAzureML) -> None:
 
 def datastore_resource(service: LocalAzureML, workspace: str) -> dict[str, Any]:
     """The default datastore of a workspace, as `GET .../datastores/workspaceblobstore` answers."""
+    from localaml.service import RESOURCE_GROUP, SUBSCRIPTION
+
     return service.resource(
         f"{service.workspace_id(workspace)}/datastores/{DEFAULT_DATASTORE}",
         {
             "properties": {
                 "datastoreType": "AzureBlob",
+                "subscriptionId": SUBSCRIPTION,
+                "resourceGroup": RESOURCE_GROUP,
                 "accountName": ACCOUNT,
                 "containerName": workspace_container(workspace),
                 "endpoint": STORAGE_SUFFIX,

@@ -61,6 +61,7 @@ def put_version(
         raise user_error("The model version must have a modelUri.", "RequiredField", target="modelUri")
     properties.setdefault("modelType", "custom_model")
     properties.setdefault("flavors", {})
+    properties.setdefault("stage", "Development")  # as recorded (azure-sdk-assets, model test_crud_file.json)
     properties.setdefault("isAnonymous", False)
     properties.setdefault("isArchived", False)
     properties.setdefault("tags", {})
@@ -132,7 +133,7 @@ def register_version(
             "properties": {
                 "description": "", "tags": dict(tags or {}), "properties": dict(properties or {}),
                 "modelType": "custom_model", "modelUri": model_uri(scope, name, version),
-                "isAnonymous": False, "isArchived": False, "flavors": {},
+                "isAnonymous": False, "isArchived": False, "flavors": {}, "stage": "Development",
             }
         }
         if job_name:

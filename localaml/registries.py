@@ -1,24 +1,57 @@
-"""Registries: discovery, import of a workspace model version, and datarefs (where files are)."""
+"""Registries: discovery, import of a workspace model version, and where a registry asset's files are.
+
+- Discovery answers as the SDK's recordings show (Azure/azure-sdk-assets,
+  python/sdk/ml/azure-ai-ml/tests/recordings/model/e2etests/
+  test_model.pyTestModeltest_create_get_download_model_registry.json).
+- Import (sharing a workspace asset) is a long-running operation: "the response is `202 Accepted`
+  with an `Azure-AsyncOperation` header that you poll until the copy completes" (Azure ML docs,
+  "Manage models with deployment templates", step 2 "Share the environment to a registry"). No
+  `Location`: polling ends on the operation status, whose body is what azure-ai-ml gets as the
+  final result. The model's files are copied into the registry's container.
+- Temporary data references (`tempdatarefs`) hand out a SAS URL of the registry's container to
+  upload a new asset's files (shape from the recording above); for an asset that exists already
+  Azure answers 409 "Asset already exists" (azure-ai-ml `_utils/_registry_utils.py`,
+  `get_sas_uri_for_registry_asset`, which skips the upload on it).
+- Data references (`datarefs`, REST `RegistryDataReferences_GetBlobReferenceSAS`, spec example
+  Azure/azure-rest-api-specs .../stable/2025-12-01/examples/DataReference/getBlobReferenceSAS.json)
+  say where an asset's files are: a read SAS URL of its container on the service's storage account.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from localaml.errors import Reply, arm_error
+from localaml.datastores import ACCOUNT, ACCOUNT_KEY, STORAGE_SUFFIX, locate, read_files, registry_container
+from localaml.errors import AzureError, Reply, arm_error, user_error
 from localaml.service import REGISTRY_RESOURCE_GROUP, SUBSCRIPTION
 
 if TYPE_CHECKING:
     from localaml.service import LocalAzureML
 
+REGISTRY_PATH = r"^/mferp/managementfrontend(?P<reg>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/" \
+    r"Microsoft\.MachineLearningServices/registries/(?P<registry>[^/]+))"
+# azureml://locations/<location>/workspaces/<workspace guid>/models/<name>/versions/<version> (ASSET_ID_FORMAT)
+SOURCE_ASSET = re.compile(
+    r"^azureml://locations/[^/]+/workspaces/(?P<guid>[^/]+)/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"
+)
+WORKSPACE_KEY = re.compile(r"/workspaces/[^/]+$")
+TENANT = "22222222-2222-2222-2222-222222222222"  # the local token's tenant (shared/platform/azureml/localservice.py)
+STORAGE_ACCOUNT_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
+                      f"/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}")
+SAS_LIFETIME = timedelta(hours=8)  # the recorded SAS URLs run for eight hours (st .. se)
+
 
 def install(service: LocalAzureML) -> None:
     service.route("GET", r"^/registrymanagement/v1\.0/registries/(?P<registry>[^/]+)/discovery$",
                   lambda **kw: discovery(service, **kw))
-    service.route("POST", r"^/mferp/managementfrontend(?P<reg>/subscriptions/.+/registries/[^/]+)/import$",
-                  lambda **kw: import_(service, **kw))
-    service.route("POST", r"^/mferp/managementfrontend/subscriptions/.+/registries/[^/]+"
-                  r"/datarefs/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", lambda **kw: dataref(service, **kw))
+    service.route("POST", REGISTRY_PATH + r"/import$", lambda **kw: import_(service, **kw))
+    service.route("PUT", REGISTRY_PATH + r"/tempdatarefs/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$",
+                  lambda **kw: temporary_reference(service, **kw))
+    service.route("POST", REGISTRY_PATH + r"/datarefs/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$",
+                  lambda **kw: dataref(service, **kw))
 
 
 def discovery(
@@ -30,41 +63,129 @@ def discovery(
     return Reply(
         200,
         {
+            "registryId": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
             "registryName": registry,
+            "tenantId": TENANT,
             "primaryRegion": "eastus",
             "regions": ["eastus"],
             "subscriptionId": SUBSCRIPTION,
             "resourceGroup": REGISTRY_RESOURCE_GROUP,
+            "workspaceName": None,
             "primaryRegionResourceProviderUri": service.base_url,
-            "registryFqdns": {"eastus": {"primary": service.base_url}},
+            "registryFqdns": {"eastus": {"uri": service.base_url.rstrip("/")}},
+            "intellectualPropertyPublisher": None,
         },
     )
 
+
 def import_(
-    service: LocalAzureML, reg: str, query: dict[str, str], body: Any, headers: dict[str, str]
+    service: LocalAzureML, reg: str, registry: str, query: dict[str, str], body: Any, headers: dict[str, str]
 ) -> Reply:
+    """Copy a workspace model version (and its files) into the registry; 202 + Azure-AsyncOperation."""
     request = body["properties"]
     name, version = request["destinationName"], request["destinationVersion"]
+    source = _source_model(service, request["sourceAssetId"])
+    target = f"{reg}/models/{name}/versions/{version}"
+    if target.lower() in service.resources:
+        # Registry assets cannot be overwritten (Azure ML docs, "Share models, components and environments
+        # across workspaces with registries"); the status and body are this service's, no public source shows them.
+        raise user_error(f"Model {name}:{version} already exists in registry {registry}.", "AssetExists", status=409)
+    uri = _copy_files(service, source, registry, name, version)
     service.add(f"{reg}/models/{name}", {"description": "", "tags": {}, "properties": {}, "latestVersion": version})
+    properties = source["properties"]
     service.add(
-        f"{reg}/models/{name}/versions/{version}",
-        {"description": "", "tags": {}, "properties": {}, "flavors": {}, "modelType": "custom_model",
-         "modelUri": request["sourceAssetId"], "isAnonymous": False, "isArchived": False,
-         "provisioningState": "Succeeded"},
+        target,
+        {"description": properties.get("description", ""), "tags": dict(properties.get("tags") or {}),
+         "properties": dict(properties.get("properties") or {}), "flavors": properties.get("flavors") or {},
+         "modelType": properties.get("modelType", "custom_model"), "modelUri": uri, "isAnonymous": False,
+         "isArchived": False, "provisioningState": "Succeeded"},
     )
-    location = f"{service.base_url}operationResults/{uuid.uuid4().hex}"
-    return Reply(202, None, {"Location": location, "Retry-After": "0"})
+    return Reply(202, None, {"Azure-AsyncOperation": f"{service.base_url}operations/{uuid.uuid4().hex}"})
 
-def dataref(
-    service: LocalAzureML, name: str, version: str, query: dict[str, str], body: Any, headers: dict[str, str]
+
+def temporary_reference(
+    service: LocalAzureML, reg: str, registry: str, name: str, version: str, query: dict[str, str], body: Any,
+    headers: dict[str, str],
 ) -> Reply:
-    """Where a registry asset's files are: a SAS URL of their container."""
-    sas = service.blob_sas.get((name, version))
-    if sas is None:
-        return arm_error(404, "ResourceNotFound", f"no blob reference for {name}:{version}")
+    """Where to upload a new registry model's files: a SAS URL of the registry's container (read, write, list)."""
+    if f"{reg}/models/{name}/versions/{version}".lower() in service.resources:
+        raise user_error("Asset already exists", "AssetExists", status=409)
+    container = registry_container(registry)
     return Reply(
         200,
-        {"blobReferenceForConsumption": {"blobUri": body["blobUri"], "storageAccountArmId": None,
+        {"blobReferenceForConsumption": {"blobUri": _container_url(service, container),
+                                         "storageAccountArmId": STORAGE_ACCOUNT_ID,
+                                         "credential": {"credentialType": "SAS",
+                                                        "sasUri": _sas_url(service, container, write=True)}},
+         "imageReferenceForConsumption": None, "temporaryDataReferenceId": str(uuid.uuid4()),
+         "temporaryDataReferenceType": None},
+    )
+
+
+def dataref(
+    service: LocalAzureML, reg: str, registry: str, name: str, version: str, query: dict[str, str], body: Any,
+    headers: dict[str, str],
+) -> Reply:
+    """Where a registry asset's files are: a read SAS URL of their container."""
+    sas = service.blob_sas.get((name, version))  # set by tests that bring their own container
+    if sas is None:
+        model = service.resources.get(f"{reg}/models/{name}/versions/{version}".lower())
+        if model is None:
+            return arm_error(404, "ResourceNotFound", f"no blob reference for {name}:{version}")
+        container = registry_container(registry)
+        if f"/{container}/" not in model["properties"].get("modelUri", "") + "/":
+            return arm_error(404, "ResourceNotFound", f"no blob reference for {name}:{version}")
+        sas = _sas_url(service, container, write=False)
+    return Reply(
+        200,
+        {"blobReferenceForConsumption": {"blobUri": body["blobUri"], "storageAccountArmId": STORAGE_ACCOUNT_ID,
                                          "credential": {"credentialType": "SAS", "sasUri": sas}}},
     )
 
+
+def _source_model(service: LocalAzureML, asset_id: str) -> dict[str, Any]:
+    match = SOURCE_ASSET.match(asset_id)
+    if match is None:
+        raise user_error(f"{asset_id!r} is not a workspace model asset id", "InvalidAssetId")
+    for key, resource in service.resources.items():
+        if WORKSPACE_KEY.search(key) and resource.get("properties", {}).get("workspaceId") == match["guid"]:
+            found = service.resources.get(f"{key}/models/{match['name']}/versions/{match['version']}".lower())
+            if found is not None:
+                return found
+    raise AzureError(404, "UserError", f"Asset {asset_id} was not found.")
+
+
+def _copy_files(service: LocalAzureML, source: dict[str, Any], registry: str, name: str, version: str) -> str:
+    """Copy the source model's files into the registry container; the registry model's URI."""
+    container = registry_container(registry)
+    prefix = f"models/{name}/{version}"
+    if service.storage is not None:  # tests without files have no storage account
+        workspace = source["id"].split("/workspaces/", 1)[1].split("/", 1)[0]
+        files = read_files(service, locate(source["properties"]["modelUri"], workspace))
+        client = service.storage.get_container_client(container)
+        if not client.exists():
+            client.create_container()
+        for relative, data in files.items():
+            client.upload_blob(f"{prefix}/{relative}", data, overwrite=True)
+    return f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/{container}/{prefix}"
+
+
+def _container_url(service: LocalAzureML, container: str) -> str:
+    base = service.storage.url if service.storage is not None else f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/"
+    return f"{base.rstrip('/')}/{container}"
+
+
+def _sas_url(service: LocalAzureML, container: str, *, write: bool) -> str:
+    """A container SAS URL on the service's storage account (sp=rl to read, rcwl to upload, as recorded)."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    if service.storage is None:
+        raise AzureError(500, "InternalServerError", "the local service has no storage account")
+    credential = service.storage.credential
+    sas = generate_container_sas(
+        getattr(credential, "account_name", ACCOUNT), container,
+        account_key=getattr(credential, "account_key", ACCOUNT_KEY),
+        permission=ContainerSasPermissions(read=True, list=True, create=write, write=write),
+        expiry=datetime.now(UTC) + SAS_LIFETIME,
+    )
+    return f"{_container_url(service, container)}?{sas}"

@@ -12,35 +12,41 @@ Every request must carry the service's token (see `credential.py`), as Azure's d
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import re
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from localaml.credential import token_secret
-from localaml.errors import AzureError, Reply, arm_error
+from localaml.errors import AzureError, Reply, arm_error, endpoint_not_found, not_found, user_error
 from localaml.events import EventPublisher
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 RESOURCE_GROUP = "rg-mlops"
 REGISTRY_RESOURCE_GROUP = "rg-registry"
 PROVIDER = "/providers/Microsoft.MachineLearningServices"
-SYSTEM_DATA = {
-    "createdAt": "2026-11-20T09:00:00.0000000Z",
-    "createdBy": "fake@example.com",
-    "createdByType": "User",
-    "lastModifiedAt": "2026-11-20T09:00:00.0000000Z",
-    "lastModifiedBy": "fake@example.com",
-    "lastModifiedByType": "User",
-}
+SEED_IDENTITY = "localaml@localaml.test"  # who made what tests and the sandbox seed (no request, no token)
+LOCATION = "eastus"
+NO_END_TIME = "0001-01-01T00:00:00+00:00"  # an unfinished operation's endTime, as recorded
+# Resource types whose PUT is a long-running operation (Azure-AsyncOperation) and whose DELETE answers 202.
+LONG_RUNNING = ("onlineendpoints", "deployments", "batchendpoints")
+# Asset containers: a missing one is named "<Kind> container" in Azure ML's 404 (recorded for models).
+ASSET_KINDS = {"models": "Model", "components": "Component", "environments": "Environment", "data": "Data",
+               "codes": "Code"}
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
 Handler = Callable[..., Reply]
+OPERATION_STATUS = (
+    r"^/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/mfeOperationsStatus/(?P<op>[^/]+)$"
+)
 # A hook on a resource type: (service, path, resource, existing or None) -> Reply to answer instead, or None.
 Hook = Callable[["LocalAzureML", str, dict[str, Any], dict[str, Any] | None], Reply | None]
 
@@ -66,6 +72,18 @@ class Fault:
     headers: dict[str, str]
     body: dict[str, Any]
     times: int
+
+
+@dataclass
+class Operation:
+    """An `Azure-AsyncOperation` (mfeOperationsStatus) of the service: what it is about and how far it is."""
+
+    id: str
+    resource: str
+    status: str = "Succeeded"  # InProgress / Creating / Updating / Deleting while running; Succeeded, Failed, Canceled
+    start: str = field(default_factory=lambda: now())
+    end: str | None = None
+    error: dict[str, Any] | None = None
 
 
 @dataclass
@@ -98,6 +116,8 @@ class LocalAzureML:
         self.runs: dict[str, dict[str, Any]] = {}
         self.monitor_series: dict[str, list[dict[str, Any]]] = {}  # metric name -> timeseries
         self.blob_sas: dict[tuple[str, str], str] = {}  # registry model (name, version) -> container SAS URL
+        self.operations: dict[str, Operation] = {}  # Azure-AsyncOperation id -> state
+        self.page_size = 100  # items per page of a list; `nextLink` leads to the next page
         self.base_url = ""
         self.lock = threading.RLock()
         self.hooks: dict[str, Hooks] = {}  # resource type, lower case -> hooks
@@ -107,6 +127,9 @@ class LocalAzureML:
         for install in FEATURES:
             install(self)
         self.routes += [
+            Route("GET", re.compile(OPERATION_STATUS), self._operation),
+            Route("GET", re.compile(OPERATION_STATUS.replace("mfeOperationsStatus", "mfeOperationResults")),
+                  self._operation_result),
             Route("GET", re.compile(r"^/operations/(?P<op>[^/]+)$"), self._operation),
             Route("GET", re.compile(r"^/operationResults/(?P<op>[^/]+)$"), self._operation_result),
             Route("GET", re.compile(r"^/mferp/managementfrontend(?P<path>/subscriptions/.+)$"), self._get),
@@ -164,6 +187,7 @@ class LocalAzureML:
                 "provisioningState": "Succeeded",
             },
             location=location,
+            tags={},
             identity={"type": "SystemAssigned"},
             sku={"name": "Basic", "tier": "Basic"},
             kind="Default",
@@ -188,6 +212,7 @@ class LocalAzureML:
                 "isAnonymous": False,
                 "isArchived": False,
                 "provisioningState": "Succeeded",
+                "stage": "Development",  # Azure's default stage (recorded: test_crud_file.json)
             },
         )
 
@@ -260,19 +285,29 @@ class LocalAzureML:
         authorization = next((value for key, value in headers.items() if key.lower() == "authorization"), None)
         return token_secret(authorization) == self.token_secret
 
-    def resource(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """`body` as a stored resource of `path`: with id, name, type and systemData."""
+    # -- generic ARM behaviour -------------------------------------------------------------
+
+    def resource(
+        self, path: str, body: dict[str, Any], *, by: tuple[str, str] | None = None,
+        existing: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """`body` (copied, never changed) as a stored resource of `path`: with id, name, type and systemData.
+
+        systemData holds real times and who made and last changed the resource (`by`: the
+        request's identity, see `identity()`), creation kept from `existing`: the ARM
+        systemData contract, in the shape of the SDK's recordings (e.g. `test_crud_file.json`).
+        """
         segments = path.strip("/").split("/")
         provider_at = max(i for i, s in enumerate(segments) if s.lower() == "providers")
         kinds = segments[provider_at + 2 :: 2]
-        resource = dict(body)
+        resource = copy.deepcopy(body)
         registry = re.search(r"/registries/([^/]+)/(.+)$", path)
         resource.update(
             # Registry assets are named by azureml:// ids, as the registry service returns them.
             id=f"azureml://registries/{registry[1]}/{registry[2]}" if registry and "/" in registry[2] else path,
             name=segments[-1],
             type=segments[provider_at + 1] + "/" + "/".join(kinds),
-            systemData=SYSTEM_DATA,
+            systemData=system_data(by or (SEED_IDENTITY, "Application"), (existing or {}).get("systemData")),
         )
         return resource
 
@@ -286,37 +321,114 @@ class LocalAzureML:
             resource = self.resources[key]
             hook = self._hooks(resource["type"]).get
             return (hook and hook(self, path, resource, resource)) or Reply(200, resource)
-        children = [r for k, r in self.resources.items() if k.rsplit("/", 1)[0] == key]
-        if children or key.endswith(("/versions", "/deployments", "/jobs")):
-            return Reply(200, {"value": children})
-        return arm_error(404, "ResourceNotFound", f"The resource {path} was not found.")
+        if is_collection(path):
+            return self._list(path, query)
+        raise self._not_found(path)
+
+    def _list(self, path: str, query: dict[str, str]) -> Reply:
+        """A collection: `value` and, while more are left, `nextLink` (ARM paging).
+
+        Only the collection's own type is listed (a versions list lists versions); archived
+        items only when `listViewType` asks; `$orderBy=createdtime desc|asc` and `$top` as
+        the SDK sends them for `label="latest"` (recorded: `test_models_get_latest_label.json`);
+        `$skip` is the continuation the `nextLink` carries.
+        """
+        key = path.lower()
+        parent = key.rsplit("/", 1)[0]
+        if parent not in self.resources and _is_workspace_model(path):
+            # Recorded: a workspace answers 404 ModelNotFound for the versions of a model it does not have;
+            # a registry answers an empty list (test_create_get_download_model_registry.json).
+            raise self._not_found(path.rsplit("/", 1)[0])
+        kind = type_of(path).lower()
+        items = [r for k, r in self.resources.items() if k.rsplit("/", 1)[0] == key and r["type"].lower() == kind]
+        items = _in_view(items, query.get("listViewType", "ActiveOnly"))
+        order = _query(query, "$orderBy")
+        if order:
+            field_name, _, direction = order.strip().partition(" ")
+            if field_name.lower() != "createdtime" or direction.lower() not in ("", "asc", "desc"):
+                raise user_error(f"$orderBy {order!r} is not supported: order by createdtime asc|desc", "BadArgument")
+            # Stable: resources made in the same microsecond keep the order they were made in.
+            items = sorted(items, key=lambda r: r["systemData"]["createdAt"], reverse=direction.lower() == "desc")
+        top = _query(query, "$top")
+        if top:
+            items = items[: int(top)]
+        start = int(_query(query, "$skip") or 0)
+        page = items[start : start + self.page_size]
+        answer: dict[str, Any] = {"value": page}
+        if start + self.page_size < len(items):
+            prefix = "mferp/managementfrontend" if "/registries/" in key else ""
+            rest = "&".join(f"{quote(k)}={quote(v)}" for k, v in query.items() if k.lower() != "$skip")
+            answer["nextLink"] = f"{self.base_url}{prefix}{path.lstrip('/')}?{rest}&$skip={start + self.page_size}"
+        return Reply(200, answer)
+
+    def _not_found(self, path: str) -> AzureError:
+        """Azure's 404 of `path`: ARM's own for a workspace or registry, Azure ML's UserError below them.
+
+        ARM: "The Resource '...' under resource group '...' was not found" (docs: Azure Resource
+        Manager, "Resolve resource not found errors"). Azure ML: UserError with the reason
+        nested, recorded for a model container (`ModelNotFound`, "Model container with name: X
+        not found."); for other types the nested code is not recorded and is named the same way.
+        """
+        segments = path.strip("/").split("/")
+        provider_at = max(i for i, s in enumerate(segments) if s.lower() == "providers")
+        below = segments[provider_at + 2 :]
+        name = segments[-1]
+        if len(below) <= 2:
+            group = segments[3] if len(segments) > 3 else ""
+            return AzureError(
+                404, "ResourceNotFound",
+                f"The Resource '{segments[provider_at + 1]}/{'/'.join(below)}' under resource group '{group}' was not "
+                "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+            )
+        kind = below[-2] if len(below) % 2 == 0 else below[-1]
+        if kind.lower() in ("onlineendpoints", "batchendpoints") and len(below) % 2 == 0:
+            return endpoint_not_found(name, below[1])
+        if kind.lower() in ASSET_KINDS:
+            asset = ASSET_KINDS[kind.lower()]
+            return not_found(f"{asset}NotFound", f"{asset} container with name: {name} not found.")
+        if kind.lower() == "versions":
+            asset = ASSET_KINDS.get(below[-4].lower(), "Asset")
+            return not_found(f"{asset}VersionNotFound", f"{asset} version {below[-3]}:{name} not found.")
+        singular = kind[0].upper() + kind[1:].removesuffix("s")
+        return not_found(f"{singular}NotFound", f"{singular} with name: {name} not found.")
 
     def _put(self, path: str, query: dict[str, str], body: Any, headers: dict[str, str]) -> Reply:
-        resource = self.resource(path, body or {})
+        existing = self.resources.get(path.lower())
+        resource = self.resource(path, body or {}, by=identity(headers), existing=existing)
         resource.setdefault("properties", {})
         kind = resource["type"].lower()
-        existing = self.resources.get(path.lower())
         hook = self._hooks(kind).put
         if hook is not None:
             answer = hook(self, path, resource, existing)
             if answer is not None:
                 return answer
-        is_long_running = kind.endswith(("onlineendpoints", "deployments", "batchendpoints"))
+        is_long_running = kind.endswith(LONG_RUNNING)
         if kind.endswith("/jobs"):
             resource["properties"].setdefault("status", "NotStarted")
             resource["properties"]["services"] = {"Studio": {"endpoint": f"{self.base_url}studio/{resource['name']}"}}
+        elif is_long_running:
+            # What Azure answers while the operation runs (recorded: 201 "Creating", test_online_endpoint_e2e.json).
+            # The generic service does no work behind it: the state stays until a feature (endpoints) moves it.
+            resource["properties"]["provisioningState"] = "Updating" if existing else "Creating"
         else:
-            resource["properties"]["provisioningState"] = "Updating" if is_long_running else "Succeeded"
+            resource["properties"]["provisioningState"] = "Succeeded"
         if kind.endswith("onlineendpoints/deployments"):
             resource["properties"].setdefault("scaleSettings", {"scaleType": "Default"})
         self.resources[path.lower()] = resource
-        headers = {}
-        if is_long_running:
-            operation = uuid.uuid4().hex
-            headers["Azure-AsyncOperation"] = f"{self.base_url}operations/{operation}"
-        return Reply(200 if existing else 201, resource, headers)
+        url = f"{self.base_url}{path.lstrip('/')}?api-version={query.get('api-version', '')}"
+        if not is_long_running:
+            # Recorded: a created asset answers 201 with its own URL in Location (test_crud_file.json).
+            return Reply(200, resource) if existing else Reply(201, resource, {"Location": url})
+        # Recorded: Azure-AsyncOperation (an mfeOperationsStatus URL) and Location (the resource's own URL).
+        operation = self.start_operation(path)
+        headers_out = {"Azure-AsyncOperation": self.operation_url(operation.id, query), "Location": url}
+        return Reply(200 if existing else 201, resource, headers_out)
 
     def _delete(self, path: str, query: dict[str, str], body: Any, headers: dict[str, str]) -> Reply:
+        """ARM DELETE: 204 for what is not there; 202 + Location for long-running types; else 200.
+
+        REST spec examples: `OnlineDeployment/delete.json` (200, 202, 204), `ModelVersion/delete.json` (200, 204).
+        """
         existing = self.resources.get(path.lower())
         if existing is None:
             return Reply(204)
@@ -326,12 +438,118 @@ class LocalAzureML:
             if answer is not None:
                 return answer
         del self.resources[path.lower()]
-        return Reply(202, None, {"Location": f"{self.base_url}operationResults/{uuid.uuid4().hex}"})
+        if not existing["type"].lower().endswith(LONG_RUNNING):
+            return Reply(200)
+        # Recorded (test_batch_endpoint_create.json): 202 with Azure-AsyncOperation and Location (mfeOperationResults).
+        operation = self.start_operation(path)
+        status = self.operation_url(operation.id, query)
+        result = status.replace("/mfeOperationsStatus/", "/mfeOperationResults/")
+        return Reply(202, None, {"Azure-AsyncOperation": status, "Location": result})
+
+    # -- long-running operations -----------------------------------------------------------
+
+    def start_operation(self, resource: str, status: str = "Succeeded") -> Operation:
+        """Track an operation on `resource`; features advance `status` (and `end`) as their work goes on."""
+        operation = Operation(str(uuid.uuid4()), resource, status)
+        if status in ("Succeeded", "Failed", "Canceled"):
+            operation.end = operation.start
+        self.operations[operation.id] = operation
+        return operation
+
+    def operation_url(self, operation_id: str, query: dict[str, str] | None = None) -> str:
+        """The `Azure-AsyncOperation` URL of an operation, in Azure ML's shape (mfeOperationsStatus)."""
+        api_version = (query or {}).get("api-version", "2024-04-01")
+        return (
+            f"{self.base_url}subscriptions/{SUBSCRIPTION}{PROVIDER}/locations/{LOCATION}/mfeOperationsStatus/"
+            f"{operation_id}?api-version={api_version}"
+        )
 
     def _operation(self, op: str, query: dict[str, str], body: Any, headers: dict[str, str]) -> Reply:
-        """An `Azure-AsyncOperation` status: finished at once."""
-        return Reply(200, {"status": "Succeeded"})
+        """An `Azure-AsyncOperation` status, as recorded (test_online_endpoint_e2e.json).
+
+        `{id, name, startTime, endTime, percentComplete, status}`; endTime is 0001-01-01 while
+        it runs. Ids the service did not hand out (made by features) are finished.
+        """
+        operation = self.operations.get(op) or Operation(op, "", "Succeeded")
+        answer: dict[str, Any] = {
+            "id": f"/subscriptions/{SUBSCRIPTION}{PROVIDER}/locations/{LOCATION}/mfeOperationsStatus/{op}",
+            "name": op,
+            "startTime": operation.start,
+            "endTime": operation.end or NO_END_TIME,
+            "percentComplete": 0.0,  # recorded as 0.0 even once Succeeded
+            "status": operation.status,
+        }
+        if operation.error is not None:
+            answer["error"] = operation.error
+        return Reply(200, answer)
 
     def _operation_result(self, op: str, query: dict[str, str], body: Any, headers: dict[str, str]) -> Reply:
-        """A `Location` poll: finished at once, nothing to return."""
+        """A `Location` poll: 202 while the operation runs, then 204 (ARM's asynchronous operation contract)."""
+        operation = self.operations.get(op)
+        if operation is not None and operation.end is None:
+            return Reply(202, None, {"Location": f"{self.base_url}operationResults/{op}", "Retry-After": "0"})
         return Reply(204)
+
+
+def now() -> str:
+    """The time as Azure ML writes it in systemData: ISO 8601 with fractions and the UTC offset."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def system_data(by: tuple[str, str], created: dict[str, Any] | None) -> dict[str, str]:
+    """ARM systemData: made by / at kept from `created` (the resource before), last changed by `by` now."""
+    when = now()
+    who, kind = by
+    made = created or {"createdAt": when, "createdBy": who, "createdByType": kind}
+    return {
+        "createdAt": made["createdAt"], "createdBy": made["createdBy"], "createdByType": made["createdByType"],
+        "lastModifiedAt": when, "lastModifiedBy": who, "lastModifiedByType": kind,
+    }
+
+
+def identity(headers: dict[str, str]) -> tuple[str, str]:
+    """Who a request acts as: the token's `upn` (a user), else its `appid` / `oid` (an application)."""
+    authorization = next((value for key, value in headers.items() if key.lower() == "authorization"), "")
+    parts = authorization.removeprefix("Bearer ").split(".")
+    claims: dict[str, Any] = {}
+    if len(parts) == 3:
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except ValueError:
+            claims = {}
+    if claims.get("upn"):
+        return str(claims["upn"]), "User"
+    if claims.get("appid") or claims.get("oid"):
+        return str(claims.get("appid") or claims.get("oid")), "Application"
+    return SEED_IDENTITY, "Application"
+
+
+def is_collection(path: str) -> bool:
+    """Whether an ARM path names a collection (`.../models/x/versions`), not an item (`.../versions/1`)."""
+    segments = path.strip("/").split("/")
+    provider_at = max(i for i, s in enumerate(segments) if s.lower() == "providers")
+    return len(segments[provider_at + 2 :]) % 2 == 1
+
+
+def type_of(collection: str) -> str:
+    """The resource type of a collection's items, e.g. `Microsoft.MachineLearningServices/workspaces/models`."""
+    segments = collection.strip("/").split("/")
+    provider_at = max(i for i, s in enumerate(segments) if s.lower() == "providers")
+    return segments[provider_at + 1] + "/" + "/".join(segments[provider_at + 2 :: 2])
+
+
+def _is_workspace_model(path: str) -> bool:
+    return re.search(r"/workspaces/[^/]+/models/[^/]+/versions$", path, flags=re.IGNORECASE) is not None
+
+
+def _in_view(items: list[dict[str, Any]], view: str) -> list[dict[str, Any]]:
+    """`listViewType`: ActiveOnly (the default), ArchivedOnly or All."""
+    if view.lower() == "all":
+        return items
+    archived = view.lower() == "archivedonly"
+    return [r for r in items if bool(r.get("properties", {}).get("isArchived")) == archived]
+
+
+def _query(query: dict[str, str], name: str) -> str | None:
+    """A query parameter by name, case-insensitively (`$orderBy`, `$orderby`)."""
+    return next((value for key, value in query.items() if key.lower() == name.lower()), None)

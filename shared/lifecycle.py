@@ -31,10 +31,7 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
     """Submit the model's test job (idempotent by name) and record the lifecycle as testing."""
     key = key_of(model.name, model.version)
     job_name = evaluation_job_name(model.name, model.version)
-    inputs = {
-        **rule.test.inputs, "model_uri": model.uri, "model_name": model.name,
-        "model_version": model.version, "model_location": model.location,
-    }
+    inputs = {**rule.test.inputs, "model": model.uri}  # the test pipeline's declared input (pipelines/)
     tags = {"mlops.purpose": "test", "mlops.model": model.name, "mlops.version": model.version,
             "mlops.rule": rule.name}
     services.platform.submit_job(model.location, job_name, rule.test.pipeline, inputs, tags)

@@ -11,7 +11,8 @@ for real, serves the endpoint and publishes Azure ML's events to the app's webho
    10%, 50%, 100% of it, each step judged on its live error rate and latency.
 3. v4 is registered and its deployment is made to fail 20% of requests: the rollout
    is rolled back automatically at its first step, and ops are told why.
-4. A drift monitor reports drift 0.8 (threshold 0.3): retraining starts, ops hear of it;
+4. The model monitor's data-drift signal breaches its threshold (a failed monitoring run
+   tagged `azureml_modelmonitor_threshold_breached`): retraining starts, ops hear of it;
    the retrained model is registered as v5 and goes through the same chain to serving.
 Notifications arrive, signed, at a local webhook receiver standing in for ops' channels.
 """
@@ -126,8 +127,11 @@ def run(workdir: Path) -> int:
             stack.aml.set_deployment_fault("prod", ENDPOINT, "credit-risk-v4", error_rate=0.2)
             timeline.wait("v4 to be rolled back", lambda: stage(stack, "4") == "rolled_back", timeout=180)
 
-            timeline.say("4. drift monitor reports drift 0.8 on credit-risk-monitor")
-            stack.aml.report_dataset_drift("dev", "credit-risk-monitor", 0.8)
+            timeline.say("4. model monitor credit-risk-monitor: data drift on f0 breaches its threshold (0.8 > 0.3)")
+            stack.aml.run_model_monitor("dev", "credit-risk-monitor", {"data_drift": [
+                {"feature": "f0", "metric": "JensenShannonDistance", "value": 0.8, "threshold": 0.3},
+                {"feature": "f1", "metric": "JensenShannonDistance", "value": 0.05, "threshold": 0.3},
+            ]})
             timeline.wait("the retrained model (v5) to go live", lambda: stage(stack, "5") == "live", timeout=180)
             timeline.poll()
         print_summary(stack, traffic)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 JOBS = "scoring-jobs"
 RANGES = "scoring-ranges"
 TERMINAL = ("completed", "failed", "handed_off")
+HANDING_OFF = "handing_off"  # recorded before the batch endpoint is invoked (see _hand_off_once)
 MAX_ERRORS_PER_RANGE = 1000
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -94,7 +95,7 @@ def submit(request: ScoringRequest, ports: Scoring) -> Doc:
     job_id = _job_id(request, etag, output)
     existing = ports.state.get(JOBS, job_id)
     if existing is not None:
-        if not existing.get("enqueued") and existing["state"] not in TERMINAL:
+        if not existing.get("enqueued") and existing["state"] not in (*TERMINAL, HANDING_OFF):
             _enqueue(job_id, len(existing["ranges"]), ports)
         return public(existing)
     where = f"input {request.input!r}"
@@ -115,7 +116,7 @@ def submit(request: ScoringRequest, ports: Scoring) -> Doc:
         "created": _now(),
     }
     if size >= ports.config.handoff_bytes and ports.config.batch_endpoint:
-        job |= _hand_off(job_id, blob.url, size, ports)
+        return public(_hand_off_once(job, blob.url, size, ports))
     if not ports.state.create(JOBS, job_id, job):
         return public(ports.state.get(JOBS, job_id) or job)
     if job["state"] == "queued":
@@ -333,6 +334,24 @@ def _check_model(request: ScoringRequest, ports: Scoring) -> Doc:
     except ResourceNotFoundError:
         raise InvalidInput(f"model: blob {ref.blob!r} does not exist") from None
     return {"ref": ref.model_dump(), "etag": str(properties.etag)}
+
+
+def _hand_off_once(job: Doc, input_url: str, size: int, ports: Scoring) -> Doc:
+    """Hand the job to the batch endpoint at most once, whatever name the endpoint gives its batch job.
+
+    The endpoint may ignore the job name asked for (Azure/azure-sdk-for-python#32763), so a retried
+    hand-off cannot find an earlier batch job by that name. The scoring job is recorded first, as
+    `handing_off`, and only the submit that created the record invokes the endpoint; the batch job's
+    real name is recorded after. A failed invoke removes the record, so a retry starts afresh.
+    """
+    if not ports.state.create(JOBS, job["id"], job | {"state": HANDING_OFF}):
+        return ports.state.get(JOBS, job["id"]) or job | {"state": HANDING_OFF}
+    try:
+        handed = _hand_off(job["id"], input_url, size, ports)
+    except BaseException:
+        ports.state.delete(JOBS, job["id"])
+        raise
+    return ports.state.update(JOBS, job["id"], lambda doc: (doc or job) | handed, attempts=100)
 
 
 def _hand_off(job_id: str, input_url: str, size: int, ports: Scoring) -> Doc:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from localaml import endpoints
 from localaml.credential import LocalCredential
 from localaml.server import serving
 from localaml.service import LocalAzureML
@@ -39,6 +40,8 @@ def fake(service: LocalAzureML) -> LocalAzureML:
     service.faults.clear()
     service.runs.clear()
     service.monitor_series.clear()
+    service.__dict__.pop("request_log", None)
+    endpoints.online(service).reset()
     service.add_workspace("dev")
     service.add_workspace("prod")
     service.add(service.registry_id("mlops-registry"), {"discoveryUrl": service.base_url}, location="eastus")

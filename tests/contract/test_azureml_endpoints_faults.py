@@ -98,6 +98,20 @@ def test_traffic_that_does_not_add_up_is_refused_before_any_request(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    ("mirror", "refusal"),
+    [({"green": 30, "red": 30}, "mirror traffic can go to one deployment only"),
+     ({"green": 30, "red": 20}, "mirror traffic can go to one deployment only")],
+)
+def test_mirror_traffic_goes_to_one_deployment_and_at_most_50_in_all(
+    platform: AzureMLPlatform, fake: LocalAzureML, mirror: dict[str, int], refusal: str
+) -> None:
+    """Azure ML docs, "Safe rollout for online endpoints": mirror to only one deployment, at most 50 percent."""
+    with pytest.raises(ValueError, match=refusal):
+        platform.set_traffic("dev", "churn-ep", {"blue": 100}, mirror)
+    assert fake.requests == []
+
+
 SPEC = DeploymentSpec(instance_type="Standard_DS2_v2", instance_count=2)
 
 
@@ -134,12 +148,16 @@ def test_delete_deployment_starts_a_delete_and_a_gone_one_is_fine(
     ]
 
 
-def test_invoke_batch_endpoint_posts_a_named_job(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
+def test_invoke_batch_endpoint_posts_a_named_job_and_returns_the_name_it_got(
+    platform: AzureMLPlatform, fake: LocalAzureML
+) -> None:
     fake.add_batch_endpoint("dev", "score-batch")
 
     job = platform.invoke_batch_endpoint("dev", "score-batch", "score-abc", "https://acct.blob.core.windows.net/in/d/")
 
-    assert job.name == "score-abc"
+    # The endpoint names the job itself (azure-sdk-for-python#32763); the Job carries that name.
+    assert job.name != "score-abc"
+    assert f"{DEV}/jobs/{job.name}".lower() in fake.resources
     [post] = fake.requests_to("POST", r"^/batch/score-batch/jobs$")
     assert post.body == {
         "properties": {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from localaml.service import LocalAzureML
 from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import JobStatus, ModelVersion, NotFound
+from shared.platform.port import JobStatus, ModelVersion, NotFound, PlatformError
 
 DEV = LocalAzureML.workspace_id("dev")
 REGISTRY = "registry:mlops-registry"
@@ -110,6 +112,7 @@ def test_promotion_only_goes_from_a_workspace_to_a_registry(platform: AzureMLPla
 
 def _seed_pipeline_assets(fake: LocalAzureML) -> None:
     fake.add_model(DEV, "churn", "3")
+    fake.add(f"{DEV}/computes/cpu-cluster", {"computeType": "AmlCompute"})
     fake.add(f"{DEV}/components/model_evaluate", {"latestVersion": "1", "properties": {}, "tags": {}})
     fake.add(
         f"{DEV}/components/model_evaluate/versions/1",
@@ -165,6 +168,57 @@ def test_a_conflicting_submit_finds_the_job_the_other_one_made(platform: AzureML
 
     assert job.status is JobStatus.QUEUED
     assert len(fake.requests_to("PUT", r"/jobs/mt-churn-3$")) == 1
+
+
+# Azure answers the losing PUT of a job name with 400 UserError "A job with this name already exists", inner
+# code JobPropertyImmutable (as seen by microsoft/ai4s-jobq, whose Workforce tolerates this exact answer).
+JOB_EXISTS = {"error": {"code": "UserError", "message": "A job with this name already exists.",
+                        "innerError": {"code": "Immutable", "innerError": {"code": "JobPropertyImmutable"}}}}
+
+
+@pytest.mark.parametrize("exact_body", [False, True])
+def test_a_submit_that_loses_the_race_finds_the_job_on_azures_user_error(
+    platform: AzureMLPlatform, fake: LocalAzureML, exact_body: bool
+) -> None:
+    from localaml.service import Fault
+
+    _seed_pipeline_assets(fake)
+    fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": "Running", "experimentName": "model-test",
+                                        "tags": {}, "properties": {}})
+    fake.fail("GET", r"/jobs/mt-churn-3$", 404, code="ResourceNotFound")  # not there yet when first looked at
+    if exact_body:
+        fake.faults.append(Fault("PUT", re.compile(r"/jobs/mt-churn-3$"), 400, {}, JOB_EXISTS, 1))
+    else:
+        fake.fail("PUT", r"/jobs/mt-churn-3$", 400, code="UserError", message=JOB_EXISTS["error"]["message"])
+
+    job = platform.submit_job("dev", "mt-churn-3", "model-test", {"model": "azureml:churn:3"}, {})
+
+    assert (job.name, job.status) == ("mt-churn-3", JobStatus.RUNNING)
+    assert len(fake.requests_to("PUT", r"/jobs/mt-churn-3$")) == 1
+
+
+def test_a_refused_submit_of_a_job_that_does_not_exist_keeps_the_refusal(
+    platform: AzureMLPlatform, fake: LocalAzureML
+) -> None:
+    _seed_pipeline_assets(fake)
+    fake.fail("PUT", r"/jobs/mt-churn-3$", 400, code="UserError", message="compute cpu-cluster not found")
+
+    with pytest.raises(PlatformError, match=r"job mt-churn-3 in dev \(400\): UserError: compute cpu-cluster"):
+        platform.submit_job("dev", "mt-churn-3", "model-test", {"model": "azureml:churn:3"}, {})
+
+
+@pytest.mark.parametrize(("status", "expected"), [("NotResponding", JobStatus.RUNNING), ("Paused", JobStatus.QUEUED),
+                                                  ("Unknown", JobStatus.QUEUED)])
+def test_every_rest_job_status_is_read_and_only_ends_are_terminal(
+    platform: AzureMLPlatform, fake: LocalAzureML, status: str, expected: JobStatus
+) -> None:
+    """REST JobStatus (azure-rest-api-specs mfe.json): NotResponding can go back to any earlier state."""
+    fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": status, "tags": {}, "properties": {}})
+
+    job = platform.get_job("dev", "mt-churn-3")
+
+    assert job.status is expected
+    assert not job.status.is_terminal
 
 
 def test_an_input_the_pipeline_does_not_declare_is_refused(platform: AzureMLPlatform, fake: LocalAzureML) -> None:

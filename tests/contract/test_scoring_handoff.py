@@ -80,14 +80,40 @@ def test_a_big_input_is_handed_to_the_batch_endpoint_once_and_nothing_is_scored_
     assert response.status_code == 202, response.get_body()
     job = json.loads(response.get_body())
     assert job["state"] == "handed_off"
-    assert job["handoff"] == {"job": ["dev", job["job_id"]], "endpoint": "score-batch"}
+    [batch_job] = [key.rsplit("/", 1)[1] for key in fake.resources if "/jobs/" in key]
+    assert job["handoff"] == {"job": ["dev", batch_job], "endpoint": "score-batch"}, "the name the endpoint gave"
     assert json.loads(again.get_body())["job_id"] == job["job_id"]
     [post] = fake.requests_to("POST", r"^/batch/score-batch/jobs$")
     url = ports.blobs.get_blob_client(ports.config.input_container, "big.csv").url
-    assert post.body["properties"]["name"] == job["job_id"]
+    assert post.body["properties"]["name"] == job["job_id"]  # asked for, ignored (azure-sdk-for-python#32763)
     assert post.body["properties"]["inputData"] == {"UriFile": {"jobInputType": "UriFile", "uri": url}}
     assert ports.queue.client.peek_messages() == [], "a handed-off job queues no ranges"
     assert (status(job["job_id"], ports) or {})["handoff"]["status"] == "queued"
+
+
+def test_a_hand_off_retried_while_the_first_is_under_way_starts_one_batch_job(
+    ports: Scoring, fake: LocalAzureML, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint ignores the job name (azure-sdk-for-python#32763): a retry cannot find the batch job by it."""
+    fake.add_batch_endpoint("dev", "score-batch")
+    upload(ports, "big.csv")
+    invoke = ports.platform.invoke_batch_endpoint
+    retries: list[func.HttpResponse] = []
+
+    def overlapped(*args: str) -> object:
+        if not retries:
+            retries.append(post_score(ports, monkeypatch, "big.csv"))  # the retry arrives before the first returns
+        return invoke(*args)
+
+    monkeypatch.setattr(ports.platform, "invoke_batch_endpoint", overlapped)
+    first = json.loads(post_score(ports, monkeypatch, "big.csv").get_body())
+
+    assert len(fake.requests_to("POST", r"^/batch/score-batch/jobs$")) == 1
+    assert json.loads(retries[0].get_body())["state"] == "handing_off"
+    assert first["state"] == "handed_off"
+    later = json.loads(post_score(ports, monkeypatch, "big.csv").get_body())
+    assert later["handoff"] == first["handoff"]
+    assert len(fake.requests_to("POST", r"^/batch/score-batch/jobs$")) == 1
 
 
 def test_an_endpoint_that_does_not_exist_answers_502_naming_it_and_records_no_job(

@@ -10,7 +10,7 @@ import requests
 
 from devhost.azurite import Azurite
 from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
-from shared.platform.sandbox import samples
+from localaml import samples
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import write_policy
 
@@ -29,19 +29,19 @@ def ops_notifications(stack: Stack) -> list[dict]:
 def test_the_chain_from_registration_to_serving_with_rejection_and_retraining(azurite: Azurite, tmp_path: Path) -> None:
     policy = write_policy(tmp_path, bake=1, min_requests=10)
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
-        stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=1), {})
+        stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
         wait_until(lambda: stage(stack, "1") == "live", timeout=60)
-        with TrafficGenerator(stack.scoring_url, "prod", MODEL, per_second=40):
-            stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=3), {})
-            stack.sandbox.register_model("dev", MODEL, samples.bad_model(seed=2), {})
+        with TrafficGenerator(stack.aml, "prod", MODEL, per_second=40):
+            stack.aml.register_model("dev", MODEL, samples.good_model(seed=3), {})
+            stack.aml.register_model("dev", MODEL, samples.bad_model(seed=2), {})
             wait_until(lambda: stage(stack, "3") == "failed", timeout=60)
             wait_until(lambda: stage(stack, "2") == "live", timeout=120)
 
         rejected = stack.state.get("lifecycle", f"{MODEL}:3")
         assert [row[0] for row in rejected["gates"]["rows"] if row[-1] == "FAIL"] == ["accuracy", "auc"]
-        assert stack.sandbox.get_model("dev", MODEL, "3").tags["mlops.stage"] == "rejected"
-        assert stack.sandbox.get_model("registry:shared", MODEL, "2").uri.startswith("azureml://registries/shared/")
-        endpoint = stack.sandbox.get_endpoint("prod", MODEL)
+        assert stack.platform.get_model("dev", MODEL, "3").tags["mlops.stage"] == "rejected"
+        assert stack.platform.get_model("registry:shared", MODEL, "2").uri.startswith("azureml://registries/shared/")
+        endpoint = stack.platform.get_endpoint("prod", MODEL)
         assert endpoint.traffic["credit-risk-v2"] == 100
         assert {d.model_uri for d in endpoint.deployments} >= {
             "azureml://registries/shared/models/credit-risk/versions/2"
@@ -51,8 +51,8 @@ def test_the_chain_from_registration_to_serving_with_rejection_and_retraining(az
         assert steps == ["10% of traffic to credit-risk-v2", "50% of traffic to credit-risk-v2",
                          "100% of traffic to credit-risk-v2"]
 
-        stack.sandbox.publish_drift("dev", "credit-risk-monitor", 0.8)
-        stack.sandbox.publish_drift("dev", "credit-risk-monitor", 0.1)
+        stack.aml.report_dataset_drift("dev", "credit-risk-monitor", 0.8)
+        stack.aml.report_dataset_drift("dev", "credit-risk-monitor", 0.1)
         wait_until(lambda: any(n["kind"] == "retraining.started" for n in ops_notifications(stack)), timeout=30)
         kinds = Counter(n["kind"] for n in ops_notifications(stack))
         assert kinds["model.rejected"] == 1 and kinds["retraining.started"] == 1
@@ -74,7 +74,7 @@ def captured(stack: Stack, event_type: str) -> list[dict]:
 def test_duplicated_reordered_and_dropped_events_end_in_the_same_state(azurite: Azurite, tmp_path: Path) -> None:
     policy = write_policy(tmp_path)
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite, capture_events=True) as stack:
-        stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=1), {})
+        stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
         registered = wait_until(lambda: captured(stack, "ModelRegistered"), timeout=30)[0]
         # The test job's RunCompleted arrives first, twice; then ModelRegistered, twice.
         stack.sandbox.submit_job("dev", "test-credit-risk-v1", "evaluate-model",
@@ -89,7 +89,7 @@ def test_duplicated_reordered_and_dropped_events_end_in_the_same_state(azurite: 
         wait_until(lambda: stage(stack, "1") == "live", timeout=60)
 
         # v2: its RunCompleted is dropped; only the resync timer can see the job finish.
-        stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=3), {})
+        stack.aml.register_model("dev", MODEL, samples.good_model(seed=3), {})
         second = wait_until(lambda: [e for e in captured(stack, "ModelRegistered") if e[0]["subject"].endswith(":2")])
         deliver(stack, second[0])
         wait_until(lambda: stage(stack, "2") not in (None, "testing"), timeout=60)
@@ -105,7 +105,7 @@ def test_duplicated_reordered_and_dropped_events_end_in_the_same_state(azurite: 
         assert v2_passed.correlation_id == "resync"
         sent = Counter(n["id"] for n in ops_notifications(stack))
         assert sent and max(sent.values()) == 1, f"one notification per decision: {sent}"
-        deployments = stack.sandbox.get_endpoint("prod", MODEL).deployments
+        deployments = stack.platform.get_endpoint("prod", MODEL).deployments
         assert sorted(d.name for d in deployments) == ["credit-risk-v1", "credit-risk-v2"]
 
 
@@ -113,7 +113,7 @@ def test_a_platform_call_failing_with_503_twice_is_retried(azurite: Azurite, tmp
     policy = write_policy(tmp_path)
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
         stack.sandbox.inject_platform_fault("get_model", "503", times=2)
-        stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=1), {})
+        stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
         wait_until(lambda: stage(stack, "1") not in (None, "testing"), timeout=60)
         errors = [e for e in stack.state.read_audit() if e.outcome == "error"]
         assert errors == [], "the retries happened inside the call, not by failing the work item"
@@ -123,7 +123,7 @@ def test_a_policy_file_with_an_error_is_refused_naming_the_field(azurite: Azurit
     policy = tmp_path / "broken.yaml"
     policy.write_text("rules: [{name: credit-risk, models: {name: 'credit-risk*'}, test: {pipelin: x}}]")
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
-        stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=1), {})
+        stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
         dead = wait_until(lambda: stack.state.list("deadletter"), timeout=60)
         assert "rules[0] (credit-risk).test.pipeline: Field required" in dead[0]["reason"]
         assert json.loads(dead[0]["message"])["event"]["subject"] == "models/credit-risk:1"
@@ -133,7 +133,7 @@ def test_unmatched_models_are_ignored_and_failed_jobs_and_deployments_reach_ops(
     azurite: Azurite, tmp_path: Path
 ) -> None:
     with local_stack(tmp_path, azurite=azurite) as stack:
-        stack.sandbox.register_model("dev", "churn", samples.BROKEN_MODEL, {})
+        stack.aml.register_model("dev", "churn", samples.BROKEN_MODEL, {})
         stack.sandbox.submit_job("dev", "nightly-eval-1", "evaluate-model",
                                  {"dataset": "credit-risk-holdout", "model_name": "churn", "model_version": "1"}, {})
         failed = wait_until(lambda: [n for n in ops_notifications(stack) if n["kind"] == "job.failed"], timeout=60)

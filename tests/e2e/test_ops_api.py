@@ -18,7 +18,7 @@ from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
 from devhost.azurite import Azurite
 from devhost.stack import Stack, TrafficGenerator, local_stack
-from shared.platform.sandbox import samples
+from localaml import samples
 from tests.e2e.conftest import wait_for
 from tools import opsctl
 
@@ -54,14 +54,14 @@ def stack(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     workdir = tmp_path_factory.mktemp("ops-api")
     (workdir / "policy.yaml").write_text(POLICY)
     with local_stack(workdir, {"MLOPS_POLICY_PATH": str(workdir / "policy.yaml")}, azurite=azurite) as running, \
-            TrafficGenerator(running.scoring_url, "prod", "credit-risk", per_second=20):
+            TrafficGenerator(running.aml, "prod", "credit-risk", per_second=20):
         yield running
 
 
 @pytest.fixture(scope="module")
 def live(stack: Stack) -> dict[str, Any]:
     """credit-risk v1 through its whole lifecycle: tested, promoted, and at 100% of the empty endpoint."""
-    stack.sandbox.register_model("dev", "credit-risk", samples.good_model(1), {})
+    stack.aml.register_model("dev", "credit-risk", samples.good_model(1), {})
     reach(stack, "succeeded", timeout=90)
     return settled(stack)
 
@@ -85,7 +85,7 @@ def no_active_rollout_left(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def start(stack: Stack, onnx: bytes, **plan: Any) -> dict[str, Any]:
     """Register a new `scorer` version (no rule tests it) and roll it out by request."""
-    model = stack.sandbox.register_model("dev", "scorer", onnx, {})
+    model = stack.aml.register_model("dev", "scorer", onnx, {})
     response = stack.admin("POST", "ops/rollouts", json={
         "model": {"location": "dev", "name": "scorer", "version": model.version}, "rule": "credit-risk",
         "plan": {**PLAN, **plan},
@@ -198,13 +198,13 @@ def test_a_policy_draft_is_validated(stack: Stack) -> None:
 
 
 def test_a_version_is_promoted_by_hand_idempotently(stack: Stack, onnx: bytes) -> None:
-    model = stack.sandbox.register_model("dev", "scorer", onnx, {})
+    model = stack.aml.register_model("dev", "scorer", onnx, {})
     path = f"ops/models/dev/scorer/{model.version}/promote"
     first = stack.admin("POST", path, json={"targets": ["registry:shared", "prod"]})
     assert first.status_code == 200, first.text
     assert first.json()["source"] == "dev" and list(first.json()["promoted"]) == ["registry:shared", "prod"]
     assert stack.admin("POST", path, json={"targets": ["registry:shared", "prod"]}).json() == first.json()
-    assert stack.sandbox.get_model("registry:shared", "scorer", model.version).name == "scorer"
+    assert stack.platform.get_model("registry:shared", "scorer", model.version).name == "scorer"
     unmatched = stack.admin("POST", path)
     assert unmatched.status_code == 400 and unmatched.json()["field"] == "targets"
 

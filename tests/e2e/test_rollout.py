@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devhost.azurite import Azurite
 from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
-from shared.platform.sandbox import samples
+from localaml import samples
 from tests.e2e.conftest import write_policy
 
 MODEL = "credit-risk"
@@ -22,15 +22,15 @@ def actions(stack: Stack) -> list[str]:
 
 
 def first_version_live(stack: Stack) -> None:
-    stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=1), {})
+    stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
     wait_until(lambda: rollout(stack).get("state") == "succeeded", timeout=60)
 
 
 def canary_deployment(stack: Stack, version: str) -> None:
     """Register a version and wait until its deployment exists on the endpoint."""
-    stack.sandbox.register_model("dev", MODEL, samples.good_model(seed=int(version) + 2), {})
+    stack.aml.register_model("dev", MODEL, samples.good_model(seed=int(version) + 2), {})
     wait_until(lambda: any(d.name == f"credit-risk-v{version}"
-                           for d in stack.sandbox.get_endpoint("prod", MODEL).deployments), timeout=60)
+                           for d in stack.platform.get_endpoint("prod", MODEL).deployments), timeout=60)
 
 
 def test_a_canary_failing_20_percent_of_requests_is_rolled_back_within_one_step(
@@ -39,9 +39,9 @@ def test_a_canary_failing_20_percent_of_requests_is_rolled_back_within_one_step(
     policy = write_policy(tmp_path, bake=3, min_requests=20)
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
         first_version_live(stack)
-        with TrafficGenerator(stack.scoring_url, "prod", MODEL, per_second=60):
+        with TrafficGenerator(stack.aml, "prod", MODEL, per_second=60):
             canary_deployment(stack, "2")
-            stack.sandbox.set_deployment_fault("prod", MODEL, "credit-risk-v2", error_rate=0.2)
+            stack.aml.set_deployment_fault("prod", MODEL, "credit-risk-v2", error_rate=0.2)
             wait_until(lambda: rollout(stack).get("state") == "rolled_back", timeout=60)
 
         record = rollout(stack)
@@ -49,11 +49,11 @@ def test_a_canary_failing_20_percent_of_requests_is_rolled_back_within_one_step(
         assert len(steps) == 1, "rolled back at the first step, never given more traffic"
         failed = next(e for e in record["history"] if e["action"] == "analysis:fail")
         assert "error" in failed["reason"] and failed["metrics"]["error_rate"] > 0.05
-        endpoint = stack.sandbox.get_endpoint("prod", MODEL)
+        endpoint = stack.platform.get_endpoint("prod", MODEL)
         assert endpoint.traffic == {"credit-risk-v1": 100}, "the split from before the rollout is back"
         assert "credit-risk-v2" in {d.name for d in endpoint.deployments}, "kept for diagnosis"
         assert stack.state.get("lifecycle", f"{MODEL}:2")["stage"] == "rolled_back"
-        assert stack.sandbox.get_model("dev", MODEL, "2").tags["mlops.stage"] == "rolled_back"
+        assert stack.platform.get_model("dev", MODEL, "2").tags["mlops.stage"] == "rolled_back"
         told = [n.body["data"] for n in stack.receiver.received if n.path == "/ops"]
         rolled_back = [n for n in told if n["kind"] == "rollout.rolled_back"]
         assert len(rolled_back) == 1 and "error" in rolled_back[0]["summary"]
@@ -72,14 +72,14 @@ def test_a_step_with_too_little_traffic_waits_instead_of_passing(azurite: Azurit
             "10% of traffic to credit-risk-v2"
         ]
         assert "analysis:pass" not in actions(stack)
-        assert stack.sandbox.get_endpoint("prod", MODEL).traffic == {"credit-risk-v1": 90, "credit-risk-v2": 10}
+        assert stack.platform.get_endpoint("prod", MODEL).traffic == {"credit-risk-v1": 90, "credit-risk-v2": 10}
 
 
 def test_a_rollout_resumes_after_the_app_is_killed_and_restarted(azurite: Azurite, tmp_path: Path) -> None:
     policy = write_policy(tmp_path, bake=2, min_requests=10)
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
         first_version_live(stack)
-        with TrafficGenerator(stack.scoring_url, "prod", MODEL, per_second=40):
+        with TrafficGenerator(stack.aml, "prod", MODEL, per_second=40):
             canary_deployment(stack, "2")
             wait_until(lambda: "step" in actions(stack), timeout=30)
             stack.host.stop(kill=True)
@@ -92,7 +92,7 @@ def test_a_rollout_resumes_after_the_app_is_killed_and_restarted(azurite: Azurit
         steps = [e["reason"] for e in record["history"] if e["action"] == "step"]
         assert steps == ["10% of traffic to credit-risk-v2", "50% of traffic to credit-risk-v2",
                          "100% of traffic to credit-risk-v2"]
-        assert stack.sandbox.get_endpoint("prod", MODEL).traffic["credit-risk-v2"] == 100
+        assert stack.platform.get_endpoint("prod", MODEL).traffic["credit-risk-v2"] == 100
         assert stack.state.get("champion", "credit-risk")["version"] == "2"
 
 
@@ -103,7 +103,7 @@ def test_a_rollout_that_starts_within_the_previous_ones_grace_period_completes(
     policy = write_policy(tmp_path, bake=1, min_requests=10, retire=600)
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
         first_version_live(stack)
-        with TrafficGenerator(stack.scoring_url, "prod", MODEL, per_second=40):
+        with TrafficGenerator(stack.aml, "prod", MODEL, per_second=40):
             canary_deployment(stack, "2")
             wait_until(lambda: rollout(stack).get("deployment") == "credit-risk-v2"
                        and rollout(stack).get("state") == "succeeded", timeout=90)
@@ -114,6 +114,6 @@ def test_a_rollout_that_starts_within_the_previous_ones_grace_period_completes(
         record = rollout(stack)
         assert record["state"] == "succeeded", record["history"][-3:]
         assert record["baseline"]["traffic"] == {"credit-risk-v2": 100}
-        endpoint = stack.sandbox.get_endpoint("prod", MODEL)
+        endpoint = stack.platform.get_endpoint("prod", MODEL)
         assert "credit-risk-v1" not in {d.name for d in endpoint.deployments}, "retired when v3's rollout began"
         assert endpoint.traffic["credit-risk-v3"] == 100

@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import Azurite
 from devhost.stack import Stack, local_stack, wait_until
-from shared.platform.sandbox import samples
+from localaml import samples
 
 FEATURES = samples.FEATURE_NAMES
 
@@ -35,7 +35,7 @@ def upload_csv(stack: Stack, name: str, rows: int) -> np.ndarray:
 
 def test_a_file_submitted_over_http_is_scored_like_session_run(azurite: Azurite, tmp_path: Path) -> None:
     with local_stack(tmp_path, azurite=azurite) as stack:
-        model = stack.sandbox.register_model("dev", "credit-risk", samples.good_model(seed=1), {})
+        model = stack.aml.register_model("dev", "credit-risk", samples.good_model(seed=1), {})
         features = upload_csv(stack, "batches/jan.csv", rows=500)
         response = stack.admin("POST", "score", json={
             "input": "scoring-input/batches/jan.csv",
@@ -67,7 +67,7 @@ def test_bad_requests_get_400_naming_the_field_and_unknown_jobs_404(azurite: Azu
 
 def test_a_blob_created_event_starts_a_job(azurite: Azurite, tmp_path: Path) -> None:
     with local_stack(tmp_path, azurite=azurite) as stack:
-        stack.sandbox.register_model("dev", "credit-risk", samples.good_model(seed=1), {})
+        stack.aml.register_model("dev", "credit-risk", samples.good_model(seed=1), {})
         upload_csv(stack, "dev/credit-risk/1/feb.csv", rows=50)
         event = {
             "id": "blob-event-1", "eventType": "Microsoft.Storage.BlobCreated",

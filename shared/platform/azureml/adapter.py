@@ -2,8 +2,10 @@
 
 Every call re-reads current state from Azure and every write is idempotent by name:
 an existing job, registry version or deployment is found and returned, not made twice.
-Long-running operations (deployments, traffic) are started and not awaited; their end
-is seen later through events or the resync. Errors are the port's (see errors.py).
+Long-running operations (deployments, traffic) are started and not awaited, with no
+polling thread left behind (see started.py); their end is seen later through events or
+the resync. Errors are the port's (see errors.py): nothing the SDK raises escapes as
+anything else, and each names the operation.
 """
 
 from __future__ import annotations
@@ -111,17 +113,21 @@ class AzureMLPlatform:
         except NotFound:
             pass
         source = self._clients.ml(model.location)
-        from azure.ai.ml.exceptions import ValidationException
-
-        with self._translated(f"sharing {model.name}:{model.version} to {target}", target):
-            try:
+        try:
+            with self._translated(f"sharing {model.name}:{model.version} to {target}", target):
                 source.models.share(
                     model.name, model.version, share_with_name=model.name, share_with_version=model.version,
                     registry_name=registry,
                 )
-            except ValidationException as error:
-                if "already exists" not in str(error):
-                    raise PlatformError(f"sharing {model.name}:{model.version} to {target}: {error}") from error
+        except PlatformError as error:
+            # After the import, the SDK goes on to a temporary data reference and an upload that Azure's
+            # answers break (the import's final body is its operation status, not nothing; see
+            # localaml/registries.py), and a concurrent promotion makes it "already exist": the registry
+            # is the judge of whether the version is there.
+            try:
+                return self.get_model(target, model.name, model.version)
+            except NotFound:
+                raise error from None
         return self.get_model(target, model.name, model.version)
 
     def download_model(self, model: ModelVersion, destination: Path) -> Path:
@@ -154,8 +160,16 @@ class AzureMLPlatform:
         try:
             with self._translated(f"job {job_name} in {workspace}", workspace):
                 created = client.jobs.create_or_update(job)
-        except TryLater:
-            return self.get_job(workspace, job_name)  # a concurrent submit of the same name won
+        except ConfigurationError:
+            raise
+        except PlatformError as error:
+            # A concurrent submit of the same name won. Azure answers the losing PUT with 400 UserError
+            # "A job with this name already exists" (inner code JobPropertyImmutable), not 409: whatever
+            # the answer, a job of that name that exists now is the one to return.
+            try:
+                return self.get_job(workspace, job_name)
+            except NotFound:
+                raise error from None
         return _job(workspace, created)
 
     def get_job(self, workspace: str, job_name: str) -> Job:
@@ -171,7 +185,12 @@ class AzureMLPlatform:
         return job
 
     def invoke_batch_endpoint(self, workspace: str, endpoint: str, job_name: str, input_uri: str) -> Job:
-        """Start a batch scoring job named `job_name` on `input_uri` (a folder if it ends in '/')."""
+        """Start a batch scoring job on `input_uri` (a folder if it ends in '/'); the Job returned has its real name.
+
+        `job_name` is asked for, but the batch endpoint may ignore it and name the job itself
+        (Azure/azure-sdk-for-python#32763): callers keep the returned name and must not rely on
+        finding a started job again by `job_name` (see shared/scoring/jobs.py).
+        """
         _check("batch endpoint name", endpoint, ENDPOINT_NAME)
         _check("job name", job_name, JOB_NAME)
         if not input_uri.startswith(("https://", "azureml://")):
@@ -279,8 +298,9 @@ class AzureMLPlatform:
             current = (_nonzero(found.traffic or {}), _nonzero(found.mirror_traffic or {}))
             if current == (_nonzero(traffic), _nonzero(mirror_traffic)):
                 return
-            found.traffic = dict(traffic)
-            found.mirror_traffic = dict(mirror_traffic)
+            # Zero weights left out, as the SDK's begin_create_or_update leaves them out.
+            found.traffic = _nonzero(traffic)
+            found.mirror_traffic = _nonzero(mirror_traffic)
             client.online_endpoints.begin_create_or_update(found)
 
     def get_deployment_metrics(
@@ -304,7 +324,15 @@ def _check_traffic(traffic: dict[str, int], mirror_traffic: dict[str, int]) -> N
                 raise ValueError(f"{kind} for {name!r} must be an integer from 0 to {limit}, got {weight!r}")
     if traffic and sum(traffic.values()) not in (0, 100):
         raise ValueError(f"traffic must add up to 100 (or 0), got {sum(traffic.values())}: {traffic}")
-    both = {name for name, weight in mirror_traffic.items() if weight} & {n for n, w in traffic.items() if w}
+    # Azure ML docs, "Safe rollout for online endpoints" (how-to-safely-rollout-online-endpoints), mirroring's
+    # limitations: "You can mirror traffic to only one deployment in an endpoint" and "The maximum percentage
+    # of traffic you can mirror is 50 percent": of the endpoint's traffic, not per deployment.
+    mirrored = _nonzero(mirror_traffic)
+    if len(mirrored) > 1:
+        raise ValueError(f"mirror traffic can go to one deployment only, got {sorted(mirrored)}")
+    if sum(mirrored.values()) > 50:
+        raise ValueError(f"mirror traffic must add up to at most 50, got {sum(mirrored.values())}: {mirror_traffic}")
+    both = set(mirrored) & {n for n, w in traffic.items() if w}
     if both:
         raise ValueError(f"a deployment cannot take live and mirror traffic at once: {sorted(both)}")
 

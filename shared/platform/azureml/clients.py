@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.platform.azureml.errors import translated
+from shared.platform.azureml.started import start_only
 from shared.platform.port import ConfigurationError
 from shared.settings import WORKSPACE_ID, Settings
 
@@ -146,9 +147,10 @@ class Clients:
             with translated(f"registry {registry}", identity=self.identity, scope=self.scope(location)):
                 return MLClient(self.credential, registry_name=registry, **options)
         workspace = self.workspace(location)
-        return MLClient(
+        client = MLClient(
             self.credential, workspace.subscription_id, workspace.resource_group, workspace.workspace_name, **options
         )
+        return start_only(client)  # begin_* start operations and leave no polling thread (see started.py)
 
 
 def _is_azure_identity(credential: object) -> bool:

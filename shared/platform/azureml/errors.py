@@ -17,6 +17,8 @@ holding a function, and puts every wait in one place. A busy resource (409, endp
 | 401, 403, no token                   | ConfigurationError naming identity and scope  |
 | anything else (400 ...)              | PlatformError with the service's message      |
 | the SDK's own exceptions             | PlatformError with the SDK's message          |
+| anything else the SDK raises         | PlatformError naming the operation and error  |
+|   (KeyError, AttributeError ...)     |                                               |
 """
 
 from __future__ import annotations
@@ -96,11 +98,13 @@ def translated(what: str, *, identity: str, scope: str) -> Iterator[None]:
     except (ServiceRequestError, ServiceResponseError) as error:
         raise Transient(f"could not reach Azure for {what}: {error.message}") from error
     except Exception as error:
-        # The SDK's own refusals (validation, unexpected answers); checked by module so that
-        # azure.ai.ml is not imported just to name its exception classes.
+        # The SDK's own refusals (validation) and its failures on answers it did not expect: a bare
+        # KeyError('blobReferenceForConsumption') or KeyError('sasUri') from a registry answer, an
+        # AttributeError, a ValueError. None may escape the port: each becomes a PlatformError naming
+        # the operation, with the SDK's exception kept as the cause.
         if type(error).__module__.startswith("azure.ai.ml"):
             raise PlatformError(f"Azure ML refused {what}: {error}") from error
-        raise
+        raise PlatformError(f"azure-ai-ml failed on {what}: {type(error).__name__}: {error}") from error
 
 
 def _detail(error: object) -> str:

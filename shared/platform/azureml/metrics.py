@@ -18,6 +18,10 @@ from shared.platform.port import DeploymentMetrics, Transient
 MONITOR_API_VERSION = "2023-10-01"
 DEPLOYMENT_NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
 REQUESTS_METRIC = "RequestsPerMinute"  # dimension envoy_response_code
+# Azure Monitor returns only `top` series when a $filter is given, 10 unless asked ("Metrics - List", parameter
+# `top`: "Valid only if $filter is specified. Defaults to 10."): with more response codes than that, 5xx series
+# could be dropped and errors undercounted. Asking for this many keeps every code a deployment can answer.
+MAX_SERIES = 1000
 LATENCY_METRICS = ("RequestLatency_P95", "RequestLatency_P99")  # milliseconds
 MAX_CHILD_RUNS = 500
 MAX_DEPTH = 3
@@ -144,7 +148,8 @@ def deployment_metrics(
     what = f"Azure Monitor metrics of {resource_id}"
     counts = rest.call(
         "GET", url, what=what, scope=scope,
-        params={**common, "metricnames": REQUESTS_METRIC, "$filter": "envoy_response_code eq '*'"},
+        params={**common, "metricnames": REQUESTS_METRIC, "$filter": "envoy_response_code eq '*'",
+                "top": str(MAX_SERIES)},
     )
     latencies = rest.call(
         "GET", url, what=what, scope=scope, params={**common, "metricnames": ",".join(LATENCY_METRICS)}

@@ -1,0 +1,155 @@
+"""Promotion end to end: a workspace model version shared to the registry by the real azure-ai-ml, answered as
+Azure answers it, its files copied into the registry's container and downloaded from there again.
+
+Sources: the import answers 202 with only `Azure-AsyncOperation` (Azure ML docs, "Manage models with deployment
+templates", step 2); a dataref may answer `credentialType: NoCredentials` (Azure/azure-rest-api-specs
+.../stable/2025-12-01/examples/DataReference/getBlobReferenceSAS.json).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from devhost.azurite import ACCOUNT, ACCOUNT_KEY, running_azurite
+from devhost.stack import wait_until
+from localaml import endpoints
+from localaml.datastores import registry_container, workspace_container
+from localaml.errors import Reply
+from localaml.service import LocalAzureML, Route
+from localaml.tls import Certificates
+from shared.platform.azureml import AzureMLPlatform
+from shared.platform.port import DeploymentSpec, ModelVersion, NotFound, PlatformError
+
+DEV = LocalAzureML.workspace_id("dev")
+REGISTRY = "registry:mlops-registry"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def storage(certificates: Certificates, service: LocalAzureML) -> Iterator[BlobServiceClient]:
+    """The service's storage account: an Azurite over TLS with the certificate the service serves."""
+    with running_azurite(tls=(str(certificates.cert_file), str(certificates.key_file))) as azurite:
+        client = BlobServiceClient(
+            f"https://127.0.0.1:{azurite.blob_port}/{ACCOUNT}",
+            credential={"account_name": ACCOUNT, "account_key": ACCOUNT_KEY},
+        )
+        service.storage = client
+        try:
+            yield client
+        finally:
+            service.storage = None
+
+
+def _workspace_model(fake: LocalAzureML, storage: BlobServiceClient) -> ModelVersion:
+    container = storage.get_container_client(workspace_container("dev"))
+    container.upload_blob("models/churn/3/model.onnx", b"onnx bytes", overwrite=True)
+    fake.add_model(
+        DEV, "churn", "3", {"stage": "tested"},
+        model_uri="azureml://subscriptions/s/resourceGroups/rg/workspaces/dev/datastores/workspaceblobstore"
+        "/paths/models/churn/3/model.onnx",
+    )
+    return ModelVersion(location="dev", name="churn", version="3")
+
+
+def test_a_promoted_model_is_in_the_registry_with_its_files(
+    platform: AzureMLPlatform, fake: LocalAzureML, storage: BlobServiceClient, tmp_path: Path
+) -> None:
+    source = _workspace_model(fake, storage)
+
+    promoted = platform.promote_model(source, REGISTRY)
+    onnx = platform.download_model(promoted, tmp_path)
+
+    assert promoted.uri == "azureml://registries/mlops-registry/models/churn/versions/3"
+    assert promoted.tags == {"stage": "tested"}
+    copied = storage.get_container_client(registry_container("mlops-registry"))
+    assert copied.download_blob("models/churn/3/model.onnx").readall() == b"onnx bytes"
+    assert onnx.read_bytes() == b"onnx bytes"
+    [imported] = fake.requests_to("POST", r"/registries/mlops-registry/import$")
+    polls = [r.path for r in fake.requests[fake.requests.index(imported) + 1:] if "operation" in r.path.lower()]
+    assert polls and all(path.startswith("/operations/") for path in polls), "polled on Azure-AsyncOperation only"
+
+
+def test_promoting_again_finds_the_registry_version_without_a_second_import(
+    platform: AzureMLPlatform, fake: LocalAzureML, storage: BlobServiceClient
+) -> None:
+    source = _workspace_model(fake, storage)
+
+    first = platform.promote_model(source, REGISTRY)
+    again = platform.promote_model(source, REGISTRY)
+
+    assert first == again
+    assert len(fake.requests_to("POST", r"/registries/mlops-registry/import$")) == 1
+
+
+def test_the_registry_refuses_a_temporary_reference_for_an_asset_it_has(
+    platform: AzureMLPlatform, fake: LocalAzureML, storage: BlobServiceClient
+) -> None:
+    platform.promote_model(_workspace_model(fake, storage), REGISTRY)
+
+    [reference] = fake.requests_to("PUT", r"/registries/mlops-registry/tempdatarefs/churn/versions/3$")
+    answer = fake.handle("PUT", reference.path + "?api-version=2021-10-01-dataplanepreview", b"{}",
+                         {"Authorization": reference.headers["Authorization"]})
+
+    assert answer.status == 409  # azure-ai-ml get_sas_uri_for_registry_asset: "Asset already exists" is a 409
+
+
+def test_a_failed_import_is_a_platform_error_naming_the_share(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
+    fake.add_model(DEV, "churn", "3")
+    fake.fail("POST", r"/registries/mlops-registry/import$", 400, code="UserError", message="bad source")
+
+    with pytest.raises(PlatformError, match=r"sharing churn:3 to registry:mlops-registry \(400\)"):
+        platform.promote_model(ModelVersion(location="dev", name="churn", version="3"), REGISTRY)
+    with pytest.raises(NotFound):
+        platform.get_model(REGISTRY, "churn", "3")
+
+
+def test_a_dataref_without_credentials_is_a_platform_error_naming_the_download(
+    platform: AzureMLPlatform, fake: LocalAzureML, tmp_path: Path
+) -> None:
+    """The spec example answers `NoCredentials`; azure-ai-ml then raises a bare KeyError('sasUri')."""
+    fake.add_model(fake.registry_id("mlops-registry"), "churn", "3",
+                   model_uri="https://regstore.blob.core.windows.net/churn/model")
+    no_credentials = Route("POST", re.compile(r"^/mferp/.+/datarefs/churn/versions/3$"), lambda **kw: Reply(
+        200, {"blobReferenceForConsumption": {"blobUri": kw["body"]["blobUri"], "storageAccountArmId": "string",
+                                              "credential": {"credentialType": "NoCredentials"}}}))
+    fake.routes.insert(0, no_credentials)
+    try:
+        model = platform.get_model(REGISTRY, "churn", "3")
+        with pytest.raises(PlatformError, match=r"downloading model churn:3: KeyError: 'sasUri'"):
+            platform.download_model(model, tmp_path)
+    finally:
+        fake.routes.remove(no_credentials)
+
+
+def test_no_sdk_poller_thread_is_left_by_starting_operations(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
+    fake.add_online_endpoint("dev", "churn-ep", {"blue": 100})
+    fake.add_online_deployment("dev", "churn-ep", "blue", f"{DEV}/models/churn/versions/2")
+    fake.add_online_deployment("dev", "churn-ep", "old", f"{DEV}/models/churn/versions/1")
+    fake.add_model(fake.registry_id("mlops-registry"), "churn", "3")
+    model = ModelVersion(location=REGISTRY, name="churn", version="3",
+                         uri="azureml://registries/mlops-registry/models/churn/versions/3")
+    timings = endpoints.online(fake)
+    timings.endpoint_update_seconds = timings.delete_seconds = timings.deployment_create_seconds = 0.0
+
+    def settled() -> bool:
+        # Azure refuses a change while another runs on the endpoint; each call starts one and returns.
+        return not platform.get_endpoint("dev", "churn-ep").is_updating
+
+    platform.set_traffic("dev", "churn-ep", {"blue": 90, "old": 10}, {})
+    wait_until(settled, timeout=10, interval=0.05)
+    platform.set_traffic("dev", "churn-ep", {"blue": 100}, {})
+    wait_until(settled, timeout=10, interval=0.05)
+    platform.delete_deployment("dev", "churn-ep", "old")
+    wait_until(settled, timeout=10, interval=0.05)
+    platform.create_deployment("dev", "churn-ep", "green", model, DeploymentSpec())
+
+    pollers = [thread.name for thread in threading.enumerate() if thread.name.startswith("LROPoller")]
+    assert pollers == []
+    assert [r.method for r in fake.requests if re.search(r"/onlineEndpoints/churn-ep(/deployments/\w+)?$", r.path)
+            and r.method != "GET"] == ["PUT", "PUT", "DELETE", "PUT"]
+    assert fake.requests_to("GET", r"operation") == [], "nothing polls the operations"
