@@ -37,7 +37,10 @@ class HostProcess:
 
     def start(self, timeout: float = 30) -> HostProcess:
         HostKeys.load_or_create(self.keys_file)
-        env = {**os.environ, **self.settings, "PYTHONUNBUFFERED": "1"}
+        # azure-ai-ml records the cloud a client last used in AZUREML_CURRENT_CLOUD and reads it when it is
+        # imported: a custom cloud of this process is unknown to the host's, whose import would then fail.
+        inherited = {name: value for name, value in os.environ.items() if name != "AZUREML_CURRENT_CLOUD"}
+        env = {**inherited, **self.settings, "PYTHONUNBUFFERED": "1"}
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--port", str(self.port), "--keys", str(self.keys_file)],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import secrets
 import signal
@@ -105,7 +106,8 @@ class LocalAzureMLStack:
             path = Path(folder) / "model.onnx"
             path.write_bytes(onnx)
             model = Model(path=path, name=name, type="custom_model", tags=dict(tags or {}))
-            version = str(self.client(workspace).models.create_or_update(model).version)
+            with quiet_uploads():
+                version = str(self.client(workspace).models.create_or_update(model).version)
         return ModelVersion(location=workspace, name=name, version=version, tags=dict(tags or {}),
                             uri=f"azureml:{name}:{version}")
 
@@ -126,11 +128,21 @@ class LocalAzureMLStack:
         """A v2 model monitor's scheduled run computes these signal metrics (see localaml/monitoring.py)."""
         return self.control("POST", f"/localaml/workspaces/{workspace}/monitors/{monitor}/runs", {"signals": signals})
 
+    def set_deployment_fault(self, workspace: str, endpoint: str, deployment: str, error_rate: float) -> None:
+        """Make a deployment fail this share (0 to 1) of its requests with HTTP 500 (local-only control)."""
+        path = f"{self.service.workspace_id(workspace)}/onlineEndpoints/{endpoint}/deployments/{deployment}"
+        self.control("POST", f"/localaml{path}/faults", {"errorRate": error_rate})
+
     def report_dataset_drift(self, workspace: str, monitor: str, coefficient: float) -> None:
         """A v1 dataset monitor's run finds drift: the workspace publishes DatasetDriftDetected (legacy path)."""
         from localaml import events
 
         self.service.events.publish(events.drift_detected(workspace, monitor, float(coefficient)))
+
+
+def quiet_uploads() -> contextlib.AbstractContextManager[object]:
+    """azure-ai-ml prints a terminal colour reset to stderr after every upload, whatever show_progress says."""
+    return contextlib.redirect_stderr(io.StringIO())
 
 
 @contextlib.contextmanager
@@ -195,8 +207,9 @@ def seed(local: LocalAzureMLStack) -> None:
     from localaml import samples
     from tools import register_assets
 
-    for name in WORKSPACES:
-        register_assets.register(local.client(name))
+    with quiet_uploads():
+        for name in WORKSPACES:
+            register_assets.register(local.client(name))
     samples.seed_data(service, "dev")
     from azure.ai.ml.entities import ManagedOnlineEndpoint
 

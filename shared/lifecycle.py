@@ -106,13 +106,11 @@ def _reject(services: Services, rule: Rule, record: dict, reason: str, table: di
 
 def _promote(services: Services, rule: Rule, record: dict, cause: str) -> tuple:
     model = services.platform.get_model(record["workspace"], record["model"], record["version"])
-    source, serving, copies = model, model, {}
+    serving, copies = model, {}
     for target in rule.promotion.path if rule.promotion else []:
-        copy = services.platform.promote_model(source, target)
-        copies[target] = copy.uri
-        # Deployments reference the registry's copy when there is one (one artefact for every workspace).
-        if target.startswith("registry:") or not serving.location.startswith("registry:"):
-            serving = copy
+        # Deployments reference the registry's copy: one artefact for every workspace that serves it.
+        serving = services.platform.promote_model(model, target)
+        copies[target] = serving.uri
     services.platform.set_model_tags(record["workspace"], record["model"], record["version"], {TAG: "promoted"})
     if copies:
         _notify(services, rule, Notification(

@@ -67,9 +67,26 @@ class Gate(_Strict):
 
 
 class Promotion(_Strict):
-    path: list[str] = Field(min_length=1, description="targets in order, e.g. ['registry:shared', 'prod']")
+    """Where a passing version is shared: Azure ML registries, in order.
 
-    _locations = field_validator("path")(lambda cls, value: [_location(v) for v in value])
+    Azure ML shares a model from a workspace to a registry (`models.share`); it has no
+    copy from one workspace to another. Workspaces that serve the model deploy the
+    registry's copy (`azureml://registries/<r>/models/...`), so prod needs no copy of its own.
+    """
+
+    path: list[str] = Field(min_length=1, description="registries in order, e.g. ['registry:shared']")
+
+    @field_validator("path")
+    @classmethod
+    def _registries(cls, value: list[str]) -> list[str]:
+        for target in value:
+            _location(target)
+            if not target.startswith("registry:"):
+                raise ValueError(
+                    f"{target!r} is a workspace: Azure ML promotes to registries ('registry:<name>'); a workspace "
+                    "serves a promoted version by deploying the registry's copy (set it in rollout.workspace)"
+                )
+        return value
 
 
 class HealthGates(_Strict):

@@ -25,6 +25,7 @@ ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-
 Version = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"), AfterValidator(_no_dot_dot)]
 Workspace = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]  # settings.LOGICAL_NAME
 Location = Annotated[str, StringConstraints(pattern=r"^(registry:)?[a-z][a-z0-9-]{0,31}$")]
+RegistryLocation = Annotated[str, StringConstraints(pattern=r"^registry:[a-z][a-z0-9-]{0,31}$")]
 RuleName = Workspace
 # Azure ML online endpoint and deployment names: 3-32 letters, digits and '-', from a letter.
 ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")
@@ -99,9 +100,10 @@ class AuditFilter(Input):
 
 
 class PromoteRequest(Input):
-    targets: list[Location] | None = Field(
+    targets: list[RegistryLocation] | None = Field(
         None, min_length=1, max_length=10,
-        description="targets in order, e.g. ['registry:shared', 'prod']; the rule's promotion path when omitted",
+        description="registries in order, e.g. ['registry:shared']; the rule's promotion path when omitted "
+        "(Azure ML shares a model from a workspace to a registry, never to another workspace)",
     )
 
 

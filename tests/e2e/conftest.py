@@ -33,7 +33,6 @@ def host_settings(azurite: Azurite) -> dict[str, str]:
     return {
         "AzureWebJobsStorage": azurite.connection_string,
         "MLOPS_STATE_CONTAINER": f"state-{suffix}",
-        "MLOPS_SANDBOX_CONTAINER": f"sandbox-{suffix}",
         "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *",
         "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *",
         "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00.2",
@@ -52,11 +51,11 @@ rules:
   - name: credit-risk
     models: {{name: "credit-risk*"}}
     source_workspace: dev
-    test: {{pipeline: evaluate-model, inputs: {{dataset: credit-risk-holdout}}}}
+    test: {{pipeline: model-test, inputs: {{test_data: "azureml://datastores/workspaceblobstore/paths/test-data/"}}}}
     gates:
       - {{metric: accuracy, min: 0.80}}
       - {{metric: auc, max_drop: 0.05}}
-    promotion: {{path: ["registry:shared", prod]}}
+    promotion: {{path: ["registry:shared"]}}
     rollout:
       workspace: prod
       endpoint: credit-risk
@@ -69,8 +68,11 @@ rules:
     drift:
       monitor: "credit-risk-*"
       threshold: 0.3
-      pipeline: retrain-model
-      inputs: {{dataset: credit-risk-train}}
+      model_monitor: credit-risk-monitor
+      pipeline: retrain
+      inputs:
+        training_data: "azureml://datastores/workspaceblobstore/paths/training-data/"
+        outputs.model.name: credit-risk
 """
 
 

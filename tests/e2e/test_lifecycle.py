@@ -1,4 +1,4 @@
-"""The model lifecycle end to end: real HTTP, Azurite, the sandbox and the local host."""
+"""The model lifecycle end to end: real HTTP, Azurite, the local Azure ML service and the local host."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.conftest import FIXTURES
 from tests.e2e.conftest import write_policy
 
 MODEL = "credit-risk"
+TEST_DATA = "azureml://datastores/workspaceblobstore/paths/test-data/"
 
 
 def stage(stack: Stack, version: str) -> str | None:
@@ -51,8 +52,10 @@ def test_the_chain_from_registration_to_serving_with_rejection_and_retraining(az
         assert steps == ["10% of traffic to credit-risk-v2", "50% of traffic to credit-risk-v2",
                          "100% of traffic to credit-risk-v2"]
 
-        stack.aml.report_dataset_drift("dev", "credit-risk-monitor", 0.8)
+        # A v1 dataset monitor below its threshold is only recorded; a v2 monitor's breach retrains.
         stack.aml.report_dataset_drift("dev", "credit-risk-monitor", 0.1)
+        stack.aml.run_model_monitor("dev", "credit-risk-monitor", {"data_drift": [
+            {"feature": "f0", "metric": "JensenShannonDistance", "value": 0.5, "threshold": 0.3}]})
         wait_until(lambda: any(n["kind"] == "retraining.started" for n in ops_notifications(stack)), timeout=30)
         kinds = Counter(n["kind"] for n in ops_notifications(stack))
         assert kinds["model.rejected"] == 1 and kinds["retraining.started"] == 1
@@ -77,10 +80,10 @@ def test_duplicated_reordered_and_dropped_events_end_in_the_same_state(azurite: 
         stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
         registered = wait_until(lambda: captured(stack, "ModelRegistered"), timeout=30)[0]
         # The test job's RunCompleted arrives first, twice; then ModelRegistered, twice.
-        stack.sandbox.submit_job("dev", "test-credit-risk-v1", "evaluate-model",
-                                 {"dataset": "credit-risk-holdout", "model_name": MODEL, "model_version": "1"},
-                                 {"mlops.purpose": "test", "mlops.model": MODEL, "mlops.version": "1",
-                                  "mlops.rule": "credit-risk"})
+        stack.platform.submit_job("dev", "test-credit-risk-v1", "model-test",
+                                  {"model": f"azureml:{MODEL}:1", "test_data": TEST_DATA},
+                                  {"mlops.purpose": "test", "mlops.model": MODEL, "mlops.version": "1",
+                                   "mlops.rule": "credit-risk"})
         completed = wait_until(lambda: captured(stack, "RunCompleted"), timeout=60)[0]
         deliver(stack, completed)
         deliver(stack, completed)
@@ -112,7 +115,7 @@ def test_duplicated_reordered_and_dropped_events_end_in_the_same_state(azurite: 
 def test_a_platform_call_failing_with_503_twice_is_retried(azurite: Azurite, tmp_path: Path) -> None:
     policy = write_policy(tmp_path)
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
-        stack.sandbox.inject_platform_fault("get_model", "503", times=2)
+        stack.aml.service.fail("GET", rf"/models/{MODEL}/versions/1$", 503, times=2)
         stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
         wait_until(lambda: stage(stack, "1") not in (None, "testing"), timeout=60)
         errors = [e for e in stack.state.read_audit() if e.outcome == "error"]
@@ -134,17 +137,15 @@ def test_unmatched_models_are_ignored_and_failed_jobs_and_deployments_reach_ops(
 ) -> None:
     with local_stack(tmp_path, azurite=azurite) as stack:
         stack.aml.register_model("dev", "churn", samples.BROKEN_MODEL, {})
-        stack.sandbox.submit_job("dev", "nightly-eval-1", "evaluate-model",
-                                 {"dataset": "credit-risk-holdout", "model_name": "churn", "model_version": "1"}, {})
+        stack.platform.submit_job("dev", "nightly-eval-1", "model-test",
+                                  {"model": "azureml:churn:1", "test_data": TEST_DATA}, {})
         failed = wait_until(lambda: [n for n in ops_notifications(stack) if n["kind"] == "job.failed"], timeout=60)
         facts = {fact["name"]: fact["value"] for fact in failed[0]["facts"]}
         assert facts["run id"] == "nightly-eval-1" and facts["status"] == "failed"
         assert "does not load" in failed[0]["summary"]
 
         deployed = json.loads((FIXTURES / "aml-events/docs_eventgrid_schema/model_deployed.json").read_text())
-        deployed[0]["topic"] = (
-            "/subscriptions/0/resourceGroups/sandbox/providers/Microsoft.MachineLearningServices/workspaces/prod"
-        )
+        deployed[0]["topic"] = stack.aml.service.workspace_id("prod")
         deliver(stack, deployed)
         told = wait_until(lambda: [n for n in ops_notifications(stack) if n["kind"] == "model.deployed"], timeout=30)
         assert told[0]["title"].endswith("deployed to my-sklearn-service")

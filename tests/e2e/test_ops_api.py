@@ -29,9 +29,9 @@ rules:
   - name: credit-risk
     models: {name: "credit-risk*"}
     source_workspace: dev
-    test: {pipeline: evaluate-model, inputs: {dataset: credit-risk-holdout}}
+    test: {pipeline: model-test, inputs: {test_data: "azureml://datastores/workspaceblobstore/paths/test-data/"}}
     gates: [{metric: accuracy, min: 0.8}]
-    promotion: {path: ["registry:shared", prod]}
+    promotion: {path: ["registry:shared"]}
     rollout:
       workspace: prod
       endpoint: credit-risk
@@ -40,7 +40,11 @@ rules:
       gates: {max_error_rate: 0.2, min_requests: 3}
       inconclusive_limit: 60
       retire_previous_after_seconds: 0
-    drift: {monitor: "credit-risk-*", threshold: 0.3, pipeline: retrain-model, inputs: {dataset: credit-risk-train}}
+    drift:
+      monitor: "credit-risk-*"
+      threshold: 0.3
+      pipeline: retrain
+      inputs: {training_data: "azureml://datastores/workspaceblobstore/paths/training-data/"}
     notify: {default: [log]}
 """
 PLAN = {"workspace": "prod", "endpoint": "credit-risk", "steps": [50, 100], "bake_seconds": 1,
@@ -157,7 +161,7 @@ def test_health_reports_platform_policy_and_storage(stack: Stack) -> None:
     response = stack.admin("GET", "ops/health")
     assert response.status_code == 200
     health = response.json()
-    assert health["ok"] and health["platform"] == "sandbox"
+    assert health["ok"] and health["platform"] == "azureml"
     assert health["policy"] == {"ok": True, "detail": f"1 rules from {stack.host.settings['MLOPS_POLICY_PATH']}"}
     assert response.headers["x-correlation-id"]
 
@@ -200,10 +204,13 @@ def test_a_policy_draft_is_validated(stack: Stack) -> None:
 def test_a_version_is_promoted_by_hand_idempotently(stack: Stack, onnx: bytes) -> None:
     model = stack.aml.register_model("dev", "scorer", onnx, {})
     path = f"ops/models/dev/scorer/{model.version}/promote"
-    first = stack.admin("POST", path, json={"targets": ["registry:shared", "prod"]})
+    first = stack.admin("POST", path, json={"targets": ["registry:shared"]})
     assert first.status_code == 200, first.text
-    assert first.json()["source"] == "dev" and list(first.json()["promoted"]) == ["registry:shared", "prod"]
-    assert stack.admin("POST", path, json={"targets": ["registry:shared", "prod"]}).json() == first.json()
+    assert first.json()["source"] == "dev" and list(first.json()["promoted"]) == ["registry:shared"]
+    assert stack.admin("POST", path, json={"targets": ["registry:shared"]}).json() == first.json()
+    # Azure ML shares to registries only; a workspace target is refused naming the field.
+    to_prod = stack.admin("POST", path, json={"targets": ["prod"]})
+    assert to_prod.status_code == 400 and to_prod.json()["field"] == "targets.0"
     assert stack.platform.get_model("registry:shared", "scorer", model.version).name == "scorer"
     unmatched = stack.admin("POST", path)
     assert unmatched.status_code == 400 and unmatched.json()["field"] == "targets"

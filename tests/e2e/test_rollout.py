@@ -1,4 +1,4 @@
-"""Progressive rollout on the sandbox: canary steps, automatic rollback, inconclusive
+"""Progressive rollout on the local Azure ML service: canary steps, automatic rollback, inconclusive
 steps, and a restart of the app mid-rollout."""
 
 from __future__ import annotations
