@@ -132,7 +132,7 @@ def put_job(service: LocalAzureML, path: str, resource: dict[str, Any], existing
     if properties.get("jobType") == "Command":
         plan[0].run_id = match["name"]
     properties["status"] = "NotStarted"
-    properties["services"] = {"Studio": {"endpoint": f"{service.base_url}studio/{match['name']}", "jobServiceType":
+    properties["services"] = {"Studio": {"endpoint": service.studio_url(path), "jobServiceType":
                                          "Studio"}}
     service.resources[key] = resource
     record = JobRecord(match["workspace"], match["name"])

@@ -153,7 +153,7 @@ def _record_job(
         f"{workspace_id}/jobs/{run_id}",
         {"jobType": "Pipeline", "status": status, "experimentName": monitor, "displayName": run_id,
          "tags": tags, "properties": properties, "isArchived": False, "jobs": {}, "inputs": {}, "outputs": {},
-         "services": {"Studio": {"endpoint": f"{service.base_url}studio/{run_id}"}}},
+         "services": {"Studio": {"endpoint": service.studio_url(f"{workspace_id}/jobs/{run_id}")}}},
     )
 
 

@@ -245,6 +245,13 @@ class LocalAzureML:
             location="eastus", kind="Batch", tags={}, identity={"type": "SystemAssigned"},
         )
 
+    @staticmethod
+    def studio_url(job_path: str) -> str:
+        """A job's page in Azure ML studio: `https://ml.azure.com/runs/<name>?wsid=<workspace>`, to which the
+        SDK appends `&tid=<tenant>` (azure-ai-ml `_job_operations._append_tid_to_studio_url`, `TID_FMT`)."""
+        workspace, _, name = job_path.rpartition("/jobs/")
+        return f"https://ml.azure.com/runs/{name}?wsid={workspace}"
+
     def requests_to(self, method: str, path_regex: str) -> list[Recorded]:
         pattern = re.compile(path_regex)
         return [r for r in self.requests if r.method == method and pattern.search(r.path)]
@@ -405,7 +412,7 @@ class LocalAzureML:
         is_long_running = kind.endswith(LONG_RUNNING)
         if kind.endswith("/jobs"):
             resource["properties"].setdefault("status", "NotStarted")
-            resource["properties"]["services"] = {"Studio": {"endpoint": f"{self.base_url}studio/{resource['name']}"}}
+            resource["properties"]["services"] = {"Studio": {"endpoint": self.studio_url(path)}}
         elif is_long_running:
             # What Azure answers while the operation runs (recorded: 201 "Creating", test_online_endpoint_e2e.json).
             # The generic service does no work behind it: the state stays until a feature (endpoints) moves it.

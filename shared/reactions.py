@@ -90,7 +90,9 @@ def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
     elif job.status in (JobStatus.FAILED, JobStatus.CANCELED):
         lifecycle.notify(services, Notification(
             id=f"job.failed:{workspace}:{job.name}", kind="job.failed", severity="error",
-            title=f"Job {job.name} {job.status.value}", summary=job.error or "",
+            title=f"Job {job.name} {job.status.value}",
+            # Azure ML's job resource carries no failure reason: it is in the job's logs, behind the link.
+            summary=job.error or "the reason is in the job's logs in Azure ML studio",
             subject=job.name, link=job.studio_url,
             facts=(("experiment", data.experiment_name or job.experiment), ("run id", job.name),
                    ("status", job.status.value), ("workspace", workspace)),

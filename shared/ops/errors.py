@@ -10,7 +10,7 @@ import logging
 import math
 from typing import Any
 
-from shared.platform.port import ConfigurationError, NotFound, PlatformError, Transient, TryLater
+from shared.platform.port import ConfigurationError, NotFound, PlatformError, Transient, TryLater, UnknownLocation
 from shared.policy import PolicyError
 from shared.rollout.engine import RolloutBusy, RolloutError
 from shared.settings import SettingsError
@@ -32,7 +32,7 @@ def answer(error: Exception, correlation_id: str) -> Answer:
     """The HTTP answer for an exception raised while serving a request."""
     if isinstance(error, ApiError):
         return _body(error.status, error.message, error.field)
-    if isinstance(error, NotFound):
+    if isinstance(error, NotFound | UnknownLocation):
         return _body(404, str(error))
     if isinstance(error, RolloutError | RolloutBusy):
         return _body(409, str(error))
@@ -50,7 +50,7 @@ def answer(error: Exception, correlation_id: str) -> Answer:
         return _body(500, f"the app's {kind} need fixing (see GET ops/health and the logs); "
                           f"correlation id {correlation_id}")
     if isinstance(error, PlatformError):
-        # The sandbox's refusals are ValueErrors (a 400 in Azure ML); others are the service's word.
+        # Refusals the adapter raises before any request are ValueErrors (a 400); others are the service's word.
         return _body(400 if isinstance(error, ValueError) else 502, f"the ML platform refused: {error}")
     log.exception("unexpected error (correlation id %s)", correlation_id, exc_info=error)
     return _body(500, f"internal error; correlation id {correlation_id}")

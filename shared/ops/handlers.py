@@ -100,6 +100,10 @@ def start_rollout(services: Services, request: StartRollout, caller: Caller) -> 
     if plan is None:
         raise ApiError(400, f"rule {rule.name!r} has no rollout plan; give one as plan", "plan")
     model = request.model
+    if not model.location.startswith("registry:") and model.location != plan.workspace:
+        # Azure resolves a deployment's model in the endpoint's own workspace or a registry, nowhere else.
+        raise ApiError(400, f"a deployment in {plan.workspace} cannot use a model of {model.location}: promote the "
+                            "version to a registry first and roll out the registry's copy", "model.location")
     record = engine.start(services, rule.model_copy(update={"rollout": plan}), {
         "model": model.name, "version": model.version, "workspace": model.location,
         "serving_location": model.location,

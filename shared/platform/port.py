@@ -44,6 +44,10 @@ class ConfigurationError(PlatformError):
     """The app cannot reach or is not allowed to use the platform (auth, settings)."""
 
 
+class UnknownLocation(ConfigurationError):
+    """A workspace name the settings do not configure: the app's mistake in its policy, a caller's in a request."""
+
+
 class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -10,7 +10,7 @@ import requests
 
 from devhost.azurite import Azurite
 from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
-from localaml import samples
+from localaml import jobs, samples
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import write_policy
 
@@ -142,7 +142,9 @@ def test_unmatched_models_are_ignored_and_failed_jobs_and_deployments_reach_ops(
         failed = wait_until(lambda: [n for n in ops_notifications(stack) if n["kind"] == "job.failed"], timeout=60)
         facts = {fact["name"]: fact["value"] for fact in failed[0]["facts"]}
         assert facts["run id"] == "nightly-eval-1" and facts["status"] == "failed"
-        assert "does not load" in failed[0]["summary"]
+        # The job's page in studio, where its logs say why (Azure's job resource carries no reason).
+        assert failed[0]["link"].startswith("https://ml.azure.com/runs/nightly-eval-1?wsid=")
+        assert "does not load in ONNX Runtime" in (jobs.wait(stack.aml.service, "dev", "nightly-eval-1").error or "")
 
         deployed = json.loads((FIXTURES / "aml-events/docs_eventgrid_schema/model_deployed.json").read_text())
         deployed[0]["topic"] = stack.aml.service.workspace_id("prod")

@@ -88,10 +88,13 @@ def no_active_rollout_left(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def start(stack: Stack, onnx: bytes, **plan: Any) -> dict[str, Any]:
-    """Register a new `scorer` version (no rule tests it) and roll it out by request."""
+    """Register a new `scorer` version (no rule tests it), promote it, and roll the registry's copy out by request."""
     model = stack.aml.register_model("dev", "scorer", onnx, {})
+    promoted = stack.admin("POST", f"ops/models/dev/scorer/{model.version}/promote",
+                           json={"targets": ["registry:shared"]})
+    assert promoted.status_code == 200, promoted.text
     response = stack.admin("POST", "ops/rollouts", json={
-        "model": {"location": "dev", "name": "scorer", "version": model.version}, "rule": "credit-risk",
+        "model": {"location": "registry:shared", "name": "scorer", "version": model.version}, "rule": "credit-risk",
         "plan": {**PLAN, **plan},
     })
     assert response.status_code == 202, response.text
@@ -184,7 +187,7 @@ def test_unknown_endpoints_models_and_rules_get_404(stack: Stack) -> None:
     for method, path, body in (
         ("GET", "ops/rollouts/prod/nowhere", None),
         ("POST", "ops/endpoints/prod/nowhere/traffic", {"traffic": {}}),
-        ("POST", "ops/models/dev/no-such-model/1/promote", {"targets": ["prod"]}),
+        ("POST", "ops/models/dev/no-such-model/1/promote", {"targets": ["registry:shared"]}),
         ("POST", "ops/rollouts/prod/nowhere/pause", None),
         ("POST", "ops/retrain", {"rule": "no-such-rule", "request_id": "r1"}),
         ("GET", "ops/lifecycles/no-such-model/1", None),
@@ -210,7 +213,11 @@ def test_a_version_is_promoted_by_hand_idempotently(stack: Stack, onnx: bytes) -
     assert stack.admin("POST", path, json={"targets": ["registry:shared"]}).json() == first.json()
     # Azure ML shares to registries only; a workspace target is refused naming the field.
     to_prod = stack.admin("POST", path, json={"targets": ["prod"]})
-    assert to_prod.status_code == 400 and to_prod.json()["field"] == "targets.0"
+    assert to_prod.status_code == 400 and to_prod.json()["field"] == "targets[0]"
+    # ... and a prod deployment cannot use the dev workspace's version: Azure resolves it in prod or a registry.
+    from_dev = stack.admin("POST", "ops/rollouts", json={
+        "model": {"location": "dev", "name": "scorer", "version": model.version}, "rule": "credit-risk", "plan": PLAN})
+    assert from_dev.status_code == 400 and from_dev.json()["field"] == "model.location"
     assert stack.platform.get_model("registry:shared", "scorer", model.version).name == "scorer"
     unmatched = stack.admin("POST", path)
     assert unmatched.status_code == 400 and unmatched.json()["field"] == "targets"

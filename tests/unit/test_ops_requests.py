@@ -13,7 +13,7 @@ from shared.ops.errors import ApiError
 from shared.ops.http import parse
 from shared.ops.models import Action
 from shared.ops.routes import ROUTES, Route
-from shared.platform.port import ConfigurationError, NotFound, TryLater
+from shared.platform.port import ConfigurationError, NotFound, TryLater, UnknownLocation
 from shared.rollout import engine
 
 
@@ -116,6 +116,8 @@ def test_the_api_s_actions_are_the_engine_s() -> None:
 
 @pytest.mark.parametrize(("error", "status"), [
     (NotFound("no model"), 404),
+    # A workspace a request names that the settings do not configure is the caller's 404, not the app's 500.
+    (UnknownLocation("workspace 'a' is not in MLOPS_WORKSPACES"), 404),
     (engine.RolloutError("cannot approve"), 409),
     (engine.RolloutBusy("busy"), 409),
     (TryLater("endpoint Updating"), 409),

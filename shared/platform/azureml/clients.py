@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.platform.azureml.errors import translated
 from shared.platform.azureml.started import start_only
-from shared.platform.port import ConfigurationError
+from shared.platform.port import ConfigurationError, UnknownLocation
 from shared.settings import WORKSPACE_ID, Settings
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Clients:
         resource_id = self.settings.workspaces.get(name)
         if resource_id is None:
             known = ", ".join(sorted(self.settings.workspaces)) or "none"
-            raise ConfigurationError(f"workspace {name!r} is not in MLOPS_WORKSPACES (configured: {known})")
+            raise UnknownLocation(f"workspace {name!r} is not in MLOPS_WORKSPACES (configured: {known})")
         match = WORKSPACE_ID.match(resource_id)
         if match is None:  # settings validate this; kept for a Settings built by hand
             raise ConfigurationError(f"workspace {name!r}: {resource_id!r} is not a workspace resource id")
