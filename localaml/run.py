@@ -183,7 +183,7 @@ def running_local_azureml(
         service = LocalAzureML(token_secret=secrets.token_urlsafe(24), storage=storage)
         service.events.urls = list(events_urls or [])
         stack.enter_context(serving(service, certificates, port=port))
-        stack.callback(getattr(service, "close", lambda: None))
+        stack.callback(service.close)
         local = LocalAzureMLStack(service, certificates, azurite, proxy, registry)
         if seed_workspaces:
             seed(local)

@@ -15,12 +15,15 @@ LOCALAML_CA_BUNDLE (the CA file both the storage account and the service are tru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +34,7 @@ PLACEHOLDER = re.compile(r"\$\{\{\s*(?P<kind>inputs|outputs)\.(?P<name>[A-Za-z0-
 OPTIONAL = re.compile(r"\$\[\[(?P<body>.*?)\]\]", re.S)  # an optional argument: kept only if its inputs are set
 ERROR_LINES = 5
 DEADLINE_SECONDS = 600
+_RUNNING: weakref.WeakKeyDictionary[LocalAzureML, set[subprocess.Popen[str]]] = weakref.WeakKeyDictionary()
 
 
 def launch(service: LocalAzureML, spec: dict[str, Any], env: dict[str, str]) -> tuple[int, str]:
@@ -53,16 +57,33 @@ def launch(service: LocalAzureML, spec: dict[str, Any], env: dict[str, str]) -> 
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(spec, file)
+    # Its own session, so that stopping the service ends the step and every process it started.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localaml.runner", file.name], env=environment, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1], start_new_session=True,
+    )
+    running = _RUNNING.setdefault(service, set())
+    running.add(process)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "localaml.runner", file.name], env=environment, capture_output=True, text=True,
-            timeout=DEADLINE_SECONDS, cwd=Path(__file__).resolve().parents[1],
-        )
+        _, errors = process.communicate(timeout=DEADLINE_SECONDS)
     except subprocess.TimeoutExpired:
+        _kill(process)
         return 1, f"the step did not finish within {DEADLINE_SECONDS} s"
     finally:
+        running.discard(process)
         Path(file.name).unlink(missing_ok=True)
-    return done.returncode, _tail(done.stderr)
+    return process.returncode, _tail(errors)
+
+
+def stop_all(service: LocalAzureML) -> None:
+    """End every step the service is running (the service is stopping); their jobs end Failed."""
+    for process in list(_RUNNING.get(service, ())):
+        _kill(process)
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _tail(text: str) -> str:

@@ -139,6 +139,13 @@ class LocalAzureML:
             Route("DELETE", re.compile(r"^(?P<path>/subscriptions/.+)$"), self._delete),
         ]
 
+    def close(self) -> None:
+        """Stop what runs in the background: job steps and pending endpoint operations."""
+        from localaml import endpoints, runner
+
+        runner.stop_all(self)
+        endpoints.online(self).reset()
+
     def route(self, method: str, pattern: str, handler: Handler, *, anonymous: bool = False) -> None:
         """Add a route; routes added by features are tried before the generic resource routes."""
         self.routes.append(Route(method, re.compile(pattern), handler, anonymous))
