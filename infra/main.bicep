@@ -199,10 +199,6 @@ var appSettings = [
     value: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
   }
   {
-    name: 'MLOPS_PLATFORM'
-    value: 'azureml'
-  }
-  {
     name: 'MLOPS_WORKSPACES'
     value: workspaces
   }

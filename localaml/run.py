@@ -69,7 +69,6 @@ class LocalAzureMLStack:
         """The app settings that point the app's azure-ai-ml adapter at the service."""
         workspaces = ",".join(f"{name}={LocalAzureML.workspace_id(name)}" for name in WORKSPACES)
         return {
-            "MLOPS_PLATFORM": "azureml",
             "MLOPS_WORKSPACES": workspaces,
             "MLOPS_REGISTRY": self.registry,
             "MLOPS_AZUREML_ENDPOINT": self.url,

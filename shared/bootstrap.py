@@ -64,13 +64,9 @@ class Services:
 
 def build_platform(settings: Settings) -> MLPlatform:
     """The configured ML platform adapter, imported only when first needed."""
-    if settings.platform == "azureml":
-        from shared.platform.azureml import AzureMLPlatform
+    from shared.platform.azureml import AzureMLPlatform
 
-        return AzureMLPlatform.from_settings(settings)
-    from shared.platform.sandbox import SandboxPlatform
-
-    return SandboxPlatform.from_settings(settings)
+    return AzureMLPlatform.from_settings(settings)
 
 
 @functools.cache

@@ -22,7 +22,6 @@ from shared.events import (
 from shared.notify import Notification, Table
 from shared.platform.port import Job, JobStatus, NotFound
 from shared.rollout import engine
-from shared.settings import LOGICAL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,6 @@ def workspace_name(services: Services, workspace: Workspace) -> str | None:
     for name, resource_id in services.settings.workspaces.items():
         if resource_id.lower() == workspace.resource_id.lower():
             return name
-    if services.settings.platform == "sandbox" and LOGICAL_NAME.match(workspace.name):
-        return workspace.name
     return None
 
 

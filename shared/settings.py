@@ -12,7 +12,6 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -40,11 +39,8 @@ class Settings(BaseModel):
     storage_queue_uri: str | None = Field(None, alias="AzureWebJobsStorage__queueServiceUri")
     storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
 
-    platform: Literal["sandbox", "azureml"] = Field("sandbox", alias="MLOPS_PLATFORM")
     policy_path: str = Field("policy/policy.yaml", alias="MLOPS_POLICY_PATH")
     state_container: str = Field("mlops-state", alias="MLOPS_STATE_CONTAINER")
-    sandbox_container: str = Field("mlops-sandbox", alias="MLOPS_SANDBOX_CONTAINER")
-    sandbox_events_url: str | None = Field(None, alias="MLOPS_SANDBOX_EVENTS_URL")
 
     workspaces: dict[str, str] = Field(default_factory=dict, alias="MLOPS_WORKSPACES")
     # A local Azure ML service in place of Azure (see shared/platform/azureml/localservice.py).
@@ -103,8 +99,6 @@ class Settings(BaseModel):
             )
         if self.storage_blob_uri and not self.storage_queue_uri:
             raise ValueError("AzureWebJobsStorage__queueServiceUri is required with __blobServiceUri")
-        if self.platform == "azureml" and not self.workspaces:
-            raise ValueError("MLOPS_WORKSPACES is required when MLOPS_PLATFORM=azureml")
         if self.azureml_local_token and not self.azureml_endpoint:
             raise ValueError("MLOPS_AZUREML_LOCAL_TOKEN needs MLOPS_AZUREML_ENDPOINT (the local service's URL)")
         if self.azureml_endpoint:

@@ -30,7 +30,6 @@ def settings(azurite: Azurite) -> Settings:
         {
             "AzureWebJobsStorage": azurite.connection_string,
             "MLOPS_STATE_CONTAINER": f"state-{suffix}",
-            "MLOPS_SANDBOX_CONTAINER": f"sandbox-{suffix}",
         }
     )
 

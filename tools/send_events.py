@@ -23,10 +23,7 @@ from typing import Any
 
 import requests
 
-SANDBOX_TOPIC = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sandbox"
-    "/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
-)
+from localaml.service import LocalAzureML
 
 
 def generate(kind: str, workspace: str, model: str, version: str, coefficient: float) -> dict[str, Any]:
@@ -42,7 +39,7 @@ def generate(kind: str, workspace: str, model: str, version: str, coefficient: f
     else:
         raise SystemExit(f"unknown kind {kind!r}: model-registered or drift")
     return {
-        "id": str(uuid.uuid4()), "topic": SANDBOX_TOPIC.format(workspace=workspace), "subject": subject,
+        "id": str(uuid.uuid4()), "topic": LocalAzureML.workspace_id(workspace), "subject": subject,
         "eventType": f"Microsoft.MachineLearningServices.{event_type}",
         "eventTime": datetime.now(UTC).isoformat(), "data": data, "dataVersion": "", "metadataVersion": "1",
     }

@@ -50,6 +50,7 @@ from shared.ops.models import (
 from shared.platform.port import NotFound, PlatformError
 from shared.policy import PolicyError, Rule, parse_policy
 from shared.rollout import engine
+from shared.settings import Settings
 
 MAX_AUDIT_DAYS = 366
 
@@ -65,7 +66,12 @@ class Caller:
 def health(services: Services, caller: Caller) -> Health:
     policy = _probe(lambda: f"{len(services.policy.rules)} rules from {services.settings.policy_path}")
     storage = _probe(lambda: _storage(services))
-    return Health(ok=policy.ok and storage.ok, platform=services.settings.platform, policy=policy, storage=storage)
+    return Health(ok=policy.ok and storage.ok, platform=_platform(services.settings), policy=policy, storage=storage)
+
+
+def _platform(settings: Settings) -> str:
+    """Which Azure ML the app talks to: Azure's, or a local service in its place."""
+    return f"azureml at {settings.azureml_endpoint}" if settings.azureml_endpoint else "azureml"
 
 
 def promote(services: Services, where: ModelPath, request: PromoteRequest, caller: Caller) -> Promoted:

@@ -1,7 +1,7 @@
 """The ML platform port: everything the reactions need from Azure ML, and nothing more.
 
-Two adapters implement it: `shared.platform.sandbox` (local, real work on Azurite and
-ONNX Runtime) and `shared.platform.azureml` (production, through `azure-ai-ml`).
+One adapter implements it, `shared.platform.azureml`, through `azure-ai-ml`: against Azure,
+and locally against the local Azure ML service (`localaml/`). Unit tests use fakes of it.
 Workspaces are named by their logical name from the settings (`dev`, `prod`, ...);
 the registry by its name. Jobs and deployments take deterministic names chosen by the
 caller, and every write is idempotent: repeating it finds the earlier result.

@@ -74,7 +74,6 @@ def platform(fake: LocalAzureML, cloud: Cloud, credential: LocalCredential) -> A
     settings = Settings.from_environ(
         {
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-            "MLOPS_PLATFORM": "azureml",
             "MLOPS_WORKSPACES": f"dev={fake.workspace_id('dev')},prod={fake.workspace_id('prod')}",
             "MLOPS_REGISTRY": "mlops-registry",
         }

@@ -78,7 +78,7 @@ def fake(fake: LocalAzureML) -> LocalAzureML:
 
 @pytest.fixture(scope="module")
 def onnx_models() -> dict[str, bytes]:
-    from shared.platform.sandbox.samples import BROKEN_MODEL, bad_model, good_model
+    from localaml.samples import BROKEN_MODEL, bad_model, good_model
 
     return {"good": good_model(), "bad": bad_model(), "broken": BROKEN_MODEL}
 

@@ -27,8 +27,6 @@ ROOT = INFRA.parent
 NOT_SET_IN_AZURE = {
     "AzureWebJobsStorage": "the connection-string form: shared keys are off, so the host and the app use "
     "the identity-based AzureWebJobsStorage__* settings instead",
-    "MLOPS_SANDBOX_CONTAINER": "local sandbox only; in Azure MLOPS_PLATFORM is azureml",
-    "MLOPS_SANDBOX_EVENTS_URL": "local sandbox only; in Azure the workspaces publish through Event Grid",
     **{
         f"MLOPS_AZUREML_{name}": "local Azure ML service only; in Azure the adapter talks to Azure's endpoints"
         for name in ("ENDPOINT", "STORAGE_SUFFIX", "LOCAL_TOKEN")
