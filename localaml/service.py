@@ -17,6 +17,7 @@ import copy
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Fault:
     headers: dict[str, str]
     body: dict[str, Any]
     times: int
+    delay: float = 0.0  # seconds before answering: longer than a client's read timeout, it is a timeout
 
 
 @dataclass
@@ -166,11 +168,14 @@ class LocalAzureML:
 
     def fail(
         self, method: str, path_regex: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None,
-        code: str = "", message: str = "injected fault",
+        code: str = "", message: str = "injected fault", delay: float = 0.0,
     ) -> None:
-        """Answer the next `times` matching requests with `status` and an ARM error body."""
+        """Answer the next `times` matching requests with `status` and an ARM error body, after `delay` s.
+
+        The delay passes outside the service's lock, so a slow answer holds up no other request.
+        """
         body = {"error": {"code": code or f"Http{status}", "message": message}}
-        self.faults.append(Fault(method, re.compile(path_regex), status, headers or {}, body, times))
+        self.faults.append(Fault(method, re.compile(path_regex), status, headers or {}, body, times, delay))
 
     def add(self, path: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """Store a resource as the service would return it."""
@@ -277,10 +282,14 @@ class LocalAzureML:
         with self.lock:
             # Recorded as sent: handlers work on their own copies, never on what the client sent.
             self.requests.append(Recorded(method, parts.path, query, json.loads(body) if body else None, headers))
-            for fault in self.faults:
-                if fault.times > 0 and fault.method == method and fault.pattern.search(parts.path):
-                    fault.times -= 1
-                    return Reply(fault.status, fault.body, fault.headers)
+            fault = next((f for f in self.faults if f.times > 0 and f.method == method
+                          and f.pattern.search(parts.path)), None)
+            if fault is not None:
+                fault.times -= 1
+        if fault is not None:
+            time.sleep(fault.delay)
+            return Reply(fault.status, fault.body, fault.headers)
+        with self.lock:
             for route in self.routes:
                 match = route.pattern.match(parts.path)
                 if route.method != method or not match:

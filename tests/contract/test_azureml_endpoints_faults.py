@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -280,3 +281,19 @@ def test_a_throttled_batch_invoke_is_try_later(platform: AzureMLPlatform, fake: 
 
     assert raised.value.retry_after == 12
     assert len(fake.requests_to("POST", "^/batch/")) == 1
+
+
+def test_a_call_that_hangs_times_out_as_transient_without_holding_other_requests(
+    platform: AzureMLPlatform, fake: LocalAzureML
+) -> None:
+    fake.add_model(DEV, "churn", "3")
+    _endpoint(fake)
+    platform._clients.read_timeout = 1  # 60 s in the app; azure-core's own default would be 300 s
+    fake.fail("GET", r"/models/churn/versions/3$", 200, delay=3)
+    started = time.monotonic()
+
+    with pytest.raises(Transient, match="Read timed out"):
+        platform.get_model("dev", "churn", "3")
+
+    assert time.monotonic() - started < 2.5
+    assert platform.get_endpoint("dev", "churn-ep").traffic == {"blue": 100}  # the service answers others meanwhile

@@ -164,7 +164,7 @@ def test_health_reports_platform_policy_and_storage(stack: Stack) -> None:
     response = stack.admin("GET", "ops/health")
     assert response.status_code == 200
     health = response.json()
-    assert health["ok"] and health["platform"] == "azureml"
+    assert health["ok"] and health["platform"] == f"azureml at {stack.aml.url}"
     assert health["policy"] == {"ok": True, "detail": f"1 rules from {stack.host.settings['MLOPS_POLICY_PATH']}"}
     assert response.headers["x-correlation-id"]
 

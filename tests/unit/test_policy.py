@@ -40,7 +40,16 @@ def test_rules_match_by_name_pattern_and_tags() -> None:
             MINIMAL.replace("}}]", "}, rollout: {workspace: prod, endpoint: e, mirror: {percent: 80}}}]"),
             "rules[0] (churn).rollout.mirror.percent",
         ),
+        (
+            MINIMAL.replace("}}]", "}, rollout: {workspace: prod, endpoint: e, deployment: {instance_count: 0}}}]"),
+            "rules[0] (churn).rollout.deployment.instance_count",
+        ),
         (MINIMAL.replace("}}]", "}, notify: {default: [pager]}}]"), "rules[0] (churn).notify.default[0]"),
+        # Azure ML shares models from a workspace to a registry only; prod deploys the registry's copy.
+        (
+            MINIMAL.replace("}}]", "}, promotion: {path: ['registry:shared', prod]}}]"),
+            "rules[0] (churn).promotion.path: Value error, 'prod' is a workspace",
+        ),
         ("rules: [", "not valid YAML"),
     ],
 )

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 REGISTRY_PREFIX = "registry:"
 REGISTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$")
 USER_AGENT = "aml-reactor"
+CONNECTION_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Clients:
         self.cloud = cloud
         self._credential = credential
         self._clients: dict[str, MLClient] = {}
+        self.connection_timeout, self.read_timeout = CONNECTION_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
         self._lock = threading.Lock()
 
     @property
@@ -139,6 +142,9 @@ class Clients:
             "enable_telemetry": False,
             # No retries inside the SDK: 429/503 come back as TryLater with Retry-After (see errors.py).
             "retry_total": 0,
+            # A call that hangs fails (Transient) instead of holding a function for azure-core's 300 s default.
+            "connection_timeout": self.connection_timeout,
+            "read_timeout": self.read_timeout,
         }
         if self.cloud.metadata is not None:
             options["cloud_metadata"] = dict(self.cloud.metadata)
