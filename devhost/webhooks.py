@@ -45,14 +45,15 @@ def deliver(headers: dict[str, str], body: bytes, invoke: Callable[[dict[str, An
     """Handle one webhook POST; `invoke` runs the function for one event object."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return Reply.text(400, "request body is not JSON")
     events = payload if isinstance(payload, list) else [payload]
     if not events or not all(isinstance(event, dict) for event in events):
         return Reply.text(400, "expected a JSON array of event objects")
     kind = headers.get("aeg-event-type", "Notification")
     if kind == "SubscriptionValidation":
-        code = (events[0].get("data") or {}).get("validationCode")
+        data = events[0].get("data")
+        code = data.get("validationCode") if isinstance(data, dict) else None
         if not code:
             return Reply.text(400, "SubscriptionValidation event without data.validationCode")
         return Reply.json(200, {"validationResponse": code})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -10,6 +11,8 @@ import azure.functions as func
 
 from shared import intake, worker
 from shared.bootstrap import services
+from shared.storage.queue import WorkQueue
+from shared.storage.state import BlobStateStore
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -19,8 +22,14 @@ log = logging.getLogger(__name__)
 @bp.event_grid_trigger(arg_name="event")
 def aml_events(event: func.EventGridEvent) -> None:
     """Validate, de-duplicate, record and enqueue one Azure ML event."""
-    outcome = intake.receive(envelope(event), services().state, services().work_queue)
+    outcome = intake.receive(envelope(event), *intake_stores())
     log.info("event %s: %s", event.id, outcome.value)
+
+
+@functools.cache
+def intake_stores() -> tuple[BlobStateStore, WorkQueue]:
+    """Intake's own storage clients, built once: short timeouts, so an outage fails the delivery fast."""
+    return intake.fast_stores(services().settings)
 
 
 @bp.function_name("aml_work")

@@ -8,6 +8,7 @@ which a `func.InputStream` parameter would do before the call.
 import functools
 import json
 import logging
+import re
 import uuid
 
 import azure.functions as func
@@ -56,22 +57,27 @@ def score_submit(req: func.HttpRequest) -> func.HttpResponse:
     from shared.platform.port import PlatformError
     from shared.scoring.errors import HandoffFailed, ScoringError
     from shared.scoring.jobs import submit
-    from shared.scoring.request import ScoringRequest
+    from shared.scoring.request import OUTPUT_CONTAINERS, ScoringRequest
 
+    body = req.get_body() or b""
     try:
-        request = ScoringRequest.model_validate_json(req.get_body() or b"")
+        request = ScoringRequest.model_validate_json(body)
+        if request.output.container is not None:  # settings are read only for a request that names one
+            allowed = {_ports().config.output_container}
+            request = ScoringRequest.model_validate_json(body, context={OUTPUT_CONTAINERS: allowed})
     except ValidationError as error:
         problems = [
             {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
             for item in error.errors()
         ]
-        return _json({"error": "invalid request", "problems": problems}, 400)
+        first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+        return _error(400, f"{first['field']}: {first['message']}", first["field"], problems=problems)
     try:
         job = submit(request, _ports())
     except HandoffFailed as error:
-        return _json({"error": str(error)}, 502)
+        return _error(502, str(error))
     except ScoringError as error:
-        return _json({"error": str(error)}, 400)
+        return _error(400, str(error), _field_of(str(error)))
     except PlatformError as error:
         from shared.ops.errors import answer
 
@@ -84,14 +90,13 @@ def score_submit(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("score_status")
 @bp.route(route="score/{job_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def score_status(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.scoring.jobs import status
-    from shared.storage.state import SEGMENT
+    from shared.scoring.jobs import JOB_ID, status
 
     job_id = req.route_params.get("job_id", "")
-    if not SEGMENT.match(job_id):
-        return _json({"error": f"job_id: {job_id!r} is not a job id"}, 400)
+    if not JOB_ID.match(job_id):
+        return _error(400, f"job_id: {job_id[:100]!r} is not a job id (score-<24 hex digits>)", "job_id")
     job = status(job_id, _ports())
-    return _json(job, 200) if job else _json({"error": f"no scoring job {job_id!r}"}, 404)
+    return _json(job, 200) if job else _error(404, f"no scoring job {job_id!r}")
 
 
 @bp.function_name("score_range")
@@ -108,3 +113,17 @@ def _json(body: object, status: int, headers: dict[str, str] | None = None) -> f
     return func.HttpResponse(
         json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers
     )
+
+
+FIELD = re.compile(r"^(?P<field>[a-z_][a-z0-9_.\[\]]*): ")
+
+
+def _error(status: int, message: str, field: str | None = None, **extra: object) -> func.HttpResponse:
+    """An error in the admin API's shape: `{"error", "field"}` (and details where there are several)."""
+    return _json({"error": message, "field": field, **extra}, status)
+
+
+def _field_of(message: str) -> str | None:
+    """The field a scoring refusal names at its start (`output.container: ...`), if any."""
+    match = FIELD.match(message)
+    return match["field"] if match else None

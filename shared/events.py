@@ -22,7 +22,16 @@ from shared.settings import WORKSPACE_ID
 
 AML_PREFIX = "Microsoft.MachineLearningServices."
 MAX_EVENT_BYTES = 1024 * 1024
+# Azure ML's payloads nest 4 levels deep (envelope, data, tags, value); anything far deeper is not
+# one of its events, and would take the JSON encoder and pydantic near Python's recursion limit.
+MAX_DEPTH = 32
+# Event ids are GUIDs and subjects `models/<name>:<version>` or `experiments/<id>/runs/<id>`;
+# these bounds are far above both and keep ledger entries and audit lines small.
+MAX_ID_CHARS = 1024
+MAX_SUBJECT_CHARS = 4096
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+# C0 and C1 control characters (NUL included): never in an id, a subject or a name Azure sends.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class EventKind(enum.StrEnum):
@@ -64,6 +73,19 @@ def _safe_name(value: str) -> str:
     return value
 
 
+def _plain_text(value: str) -> str:
+    """An identifier from the event: no control characters (lone surrogates are refused for the whole event)."""
+    if CONTROL.search(value):
+        raise ValueError(f"{value!r} contains a control character")
+    return value
+
+
+def _plain_texts(values: list[str]) -> list[str]:
+    for value in values:
+        _plain_text(value)
+    return values
+
+
 class ModelRegisteredData(_Data):
     model_name: str = Field(alias="modelname")
     model_version: str = Field(alias="modelversion")
@@ -95,6 +117,9 @@ class ModelDeployedData(_Data):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    _texts = field_validator("service_name", "service_compute_type")(_plain_text)
+    _ids = field_validator("model_ids")(_plain_texts)
+
 
 class RunData(_Data):
     experiment_id: str = Field(alias="experimentid")
@@ -106,6 +131,7 @@ class RunData(_Data):
     run_status: str | None = Field(None, alias="runstatus")
 
     _names = field_validator("run_id")(_safe_name)
+    _texts = field_validator("experiment_id", "experiment_name")(_plain_text)
 
     @field_validator("run_status")
     @classmethod
@@ -126,9 +152,13 @@ class DriftData(_Data):
     run_id: str = Field(alias="runid")
     base_dataset_id: str = Field("", alias="basedatasetid")
     target_dataset_id: str = Field("", alias="targetdatasetid")
-    drift_coefficient: float = Field(alias="driftcoefficient")
+    drift_coefficient: float = Field(alias="driftcoefficient", allow_inf_nan=False)
     start_time: datetime | None = Field(None, alias="starttime")
     end_time: datetime | None = Field(None, alias="endtime")
+
+    _texts = field_validator(
+        "data_drift_id", "data_drift_name", "base_dataset_id", "target_dataset_id"
+    )(_plain_text)
 
 
 DATA_MODELS: dict[EventKind, type[_Data]] = {
@@ -188,9 +218,11 @@ def dedupe_key(raw: dict[str, Any]) -> str:
     parts = [
         str(envelope.get("topic") or envelope.get("source") or ""),
         str(envelope.get("eventtype") or envelope.get("type") or ""),
-        str(envelope.get("id") or json.dumps(raw, sort_keys=True, default=str)),
+        str(envelope.get("id") or json.dumps(storable(raw), sort_keys=True, default=str)),
     ]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+    # surrogatepass: an id with a lone surrogate still gets a key (to be rejected under it); valid text
+    # encodes as plain UTF-8, so existing keys are unchanged.
+    return hashlib.sha256("|".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 def _fold(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +236,9 @@ def parse_event(raw: object) -> AmlEvent:
     """
     if not isinstance(raw, dict):
         raise MalformedEvent(f"an event must be a JSON object, got {type(raw).__name__}")
+    problem = unreadable_part(raw)
+    if problem:
+        raise MalformedEvent(problem)
     size = len(json.dumps(raw, default=str).encode())
     if size > MAX_EVENT_BYTES:
         raise MalformedEvent(f"event is {size} bytes, over Event Grid's limit of {MAX_EVENT_BYTES}")
@@ -225,6 +260,14 @@ def parse_event(raw: object) -> AmlEvent:
     event_id = envelope.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedEvent("missing or non-string 'id'")
+    subject = envelope.get("subject") or ""
+    for field, text, limit in (("id", event_id, MAX_ID_CHARS), ("subject", subject, MAX_SUBJECT_CHARS)):
+        if not isinstance(text, str):
+            raise MalformedEvent(f"{field!r} must be a string, got {type(text).__name__}")
+        if len(text) > limit:
+            raise MalformedEvent(f"{field!r} is {len(text)} characters, over the limit of {limit}")
+        if CONTROL.search(text):
+            raise MalformedEvent(f"{field!r} contains a control character: {text[:200]!r}")
     source = envelope.get(source_key)
     match = WORKSPACE_ID.match(source) if isinstance(source, str) else None
     if not match:
@@ -241,7 +284,7 @@ def parse_event(raw: object) -> AmlEvent:
             id=event_id,
             kind=kind,
             schema_name=schema,
-            subject=str(envelope.get("subject") or ""),
+            subject=subject,
             time=envelope.get(time_key) or None,
             workspace=Workspace(**match.groupdict()),
             data=typed,
@@ -249,6 +292,59 @@ def parse_event(raw: object) -> AmlEvent:
         )
     except ValidationError as error:
         raise MalformedEvent(f"invalid {kind.value} event: {_problems(error)}") from None
+
+
+def unreadable_part(raw: object) -> str | None:
+    """Why the JSON value cannot be stored and audited as text, or None: nesting deeper than
+    MAX_DEPTH, or a lone surrogate (which valid UTF-8 cannot carry; only a `\\ud800` escape can)."""
+    pending: list[tuple[object, str, int]] = [(raw, "", 0)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return f"{_field(where)} is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(value, str):
+            if not _valid_unicode(value):
+                return f"{_field(where)} is not valid Unicode (a lone surrogate): {_printable(value)[:200]}"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{_printable(str(key))[:100]}" if where else _printable(str(key))[:100]
+                if not _valid_unicode(str(key)):
+                    return f"a key in {_field(where)} is not valid Unicode (a lone surrogate): {name}"
+                pending.append((item, name, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+    return None
+
+
+def _field(where: str) -> str:
+    return repr(where) if where else "the event"
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """The text with lone surrogates escaped, safe to write as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable(value: object, depth: int = MAX_DEPTH) -> object:
+    """A copy of a JSON value that can be written as UTF-8 JSON: lone surrogates escaped,
+    levels below `depth` replaced by a note (for keeping a rejected event as evidence)."""
+    if isinstance(value, str):
+        return _printable(value)
+    if depth <= 0 and isinstance(value, dict | list):
+        return f"(nested deeper than {MAX_DEPTH} levels: left out)"
+    if isinstance(value, dict):
+        return {_printable(str(key)): storable(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item, depth - 1) for item in value]
+    return value
 
 
 def _problems(error: ValidationError, prefix: str = "") -> str:

@@ -4,6 +4,11 @@ This runs inside Event Grid's webhook request (30 s budget), so the reaction its
 left to the queue worker. Every event ends queued, duplicate, ignored or rejected, and
 each outcome is in the audit trail; only a transient storage fault raises, so that
 Event Grid redelivers.
+
+An event too large for a queue message (Storage queues hold 64 KiB, Event Grid delivers
+up to 1 MiB) goes through a claim check: the event is kept in the state store
+(`records/claims/<ledger key>.json`) and the queue gets a reference, which the worker
+resolves (`shared.worker.load_event`) and deletes once the event is handled.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ import enum
 import json
 from typing import Any
 
-from shared.events import MalformedEvent, UnknownEventType, dedupe_key, parse_event
-from shared.storage.queue import WorkQueue
+from shared.events import AmlEvent, MalformedEvent, UnknownEventType, dedupe_key, parse_event, storable
+from shared.settings import Settings
+from shared.storage.clients import blob_service, queue_service
+from shared.storage.queue import WorkQueue, fits
 from shared.storage.state import AuditEntry, BlobStateStore, now
 
 WORK_QUEUE = "aml-work"
+CLAIMS = "claims"
 
 
 class Outcome(enum.StrEnum):
@@ -24,6 +32,13 @@ class Outcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     REJECTED = "rejected"
+
+
+def fast_stores(settings: Settings) -> tuple[BlobStateStore, WorkQueue]:
+    """The state store and work queue for intake, on clients that fail within seconds in a storage
+    outage (`shared.storage.clients`): the webhook then answers 5xx quickly and Event Grid redelivers."""
+    state = BlobStateStore(blob_service(settings, fast=True), settings.state_container)
+    return state, WorkQueue(queue_service(settings, fast=True), WORK_QUEUE)
 
 
 def receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue) -> Outcome:
@@ -42,21 +57,43 @@ def receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue) -
     if not claimed:
         _audit(state, event.id, event.subject, Outcome.DUPLICATE, "event id already in the ledger")
         return Outcome.DUPLICATE
+    item: dict[str, Any] = {}
     try:
-        work_queue.send({"key": key, "event": event.raw})
+        item = work_item(key, event, state)
+        work_queue.send(item)
     except Exception:
         # Release the claim so Event Grid's redelivery is not mistaken for a duplicate.
         state.delete("ledger", key)
+        if "claim" in item:
+            state.delete(CLAIMS, key)
         raise
     _audit(state, event.id, event.subject, Outcome.QUEUED, f"{event.kind.value} queued for the worker")
     return Outcome.QUEUED
 
 
+def work_item(key: str, event: AmlEvent, state: BlobStateStore) -> dict[str, Any]:
+    """The queue message for an event: the event itself, or a claim check when it is too large.
+
+    A reference keeps the event's id and subject under `event`, so that the worker's error
+    records, dead letters and their replay read it like any other item.
+    """
+    item = {"key": key, "event": event.raw}
+    if fits(item):
+        return item
+    state.put(CLAIMS, key, {"event": event.raw, "received": now().isoformat()})
+    return {"key": key, "claim": key, "event": {"id": event.id, "subject": event.subject[:300]}}
+
+
 def _set_aside(state: BlobStateStore, key: str, raw: object, outcome: Outcome, reason: str) -> Outcome:
-    """Keep an event that will not be processed, with the reason, for replay or diagnosis."""
-    event_id = str(raw.get("id", "")) if isinstance(raw, dict) else ""
-    state.put(outcome.value, key, {"reason": reason, "received": now().isoformat(), "event": raw})
-    _audit(state, event_id or key, _subject(raw), outcome, reason)
+    """Keep an event that will not be processed, with the reason, for replay or diagnosis.
+
+    What is kept is made storable (lone surrogates escaped, deep nesting cut): the reason says
+    what was wrong with the original.
+    """
+    kept = storable(raw)
+    event_id = str(kept.get("id", ""))[:300] if isinstance(kept, dict) else ""
+    state.put(outcome.value, key, {"reason": reason, "received": now().isoformat(), "event": kept})
+    _audit(state, event_id or key, _subject(kept), outcome, reason)
     return outcome
 
 

@@ -1,5 +1,8 @@
 """The model lifecycle: testing -> passed | failed -> promoted -> rolling out -> live | rolled back.
 
+A promoted version that waits for its endpoint while a newer version of the model is waiting,
+rolling out or serving there ends as `superseded`: it is reported, never deployed over the newer one.
+
 `reconcile` is the controller loop for one model version: it reads the lifecycle
 record and the platform's current state, takes the next idempotent step, and repeats
 until it must wait. Events and the resync timer both call it, so an event that is
@@ -9,6 +12,9 @@ late, duplicated, out of order or never delivered changes nothing in the end res
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +27,10 @@ from shared.storage.state import AuditEntry, Conflict, now
 
 IN_FLIGHT = ("testing", "passed", "promoted")
 TAG = "mlops.stage"
+FAILED = "work.failed"  # the notification kind of an isolated failure
+SUPERSEDED = "model.superseded"
+_NUMERIC_VERSION = re.compile(r"^\d{1,30}(\.\d{1,30}){0,9}$")
+log = logging.getLogger(__name__)
 
 
 def key_of(name: str, version: str) -> str:
@@ -128,12 +138,66 @@ def _roll_out(services: Services, rule: Rule, record: dict, cause: str) -> tuple
         return None
     from shared.rollout import engine
 
+    newer = _newer_version(services, rule, record)
+    if newer is not None:
+        version, where = newer
+        reason = f"v{version} of {record['model']} is newer and {where}: v{record['version']} is not deployed"
+        services.platform.set_model_tags(record["workspace"], record["model"], record["version"], {TAG: "superseded"})
+        _notify(services, rule, Notification(
+            id=f"{SUPERSEDED}:{_subject(record)}", kind=SUPERSEDED, severity="warning",
+            title=f"{record['model']} v{record['version']} superseded by v{version}", summary=reason,
+            subject=_subject(record),
+        ))
+        return "superseded", reason, {"superseded_by": version}
     try:
         rollout = engine.start(services, rule, record, cause)
     except engine.RolloutBusy as busy:
         audit(services, cause, _subject(record), "rollout", "waiting", str(busy))
         return None
     return "rolling_out", f"rollout {rollout['id']} started on {rule.rollout.endpoint}", {"rollout": rollout["id"]}
+
+
+def _newer_version(services: Services, rule: Rule, record: dict) -> tuple[str, str] | None:
+    """The newest version of the same model that is newer than `record`'s and waits for, rolls out
+    on or serves the rule's endpoint, with where it is; None when there is none (or the versions
+    are not numbers, whose order the app does not guess)."""
+    from shared.rollout import engine
+
+    plan = rule.rollout
+    assert plan is not None
+    model, mine = record["model"], record["version"]
+    candidates: list[tuple[str, str]] = []
+    rollout = services.state.get("rollout", engine.key_for(plan.workspace, plan.endpoint))
+    if rollout and rollout.get("model") == model:
+        if rollout.get("version") == mine:
+            return None  # this version's own rollout started already: let it go on
+        if rollout.get("state") in (*engine.ACTIVE, "succeeded"):
+            where = "live" if rollout["state"] == "succeeded" else "rolling out"
+            candidates.append((str(rollout.get("version")), f"{where} on {plan.endpoint}"))
+    champion = services.state.get("champion", rule.name)
+    undone = rollout and rollout.get("state") in ("rolled_back", "failed") and rollout.get("version")
+    if champion and champion.get("model") == model and champion.get("endpoint") == plan.endpoint \
+            and champion.get("version") != undone:  # an undo takes the champion off the endpoint
+        candidates.append((str(champion.get("version")), f"serving on {plan.endpoint}"))
+    for other in services.state.list("lifecycle", prefix=f"{model}:"):
+        if other.get("model") == model and other.get("rule") == rule.name and other.get("stage") in (
+                "promoted", "rolling_out"):
+            where = "waiting for" if other["stage"] == "promoted" else "rolling out on"
+            candidates.append((str(other.get("version")), f"{where} {plan.endpoint}"))
+    newer = [(version, where) for version, where in candidates if is_newer(version, mine)]
+    return max(newer, key=lambda found: version_order(found[0])) if newer else None
+
+
+def version_order(version: str) -> tuple[bool, tuple[int, ...], str]:
+    """A sort key: numeric versions (`9`, `1.2.10`) by their numbers, after any other version."""
+    numbers = tuple(int(part) for part in version.split(".")) if _NUMERIC_VERSION.match(version) else ()
+    return bool(numbers), numbers, version
+
+
+def is_newer(version: str, than: str) -> bool:
+    """Whether `version` is a later number than `than`; never for versions that are not numbers."""
+    ours, theirs = version_order(version), version_order(than)
+    return ours[0] and theirs[0] and ours[1] > theirs[1]
 
 
 def _move(services: Services, key: str, stage: str, reason: str, extra: dict, cause: str) -> dict:
@@ -177,6 +241,31 @@ def notify(services: Services, notification: Notification, channels: list[str] |
         if not error.permanent:
             raise
         audit(services, notification.id, notification.subject, "notify", "failed", str(error))
+
+
+def report_failure(services: Services, scope: str, subject: str, error: BaseException, cause: str) -> None:
+    """Record a failure that was isolated (one endpoint's tick, one lifecycle's reconcile) so that the
+    others go on: an audit entry and a notification, once per distinct failure (scope, subject, error).
+    Never raises: reporting must not stop the others either."""
+    reason = f"{type(error).__name__}: {next(iter(str(error).splitlines()), '')}"[:500]
+    log.warning("%s %s failed: %s", scope, subject, reason)
+    fingerprint = hashlib.sha256(f"{scope}|{subject}|{reason}".encode("utf-8", "replace")).hexdigest()[:32]
+    try:
+        if services.state.get("failures", fingerprint) is not None:
+            return  # recorded and told already
+        # Told first: a notification that fails for now is tried again at the next failure (the
+        # notifier sends each id once); the marker then makes the audit entry one per failure.
+        notify(services, Notification(
+            id=f"{FAILED}:{scope}:{fingerprint}", kind=FAILED, severity="error",
+            title=f"The {scope} of {subject} failed"[:200], summary=reason, subject=subject or scope,
+            facts=(("what", scope), ("subject", subject), ("cause", cause)),
+        ), None)
+        if services.state.create("failures", fingerprint, {
+            "scope": scope, "subject": subject, "reason": reason, "time": now().isoformat(),
+        }):
+            audit(services, cause, subject, scope, "error", reason)
+    except Exception:
+        log.exception("could not record the failure of %s %s", scope, subject)
 
 
 def _subject(record: dict) -> str:

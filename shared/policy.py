@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +20,19 @@ from shared.platform.port import DeploymentSpec
 from shared.settings import LOGICAL_NAME
 
 Channel = Literal["teams", "slack", "webhook", "eventgrid", "log"]
+
+# Bounds of every number a rule holds: finite (no infinity or NaN), and small enough for the
+# engine's time arithmetic and Azure's own limits. The README lists them.
+MAX_SECONDS = 30 * 24 * 3600  # bake and grace periods: at most 30 days
+MAX_METRIC = 1e12  # gate thresholds, either sign
+MAX_LATENCY_MS = 3_600_000.0  # one hour
+MAX_REQUESTS = 1_000_000
+MAX_FAILURES = 100
+MAX_INCONCLUSIVE = 1_000
+MAX_DRIFT = 1e6
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+Metric = Annotated[float, Field(ge=-MAX_METRIC, le=MAX_METRIC, allow_inf_nan=False)]
+LatencyMs = Annotated[float, Field(gt=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
 
 
 class PolicyError(ValueError):
@@ -55,9 +68,9 @@ class Gate(_Strict):
     """One metric check: `min` / `max` thresholds, or `max_drop` below the champion's value."""
 
     metric: str
-    min: float | None = None
-    max: float | None = None
-    max_drop: float | None = Field(None, description="fail if champion value - value exceeds this")
+    min: Metric | None = None
+    max: Metric | None = None
+    max_drop: Metric | None = Field(None, description="fail if champion value - value exceeds this")
 
     @model_validator(mode="after")
     def _one_check(self) -> Gate:
@@ -90,15 +103,16 @@ class Promotion(_Strict):
 
 
 class HealthGates(_Strict):
-    max_error_rate: float = Field(0.01, ge=0, le=1)
-    max_latency_p95_ms: float | None = Field(None, gt=0)
-    max_latency_p99_ms: float | None = Field(None, gt=0)
-    min_requests: int = Field(20, ge=1, description="fewer requests in a step is inconclusive, not a pass")
+    max_error_rate: float = Field(0.01, ge=0, le=1, allow_inf_nan=False)
+    max_latency_p95_ms: LatencyMs | None = None
+    max_latency_p99_ms: LatencyMs | None = None
+    min_requests: int = Field(20, ge=1, le=MAX_REQUESTS,
+                              description="fewer requests in a step is inconclusive, not a pass")
 
 
 class MirrorPhase(_Strict):
     percent: int = Field(ge=1, le=50)
-    bake_seconds: float = Field(60, ge=0)
+    bake_seconds: Seconds = 60
 
 
 class RolloutPlan(_Strict):
@@ -106,13 +120,15 @@ class RolloutPlan(_Strict):
     endpoint: str
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     mirror: MirrorPhase | None = None
-    steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100], min_length=1)
-    bake_seconds: float = Field(60, ge=0)
+    steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100], min_length=1, max_length=100)
+    bake_seconds: Seconds = 60
     gates: HealthGates = Field(default_factory=HealthGates)
-    failure_limit: int = Field(1, ge=1, description="failed analyses before rolling back")
-    inconclusive_limit: int = Field(10, ge=1, description="inconclusive analyses of one step before rolling back")
-    manual_gates: list[int] = Field(default_factory=list, description="steps that wait for approval first")
-    retire_previous_after_seconds: float = Field(300, ge=0)
+    failure_limit: int = Field(1, ge=1, le=MAX_FAILURES, description="failed analyses before rolling back")
+    inconclusive_limit: int = Field(10, ge=1, le=MAX_INCONCLUSIVE,
+                                    description="inconclusive analyses of one step before rolling back")
+    manual_gates: list[int] = Field(default_factory=list, max_length=100,
+                                    description="steps that wait for approval first")
+    retire_previous_after_seconds: Seconds = 300
 
     _workspace = field_validator("workspace")(lambda cls, value: _location(value))
 
@@ -141,7 +157,8 @@ class DriftRule(_Strict):
     """
 
     monitor: str | None = Field(None, description="v1: fnmatch pattern on the dataset drift monitor's name")
-    threshold: float | None = Field(None, ge=0, description="v1: drift coefficient that starts retraining")
+    threshold: float | None = Field(None, ge=0, le=MAX_DRIFT, allow_inf_nan=False,
+                                    description="v1: drift coefficient that starts retraining")
     model_monitor: str | None = Field(None, description="v2: fnmatch pattern on the model monitor's name")
     signals: list[str] | None = Field(None, min_length=1, description="v2: signal names (without the monitor's)")
     pipeline: str
@@ -228,16 +245,72 @@ class Policy(_Strict):
         return None
 
 
+MAX_YAML_DEPTH = 32
+MAX_YAML_NODES = 100_000
+MAX_NUMBER_CHARS = 100
+
+
 def parse_policy(text: str, source: str = "policy") -> Policy:
-    """Validate policy YAML; raise PolicyError naming each rule and field at fault."""
+    """Validate policy YAML; raise PolicyError naming each rule and field at fault.
+
+    The YAML is checked before it is built (`_check_yaml`): nesting, size with aliases
+    expanded, and the length of numbers are bounded, so no text makes loading recurse,
+    grow without end or fail other than with a PolicyError naming the place.
+    """
     try:
+        _check_yaml(text, source)
         document = yaml.safe_load(text)
+    except PolicyError:
+        raise
     except yaml.YAMLError as error:
         raise PolicyError(f"{source}: not valid YAML: {error}") from None
+    except (ValueError, TypeError, OverflowError) as error:  # e.g. a timestamp `2026-13-45`
+        raise PolicyError(f"{source}: a value cannot be read: {error}") from None
     try:
         return Policy.model_validate(document)
     except ValidationError as error:
         raise PolicyError(f"{source}: " + "; ".join(_where(document, item) for item in error.errors())) from None
+
+
+def _check_yaml(text: str, source: str) -> None:
+    """PolicyError, with line and column, for YAML nested deeper than MAX_YAML_DEPTH, of more than
+    MAX_YAML_NODES nodes once aliases are expanded (a "billion laughs"), or with an integer longer
+    than MAX_NUMBER_CHARS (Python refuses to read one of over 4,300 digits). Reads parser events
+    only, which, unlike composing the document, does not recurse."""
+    resolver = yaml.resolver.Resolver()
+    sizes: dict[str, int] = {}
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, nodes so far) of each open collection
+    total = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        where = f"{source}: line {event.start_mark.line + 1}, column {event.start_mark.column + 1}"
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_nodes.append((event.anchor, 1))
+            if len(open_nodes) > MAX_YAML_DEPTH:
+                raise PolicyError(f"{where}: nested deeper than {MAX_YAML_DEPTH} levels")
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = open_nodes.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:
+                raise PolicyError(f"{where}: alias *{event.anchor} refers to a node that contains it")
+            anchor, size = None, sizes[event.anchor]
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, size = event.anchor, 1
+            if event.implicit[0] and len(event.value) > MAX_NUMBER_CHARS:
+                tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+                if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+                    raise PolicyError(f"{where}: a number of {len(event.value)} characters; at most {MAX_NUMBER_CHARS}")
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        if open_nodes:
+            parent_anchor, parent_size = open_nodes[-1]
+            open_nodes[-1] = (parent_anchor, parent_size + size)
+        else:
+            total += size
+        if total + sum(count for _, count in open_nodes) > MAX_YAML_NODES:
+            raise PolicyError(f"{where}: more than {MAX_YAML_NODES} values (aliases counted where they are used)")
 
 
 def _where(document: object, item: dict) -> str:

@@ -20,7 +20,7 @@ from shared.events import (
     monitor_breach,
 )
 from shared.notify import Notification, Table
-from shared.platform.port import Job, JobStatus, NotFound
+from shared.platform.port import Job, JobStatus, NotFound, TryLater
 from shared.rollout import engine
 
 log = logging.getLogger(__name__)
@@ -195,18 +195,32 @@ def on_model_deployed(services: Services, event: AmlEvent, workspace: str) -> No
 
 def resync(services: Services) -> dict[str, str]:
     """Reconcile every lifecycle in flight and every rollout from platform state, so that
-    work no event announced (a lost, late or failed delivery) still gets done."""
+    work no event announced (a lost, late or failed delivery) still gets done.
+
+    Each lifecycle fails alone: whatever its reconcile raises is recorded (audit, ops told once per
+    distinct failure) and the others go on. A model's versions are taken newest first, so that of
+    two versions waiting for one endpoint the newer one is deployed and the older one superseded.
+    """
     results: dict[str, str] = {}
-    for record in services.state.list("lifecycle"):
-        if record["stage"] in lifecycle.IN_FLIGHT:
-            key = lifecycle.key_of(record["model"], record["version"])
-            try:
-                results[key] = lifecycle.reconcile(services, key, cause="resync")
-            except Exception as error:  # one stuck lifecycle must not stop the others
-                log.warning("resync of %s failed: %s", key, error)
-                results[key] = f"error: {error}"
+    for record in in_flight(services.state.list("lifecycle")):
+        key = lifecycle.key_of(str(record.get("model")), str(record.get("version")))
+        try:
+            results[key] = lifecycle.reconcile(services, key, cause="resync")
+        except TryLater as error:  # reconciled elsewhere right now, or the platform is busy: next time
+            results[key] = f"later: {error}"
+        except Exception as error:
+            results[key] = f"error: {type(error).__name__}: {error}"
+            lifecycle.report_failure(services, "reconcile", key, error, "resync")
     results.update(engine.tick_all(services, actor="resync"))
     return results
+
+
+def in_flight(records: list[dict]) -> list[dict]:
+    """The lifecycles still in flight, by model, each model's versions newest first."""
+    waiting = [record for record in records if record.get("stage") in lifecycle.IN_FLIGHT]
+    waiting.sort(key=lambda record: lifecycle.version_order(str(record.get("version"))), reverse=True)
+    waiting.sort(key=lambda record: str(record.get("model")))  # stable: newest first within each model
+    return waiting
 
 
 def _record(services: Services, event: AmlEvent, outcome: str, reason: str) -> None:

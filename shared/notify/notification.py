@@ -6,11 +6,12 @@ document, a CloudEvent, a log line); the reactions only build this model.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Kind = Literal[
     "model.tested",
@@ -24,12 +25,36 @@ Kind = Literal[
     "retraining.started",
     "job.failed",
     "drift.detected",
+    "model.superseded",
+    "work.failed",
 ]
 Severity = Literal["info", "warning", "error"]
 
-# The id names a delivery record (`<id>.<channel>`) in the state store, so it keeps to
-# the characters `shared.storage.state.blob_path` accepts.
-NOTIFICATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,180}$")
+MAX_ID = 180
+MAX_TITLE = 200
+MAX_SUMMARY = 2000
+MAX_SUBJECT = 200
+ELLIPSIS = "…"
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when it is longer."""
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def short_id(value: str) -> str:
+    """The id, or for one longer than MAX_ID bytes (UTF-8), its start and a hash of all of it.
+
+    The id names a delivery record (`<id>.<channel>`) in the state store, which encodes any
+    character, so only its length matters (in bytes: each is at most 3 characters encoded);
+    the hash, the same every time, keeps two long ids apart.
+    """
+    data = value.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_ID:
+        return value
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    start = data[: MAX_ID - len(digest) - 1].decode("utf-8", "ignore")  # never half a character
+    return f"{start}~{digest}"
 
 
 class Table(BaseModel):
@@ -62,10 +87,12 @@ class Notification(BaseModel):
 
     id: str
     kind: Kind
-    title: str = Field(min_length=1, max_length=200)
-    summary: str = ""
+    title: str = Field(min_length=1, max_length=MAX_TITLE, description=f"cut to {MAX_TITLE} characters with '…'")
+    summary: str = Field("", max_length=MAX_SUMMARY, description=f"cut to {MAX_SUMMARY} characters with '…'")
     severity: Severity = "info"
-    subject: str = Field(min_length=1, description="the model, endpoint or job it is about, e.g. credit-risk:3")
+    subject: str = Field(
+        min_length=1, max_length=MAX_SUBJECT, description="the model, endpoint or job it is about, e.g. credit-risk:3"
+    )
     facts: tuple[tuple[str, str], ...] = ()
     table: Table | None = None
     link: str | None = None
@@ -74,9 +101,20 @@ class Notification(BaseModel):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        if not NOTIFICATION_ID.match(value) or ".." in value:
-            raise ValueError(f"notification id {value!r} must match {NOTIFICATION_ID.pattern} without '..'")
-        return value
+        if not value:
+            raise ValueError("a notification id must not be empty")
+        return short_id(value)
+
+    @field_validator("title", "summary", "subject", mode="before")
+    @classmethod
+    def _cut(cls, value: object, info: ValidationInfo) -> object:
+        """Texts come from event data (model and service names): cut, never refused, so the decision is told."""
+        if not isinstance(value, str):
+            return value
+        if info.field_name == "subject" and not value.strip():
+            return "-"
+        limit = {"title": MAX_TITLE, "summary": MAX_SUMMARY, "subject": MAX_SUBJECT}[str(info.field_name)]
+        return cut(value, limit)
 
     @field_validator("link")
     @classmethod

@@ -6,6 +6,7 @@ which is also the correlation id of what the request writes to the audit trail.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -24,6 +25,10 @@ from shared.ops.routes import Route
 CORRELATION = "x-correlation-id"
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BODY_BYTES = 1_000_000
+MAX_BODY_DEPTH = 32
+# A string runs to its closing quote or, unterminated, to the end: one pass, no backtracking.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def serve(routes: list[Route], request: func.HttpRequest,
@@ -92,6 +97,8 @@ def _body(route: Route, raw: bytes) -> dict[str, Any]:
         return {"text": text}
     if not text.strip():
         return {}
+    if nesting(text) > MAX_BODY_DEPTH:
+        raise ApiError(400, f"the body is nested deeper than {MAX_BODY_DEPTH} levels", "body")
     try:
         document = json.loads(text, parse_constant=_no_constant)
     except ValueError as error:
@@ -99,6 +106,15 @@ def _body(route: Route, raw: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ApiError(400, "the body must be a JSON object", "body")
     return document
+
+
+def nesting(text: str) -> int:
+    """How deep the arrays and objects of JSON `text` nest, counted before parsing (which recurses)."""
+    brackets = _BRACKETS.sub("", _STRING.sub("", text))
+    if not brackets:
+        return 0
+    steps = (1 if char in "[{" else -1 for char in brackets)
+    return max(itertools.accumulate(steps))
 
 
 def _no_constant(name: str) -> None:

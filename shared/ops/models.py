@@ -7,22 +7,14 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.policy import RolloutPlan
 from shared.storage.state import AuditEntry
 
-
-def _no_dot_dot(value: str) -> str:
-    if ".." in value:
-        raise ValueError("must not contain '..'")
-    return value
-
-
 # Azure ML asset names (SAFE_NAME), short enough for the state store's keys.
-ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"),
-                      AfterValidator(_no_dot_dot)]
-Version = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"), AfterValidator(_no_dot_dot)]
+ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+Version = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Workspace = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]  # settings.LOGICAL_NAME
 Location = Annotated[str, StringConstraints(pattern=r"^(registry:)?[a-z][a-z0-9-]{0,31}$")]
 RegistryLocation = Annotated[str, StringConstraints(pattern=r"^registry:[a-z][a-z0-9-]{0,31}$")]
@@ -32,12 +24,13 @@ ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")
 EndpointName = Annotated[str, StringConstraints(pattern=ENDPOINT.pattern)]
 DeploymentName = EndpointName
 Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
-StateKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$"),
-                     AfterValidator(_no_dot_dot)]
+StateKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$")]
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Action = Literal["pause", "resume", "approve", "promote", "abort", "undo"]  # engine.ACTIONS
-RolloutState = Literal["progressing", "paused", "awaiting_approval", "rolling_back", "succeeded", "rolled_back"]
-Stage = Literal["testing", "passed", "failed", "promoted", "rolling_out", "live", "rolled_back"]
+RolloutState = Literal["progressing", "paused", "awaiting_approval", "rolling_back", "succeeded", "rolled_back",
+                       "failed"]
+Stage = Literal["testing", "passed", "failed", "promoted", "superseded", "rolling_out", "live", "rolled_back"]
+MAX_DEPLOYMENTS = 20  # Azure ML's limit of deployments per online endpoint
 
 
 class Input(BaseModel):
@@ -108,10 +101,11 @@ class PromoteRequest(Input):
 
 
 class TrafficChange(Input):
-    traffic: dict[DeploymentName, Percent] = Field(description="deployment -> live traffic percent, summing to 100")
+    traffic: dict[DeploymentName, Percent] = Field(
+        max_length=MAX_DEPLOYMENTS, description="deployment -> live traffic percent, summing to 100")
     mirror_traffic: dict[DeploymentName, Percent] = Field(
-        default_factory=dict, description="deployment -> mirrored percent (at most 50, to one deployment without "
-                                          "live traffic)")
+        default_factory=dict, max_length=MAX_DEPLOYMENTS,
+        description="deployment -> mirrored percent (at most 50, to one deployment without live traffic)")
 
 
 class ModelRef(Input):

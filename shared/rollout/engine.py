@@ -10,18 +10,22 @@ every step with its metrics and who moved it, so a restarted app resumes where i
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from shared import lifecycle
 from shared.bootstrap import Services
 from shared.decisions import deployment_name
 from shared.notify import Notification
 from shared.platform.port import NotFound, PlatformError, Transient, TryLater
-from shared.policy import RolloutPlan, Rule
+from shared.policy import MAX_SECONDS, RolloutPlan, Rule
 from shared.rollout.analysis import analyze, split
 from shared.storage.state import Conflict, now
 
@@ -106,15 +110,19 @@ def tick(services: Services, key: str, actor: str = "timer") -> str:
 
 
 def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
-    """Tick every rollout that has something left to do."""
+    """Tick every rollout that has something left to do. Each endpoint fails alone: whatever one
+    tick raises is recorded (audit, ops told once per distinct failure) and the others go on."""
     results = {}
     for record in services.state.list("rollout"):
-        if record["state"] in ACTIVE or (record["state"] == "succeeded" and not record["retired"]):
-            try:
-                results[record["key"]] = tick(services, record["key"], actor)
-            except PlatformError as error:  # one endpoint's trouble must not stop the others
-                log.warning("rollout %s: %s", record["key"], error)
-                results[record["key"]] = f"error: {error}"
+        key = str(record.get("key", "?"))
+        try:
+            if record["state"] in ACTIVE or (record["state"] == "succeeded" and not record["retired"]):
+                results[key] = tick(services, key, actor)
+        except TryLater as error:  # the endpoint is busy: the next tick goes on, nothing to report
+            results[key] = f"later: {error}"
+        except Exception as error:
+            results[key] = f"error: {type(error).__name__}: {error}"
+            lifecycle.report_failure(services, "rollout", key, error, actor)
     return results
 
 
@@ -127,7 +135,12 @@ def act(services: Services, key: str, action: str, actor: str, reason: str = "")
             raise NotFound(f"no rollout on {key}")
         _ACTIONS[action](services, record, actor, reason or f"{action} by {actor}")
         services.state.put("rollout", key, record)
-    tick(services, key, actor)
+    try:
+        tick(services, key, actor)
+    except PlatformError as error:  # the action is recorded: the timer's next tick carries it on
+        log.warning("rollout %s: the tick after %s failed for now: %s", key, action, error)
+    except Exception as error:  # the action is recorded; what its tick hit is reported, not the caller's fault
+        lifecycle.report_failure(services, "rollout", key, error, actor)
     return services.state.get("rollout", key) or record
 
 
@@ -201,13 +214,13 @@ def _decide(services: Services, record: Record, actor: str) -> None:
     if record["phase"] == "provisioning":
         _enter_next_phase(services, record, actor)
         return
-    plan = RolloutPlan.model_validate(record["plan"])
+    plan = plan_of(record)
     bake = plan.mirror.bake_seconds if record["phase"] == "mirror" and plan.mirror else plan.bake_seconds
     started = datetime.fromisoformat(record["step_started"])
     if record.get("skip_analysis"):
         _finish(services, record, actor, "promoted without analysis")
         return
-    if now() - started < timedelta(seconds=bake):
+    if now() - started < seconds(bake):
         return
     metrics = services.platform.get_deployment_metrics(record["workspace"], record["endpoint"],
                                                        record["deployment"], started)
@@ -231,7 +244,7 @@ def _decide(services: Services, record: Record, actor: str) -> None:
 
 
 def _enter_next_phase(services: Services, record: Record, actor: str) -> None:
-    plan = RolloutPlan.model_validate(record["plan"])
+    plan = plan_of(record)
     baseline = record["baseline"]
     if record["phase"] == "provisioning" and plan.mirror and any(baseline["traffic"].values()):
         record["phase"] = "mirror"
@@ -274,9 +287,9 @@ def _apply(services: Services, record: Record, traffic: dict[str, int], mirror: 
 
 
 def _finish(services: Services, record: Record, actor: str, reason: str) -> None:
-    plan = RolloutPlan.model_validate(record["plan"])
+    plan = plan_of(record)
     record.update(state="succeeded", target=None, finished=now().isoformat())
-    record["retire_at"] = (now() + timedelta(seconds=plan.retire_previous_after_seconds)).isoformat()
+    record["retire_at"] = (now() + seconds(plan.retire_previous_after_seconds)).isoformat()
     _log(record, "succeeded", actor, reason)
     model_key = lifecycle.key_of(record["model"], record["version"])
     model = services.state.get("lifecycle", model_key) or {}
@@ -329,6 +342,50 @@ def _retire_previous(services: Services, record: Record, actor: str, grace: bool
     _log(record, "retired", actor, f"previous deployments deleted: {retired or 'none'}")
 
 
+# Stored records -----------------------------------------------------------------------
+
+_SECONDS_FIELDS = ("bake_seconds", "retire_previous_after_seconds")
+
+
+def plan_of(record: Record) -> RolloutPlan:
+    """The record's plan. A plan stored before the policy had its bounds is held to them (a number
+    over its bound, or a seconds field that is not finite, becomes the bound) instead of failing
+    every tick of its endpoint."""
+    stored = record["plan"]
+    try:
+        return RolloutPlan.model_validate(stored)
+    except ValidationError as error:
+        bounded = copy.deepcopy(stored)
+        for item in error.errors():
+            bound = _bound(item)
+            if bound is None:
+                raise
+            _put(bounded, item["loc"], bound)
+        return RolloutPlan.model_validate(bounded)
+
+
+def _bound(item: Any) -> float | None:
+    """The bound an out-of-range stored number is held to, or None when the error is another."""
+    if item["type"] == "less_than_equal":
+        return float(item["ctx"]["le"])
+    if item["type"] == "finite_number" and item["loc"] and item["loc"][-1] in _SECONDS_FIELDS:
+        return float(MAX_SECONDS)
+    return None
+
+
+def _put(document: Any, loc: tuple[str | int, ...], value: float) -> None:
+    for part in loc[:-1]:
+        document = document[part]
+    document[loc[-1]] = value
+
+
+def seconds(value: float) -> timedelta:
+    """A duration from a number of seconds that never overflows `datetime` arithmetic."""
+    if not math.isfinite(value):
+        return timedelta(seconds=MAX_SECONDS if value > 0 or math.isnan(value) else 0)
+    return timedelta(seconds=min(max(value, 0.0), MAX_SECONDS))
+
+
 # Admin actions ------------------------------------------------------------------------
 
 
@@ -346,7 +403,7 @@ def _resume(services: Services, record: Record, actor: str, reason: str) -> None
 
 def _approve(services: Services, record: Record, actor: str, reason: str) -> None:
     _require(record, ("awaiting_approval",), "approve")
-    plan = RolloutPlan.model_validate(record["plan"])
+    plan = plan_of(record)
     record["approved"].append(plan.steps[record["step"] + 1])
     record["state"] = "progressing"
     _log(record, "approve", actor, reason)
@@ -354,7 +411,7 @@ def _approve(services: Services, record: Record, actor: str, reason: str) -> Non
 
 def _promote_now(services: Services, record: Record, actor: str, reason: str) -> None:
     _require(record, ("progressing", "paused", "awaiting_approval"), "promote")
-    plan = RolloutPlan.model_validate(record["plan"])
+    plan = plan_of(record)
     record.update(state="progressing", phase="step", step=len(plan.steps) - 1, skip_analysis=True)
     _apply(services, record, split(record["baseline"]["traffic"], record["deployment"], 100), {})
     _log(record, "promote", actor, reason)

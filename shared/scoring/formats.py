@@ -53,8 +53,15 @@ def parse_header(first_bytes: bytes, where: str) -> tuple[list[str], int]:
     """Column names of a CSV file and the byte offset where its data starts."""
     newline = first_bytes.find(b"\n")
     line = first_bytes if newline < 0 else first_bytes[:newline]
-    text = line.decode("utf-8-sig").rstrip("\r")
-    columns = next(csv.reader([text]), [])
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError as error:
+        byte = f"byte {line[error.start]:#04x} at offset {error.start}"
+        raise InvalidInput(f"{where}: the header (first line) is not UTF-8 text ({byte})") from None
+    try:
+        columns = next(csv.reader([text]), [])
+    except csv.Error as error:
+        raise InvalidInput(f"{where}: the header (first line) cannot be read as CSV: {error}") from None
     if not columns or any(not name.strip() for name in columns):
         raise InvalidInput(f"{where}: the first line must be a header naming every column, got {text[:200]!r}")
     return [name.strip() for name in columns], len(first_bytes) if newline < 0 else newline + 1

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ RANGES = "scoring-ranges"
 TERMINAL = ("completed", "failed", "handed_off")
 HANDING_OFF = "handing_off"  # recorded before the batch endpoint is invoked (see _hand_off_once)
 MAX_ERRORS_PER_RANGE = 1000
+JOB_ID = re.compile(r"^(score|rejected)-[0-9a-f]{24}\Z")  # what `_job_id` and `_record_rejected` make
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 
@@ -209,7 +211,9 @@ def fail(
 
 
 def status(job_id: str, ports: Scoring) -> Doc | None:
-    """The job's progress, or None if there is no such job."""
+    """The job's progress, or None if there is no such job (nor can be: an id not made by `_job_id`)."""
+    if not JOB_ID.match(job_id):
+        return None
     job = ports.state.get(JOBS, job_id)
     if job is None:
         return None
@@ -310,9 +314,9 @@ def _check_containers(source: str, target: str, ports: Scoring) -> None:
     """Read only the input container; never write into it (that would also trigger a new job) or into state."""
     if source != ports.config.input_container:
         raise InvalidInput(f"input: must be in container {ports.config.input_container!r}, not {source!r}")
-    forbidden = {ports.config.input_container, ports.state.container.container_name}
-    if target in forbidden:
-        raise InvalidInput(f"output.container: {target!r} is not writable by scoring jobs")
+    if target != ports.config.output_container:
+        allowed = ports.config.output_container
+        raise InvalidInput(f"output.container: scoring writes only to {allowed!r}, not {target!r}")
     with contextlib.suppress(ResourceExistsError):  # created on first use, like every container the app writes
         ports.blobs.get_container_client(target).create_container()
 

@@ -1,7 +1,9 @@
 """What a scoring job is asked to do, validated before anything runs.
 
 Blob paths are `container/name`; every name that goes into a URL or a state path is
-checked here, so a bad request fails with the field that is wrong.
+checked here, so a bad request fails with the field that is wrong. Validated with the
+context `{OUTPUT_CONTAINERS: {...}}`, an output container must be one of those (the
+settings' output container): scoring never writes into models, state or the host's keys.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.platform.port import SAFE_NAME
 
 CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 COLUMN = re.compile(r"^[^\x00-\x1f]{1,256}$")
 OutputFormat = Literal["csv", "parquet"]
+OUTPUT_CONTAINERS = "output_containers"
 
 
 def check_blob_path(value: str) -> str:
@@ -81,9 +84,13 @@ class OutputSpec(BaseModel):
 
     @field_validator("container")
     @classmethod
-    def _check_container(cls, value: str | None) -> str | None:
+    def _check_container(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not CONTAINER.match(value):
             raise ValueError(f"{value!r} is not a valid container name (3-63 of a-z, 0-9, -)")
+        allowed = (info.context or {}).get(OUTPUT_CONTAINERS)
+        if value is not None and allowed is not None and value not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise ValueError(f"{value!r} is not an output container; scoring writes only to {names}")
         return value
 
     @field_validator("path")

@@ -5,6 +5,10 @@
 - `records/<kind>/<id>.json`: JSON documents updated under ETag concurrency control.
 - `audit/<day>.jsonl`: append blobs, one JSON line per decision; never rewritten.
 - leases on records give one writer per endpoint (rollouts).
+
+Keys are names from outside (Azure ML asset names, endpoint names), so each path part is
+percent-encoded where it must be (see `encode_part`): any name can be stored, none can
+escape its folder, and the names the app always used keep their blob names.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +28,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from pydantic import BaseModel, Field
 
 SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$")
+"""Names that are stored as they are (every key the app used before names were encoded)."""
+MAX_BLOB_NAME = 1024  # Azure Storage's limit on a blob name, in characters
+_KEPT = ":=@"  # kept as they are, with letters, digits and `_.-~` (urllib's unreserved characters)
 Doc = dict[str, Any]
 
 
@@ -42,12 +50,36 @@ class AuditEntry(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+def encode_part(part: str) -> str:
+    """`part` as one path segment: reversible (`decode_part`), and never `.`, `..` or with a `/`.
+
+    Every character but letters, digits and `_.-~:=@` is percent-encoded (UTF-8; a lone
+    surrogate too), `%` included, which makes the encoding unambiguous; a leading `.` is
+    encoded so that no segment is `.` or `..`. Names that match `SEGMENT` are unchanged.
+    """
+    if not part:
+        raise ValueError("unsafe name for a state path: an empty name")
+    encoded = urllib.parse.quote(part, safe=_KEPT, encoding="utf-8", errors="surrogatepass")
+    return "%2E" + encoded[1:] if encoded.startswith(".") else encoded
+
+
+def decode_part(part: str) -> str:
+    """The name `encode_part` encoded."""
+    return urllib.parse.unquote(part, encoding="utf-8", errors="surrogatepass")
+
+
 def blob_path(*segments: str) -> str:
-    """Join validated path segments; reject anything that could escape its folder."""
-    for segment in segments:
-        if not SEGMENT.match(segment) or ".." in segment:
-            raise ValueError(f"unsafe name for a state path: {segment!r}")
-    return "/".join(segments)
+    """Join path segments, each encoded (`encode_part`); ValueError if the name is too long for Azure.
+
+    A final `.` is encoded too: Azure Storage drops trailing dots from blob names, which would
+    make `x.` and `x` one blob.
+    """
+    path = "/".join(encode_part(segment) for segment in segments)
+    if path.endswith("."):
+        path = path[:-1] + "%2E"
+    if len(path) > MAX_BLOB_NAME:
+        raise ValueError(f"unsafe name for a state path: longer than {MAX_BLOB_NAME} characters once encoded")
+    return path
 
 
 def now() -> datetime:
@@ -141,13 +173,23 @@ class BlobStateStore:
 
     def list(self, kind: str, prefix: str = "") -> list[Doc]:
         """Every record of a kind (whose key starts with `prefix`)."""
+        return [doc for _, doc in self.items(kind, prefix)]
+
+    def items(self, kind: str, prefix: str = "") -> list[tuple[str, Doc]]:
+        """Every record of a kind (whose key starts with `prefix`) with its key."""
         folder = blob_path("records", kind) + "/"
-        docs = []
-        for item in self.container.list_blobs(name_starts_with=folder + prefix):
+        # A `.` may be encoded for its place (last), so the listing starts before trailing dots.
+        trimmed = prefix.rstrip(".")
+        start = encode_part(trimmed) if trimmed else ""
+        found = []
+        for item in self.container.list_blobs(name_starts_with=folder + start):
+            key = decode_part(item.name[len(folder):].removesuffix(".json"))
+            if not key.startswith(prefix):
+                continue
             blob = self.container.get_blob_client(item.name)
             with contextlib.suppress(ResourceNotFoundError):
-                docs.append(json.loads(blob.download_blob().readall()))
-        return docs
+                found.append((key, json.loads(blob.download_blob().readall())))
+        return found
 
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60) -> Iterator[None]:

@@ -183,6 +183,17 @@ def test_bad_json_and_bad_fields_get_400_naming_the_field(stack: Stack) -> None:
     assert bad_name.status_code == 400 and bad_name.json()["field"] == "workspace"
 
 
+@pytest.mark.parametrize("seconds", ["1e18", "1e999"])
+def test_a_plan_with_seconds_beyond_their_bound_gets_400_naming_the_field(stack: Stack, seconds: str) -> None:
+    """1e18 seconds was accepted, then overflowed `timedelta` in every tick; JSON 1e999 parses as infinity."""
+    body = json.dumps({"model": {"location": "registry:shared", "name": "scorer", "version": "1"},
+                       "rule": "credit-risk", "plan": {**PLAN, "retire_previous_after_seconds": 0}})
+    raw = body.replace('"retire_previous_after_seconds": 0', f'"retire_previous_after_seconds": {seconds}')
+    response = stack.admin("POST", "ops/rollouts", data=raw.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "plan.retire_previous_after_seconds"
+
+
 def test_unknown_endpoints_models_and_rules_get_404(stack: Stack) -> None:
     for method, path, body in (
         ("GET", "ops/rollouts/prod/nowhere", None),

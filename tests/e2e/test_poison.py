@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
+from devhost.azurite import Azurite
 from devhost.process import HostProcess
-from tests.e2e.conftest import wait_for
+from devhost.stack import local_stack
+from localaml import samples
+from tests.e2e.conftest import wait_for, write_policy
 from tests.e2e.test_webhook import store
 
 
@@ -25,3 +30,25 @@ def test_a_work_item_failing_five_times_is_dead_lettered_with_its_last_error(hos
     errors = [e for e in store(host).read_audit() if e.correlation_id == "evt-poison" and e.outcome == "error"]
     assert len(errors) == 5
     assert queue.peek_messages() == []
+
+
+def test_a_work_item_that_meets_a_held_lease_waits_and_succeeds_without_a_dead_letter(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    """Another reconciler holds the version's lease for a while: the worker's items are delivered
+    again later (not 5 times in a row, then poisoned), and the version goes on to serve."""
+    policy = write_policy(tmp_path)
+    no_resync = {"MLOPS_POLICY_PATH": str(policy), "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *"}
+    with local_stack(tmp_path, no_resync, azurite=azurite) as stack:
+        with stack.state.lease("lifecycle", "credit-risk:1", seconds=60):
+            stack.aml.register_model("dev", "credit-risk", samples.good_model(seed=1), {})
+            wait_for(lambda: stack.state.get("lifecycle", "credit-risk:1"), timeout=30)  # then it meets the lease
+            time.sleep(4)  # longer than the queue's 5 dequeues take (visibility timeout 0.5 s here)
+
+        wait_for(lambda: (stack.state.get("lifecycle", "credit-risk:1") or {}).get("stage") == "live", timeout=90)
+        entries = stack.state.read_audit()
+        assert stack.state.list("deadletter") == []
+        assert not [e for e in entries if e.outcome in ("error", "poisoned")], "no false alarm"
+        assert [e for e in entries if e.action == "react" and e.outcome == "deferred"]
+        kinds = {n.body["data"]["kind"] for n in stack.receiver.received if n.path == "/ops"}
+        assert not [kind for kind in kinds if "fail" in kind or "error" in kind], kinds

@@ -61,7 +61,9 @@ def test_bad_requests_get_400_naming_the_field_and_unknown_jobs_404(azurite: Azu
     with local_stack(tmp_path, azurite=azurite) as stack:
         bad = stack.admin("POST", "score", json={"input": "scoring-input/../x.csv", "model": {"blob": "m/x.onnx"}})
         assert bad.status_code == 400 and "input" in bad.text
-        assert stack.admin("GET", "score/no-such-job").status_code == 404
+        assert stack.admin("GET", "score/score-" + "0" * 24).status_code == 404  # well formed, unknown
+        malformed = stack.admin("GET", "score/x..y")
+        assert malformed.status_code == 400 and malformed.json()["field"] == "job_id"
         assert requests.post(f"{stack.host.url}/api/score", json={}, timeout=10).status_code == 401
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +13,10 @@ import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
+from devhost.azurite import running_azurite
 from devhost.process import HostProcess
+from shared.events import dedupe_key
+from shared.intake import CLAIMS
 from shared.storage.state import BlobStateStore
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import wait_for
@@ -143,3 +148,43 @@ def test_a_body_that_is_not_json_is_refused_and_the_host_lives_on(host: HostProc
     assert "not JSON" in response.text
     assert post(host, ["a string, not an event"]).status_code == 400
     assert post(host, [registered_event()]).status_code == 202
+
+
+def test_an_event_of_900_kb_goes_through_a_claim_check_and_is_handled(host: HostProcess) -> None:
+    event = registered_event()
+    event["data"]["ModelTags"] = {f"tag{i}": "x" * 1000 for i in range(900)}
+    key = dedupe_key(event)
+
+    assert post(host, [event]).status_code == 202
+
+    assert outcomes(host, event["id"], "intake") == ["queued"]
+    assert wait_for(lambda: outcomes(host, event["id"], "react")) == ["ignored"], "reacted to like any other"
+    assert store(host).get(CLAIMS, key) is None, "the claim is deleted once the event is handled"
+
+
+def test_an_event_with_a_lone_surrogate_in_its_id_is_rejected_with_the_reason(host: HostProcess) -> None:
+    event = registered_event()
+    raw = json.dumps([event]).replace(event["id"], event["id"] + "\\ud800").encode()
+
+    assert post(host, None, raw=raw).status_code == 202, "a permanent failure must not make Event Grid retry"
+
+    [entry] = [e for e in store(host).read_audit() if e.correlation_id.startswith(event["id"])]
+    assert entry.outcome == "rejected" and "'id' is not valid Unicode" in entry.reason
+    assert [doc["event"]["id"] for doc in store(host).list("rejected")] == [event["id"] + "\\ud800"]
+    assert post(host, [registered_event()]).status_code == 202, "the host lives on"
+
+
+def test_in_a_storage_outage_the_webhook_fails_within_seconds(host_settings: dict, tmp_path) -> None:
+    with running_azurite() as azurite:
+        settings = {**host_settings, "AzureWebJobsStorage": azurite.connection_string}
+        with HostProcess(settings, tmp_path / "keys.json", log_file=tmp_path / "host.log") as running:
+            assert post(running, [registered_event()]).status_code == 202
+            azurite.process.send_signal(signal.SIGINT)
+            azurite.process.wait(timeout=10)
+
+            started = time.monotonic()
+            response = post(running, [registered_event()])
+            elapsed = time.monotonic() - started
+
+            assert response.status_code >= 500, "a transient fault: Event Grid redelivers"
+            assert elapsed < 6, f"answered after {elapsed:.1f} s"

@@ -335,3 +335,15 @@ def test_jobs_read_only_the_input_container_and_never_write_into_it(ports: Scori
         submit(ScoringRequest(input=source, model=model, output={"container": ports.config.input_container}), ports)
     with pytest.raises(InvalidInput, match="input: must be in container"):
         submit(ScoringRequest(input="models/gbt.onnx.csv", model=model), ports)
+
+
+def test_a_csv_whose_header_is_not_utf8_is_refused_naming_the_header(ports: Scoring) -> None:
+    source = upload(ports, "latin1.csv", "id,température,f1\nr1,1.0,2.0\n".encode("latin-1"))
+
+    with pytest.raises(InvalidInput, match=r"latin1.csv'?: the header \(first line\) is not UTF-8 text \(byte 0xe9"):
+        submit(ScoringRequest(input=source, model={"blob": "models/gbt.onnx"}), ports)
+
+
+def test_any_job_id_looked_up_that_no_job_has_is_none(ports: Scoring) -> None:
+    for job_id in ["x..y", "../records/x", "score-" + "0" * 24, "rejected-" + "f" * 24, "\ud800"]:
+        assert status(job_id, ports) is None

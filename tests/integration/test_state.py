@@ -47,7 +47,46 @@ def test_the_audit_trail_appends_in_order(state: BlobStateStore) -> None:
     assert [entry.reason for entry in state.read_audit()] == ["0", "1", "2"]
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "", "x" * 300, "a b"])
-def test_names_that_could_escape_their_folder_are_refused(name: str) -> None:
+NAMES = [
+    "credit-risk..v2:3", "..", ".", ".hidden:1", "v1.", "a/b", "../../ledger/x", "a\\b", "a b", "x%2F", "%",
+    "café:1", "tab\there", "?#&+", "lone\ud800surrogate", "x" * 300,
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_any_name_is_stored_under_its_own_folder_and_read_back(state: BlobStateStore, name: str) -> None:
+    state.put("lifecycle", name, {"name": name})
+    with state.lease("lifecycle", name, seconds=15):
+        pass
+    assert state.get("lifecycle", name) == {"name": name}
+    assert state.items("lifecycle") == [(name, {"name": name})]
+    blobs = [blob.name for blob in state.container.list_blobs()]
+    assert all(blob.startswith(("records/lifecycle/", "leases/lifecycle/")) for blob in blobs)
+    assert all(blob.count("/") == 2 and not blob.endswith(".") for blob in blobs), blobs
+
+
+def test_names_that_differ_are_different_records(state: BlobStateStore) -> None:
+    names = ["a..b", "a%2E%2Eb", "a.b", "a/b", "a%2Fb", "x.", "x", "x%2E", ".x", "%2Ex"]
+    for name in names:
+        state.put("lifecycle", name, {"name": name})
+    assert sorted(key for key, _ in state.items("lifecycle")) == sorted(names)
+    assert all(state.get("lifecycle", name) == {"name": name} for name in names)
+
+
+def test_a_listing_by_prefix_finds_exactly_the_keys_that_start_with_it(state: BlobStateStore) -> None:
+    for name in ["m:1", "m.:1", "m..x:1", "m.", "n:1", ".m"]:
+        state.put("lifecycle", name, {"name": name})
+    for prefix in ["m", "m.", "m..", "m:", ".", ""]:
+        expected = sorted(n for n in ["m:1", "m.:1", "m..x:1", "m.", "n:1", ".m"] if n.startswith(prefix))
+        assert sorted(doc["name"] for doc in state.list("lifecycle", prefix)) == expected, prefix
+
+
+@pytest.mark.parametrize("name", ["credit-risk:3", "model_a.v2:10", "e.ab12@x=y", "ledger-key-0123abcd"])
+def test_names_the_store_always_took_keep_their_blob_names(name: str) -> None:
+    assert blob_path("records", "lifecycle", name) == f"records/lifecycle/{name}"
+
+
+@pytest.mark.parametrize("name", ["", "x" * 1100])
+def test_an_empty_or_too_long_name_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="unsafe name"):
         blob_path("records", name)

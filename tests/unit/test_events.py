@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -18,6 +19,7 @@ from shared.events import (
     ModelRegisteredData,
     RunData,
     UnknownEventType,
+    dedupe_key,
     monitor_breach,
     parse_breach_message,
     parse_event,
@@ -130,6 +132,55 @@ def _broken(change) -> dict:
 def test_malformed_events_are_rejected_with_what_and_where(raw: object, message: str) -> None:
     with pytest.raises(MalformedEvent, match=message.replace("(", r"\(").replace(".", r"\.")):
         parse_event(raw)
+
+
+def _nested(depth: int) -> dict:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = {"k": value}
+    return value  # type: ignore[return-value]
+
+
+def _deployed(change) -> dict:
+    raw = copy.deepcopy(fixture("docs_eventgrid_schema", "model_deployed"))
+    change(raw)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_broken(lambda e: e.update(id="evt-\ud800")), "'id' is not valid Unicode"),
+        (_broken(lambda e: e.update(subject="models/\udfff")), "'subject' is not valid Unicode"),
+        (_broken(lambda e: e["data"]["ModelTags"].update(note="a\ud83d")), "'data.ModelTags.note' is not valid"),
+        (_broken(lambda e: e["data"]["ModelTags"].update({"\ud800": "x"})), "a key in 'data.ModelTags'"),
+        (_broken(lambda e: e.update(id="evt\x00-1")), "'id' contains a control character"),
+        (_broken(lambda e: e.update(subject="models/a\x1b[31m:1")), "'subject' contains a control character"),
+        (_broken(lambda e: e.update(subject=7)), "'subject' must be a string"),
+        (_broken(lambda e: e.update(id="x" * 1025)), "'id' is 1025 characters"),
+        (_deployed(lambda e: e["data"].update(ServiceName="svc\u0085")), "data.servicename"),
+        (_deployed(lambda e: e["data"].update(ModelIds="a:1,b\x00:2")), "data.modelids"),
+        (_broken(lambda e: e["data"].update(ModelTags=_nested(40))), "nested more than 32 levels"),
+        (_broken(lambda e: e["data"].update(ModelTags=_nested(2000))), "nested more than 32 levels"),
+    ],
+)
+def test_ids_with_invalid_unicode_or_control_characters_are_rejected_with_the_field(raw: dict, message: str) -> None:
+    with pytest.raises(MalformedEvent, match=re.escape(message)):
+        parse_event(raw)
+    assert dedupe_key(raw), "an event that is rejected still has a ledger key to be kept under"
+
+
+def test_a_drift_coefficient_must_be_a_finite_number() -> None:
+    for value in (float("inf"), float("nan")):
+        raw = copy.deepcopy(fixture("docs_eventgrid_schema", "dataset_drift_detected"))
+        raw["data"]["DriftCoefficient"] = value
+        with pytest.raises(MalformedEvent, match=r"data\.driftcoefficient"):
+            parse_event(raw)
+
+
+def test_free_text_keeps_its_line_breaks_and_non_ascii() -> None:
+    raw = _broken(lambda e: e["data"]["ModelTags"].update(note="première ligne\nsecond line 🚀"))
+    assert parse_event(raw).data.model_tags["note"] == "première ligne\nsecond line 🚀"
 
 
 def test_an_unknown_type_is_reported_as_unknown_not_malformed() -> None:

@@ -37,10 +37,37 @@ def rejected(**changes: object) -> Notification:
     return Notification.model_validate(fields | changes)
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "../x", "a..b", "-lead", "x" * 200, "a b"])
-def test_an_id_that_cannot_name_a_delivery_record_is_refused(bad: str) -> None:
+def test_an_empty_id_is_refused() -> None:
     with pytest.raises(ValidationError, match="notification id"):
-        rejected(id=bad)
+        rejected(id="")
+
+
+@pytest.mark.parametrize("name", ["a/b", "../x", "model.rejected:credit-risk..v2:3", "-lead", "a b"])
+def test_any_id_names_its_delivery_record(name: str) -> None:
+    assert rejected(id=name).id == name
+
+
+def test_a_long_id_is_shortened_the_same_way_every_time_and_keeps_apart_from_others() -> None:
+    long = "model.deployed:prod:" + "x" * 300
+    shortened = rejected(id=long).id
+    assert len(shortened) <= 180 and shortened.startswith("model.deployed:prod:xxx")
+    assert rejected(id=long).id == shortened != rejected(id=long + "y").id
+    wide = rejected(id="model.deployed:prod:" + "🙂" * 100).id
+    assert len(wide.encode()) <= 180 and wide.startswith("model.deployed:prod:🙂")
+
+
+def test_a_model_deployed_of_12_models_has_its_title_cut_with_an_ellipsis() -> None:
+    models = ", ".join(f"credit-risk-segment-{n}:{n}" for n in range(12))
+    notification = rejected(title=f"{models} deployed to credit-risk", summary="s" * 5000, subject="e" * 300)
+    assert len(notification.title) == 200 and notification.title.endswith("…")
+    assert notification.title.startswith("credit-risk-segment-0:0, ")
+    assert len(notification.summary) == 2000 and notification.summary.endswith("…")
+    assert len(notification.subject) == 200 and notification.subject.endswith("…")
+
+
+def test_texts_within_their_limits_are_kept_and_a_blank_subject_is_a_dash() -> None:
+    notification = rejected(title="t" * 200, summary="s" * 2000, subject=" ")
+    assert (notification.title, notification.summary, notification.subject) == ("t" * 200, "s" * 2000, "-")
 
 
 def test_an_unknown_kind_is_refused() -> None:

@@ -58,6 +58,31 @@ def test_a_body_that_is_not_a_json_object_is_refused_as_the_body(raw: str, words
     assert error.field == "body" and words in error.message
 
 
+@pytest.mark.parametrize("raw", [
+    '{"traffic": ' + "[" * 1000 + "]" * 1000 + "}",
+    '{"traffic": ' + '{"a": ' * 100_000,
+    "[" * 200_000,
+])
+def test_a_body_nested_too_deep_is_refused_as_the_body(raw: str) -> None:
+    error = refusal(route("ops_traffic", "POST"), request("POST", raw, route_params=TRAFFIC))
+    assert error.field == "body" and "nested deeper than 32 levels" in error.message
+
+
+@pytest.mark.parametrize("raw", [
+    '{"traffic": {"blue": 100}, "note": "' + "[{" * 5000 + '"}',
+    '{"traffic": {"blue": 100}, "note": "\\\"' + "[" * 100 + '"}',
+])
+def test_brackets_inside_strings_do_not_count_as_nesting(raw: str) -> None:
+    error = refusal(route("ops_traffic", "POST"), request("POST", raw, route_params=TRAFFIC))
+    assert error.field == "note"
+
+
+def test_a_huge_integer_in_a_body_is_refused_as_the_body() -> None:
+    raw = '{"traffic": {"blue": ' + "9" * 5000 + "}}"
+    error = refusal(route("ops_traffic", "POST"), request("POST", raw, route_params=TRAFFIC))
+    assert error.field == "body" and "not valid JSON" in error.message
+
+
 @pytest.mark.parametrize(("params", "field"), [
     ({"workspace": "Prod", "endpoint": "credit-risk"}, "workspace"),
     ({"workspace": "prod", "endpoint": "a"}, "endpoint"),
@@ -71,11 +96,18 @@ def test_names_that_go_into_paths_are_checked(params: dict, field: str) -> None:
     assert error.field == field
 
 
-@pytest.mark.parametrize(("name", "version", "field"), [("../etc", "1", "name"), ("credit..risk", "1", "name"),
+@pytest.mark.parametrize(("name", "version", "field"), [("../etc", "1", "name"), (".hidden", "1", "name"),
                                                          ("credit-risk", "1/2", "version"), ("m" * 129, "1", "name")])
 def test_model_names_and_versions_are_safe_for_state_keys(name: str, version: str, field: str) -> None:
     error = refusal(route("ops_lifecycle", "GET"), request("GET", route_params={"name": name, "version": version}))
     assert error.field == field
+
+
+def test_names_azure_ml_accepts_are_accepted_dots_included() -> None:
+    """Azure ML allows `credit-risk..v2`; the state store encodes it, so the API takes it too."""
+    (where,) = parse(route("ops_lifecycle", "GET"),
+                     request("GET", route_params={"name": "credit-risk..v2", "version": "1"}))
+    assert where.name == "credit-risk..v2"
 
 
 def test_query_filters_are_validated_and_the_key_parameter_is_not_a_filter() -> None:
@@ -108,6 +140,20 @@ def test_optional_bodies_may_be_empty_and_a_policy_draft_is_raw_text() -> None:
     assert where.action == "pause" and body.reason == ""
     (draft,) = parse(route("ops_policy_validate", "POST"), request("POST", "rules: []\n"))
     assert draft.text == "rules: []\n"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("rules: " + "9" * 5000, "line 1, column 8: a number of 5000 characters"),
+    ("rules: " + "[" * 1000 + "]" * 1000, "nested deeper than 32 levels"),
+    ("rules:\n" + "".join("  " * depth + "- \n" for depth in range(100)), "nested deeper than 32 levels"),
+])
+def test_a_policy_draft_that_cannot_be_loaded_safely_is_a_400_naming_the_place(text: str, words: str) -> None:
+    from shared.ops.handlers import validate_policy
+
+    (draft,) = parse(route("ops_policy_validate", "POST"), request("POST", text))
+    with pytest.raises(ApiError) as caught:
+        validate_policy(None, draft, None)  # type: ignore[arg-type] - neither is used to validate
+    assert caught.value.status == 400 and caught.value.field == "body" and words in caught.value.message
 
 
 def test_the_api_s_actions_are_the_engine_s() -> None:

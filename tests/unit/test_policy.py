@@ -108,3 +108,34 @@ def test_drift_errors_name_the_rule_and_the_field(fields: str, message: str) -> 
     with pytest.raises(PolicyError) as caught:
         parse_policy(_drift(fields), "policy.yaml")
     assert message in str(caught.value)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdef", "bcdefg", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL.replace("}}]", "}, gates: [{metric: auc, min: " + "9" * 5000 + "}]}]"),
+         "line 1, column 110: a number of 5000 characters; at most 100"),
+        ("rules:\n  - name: " + "9" * 4000, "line 2, column 11: a number of 4000 characters"),
+        ("rules: " + "[" * 1000 + "]" * 1000, "line 1, column 39: nested deeper than 32 levels"),
+        ("rules:\n" + "".join("  " * depth + "- \n" for depth in range(1000)), "nested deeper than 32 levels"),
+        ("rules: &a [*a]", "line 1, column 12: alias *a refers to a node that contains it"),
+        (BOMB, "more than 100000 values (aliases counted where they are used)"),
+        ("rules: 2026-13-45", "a value cannot be read: month must be in 1..12"),
+    ],
+)
+def test_a_policy_that_cannot_be_loaded_safely_is_refused_naming_the_place(text: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text)
+    assert message in str(caught.value)
+
+
+def test_aliases_and_long_texts_within_the_bounds_are_loaded() -> None:
+    text = ("rules: [{name: a, models: {name: '" + "c" * 500 + "'}, test: {pipeline: p}, "
+            "gates: &gates [{metric: auc, min: 0.8}]}, "
+            "{name: b, models: {name: b}, test: {pipeline: p}, gates: *gates}]")
+    assert [rule.gates[0].min for rule in parse_policy(text).rules] == [0.8, 0.8]

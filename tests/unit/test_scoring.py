@@ -16,7 +16,7 @@ from shared.scoring.errors import InvalidInput
 from shared.scoring.formats import detect_format, open_writer, parse_csv, parse_header, parse_jsonl, to_matrix
 from shared.scoring.pipeline import prefetch
 from shared.scoring.plan import plan_ranges
-from shared.scoring.request import OnnxBlob, RegisteredModel, ScoringRequest
+from shared.scoring.request import OUTPUT_CONTAINERS, OnnxBlob, RegisteredModel, ScoringRequest
 
 COLUMNS = ["id", "a", "b"]
 
@@ -164,3 +164,71 @@ def test_submit_answers_400_naming_the_bad_field() -> None:
     assert response.status_code == 400
     problems = json.loads(response.get_body())["problems"]
     assert problems[0]["field"].startswith("model")
+
+
+@pytest.mark.parametrize("container", ["models", "azure-webjobs-secrets", "aml-reactor-state", "scoring-input"])
+def test_an_output_container_outside_the_settings_is_refused_naming_output(container: str) -> None:
+    body = request(output={"container": container, "path": "x/../../y.csv".replace("../", "")})
+    with pytest.raises(ValidationError) as caught:
+        ScoringRequest.model_validate(body, context={OUTPUT_CONTAINERS: {"scoring-output"}})
+    assert [".".join(map(str, error["loc"])) for error in caught.value.errors()] == ["output.container"]
+    assert "scoring writes only to scoring-output" in str(caught.value)
+    allowed = ScoringRequest.model_validate(request(output={"container": "scoring-output"}),
+                                            context={OUTPUT_CONTAINERS: {"scoring-output"}})
+    assert allowed.output.container == "scoring-output"
+
+
+class _Config:
+    output_container = "scoring-output"
+
+
+class _Ports:
+    config = _Config()
+
+
+def test_submit_answers_400_naming_output_for_a_container_outside_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from handlers import scoring
+
+    monkeypatch.setattr(scoring, "_ports", lambda: _Ports())
+    handler = scoring.score_submit.build().get_user_function()
+    body = json.dumps(request(output={"container": "azure-webjobs-secrets", "path": "host/default.json"})).encode()
+
+    response = handler(func.HttpRequest("POST", "/api/score", body=body))
+
+    assert response.status_code == 400
+    assert [problem["field"] for problem in json.loads(response.get_body())["problems"]] == ["output.container"]
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 5000, b'{"input": ' + b"9" * 5000 + b"}", b'{"input": "\\ud800"}', b"\xff\xfe", b"",
+    b'{"input": "scoring-input/a.csv", "model": {"blob": "models/m.onnx"}, "features": [' + b"[" * 3000 + b"]}",
+])
+def test_submit_answers_400_for_a_body_it_cannot_read(body: bytes) -> None:
+    from handlers import scoring
+
+    handler = scoring.score_submit.build().get_user_function()
+    response = handler(func.HttpRequest("POST", "/api/score", body=body))
+    assert response.status_code == 400, response.get_body()
+
+
+@pytest.mark.parametrize("job_id", ["x..y", "..", "score-../x", "a/b", "score-" + "0" * 23 + "\n", "é", "x" * 5000])
+def test_a_status_lookup_of_an_id_that_is_no_job_id_answers_400_naming_job_id(job_id: str) -> None:
+    from handlers import scoring
+
+    handler = scoring.score_status.build().get_user_function()
+    response = handler(func.HttpRequest("GET", f"/api/score/{job_id}", body=b"", route_params={"job_id": job_id}))
+    assert response.status_code == 400
+    assert json.loads(response.get_body())["error"].startswith("job_id: ")
+
+
+@pytest.mark.parametrize("head", [b"id,caf\xe9,b\n1,2,3\n", b"\xff\xfei\x00d\x00", b"id,a,\xc3"])
+def test_a_csv_header_that_is_not_utf8_is_invalid_input_naming_the_header(head: bytes) -> None:
+    with pytest.raises(InvalidInput, match=r"input x.csv: the header \(first line\) is not UTF-8 text \(byte 0x"):
+        parse_header(head, "input x.csv")
+
+
+def test_a_csv_header_with_a_field_too_long_for_csv_is_invalid_input_naming_the_header() -> None:
+    with pytest.raises(InvalidInput, match=r"input x.csv: the header \(first line\) cannot be read as CSV"):
+        parse_header(b'id,"' + b"a" * 200_000 + b'"\n', "input x.csv")

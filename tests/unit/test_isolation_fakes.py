@@ -1,0 +1,175 @@
+"""Small in-memory fakes of the state store, the ML platform and the notifier, enough for the
+lifecycle controller, the rollout engine and the resync to run in unit tests (no tests here)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.bootstrap import Services
+from shared.decisions import deployment_name
+from shared.notify import Notification
+from shared.platform.port import (
+    Deployment,
+    DeploymentMetrics,
+    DeploymentSpec,
+    Endpoint,
+    Job,
+    JobStatus,
+    ModelVersion,
+    NotFound,
+)
+from shared.policy import parse_policy
+from shared.settings import Settings
+from shared.storage.state import AuditEntry, Conflict
+
+POLICY = """
+rules:
+  - name: churn
+    models: {name: "churn*"}
+    test: {pipeline: model-test}
+    promotion: {path: ["registry:shared"]}
+    rollout:
+      workspace: prod
+      endpoint: churn
+      steps: [50, 100]
+      bake_seconds: 0
+      gates: {min_requests: 1}
+      retire_previous_after_seconds: 0
+"""
+
+
+@dataclass
+class FakeState:
+    """Records by kind and key, listed in blob-name order as Blob Storage lists them."""
+
+    records: dict[tuple[str, str], dict] = field(default_factory=dict)
+    leased: set[tuple[str, str]] = field(default_factory=set)
+    entries: list[AuditEntry] = field(default_factory=list)
+
+    def get(self, kind: str, key: str) -> dict | None:
+        return copy.deepcopy(self.records.get((kind, key)))
+
+    def put(self, kind: str, key: str, doc: dict) -> None:
+        self.records[(kind, key)] = copy.deepcopy(doc)
+
+    def create(self, kind: str, key: str, doc: dict) -> bool:
+        if (kind, key) in self.records:
+            return False
+        self.put(kind, key, doc)
+        return True
+
+    def update(self, kind: str, key: str, change: Callable[[dict | None], dict]) -> dict:
+        updated = change(self.get(kind, key))
+        self.put(kind, key, updated)
+        return updated
+
+    def delete(self, kind: str, key: str) -> None:
+        self.records.pop((kind, key), None)
+
+    def list(self, kind: str, prefix: str = "") -> list[dict]:
+        keys = sorted(key for k, key in self.records if k == kind and key.startswith(prefix))
+        return [copy.deepcopy(self.records[(kind, key)]) for key in keys]
+
+    @contextlib.contextmanager
+    def lease(self, kind: str, key: str, seconds: int = 60) -> Iterator[None]:
+        if (kind, key) in self.leased:
+            raise Conflict(f"{kind}/{key} is leased by another writer")
+        self.leased.add((kind, key))
+        try:
+            yield
+        finally:
+            self.leased.discard((kind, key))
+
+    def audit(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+
+@dataclass
+class FakePlatform:
+    """Deployments provision at once, traffic changes take at once, every deployment is healthy."""
+
+    endpoints: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    job_errors: dict[str, Exception] = field(default_factory=dict)
+
+    def get_model(self, location: str, name: str, version: str) -> ModelVersion:
+        return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}")
+
+    def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None:
+        self.tags.setdefault((name, version), {}).update(tags)
+
+    def submit_job(self, workspace: str, job_name: str, pipeline: str, inputs: dict, tags: dict) -> Job:
+        return self.get_job(workspace, job_name)
+
+    def get_job(self, workspace: str, job_name: str) -> Job:
+        if job_name in self.job_errors:
+            raise self.job_errors[job_name]
+        return Job(workspace=workspace, name=job_name, status=JobStatus.COMPLETED, metrics={"accuracy": 0.9})
+
+    def promote_model(self, model: ModelVersion, target: str) -> ModelVersion:
+        return model.model_copy(update={"location": target})
+
+    def get_endpoint(self, workspace: str, endpoint: str) -> Endpoint:
+        return self.endpoints.setdefault((workspace, endpoint), Endpoint(workspace=workspace, name=endpoint))
+
+    def create_deployment(self, workspace: str, endpoint: str, deployment: str, model: ModelVersion,
+                          spec: DeploymentSpec) -> None:
+        self.created.append(deployment)
+        found = self.get_endpoint(workspace, endpoint)
+        found.deployments.append(Deployment(name=deployment, model_uri=model.uri))
+
+    def delete_deployment(self, workspace: str, endpoint: str, deployment: str) -> None:
+        found = self.get_endpoint(workspace, endpoint)
+        if all(d.name != deployment for d in found.deployments):
+            raise NotFound(deployment)
+        found.deployments = [d for d in found.deployments if d.name != deployment]
+
+    def set_traffic(self, workspace: str, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]) -> None:
+        found = self.get_endpoint(workspace, endpoint)
+        found.traffic, found.mirror_traffic = dict(traffic), dict(mirror)
+
+    def get_deployment_metrics(self, workspace: str, endpoint: str, deployment: str,
+                               since: datetime) -> DeploymentMetrics:
+        return DeploymentMetrics(requests=100, errors=0, latency_p95_ms=10, latency_p99_ms=20)
+
+    def serving(self, workspace: str = "prod", endpoint: str = "churn") -> dict[str, int]:
+        return {name: share for name, share in self.get_endpoint(workspace, endpoint).traffic.items() if share}
+
+    def add_serving(self, model: str, version: str, workspace: str = "prod", endpoint: str = "churn") -> str:
+        """A deployment that serves all the endpoint's traffic, as an earlier rollout left it."""
+        name = deployment_name(model, version)
+        found = self.get_endpoint(workspace, endpoint)
+        found.deployments.append(Deployment(name=name, model_uri=f"azureml:{model}:{version}"))
+        found.traffic = {name: 100}
+        return name
+
+
+@dataclass
+class FakeNotifier:
+    sent: dict[str, Notification] = field(default_factory=dict)
+
+    def notify(self, notification: Notification, channels: list[str] | None = None) -> None:
+        """One send per decision id, as the real notifier's delivery records make it."""
+        self.sent.setdefault(notification.id, notification)
+
+
+def fake_services(policy: str = POLICY) -> Services:
+    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    return Services(settings=settings, state=FakeState(), work_queue=None,  # type: ignore[arg-type]
+                    _platform=FakePlatform(), _notifier=FakeNotifier(),  # type: ignore[arg-type]
+                    _policy=parse_policy(policy))
+
+
+def lifecycle_record(model: str, version: str, stage: str) -> dict[str, Any]:
+    """A lifecycle as the controller leaves it in `stage` (promoted: the registry's copy serves)."""
+    return {
+        "model": model, "version": version, "workspace": "dev", "uri": f"azureml:{model}:{version}",
+        "rule": "churn", "stage": stage, "test_job": f"test-{model}-v{version}", "history": [],
+        "serving_location": "registry:shared", "serving_uri": f"azureml://registries/shared/models/{model}/{version}",
+    }

@@ -1,0 +1,209 @@
+"""The queue worker: contention re-delivers later instead of spending the queue's attempts; claim checks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from shared import worker
+from shared.bootstrap import Services
+from shared.events import AmlEvent
+from shared.platform.port import NotFound, TryLater
+from shared.settings import Settings
+from shared.storage.state import AuditEntry, Conflict
+from tests.conftest import FIXTURES
+
+MAX_DEQUEUE_COUNT = 5  # host.json
+
+
+class MemoryState:
+    """The parts of BlobStateStore the worker uses, in memory."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, str], dict] = {}
+        self.entries: list[AuditEntry] = []
+
+    def get(self, kind: str, key: str) -> dict | None:
+        return self.docs.get((kind, key))
+
+    def put(self, kind: str, key: str, doc: dict) -> None:
+        self.docs[(kind, key)] = json.loads(json.dumps(doc))
+
+    def delete(self, kind: str, key: str) -> None:
+        self.docs.pop((kind, key), None)
+
+    def audit(self, entry: AuditEntry) -> None:
+        entry.model_dump_json()  # what the blob store writes must serialise
+        self.entries.append(entry)
+
+
+class MemoryQueue:
+    """A Storage queue with the Functions host's retry rules: a raising delivery is retried at once
+    (visibility timeout aside) until maxDequeueCount, then the message is poisoned."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.delays: list[float] = []
+        self.poisoned: list[dict] = []
+
+    def send(self, item: dict[str, Any], delay_seconds: float = 0) -> None:
+        self.messages.append(json.loads(json.dumps(item)))
+        self.delays.append(delay_seconds)
+
+    def drain(self, services: Services) -> None:
+        while self.messages:
+            item = self.messages.pop(0)
+            for dequeue_count in range(1, MAX_DEQUEUE_COUNT + 1):
+                try:
+                    worker.process(item, services, attempt=dequeue_count)
+                    break
+                except Exception:
+                    if dequeue_count == MAX_DEQUEUE_COUNT:
+                        self.poisoned.append(item)
+
+
+class Reactions:
+    """A reaction that raises the given errors, one per call, then succeeds."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.handled: list[AmlEvent] = []
+
+    def __call__(self, event: AmlEvent, services: Services) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.handled.append(event)
+
+
+def event() -> dict:
+    return json.loads((FIXTURES / "aml-events/docs_eventgrid_schema/model_registered.json").read_text())[0]
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch):
+    state, queue = MemoryState(), MemoryQueue()
+    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    services = Services(settings=settings, state=state, work_queue=queue)  # type: ignore[arg-type]
+
+    def install(reactions: Reactions) -> Reactions:
+        monkeypatch.setattr(worker, "react", reactions)
+        return reactions
+
+    return state, queue, services, install
+
+
+def outcomes(state: MemoryState) -> list[str]:
+    return [entry.outcome for entry in state.entries]
+
+
+@pytest.mark.parametrize(
+    "busy",
+    [
+        TryLater("lifecycle credit-risk:3 is being reconciled elsewhere"),
+        TryLater("online endpoint credit-risk in prod is Updating"),
+        Conflict("records/lifecycle/credit-risk:3 is leased by another writer"),
+    ],
+    ids=["lifecycle-lease", "platform-busy", "etag-conflict"],
+)
+def test_a_contended_work_item_waits_and_succeeds_later_without_a_dead_letter_or_alarm(world, busy) -> None:
+    state, queue, services, install = world
+    reactions = install(Reactions(*[busy] * 7))  # more contention than the queue's 5 dequeues would survive
+    queue.send({"key": "k1", "event": event()})
+
+    queue.drain(services)
+
+    assert len(reactions.handled) == 1, "handled in the end"
+    assert queue.poisoned == []
+    assert outcomes(state) == ["deferred"] * 7, "no error recorded: no false alarm for ops"
+    assert ("failures", "k1") not in state.docs
+    delays = queue.delays[1:]
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays)), delays
+    assert delays[0] >= worker.FIRST_DELAY_SECONDS and max(delays) <= worker.MAX_DELAY_SECONDS * (1 + worker.JITTER)
+
+
+def test_a_busy_platform_that_names_a_wait_is_given_at_least_that_long(world) -> None:
+    _, queue, services, install = world
+    install(Reactions(TryLater("throttled", retry_after=45)))
+    queue.send({"key": "k2", "event": event()})
+    queue.drain(services)
+    assert queue.delays[1] >= 45
+
+
+def test_contention_that_never_ends_fails_in_the_end_as_any_error(world) -> None:
+    state, queue, services, install = world
+    install(Reactions(*[TryLater("busy")] * 100))
+    queue.send({"key": "k3", "event": event()})
+
+    queue.drain(services)
+
+    assert len(queue.poisoned) == 1
+    assert queue.poisoned[0]["redeliveries"] == worker.MAX_REDELIVERIES
+    assert outcomes(state) == ["deferred"] * worker.MAX_REDELIVERIES + ["error"] * MAX_DEQUEUE_COUNT
+
+
+def test_other_errors_still_propagate_for_the_queue_to_retry(world) -> None:
+    state, queue, services, install = world
+    install(Reactions(NotFound("gone"), NotFound("gone")))
+    queue.send({"key": "k4", "event": event()})
+
+    queue.drain(services)
+
+    assert queue.poisoned == [] and len(queue.delays) == 1, "retried by the queue, not re-sent"
+    assert outcomes(state) == ["error", "error"]
+    assert "attempt 2: NotFound" in state.docs[("failures", "k4")]["error"]
+
+
+def test_a_claim_checked_event_is_read_back_handled_and_its_claim_deleted(world) -> None:
+    state, queue, services, install = world
+    reactions = install(Reactions(TryLater("busy")))
+    raw = event()
+    state.put("claims", "k5", {"event": raw})
+    queue.send({"key": "k5", "claim": "k5", "event": {"id": raw["id"], "subject": raw["subject"]}})
+
+    queue.drain(services)
+
+    assert [handled.raw for handled in reactions.handled] == [raw]
+    assert ("claims", "k5") not in state.docs, "deleted once handled, kept while waiting"
+    assert [entry.correlation_id for entry in state.entries] == [raw["id"]]
+
+
+def test_a_repeated_delivery_of_a_handled_claim_is_ignored_with_a_reason(world) -> None:
+    state, queue, services, install = world
+    reactions = install(Reactions())
+    queue.send({"key": "k6", "claim": "k6", "event": {"id": "evt-6", "subject": "models/m:1"}})
+
+    queue.drain(services)
+
+    assert reactions.handled == [] and queue.poisoned == []
+    assert outcomes(state) == ["ignored"] and "already handled" in state.entries[0].reason
+
+
+def test_a_redelivery_that_cannot_be_queued_falls_back_to_the_queues_own_retry(world) -> None:
+    state, _queue, services, install = world
+    install(Reactions(TryLater("busy")))
+
+    def refuse(item: dict, delay_seconds: float = 0) -> None:
+        raise OSError("queue unavailable")
+
+    services.work_queue.send = refuse  # type: ignore[method-assign]
+    with pytest.raises(TryLater):
+        worker.process({"key": "k7", "event": event()}, services)
+    assert outcomes(state) == ["error"]
+
+
+def test_a_claim_checked_event_that_keeps_failing_keeps_its_claim_for_replay(world) -> None:
+    state, queue, services, install = world
+    install(Reactions(*[NotFound("gone")] * MAX_DEQUEUE_COUNT))
+    raw = event()
+    state.put("claims", "k8", {"event": raw})
+    queue.send({"key": "k8", "claim": "k8", "event": {"id": raw["id"], "subject": raw["subject"]}})
+
+    queue.drain(services)
+
+    assert len(queue.poisoned) == 1
+    assert state.get("claims", "k8") == {"event": raw}, "a replayed dead letter finds the event again"
+    key = worker.dead_letter(json.dumps(queue.poisoned[0]).encode(), MAX_DEQUEUE_COUNT, services)
+    assert key == "k8" and "attempt 5: NotFound" in state.get("deadletter", "k8")["reason"]
