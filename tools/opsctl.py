@@ -180,7 +180,7 @@ def audit(client: Client, args: argparse.Namespace) -> str:
 
 
 def replay(client: Client, args: argparse.Namespace) -> str:
-    answer = client.call("POST", "events/replay", body={"kind": args.kind, "key": args.key})
+    answer = client.call("POST", "events/replay", body={"kind": args.kind, "key": args.record})
     return f"replayed {answer['kind']} {answer['key']}: {answer['outcome']}"
 
 
@@ -246,7 +246,8 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--action")
     command = add("replay", replay, "replay a rejected or ignored event, or a dead letter")
     command.add_argument("kind", choices=("rejected", "ignored", "deadletter"))
-    command.add_argument("key")
+    # Not `key`: that is the function key (`--key`), which a positional of the same name would replace.
+    command.add_argument("record", metavar="KEY", help="the stored event's or work item's key")
     add("validate-policy", validate_policy, "check a policy file").add_argument("file")
     return main
 

@@ -30,3 +30,16 @@ def test_a_malformed_traffic_split_fails_before_any_request(capsys: pytest.Captu
     code = opsctl.main(["--url", "http://127.0.0.1:9", "traffic", "prod", "credit-risk", "blue=ninety"])
     assert code == 1
     assert "traffic: expected deployment=percent, got 'blue=ninety'" in capsys.readouterr().err
+
+
+def test_replay_keeps_the_function_key_and_sends_the_record_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`replay KIND KEY` used to write KEY over `--key`, so every replay answered 401."""
+    sent: list[tuple[str, str, dict]] = []
+
+    def call(self: opsctl.Client, method: str, path: str, body: dict | None = None, **_: object) -> dict:
+        sent.append((self.headers.get("x-functions-key", ""), path, body or {}))
+        return {"kind": "deadletter", "key": "abc", "outcome": "queued"}
+
+    monkeypatch.setattr(opsctl.Client, "call", call)
+    assert opsctl.main(["--key", "function-key", "replay", "deadletter", "abc"]) == 0
+    assert sent == [("function-key", "events/replay", {"kind": "deadletter", "key": "abc"})]
