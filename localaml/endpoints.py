@@ -343,21 +343,9 @@ def _endpoint_done(
 
 def delete_endpoint(service: LocalAzureML, path: str, resource: Resource, existing: Resource | None) -> Reply:
     """`Deleting`, then gone with its deployments (202 with `Location`, REST spec delete example)."""
-    feature = online(service)
     if _state(resource) != "Deleting":
         _refuse_while_busy(resource, "Online endpoint")
-    resource["properties"]["provisioningState"] = "Deleting"
-    operation = feature.start(resource)
-
-    def gone() -> None:
-        with service.lock:
-            feature.finish(operation, "Succeeded")
-            if feature._current(resource):
-                for key in [k for k in service.resources if k == path.lower() or k.startswith(path.lower() + "/")]:
-                    del service.resources[key]
-
-    feature.later(feature.delete_seconds, gone)
-    return Reply(202, None, feature.headers(operation, resource, delete=True))
+    return _delete_later(service, path, resource)
 
 
 def list_keys(
@@ -457,8 +445,7 @@ def _deployment_done(
 def delete_deployment(service: LocalAzureML, path: str, resource: Resource, existing: Resource | None) -> Reply:
     """`Deleting`, then gone (202 with `Location`, REST spec `OnlineDeployment/delete.json`); refused while
     the deployment has live or mirror traffic (safe-rollout docs: set it to 0 first) or the endpoint is busy."""
-    feature, key = online(service), path.lower()
-    endpoint = service.resources.get(key.rsplit("/deployments/", 1)[0])
+    endpoint = service.resources.get(path.lower().rsplit("/deployments/", 1)[0])
     if _state(resource) != "Deleting" and endpoint is not None:
         _refuse_while_busy(endpoint, "Online endpoint")
         name = resource["name"].lower()
@@ -470,6 +457,12 @@ def delete_deployment(service: LocalAzureML, path: str, resource: Resource, exis
                     f"Deployment {resource['name']} has {weights[name]}% {field_name} on endpoint {endpoint['name']};"
                     f" set it to 0 before deleting the deployment.", target=field_name,
                 )
+    return _delete_later(service, path, resource)
+
+
+def _delete_later(service: LocalAzureML, path: str, resource: Resource) -> Reply:
+    """`Deleting` now; after `delete_seconds` gone, with what lies under it (an endpoint's deployments)."""
+    feature, prefix = online(service), path.lower()
     resource["properties"]["provisioningState"] = "Deleting"
     operation = feature.start(resource)
 
@@ -477,8 +470,9 @@ def delete_deployment(service: LocalAzureML, path: str, resource: Resource, exis
         with service.lock:
             feature.finish(operation, "Succeeded")
             if feature._current(resource):
-                del service.resources[key]
-                feature.sessions.pop(key, None)
+                for key in [k for k in service.resources if k == prefix or k.startswith(prefix + "/")]:
+                    del service.resources[key]
+                    feature.sessions.pop(key, None)
 
     feature.later(feature.delete_seconds, gone)
     return Reply(202, None, feature.headers(operation, resource, delete=True))

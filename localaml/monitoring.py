@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from localaml.errors import Reply, user_error
 from localaml.events import monitor_breached, stable_id
+from shared.events import BREACH_TAG, BREACH_TEXT, PIPELINE_RUN_PROPERTY, ROOT_BREACH_TAG_PREFIX
 
 if TYPE_CHECKING:
     from localaml.service import LocalAzureML
 
-BREACH_TAG = "azureml_modelmonitor_threshold_breached"
-ROOT_BREACH_TAG_PREFIX = "azureml.modelmonitor.threshold.breached."  # on the root run, with notification emails
 EMAIL_TAG = "azureml.notification.email.address"
 # Metrics whose value should stay above the threshold; every other metric breaches above it
 # (`Metric_Value_Should_Greater_Than_Threshold` in evaluate_metrics_threshold.py, names from
@@ -77,7 +76,7 @@ def run_monitor(
         tags = {BREACH_TAG: breach_message(name, over)} if over else {}
         if over and emails:
             root_tags |= {EMAIL_TAG: emails, ROOT_BREACH_TAG_PREFIX + name: tags[BREACH_TAG]}
-        properties = {"azureml.pipelinerunid": root_id}
+        properties = {PIPELINE_RUN_PROPERTY: root_id}
         _record_job(service, workspace_id, step_id, monitor, "Failed" if over else "Completed", tags, properties)
         _record_run(service, experiment_id, step_id, signal, "FAILED" if over else "FINISHED", tags, parent=root_id)
         steps.append(step_id)
@@ -99,7 +98,7 @@ def breach_message(signal: str, rows: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     return (
-        f"The signal '{signal}' has failed due to one or more features violating metric thresholds.\n"
+        f"The signal '{signal}' {BREACH_TEXT}.\n"
         "The feature names and their corresponding computed metric values violating "
         f"the threshold are \n{listing}\n"
     )

@@ -13,10 +13,10 @@ import contextlib
 import select
 import socket
 import socketserver
-import threading
 from collections.abc import Iterator
 
 from localaml.datastores import STORAGE_SUFFIX
+from localaml.server import in_thread
 
 BUFFER = 256 * 1024
 
@@ -78,11 +78,5 @@ class ProxyServer(socketserver.ThreadingTCPServer):
 def running_proxy(target_port: int, port: int = 0) -> Iterator[ProxyServer]:
     """Tunnel `*.<suffix>:443` to the loopback `target_port` until the block ends."""
     server = ProxyServer(target_port, port)
-    thread = threading.Thread(target=server.serve_forever, name="localaml-proxy", daemon=True)
-    thread.start()
-    try:
+    with in_thread(server, "localaml-proxy"):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socketserver
 import ssl
 import threading
 import uuid
@@ -52,10 +53,17 @@ def serving(service: LocalAzureML, certificates: Certificates, port: int = 0) ->
     context.load_cert_chain(certificates.cert_file, certificates.key_file)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     service.base_url = f"https://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, name="local-azureml", daemon=True)
+    with in_thread(server, "local-azureml"):
+        yield service
+
+
+@contextmanager
+def in_thread(server: socketserver.BaseServer, name: str) -> Iterator[None]:
+    """Serve from a daemon thread until the block ends, then stop and close the server."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
-        yield service
+        yield
     finally:
         server.shutdown()
         server.server_close()

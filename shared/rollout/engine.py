@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -220,7 +219,7 @@ def _decide(services: Services, record: Record, actor: str) -> None:
     if record.get("skip_analysis"):
         _finish(services, record, actor, "promoted without analysis")
         return
-    if now() - started < seconds(bake):
+    if now() - started < timedelta(seconds=bake):
         return
     metrics = services.platform.get_deployment_metrics(record["workspace"], record["endpoint"],
                                                        record["deployment"], started)
@@ -289,7 +288,7 @@ def _apply(services: Services, record: Record, traffic: dict[str, int], mirror: 
 def _finish(services: Services, record: Record, actor: str, reason: str) -> None:
     plan = plan_of(record)
     record.update(state="succeeded", target=None, finished=now().isoformat())
-    record["retire_at"] = (now() + seconds(plan.retire_previous_after_seconds)).isoformat()
+    record["retire_at"] = (now() + timedelta(seconds=plan.retire_previous_after_seconds)).isoformat()
     _log(record, "succeeded", actor, reason)
     model_key = lifecycle.key_of(record["model"], record["version"])
     model = services.state.get("lifecycle", model_key) or {}
@@ -377,13 +376,6 @@ def _put(document: Any, loc: tuple[str | int, ...], value: float) -> None:
     for part in loc[:-1]:
         document = document[part]
     document[loc[-1]] = value
-
-
-def seconds(value: float) -> timedelta:
-    """A duration from a number of seconds that never overflows `datetime` arithmetic."""
-    if not math.isfinite(value):
-        return timedelta(seconds=MAX_SECONDS if value > 0 or math.isnan(value) else 0)
-    return timedelta(seconds=min(max(value, 0.0), MAX_SECONDS))
 
 
 # Admin actions ------------------------------------------------------------------------

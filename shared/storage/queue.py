@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -57,5 +58,5 @@ class WorkQueue:
         body = encode(item)
         if len(body) > MAX_MESSAGE_BYTES:
             raise MessageTooLarge(f"work item is {len(body)} bytes, over the queue's {MAX_MESSAGE_BYTES}")
-        delay = min(MAX_DELAY_SECONDS, max(0, int(-(-delay_seconds // 1))))
+        delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
         self.client.send_message(body, visibility_timeout=delay or None)

@@ -1,4 +1,4 @@
-"""Contract-test fixtures: the real `azure-ai-ml` client against the fake service over HTTPS."""
+"""Contract-test fixtures: the real `azure-ai-ml` client against the local Azure ML service over HTTPS."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 @pytest.fixture(scope="module")
 def service(certificates: Certificates) -> Iterator[LocalAzureML]:
-    """The fake, served on loopback TLS, trusted through REQUESTS_CA_BUNDLE for this module."""
+    """The local service, served on loopback TLS, trusted through REQUESTS_CA_BUNDLE for this module."""
     local = LocalAzureML(token_secret="contract-tests")
     with pytest.MonkeyPatch.context() as patch, serving(local, certificates) as fake:
         patch.setenv("REQUESTS_CA_BUNDLE", str(certificates.ca_file))
@@ -34,7 +34,7 @@ def service(certificates: Certificates) -> Iterator[LocalAzureML]:
 
 @pytest.fixture
 def fake(service: LocalAzureML) -> LocalAzureML:
-    """The fake with fresh state: workspaces dev and prod and the registry `mlops-registry`."""
+    """The service with fresh state: workspaces dev and prod and the registry `mlops-registry`."""
     service.resources.clear()
     service.requests.clear()
     service.faults.clear()
