@@ -156,16 +156,16 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     """
     from datetime import datetime
 
-    from shared.scoring.jobs import Scoring, status, submit  # first: `shared.scoring` tunes allocators before pyarrow
+    from shared.scoring.jobs import Scoring, status, submit
     from shared.scoring.request import ScoringRequest
     from shared.scoring.session import load_model, model_file
     from shared.scoring.worker import drain
     from shared.settings import get_settings
 
+    ports = Scoring.from_settings(get_settings())  # first: starting scoring tunes the allocators before pyarrow
     for module in ("pyarrow.csv", "pyarrow.parquet"):  # loaded before the clock, as a warm worker has them
         importlib.import_module(module)
 
-    ports = Scoring.from_settings(get_settings())
     blobs, config = ports.blobs, ports.config
     # A new output per run: the same request would find the job that is already done.
     output = f"{uuid.uuid4().hex[:8]}-{output}"

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devhost.azurite import running_azurite
 from devhost.process import HostProcess
+from devhost.waiting import wait_until
 from shared.settings import Settings
 from shared.storage.clients import blob_service
 from shared.storage.state import BlobStateStore
@@ -67,8 +68,8 @@ def main() -> None:
                 latencies = list(pool.map(send, events))
             intake_seconds = time.perf_counter() - started
             ids = {event["id"] for event in events}
-            while len({e.correlation_id for e in state.read_audit() if e.action == "react"} & ids) < len(ids):
-                time.sleep(0.2)
+            wait_until(lambda: ids <= {e.correlation_id for e in state.read_audit() if e.action == "react"},
+                       timeout=600, what=f"the reactions to all {len(ids)} events in the audit")
             end_to_end_seconds = time.perf_counter() - started
 
     latencies.sort()

@@ -9,10 +9,11 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from devhost.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 # Azurite's fixed, publicly documented development account; not a secret.
@@ -52,12 +53,13 @@ def _executable() -> str:
     return found
 
 
-def _wait(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"Azurite did not listen on port {port}")
+def _listens(port: int) -> bool:
+    """Whether something accepts connections on the loopback `port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -81,9 +83,8 @@ def running_azurite(
             command += ["--cert", tls[0], "--key", tls[1]]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 30
-            _wait(blob_port, deadline)
-            _wait(queue_port, deadline)
+            wait_until(lambda: _listens(blob_port) and _listens(queue_port), timeout=30, interval=0.1,
+                       what=f"Azurite to listen on ports {blob_port} (blob) and {queue_port} (queue)")
             yield Azurite(blob_port, queue_port, process, "https" if tls else "http")
         finally:
             # Azurite shuts down at once on SIGINT; on SIGTERM it lingers for 10 s.

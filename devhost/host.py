@@ -9,12 +9,13 @@ on their NCRONTAB schedules, and Core Tools' admin routes to run a non-HTTP func
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from azure.functions.queue import QueueMessage as QueueMessageBinding
 from azure.functions.timer import TimerRequest
 
 from devhost import blobs, webhooks
-from devhost.indexing import IndexedFunction, index_function_app, load_app_module
+from devhost.indexing import IndexedFunction, IndexingError, index_function_app, load_app_module
 from devhost.keys import HostKeys
 from devhost.listener import Listener
 from devhost.queues import QueueListener, QueueOptions, queue_client
@@ -37,6 +38,7 @@ from devhost.webhooks import Reply
 log = logging.getLogger("devhost")
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize
 SETTING_REFERENCE = re.compile(r"%([A-Za-z0-9_]+)%")
+RESOLVED_PROPERTIES = ("queueName", "path", "schedule")
 
 
 def load_local_settings(app_dir: Path) -> None:
@@ -47,16 +49,33 @@ def load_local_settings(app_dir: Path) -> None:
             os.environ.setdefault(name, str(value))
 
 
-def resolve(value: str) -> str:
-    """Replace `%SETTING%` references in binding properties with app settings."""
+def resolve_bindings(function: IndexedFunction, environ: Mapping[str, str]) -> IndexedFunction:
+    """The function with `%SETTING%` in its bindings' names replaced by app settings, as the host does at start.
+
+    The host resolves the properties that name what a trigger listens to (`queueName`, a blob
+    `path`, a timer `schedule`); one that refers to a setting that is unset or empty fails the
+    function's indexing with the setting's name, so the host does not start with it.
+    """
 
     def lookup(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in os.environ:
-            raise KeyError(f"binding refers to app setting {name!r}, which is not set")
-        return os.environ[name]
+        if not environ.get(name):
+            raise IndexingError(
+                f"Error indexing method 'Functions.{function.name}': '%{name}%' does not resolve to a value "
+                f"(set the app setting {name})"
+            )
+        return environ[name]
 
-    return SETTING_REFERENCE.sub(lookup, value)
+    def resolved(binding: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: SETTING_REFERENCE.sub(lookup, value) if key in RESOLVED_PROPERTIES and isinstance(value, str)
+            else value
+            for key, value in binding.items()
+        }
+
+    return dataclasses.replace(
+        function, trigger=resolved(function.trigger), bindings=[resolved(binding) for binding in function.bindings]
+    )
 
 
 def host_settings(host_json: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
@@ -99,7 +118,8 @@ class FunctionHost:
         self.app_dir, self.port = app_dir, port
         self.keys = keys or HostKeys.generate()
         self.host_json = host_settings(json.loads((app_dir / "host.json").read_text()), os.environ)
-        self.functions = {f.name: f for f in index_function_app(load_app_module(app_dir))}
+        indexed = index_function_app(load_app_module(app_dir))
+        self.functions = {f.name: resolve_bindings(f, os.environ) for f in indexed}
         self.routes = [HttpRoute(f) for f in self.functions.values() if f.trigger_type == "httpTrigger"]
         self._listeners: list[Listener] = []
         self._server: ThreadingHTTPServer | None = None
@@ -141,12 +161,12 @@ class FunctionHost:
         trigger = function.trigger
         if function.trigger_type == "queueTrigger":
             connection = os.environ[trigger.get("connection") or "AzureWebJobsStorage"]
-            name = resolve(trigger["queueName"])
+            name = trigger["queueName"]
             client, poison = queue_client(connection, name), queue_client(connection, name + "-poison")
             return QueueListener(function.name, client, poison, self.invoker(function), options)
         if function.trigger_type == "timerTrigger":
-            schedule = resolve(trigger["schedule"])
-            return TimerSchedule(function.name, schedule, self.invoker(function), bool(trigger.get("runOnStartup")))
+            run_on_startup = bool(trigger.get("runOnStartup"))
+            return TimerSchedule(function.name, trigger["schedule"], self.invoker(function), run_on_startup)
         return None
 
     def invoker(self, function: IndexedFunction) -> Callable[[Any], Any]:

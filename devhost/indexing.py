@@ -51,16 +51,19 @@ def index_function_app(module: ModuleType) -> list[IndexedFunction]:
         raise IndexingError(f"{module.__name__} must define exactly one FunctionApp; found {len(registers)}")
     indexed = []
     for function in registers[0].get_functions():
+        code = function.get_user_function()
+        name = function.get_function_name()
+        if not name:
+            raise IndexingError(f"function {code.__qualname__} has no name")
         bindings = [binding.get_dict_repr() for binding in function.get_bindings()]
         triggers = [binding for binding in bindings if binding["type"].endswith("Trigger")]
         if len(triggers) != 1:
-            raise IndexingError(f"function {function.get_function_name()} must have exactly one trigger")
-        code = function.get_user_function()
-        _check_reserved(function.get_function_name(), triggers[0])
-        _check_parameters(function.get_function_name(), code, bindings)
+            raise IndexingError(f"function {name} must have exactly one trigger")
+        _check_reserved(name, triggers[0])
+        _check_parameters(name, code, bindings)
         indexed.append(
             IndexedFunction(
-                name=function.get_function_name(),
+                name=name,
                 trigger=triggers[0],
                 bindings=bindings,
                 code=code,

@@ -46,4 +46,6 @@ class HostKeys:
     def allows_extension(self, extension: str, key: str | None) -> bool:
         """Whether `key` opens an extension webhook (its system key, or the master key)."""
         expected = {"eventgrid": self.eventgrid_extension, "blobs": self.blobs_extension}[extension]
-        return bool(key) and (secrets.compare_digest(key, expected) or secrets.compare_digest(key, self.master))
+        if not key:
+            return False
+        return secrets.compare_digest(key, expected) or secrets.compare_digest(key, self.master)

@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
 from devhost.azurite import ROOT, free_port
 from devhost.keys import HostKeys
+from devhost.waiting import wait_until
+from shared.settings import binding_defaults
 
 
 class HostProcess:
@@ -40,24 +41,27 @@ class HostProcess:
         # azure-ai-ml records the cloud a client last used in AZUREML_CURRENT_CLOUD and reads it when it is
         # imported: a custom cloud of this process is unknown to the host's, whose import would then fail.
         inherited = {name: value for name, value in os.environ.items() if name != "AZUREML_CURRENT_CLOUD"}
-        env = {**inherited, **self.settings, "PYTHONUNBUFFERED": "1"}
+        # The settings bindings read come with their defaults, as local.settings.example.json gives them to Core Tools.
+        env = {**binding_defaults(), **inherited, **self.settings, "PYTHONUNBUFFERED": "1"}
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--port", str(self.port), "--keys", str(self.keys_file)],
             cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the local host exited with {self._process.returncode}; see {self.log_file}")
-            try:
-                status = requests.get(f"{self.url}/admin/host/status", params={"code": self.keys.master}, timeout=1)
-                if status.ok:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the local host did not start in time")
+        wait_until(self._answers, timeout=timeout, interval=0.1, what=f"the local host to answer on {self.url}")
+        return self
+
+    def _answers(self) -> bool:
+        """Whether the started host answers its status route; RuntimeError once its process has exited."""
+        if self._process is None:
+            raise RuntimeError("the local host was not started")
+        if self._process.poll() is not None:
+            raise RuntimeError(f"the local host exited with {self._process.returncode}; see {self.log_file}")
+        try:
+            status = requests.get(f"{self.url}/admin/host/status", params={"code": self.keys.master}, timeout=1)
+        except requests.ConnectionError:
+            return False
+        return status.ok
 
     def stop(self, kill: bool = False) -> None:
         if self._process and self._process.poll() is None:

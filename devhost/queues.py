@@ -108,7 +108,7 @@ class QueueListener(Listener):
             delay = min(delay * 2, self._options.max_polling_interval)
 
     def _handle(self, message: QueueMessage) -> None:
-        if message.dequeue_count > self._options.max_dequeue_count:
+        if _dequeues(message) > self._options.max_dequeue_count:
             self._to_poison(message)
             return
         try:
@@ -121,7 +121,7 @@ class QueueListener(Listener):
             self._client.delete_message(message)
 
     def _after_failure(self, message: QueueMessage) -> None:
-        if message.dequeue_count >= self._options.max_dequeue_count:
+        if _dequeues(message) >= self._options.max_dequeue_count:
             self._to_poison(message)
             return
         with contextlib.suppress(AzureError):
@@ -147,3 +147,8 @@ def _binding_value(message: QueueMessage) -> func.QueueMessage:
         time_next_visible=message.next_visible_on,
         pop_receipt=message.pop_receipt,
     )
+
+
+def _dequeues(message: QueueMessage) -> int:
+    """How often the message was received; the SDK types it optional, though a received message always has it."""
+    return message.dequeue_count or 0

@@ -170,35 +170,57 @@ def verify(secret: str | None, headers: dict[str, str], body: bytes) -> bool:
     return any(version == "v1" and hmac.compare_digest(value, expected) for version, _, value in entries)
 
 
-def summary(body: Any) -> tuple[str, str, str] | None:
-    """(channel, kind, title) of a notification in any of the app's channel formats, or None."""
+TEAMS_SEVERITY = {"Default": "info", "Warning": "warning", "Attention": "error"}  # shared/notify/teams.py COLOR
+SLACK_SEVERITY = {":information_source:": "info", ":warning:": "warning", ":rotating_light:": "error"}  # ICON
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a notification says at a glance, whichever channel format it came in."""
+
+    channel: str
+    kind: str
+    severity: str  # info, warning or error; "?" when the format does not carry it
+    title: str
+
+
+def summary(body: Any) -> Summary | None:
+    """The channel, kind, severity and title of a notification in any of the app's channel formats, or None."""
     if isinstance(body, list) and body and isinstance(body[0], dict) and "specversion" in body[0]:
         data = body[0].get("data") or {}
-        return "eventgrid", str(data.get("kind", body[0].get("type"))), str(data.get("title", ""))
+        return Summary("eventgrid", str(data.get("kind", body[0].get("type"))), str(data.get("severity", "?")),
+                       str(data.get("title", "")))
     if not isinstance(body, dict):
         return None
     if body.get("type") == "message" and body.get("attachments"):
-        items = {item.get("id"): item.get("text", "") for item in body["attachments"][0]["content"].get("body", [])}
-        return "teams", str(items.get("meta", "")).split(" · ")[0], str(items.get("title", ""))
+        items = {item.get("id"): item for item in body["attachments"][0]["content"].get("body", [])}
+        title = items.get("title", {})
+        return Summary("teams", str(items.get("meta", {}).get("text", "")).split(" · ")[0],
+                       TEAMS_SEVERITY.get(str(title.get("color")), "?"), str(title.get("text", "")))
     if "blocks" in body:
         blocks = {block.get("block_id"): block for block in body["blocks"]}
         meta = blocks.get("meta", {}).get("elements", [{}])[0].get("text", "")
-        return "slack", str(meta).split(" · ")[0], str(blocks.get("title", {}).get("text", {}).get("text", ""))
+        icon = str(blocks.get("summary", {}).get("text", {}).get("text", "")).split(" ")[0]
+        # Slack shows the severity as the summary's icon; a notification without a summary has none.
+        return Summary("slack", str(meta).split(" · ")[0], SLACK_SEVERITY.get(icon, "?"),
+                       str(blocks.get("title", {}).get("text", {}).get("text", "")))
     if isinstance(body.get("data"), dict) and "type" in body:
-        return "webhook", str(body["type"]), str(body["data"].get("title", ""))
+        return Summary("webhook", str(body["type"]), str(body["data"].get("severity", "?")),
+                       str(body["data"].get("title", "")))
     return None
 
 
 def describe(received: Received) -> str:
-    """One line: time, channel, kind, title, and the signature check when the request was signed."""
+    """One line: time, channel, kind, severity, title, and the signature check when the request was signed."""
     try:
         found = summary(received.body)
     except (AttributeError, IndexError, KeyError, TypeError):  # a payload of another shape
         found = None
-    channel, kind, title = found or ("?", "?", f"unrecognised payload on {received.path}")
+    found = found or Summary("?", "?", "?", f"unrecognised payload on {received.path}")
     check = {None: "", True: "  [signature ok]", False: "  [SIGNATURE INVALID]"}[received.signature_valid]
     status = "" if 200 <= received.status < 300 else f"  (answered {received.status})"
-    return f"{datetime.now():%H:%M:%S} {channel:<9} {kind:<20} {title}{check}{status}"
+    return (f"{datetime.now():%H:%M:%S} {found.channel:<9} {found.kind:<20} {found.severity:<7} "
+            f"{found.title}{check}{status}")
 
 
 def _path(raw_path: str) -> str:

@@ -9,7 +9,6 @@ import base64
 import contextlib
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,8 +65,10 @@ def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: 
 @contextlib.contextmanager
 def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
                 azurite: Azurite | None = None, capture_events: bool = False, host_port: int = 0,
-                azureml_port: int = 0) -> Iterator[Stack]:
+                azureml_port: int = 0, azureml_state: Path | None = None) -> Iterator[Stack]:
     """Start everything; the local Azure ML service is seeded with workspaces, data and the prod endpoint.
+
+    With `azureml_state`, the local Azure ML service keeps its resources in that file across runs.
 
     With `capture_events`, Azure ML's events go to the receiver (path `/aml-events`)
     instead of the app, for tests that deliver them in their own order.
@@ -85,7 +86,7 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
             f"?functionName=aml_events&code={keys.eventgrid_extension}"
         )
         aml = stack.enter_context(running_local_azureml(workdir / "localaml", events_urls=[events_url],
-                                                        port=azureml_port))
+                                                        port=azureml_port, state_file=azureml_state))
         values = {**stack_settings(azurite, keys, receiver.url, secret, fast), **aml.app_settings(),
                   **(extra_settings or {})}
         # Model versions are immutable in Azure ML, so the disk cache keys on location/name/version;
@@ -139,12 +140,3 @@ class TrafficGenerator:
             else:
                 self.errors += 1
 
-
-def wait_until(probe: Any, timeout: float = 60, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"gave up after {timeout} s")

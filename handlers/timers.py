@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 @bp.timer_trigger(arg_name="timer", schedule="%MLOPS_RESYNC_SCHEDULE%", run_on_startup=False)
 def resync(timer: func.TimerRequest) -> None:
     """Reconcile every lifecycle in flight and every rollout from platform state."""
-    from shared import reactions
+    from shared import reactions, telemetry
 
-    results = reactions.resync(services())
+    with telemetry.span("resync", kind="consumer"):
+        results = reactions.resync(services())
     log.info("resync: %s", results or "nothing in flight")
 
 
@@ -26,8 +27,9 @@ def resync(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%MLOPS_ROLLOUT_SCHEDULE%", run_on_startup=False)
 def rollout_tick(timer: func.TimerRequest) -> None:
     """Advance every active rollout by one decision."""
-    from shared.rollout import engine
+    from shared import reactions, telemetry
 
-    results = engine.tick_all(services())
+    with telemetry.span("rollout_tick", kind="consumer"):
+        results = reactions.tick_rollouts(services())
     if results:
         log.info("rollout tick: %s", results)

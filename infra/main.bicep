@@ -66,13 +66,16 @@ var containers = {
   deployment: 'app-package'
   state: 'mlops-state'
   scoringInput: 'scoring-input'
+  scoringOutput: 'scoring-output'
   deadLetters: 'eventgrid-deadletters'
 }
+// The queue of scoring ranges: the app setting MLOPS_SCORING_QUEUE, which the score_range trigger binds.
+var scoringQueue = 'scoring-ranges'
 // The queues the functions are triggered by (the host makes the other poison queues itself).
 var queueNames = [
   'aml-work'
   'aml-work-poison'
-  'scoring-ranges'
+  scoringQueue
 ]
 
 // `name=/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{ws}`
@@ -127,6 +130,15 @@ module monitoring 'modules/monitoring.bicep' = {
     logAnalyticsName: names.logs
     appInsightsName: names.appInsights
     appPrincipalId: appIdentity.properties.principalId
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
   }
 }
 
@@ -199,6 +211,12 @@ var appSettings = [
     value: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
   }
   {
+    // The Python worker hands each invocation's trace context to the app's OpenTelemetry (shared/telemetry.py)
+    // and leaves the app's logs to it, so the host does not send them twice (host.json: telemetryMode).
+    name: 'PYTHON_ENABLE_OPENTELEMETRY'
+    value: 'true'
+  }
+  {
     name: 'MLOPS_WORKSPACES'
     value: workspaces
   }
@@ -232,11 +250,11 @@ var appSettings = [
   }
   {
     name: 'MLOPS_SCORING_OUTPUT_CONTAINER'
-    value: 'scoring-output'
+    value: containers.scoringOutput
   }
   {
     name: 'MLOPS_SCORING_QUEUE'
-    value: 'scoring-ranges'
+    value: scoringQueue
   }
   {
     name: 'MLOPS_NOTIFY_WEBHOOK_URL'

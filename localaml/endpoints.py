@@ -42,7 +42,6 @@ from __future__ import annotations
 import random
 import re
 import threading
-import time
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -513,15 +512,8 @@ def post_faults(service: LocalAzureML, path: str, query: dict[str, str], body: A
                        "errorRate": faults.error_rate, "errorStatus": faults.error_status})
 
 
-def wait_for(service: LocalAzureML, path: str, states: set[str], timeout: float = 10.0) -> str:
-    """The resource's state once it is one of `states` (tests); raises TimeoutError otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with service.lock:
-            resource = service.resources.get(path.lower())
-            state = "Gone" if resource is None else _state(resource)
-        if state in states or time.monotonic() > deadline:
-            if state not in states:
-                raise TimeoutError(f"{path} is {state}, not {sorted(states)}, after {timeout} s")
-            return state
-        time.sleep(0.05)
+def provisioning_state(service: LocalAzureML, path: str) -> str:
+    """The resource's provisioning state now, `Gone` once it is deleted (for tests to wait on)."""
+    with service.lock:
+        resource = service.resources.get(path.lower())
+        return "Gone" if resource is None else _state(resource)

@@ -8,7 +8,8 @@ environments and components (registered through azure-ai-ml by `tools.register_a
 as a user does), the test and training data, and the prod online endpoint.
 
 `python -m localaml.run` runs it until Ctrl-C and prints the app settings that point the
-app (under `func start` or the local host) at it.
+app (under `func start` or the local host) at it; its resources are kept in
+`<workdir>/state.json` between runs (`--fresh` forgets them).
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ import secrets
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import Azurite, running_azurite
+from devhost.waiting import wait_until
 from localaml.datastores import STORAGE_SUFFIX
 from localaml.proxy import ProxyServer, running_proxy
 from localaml.server import serving
-from localaml.service import LocalAzureML
+from localaml.service import LocalAzureML, restore_state, state_text
 from localaml.tls import Certificates, make_certificates
 
 if TYPE_CHECKING:
@@ -80,16 +81,20 @@ class LocalAzureMLStack:
     def client(self, location: str) -> MLClient:
         """An azure-ai-ml client of a workspace (`dev`, `prod`) or `registry:<name>`, as the app makes them."""
         if self._clients is None:
-            from shared.platform.azureml.clients import Clients
-            from shared.platform.azureml.localservice import configured_cloud, configured_credential
-            from shared.settings import Settings
-
-            settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
-                                              **self.app_settings()})
-            cloud = configured_cloud(settings)
-            assert cloud is not None
-            self._clients = Clients(settings, credential=configured_credential(settings), cloud=cloud)
+            self._clients = clients_for(self.app_settings())
         return self._clients.ml(location)
+
+    def client_as(self, location: str, upn: str) -> MLClient:
+        """An azure-ai-ml client of a person signed in as `upn` (the service records them in systemData)."""
+        from shared.platform.azureml.clients import Clients
+        from shared.platform.azureml.localservice import LocalServiceCredential, configured_cloud
+        from shared.settings import Settings
+
+        settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **self.app_settings()})
+        credential = LocalServiceCredential(settings.azureml_local_token or "", {"upn": upn})
+        cloud = configured_cloud(settings)
+        assert cloud is not None, "the service's own settings always name its endpoint"
+        return Clients(settings, credential=credential, cloud=cloud).ml(location)
 
     # -- what people do, through azure-ai-ml as they would -------------------------------------
 
@@ -97,18 +102,7 @@ class LocalAzureMLStack:
         self, workspace: str, name: str, onnx: bytes, tags: dict[str, str] | None = None
     ) -> ModelVersion:
         """Register the next version of a model from ONNX bytes, as a data scientist does with azure-ai-ml."""
-        from azure.ai.ml.entities import Model
-
-        from shared.platform.port import ModelVersion
-
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.onnx"
-            path.write_bytes(onnx)
-            model = Model(path=path, name=name, type="custom_model", tags=dict(tags or {}))
-            with quiet_uploads():
-                version = str(self.client(workspace).models.create_or_update(model).version)
-        return ModelVersion(location=workspace, name=name, version=version, tags=dict(tags or {}),
-                            uri=f"azureml:{name}:{version}")
+        return register_model_version(self.client(workspace), workspace, name, onnx, tags)
 
     def control(self, method: str, path: str, body: object = None) -> dict[str, Any]:
         """Call one of the service's local-only control routes (`/localaml/...`), with its token."""
@@ -139,6 +133,37 @@ class LocalAzureMLStack:
         self.service.events.publish(events.drift_detected(workspace, monitor, float(coefficient)))
 
 
+def clients_for(app_settings: dict[str, str]) -> Clients:
+    """The app's azure-ai-ml clients, made from the app settings that point at the service (`app_settings()`)."""
+    from shared.platform.azureml.clients import Clients
+    from shared.platform.azureml.localservice import configured_cloud, configured_credential
+    from shared.settings import Settings
+
+    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **app_settings})
+    cloud = configured_cloud(settings)
+    if cloud is None:
+        raise ValueError("MLOPS_AZUREML_ENDPOINT is not set: these are not the local service's settings")
+    return Clients(settings, credential=configured_credential(settings), cloud=cloud)
+
+
+def register_model_version(
+    client: MLClient, workspace: str, name: str, onnx: bytes, tags: dict[str, str] | None = None
+) -> ModelVersion:
+    """Register the next version of a model from ONNX bytes with `client`, as a data scientist does."""
+    from azure.ai.ml.entities import Model
+
+    from shared.platform.port import ModelVersion
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(onnx)
+        model = Model(path=path, name=name, type="custom_model", tags=dict(tags or {}))
+        with quiet_uploads():
+            version = str(client.models.create_or_update(model).version)
+    return ModelVersion(location=workspace, name=name, version=version, tags=dict(tags or {}),
+                        uri=f"azureml:{name}:{version}")
+
+
 def quiet_uploads() -> contextlib.AbstractContextManager[object]:
     """azure-ai-ml prints a terminal colour reset to stderr after every upload, whatever show_progress says."""
     return contextlib.redirect_stderr(io.StringIO())
@@ -162,9 +187,14 @@ def client_environment(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def running_local_azureml(
     workdir: Path, *, registry: str = "shared", events_urls: list[str] | None = None, port: int = 0,
-    seed_workspaces: bool = True,
+    seed_workspaces: bool = True, state_file: Path | None = None,
 ) -> Iterator[LocalAzureMLStack]:
-    """Start the service and what it needs; seeded unless `seed_workspaces` is False."""
+    """Start the service and what it needs; seeded unless `seed_workspaces` is False.
+
+    With `state_file`, the service's resources are loaded from it when it exists (instead of
+    seeding: the seed is in it) and saved to it while the service runs and when it stops.
+    Its storage account keeps its blobs in `workdir/storage` either way.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     certificates = make_certificates(workdir / "tls", names=(f"*.blob.{STORAGE_SUFFIX}",))
     with contextlib.ExitStack() as stack:
@@ -184,9 +214,71 @@ def running_local_azureml(
         stack.enter_context(serving(service, certificates, port=port))
         stack.callback(service.close)
         local = LocalAzureMLStack(service, certificates, azurite, proxy, registry)
-        if seed_workspaces:
+        if state_file is not None and state_file.exists():
+            try:
+                restore_state(service, state_file.read_text())
+            except (ValueError, KeyError, TypeError) as error:
+                raise RuntimeError(f"{state_file} cannot be loaded ({error!r}): delete it to start the local "
+                                   "Azure ML service afresh") from error
+        elif seed_workspaces:
             seed(local)
+        if state_file is not None:
+            stack.enter_context(StateSaver(service, state_file))
         yield local
+
+
+class StateSaver:
+    """Saves the service's state to a file every `interval` seconds when it changed, and once more at the end.
+
+    Each write goes to a temporary file in the same folder that then replaces the old one,
+    so a crash mid-write leaves the previous state whole. The file is readable only by the
+    user: it holds the service's token secret and endpoint keys.
+    """
+
+    def __init__(self, service: LocalAzureML, path: Path, interval: float = 1.0) -> None:
+        self.service, self.path, self.interval = service, path, interval
+        self._written = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="localaml-state", daemon=True)
+
+    def save(self) -> bool:
+        """Write the state if it changed since the last write; whether it wrote."""
+        text = state_text(self.service)
+        if text == self._written:
+            return False
+        write_atomically(self.path, text)
+        self._written = text
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.save()
+
+    def __enter__(self) -> StateSaver:
+        self.save()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.save()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step (0600), never leaving it half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def seed(local: LocalAzureMLStack) -> None:
@@ -214,11 +306,8 @@ def seed(local: LocalAzureMLStack) -> None:
 
     prod = local.client("prod")
     prod.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="credit-risk", auth_mode="key"))
-    deadline = time.monotonic() + 60
-    while prod.online_endpoints.get("credit-risk").provisioning_state != "Succeeded":
-        if time.monotonic() > deadline:
-            raise RuntimeError("the prod endpoint credit-risk did not finish provisioning in 60 s")
-        time.sleep(0.2)
+    wait_until(lambda: prod.online_endpoints.get("credit-risk").provisioning_state == "Succeeded", timeout=60,
+               what="the prod endpoint credit-risk to finish provisioning")
 
 
 def main() -> None:
@@ -227,11 +316,16 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(".localaml"))
     parser.add_argument("--events-url", action="append", default=[],
                         help="an Event Grid subscriber URL (the app's webhook); repeat for several")
+    parser.add_argument("--fresh", action="store_true", help="forget the resources kept in <workdir>/state.json")
     args = parser.parse_args()
+    state = args.workdir.resolve() / "state.json"
+    if args.fresh:
+        state.unlink(missing_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with running_local_azureml(args.workdir.resolve(), events_urls=args.events_url, port=args.port) as local:
+    with running_local_azureml(args.workdir.resolve(), events_urls=args.events_url, port=args.port,
+                               state_file=state) as local:
         print(f"local Azure ML service on {local.url} (storage account {local.azurite.connection_string})")
         print("app settings (local.settings.json Values):")
         for name, value in local.app_settings().items():

@@ -136,9 +136,9 @@ def model_location(service: LocalAzureML, model: Resource, depth: int = 0) -> Lo
         return Location(container, prefix)
     source = MODEL_REFERENCE.search(uri)
     if source and depth == 0:
-        for workspace in [r for k, r in service.resources.items() if k.endswith(f"/workspaces/{source['workspace']}")
-                          or r.get("properties", {}).get("workspaceId") == source["workspace"]]:
-            found = service.resources.get(f"{workspace['id']}/models/{source['name']}/versions/{source['version']}"
+        for resource in [r for k, r in service.resources.items() if k.endswith(f"/workspaces/{source['workspace']}")
+                         or r.get("properties", {}).get("workspaceId") == source["workspace"]]:
+            found = service.resources.get(f"{resource['id']}/models/{source['name']}/versions/{source['version']}"
                                           .lower())
             if found is not None:
                 return model_location(service, found, depth + 1)

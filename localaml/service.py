@@ -576,3 +576,86 @@ def _in_view(items: list[dict[str, Any]], view: str) -> list[dict[str, Any]]:
 def _query(query: dict[str, str], name: str) -> str | None:
     """A query parameter by name, case-insensitively (`$orderBy`, `$orderby`)."""
     return next((value for key, value in query.items() if key.lower() == name.lower()), None)
+
+
+# -- persistence: the service's resources to a JSON file and back (runners and timers are not state) ----------
+
+STATE_FORMAT = 1
+REQUEST_LOG_SECONDS = 3600  # scoring requests older than this are not kept: metrics look back minutes
+SETTLING = ("creating", "updating", "scaling")
+RESTARTED = "the local Azure ML service restarted while this was in progress"
+
+
+def state_text(service: LocalAzureML) -> str:
+    """The service's state as JSON text, taken under its lock so that it is one consistent moment."""
+    from localaml import endpoints
+
+    with service.lock:
+        horizon = time.time() - REQUEST_LOG_SECONDS
+        log: dict[str, list[Any]] = getattr(service, "request_log", {})
+        document = {
+            "format": STATE_FORMAT,
+            "baseUrl": service.base_url,
+            "tokenSecret": service.token_secret,
+            "resources": service.resources,
+            "runs": service.runs,
+            "monitorSeries": service.monitor_series,
+            "blobSas": [[name, version, url] for (name, version), url in service.blob_sas.items()],
+            "operations": [vars(operation) for operation in service.operations.values()],
+            "endpointKeys": endpoints.online(service).keys,
+            "requestLog": {key: [entry for entry in entries if entry[0] >= horizon] for key, entries in log.items()},
+        }
+        return json.dumps(document, separators=(",", ":"))
+
+
+def restore_state(service: LocalAzureML, text: str) -> None:
+    """Load what `state_text` wrote into a service already serving (its `base_url` set).
+
+    URLs of the service's former address (scoring URIs, MLflow tracking URIs) are moved to
+    the current one. Work that was in flight when the service stopped cannot resume, since
+    its runner process and timers are gone: those jobs and operations end Failed, resources
+    left Creating, Updating or Scaling are Failed and ones left Deleting are gone, as Azure
+    reports an operation its platform lost.
+    """
+    from localaml import endpoints
+
+    old = urlsplit(json.loads(text).get("baseUrl") or "").netloc
+    new = urlsplit(service.base_url).netloc
+    document = json.loads(text.replace(old, new) if old and new else text)
+    if document.get("format") != STATE_FORMAT:
+        raise ValueError(f"state format {document.get('format')!r} is not {STATE_FORMAT}")
+    with service.lock:
+        service.token_secret = document["tokenSecret"]
+        service.resources = document["resources"]
+        service.runs = document["runs"]
+        service.monitor_series = document["monitorSeries"]
+        service.blob_sas = {(name, version): url for name, version, url in document["blobSas"]}
+        service.operations = {item["id"]: Operation(**item) for item in document["operations"]}
+        endpoints.online(service).keys.update({key: (pair[0], pair[1])
+                                               for key, pair in document["endpointKeys"].items()})
+        service.request_log = {key: [tuple(entry) for entry in entries]  # type: ignore[attr-defined]
+                               for key, entries in document["requestLog"].items()}
+        _end_interrupted(service)
+
+
+def _end_interrupted(service: LocalAzureML) -> None:
+    """Fail what was running when the service stopped (see `restore_state`)."""
+    from localaml import jobs, mlflow
+
+    for operation in service.operations.values():
+        if operation.end is None:
+            operation.status, operation.end = "Failed", now()
+            operation.error = {"code": "OperationInterrupted", "message": RESTARTED}
+    for key, resource in list(service.resources.items()):
+        properties = resource.setdefault("properties", {})
+        if resource["type"].lower().endswith("/jobs") and properties.get("status") not in jobs.TERMINAL:
+            properties["status"] = "Failed"
+            properties.setdefault("properties", {})["azureml.restartError"] = RESTARTED
+        state = str(properties.get("provisioningState", "")).lower()
+        if state == "deleting":
+            del service.resources[key]
+        elif state in SETTLING:
+            properties["provisioningState"] = "Failed"
+    for run_id, run in service.runs.items():
+        if run.get("info", {}).get("status") not in mlflow.TERMINAL:
+            mlflow.set_status(service, run_id, "FAILED")

@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shared import telemetry
 from shared.intake import WORK_QUEUE
 from shared.settings import Settings, get_settings
 from shared.storage.clients import blob_service, queue_service
@@ -42,8 +43,9 @@ class Services:
         if self._platform is None:
             from shared.platform.retry import RetryingPlatform
 
-            self._platform = RetryingPlatform(build_platform(self.settings))  # type: ignore[assignment]
-        return self._platform  # type: ignore[return-value]
+            # Traced inside the retries: each attempt is its own span, so a retried call shows as retried.
+            self._platform = RetryingPlatform(telemetry.traced_platform(build_platform(self.settings)))
+        return self._platform
 
     @property
     def notifier(self) -> Notifier:

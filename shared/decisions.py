@@ -116,8 +116,8 @@ def _judge_one(gate: Gate, metrics: dict[str, float], champion: dict[str, float]
                           threshold=threshold, passed=value is not None and value >= threshold,
                           note="" if value is not None else "missing")
     if value is None:
-        threshold = gate.min if gate.min is not None else gate.max
-        return GateResult(metric=gate.metric, check="present", value=None, threshold=threshold, passed=False,
+        bound = gate.min if gate.min is not None else gate.max
+        return GateResult(metric=gate.metric, check="present", value=None, threshold=bound, passed=False,
                           note="missing")
     if gate.min is not None:
         return GateResult(metric=gate.metric, check=">=", value=value, threshold=gate.min, passed=value >= gate.min)

@@ -161,7 +161,9 @@ class DriftData(_Data):
     )(_plain_text)
 
 
-DATA_MODELS: dict[EventKind, type[_Data]] = {
+EventData = ModelRegisteredData | ModelDeployedData | RunData | DriftData
+
+DATA_MODELS: dict[EventKind, type[EventData]] = {
     EventKind.MODEL_REGISTERED: ModelRegisteredData,
     EventKind.MODEL_DEPLOYED: ModelDeployedData,
     EventKind.RUN_COMPLETED: RunData,
@@ -196,7 +198,7 @@ class AmlEvent(BaseModel):
     subject: str
     time: datetime | None
     workspace: Workspace
-    data: ModelRegisteredData | ModelDeployedData | RunData | DriftData
+    data: EventData
     raw: dict[str, Any] = Field(repr=False)
 
     @property

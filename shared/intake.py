@@ -17,6 +17,7 @@ import enum
 import json
 from typing import Any
 
+from shared import telemetry
 from shared.events import AmlEvent, MalformedEvent, UnknownEventType, dedupe_key, parse_event, storable
 from shared.settings import Settings
 from shared.storage.clients import blob_service, queue_service
@@ -42,7 +43,16 @@ def fast_stores(settings: Settings) -> tuple[BlobStateStore, WorkQueue]:
 
 
 def receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue) -> Outcome:
-    """Take one delivered event to its intake outcome."""
+    """Take one delivered event to its intake outcome (in the `intake` span, whose context the work item carries)."""
+    dimensions = telemetry.event_dimensions(raw)
+    with telemetry.span("intake", kind="consumer", **dimensions) as span:
+        outcome = _receive(raw, state, work_queue)
+        span.set(outcome=outcome.value)
+    telemetry.count_event(dimensions.get("event_type", ""), outcome.value)
+    return outcome
+
+
+def _receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue) -> Outcome:
     key = dedupe_key(raw) if isinstance(raw, dict) else "not-an-object"
     try:
         event = parse_event(raw)
@@ -77,11 +87,11 @@ def work_item(key: str, event: AmlEvent, state: BlobStateStore) -> dict[str, Any
     A reference keeps the event's id and subject under `event`, so that the worker's error
     records, dead letters and their replay read it like any other item.
     """
-    item = {"key": key, "event": event.raw}
+    item = telemetry.carry({"key": key, "event": event.raw})
     if fits(item):
         return item
     state.put(CLAIMS, key, {"event": event.raw, "received": now().isoformat()})
-    return {"key": key, "claim": key, "event": {"id": event.id, "subject": event.subject[:300]}}
+    return telemetry.carry({"key": key, "claim": key, "event": {"id": event.id, "subject": event.subject[:300]}})
 
 
 def _set_aside(state: BlobStateStore, key: str, raw: object, outcome: Outcome, reason: str) -> Outcome:

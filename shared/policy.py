@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from shared.platform.port import DeploymentSpec
 from shared.settings import LOGICAL_NAME
@@ -77,6 +79,38 @@ class Gate(_Strict):
         if sum(check is not None for check in (self.min, self.max, self.max_drop)) != 1:
             raise ValueError("a gate takes exactly one of min, max, max_drop")
         return self
+
+
+_DURATION = re.compile(r"^\s*(\d{1,7}(?:\.\d{1,6})?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: object) -> object:
+    """`7d`, `12h`, `30m`, `45s` as seconds; numbers stay as they are (seconds)."""
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if found is None:
+            raise ValueError(f"{value!r} is not a duration: a number of seconds, or a number with s, m, h or d")
+        return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    return value
+
+
+Duration = Annotated[Seconds, BeforeValidator(_duration)]
+
+
+class Review(_Strict):
+    """A person signs a version off before it is promoted. Through the admin API (`POST
+    ops/lifecycles/{name}/{version}/review`, by a caller holding `approvers`), or by the tag `tag`
+    set to `approved` / `rejected` on the version in Azure ML studio, where the approver is whoever
+    last changed the version. With `four_eyes`, the identity that registered the version may not approve it.
+    """
+
+    required: bool = True
+    approvers: str | None = Field(None, max_length=120, description="the Entra app role an approver must hold")
+    four_eyes: bool = True
+    expires_after: Duration = Field(7 * 86400, gt=0, description="a version not reviewed by then expires")
+    remind_after: Duration | None = Field(86400, gt=0, description="ops are reminded once after this wait")
+    tag: str = Field("mlops.review", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class Promotion(_Strict):
@@ -191,6 +225,7 @@ class Rule(_Strict):
     test: TestPlan
     gates: list[Gate] = Field(default_factory=list)
     promotion: Promotion | None = None
+    review: Review | None = None
     rollout: RolloutPlan | None = None
     drift: DriftRule | None = None
     notify: dict[str, list[Channel]] = Field(
@@ -282,7 +317,8 @@ def _check_yaml(text: str, source: str) -> None:
     open_nodes: list[tuple[str | None, int]] = []  # (anchor, nodes so far) of each open collection
     total = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        where = f"{source}: line {event.start_mark.line + 1}, column {event.start_mark.column + 1}"
+        mark = event.start_mark  # the parser marks every event; the type allows none
+        where = f"{source}: line {mark.line + 1}, column {mark.column + 1}" if mark else source
         if isinstance(event, yaml.CollectionStartEvent):
             open_nodes.append((event.anchor, 1))
             if len(open_nodes) > MAX_YAML_DEPTH:
@@ -313,7 +349,7 @@ def _check_yaml(text: str, source: str) -> None:
             raise PolicyError(f"{where}: more than {MAX_YAML_NODES} values (aliases counted where they are used)")
 
 
-def _where(document: object, item: dict) -> str:
+def _where(document: object, item: ErrorDetails) -> str:
     """`rules[1] (credit-risk).gates[0].min: message` from a pydantic error location."""
     parts: list[str] = []
     node = document

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from shared import lifecycle
+from shared import lifecycle, outcomes
 from shared.bootstrap import Services
 from shared.decisions import breach_notification_id, drift_needs_retraining, retrain_job_name
 from shared.events import (
@@ -85,7 +85,7 @@ def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
     if purpose == "test":
         _reconcile_test_job(services, event, workspace, job.tags)
     elif job.status in (JobStatus.FAILED, JobStatus.CANCELED):
-        lifecycle.notify(services, Notification(
+        outcomes.notify(services, Notification(
             id=f"job.failed:{workspace}:{job.name}", kind="job.failed", severity="error",
             title=f"Job {job.name} {job.status.value}",
             # Azure ML's job resource carries no failure reason: it is in the job's logs, behind the link.
@@ -104,7 +104,7 @@ def _reconcile_test_job(services: Services, event: AmlEvent, workspace: str, tag
     lifecycle exists, then let the controller take it as far as it can go."""
     name, version = tags["mlops.model"], tags["mlops.version"]
     key = lifecycle.key_of(name, version)
-    if services.state.get("lifecycle", key) is None:
+    if lifecycle.get(services, key) is None:
         rule = services.policy.rule_named(tags.get("mlops.rule", ""))
         if rule is None:
             _record(services, event, "ignored", f"test job of {key} names no rule of the current policy")
@@ -127,7 +127,7 @@ def on_drift(services: Services, event: AmlEvent, workspace: str) -> None:
     job_name = retrain_job_name(rule.name, data.run_id)
     tags = {"mlops.purpose": "retrain", "mlops.rule": rule.name, "mlops.drift_run": data.run_id}
     services.platform.submit_job(workspace, job_name, rule.drift.pipeline, dict(rule.drift.inputs), tags)
-    lifecycle.notify(services, Notification(
+    outcomes.notify(services, Notification(
         id=f"retraining.started:{rule.name}:{job_name}", kind="retraining.started", severity="warning",
         title=f"Drift {data.drift_coefficient:.2f} on {data.data_drift_name}: retraining started",
         subject=data.data_drift_name,
@@ -164,7 +164,7 @@ def on_monitor_breach(services: Services, event: AmlEvent, workspace: str, job: 
         (signal.name, metric.group, metric.metric, _number(metric.value), _number(metric.threshold))
         for signal in signals for metric in signal.metrics
     )
-    lifecycle.notify(services, Notification(
+    outcomes.notify(services, Notification(
         id=breach_notification_id(rule.name, job_name, watched), kind="retraining.started", severity="warning",
         title=f"Model monitor breached ({', '.join(watched)}): retraining started"[:200],
         subject=watched[0],
@@ -185,7 +185,7 @@ def _number(value: float | None) -> str:
 def on_model_deployed(services: Services, event: AmlEvent, workspace: str) -> None:
     data = event.data
     assert isinstance(data, ModelDeployedData)
-    lifecycle.notify(services, Notification(
+    outcomes.notify(services, Notification(
         id=f"model.deployed:{workspace}:{data.service_name}:{event.dedupe_key[:12]}", kind="model.deployed",
         title=f"{', '.join(data.model_ids) or 'A model'} deployed to {data.service_name}",
         subject=data.service_name, facts=(("workspace", workspace), ("compute", data.service_compute_type)),
@@ -194,14 +194,14 @@ def on_model_deployed(services: Services, event: AmlEvent, workspace: str) -> No
 
 
 def resync(services: Services) -> dict[str, str]:
-    """Reconcile every lifecycle in flight and every rollout from platform state, so that
+    """Reconcile every lifecycle still on its way and every rollout from platform state, so that
     work no event announced (a lost, late or failed delivery) still gets done.
 
     Each lifecycle fails alone: whatever its reconcile raises is recorded (audit, ops told once per
     distinct failure) and the others go on. A model's versions are taken newest first, so that of
     two versions waiting for one endpoint the newer one is deployed and the older one superseded.
     """
-    results: dict[str, str] = {}
+    results = tick_rollouts(services, actor="resync")  # first, so that lifecycles see their outcomes
     for record in in_flight(services.state.list("lifecycle")):
         key = lifecycle.key_of(str(record.get("model")), str(record.get("version")))
         try:
@@ -210,18 +210,28 @@ def resync(services: Services) -> dict[str, str]:
             results[key] = f"later: {error}"
         except Exception as error:
             results[key] = f"error: {type(error).__name__}: {error}"
-            lifecycle.report_failure(services, "reconcile", key, error, "resync")
-    results.update(engine.tick_all(services, actor="resync"))
+            outcomes.report_failure(services, "reconcile", key, error, "resync")
+    return results
+
+
+def tick_rollouts(services: Services, actor: str = "timer") -> dict[str, str]:
+    """Tick every rollout; the version of each one that ended takes its outcome at once."""
+    results = engine.tick_all(services, actor)
+    for key, state in results.items():
+        if state in ("succeeded", "rolled_back", "failed"):
+            rollout = engine.current(services, key)
+            if rollout is not None:
+                lifecycle.follow(services, rollout, actor)
     return results
 
 
 def in_flight(records: list[dict]) -> list[dict]:
-    """The lifecycles still in flight, by model, each model's versions newest first."""
-    waiting = [record for record in records if record.get("stage") in lifecycle.IN_FLIGHT]
+    """The lifecycles still on their way, by model, each model's versions newest first."""
+    waiting = [record for record in records if lifecycle.watched(record)]
     waiting.sort(key=lambda record: lifecycle.version_order(str(record.get("version"))), reverse=True)
     waiting.sort(key=lambda record: str(record.get("model")))  # stable: newest first within each model
     return waiting
 
 
 def _record(services: Services, event: AmlEvent, outcome: str, reason: str) -> None:
-    lifecycle.audit(services, event.id, event.subject, "react", outcome, reason)
+    outcomes.audit(services, event.id, event.subject, "react", outcome, reason)

@@ -102,7 +102,7 @@ class Settings(BaseModel):
         if self.azureml_local_token and not self.azureml_endpoint:
             raise ValueError("MLOPS_AZUREML_LOCAL_TOKEN needs MLOPS_AZUREML_ENDPOINT (the local service's URL)")
         if self.azureml_endpoint:
-            from shared.platform.azureml.localservice import is_loopback
+            from shared.platform.azureml.loopback import is_loopback
 
             if self.azureml_local_token and not is_loopback(self.azureml_endpoint):
                 raise ValueError(
@@ -135,6 +135,30 @@ class Settings(BaseModel):
         """Every app-setting name the code reads."""
         own = [str(field.alias) for name, field in cls.model_fields.items() if name != "scoring"]
         return sorted([*own, *ScoringConfig.names()])
+
+
+# The settings function bindings read (`%NAME%`): the Functions host resolves them when it starts, so
+# each must be set wherever the app runs (local.settings.json, infra/, the local host); see `binding_defaults`.
+BINDING_SETTINGS = (
+    "MLOPS_RESYNC_SCHEDULE",
+    "MLOPS_ROLLOUT_SCHEDULE",
+    "MLOPS_SCORING_INPUT_CONTAINER",
+    "MLOPS_SCORING_QUEUE",
+)
+
+
+def setting_expression(name: str) -> str:
+    """`%NAME%`, the binding expression the Functions host replaces with app setting NAME at start."""
+    if name not in BINDING_SETTINGS:
+        raise ValueError(f"{name} is not one of the settings bindings read: {', '.join(BINDING_SETTINGS)}")
+    return f"%{name}%"
+
+
+def binding_defaults() -> dict[str, str]:
+    """Each setting of `BINDING_SETTINGS` with the model's default, for hosts that start without them."""
+    defaults = Settings.model_validate({"AzureWebJobsStorage": "defaults"})
+    values = {**defaults.model_dump(by_alias=True), **defaults.scoring.model_dump(by_alias=True)}
+    return {name: str(values[name]) for name in BINDING_SETTINGS}
 
 
 @functools.cache

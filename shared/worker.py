@@ -16,6 +16,7 @@ import logging
 import random
 from typing import Any
 
+from shared import telemetry
 from shared.bootstrap import Services
 from shared.events import AmlEvent, parse_event
 from shared.intake import CLAIMS
@@ -37,14 +38,24 @@ class ClaimMissing(LookupError):
 
 def process(item: dict[str, Any], services: Services, attempt: int = 1) -> None:
     """Run the reaction to a queued event. Contention re-delivers the item later; other
-    exceptions propagate so the queue retries it."""
+    exceptions propagate so the queue retries it.
+
+    It runs in the `react` span, a child of the intake's span through the item's `traceparent`.
+    """
+    with telemetry.span("react", parent=item.get(telemetry.TRACEPARENT), kind="consumer", attempt=attempt,
+                        **telemetry.event_dimensions(item.get("event"))):
+        _process(item, services, attempt)
+
+
+def _process(item: dict[str, Any], services: Services, attempt: int) -> None:
     try:
         raw = load_event(item, services.state)
     except ClaimMissing as gone:
         _audit(services, item, "ignored", str(gone))
         return
     try:
-        react(parse_event(raw), services)
+        event = parse_event(raw)
+        react(event, services)
     except Exception as error:
         if contention(error) and redeliver(item, services, error):
             return
@@ -54,6 +65,7 @@ def process(item: dict[str, Any], services: Services, attempt: int = 1) -> None:
         )
         _audit(services, item, "error", reason)
         raise
+    telemetry.reacted(event.event_type, event.time)
     if item.get("claim") is not None:
         services.state.delete(CLAIMS, str(item["claim"]))
 

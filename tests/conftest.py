@@ -1,4 +1,5 @@
-"""Test fixtures shared by every layer: a really started Azurite, per test session."""
+"""Test fixtures shared by every layer: a really started Azurite, per test session; and each test
+marked by its layer, the top folder it is in (`pytest -m unit`, `pytest -m "not e2e"`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,19 @@ from devhost.azurite import Azurite, running_azurite
 from shared.settings import Settings
 from shared.storage.state import BlobStateStore
 
-FIXTURES = Path(__file__).parent / "fixtures"
+TESTS = Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+LAYERS = ("unit", "integration", "e2e", "contract", "fidelity", "infra")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer; a test outside every layer's folder is an error, so none goes unmarked."""
+    for item in items:
+        path = Path(item.path)
+        layer = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
+        if layer not in LAYERS:
+            raise pytest.UsageError(f"{path}: a test must live in one of tests/{{{','.join(LAYERS)}}}")
+        item.add_marker(layer)
 
 
 @pytest.fixture(scope="session")

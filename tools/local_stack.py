@@ -4,43 +4,136 @@
 receiver that prints each notification.
 
     ./dev host
-    ./dev send tests/fixtures/aml-events          # in another shell
-    python -m tools.opsctl --key "$(jq -r .function .devhost/keys.json)" status
+    ./dev register                    # in another shell: a new credit-risk version in dev
+    ./dev send samples/events         # or send the sample events
+    python -m opsctl lifecycles       # or `opsctl` after `pip install .`; the key comes from .localdev/
 
-Data stays in `.devhost/` between runs.
+Everything is kept in `.localdev/` between runs: the app's storage (Azurite), the local
+Azure ML service's resources (`localaml/state.json`) and blobs, and the host keys.
+`.localdev/connection.json` (0600) holds what other commands need to reach the stack.
+Delete the folder to start afresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from devhost.stack import local_stack
+from devhost.azurite import running_azurite
+from devhost.receiver import Receiver, describe
+from devhost.stack import Stack, local_stack
+from localaml.run import write_atomically
+
+WORKDIR = Path(".localdev")
+CONNECTION_FILE = "connection.json"
+# A fixed name, so that a restarted host finds its lifecycles (the tests' stacks use a fresh one each).
+STATE_CONTAINER = "mlops-state"
+
+
+@contextlib.contextmanager
+def by_hand_stack(workdir: Path, host_port: int = 7071, azureml_port: int = 8443,
+                  storage_port: int = 10000) -> Iterator[Stack]:
+    """The stack `./dev host` runs: every port fixed and every piece of state kept in `workdir`."""
+    workdir = workdir.resolve()
+    with contextlib.ExitStack() as stack:
+        azurite = stack.enter_context(running_azurite(location=str(workdir / "azurite"), blob_port=storage_port,
+                                                      queue_port=storage_port + 1))
+        running = stack.enter_context(local_stack(
+            workdir, extra_settings={"MLOPS_STATE_CONTAINER": STATE_CONTAINER}, fast=False, azurite=azurite,
+            host_port=host_port, azureml_port=azureml_port, azureml_state=workdir / "localaml" / "state.json",
+        ))
+        # Runs through first on the way out: jobs still running when the host stops would otherwise retry
+        # their events to it for seconds. What they miss, the resync after the next start catches up on.
+        stack.callback(running.aml.service.events.urls.clear)
+        write_atomically(workdir / CONNECTION_FILE, json.dumps(connection(running), indent=2))
+        yield running
+
+
+def connection(stack: Stack) -> dict[str, Any]:
+    """How to reach every part of a running stack; `./dev register` and `./dev send` read it from the file."""
+    keys = stack.host.keys
+    return {
+        "host": stack.host.url,
+        "functionKey": keys.function,
+        "eventGridKey": keys.eventgrid_extension,
+        "storage": stack.azurite.connection_string,
+        "controlRoom": f"{stack.host.url}/api/ops/controlroom?code={keys.function}",
+        "receiver": f"{stack.receiver.url}/received",
+        "azureml": stack.aml.app_settings(),
+    }
+
+
+def read_connection(workdir: Path = WORKDIR) -> dict[str, Any]:
+    """What `./dev host` wrote about the stack it runs; SystemExit with what to do when it has not run."""
+    path = workdir / CONNECTION_FILE
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: start the stack with ./dev host first")
+    return dict(json.loads(path.read_text()))
+
+
+def reach_lines(info: dict[str, Any], workdir: Path) -> list[str]:
+    """What `./dev host` prints: an address, key or setting for each part of the stack."""
+    aml = info["azureml"]
+    return [
+        f"Functions host      {info['host']}   (log: {workdir / 'host.log'})",
+        f"  function key      {info['functionKey']}   (all keys: {workdir / 'keys.json'})",
+        f"  admin API         {info['host']}/api/ops/health   (header x-functions-key: <function key>)",
+        f"  control room      {info['controlRoom']}",
+        f"  Event Grid hook   {info['host']}/runtime/webhooks/eventgrid?functionName=aml_events"
+        f"&code={info['eventGridKey']}",
+        f"App storage         {info['storage']}",
+        f"Azure ML (local)    {aml['MLOPS_AZUREML_ENDPOINT']}   (CA bundle: {aml['REQUESTS_CA_BUNDLE']})",
+        f"  token setting     MLOPS_AZUREML_LOCAL_TOKEN={aml['MLOPS_AZUREML_LOCAL_TOKEN']}",
+        f"  its clients need  REQUESTS_CA_BUNDLE (above) and HTTPS_PROXY={aml['HTTPS_PROXY']} (its storage)",
+        f"  workspaces        {', '.join(workspace_names(aml))}; registry {aml['MLOPS_REGISTRY']}"
+        f"   (ids: MLOPS_WORKSPACES in {workdir / CONNECTION_FILE})",
+        f"Notifications       {info['receiver']}   (each one is printed below as it arrives)",
+        f"State is kept in {workdir}/ across restarts; {workdir / CONNECTION_FILE} has all of the above.",
+        "Next: ./dev register (a new model version), ./dev send samples/events, python -m opsctl lifecycles,",
+        "      or the calls in test.http. Ctrl-C stops (the state is kept).",
+    ]
+
+
+def workspace_names(app_settings: dict[str, str]) -> list[str]:
+    """The logical workspace names of `MLOPS_WORKSPACES` (`dev=<id>,prod=<id>`)."""
+    return [pair.partition("=")[0] for pair in app_settings["MLOPS_WORKSPACES"].split(",")]
+
+
+def echo_notifications(receiver: Receiver, stop: threading.Event, interval: float = 0.5) -> None:
+    """Print a line (time, channel, kind, severity, title) for each notification the receiver gets."""
+    seen = 0
+    while not stop.wait(interval):
+        received = receiver.received
+        for item in received[seen:]:
+            print(describe(item), flush=True)
+        seen = len(received)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=7071)
-    parser.add_argument("--azureml-port", type=int, default=8443)
-    parser.add_argument("--workdir", type=Path, default=Path(".devhost"))
+    parser.add_argument("--port", type=int, default=7071, help="the Functions host's port")
+    parser.add_argument("--azureml-port", type=int, default=8443, help="the local Azure ML service's port")
+    parser.add_argument("--storage-port", type=int, default=10000, help="Azurite's blob port (queues: the next)")
+    parser.add_argument("--workdir", type=Path, default=WORKDIR)
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with local_stack(args.workdir.resolve(), fast=False, host_port=args.port, azureml_port=args.azureml_port) as stack:
-        print(f"Functions host      {stack.host.url}   (log: {args.workdir / 'host.log'})")
-        print(f"  keys              {args.workdir / 'keys.json'} (function, master, system keys)")
-        hook = f"{stack.host.url}/runtime/webhooks/eventgrid?functionName=aml_events"
-        print(f"  Event Grid hook   {hook}&code=<eventgrid_extension key>")
-        print(f"  admin API         {stack.host.url}/api/ops/health   (x-functions-key: <function>)")
-        print(f"Azure ML (local)    {stack.aml.url}   (CA: {stack.aml.certificates.ca_file})")
-        print(f"  its storage       {stack.aml.azurite.connection_string}")
-        print(f"App storage         {stack.azurite.connection_string}")
-        print(f"Ops webhook         {stack.receiver.url}/received")
-        print("Send events with ./dev send (it reads the key from .devhost/keys.json). Ctrl-C stops.")
+    print(f"Starting the local stack in {args.workdir}/ (the first start seeds the local Azure ML service)...",
+          flush=True)
+    with by_hand_stack(args.workdir, args.port, args.azureml_port, args.storage_port) as stack:
+        for line in reach_lines(connection(stack), args.workdir):
+            print(line, flush=True)
+        echo = threading.Thread(target=echo_notifications, args=(stack.receiver, stop), daemon=True)
+        echo.start()
         stop.wait()
+    print("Stopped; the state is saved.", flush=True)
 
 
 if __name__ == "__main__":

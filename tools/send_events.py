@@ -1,13 +1,14 @@
 """Send Azure ML events to a running Functions host (`func start` or the local host).
 
-    python -m tools.send_events tests/fixtures/aml-events/docs_eventgrid_schema
+    python -m tools.send_events samples/events       # events of the workspaces ./dev host runs
     python -m tools.send_events --generate model-registered --model credit-risk --version 3
-    python -m tools.send_events --validate   # the subscription validation handshake
+    python -m tools.send_events samples/subscription-validation.json   # the validation handshake
 
 Events are posted to `/runtime/webhooks/eventgrid?functionName=aml_events` as Event Grid
 does: a JSON array with `aeg-event-type: Notification` (CloudEvents as
 `application/cloudevents+json`). The system key comes from `--key` or `$EVENTGRID_KEY`
-or `.devhost/keys.json` (`func start` does not check it; the local host does).
+or `.localdev/keys.json`, and the host's URL from `--url` or `.localdev/connection.json`,
+both written by `./dev host` (`func start` does not check the key; the local host does).
 """
 
 from __future__ import annotations
@@ -67,16 +68,25 @@ def send(url: str, key: str | None, event: dict[str, Any], function: str = "aml_
     return requests.post(f"{url}/runtime/webhooks/eventgrid", params=params, json=body, headers=headers, timeout=30)
 
 
+LOCAL = Path(".localdev")
+
+
 def _local_host_key() -> str | None:
     """The local host's Event Grid system key, if `./dev host` made one here."""
-    keys = Path(".devhost/keys.json")
+    keys = LOCAL / "keys.json"
     return json.loads(keys.read_text()).get("eventgrid_extension") if keys.exists() else None
+
+
+def _local_host_url() -> str:
+    """The URL `./dev host` wrote, else the Functions host's default one."""
+    connection = LOCAL / "connection.json"
+    return str(json.loads(connection.read_text())["host"]) if connection.exists() else "http://127.0.0.1:7071"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", type=Path, help="event files or folders of them")
-    parser.add_argument("--url", default="http://127.0.0.1:7071")
+    parser.add_argument("--url", default=_local_host_url())
     parser.add_argument("--key", default=os.environ.get("EVENTGRID_KEY") or _local_host_key())
     parser.add_argument("--generate", choices=["model-registered", "drift"])
     parser.add_argument("--workspace", default="dev")

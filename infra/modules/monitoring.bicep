@@ -45,3 +45,4 @@ resource publishTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }
 
 output connectionString string = appInsights.properties.ConnectionString
+output appInsightsId string = appInsights.id

@@ -90,6 +90,13 @@ def with_retries(
             sleep(delay)
 
 
+def headers_of(response: object) -> Mapping[str, str]:
+    """An answer's headers. azure-core types an error's response by a protocol that leaves them out, though the
+    response of every transport has them."""
+    headers = getattr(response, "headers", None)
+    return headers if headers is not None else {}
+
+
 def check_status(channel: str, where: str, status: int, headers: Mapping[str, str], text: str) -> None:
     """Classify an HTTP answer: return on 2xx, `RetryLater` on 408 / 429 / 5xx, `DeliveryError` otherwise."""
     if 200 <= status < 300:

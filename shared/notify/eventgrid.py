@@ -13,7 +13,15 @@ import logging
 import re
 from typing import Any
 
-from shared.notify.delivery import RetryLater, RetryPolicy, check_status, check_url, endpoint, with_retries
+from shared.notify.delivery import (
+    RetryLater,
+    RetryPolicy,
+    check_status,
+    check_url,
+    endpoint,
+    headers_of,
+    with_retries,
+)
 from shared.notify.notification import Notification
 
 SOURCE = "/aml-reactor"
@@ -65,13 +73,13 @@ class EventGridChannel:
                 read_timeout=self._policy.read_timeout,
             )
         except ClientAuthenticationError as error:
-            if error.response is None:  # no token (identity not ready or not configured)
+            if error.response is None or error.status_code is None:  # no token (identity not ready or not configured)
                 raise RetryLater(f"no Event Grid token: {str(error.message)[:200]}") from None
-            check_status(self.name, where, error.response.status_code, error.response.headers, error.response.text())
+            check_status(self.name, where, error.status_code, headers_of(error.response), error.response.text())
         except HttpResponseError as error:
-            if error.response is None:
+            if error.response is None or error.status_code is None:
                 raise RetryLater(f"{type(error).__name__} talking to {where}") from None
-            check_status(self.name, where, error.response.status_code, error.response.headers, error.response.text())
+            check_status(self.name, where, error.status_code, headers_of(error.response), error.response.text())
         except (ServiceRequestError, ServiceResponseError) as error:
             raise RetryLater(f"{type(error).__name__} talking to {where}") from None
 

@@ -26,6 +26,10 @@ Kind = Literal[
     "job.failed",
     "drift.detected",
     "model.superseded",
+    "model.awaiting_review",
+    "model.expired",
+    "rollout.awaiting_approval",
+    "rollout.failed",
     "work.failed",
 ]
 Severity = Literal["info", "warning", "error"]

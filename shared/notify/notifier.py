@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from shared import telemetry
 from shared.notify.delivery import DeliveryError, RetryPolicy
 from shared.notify.eventgrid import EventGridChannel
 from shared.notify.log import LogChannel
@@ -113,7 +114,10 @@ class Notifier:
                 outcomes[name] = "not configured"
                 continue
             try:
-                outcomes[name] = self._deliver(notification, channel)
+                with telemetry.span(f"notify.{name}", kind="client", channel=name, notification=notification.id,
+                                    notification_kind=notification.kind, subject=notification.subject) as span:
+                    outcomes[name] = self._deliver(notification, channel)
+                    span.set(outcome=outcomes[name])
             except DeliveryError as error:
                 failures.append(error)
         if failures:

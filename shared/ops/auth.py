@@ -26,7 +26,9 @@ def roles(principal: str | None) -> set[str]:
     """The app roles in an `x-ms-client-principal` header value (none if absent or unreadable)."""
     document = _decode(principal)
     role_typ = document.get("role_typ") if isinstance(document.get("role_typ"), str) else "roles"
-    claims = document.get("claims") if isinstance(document.get("claims"), list) else []
+    claims = document.get("claims")
+    if not isinstance(claims, list):
+        claims = []
     return {
         str(claim.get("val")) for claim in claims
         if isinstance(claim, dict) and claim.get("typ") in (role_typ, *ROLE_CLAIMS)
@@ -42,6 +44,11 @@ def authorize(headers: Mapping[str, str], required_role: str | None) -> None:
                             f"authenticated principal ({PRINCIPAL}); call through App Service authentication")
     if required_role not in roles(_lower(headers)[PRINCIPAL]):
         raise ApiError(403, f"the caller lacks the app role {required_role!r}")
+
+
+def caller_roles(headers: Mapping[str, str]) -> frozenset[str]:
+    """The app roles of the authenticated principal (none without App Service authentication)."""
+    return frozenset(roles(_lower(headers).get(PRINCIPAL)))
 
 
 def actor(headers: Mapping[str, str]) -> str:

@@ -8,14 +8,16 @@ what in the audit trail under the request's correlation id.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import intake, lifecycle
+from shared import intake, lifecycle, outcomes
 from shared.bootstrap import Services
 from shared.decisions import retrain_job_name
+from shared.notify import Notification
 from shared.ops import traffic
 from shared.ops.errors import ApiError
 from shared.ops.models import (
@@ -27,6 +29,7 @@ from shared.ops.models import (
     EndpointPath,
     EndpointView,
     Health,
+    HistoryPath,
     Lifecycle,
     LifecycleFilter,
     LifecyclePath,
@@ -40,15 +43,22 @@ from shared.ops.models import (
     ReplayRequest,
     RetrainRequest,
     RetrainSubmitted,
+    ReviewRequest,
     Rollout,
     RolloutFilter,
     Rollouts,
+    SetAsideFilter,
+    SetAsideItem,
+    SetAsideItems,
+    SetAsideKind,
     StartRollout,
     TrafficApplied,
     TrafficChange,
 )
 from shared.platform.port import NotFound, PlatformError
 from shared.policy import PolicyError, Rule, parse_policy
+from shared.records import Lifecycle as LifecycleRecord
+from shared.records import Stage
 from shared.rollout import engine
 from shared.settings import Settings
 
@@ -61,6 +71,12 @@ class Caller:
 
     actor: str
     correlation_id: str
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def identity(self) -> str:
+        """The caller's name without the audit trail's `api:` prefix (compared with Azure ML's systemData)."""
+        return self.actor.removeprefix("api:")
 
 
 def health(services: Services, caller: Caller) -> Health:
@@ -80,23 +96,57 @@ def promote(services: Services, where: ModelPath, request: PromoteRequest, calle
     targets = request.targets or _promotion_path(services, model.name, model.tags)
     if model.location in targets:
         raise ApiError(400, f"the version is in {model.location} already; it cannot be promoted there", "targets")
+    key = lifecycle.key_of(model.name, model.version)
+    untested = _untested(lifecycle.get(services, key))
+    if untested and not request.force:
+        raise ApiError(409, f"{key} {untested}; promote it anyway with force: true and a reason", "force")
+    if request.force and not request.reason.strip():
+        raise ApiError(400, "a forced promotion needs a reason, for the audit trail and ops", "reason")
     promoted = {target: services.platform.promote_model(model, target).uri for target in targets}
-    _audit(services, caller, lifecycle.key_of(model.name, model.version), "promote",
-           f"from {model.location} to {', '.join(targets)}")
+    where_to = f"from {model.location} to {', '.join(targets)}"
+    if request.force:
+        _audit(services, caller, key, "promote-forced", f"{where_to}; {untested or 'tested'}: {request.reason}")
+        outcomes.notify(services, Notification(
+            id=f"model.promoted:{key}:forced:{caller.correlation_id}"[:170], kind="model.promoted", severity="warning",
+            title=f"{model.name} v{model.version} promoted by force", subject=key,
+            summary=f"{caller.identity} forced it ({untested or 'it had passed its tests'}): {request.reason}",
+            facts=tuple(promoted.items()),
+        ), None)
+    else:
+        _audit(services, caller, key, "promote", where_to)
     return Promoted(model=model.name, version=model.version, source=model.location, promoted=promoted)
+
+
+_TESTED = (Stage.PASSED, Stage.PROMOTED, Stage.ROLLING_OUT, Stage.LIVE, Stage.ROLLED_BACK, Stage.SUPERSEDED,
+           Stage.RETIRED)
+
+
+def _untested(record: LifecycleRecord | None) -> str | None:
+    """Why a version may not be promoted by hand, or None when it has passed its tests (and review)."""
+    if record is None:
+        return "was never tested (no lifecycle: no rule tests it, or it was never registered as one)"
+    if record.stage not in _TESTED:
+        return f"has not passed its tests and review (it is {record.stage.value})"
+    return None
+
+
+def review(services: Services, where: LifecyclePath, request: ReviewRequest, caller: Caller) -> Lifecycle:
+    """Approve or reject a version that waits for review; it moves on at once."""
+    record = lifecycle.review(services, lifecycle.key_of(where.name, where.version), request.decision == "approve",
+                              caller.identity, caller.roles, request.reason, caller.correlation_id)
+    return Lifecycle.model_validate(record.stored())
 
 
 def change_traffic(services: Services, where: EndpointPath, change: TrafficChange, caller: Caller) -> TrafficApplied:
     """Set the endpoint's traffic under its lease; an active rollout is paused, not fought."""
     endpoint = services.platform.get_endpoint(where.workspace, where.endpoint)
     traffic.check(endpoint, change.traffic, change.mirror_traffic)
-    engine.set_traffic(services, where.workspace, where.endpoint, dict(change.traffic), dict(change.mirror_traffic),
-                       caller.actor)
-    record = services.state.get("rollout", engine.key_for(where.workspace, where.endpoint))
+    record = engine.set_traffic(services, where.workspace, where.endpoint, dict(change.traffic),
+                                dict(change.mirror_traffic), caller.actor)
     _audit(services, caller, f"{where.workspace}/{where.endpoint}", "traffic",
            f"traffic {change.traffic}, mirror {change.mirror_traffic}")
     return TrafficApplied(workspace=where.workspace, endpoint=where.endpoint, traffic=change.traffic,
-                          mirror_traffic=change.mirror_traffic, rollout_state=record["state"] if record else None)
+                          mirror_traffic=change.mirror_traffic, rollout_state=record.state if record else None)
 
 
 def start_rollout(services: Services, request: StartRollout, caller: Caller) -> Rollout:
@@ -110,34 +160,48 @@ def start_rollout(services: Services, request: StartRollout, caller: Caller) -> 
         # Azure resolves a deployment's model in the endpoint's own workspace or a registry, nowhere else.
         raise ApiError(400, f"a deployment in {plan.workspace} cannot use a model of {model.location}: promote the "
                             "version to a registry first and roll out the registry's copy", "model.location")
-    record = engine.start(services, rule.model_copy(update={"rollout": plan}), {
-        "model": model.name, "version": model.version, "workspace": model.location,
-        "serving_location": model.location,
-    }, cause=caller.correlation_id)
-    _audit(services, caller, record["id"], "rollout.start", f"{model.name} v{model.version} on {plan.endpoint}")
-    return Rollout.model_validate(record)
+    record = engine.start(services, rule.name, plan, model.location, model.name, model.version,
+                          cause=caller.correlation_id, restart=request.restart)
+    _audit(services, caller, record.id, "rollout.start", f"{model.name} v{model.version} on {plan.endpoint}"
+           + (" (restarted)" if request.restart else ""))
+    return Rollout.model_validate(record.stored())
 
 
 def rollout_action(services: Services, where: ActionPath, request: ActionRequest, caller: Caller) -> Rollout:
+    """Pause, resume, approve, promote (one step; `full` to 100% with a reason), abort or undo."""
+    if request.full and where.action != "promote":
+        raise ApiError(400, f"full applies to promote only, not to {where.action}", "full")
+    if request.full and not request.reason.strip():
+        raise ApiError(400, "promote with full skips every analysis left: give a reason", "reason")
     record = engine.act(services, engine.key_for(where.workspace, where.endpoint), where.action, caller.actor,
-                        request.reason)
-    _audit(services, caller, record["id"], f"rollout.{where.action}", request.reason)
-    return Rollout.model_validate(record)
+                        request.reason, full=request.full)
+    if record.state.has_ended:
+        lifecycle.follow(services, record, caller.correlation_id)
+    action = f"rollout.{where.action}" + ("-full" if request.full else "")
+    _audit(services, caller, record.id, action, request.reason)
+    return Rollout.model_validate(record.stored())
 
 
 def list_rollouts(services: Services, query: RolloutFilter, caller: Caller) -> Rollouts:
     records = [
-        {**record, "history": record["history"][-1:]} for record in services.state.list("rollout")
-        if query.state in (None, record["state"]) and query.endpoint in (None, record["endpoint"])
+        record for record in (Rollout.model_validate(doc) for doc in services.state.list("rollout"))
+        if query.state in (None, record.state) and query.endpoint in (None, record.endpoint)
     ]
-    records.sort(key=lambda record: record["started"], reverse=True)
-    return Rollouts(items=[Rollout.model_validate(record) for record in records])
+    records.sort(key=lambda record: record.started, reverse=True)
+    return Rollouts(items=[record.model_copy(update={"history": record.history[-1:]}) for record in records])
+
+
+def rollout_history(services: Services, where: HistoryPath, caller: Caller) -> Rollouts:
+    """Every finished rollout of the endpoint, newest first, with its analyses and why it ended."""
+    records = engine.history(services, engine.key_for(where.workspace, where.endpoint))
+    return Rollouts(items=[Rollout.model_validate(record.stored()) for record in records])
 
 
 def get_rollout(services: Services, where: EndpointPath, caller: Caller) -> Rollout:
-    record = services.state.get("rollout", engine.key_for(where.workspace, where.endpoint))
-    if record is None:
+    found = engine.current(services, engine.key_for(where.workspace, where.endpoint))
+    if found is None:
         raise NotFound(f"no rollout on {where.workspace}/{where.endpoint}")
+    record = found.stored()
     try:
         endpoint = services.platform.get_endpoint(where.workspace, where.endpoint)
     except PlatformError:
@@ -224,12 +288,6 @@ def validate_policy(services: Services, draft: PolicyDraft, caller: Caller) -> P
     return PolicyValid(valid=True, rules=[rule.name for rule in policy.rules])
 
 
-def openapi(services: Services, caller: Caller) -> dict[str, Any]:
-    from shared.ops.openapi import document
-
-    return document()
-
-
 def _rule(services: Services, name: str) -> Rule:
     rule = services.policy.rule_named(name)
     if rule is None:
@@ -269,5 +327,35 @@ def _probe(check: Callable[[], str]) -> Check:
 
 
 def _audit(services: Services, caller: Caller, subject: str, action: str, reason: str, outcome: str = "done") -> None:
-    lifecycle.audit(services, caller.correlation_id, subject, f"ops.{action}", outcome,
+    outcomes.audit(services, caller.correlation_id, subject, f"ops.{action}", outcome,
                     f"{reason} (by {caller.actor})".strip())
+
+
+def list_set_aside(services: Services, query: SetAsideFilter, caller: Caller) -> SetAsideItems:
+    """Events set aside by intake (rejected, ignored) and dead-lettered work items, newest first,
+    with the keys `replay` takes."""
+    kinds = [query.kind] if query.kind else list(typing.get_args(SetAsideKind))
+    items = [_set_aside_item(kind, key, doc) for kind in kinds for key, doc in services.state.items(kind)]
+    items.sort(key=lambda item: item.time, reverse=True)
+    return SetAsideItems(items=items[:query.limit])
+
+
+def _set_aside_item(kind: SetAsideKind, key: str, stored: dict[str, Any]) -> SetAsideItem:
+    """One stored item as listed: intake keeps the event itself, a dead letter the queue message."""
+    if kind == "deadletter":
+        try:
+            message = json.loads(stored.get("message") or "")
+        except (TypeError, ValueError):
+            message = None
+        event = message.get("event") if isinstance(message, dict) else None
+        when = stored.get("time")
+    else:
+        event, when = stored.get("event"), stored.get("received")
+    fields = {str(name).lower(): value for name, value in event.items()} if isinstance(event, dict) else {}
+
+    def text(*names: str) -> str:
+        value = next((fields[name] for name in names if fields.get(name) is not None), "")
+        return value[:300] if isinstance(value, str) else json.dumps(value, default=str)[:300]
+
+    return SetAsideItem(kind=kind, key=key, reason=str(stored.get("reason", "")), time=str(when or ""),
+                        event_id=text("id"), event_type=text("eventtype", "type"), subject=text("subject"))

@@ -1,7 +1,8 @@
 """Serve one route: authorize, validate the request, call the handler, answer JSON.
 
 Every answer carries `x-correlation-id` (the caller's, when it sends a usable one),
-which is also the correlation id of what the request writes to the audit trail.
+which is also the correlation id of what the request writes to the audit trail; errors
+have the one shape of `shared.ops.respond`, like every other HTTP route's.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +20,10 @@ from shared.bootstrap import Services, services
 from shared.ops import auth, errors
 from shared.ops.errors import ApiError
 from shared.ops.handlers import Caller
+from shared.ops.respond import correlation_id as correlation_id_of
+from shared.ops.respond import error_response, json_response
 from shared.ops.routes import Route
 
-CORRELATION = "x-correlation-id"
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BODY_BYTES = 1_000_000
 MAX_BODY_DEPTH = 32
 # A string runs to its closing quote or, unterminated, to the end: one pass, no backtracking.
@@ -34,23 +34,21 @@ _BRACKETS = re.compile(r"[^\[\]{}]+")
 def serve(routes: list[Route], request: func.HttpRequest,
           get_services: Callable[[], Services] = services) -> func.HttpResponse:
     """Answer `request` with the route of its method among `routes` (one path's routes)."""
-    correlation_id = request.headers.get(CORRELATION) or ""
-    if not _CORRELATION_ID.match(correlation_id):
-        correlation_id = uuid.uuid4().hex
+    correlation_id = correlation_id_of(request.headers)
     route = next((route for route in routes if route.method == request.method.upper()), None)
     if route is None:
         allowed = ", ".join(route.method for route in routes)
-        return _json(405, {"error": f"use {allowed} on this path", "field": None}, correlation_id, {"Allow": allowed})
+        return error_response(405, f"use {allowed} on this path", None, correlation_id, {"Allow": allowed})
     try:
         app = get_services()
         auth.authorize(request.headers, app.settings.admin_role)
         inputs = parse(route, request)
-        result = route.handler(app, *inputs, Caller(auth.actor(request.headers), correlation_id))
+        result = route.handler(app, *inputs, Caller(auth.actor(request.headers), correlation_id,
+                                                      auth.caller_roles(request.headers)))
         status = route.status_of(result) if route.status_of else route.status
-        return _json(status, result, correlation_id)
+        return json_response(status, result, correlation_id)
     except Exception as error:
-        status, body, headers = errors.answer(error, correlation_id)
-        return _json(status, body, correlation_id, headers)
+        return errors.response(error, correlation_id)
 
 
 def parse(route: Route, request: func.HttpRequest) -> list[BaseModel]:
@@ -71,19 +69,7 @@ def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = [(_field(item["loc"]), item["msg"]) for item in error.errors()]
-        message = "; ".join(f"{field}: {msg}" if field else msg for field, msg in problems)
-        raise ApiError(400, message, problems[0][0] or None) from None
-
-
-def _field(loc: tuple[str | int, ...]) -> str:
-    """`traffic.blue`, `plan.steps[1]`; a bad dict key is named like the entry it keys."""
-    text = ""
-    for part in loc:
-        if part == "[key]":
-            continue
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+        raise errors.invalid(error) from None
 
 
 def _body(route: Route, raw: bytes) -> dict[str, Any]:
@@ -119,11 +105,3 @@ def nesting(text: str) -> int:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def _json(status: int, result: Any, correlation_id: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-    return func.HttpResponse(
-        json.dumps(body, default=str), status_code=status, mimetype="application/json",
-        headers={CORRELATION: correlation_id, **(headers or {})},
-    )

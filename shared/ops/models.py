@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.policy import RolloutPlan
+from shared.records import Lifecycle as LifecycleRecord
+from shared.records import Rollout as RolloutRecord
+from shared.records import RolloutAction, RolloutState, Stage
 from shared.storage.state import AuditEntry
 
 # Azure ML asset names (SAFE_NAME), short enough for the state store's keys.
@@ -26,10 +29,6 @@ DeploymentName = EndpointName
 Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
 StateKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$")]
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
-Action = Literal["pause", "resume", "approve", "promote", "abort", "undo"]  # engine.ACTIONS
-RolloutState = Literal["progressing", "paused", "awaiting_approval", "rolling_back", "succeeded", "rolled_back",
-                       "failed"]
-Stage = Literal["testing", "passed", "failed", "promoted", "superseded", "rolling_out", "live", "rolled_back"]
 MAX_DEPLOYMENTS = 20  # Azure ML's limit of deployments per online endpoint
 
 
@@ -60,7 +59,11 @@ class EndpointPath(Input):
 
 
 class ActionPath(EndpointPath):
-    action: Action
+    action: RolloutAction
+
+
+class HistoryPath(EndpointPath):
+    action: Literal["history"] = Field(description="`history`: every finished rollout of the endpoint")
 
 
 class LifecyclePath(Input):
@@ -98,6 +101,14 @@ class PromoteRequest(Input):
         description="registries in order, e.g. ['registry:shared']; the rule's promotion path when omitted "
         "(Azure ML shares a model from a workspace to a registry, never to another workspace)",
     )
+    force: bool = Field(False, description="promote a version that has not passed its tests (or review); needs a "
+                                           "reason, is audited and ops are told")
+    reason: str = Field("", max_length=500, description="why, for a forced promotion")
+
+
+class ReviewRequest(Input):
+    decision: Literal["approve", "reject"]
+    reason: str = Field(min_length=1, max_length=500, description="why, for the lifecycle and the audit trail")
 
 
 class TrafficChange(Input):
@@ -118,6 +129,8 @@ class StartRollout(Input):
     model: ModelRef
     rule: RuleName = Field(description="the policy rule whose rollout plan (and notifications) apply")
     plan: RolloutPlan | None = Field(None, description="replaces the rule's rollout plan for this rollout")
+    restart: bool = Field(False, description="start the version's ended rollout again (with this plan); without "
+                                             "it, a version whose rollout has ended answers 409")
 
     @field_validator("plan")
     @classmethod
@@ -131,6 +144,8 @@ class StartRollout(Input):
 
 class ActionRequest(Input):
     reason: str = Field("", max_length=500, description="why, for the rollout's history and the audit trail")
+    full: bool = Field(False, description="promote only: to 100% now, skipping every analysis left (needs a "
+                                          "reason); without it promote goes one step")
 
 
 class RetrainRequest(Input):
@@ -183,51 +198,20 @@ class TrafficApplied(BaseModel):
     endpoint: str
     traffic: dict[str, int]
     mirror_traffic: dict[str, int]
-    rollout_state: str | None = Field(description="the endpoint's rollout after the change (paused if it was active)")
+    rollout_state: RolloutState | None = Field(
+        description="the endpoint's rollout after the change (paused if it was active)")
 
 
-class HistoryEntry(Output):
-    time: str
-    action: str
-    actor: str
-    reason: str
-    traffic: dict[str, int] | None = None
-    mirror: dict[str, int] | None = None
-    metrics: dict[str, Any] | None = None
-
-
-class Rollout(Output):
-    id: str
-    key: str
-    workspace: str
-    endpoint: str
-    deployment: str
-    rule: str
-    model: str
-    version: str
-    state: str
-    phase: str
-    step: int
-    plan: dict[str, Any]
-    baseline: dict[str, Any]
-    target: dict[str, Any] | None = None
-    started: str
-    finished: str | None = None
-    history: list[HistoryEntry]
+class Rollout(RolloutRecord):
     live: EndpointView | None = Field(None, description="the endpoint as the platform reports it now")
 
 
 class Rollouts(BaseModel):
-    items: list[Rollout] = Field(description="rollouts without their history, but the last entry")
+    items: list[Rollout] = Field(description="rollouts, newest first")
 
 
-class Lifecycle(Output):
-    model: str
-    version: str
-    workspace: str
-    rule: str
-    stage: str
-    history: list[dict[str, Any]]
+class Lifecycle(LifecycleRecord):
+    """A model version's lifecycle record."""
 
 
 class Lifecycles(BaseModel):
@@ -257,6 +241,25 @@ class PolicyValid(BaseModel):
     rules: list[str]
 
 
-class Error(BaseModel):
-    error: str
-    field: str | None = Field(None, description="the request field at fault, when there is one")
+# Events set aside (rejected, ignored, dead-lettered) ------------------------------------
+
+SetAsideKind = Literal["rejected", "ignored", "deadletter"]
+
+
+class SetAsideFilter(Input):
+    kind: SetAsideKind | None = Field(None, description="one kind; every kind when omitted")
+    limit: int = Field(100, ge=1, le=1000, description="the newest items to return")
+
+
+class SetAsideItem(BaseModel):
+    kind: SetAsideKind
+    key: str = Field(description="the key `POST /api/ops/events/replay` takes")
+    reason: str
+    time: str = Field(description="when it was set aside (ISO 8601)")
+    event_id: str = Field(description="the event's id ('' when the stored item has none)")
+    event_type: str = Field(description="the event's type ('' when the stored item has none)")
+    subject: str
+
+
+class SetAsideItems(BaseModel):
+    items: list[SetAsideItem] = Field(description="newest first")

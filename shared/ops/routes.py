@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from shared.ops import handlers as h
 from shared.ops import models as m
+from shared.ops.openapi import document
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Route:
         return [model for model in (self.params, self.query, self.body) if model is not None]
 
 
+def openapi(services: object, caller: object) -> dict[str, Any]:
+    """The OpenAPI document of the app's HTTP API, this table included."""
+    return document(ROUTES)
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "ops/health", "ops_health", "Platform kind, policy and storage health", h.health, m.Health,
           errors=(), status_of=lambda health: 200 if health.ok else 503),
@@ -62,21 +68,30 @@ ROUTES: tuple[Route, ...] = (
           "An endpoint's rollout with its full history and the endpoint's live traffic", h.get_rollout, m.Rollout,
           params=m.EndpointPath, errors=(400, 404)),
     Route("POST", "ops/rollouts/{workspace}/{endpoint}/{action}", "ops_rollout_action",
-          "Pause, resume, approve, promote (now), abort or undo an endpoint's rollout", h.rollout_action, m.Rollout,
-          params=m.ActionPath, body=m.ActionRequest, errors=(400, 404, 409, 503)),
+          "Pause, resume, approve, promote (one step, or full with a reason), abort or undo an endpoint's rollout",
+          h.rollout_action, m.Rollout, params=m.ActionPath, body=m.ActionRequest, errors=(400, 404, 409, 503)),
+    Route("GET", "ops/rollouts/{workspace}/{endpoint}/{action}", "ops_rollout_action",
+          "`history`: the endpoint's finished rollouts, newest first, with their analyses and how they ended",
+          h.rollout_history, m.Rollouts, params=m.HistoryPath, errors=(400,)),
     Route("POST", "ops/retrain", "ops_retrain", "Submit a rule's retraining pipeline (one job per request id)",
           h.retrain, m.RetrainSubmitted, body=m.RetrainRequest, status=202, errors=(400, 404, 409, 503)),
     Route("POST", "ops/events/replay", "ops_replay", "Replay a rejected or ignored event, or a dead-lettered item",
           h.replay, m.Replayed, body=m.ReplayRequest, errors=(400, 404, 409)),
+    Route("GET", "ops/events/setaside", "ops_setaside",
+          "Events set aside (rejected, ignored) and dead-lettered work items, newest first, with their replay keys",
+          h.list_set_aside, m.SetAsideItems, query=m.SetAsideFilter),
     Route("GET", "ops/lifecycles", "ops_lifecycles", "Model lifecycles", h.list_lifecycles, m.Lifecycles,
           query=m.LifecycleFilter),
     Route("GET", "ops/lifecycles/{name}/{version}", "ops_lifecycle", "One model version's lifecycle",
           h.get_lifecycle, m.Lifecycle, params=m.LifecyclePath, errors=(400, 404)),
+    Route("POST", "ops/lifecycles/{name}/{version}/review", "ops_review",
+          "Approve or reject a version that waits for review (the rule's approvers' role; four eyes)", h.review,
+          m.Lifecycle, params=m.LifecyclePath, body=m.ReviewRequest, errors=(400, 403, 404, 409, 503)),
     Route("GET", "ops/audit", "ops_audit", "The audit trail, filtered; the most recent entries, oldest first",
           h.audit_log, m.AuditEntries, query=m.AuditFilter),
     Route("POST", "ops/policy/validate", "ops_policy_validate", "Validate a draft policy (YAML body)",
           h.validate_policy, m.PolicyValid, body=m.PolicyDraft, text_body=True),
-    Route("GET", "ops/openapi.json", "ops_openapi", "This document", h.openapi, None, errors=()),
+    Route("GET", "ops/openapi.json", "ops_openapi", "This document", openapi, None, errors=()),
 )
 
 

@@ -99,6 +99,9 @@ class ModelVersion(BaseModel):
     version: str
     tags: dict[str, str] = Field(default_factory=dict)
     uri: str = Field("", description="azureml:// URI that deployments reference")
+    created_by: str | None = Field(None, description="who registered it (systemData.createdBy)")
+    modified_by: str | None = Field(None, description="who changed it last, tags included (systemData.lastModifiedBy)")
+    job_name: str | None = Field(None, description="the job whose output it is, when registered from one")
 
 
 class Job(BaseModel):

@@ -1,4 +1,4 @@
-"""Allocator settings that keep a scoring process's memory flat, applied when `shared.scoring` is imported.
+"""Allocator settings that keep a scoring process's memory flat, applied when scoring starts.
 
 Streaming allocates and frees buffers of 1-30 MB several times a second: row groups
 as they arrive, decoded tables, float32 matrices, the body of each GET in the storage
@@ -14,9 +14,12 @@ about 5 % more CPU):
 - mimalloc (pyarrow's default pool): arena memory committed on use instead of up
   front, and memory freed in arenas returned after 50 ms.
 
-mimalloc reads its options from the environment once, when pyarrow loads, so this
-module must run before anything imports pyarrow; every `shared.scoring` module
-imports pyarrow lazily for that reason. A value already in the environment (an app
+mimalloc reads its options from the environment once, when pyarrow loads, so `tune`
+must run before anything imports pyarrow; every `shared.scoring` module imports
+pyarrow lazily for that reason, and `jobs.Scoring` (the ports every scoring path
+builds first: the scoring triggers, the range worker, the benchmarks) calls `tune`.
+Only there: a process that never scores (the intake, the timers, a tool that reads
+the settings) keeps the allocators' defaults. A value already in the environment (an app
 setting such as `MIMALLOC_PURGE_DELAY` or glibc's `MALLOC_MMAP_THRESHOLD_`) wins.
 """
 
@@ -41,7 +44,7 @@ log = logging.getLogger(__name__)
 def tune() -> None:
     """Apply the settings to this process (once is enough; again is harmless)."""
     if "pyarrow" in sys.modules:
-        log.warning("pyarrow was imported before shared.scoring: its allocator keeps its default settings")
+        log.warning("pyarrow was imported before scoring started: its allocator keeps its default settings")
     for name, value in MIMALLOC_OPTIONS.items():
         os.environ.setdefault(name, value)
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import io
 from collections.abc import Iterator
+from typing import Any
 
 from azure.storage.blob import BlobBlock, BlobClient
 
@@ -63,7 +64,7 @@ class BlobReader(io.RawIOBase):
         length = min(self._size - self._pos if size < 0 else size, self._size - self._pos)
         if length <= 0:
             return b""
-        data = self._fetched(self._pos, length)
+        data: bytes | memoryview | None = self._fetched(self._pos, length)
         if data is None:
             data = read_range(self._blob, self._pos, length, self._etag)
         self._pos += len(data)
@@ -99,7 +100,8 @@ def read_spans(blob: BlobClient, spans: list[tuple[int, int]], etag: str | None 
         for offset in range(start, end, GET_BYTES):
             length = min(GET_BYTES, end - offset)
             into = _Into(view[offset - start : offset - start + length])
-            blob.download_blob(offset=offset, length=length, max_concurrency=1, **_conditions(etag)).readinto(into)
+            blob.download_blob(offset=offset, length=length, max_concurrency=1, **_conditions(etag)).readinto(
+                into)  # type: ignore[arg-type]  # _Into has the write() the downloader calls, not all of IO
         fetched[start] = view
     return fetched
 
@@ -124,7 +126,8 @@ def read_range(blob: BlobClient, offset: int, length: int, etag: str | None = No
 def open_reader(
     blob: BlobClient, size: int, etag: str | None = None, buffer_size: int = BLOCK_BYTES
 ) -> io.BufferedReader:
-    return io.BufferedReader(BlobReader(blob, size, etag), buffer_size=buffer_size)
+    # BlobReader is a RawIOBase whose read may return a memoryview, which BufferedReader takes (typeshed says bytes).
+    return io.BufferedReader(BlobReader(blob, size, etag), buffer_size=buffer_size)  # type: ignore[arg-type]
 
 
 def read_lines_range(
@@ -216,7 +219,7 @@ def commit_blocks(blob: BlobClient, block_ids: list[str], content_type: str) -> 
     blob.commit_block_list([BlobBlock(block_id=i) for i in block_ids], content_settings=ContentSettings(content_type))
 
 
-def _conditions(etag: str | None) -> dict[str, object]:
+def _conditions(etag: str | None) -> dict[str, Any]:
     """With an ETag, a GET fails if the blob changed since (ResourceModifiedError)."""
     from azure.core import MatchConditions
 

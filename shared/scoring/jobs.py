@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
+from shared import telemetry
 from shared.platform.port import NotFound, PlatformError, Transient, TryLater
+from shared.scoring import allocators
 from shared.scoring.blobio import BlockSink
 from shared.scoring.config import ScoringConfig
 from shared.scoring.errors import HandoffFailed, InvalidInput, ScoringError, TooManyBadRows
@@ -60,6 +62,10 @@ class Scoring:
     queue: WorkQueue
     config: ScoringConfig
     platform: MLPlatform | None = None
+
+    def __post_init__(self) -> None:
+        """Scoring starts here: tune the process's allocators (before pyarrow loads), as `allocators` explains."""
+        allocators.tune()
 
     @classmethod
     def from_settings(
@@ -156,7 +162,7 @@ def run_range(job_id: str, index: int, ports: Scoring, final_attempt: bool = Fal
     key = f"{job_id}.{index}"
     if ports.state.get(RANGES, key) is None:
         if not job.get("started"):
-            ports.state.update(JOBS, job_id, lambda doc: _started(doc), attempts=100)
+            ports.state.update(JOBS, job_id, lambda doc: _started(_existing(doc)), attempts=100)
         try:
             done = _score(job, index, ports)
         except ScoringError as error:
@@ -168,7 +174,7 @@ def run_range(job_id: str, index: int, ports: Scoring, final_attempt: bool = Fal
             raise
         ports.state.create(RANGES, key, done)
     rows = (ports.state.get(RANGES, key) or {}).get("rows", 0)
-    job = ports.state.update(JOBS, job_id, lambda doc: _mark_done(doc, index, rows), attempts=100)
+    job = ports.state.update(JOBS, job_id, lambda doc: _mark_done(_existing(doc), index, rows), attempts=100)
     if len(job["done"]) == len(job["ranges"]) and job["state"] not in TERMINAL:
         finalize(job_id, ports)
 
@@ -190,7 +196,7 @@ def finalize(job_id: str, ports: Scoring) -> None:
     parts = commit_output(ports.blobs, job, ranges)
     features = next((item["features"] for item in ranges if item.get("features")), job.get("features"))
     changes = {"state": "completed", "finished": _now(), "rows": rows, "bad_rows": bad_rows, "features_used": features}
-    job = ports.state.update(JOBS, job_id, lambda doc: doc | changes, attempts=100)
+    job = ports.state.update(JOBS, job_id, lambda doc: _existing(doc) | changes, attempts=100)
     write_manifest(ports.blobs, job, ranges, parts, errors_file)
 
 
@@ -398,8 +404,8 @@ def _record_rejected(container: str, name: str, message: str, ports: Scoring) ->
 
 def _enqueue(job_id: str, count: int, ports: Scoring) -> None:
     for index in range(count):
-        ports.queue.send({"job": job_id, "range": index})
-    ports.state.update(JOBS, job_id, lambda doc: doc | {"enqueued": True}, attempts=100)
+        ports.queue.send(telemetry.carry({"job": job_id, "range": index}))
+    ports.state.update(JOBS, job_id, lambda doc: _existing(doc) | {"enqueued": True}, attempts=100)
 
 
 def _started(doc: Doc) -> Doc:
@@ -423,3 +429,10 @@ def _default_output(name: str, fmt: Format) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _existing(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The job's record, which an update of a job always finds (jobs are never deleted while they run)."""
+    if doc is None:
+        raise LookupError("the scoring job's record is gone")
+    return doc

@@ -16,6 +16,9 @@ import logging
 import threading
 import time
 
+from azure.storage.queue import QueueClient, QueueMessage
+
+from shared import telemetry
 from shared.scoring.jobs import Scoring, run_range
 
 MAX_DEQUEUE = 5
@@ -35,10 +38,12 @@ def drain(ports: Scoring, visibility: int = 30, idle_exit: float = 5.0) -> int:
         item = json.loads(message.content)
         with _keep_invisible(queue, message, visibility) as current:
             try:
-                run_range(item["job"], int(item["range"]), ports, final_attempt=message.dequeue_count >= MAX_DEQUEUE)
+                final = (message.dequeue_count or 0) >= MAX_DEQUEUE
+                with telemetry.scoring_range(item):
+                    run_range(item["job"], int(item["range"]), ports, final_attempt=final)
             except Exception:
                 log.exception("range %s failed (attempt %s)", item, message.dequeue_count)
-                if message.dequeue_count < MAX_DEQUEUE:
+                if (message.dequeue_count or 0) < MAX_DEQUEUE:
                     continue
         queue.delete_message(message.id, current["receipt"])
         handled += 1
@@ -49,12 +54,12 @@ def drain(ports: Scoring, visibility: int = 30, idle_exit: float = 5.0) -> int:
 class _keep_invisible:  # noqa: N801 - used as a context manager
     """Renew the message's invisibility while the range runs, as the host renews its lease."""
 
-    def __init__(self, queue: object, message: object, visibility: int) -> None:
+    def __init__(self, queue: QueueClient, message: QueueMessage, visibility: int) -> None:
         self._queue, self._message, self._visibility = queue, message, visibility
         self._stop = threading.Event()
-        self.current = {"receipt": message.pop_receipt}  # type: ignore[attr-defined]
+        self.current: dict[str, str | None] = {"receipt": message.pop_receipt}
 
-    def __enter__(self) -> dict[str, str]:
+    def __enter__(self) -> dict[str, str | None]:
         self._thread = threading.Thread(target=self._renew, daemon=True)
         self._thread.start()
         return self.current
@@ -65,11 +70,8 @@ class _keep_invisible:  # noqa: N801 - used as a context manager
 
     def _renew(self) -> None:
         while not self._stop.wait(self._visibility / 3):
-            updated = self._queue.update_message(  # type: ignore[attr-defined]
-                self._message.id,
-                self.current["receipt"],
-                visibility_timeout=self._visibility,  # type: ignore[attr-defined]
-            )
+            updated = self._queue.update_message(
+                self._message.id, self.current["receipt"], visibility_timeout=self._visibility)
             self.current["receipt"] = updated.pop_receipt
 
 

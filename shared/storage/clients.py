@@ -8,7 +8,7 @@ process, by `shared.bootstrap` (and, failing fast, by the Event Grid intake).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.storage.blob import BlobServiceClient, LinearRetry
 from azure.storage.queue import LinearRetry as QueueLinearRetry
@@ -16,8 +16,11 @@ from azure.storage.queue import QueueServiceClient
 
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
-def _credential(settings: Settings):
+
+def _credential(settings: Settings) -> TokenCredential:
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
     client_id = settings.storage_client_id or settings.managed_identity_client_id

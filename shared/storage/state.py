@@ -13,6 +13,7 @@ escape its folder, and the names the app always used keep their blob names.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import re
@@ -27,6 +28,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from pydantic import BaseModel, Field
 
+from shared import telemetry
+
 SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$")
 """Names that are stored as they are (every key the app used before names were encoded)."""
 MAX_BLOB_NAME = 1024  # Azure Storage's limit on a blob name, in characters
@@ -36,6 +39,10 @@ Doc = dict[str, Any]
 
 class Conflict(Exception):
     """Someone else changed the record since it was read (ETag mismatch) or holds its lease."""
+
+
+class Leased(Conflict):
+    """Someone else holds the record's lease."""
 
 
 class AuditEntry(BaseModel):
@@ -116,7 +123,9 @@ class BlobStateStore:
             download = blob.download_blob()
         except ResourceNotFoundError:
             return None
-        return json.loads(download.readall()), str(download.properties.etag)
+        doc = json.loads(download.readall())
+        telemetry.record_read(kind, key, doc)
+        return doc, str(download.properties.etag)
 
     def get(self, kind: str, key: str) -> Doc | None:
         found = self.read(kind, key)
@@ -129,6 +138,7 @@ class BlobStateStore:
             blob.upload_blob(_dump(doc), overwrite=False)
         except ResourceExistsError:
             return False
+        telemetry.record_written(kind, key, doc)
         return True
 
     def write(self, kind: str, key: str, doc: Doc, etag: str | None) -> str:
@@ -147,11 +157,13 @@ class BlobStateStore:
             if error.status_code in (409, 412):
                 raise Conflict(f"{kind}/{key} changed concurrently") from error
             raise
+        telemetry.record_written(kind, key, doc)
         return str(result["etag"])
 
     def put(self, kind: str, key: str, doc: Doc) -> None:
         """Write the record unconditionally (for records with a single writer)."""
         self.container.get_blob_client(self._name(kind, key)).upload_blob(_dump(doc), overwrite=True)
+        telemetry.record_written(kind, key, doc)
 
     def update(self, kind: str, key: str, change: Callable[[Doc | None], Doc], attempts: int = 10) -> Doc:
         """Read-modify-write with ETag retries; `change` gets the current doc (or None)."""
@@ -175,7 +187,7 @@ class BlobStateStore:
         """Every record of a kind (whose key starts with `prefix`)."""
         return [doc for _, doc in self.items(kind, prefix)]
 
-    def items(self, kind: str, prefix: str = "") -> list[tuple[str, Doc]]:
+    def items(self, kind: str, prefix: str = "") -> builtins.list[tuple[str, Doc]]:
         """Every record of a kind (whose key starts with `prefix`) with its key."""
         folder = blob_path("records", kind) + "/"
         # A `.` may be encoded for its place (last), so the listing starts before trailing dots.
@@ -201,7 +213,7 @@ class BlobStateStore:
             lease = blob.acquire_lease(lease_duration=seconds)
         except HttpResponseError as error:
             if error.status_code == 409:
-                raise Conflict(f"{kind}/{key} is leased by another writer") from error
+                raise Leased(f"{kind}/{key} is leased by another writer") from error
             raise
         try:
             yield
@@ -217,8 +229,9 @@ class BlobStateStore:
     # Audit trail ----------------------------------------------------------------
 
     def audit(self, entry: AuditEntry) -> None:
-        """Append one entry to the day's append blob."""
+        """Append one entry to the day's append blob; with telemetry on, it is also a decision record and metric."""
         self.append_lines(f"audit/{entry.time:%Y-%m-%d}.jsonl", entry.model_dump_json().encode() + b"\n")
+        telemetry.audited(entry)
 
     def append_lines(self, name: str, data: bytes) -> None:
         """Append to an append blob, creating it first if needed (concurrent writers are safe)."""
@@ -230,12 +243,12 @@ class BlobStateStore:
                 blob.create_append_blob(if_none_match="*")
             blob.append_block(data)
 
-    def read_audit(self, days: list[str] | None = None) -> list[AuditEntry]:
+    def read_audit(self, days: builtins.list[str] | None = None) -> builtins.list[AuditEntry]:
         """Audit entries of the given days (`YYYY-MM-DD`), or of every day, oldest first."""
         names = [f"audit/{day}.jsonl" for day in days] if days else [
             item.name for item in self.container.list_blobs(name_starts_with="audit/")
         ]
-        entries: list[AuditEntry] = []
+        entries: builtins.list[AuditEntry] = []
         for name in sorted(names):
             try:
                 text = self.container.get_blob_client(name).download_blob().readall()

@@ -17,7 +17,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, running_azurite
-from devhost.stack import wait_until
+from devhost.waiting import wait_until
 from localaml import endpoints
 from localaml.datastores import registry_container, workspace_container
 from localaml.errors import Reply

@@ -12,7 +12,6 @@ storage account (an Azurite over TLS), made with scikit-learn + skl2onnx.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,10 +21,11 @@ import requests
 
 import localaml
 from devhost.azurite import running_azurite
+from devhost.waiting import wait_until
 from localaml import endpoints
 from localaml.credential import local_token
 from localaml.datastores import registry_container, workspace_container
-from localaml.endpoints import online, wait_for
+from localaml.endpoints import online, provisioning_state
 from localaml.server import serving
 from localaml.service import RESOURCE_GROUP, SUBSCRIPTION, LocalAzureML
 from shared.platform.azureml import AzureMLPlatform
@@ -101,6 +101,12 @@ def add_model(fake: LocalAzureML, data: bytes, name: str = "churn", version: str
     model = fake.add_model(DEV, name, version, model_uri=uri)
     model["properties"]["modelType"] = model_type
     return model["id"]
+
+
+def wait_for(fake: LocalAzureML, path: str, states: set[str], timeout: float = 10) -> str:
+    """The resource's provisioning state once it is one of `states` (`Gone` once deleted)."""
+    return wait_until(lambda: (state := provisioning_state(fake, path)) in states and state, timeout=timeout,
+                      interval=0.05, what=f"{path.rsplit('/', 1)[-1]} to be {' or '.join(sorted(states))}")
 
 
 def create_endpoint(fake: LocalAzureML, traffic: dict[str, int] | None = None) -> dict[str, Any]:
@@ -214,11 +220,13 @@ def test_a_traffic_change_is_updating_over_polls_then_succeeded(
     # While Updating, the split asked for is shown and the one before keeps serving.
     assert platform.get_endpoint("dev", "churn-ep").traffic == {"blue": 90, "green": 10}
     assert {score(fake).headers["azureml-model-deployment"] for _ in range(10)} == {"blue"}
-    deadline = time.monotonic() + 10
-    while states[-1] != "Succeeded" and time.monotonic() < deadline:
-        time.sleep(0.1)
+
+    def succeeded() -> bool:
         states.append(platform.get_endpoint("dev", "churn-ep").provisioning_state)
-    assert states[0] == "Updating" and states[-1] == "Succeeded", states
+        return states[-1] == "Succeeded"
+
+    wait_until(succeeded, timeout=10, interval=0.1, what="the adapter to read the endpoint Succeeded")
+    assert states[0] == "Updating", states
 
 
 # -- endpoint refusals ------------------------------------------------------------------------------
@@ -444,10 +452,11 @@ def test_scoring_routes_by_traffic_mirrors_and_the_header_picks_a_deployment(
     assert (last.deployment, last.status, last.mirrored) == ("shadow", 200, False)
     assert len(online(fake).scored) == 61 + len(mirrored), "the picked request was not mirrored"
     # Every request, mirrored ones too, is counted in the deployment's Azure Monitor metrics (the app
-    # asks up to the current whole second: wait for it to pass).
-    time.sleep(1.1)
+    # asks up to the current whole second, so the last requests show once that second is over).
     since = datetime.now(UTC) - timedelta(minutes=5)
-    assert platform.get_deployment_metrics("dev", "churn-ep", "shadow", since).requests == len(mirrored) + 1
+    shadow = wait_until(lambda: (m := platform.get_deployment_metrics("dev", "churn-ep", "shadow", since)).requests
+                        >= len(mirrored) + 1 and m, timeout=5, what="the shadow's requests in its metrics")
+    assert shadow.requests == len(mirrored) + 1
     assert platform.get_deployment_metrics("dev", "churn-ep", "blue", since).requests == answered.count("blue")
 
 
@@ -495,8 +504,10 @@ def test_an_error_rate_fails_that_share_of_requests_as_500_or_as_a_424_model_err
     assert model_error.headers["ms-azureml-model-error-statuscode"] == "500"
     assert score(fake).status_code == 200
     assert [s.status for s in online(fake).scored] == [500, 424, 200]
-    time.sleep(1.1)  # the app asks Azure Monitor up to the current whole second
-    metrics = platform.get_deployment_metrics("dev", "churn-ep", "blue", datetime.now(UTC) - timedelta(minutes=5))
+    # The app asks Azure Monitor up to the current whole second: the last request shows once it is over.
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    metrics = wait_until(lambda: (m := platform.get_deployment_metrics("dev", "churn-ep", "blue", since)).requests
+                         >= 3 and m, timeout=5, what="the three requests in blue's metrics")
     assert (metrics.requests, metrics.errors) == (3, 1), "the app counts 5xx answers as errors"
 
 
@@ -523,10 +534,11 @@ def test_provisioning_that_never_ends_stays_creating_and_blocks_changes(
     arm(fake, "POST", f"/localaml{ENDPOINT}/deployments/blue/faults", {"provisioning": "Never"})
 
     arm(fake, "PUT", f"{ENDPOINT}/deployments/blue", deployment_body(model))
-    time.sleep(online(fake).deployment_create_seconds * 2)
+    deploy(fake, "green", model)  # made after blue, without the fault: once it is done, blue would have been
     again = arm(fake, "PUT", f"{ENDPOINT}/deployments/blue", deployment_body(model))
 
-    assert [d.provisioning_state for d in platform.get_endpoint("dev", "churn-ep").deployments] == ["Creating"]
+    deployments = {d.name: d.provisioning_state for d in platform.get_endpoint("dev", "churn-ep").deployments}
+    assert deployments == {"blue": "Creating", "green": "Succeeded"}
     assert again.status_code == 409
 
 

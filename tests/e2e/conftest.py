@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-import time
+import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from devhost.azurite import Azurite
 from devhost.process import HostProcess
 
-T = TypeVar("T")
+RUN = re.compile(r"(Executing|Executed) 'Functions\.(\w+)'")
 
 
-def wait_for(probe: Callable[[], T], timeout: float = 30, interval: float = 0.2) -> T:
-    """Poll until `probe` returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = probe()
-    assert value, f"condition not met within {timeout} s (last value {value!r})"
-    return value
+class HostRuns:
+    """The runs of the host's functions from now on, read from its log: what a test waits for instead of
+    sleeping "long enough for a few ticks" (see `runs_of`)."""
+
+    def __init__(self, host: HostProcess) -> None:
+        if host.log_file is None:
+            raise ValueError("the host has no log file to read its runs from")
+        self.log_file = host.log_file
+        self.offset = self.log_file.stat().st_size
+
+    def runs_of(self, function: str) -> int:
+        """How many runs of `function` both started and ended since this object was made (one that was
+        already running then is not counted: it may have read the state from before)."""
+        with self.log_file.open("rb") as log:
+            log.seek(self.offset)
+            text = log.read().decode("utf-8", "replace")
+        started, ended = False, 0
+        for phase, name in RUN.findall(text):
+            if name != function:
+                continue
+            if phase == "Executing":
+                started = True
+            elif started:
+                started, ended = False, ended + 1
+        return ended
 
 
 @pytest.fixture

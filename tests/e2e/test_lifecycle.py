@@ -9,7 +9,8 @@ from pathlib import Path
 import requests
 
 from devhost.azurite import Azurite
-from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
+from devhost.stack import Stack, TrafficGenerator, local_stack
+from devhost.waiting import wait_until
 from localaml import jobs, samples
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import write_policy
@@ -93,7 +94,8 @@ def test_duplicated_reordered_and_dropped_events_end_in_the_same_state(azurite: 
 
         # v2: its RunCompleted is dropped; only the resync timer can see the job finish.
         stack.aml.register_model("dev", MODEL, samples.good_model(seed=3), {})
-        second = wait_until(lambda: [e for e in captured(stack, "ModelRegistered") if e[0]["subject"].endswith(":2")])
+        second = wait_until(lambda: [e for e in captured(stack, "ModelRegistered") if e[0]["subject"].endswith(":2")],
+                            timeout=60)
         deliver(stack, second[0])
         wait_until(lambda: stage(stack, "2") not in (None, "testing"), timeout=60)
         wait_until(lambda: stage(stack, "2") == "rolling_out", timeout=60)

@@ -8,7 +8,6 @@ and leaves it finished (an autouse fixture aborts whatever a failed test left ac
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,11 +17,10 @@ from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
 from devhost.azurite import Azurite
 from devhost.stack import Stack, TrafficGenerator, local_stack
+from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
-from tests.e2e.conftest import wait_for
-from tools import opsctl
-
-pytestmark = pytest.mark.e2e
+from opsctl import cli as opsctl
+from tests.e2e.conftest import HostRuns
 
 POLICY = """
 rules:
@@ -51,6 +49,7 @@ PLAN = {"workspace": "prod", "endpoint": "credit-risk", "steps": [50, 100], "bak
         "gates": {"max_error_rate": 0.2, "min_requests": 3}, "inconclusive_limit": 60,
         "retire_previous_after_seconds": 0}
 ROLLOUT = "ops/rollouts/prod/credit-risk"
+FORCED = {"targets": ["registry:shared"], "force": True, "reason": "scorer has no tests"}
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +87,10 @@ def no_active_rollout_left(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def start(stack: Stack, onnx: bytes, **plan: Any) -> dict[str, Any]:
-    """Register a new `scorer` version (no rule tests it), promote it, and roll the registry's copy out by request."""
+    """Register a new `scorer` version (no rule tests it), promote it by force, and roll the registry's copy out by
+    request."""
     model = stack.aml.register_model("dev", "scorer", onnx, {})
-    promoted = stack.admin("POST", f"ops/models/dev/scorer/{model.version}/promote",
-                           json={"targets": ["registry:shared"]})
+    promoted = stack.admin("POST", f"ops/models/dev/scorer/{model.version}/promote", json=FORCED)
     assert promoted.status_code == 200, promoted.text
     response = stack.admin("POST", "ops/rollouts", json={
         "model": {"location": "registry:shared", "name": "scorer", "version": model.version}, "rule": "credit-risk",
@@ -116,15 +115,15 @@ def _state(stack: Stack, *states: str) -> dict[str, Any] | None:
 def settled(stack: Stack) -> dict[str, Any]:
     """The rollout once it is over: rolled back, or succeeded with the previous deployments retired
     (so that the next test's rollout starts from a split of existing deployments)."""
-    return wait_for(lambda: (r := _state(stack, "succeeded", "rolled_back")) and (
+    return wait_until(lambda: (r := _state(stack, "succeeded", "rolled_back")) and (
         r["state"] == "rolled_back" or r["retired"]) and r, timeout=30)
 
 
 def reach(stack: Stack, *states: str, timeout: float = 30) -> dict[str, Any]:
     """The rollout once it is in one of `states`; on timeout, fail with its history."""
     try:
-        return wait_for(lambda: _state(stack, *states), timeout=timeout)
-    except AssertionError:
+        return wait_until(lambda: _state(stack, *states), timeout=timeout)
+    except WaitTimeout:
         record = rollout(stack)
         history = "\n".join(f"  {e['time'][11:19]} {e['action']}: {e['reason']}" for e in record["history"])
         raise AssertionError(f"rollout is {record['state']}, not {states}; baseline {record['baseline']}, "
@@ -215,13 +214,22 @@ def test_a_policy_draft_is_validated(stack: Stack) -> None:
     assert bad.status_code == 400 and "rules[0] (credit-risk).gates[0].min" in bad.json()["error"]
 
 
-def test_a_version_is_promoted_by_hand_idempotently(stack: Stack, onnx: bytes) -> None:
+def test_a_version_is_promoted_by_hand_idempotently_and_only_by_force_when_untested(stack: Stack, onnx: bytes) -> None:
     model = stack.aml.register_model("dev", "scorer", onnx, {})
     path = f"ops/models/dev/scorer/{model.version}/promote"
-    first = stack.admin("POST", path, json={"targets": ["registry:shared"]})
+    untested = stack.admin("POST", path, json={"targets": ["registry:shared"]})
+    assert untested.status_code == 409 and untested.json()["field"] == "force" and "never tested" in untested.text
+    no_reason = stack.admin("POST", path, json={"targets": ["registry:shared"], "force": True})
+    assert no_reason.status_code == 400 and no_reason.json()["field"] == "reason"
+    first = stack.admin("POST", path, json=FORCED)
     assert first.status_code == 200, first.text
     assert first.json()["source"] == "dev" and list(first.json()["promoted"]) == ["registry:shared"]
-    assert stack.admin("POST", path, json={"targets": ["registry:shared"]}).json() == first.json()
+    assert stack.admin("POST", path, json=FORCED).json() == first.json()
+    forced = [e for e in stack.state.read_audit() if e.action == "ops.promote-forced"]
+    assert len(forced) == 2 and "scorer has no tests" in forced[0].reason
+    told = [n.body["data"] for n in stack.receiver.received if n.path == "/ops"
+            and n.body["data"]["kind"] == "model.promoted" and "by force" in n.body["data"]["title"]]
+    assert told and told[0]["severity"] == "warning"
     # Azure ML shares to registries only; a workspace target is refused naming the field.
     to_prod = stack.admin("POST", path, json={"targets": ["prod"]})
     assert to_prod.status_code == 400 and to_prod.json()["field"] == "targets[0]"
@@ -248,10 +256,11 @@ def test_the_first_version_goes_live_and_approving_a_finished_rollout_conflicts(
 
 def test_pause_holds_a_rollout_and_resume_finishes_it(stack: Stack, live: dict, onnx: bytes) -> None:
     start(stack, onnx, bake_seconds=2)
-    wait_for(lambda: at_step(stack, 50), timeout=30)
+    wait_until(lambda: at_step(stack, 50), timeout=30)
     paused = act(stack, "pause")
     assert paused["state"] == "paused"
-    time.sleep(3)  # three ticks
+    runs = HostRuns(stack.host)
+    wait_until(lambda: runs.runs_of("rollout_tick") >= 3, timeout=30, what="three rollout ticks after the pause")
     held = rollout(stack)
     assert held["state"] == "paused" and held["step"] == paused["step"]
     assert held["live"]["traffic"][held["deployment"]] == 50
@@ -276,9 +285,9 @@ def test_a_manual_gate_waits_for_approval(stack: Stack, live: dict, onnx: bytes)
 def test_abort_restores_the_traffic_from_before_the_rollout(stack: Stack, live: dict, onnx: bytes) -> None:
     before = rollout(stack)["live"]["traffic"]
     start(stack, onnx, bake_seconds=60)
-    wait_for(lambda: at_step(stack, 50), timeout=30)
+    wait_until(lambda: at_step(stack, 50), timeout=30)
     assert act(stack, "abort")["state"] == "rolled_back"
-    restored = wait_for(lambda: (r := rollout(stack))["live"]["provisioning_state"] == "Succeeded" and r)
+    restored = wait_until(lambda: (r := rollout(stack))["live"]["provisioning_state"] == "Succeeded" and r)
     assert restored["live"]["traffic"] == before
 
 
@@ -287,7 +296,7 @@ def test_undo_takes_a_finished_rollout_back(stack: Stack, live: dict, onnx: byte
     start(stack, onnx, steps=[100], retire_previous_after_seconds=600)
     reach(stack, "succeeded")
     assert act(stack, "undo")["state"] == "rolled_back"
-    restored = wait_for(lambda: (r := rollout(stack))["live"]["provisioning_state"] == "Succeeded" and r)
+    restored = wait_until(lambda: (r := rollout(stack))["live"]["provisioning_state"] == "Succeeded" and r)
     assert restored["live"]["traffic"] == before
     act(stack, "undo", expect=409)
 
@@ -295,12 +304,15 @@ def test_undo_takes_a_finished_rollout_back(stack: Stack, live: dict, onnx: byte
 def test_an_admin_traffic_change_during_a_rollout_pauses_it_and_stays(stack: Stack, live: dict, onnx: bytes) -> None:
     (current,) = serving(rollout(stack))
     started = start(stack, onnx, bake_seconds=60)
-    wait_for(lambda: at_step(stack, 50), timeout=30)
+    wait_until(lambda: at_step(stack, 50), timeout=30)
     wanted = {current: 80, started["deployment"]: 20}
     response = stack.admin("POST", "ops/endpoints/prod/credit-risk/traffic", json={"traffic": wanted})
     assert response.status_code == 202, response.text
     assert response.json()["rollout_state"] == "paused"
-    time.sleep(3)  # three rollout ticks and a resync would have moved it back if they fought
+    runs = HostRuns(stack.host)
+    # Three rollout ticks and a resync would have moved the traffic back if they fought the change.
+    wait_until(lambda: runs.runs_of("rollout_tick") >= 3 and runs.runs_of("resync") >= 1, timeout=30,
+               what="three rollout ticks and a resync after the traffic change")
     held = rollout(stack)
     assert held["state"] == "paused" and serving(held) == wanted
     assert "manual traffic change" in held["history"][-1]["reason"]
@@ -331,7 +343,8 @@ def test_the_cli_prints_the_rollout_table(stack: Stack, live: dict, capsys: pyte
     assert lines[2].split()[0] == "prod/credit-risk"
     assert opsctl.main([*base, "rollout", "prod", "credit-risk"]) == 0
     detail = capsys.readouterr().out
-    assert detail.startswith("rollout    credit-risk/") and "time" in detail and "analysis" in detail
+    assert detail.split()[0] == "rollout" and detail.split()[1].startswith("credit-risk/")
+    assert "time" in detail and "analysis" in detail
     assert opsctl.main([*base, "approve", "prod", "credit-risk"]) == 1
     assert "409: cannot approve" in capsys.readouterr().err
     assert opsctl.main(["--url", stack.host.url, "--key", "wrong", "status"]) == 1
@@ -347,7 +360,7 @@ def test_a_dead_lettered_work_item_is_replayed_onto_the_queue(stack: Stack) -> N
     )
     item = {"key": "replay-probe", "event": {"id": "evt-replay", "eventType": "not-an-aml-event"}}
     queue.send_message(json.dumps(item).encode())
-    wait_for(lambda: stack.state.get("deadletter", "replay-probe"), timeout=60)
+    wait_until(lambda: stack.state.get("deadletter", "replay-probe"), timeout=60)
 
     response = stack.admin("POST", "ops/events/replay", json={"kind": "deadletter", "key": "replay-probe"})
 
@@ -356,7 +369,7 @@ def test_a_dead_lettered_work_item_is_replayed_onto_the_queue(stack: Stack) -> N
     replays = [e for e in stack.state.read_audit() if e.action == "ops.replay"]
     assert [e.outcome for e in replays] == ["requeued"]
     # The item runs again from its first attempt (and, still broken, ends dead-lettered again).
-    wait_for(lambda: [e for e in stack.state.read_audit() if e.correlation_id == "evt-replay"
+    wait_until(lambda: [e for e in stack.state.read_audit() if e.correlation_id == "evt-replay"
                       and e.action == "react" and e.time > replays[0].time], timeout=30)
     missing = stack.admin("POST", "ops/events/replay", json={"kind": "rejected", "key": "no-such-event"})
     assert missing.status_code == 404

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
 from devhost.azurite import Azurite
 from devhost.process import HostProcess
-from devhost.stack import local_stack
+from devhost.stack import Stack, local_stack
+from devhost.waiting import wait_until
 from localaml import samples
-from tests.e2e.conftest import wait_for, write_policy
+from shared.storage.state import AuditEntry
+from tests.e2e.conftest import write_policy
 from tests.e2e.test_webhook import store
 
 
@@ -23,7 +24,7 @@ def test_a_work_item_failing_five_times_is_dead_lettered_with_its_last_error(hos
     item = {"key": "poison-probe", "event": {"id": "evt-poison", "eventType": "not-an-aml-event"}}
     queue.send_message(json.dumps(item).encode())
 
-    dead = wait_for(lambda: store(host).get("deadletter", "poison-probe"), timeout=60)
+    dead = wait_until(lambda: store(host).get("deadletter", "poison-probe"), timeout=60)
 
     assert json.loads(dead["message"]) == item, "the original message is kept for replay"
     assert "attempt 5" in dead["reason"] and "UnknownEventType" in dead["reason"]
@@ -42,13 +43,19 @@ def test_a_work_item_that_meets_a_held_lease_waits_and_succeeds_without_a_dead_l
     with local_stack(tmp_path, no_resync, azurite=azurite) as stack:
         with stack.state.lease("lifecycle", "credit-risk:1", seconds=60):
             stack.aml.register_model("dev", "credit-risk", samples.good_model(seed=1), {})
-            wait_for(lambda: stack.state.get("lifecycle", "credit-risk:1"), timeout=30)  # then it meets the lease
-            time.sleep(4)  # longer than the queue's 5 dequeues take (visibility timeout 0.5 s here)
+            # Met twice while held: delivered again later, where the queue's own retries (visibility timeout
+            # 0.5 s here) would have spent its 5 dequeues and poisoned it.
+            wait_until(lambda: len(deferrals(stack)) >= 2, timeout=30, what="two deferrals by the held lease")
 
-        wait_for(lambda: (stack.state.get("lifecycle", "credit-risk:1") or {}).get("stage") == "live", timeout=90)
+        wait_until(lambda: (stack.state.get("lifecycle", "credit-risk:1") or {}).get("stage") == "live", timeout=90)
         entries = stack.state.read_audit()
         assert stack.state.list("deadletter") == []
         assert not [e for e in entries if e.outcome in ("error", "poisoned")], "no false alarm"
-        assert [e for e in entries if e.action == "react" and e.outcome == "deferred"]
+        assert len(deferrals(stack)) >= 2
         kinds = {n.body["data"]["kind"] for n in stack.receiver.received if n.path == "/ops"}
         assert not [kind for kind in kinds if "fail" in kind or "error" in kind], kinds
+
+
+def deferrals(stack: Stack) -> list[AuditEntry]:
+    """The audit entries of work items put back on the queue to wait (contention)."""
+    return [e for e in stack.state.read_audit() if e.action == "react" and e.outcome == "deferred"]

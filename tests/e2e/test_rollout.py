@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from devhost.azurite import Azurite
-from devhost.stack import Stack, TrafficGenerator, local_stack, wait_until
+from devhost.stack import Stack, TrafficGenerator, local_stack
+from devhost.waiting import wait_until
 from localaml import samples
 from tests.e2e.conftest import write_policy
 

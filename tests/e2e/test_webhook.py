@@ -15,11 +15,11 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import running_azurite
 from devhost.process import HostProcess
+from devhost.waiting import wait_until
 from shared.events import dedupe_key
 from shared.intake import CLAIMS
 from shared.storage.state import BlobStateStore
 from tests.conftest import FIXTURES
-from tests.e2e.conftest import wait_for
 
 WEBHOOK = "/runtime/webhooks/eventgrid"
 
@@ -53,7 +53,7 @@ def test_an_event_is_queued_and_reaches_the_worker(host: HostProcess) -> None:
     assert post(host, [event]).status_code == 202
     assert outcomes(host, event["id"], "intake") == ["queued"]
     # The public sample's workspace is a placeholder no platform knows: ignored, once, not retried.
-    assert wait_for(lambda: outcomes(host, event["id"], "react")) == ["ignored"]
+    assert wait_until(lambda: outcomes(host, event["id"], "react")) == ["ignored"]
 
 
 def test_the_same_event_delivered_twice_in_sequence_is_handled_once(host: HostProcess) -> None:
@@ -61,7 +61,7 @@ def test_the_same_event_delivered_twice_in_sequence_is_handled_once(host: HostPr
     assert post(host, [event]).status_code == 202
     assert post(host, [event]).status_code == 202
     assert sorted(outcomes(host, event["id"], "intake")) == ["duplicate", "queued"]
-    wait_for(lambda: outcomes(host, event["id"], "react"))
+    wait_until(lambda: outcomes(host, event["id"], "react"))
     assert len(outcomes(host, event["id"], "react")) == 1
 
 
@@ -158,7 +158,7 @@ def test_an_event_of_900_kb_goes_through_a_claim_check_and_is_handled(host: Host
     assert post(host, [event]).status_code == 202
 
     assert outcomes(host, event["id"], "intake") == ["queued"]
-    assert wait_for(lambda: outcomes(host, event["id"], "react")) == ["ignored"], "reacted to like any other"
+    assert wait_until(lambda: outcomes(host, event["id"], "react")) == ["ignored"], "reacted to like any other"
     assert store(host).get(CLAIMS, key) is None, "the claim is deleted once the event is handled"
 
 

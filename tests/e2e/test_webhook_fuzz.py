@@ -36,11 +36,10 @@ from azure.storage.queue import QueueServiceClient
 
 from devhost.azurite import Azurite
 from devhost.process import HostProcess
+from devhost.waiting import wait_until
 from tests.conftest import FIXTURES
-from tests.e2e.conftest import wait_for
 from tests.e2e.test_webhook import outcomes, store
 
-pytestmark = pytest.mark.e2e
 SEED = 14
 DELIVERIES = 2000
 THREADS = 4
@@ -192,10 +191,10 @@ def test_no_delivery_gets_a_5xx_and_the_host_stays_healthy(host: HostProcess) ->
     event = registered("credit-risk..v2")
     assert send(json.dumps([event]).encode()) == 202
     assert outcomes(host, event["id"], "intake") == ["queued"]
-    assert wait_for(lambda: outcomes(host, event["id"], "react"), timeout=60)
+    assert wait_until(lambda: outcomes(host, event["id"], "react"), timeout=60)
     queues = QueueServiceClient.from_connection_string(host.settings["AzureWebJobsStorage"])
     for name in ("aml-work", "aml-work-poison"):  # every accepted event handled, none left to dead-letter
-        wait_for(lambda name=name: queued(queues, name) == 0, timeout=120, interval=1)
+        wait_until(lambda name=name: queued(queues, name) == 0, timeout=120, interval=1)
     assert store(host).list("deadletter") == [], "an accepted event was dead-lettered"
 
 

@@ -192,7 +192,17 @@ def test_every_trigger_connection_is_identity_based(functions: dict[str, list[di
 
 
 def test_every_queue_a_function_listens_to_is_declared(functions: dict[str, list[dict[str, Any]]]) -> None:
-    assert binding_values(functions, "queueName") <= set(variable("main.bicep", "queueNames"))
+    """A `%SETTING%` queue name is the queue that main.bicep sets the app setting to."""
+    variables = template("main.bicep")["variables"]
+
+    def value(node: Any) -> Any:
+        return variable("main.bicep", node) if isinstance(node, str) and node in variables else node
+
+    declared = {value(name) for name in variable("main.bicep", "queueNames")}
+    for name in binding_values(functions, "queueName"):
+        setting = SETTING_REFERENCE.fullmatch(name)
+        queue = value(app_settings()[setting[1]]) if setting else name
+        assert queue in declared, f"{name} ({queue}) is not among the queues main.bicep declares: {declared}"
 
 
 # Event Grid ---------------------------------------------------------------------------
@@ -271,7 +281,9 @@ def test_new_scoring_input_blobs_reach_score_blob_through_the_blob_extension(
     container = variable("main.bicep", "containers")["scoringInput"]
     assert score_blob["type"] == "blobTrigger"
     assert score_blob["source"] == "EventGrid"
-    assert score_blob["path"].startswith(f"{container}/")
+    assert score_blob["path"] == "%MLOPS_SCORING_INPUT_CONTAINER%/{name}"
+    assert expr(app_settings()["MLOPS_SCORING_INPUT_CONTAINER"]) == "containers.scoringInput"
+    assert container == Settings.model_fields["scoring"].default_factory().input_container
     assert expr(module("main.bicep", "blobEvents")["params"]["scoringInputContainerName"]) == "containers.scoringInput"
 
     events = "modules/blob-events.bicep"

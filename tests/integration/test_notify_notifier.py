@@ -14,8 +14,6 @@ from shared.settings import Settings, SettingsError
 from shared.storage.state import BlobStateStore
 from tests.integration.conftest import SECRET
 
-pytestmark = pytest.mark.integration
-
 FAST = RetryPolicy(attempts=3, total_seconds=10, first_delay=0.05, max_delay=0.2, read_timeout=5)
 
 

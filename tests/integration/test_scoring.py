@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from devhost.azurite import Azurite
+from devhost.waiting import wait_until
 from shared.scoring.config import ScoringConfig
 from shared.scoring.errors import InvalidInput
 from shared.scoring.jobs import JOBS, Scoring, status, submit, submit_blob
@@ -27,7 +27,6 @@ from shared.scoring.request import ScoringRequest
 from shared.scoring.worker import drain
 from shared.settings import Settings
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = [f"f{i}" for i in range(5)]
 ROWS = 3000
@@ -289,9 +288,7 @@ def test_a_worker_killed_mid_range_is_retried_and_the_output_is_whole(
     )
     output = ports.blobs.get_blob_client(ports.config.output_container, "kill.csv")
     [victim] = workers(azurite, settings, ports, 1)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _has_staged_blocks(output):
-        time.sleep(0.01)
+    wait_until(lambda: _has_staged_blocks(output), timeout=30, interval=0.01, what="the worker's first staged block")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     record = ports.state.get(JOBS, job["job_id"]) or {}

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from shared import lifecycle, reactions
+from shared import outcomes, reactions
 from shared.bootstrap import Services
 from shared.decisions import deployment_name
 from shared.platform.port import TryLater
 from shared.policy import MAX_SECONDS
+from shared.records import RolloutAction
 from shared.rollout import engine
 from shared.storage.state import now
 from tests.unit.test_isolation_fakes import POLICY, fake_services, lifecycle_record
@@ -66,12 +67,12 @@ def test_one_endpoint_whose_tick_raises_does_not_stop_the_others_and_is_reported
     for _ in range(3):
         results = engine.tick_all(services)
 
-    assert results[BROKEN].startswith("error: ValueError")
+    assert results[BROKEN].startswith("error: ValidationError")
     assert services.state.get("rollout", healthy["key"])["state"] == "succeeded"  # type: ignore[index]
     assert services.platform.serving("prod", "other-ep") == {"other-v1": 100}  # type: ignore[attr-defined]
     assert [(subject, action) for subject, action, _ in errors(services)] == [(BROKEN, "rollout")]
-    assert "ValueError" in errors(services)[0][2]
-    [notification] = told(services, lifecycle.FAILED)
+    assert "step_started" in errors(services)[0][2]
+    [notification] = told(services, outcomes.FAILED)
     assert notification.severity == "error" and BROKEN in notification.title
 
 
@@ -87,8 +88,8 @@ def test_a_stored_plan_over_the_bounds_finishes_instead_of_overflowing(services:
     assert results == {BROKEN: "succeeded"}
     stored = services.state.get("rollout", BROKEN)
     assert stored is not None and stored["state"] == "succeeded"
-    retire_at = stored["retire_at"]
-    assert retire_at <= (now() + timedelta(seconds=MAX_SECONDS + 60)).isoformat()
+    retire_at = datetime.fromisoformat(stored["retire_at"])
+    assert retire_at <= now() + timedelta(seconds=MAX_SECONDS + 60)
     assert errors(services) == []
 
 
@@ -97,7 +98,7 @@ def test_an_admin_action_on_a_rollout_with_such_a_plan_answers(services: Service
     record["plan"]["retire_previous_after_seconds"] = 1e18
     services.state.put("rollout", record["key"], record)
 
-    assert engine.act(services, BROKEN, "promote", "ada")["state"] == "succeeded"
+    assert engine.act(services, BROKEN, RolloutAction.PAUSE, "ada").state == "paused"
 
 
 def test_a_busy_endpoint_is_not_a_failure_to_report(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,7 +109,7 @@ def test_a_busy_endpoint_is_not_a_failure_to_report(services: Services, monkeypa
 
     monkeypatch.setattr(services.platform, "get_endpoint", busy)
     assert engine.tick_all(services)[BROKEN].startswith("later")
-    assert errors(services) == [] and told(services, lifecycle.FAILED) == []
+    assert errors(services) == [] and told(services, outcomes.FAILED) == []
 
 
 def test_one_lifecycle_whose_reconcile_raises_does_not_stop_the_others_and_is_reported_once(
@@ -123,7 +124,7 @@ def test_one_lifecycle_whose_reconcile_raises_does_not_stop_the_others_and_is_re
     assert results["churn:1"] == "error: RuntimeError: the job's record is corrupt"
     assert services.state.get("lifecycle", "churn:2")["stage"] in ("rolling_out", "live")  # type: ignore[index]
     assert errors(services) == [("churn:1", "reconcile", "RuntimeError: the job's record is corrupt")]
-    [notification] = told(services, lifecycle.FAILED)
+    [notification] = told(services, outcomes.FAILED)
     assert notification.subject == "churn:1"
 
 
@@ -132,7 +133,7 @@ def test_a_lifecycle_reconciled_elsewhere_is_left_for_later_without_a_report(ser
     services.state.leased.add(("lifecycle", "churn:1"))  # type: ignore[attr-defined]
 
     assert reactions.resync(services)["churn:1"].startswith("later")
-    assert errors(services) == [] and told(services, lifecycle.FAILED) == []
+    assert errors(services) == [] and told(services, outcomes.FAILED) == []
 
 
 def test_a_failure_that_cannot_be_recorded_still_lets_the_others_go_on(services: Services,
@@ -157,5 +158,5 @@ def test_an_admin_action_whose_tick_then_fails_is_done_and_the_failure_reported(
         raise RuntimeError("unexpected answer")
 
     monkeypatch.setattr(services.platform, "get_endpoint", broken)
-    assert engine.act(services, BROKEN, "resume", "ada")["state"] == "progressing"
+    assert engine.act(services, BROKEN, RolloutAction.RESUME, "ada").state == "progressing"
     assert errors(services) == [(BROKEN, "rollout", "RuntimeError: unexpected answer")]

@@ -25,7 +25,7 @@ from shared.platform.port import (
 )
 from shared.policy import parse_policy
 from shared.settings import Settings
-from shared.storage.state import AuditEntry, Conflict
+from shared.storage.state import AuditEntry, Leased
 
 POLICY = """
 rules:
@@ -78,7 +78,7 @@ class FakeState:
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60) -> Iterator[None]:
         if (kind, key) in self.leased:
-            raise Conflict(f"{kind}/{key} is leased by another writer")
+            raise Leased(f"{kind}/{key} is leased by another writer")
         self.leased.add((kind, key))
         try:
             yield

@@ -7,7 +7,8 @@ import pytest
 
 from shared import lifecycle, reactions
 from shared.bootstrap import Services
-from shared.rollout import engine
+from shared.rollout import engine, machine
+from shared.storage.state import now
 from tests.unit.test_isolation_fakes import fake_services, lifecycle_record
 
 KEY = engine.key_for("prod", "churn")
@@ -21,10 +22,10 @@ def services() -> Services:
 def busy_with(services: Services, version: str) -> None:
     """The endpoint serves `version` and its rollout is paused: every other version waits."""
     name = services.platform.add_serving("churn", version)  # type: ignore[attr-defined]
-    services.state.put("rollout", KEY, {
-        "id": f"churn/{name}", "key": KEY, "workspace": "prod", "endpoint": "churn", "deployment": name,
-        "rule": "churn", "model": "churn", "version": version, "state": "paused", "retired": False,
-    })
+    plan = services.policy.rule_named("churn").rollout  # type: ignore[union-attr]
+    endpoint = services.platform.get_endpoint("prod", "churn")
+    record = machine.begin("churn", plan, "churn", version, name, endpoint, "test", now(), "started").record  # type: ignore[arg-type]
+    services.state.put("rollout", KEY, {**record.stored(), "state": "paused"})
 
 
 def free(services: Services) -> None:
@@ -66,7 +67,7 @@ def test_of_two_waiting_versions_the_newer_is_deployed_and_the_older_superseded(
     record = services.state.get("lifecycle", "churn:9")
     assert record is not None and record["superseded_by"] == "13"
     assert services.platform.tags[("churn", "9")][lifecycle.TAG] == "superseded"  # type: ignore[attr-defined]
-    [told] = [n for n in services.notifier.sent.values() if n.kind == lifecycle.SUPERSEDED]  # type: ignore
+    [told] = [n for n in services.notifier.sent.values() if n.kind == "model.superseded"]  # type: ignore
     assert told.subject == "churn:9" and "v13" in told.summary
 
 

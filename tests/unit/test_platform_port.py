@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
 import pytest
 
 from shared.platform.azureml.errors import translated
-from shared.platform.port import Deployment, Endpoint, JobStatus, PlatformError
+from shared.platform.port import Deployment, JobStatus, PlatformError
 
 # Every word of the REST JobStatus enum (Azure/azure-rest-api-specs, machinelearningservices stable/2025-12-01
 # mfe.json `JobStatus`; azure-ai-ml `_restclient/arm_ml_service/models/_enums.py`).
@@ -52,23 +49,3 @@ def test_nothing_the_sdk_raises_escapes_as_anything_but_a_platform_error_naming_
         raise raised
 
     assert caught.value.__cause__ is raised
-
-
-@pytest.mark.parametrize("state", ["Canceled", "Failed"])
-def test_a_rollout_does_not_wait_on_a_canceled_or_failed_deployment(
-    state: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from shared.rollout import engine
-
-    endpoint = Endpoint(workspace="prod", name="churn-ep", traffic={"blue": 100}, deployments=[
-        Deployment(name="blue", model_uri="azureml:churn:2"),
-        Deployment(name="green", model_uri="azureml:churn:3", provisioning_state=state),
-    ])
-    services: Any = SimpleNamespace(platform=SimpleNamespace(get_endpoint=lambda workspace, name: endpoint))
-    rolled_back: list[str] = []
-    monkeypatch.setattr(engine, "_rollback", lambda services, record, actor, reason, *a: rolled_back.append(reason))
-    record = {"state": "progressing", "workspace": "prod", "endpoint": "churn-ep", "deployment": "green"}
-
-    engine._decide(services, record, "timer")
-
-    assert rolled_back == [f"deployment green is missing or failed to provision ({state})"]

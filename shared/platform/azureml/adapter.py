@@ -354,7 +354,12 @@ def _model(location: str, model: Any) -> ModelVersion:
         else f"azureml:{model.name}:{model.version}"
     )
     tags = {str(key): str(value) for key, value in (model.tags or {}).items()}
-    return ModelVersion(location=location, name=model.name, version=str(model.version), tags=tags, uri=uri)
+    made = getattr(model, "creation_context", None)
+    return ModelVersion(
+        location=location, name=model.name, version=str(model.version), tags=tags, uri=uri,
+        created_by=getattr(made, "created_by", None), modified_by=getattr(made, "last_modified_by", None),
+        job_name=getattr(model, "job_name", None),
+    )
 
 
 def _job(workspace: str, job: Any) -> Job:

@@ -31,6 +31,13 @@ from collections.abc import Iterator, Mapping
 from shared.platform.port import ConfigurationError, NotFound, PlatformError, Transient, TryLater
 
 
+def headers_of(response: object) -> Mapping[str, str]:
+    """An answer's headers. azure-core types an error's response by a protocol that leaves them out, though the
+    response of every transport has them."""
+    headers = getattr(response, "headers", None)
+    return headers if headers is not None else {}
+
+
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from `retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After` (seconds or a date)."""
     lowered = {key.lower(): value for key, value in headers.items()}
@@ -83,9 +90,9 @@ def translated(what: str, *, identity: str, scope: str) -> Iterator[None]:
     except PlatformError:
         raise
     except ClientAuthenticationError as error:
-        if error.response is not None:
+        if error.response is not None and error.status_code is not None:
             raise from_status(
-                error.response.status_code, error.response.headers, error.message,
+                error.status_code, headers_of(error.response), error.message,
                 what=what, identity=identity, scope=scope,
             ) from error
         raise ConfigurationError(f"{identity} could not get a token for {scope} ({what}): {error.message}") from error
@@ -93,7 +100,7 @@ def translated(what: str, *, identity: str, scope: str) -> Iterator[None]:
         if error.response is None or error.status_code is None:
             raise Transient(f"no answer from Azure for {what}: {error.message}") from error
         raise from_status(
-            error.status_code, error.response.headers, _detail(error), what=what, identity=identity, scope=scope
+            error.status_code, headers_of(error.response), _detail(error), what=what, identity=identity, scope=scope
         ) from error
     except (ServiceRequestError, ServiceResponseError) as error:
         raise Transient(f"could not reach Azure for {what}: {error.message}") from error

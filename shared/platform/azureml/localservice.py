@@ -16,7 +16,6 @@ signature it carries the secret, which the service checks on every request.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import time
 from typing import TYPE_CHECKING
@@ -49,19 +48,6 @@ def local_token(secret: str, audience: str, claims: dict[str, object] | None = N
     """A JWT-shaped token for `audience` that carries `secret` in place of a signature."""
     header, body = _part({"alg": "none", "typ": "JWT"}), _part({**CLAIMS, **(claims or {}), "aud": audience})
     return f"{header}.{body}.{_encode(secret.encode())}"
-
-
-def is_loopback(url: str) -> bool:
-    """True for an https URL whose host is a loopback address (the only place the local token may go)."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
 
 
 class LocalServiceCredential:

@@ -1,0 +1,206 @@
+"""opsctl: one command per route of the admin API (and the scoring routes).
+
+    opsctl status [--watch [SECONDS]]            health checks and rollouts
+    opsctl rollouts [--state S] [--watch]        every endpoint's rollout, with the endpoint's live split
+    opsctl rollout prod credit-risk [--watch]    one rollout: step, split, last analysis, history
+    opsctl history prod credit-risk              the endpoint's finished rollouts and how they ended
+    opsctl start-rollout registry:shared credit-risk 2 --rule credit-risk [--plan plan.json]
+    opsctl pause|resume|approve|promote|abort|undo prod credit-risk [--reason "..."]
+    opsctl traffic prod credit-risk credit-risk-v1=90 credit-risk-v2=10 [--mirror credit-risk-v3=10]
+    opsctl promote-model dev credit-risk 2 [--target registry:shared]
+    opsctl retrain credit-risk [--request-id ID]
+    opsctl lifecycles [--stage S] [--model M];  opsctl lifecycle credit-risk 2
+    opsctl review approve|reject credit-risk 2 --reason "..."
+    opsctl audit [--since 2026-11-01] [--limit 50] [--correlation-id ID] [--subject S] [--action A]
+    opsctl setaside [--kind rejected|ignored|deadletter] [--limit N];  opsctl replay KIND KEY
+    opsctl score submit scoring-input/batch.csv --model registry:shared/credit-risk/2;  opsctl score status JOB
+    opsctl validate-policy policy/policy.yaml;  opsctl health;  opsctl openapi
+
+`--json` prints the API's JSON as it answered. The URL comes from `--url` or `$MLOPS_API_URL`,
+else the local host (as `./dev host` wrote it in `.localdev/connection.json`, or :7071); the
+function key from `--key`, `$MLOPS_FUNCTION_KEY`, `--key-file` / `$MLOPS_KEY_FILE`, or the local
+host's `.localdev/keys.json` (for a local URL only). An error prints the API's message (and the
+field at fault) on stderr and exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from opsctl import commands as c
+from opsctl.client import DEFAULT_URL, URL_ENV, ApiFailure, Client, default_url, function_key
+from opsctl.commands import Command, Shown
+
+ROLLOUT_ACTIONS = ("pause", "resume", "approve", "promote", "abort", "undo")
+CLEAR = "\x1b[H\x1b[2J"
+
+
+# Arguments ------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="opsctl", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    main.add_argument("--url", default=default_url(),
+                      help=f"the app (${URL_ENV}; else .localdev/connection.json's host, else {DEFAULT_URL})")
+    main.add_argument("--key", help="function key ($MLOPS_FUNCTION_KEY; else --key-file)")
+    main.add_argument("--key-file", type=Path,
+                      help="keys JSON with a 'function' key ($MLOPS_KEY_FILE; default .localdev/keys.json, local URLs)")
+    main.add_argument("--timeout", type=float, default=60, help="seconds per request")
+    main.add_argument("--json", action="store_true", help="print the API's JSON as it answered")
+    # Every command takes --json too, after its own arguments (SUPPRESS: absent, it leaves the global one).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON")
+    watchable = argparse.ArgumentParser(add_help=False)
+    watchable.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+                           help="refresh every SECONDS (2 by default) until Ctrl-C")
+    watchable.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N refreshes")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, run: Command, help: str, *, watch: bool = False,
+            into: Any = commands) -> argparse.ArgumentParser:
+        command = into.add_parser(name, help=help, description=help,
+                                  parents=[common, watchable] if watch else [common])
+        command.set_defaults(run=run)
+        return command
+
+    def endpoint(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("workspace")
+        command.add_argument("endpoint")
+        return command
+
+    def model(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("name")
+        command.add_argument("version")
+        return command
+
+    add("health", c.health, "the app's health checks")
+    add("status", c.status, "health checks and rollouts", watch=True).set_defaults(state=None, endpoint=None)
+    command = add("rollouts", c.rollouts, "every endpoint's rollout, newest first", watch=True)
+    command.add_argument("--state", help="only rollouts in this state (the API names the states it knows)")
+    command.add_argument("--endpoint")
+    endpoint(add("rollout", c.rollout, "one rollout's progress and history", watch=True))
+    endpoint(add("history", c.history, "an endpoint's finished rollouts, newest first"))
+    command = add("start-rollout", c.start_rollout, "roll a model version out by a rule's plan")
+    command.add_argument("location", help="where deployments read the version: a workspace or registry:<name>")
+    model(command)
+    command.add_argument("--rule", required=True, help="the policy rule whose plan and notifications apply")
+    command.add_argument("--plan", metavar="FILE", help="a JSON rollout plan replacing the rule's")
+    for action in ROLLOUT_ACTIONS:
+        endpoint(add(action, c.rollout_action, f"{action} the endpoint's rollout")).add_argument("--reason", default="")
+    command = endpoint(add("traffic", c.traffic, "set an endpoint's traffic (pauses its rollout)"))
+    command.add_argument("split", nargs="+", metavar="deployment=percent")
+    command.add_argument("--mirror", nargs="+", metavar="deployment=percent")
+    command = add("promote-model", c.promote_model, "copy a model version to registries (the rule's path by default)")
+    command.add_argument("location", help="the workspace (or registry:<name>) holding the version")
+    model(command)
+    command.add_argument("--target", action="append", metavar="registry:NAME", help="a target, in order; repeatable")
+    command = add("retrain", c.retrain, "submit a rule's retraining pipeline")
+    command.add_argument("rule")
+    command.add_argument("--request-id", help="names the job: the same id never retrains twice (default: now)")
+    command = add("lifecycles", c.lifecycles, "model lifecycles")
+    command.add_argument("--stage", help="only this stage (the API names the stages it knows)")
+    command.add_argument("--model")
+    model(add("lifecycle", c.lifecycle, "one model version's lifecycle, gates and history"))
+    command = add("review", c.review, "approve or reject a model version waiting for review")
+    command.add_argument("decision", help="approve or reject")
+    model(command)
+    command.add_argument("--reason", help="why, for the lifecycle and the audit trail (the API requires one)")
+    command = add("audit", c.audit, "the audit trail")
+    command.add_argument("--since", help="ISO date or date-time")
+    command.add_argument("--limit", type=int, default=50)
+    command.add_argument("--correlation-id")
+    command.add_argument("--subject")
+    command.add_argument("--action")
+    command = add("setaside", c.set_aside, "events set aside (rejected, ignored) and dead letters, with replay keys")
+    command.add_argument("--kind", help="rejected, ignored or deadletter (every kind by default)")
+    command.add_argument("--limit", type=int)
+    command = add("replay", c.replay, "replay a rejected or ignored event, or a dead letter")
+    command.add_argument("kind", help="rejected, ignored or deadletter (as `setaside` lists it)")
+    # Not `key`: that is the function key (`--key`), which a positional of the same name would replace.
+    command.add_argument("record", metavar="KEY", help="the stored event's or work item's key")
+    add("validate-policy", c.validate_policy, "check a policy file").add_argument("file")
+    add("openapi", c.openapi, "the API's OpenAPI document")
+    scoring = commands.add_parser("score", help="batch scoring jobs", description="batch scoring jobs")
+    jobs = scoring.add_subparsers(dest="score_command", required=True, metavar="COMMAND")
+    command = add("submit", c.score_submit, "score a blob with a model", into=jobs)
+    command.add_argument("input", nargs="?", help="container/name of a .csv, .parquet or .jsonl blob")
+    command.add_argument("--model", metavar="LOCATION/NAME/VERSION", help="a registered model")
+    command.add_argument("--onnx", metavar="CONTAINER/PATH", help="an .onnx blob")
+    command.add_argument("--output-container")
+    command.add_argument("--output-path")
+    command.add_argument("--format", help="csv or parquet")
+    command.add_argument("--features", nargs="+")
+    command.add_argument("--id-column", action="append")
+    command.add_argument("--request", metavar="FILE", help="the whole request body as JSON instead")
+    add("status", c.score_status, "a scoring job's progress", watch=True, into=jobs).add_argument("job")
+    return main
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = parser().parse_args(argv)
+    out = out or sys.stdout
+    name = " ".join(filter(None, [args.command, getattr(args, "score_command", None)]))
+    try:
+        client = Client(args.url, function_key(args.url, args.key, args.key_file), args.timeout)
+    except ApiFailure as failure:
+        print(f"opsctl {name}: {failure}", file=sys.stderr)
+        return 1
+
+    def once() -> Shown:
+        return args.run(client, args)
+
+    if getattr(args, "watch", None) is not None:
+        return watch(once, args.watch, args.json, out, name, args.count)
+    try:
+        shown = once()
+    except ApiFailure as failure:
+        print(f"opsctl {name}: {failure}", file=sys.stderr)
+        return 1
+    print(_render(shown, args.json), file=out)
+    return 0
+
+
+def watch(run: Callable[[], Shown], seconds: float, as_json: bool, out: TextIO, name: str,
+          count: int | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Show `run()` every `seconds` until Ctrl-C (or `count` times): the screen redrawn on a
+    terminal, one JSON document per line with `--json`. An error is shown and the watch goes on
+    (an app restarting is worth watching through); the exit code is the last round's."""
+    code, rounds = 0, 0
+    clear = out.isatty() and not as_json
+    try:
+        while count is None or rounds < count:
+            if rounds:
+                sleep(max(seconds, 0.1))
+            rounds += 1
+            try:
+                text, code = _render(run(), as_json, compact=True), 0
+            except ApiFailure as failure:
+                text, code = f"opsctl {name}: {failure}", 1
+                if as_json:
+                    print(text, file=sys.stderr)
+                    continue
+            stamp = "" if as_json else f"every {seconds:g} s, {datetime.now():%H:%M:%S} (Ctrl-C stops)\n\n"
+            # On a terminal each round replaces the last; in a file or pipe a blank line parts them.
+            before = CLEAR if clear else ("\n" if rounds > 1 and not as_json else "")
+            print(before + stamp + text, file=out, flush=True)
+    except KeyboardInterrupt:
+        return 0
+    return code
+
+
+def _render(shown: Shown, as_json: bool, compact: bool = False) -> str:
+    if as_json:
+        return json.dumps(shown.document, separators=(",", ":")) if compact else json.dumps(shown.document, indent=2)
+    return shown.text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The HTTP client of the admin and scoring APIs, and where the function key comes from."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+KEY_ENV = "MLOPS_FUNCTION_KEY"
+URL_ENV = "MLOPS_API_URL"
+KEY_FILE_ENV = "MLOPS_KEY_FILE"
+DEFAULT_URL = "http://127.0.0.1:7071"
+# Where `./dev host` (tools/local_stack.py) and `python -m devhost` keep the local host's keys
+# (devhost.keys.HostKeys), and where `./dev host` says which URL it serves.
+LOCAL_KEY_FILES = (Path(".localdev/keys.json"), Path(".devhost/keys.json"))
+LOCAL_CONNECTION = Path(".localdev/connection.json")
+
+
+class ApiFailure(Exception):
+    """The API answered with an error, could not be reached, or the request could not be made."""
+
+
+class Client:
+    """Calls `<url>/api/<path>` with the function key; answers the JSON document."""
+
+    def __init__(self, url: str, key: str | None, timeout: float = 60) -> None:
+        self.base = url.rstrip("/") + "/api/"
+        self.headers = {"x-functions-key": key} if key else {}
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, *, body: Any = None, text: str | None = None,
+             params: Mapping[str, Any] | None = None, ok: Sequence[int] = ()) -> Any:
+        """The JSON answer; ApiFailure with the API's own message (and field) when it refuses."""
+        try:
+            response = requests.request(
+                method, self.base + path, headers=self.headers, timeout=self.timeout,
+                params={name: value for name, value in (params or {}).items() if value is not None},
+                json=body if text is None else None, data=text.encode() if text is not None else None,
+            )
+        except requests.RequestException as error:
+            raise ApiFailure(f"cannot reach {self.base}: {_short(error)}") from None
+        if response.status_code == 401:
+            raise ApiFailure(f"401: the function key is missing or wrong (--key, ${KEY_ENV} or --key-file)")
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if response.ok or response.status_code in ok:
+            return document
+        if isinstance(document, dict) and "error" in document:
+            field = f" (field: {document['field']})" if document.get("field") else ""
+            raise ApiFailure(f"{response.status_code}: {document['error']}{field}")
+        raise ApiFailure(f"{response.status_code}: {response.text[:300] or response.reason}")
+
+
+def segment(value: str) -> str:
+    """`value` as one URL path segment, so that a name can never reach another route."""
+    return urllib.parse.quote(value, safe="")
+
+
+def function_key(url: str, key: str | None, key_file: Path | None) -> str | None:
+    """The key to send: `--key`, else `$MLOPS_FUNCTION_KEY`, else the `function` key of a keys file.
+
+    The keys file is `--key-file` (or `$MLOPS_KEY_FILE`) when given, which must then be
+    readable; otherwise the local host's (`.localdev/keys.json`, else `.devhost/keys.json`),
+    read only when it exists and the URL is on this machine, so a local key is never sent to
+    a remote app.
+    """
+    if key:
+        return key
+    if os.environ.get(KEY_ENV):
+        return os.environ[KEY_ENV]
+    explicit = key_file or (Path(os.environ[KEY_FILE_ENV]) if os.environ.get(KEY_FILE_ENV) else None)
+    if explicit is None:
+        found = [path for path in LOCAL_KEY_FILES if path.is_file()]
+        if not (is_local(url) and found):
+            return None
+        explicit = found[0]
+    try:
+        keys = json.loads(explicit.read_text())
+    except OSError as error:
+        raise ApiFailure(f"cannot read the key file {explicit}: {error.strerror}") from None
+    except ValueError:
+        raise ApiFailure(f"the key file {explicit} is not JSON") from None
+    if not isinstance(keys, dict) or not isinstance(keys.get("function"), str):
+        raise ApiFailure(f"the key file {explicit} has no 'function' key")
+    return keys["function"]
+
+
+def default_url() -> str:
+    """`$MLOPS_API_URL`, else the URL `./dev host` wrote in `.localdev/connection.json`, else the
+    Functions host's default."""
+    if os.environ.get(URL_ENV):
+        return os.environ[URL_ENV]
+    try:
+        host = json.loads(LOCAL_CONNECTION.read_text()).get("host")
+    except (OSError, ValueError, AttributeError):
+        host = None
+    return host if isinstance(host, str) and host else DEFAULT_URL
+
+
+def is_local(url: str) -> bool:
+    """Whether `url` points at this machine (a loopback address or `localhost`)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _short(error: requests.RequestException) -> str:
+    """The OS's reason (`Connection refused`) rather than urllib3's nested retry text."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
+    return found.group(1) if found else f"{type(error).__name__}: {str(error)[:200]}"

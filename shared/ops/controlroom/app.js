@@ -1,0 +1,596 @@
+/* The control room: reads the admin API with the function key from the page's own URL (sent as
+   x-functions-key, never in another URL), redraws every few seconds, and asks before it acts. */
+"use strict";
+
+const PAGE = new URL(window.location.href);
+const KEY = PAGE.searchParams.get("code") || "";
+const API = PAGE.pathname.replace(/ops\/controlroom\/?$/, "");
+const EVERY_MS = Math.max(500, 1000 * (Number(PAGE.searchParams.get("every")) || 2));
+const SET_ASIDE = ["rejected", "ignored", "deadletter"];
+const STAGES = ["testing", "passed", "awaiting_review", "promoted", "rolling_out", "live"];
+const ENDINGS = ["failed", "rejected", "expired", "rolled_back", "superseded", "retired"];
+// Which rollout states each action fits (shared/rollout/engine.py's _require): the others are disabled.
+const ACTIONS = {
+  pause: ["progressing", "awaiting_approval"], resume: ["paused"], approve: ["awaiting_approval"],
+  promote: ["progressing", "paused", "awaiting_approval"], abort: ["progressing", "paused", "awaiting_approval"],
+  undo: ["succeeded"],
+};
+
+/** An answer other than 2xx, with what the API said. Status 0: the app could not be reached. */
+class ApiProblem extends Error {
+  constructor(status, message, field) {
+    super(message);
+    this.status = status;
+    this.field = field || null;
+  }
+  get notAvailable() { return [404, 405, 501].includes(this.status); }
+  describe() {
+    const where = this.field ? ` (field ${this.field})` : "";
+    return this.status ? `${this.status}: ${this.message}${where}` : this.message;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {"x-functions-key": KEY, "accept": "application/json"};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(API + path, {method, headers, cache: "no-store", credentials: "same-origin",
+                                        referrerPolicy: "no-referrer",
+                                        body: body === undefined ? undefined : JSON.stringify(body)});
+  } catch (error) {
+    throw new ApiProblem(0, `the app cannot be reached (${error.message})`);
+  }
+  const text = await response.text();
+  let payload = null;
+  try { payload = text ? JSON.parse(text) : null; } catch { payload = null; }
+  if (!response.ok) {
+    const message = (payload && typeof payload.error === "string" && payload.error) || text.slice(0, 300)
+      || response.statusText || "no message";
+    throw new ApiProblem(response.status, message, payload && payload.field);
+  }
+  return payload;
+}
+
+/** An answer, or the problem it raised: one failing route never blanks the others. */
+async function attempt(method, path) {
+  try { return {ok: true, value: await api(method, path)}; } catch (problem) {
+    if (problem instanceof ApiProblem) return {ok: false, problem};
+    throw problem;
+  }
+}
+
+// Small DOM helpers ------------------------------------------------------------------
+
+function h(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function replace(id, ...children) {
+  document.getElementById(id).replaceChildren(...children.flat(Infinity).filter(Boolean));
+}
+
+function time(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  if (isNaN(date)) return String(value);
+  const today = new Date().toDateString() === date.toDateString();
+  return today ? date.toLocaleTimeString([], {hour12: false})
+               : date.toLocaleString([], {hour12: false});
+}
+
+const percent = (value) => (typeof value === "number" ? `${(100 * value).toFixed(1)}%` : "-");
+const ms = (value) => (typeof value === "number" ? `${Math.round(value)} ms` : "-");
+const words = (value) => String(value || "").replace(/_/g, " ");
+const unavailable = (what) => h("p", {class: "unavailable"}, `${what}: not available on this version of the app.`);
+const failed = (what, problem) => h("p", {class: "failed"}, `${what} could not be loaded: ${problem.describe()}`);
+const openDetails = new Set();
+
+function details(key, summary, ...content) {
+  const node = h("details", {"data-key": key, open: openDetails.has(key)}, h("summary", {}, summary), ...content);
+  node.addEventListener("toggle", () => (node.open ? openDetails.add(key) : openDetails.delete(key)));
+  return node;
+}
+
+function table(header, rows, rowAttributes = () => ({})) {
+  return h("table", {}, h("thead", {}, h("tr", {}, header.map((name) => h("th", {}, name)))),
+           h("tbody", {}, rows.map((row, i) => h("tr", rowAttributes(i), row.map((cell) => h("td", {}, cell))))));
+}
+
+// Confirmation -----------------------------------------------------------------------
+
+/** Ask before acting: says what will happen; resolves to the reason typed, or null when cancelled. */
+function confirmAction(title, text, label, needsReason) {
+  const dialog = document.getElementById("confirm");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  const reason = document.getElementById("confirm-reason");
+  const ok = document.getElementById("confirm-ok");
+  const cancel = document.getElementById("confirm-cancel");
+  reason.value = "";
+  reason.required = needsReason;
+  reason.placeholder = needsReason ? "needed" : "optional";
+  ok.textContent = label;
+  ok.disabled = needsReason;
+  const typed = () => { ok.disabled = needsReason && !reason.value.trim(); };
+  reason.addEventListener("input", typed);
+  return new Promise((resolve) => {
+    const finish = (value) => {
+      reason.removeEventListener("input", typed);
+      ok.removeEventListener("click", onOk);
+      cancel.removeEventListener("click", onCancel);
+      dialog.removeEventListener("cancel", onCancel);
+      dialog.close();
+      resolve(value);
+    };
+    const onOk = () => finish(reason.value.trim());
+    const onCancel = (event) => { event.preventDefault(); finish(null); };
+    ok.addEventListener("click", onOk);
+    cancel.addEventListener("click", onCancel);
+    dialog.addEventListener("cancel", onCancel);
+    dialog.showModal();
+    reason.focus();
+  });
+}
+
+/** Confirm, then call the API; the answer (or the refusal and why) is shown at the top of the page. */
+async function act({title, text, label, path, body = {}, needsReason = false, outcome = () => "done"}) {
+  const reason = await confirmAction(title, text, label, needsReason);
+  if (reason === null) return;
+  try {
+    const answer = await api("POST", path, {...body, ...(reason ? {reason} : {})});
+    notice(`${title}: ${outcome(answer)}.`);
+  } catch (problem) {
+    if (!(problem instanceof ApiProblem)) throw problem;
+    notice(problem.notAvailable ? `${title}: not available on this version of the app.`
+                                : `${title} was refused: ${problem.describe()}`, true);
+  }
+  refreshSoon();
+}
+
+let noticeTimer = null;
+
+function notice(message, bad = false) {
+  const box = document.getElementById("problem");
+  box.hidden = false;
+  box.className = bad ? "problem" : "notice";
+  box.dataset.kind = bad ? "refused" : "done";
+  box.textContent = message;
+  clearTimeout(noticeTimer);
+  if (!bad) noticeTimer = setTimeout(() => { if (box.dataset.kind === "done") box.hidden = true; }, 8000);
+}
+
+// Rollouts ---------------------------------------------------------------------------
+
+function nameOf(deployment, record) {
+  return deployment === record.deployment ? `${deployment} (new)` : deployment;
+}
+
+function liveSplit(record) {
+  if (record.live) return {traffic: record.live.traffic, mirror: record.live.mirror_traffic, source: "now"};
+  if (record.target) return {traffic: record.target.traffic, mirror: record.target.mirror, source: "target"};
+  return {traffic: record.baseline.traffic, mirror: record.baseline.mirror, source: "before the rollout"};
+}
+
+/** One colour per deployment in both bars: the new one always the same, the others in name order. */
+function colours(record, split) {
+  const others = [...new Set([...Object.keys(record.baseline.traffic || {}), ...Object.keys(split.traffic || {}),
+                              ...Object.keys(split.mirror || {})])].filter((n) => n !== record.deployment).sort();
+  const colour = {[record.deployment]: 1};
+  others.forEach((name, i) => { colour[name] = [0, 2, 3, 4, 5][i % 5]; });
+  return (name) => colour[name] ?? 0;
+}
+
+function bars(record) {
+  const split = liveSplit(record);
+  const colour = colours(record, split);
+  const legend = (entries) => h("ul", {class: "legend"}, Object.entries(entries || {}).filter(([, p]) => p > 0)
+    .map(([name, share]) => h("li", {class: `part-${colour(name)}`, "data-deployment": name},
+                              `${nameOf(name, record)} ${share}%`)));
+  return h("div", {class: "traffic"},
+    h("div", {class: "bar-row"}, h("span", {class: "bar-label"}, "Live traffic"),
+      Charts.trafficBar("live traffic", split.traffic, "live", colour), legend(split.traffic)),
+    h("div", {class: "bar-row"}, h("span", {class: "bar-label"}, "Mirror"),
+      Charts.trafficBar("mirror traffic", split.mirror, "mirror", colour),
+      Object.values(split.mirror || {}).some((p) => p > 0) ? legend(split.mirror) : h("span", {class: "muted"}, "none")),
+    split.source === "now" ? null : h("p", {class: "muted"}, `(the endpoint cannot be read: traffic ${split.source})`));
+}
+
+function stepPlan(record) {
+  const plan = record.plan || {};
+  const steps = [];
+  if (plan.mirror) steps.push({label: `mirror ${plan.mirror.percent}%`, phase: "mirror", index: -1});
+  (plan.steps || []).forEach((share, index) => steps.push({label: `${share}%`, phase: "step", index, share}));
+  const gates = new Set(plan.manual_gates || []);
+  const current = (s) => (s.phase === "mirror" ? record.phase === "mirror"
+                                               : record.phase === "step" && record.step === s.index);
+  const done = (s) => (s.phase === "mirror" ? record.phase === "step" || record.state === "succeeded"
+                                            : record.step > s.index || (record.state === "succeeded"));
+  const stopped = ["rolled_back", "rolling_back", "failed"].includes(record.state);
+  return h("ol", {class: "plan", "aria-label": "step plan"}, steps.map((s) => h("li", {
+    class: [current(s) && record.state !== "succeeded" ? (stopped ? "current stopped" : "current") : "",
+            done(s) && !current(s) ? "done" : "", gates.has(s.share) ? "gated" : ""].join(" ").trim(),
+    "data-step": s.label, title: gates.has(s.share) ? "waits for approval" : ""},
+  s.label, gates.has(s.share) ? " (approval)" : "", current(s) && stopped ? " (stopped here)" : "")));
+}
+
+function why(record) {
+  const last = (record.history || []).at(-1) || {};
+  const by = last.actor ? ` (${last.actor})` : "";
+  switch (record.state) {
+    case "rolled_back": return `Rolled back: ${record.rollback_reason || last.reason || "no reason recorded"}`;
+    case "rolling_back": return `Rolling back: ${record.rollback_reason || last.reason}`;
+    case "failed": return `Failed: ${last.reason}`;
+    case "paused": {
+      const pause = [...record.history].reverse().find((e) => e.action === "pause") || last;
+      return `Paused${pause.actor ? ` by ${pause.actor}` : ""}: ${pause.reason}. Nothing moves until it is resumed.`;
+    }
+    case "awaiting_approval": return `Waiting for approval: ${last.reason}`;
+    case "succeeded": return `Live: ${last.reason}${by}`;
+    default: {
+      const plan = record.plan || {};
+      if (record.phase === "provisioning") return `Provisioning deployment ${record.deployment}.`;
+      const where = record.phase === "mirror" ? "the mirror phase" : `step ${plan.steps ? plan.steps[record.step] : "?"}%`;
+      return `Baking ${where}; analysed every ${plan.bake_seconds} s. Last: ${last.action} — ${last.reason}${by}`;
+    }
+  }
+}
+
+function analyses(record) {
+  const entries = (record.history || []).filter((e) => e.action.startsWith("analysis:") && e.metrics);
+  const gates = (record.plan && record.plan.gates) || {};
+  // Each point is judged against its own gate; an analysis without enough requests is inconclusive throughout.
+  const point = (name, gate) => entries.map((e) => {
+    const value = e.metrics[name];
+    const verdict = typeof gate === "number" && value > gate ? "fail"
+      : e.action === "analysis:inconclusive" ? "inconclusive" : "pass";
+    return {value, result: verdict, label: time(e.time)};
+  });
+  const charts = [Charts.series("error rate", point("error_rate", gates.max_error_rate), gates.max_error_rate, percent)];
+  if (gates.max_latency_p95_ms || entries.some((e) => typeof e.metrics.latency_p95_ms === "number")) {
+    charts.push(Charts.series("latency p95", point("latency_p95_ms", gates.max_latency_p95_ms),
+                              gates.max_latency_p95_ms || null, ms));
+  }
+  if (gates.max_latency_p99_ms) {
+    charts.push(Charts.series("latency p99", point("latency_p99_ms", gates.max_latency_p99_ms),
+                              gates.max_latency_p99_ms, ms));
+  }
+  const rows = entries.slice(-12).reverse().map((e) => [
+    time(e.time), h("span", {class: `result result-${e.action.slice(9)}`}, e.action.slice(9)),
+    String(e.metrics.requests ?? "-"), String(e.metrics.errors ?? "-"), percent(e.metrics.error_rate),
+    ms(e.metrics.latency_p95_ms), e.reason]);
+  const limits = [`error rate ≤ ${percent(gates.max_error_rate)}`, `at least ${gates.min_requests} requests`,
+                  gates.max_latency_p95_ms ? `p95 ≤ ${gates.max_latency_p95_ms} ms` : null,
+                  gates.max_latency_p99_ms ? `p99 ≤ ${gates.max_latency_p99_ms} ms` : null].filter(Boolean);
+  return h("div", {class: "analyses"},
+    h("h4", {}, `Analyses (${entries.length}) against the gates: ${limits.join(", ")}`),
+    h("div", {class: "charts"}, charts),
+    entries.length ? table(["time", "result", "requests", "errors", "error rate", "p95", "why"], rows,
+                           (i) => ({class: "analysis"}))
+                   : h("p", {class: "muted"}, "No analysis yet: each step is judged after its bake time."));
+}
+
+function actionText(action, record) {
+  const who = `${record.model} v${record.version} on ${record.workspace}/${record.endpoint}`;
+  const before = Object.entries(record.baseline.traffic || {}).map(([n, p]) => `${n} ${p}%`).join(", ") || "no traffic";
+  const now = Object.entries(liveSplit(record).traffic || {}).filter(([, p]) => p > 0)
+    .map(([n, p]) => `${n} ${p}%`).join(", ") || "no traffic";
+  const next = (record.plan.steps || [])[record.step + 1];
+  return {
+    pause: `The rollout of ${who} stops where it is: traffic stays as it is now (${now}) and no step advances ` +
+           "until someone resumes it.",
+    resume: `The rollout of ${who} goes on: the current step bakes again, then the next analysis decides.`,
+    approve: `The rollout of ${who} may go on to its next step: ${record.deployment} takes ${next}% of the traffic.`,
+    promote: next === undefined
+      ? `${record.deployment} keeps 100% of ${record.endpoint} and the rollout finishes without another analysis.`
+      : `${record.deployment} takes the next step's share of ${record.endpoint} now (${next}%), without waiting ` +
+        "for the current step's analysis; the new step is still analysed and can still roll back.",
+    abort: `The rollout of ${who} is rolled back: the traffic from before it is restored (${before}); ` +
+           `${record.deployment} is kept for diagnosis.`,
+    undo: `The finished rollout of ${who} is undone: the traffic from before it is restored (${before}).`,
+  }[action];
+}
+
+function actionButtons(record) {
+  return h("div", {class: "actions"}, Object.entries(ACTIONS).map(([action, states]) => {
+    const fits = states.includes(record.state) && !(action === "undo" && record.retired)
+      && !(action === "promote" && record.phase === "provisioning");
+    return h("button", {
+      type: "button", "data-action": action, disabled: !fits,
+      class: ["abort", "undo", "promote"].includes(action) ? "danger" : "",
+      title: fits ? "" : `not while the rollout is ${words(record.state)}`,
+      onclick: () => act({title: `${action[0].toUpperCase()}${action.slice(1)} the rollout`,
+                          text: actionText(action, record), label: action[0].toUpperCase() + action.slice(1),
+                          path: `ops/rollouts/${record.workspace}/${record.endpoint}/${action}`,
+                          outcome: (answer) => `done; the rollout is ${words(answer.state)}`}),
+    }, action);
+  }));
+}
+
+function historyTable(record) {
+  const rows = [...(record.history || [])].reverse().map((e) => [time(e.time), e.action, e.actor, e.reason]);
+  return details(`history:${record.key}`, `Full history (${rows.length} entries)`,
+                 table(["time", "action", "by", "why"], rows, () => ({class: "history-entry"})));
+}
+
+function pastRollouts(record, past) {
+  if (!past) return null;
+  if (!past.ok) {
+    return past.problem.notAvailable ? unavailable("Past rollouts") : failed("Past rollouts", past.problem);
+  }
+  const items = (past.value.items || []).filter((r) => r.deployment !== record.deployment || r.started !== record.started);
+  return details(`past:${record.key}`, `Past rollouts (${items.length})`, items.length
+    ? table(["started", "model", "state", "finished", "why"], items.map((r) => [
+        time(r.started), `${r.model} v${r.version}`, h("span", {class: `state state-${r.state}`}, words(r.state)),
+        time(r.finished), r.rollback_reason || ((r.history || []).at(-1) || {}).reason || ""]))
+    : h("p", {class: "muted"}, "None before this one."));
+}
+
+function rolloutCard(record, past) {
+  return h("article", {class: "card rollout", "data-rollout": record.key, "data-state": record.state,
+                       "data-deployment": record.deployment, "data-phase": record.phase},
+    h("header", {},
+      h("h3", {}, `${record.workspace}/${record.endpoint}`),
+      h("span", {class: `state state-${record.state}`, "data-field": "state"}, words(record.state)),
+      h("span", {class: "muted"}, `${record.model} v${record.version} as ${record.deployment}, started ${time(record.started)}`)),
+    h("p", {class: `why why-${record.state}`, "data-field": "why"}, why(record)),
+    bars(record), stepPlan(record), actionButtons(record), analyses(record), historyTable(record),
+    pastRollouts(record, past));
+}
+
+async function loadRollouts() {
+  const list = await attempt("GET", "ops/rollouts");
+  if (!list.ok) return {problem: list.problem};
+  const items = await Promise.all(list.value.items.map(async (summary) => {
+    const path = `ops/rollouts/${summary.workspace}/${summary.endpoint}`;
+    const [full, past] = await Promise.all([attempt("GET", path), attempt("GET", `${path}/history`)]);
+    return {record: full.ok ? full.value : summary, past, problem: full.ok ? null : full.problem};
+  }));
+  return {items};
+}
+
+function drawRollouts(loaded) {
+  if (loaded.problem) return replace("rollouts", failed("Rollouts", loaded.problem));
+  if (!loaded.items.length) return replace("rollouts", h("p", {class: "empty"}, "No rollout yet."));
+  replace("rollouts", loaded.items.map(({record, past, problem}) => [
+    problem ? failed(`The rollout of ${record.endpoint}`, problem) : null, rolloutCard(record, past)]));
+}
+
+// Models -----------------------------------------------------------------------------
+
+function stagePath(record) {
+  const reached = new Set((record.history || []).map((e) => e.stage).concat(record.stage));
+  const ending = ENDINGS.includes(record.stage) ? record.stage : null;
+  const path = STAGES.filter((stage) => stage !== "awaiting_review" || reached.has("awaiting_review"));
+  const shown = ending ? path.filter((stage) => reached.has(stage)).concat(ending) : path;
+  return h("ol", {class: "stages"}, shown.map((stage) => h("li", {
+    class: [stage === record.stage ? "current" : "", reached.has(stage) ? "reached" : "",
+            ENDINGS.includes(stage) ? "ending" : ""].join(" ").trim(), "data-stage": stage}, words(stage))));
+}
+
+function jobLink(record) {
+  const url = record.test_job_url || record.studio_url;
+  if (!record.test_job) return "-";
+  return url && /^https?:\/\//.test(url) ? h("a", {href: url, target: "_blank", rel: "noopener noreferrer"},
+                                              record.test_job) : h("code", {}, record.test_job);
+}
+
+function gateTable(record) {
+  const gates = record.gates;
+  if (!gates || !Array.isArray(gates.header)) return h("span", {class: "muted"}, "no gate table");
+  return table(gates.header, gates.rows, (i) => ({class: String(gates.rows[i].at(-1)).startsWith("pass")
+                                                   ? "gate-pass" : "gate-fail"}));
+}
+
+function versionRow(record) {
+  const last = (record.history || []).at(-1) || {};
+  const key = `${record.model}:${record.version}`;
+  return h("article", {class: "card version", "data-version": key, "data-stage": record.stage},
+    h("header", {}, h("h4", {}, `${record.model} v${record.version}`),
+      h("span", {class: `stage stage-${record.stage}`}, words(record.stage)),
+      h("span", {class: "muted"}, `${record.workspace}, ${time(last.time)}`)),
+    stagePath(record),
+    h("p", {class: "why"}, last.reason || ""),
+    h("dl", {}, h("dt", {}, "Test job"), h("dd", {}, jobLink(record)),
+      record.promoted_to ? [h("dt", {}, "Promoted to"), h("dd", {}, Object.keys(record.promoted_to).join(", ") || "-")] : null,
+      record.rollout ? [h("dt", {}, "Rollout"), h("dd", {}, h("a", {href: "#rollouts"}, record.rollout))] : null),
+    details(`gates:${key}`, "Gate table", gateTable(record)),
+    details(`stages:${key}`, `Stage history (${(record.history || []).length})`,
+      table(["time", "stage", "why", "cause"], [...(record.history || [])].reverse()
+        .map((e) => [time(e.time), words(e.stage), e.reason, e.cause]))));
+}
+
+function reviewCard(record) {
+  const who = `${record.model} v${record.version}`;
+  const path = `ops/lifecycles/${encodeURIComponent(record.model)}/${encodeURIComponent(record.version)}/review`;
+  const last = (record.history || []).at(-1) || {};
+  return h("article", {class: "card review", "data-review": `${record.model}:${record.version}`},
+    h("header", {}, h("h4", {}, who), h("span", {class: "stage stage-review"}, words(record.stage))),
+    h("p", {class: "why"}, last.reason || ""),
+    details(`review-gates:${who}`, "Gate table", gateTable(record)),
+    h("div", {class: "actions"},
+      h("button", {type: "button", "data-review-action": "approve", onclick: () => act({
+        title: `Approve ${who}`, label: "Approve", path, body: {decision: "approve"}, needsReason: true,
+        text: `${who} passed its gates; approved, it is promoted along its rule's path, then rolled out.`,
+        outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "approve"),
+      h("button", {type: "button", class: "danger", "data-review-action": "reject", onclick: () => act({
+        title: `Reject ${who}`, label: "Reject", path, body: {decision: "reject"}, needsReason: true,
+        text: `${who} is rejected: it is tagged so, ops are told, and it is never deployed.`,
+        outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "reject")));
+}
+
+function drawModels(loaded) {
+  if (!loaded.ok) {
+    replace("reviews", failed("Versions waiting for review", loaded.problem));
+    return replace("models", failed("Model lifecycles", loaded.problem));
+  }
+  const items = loaded.value.items;
+  const waiting = items.filter((r) => r.stage === "awaiting_review");
+  replace("reviews", waiting.length ? waiting.map(reviewCard) : h("p", {class: "empty"}, "None waiting."));
+  if (!items.length) return replace("models", h("p", {class: "empty"}, "No model version yet."));
+  const byRule = new Map();
+  for (const record of items) {
+    if (!byRule.has(record.rule)) byRule.set(record.rule, []);
+    byRule.get(record.rule).push(record);
+  }
+  const order = (r) => r.version.split(".").map(Number);
+  const newest = (a, b) => { const x = order(a), y = order(b);
+    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((y[i] || 0) !== (x[i] || 0)) return (y[i] || 0) - (x[i] || 0);
+    return b.version.localeCompare(a.version); };
+  replace("models", [...byRule.entries()].sort().map(([rule, records]) => h("section", {class: "rule", "data-rule": rule},
+    h("h3", {}, `Rule ${rule}`), records.sort(newest).map(versionRow))));
+}
+
+// Audit ------------------------------------------------------------------------------
+
+function auditQuery() {
+  const form = new FormData(document.getElementById("audit-filter"));
+  const query = new URLSearchParams({limit: "1000"});
+  for (const name of ["action", "correlation_id"]) if (form.get(name)) query.set(name, String(form.get(name)).trim());
+  return query;
+}
+
+function drawAudit(loaded) {
+  if (!loaded.ok) return replace("audit", failed("The audit trail", loaded.problem));
+  const form = new FormData(document.getElementById("audit-filter"));
+  const model = String(form.get("model") || "").trim().toLowerCase();
+  const endpoint = String(form.get("endpoint") || "").trim().toLowerCase();
+  const select = document.querySelector("#audit-filter select[name=action]");
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const action of [...new Set(loaded.value.items.map((e) => e.action))].sort()) {
+    if (!known.has(action)) select.append(h("option", {value: action}, action));
+  }
+  const subject = (e) => String(e.subject).toLowerCase();
+  const items = loaded.value.items.filter((e) => (!model || subject(e).includes(model))
+    && (!endpoint || subject(e).includes(endpoint))).reverse();
+  replace("audit", h("p", {class: "muted"}, `${items.length} entries, newest first`), table(
+    ["time", "action", "outcome", "subject", "why", "correlation id"],
+    items.slice(0, 300).map((e) => [time(e.time), e.action, e.outcome, e.subject, e.reason,
+      h("a", {href: "#audit", class: "correlation", title: "show only this correlation id",
+              onclick: () => { document.querySelector("#audit-filter [name=correlation_id]").value = e.correlation_id;
+                               refreshSoon(); }}, e.correlation_id)]),
+    (i) => ({class: "audit-entry", "data-action": items[i].action})));
+}
+
+// Set aside --------------------------------------------------------------------------
+
+function drawSetAside(loaded) {
+  replace("setaside", SET_ASIDE.map((kind) => {
+    const answer = loaded[kind];
+    const title = {rejected: "Rejected (malformed)", ignored: "Ignored (not a type the app handles)",
+                   deadletter: "Dead-lettered (failed 5 times)"}[kind];
+    if (!answer.ok) {
+      return h("section", {class: "setaside", "data-kind": kind}, h("h3", {}, title),
+               answer.problem.notAvailable ? unavailable("Listing events set aside")
+                                           : failed(title, answer.problem));
+    }
+    const items = answer.value.items || [];
+    return h("section", {class: "setaside", "data-kind": kind}, h("h3", {}, `${title}: ${items.length}`),
+      items.length ? table(["time", "event", "subject", "why", "key", ""], items.map((item) => [
+        time(item.time), item.event_type || "-", item.subject || "-", item.reason, h("code", {}, item.key),
+        h("button", {type: "button", "data-replay": item.key, onclick: () => act({
+          title: `Replay ${kind} item ${item.key}`, label: "Replay", path: "ops/events/replay", body: {kind, key: item.key},
+          text: kind === "deadletter"
+            ? "The work item is put back on the work queue and runs again; it leaves the dead letters once queued."
+            : "The event goes through intake again as if Event Grid delivered it now; it leaves this list if it " +
+              "is accepted, and is set aside anew if it is refused again.",
+          outcome: (answer) => `outcome ${answer.outcome}`})}, "replay")]),
+      (i) => ({class: "setaside-item"})) : h("p", {class: "empty"}, "None."));
+  }));
+}
+
+// The loop ---------------------------------------------------------------------------
+
+let refreshes = 0;
+let timer = null;
+let running = false;
+let lastGood = null;
+
+function showView() {
+  const view = (window.location.hash || "#rollouts").slice(1);
+  for (const section of document.querySelectorAll("main .view")) section.hidden = section.dataset.view !== view;
+  for (const link of document.querySelectorAll("header nav a")) {
+    link.classList.toggle("active", link.dataset.view === view);
+  }
+}
+
+/** A problem that stops every view (no key, a refused key or role, the app unreachable or failing). */
+function blocking(results) {
+  const problems = results.filter((r) => r && !r.ok && !r.problem.notAvailable).map((r) => r.problem);
+  return problems.find((p) => [0, 401, 403].includes(p.status) || p.status >= 500) || null;
+}
+
+function explain(problem) {
+  if (problem.status === 401) {
+    return "The function key was refused (401). Open this page as /api/ops/controlroom?code=<function key>.";
+  }
+  if (problem.status === 403) return `Access refused (403): ${problem.message}`;
+  if (problem.status === 0) return `The app cannot be reached: ${problem.message}. Retrying every ${EVERY_MS / 1000} s.`;
+  return `The API answered ${problem.describe()}. Retrying every ${EVERY_MS / 1000} s.`;
+}
+
+async function refresh() {
+  if (running) return;
+  running = true;
+  clearTimeout(timer);
+  try {
+    const [rollouts, lifecycles, audit, ...setAside] = await Promise.all([
+      loadRollouts(), attempt("GET", "ops/lifecycles"), attempt("GET", `ops/audit?${auditQuery()}`),
+      ...SET_ASIDE.map((kind) => attempt("GET", `ops/events/setaside?kind=${kind}&limit=100`))]);
+    const stop = blocking([rollouts.problem ? {ok: false, problem: rollouts.problem} : null, lifecycles, audit]);
+    const status = document.getElementById("status");
+    const box = document.getElementById("problem");
+    if (stop) {
+      box.hidden = false;
+      box.className = "problem";
+      box.dataset.kind = "api";
+      box.textContent = explain(stop);
+      status.textContent = lastGood ? `Showing data from ${time(lastGood)}; the last update failed.` : "No data.";
+      document.body.dataset.health = "error";
+    } else {
+      if (box.dataset.kind === "api") box.hidden = true;
+      drawRollouts(rollouts);
+      drawModels(lifecycles);
+      drawAudit(audit);
+      drawSetAside(Object.fromEntries(SET_ASIDE.map((kind, i) => [kind, setAside[i]])));
+      lastGood = new Date();
+      status.textContent = `Updated ${time(lastGood)}, every ${EVERY_MS / 1000} s`;
+      document.body.dataset.health = "ok";
+    }
+  } finally {
+    refreshes += 1;
+    document.body.dataset.refreshes = String(refreshes);
+    running = false;
+    timer = setTimeout(refresh, EVERY_MS);
+  }
+}
+
+function refreshSoon() {
+  clearTimeout(timer);
+  timer = setTimeout(refresh, 50);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const filter = document.getElementById("audit-filter");
+  filter.addEventListener("submit", (event) => { event.preventDefault(); refreshSoon(); });
+  filter.addEventListener("change", refreshSoon);
+  filter.addEventListener("reset", () => setTimeout(refreshSoon, 0));
+  filter.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 400); });
+  window.addEventListener("hashchange", showView);
+  showView();
+  if (!KEY) {
+    notice("This page needs the function key: open it as /api/ops/controlroom?code=<function key>.", true);
+  }
+  refresh();
+});

@@ -1,0 +1,150 @@
+"""The review gate end to end, on the local stack: a version that passes its gates waits for a person.
+
+Approved through the admin API by a holder of the approvers' role (refused without it, and to its own
+registrant under four eyes), or by a tag set on the version in Azure ML studio (found by the resync;
+the approver is whoever last changed the version: the service's systemData, as Azure ML keeps it).
+Rejected and expired versions never reach the registry. Every step tells ops.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from devhost.azurite import Azurite
+from devhost.stack import Stack, local_stack
+from devhost.waiting import wait_until
+from localaml import samples
+from localaml.run import register_model_version
+from shared.platform.port import NotFound
+
+pytestmark = pytest.mark.e2e
+
+ROLE = "MLOps.Approver"
+POLICY = f"""
+rules:
+  - name: credit-risk
+    models: {{name: "credit-risk*"}}
+    test: {{pipeline: model-test, inputs: {{test_data: "azureml://datastores/workspaceblobstore/paths/test-data/"}}}}
+    gates: [{{metric: accuracy, min: 0.8}}]
+    review: {{approvers: {ROLE}, four_eyes: true, expires_after: 7d}}
+    promotion: {{path: ["registry:shared"]}}
+    notify: {{default: [webhook]}}
+  - name: fraud
+    models: {{name: "fraud*"}}
+    test: {{pipeline: model-test, inputs: {{test_data: "azureml://datastores/workspaceblobstore/paths/test-data/"}}}}
+    review: {{expires_after: 8s, remind_after: 2s}}
+    promotion: {{path: ["registry:shared"]}}
+    notify: {{default: [webhook]}}
+"""
+ALICE, BOB, CAROL = "alice@contoso.test", "bob@contoso.test", "carol@contoso.test"
+
+
+@pytest.fixture(scope="module")
+def stack(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("review")
+    (workdir / "policy.yaml").write_text(POLICY)
+    with local_stack(workdir, {"MLOPS_POLICY_PATH": str(workdir / "policy.yaml")}, azurite=azurite) as running:
+        yield running
+
+
+def register(stack: Stack, name: str, by: str) -> str:
+    """`by` registers the next version of `name` in dev, as a data scientist does; its version."""
+    version = register_model_version(stack.aml.client_as("dev", by), "dev", name, samples.good_model(seed=1)).version
+    wait_until(lambda: stage(stack, name, version) == "awaiting_review", timeout=90)
+    return version
+
+
+def stage(stack: Stack, name: str, version: str) -> str | None:
+    record = stack.state.get("lifecycle", f"{name}:{version}")
+    return record["stage"] if record else None
+
+
+def told(stack: Stack, kind: str, subject: str) -> list[dict]:
+    return [n.body["data"] for n in stack.receiver.received
+            if n.path == "/ops" and n.body["data"]["kind"] == kind and n.body["data"]["subject"] == subject]
+
+
+def principal(name: str, *roles: str) -> str:
+    claims = [{"typ": "name", "val": name}, *({"typ": "roles", "val": role} for role in roles)]
+    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
+
+
+def review(stack: Stack, name: str, version: str, decision: str, who: str | None, *roles: str) -> requests.Response:
+    headers = {"x-ms-client-principal": principal(who, *roles)} if who else {}
+    return stack.admin("POST", f"ops/lifecycles/{name}/{version}/review", headers=headers,
+                       json={"decision": decision, "reason": "checked the gate table"})
+
+
+def in_registry(stack: Stack, name: str, version: str) -> bool:
+    try:
+        stack.platform.get_model("registry:shared", name, version)
+    except NotFound:
+        return False
+    return True
+
+
+def test_a_version_waits_for_review_and_is_approved_through_the_api_by_an_approver_other_than_its_registrant(
+        stack: Stack) -> None:
+    version = register(stack, "credit-risk", ALICE)
+    [waiting] = told(stack, "model.awaiting_review", f"credit-risk:{version}")
+    assert "opsctl review credit-risk" in waiting["summary"] and f"{ALICE} may not approve it" in waiting["summary"]
+    assert waiting["table"]["header"][0] == "metric"
+    assert stack.platform.get_model("dev", "credit-risk", version).tags["mlops.stage"] == "awaiting_review"
+
+    without_role = review(stack, "credit-risk", version, "approve", BOB)
+    assert without_role.status_code == 403 and ROLE in without_role.json()["error"]
+    own = review(stack, "credit-risk", version, "approve", ALICE, ROLE)
+    assert own.status_code == 403 and "four eyes" in own.json()["error"]
+    assert stage(stack, "credit-risk", version) == "awaiting_review" and not in_registry(stack, "credit-risk", version)
+
+    approved = review(stack, "credit-risk", version, "approve", BOB, ROLE)
+
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["stage"] == "promoted" and approved.json()["review"]["by"] == BOB
+    assert approved.json()["review"]["via"] == "api" and approved.json()["registered_by"] == ALICE
+    assert in_registry(stack, "credit-risk", version)
+    again = review(stack, "credit-risk", version, "approve", BOB, ROLE)
+    assert again.status_code == 409 and "not awaiting_review" in again.json()["error"]
+
+
+def test_a_tag_set_in_studio_approves_once_the_resync_finds_it_but_not_the_registrant_s_own(stack: Stack) -> None:
+    own, other = register(stack, "credit-risk", ALICE), register(stack, "credit-risk", ALICE)
+    for version, who in ((own, ALICE), (other, CAROL)):
+        client = stack.aml.client_as("dev", who)
+        model = client.models.get("credit-risk", version=version)
+        model.tags = {**(model.tags or {}), "mlops.review": "approved"}
+        client.models.create_or_update(model)
+
+    wait_until(lambda: stage(stack, "credit-risk", other) == "promoted", timeout=60)
+    record = stack.state.get("lifecycle", f"credit-risk:{other}")
+    assert record is not None and record["review"]["by"] == CAROL and record["review"]["via"] == "tag"
+    wait_until(lambda: (stack.state.get("lifecycle", f"credit-risk:{own}") or {}).get("refused_approval_by") == ALICE,
+               timeout=30)
+    assert stage(stack, "credit-risk", own) == "awaiting_review" and not in_registry(stack, "credit-risk", own)
+
+
+def test_a_rejected_version_never_reaches_the_registry(stack: Stack) -> None:
+    version = register(stack, "credit-risk", ALICE)
+
+    rejected = review(stack, "credit-risk", version, "reject", BOB, ROLE)
+
+    assert rejected.status_code == 200 and rejected.json()["stage"] == "rejected"
+    assert not in_registry(stack, "credit-risk", version)
+    assert stack.platform.get_model("dev", "credit-risk", version).tags["mlops.stage"] == "rejected"
+    [notification] = told(stack, "model.rejected", f"credit-risk:{version}")
+    assert BOB in notification["summary"]
+
+
+def test_a_version_nobody_reviews_is_reminded_about_then_expires(stack: Stack) -> None:
+    version = register(stack, "fraud", ALICE)
+
+    wait_until(lambda: stage(stack, "fraud", version) == "expired", timeout=60)
+
+    reminders = [n for n in told(stack, "model.awaiting_review", f"fraud:{version}") if "Reminder" in n["title"]]
+    assert len(reminders) == 1
+    assert told(stack, "model.expired", f"fraud:{version}") and not in_registry(stack, "fraud", version)

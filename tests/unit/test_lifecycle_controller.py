@@ -1,0 +1,137 @@
+"""The lifecycle controller and the rollout engine together, on fakes of the ports: whole chains in
+milliseconds. The engine never writes a lifecycle; each version takes its rollout's outcome itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import lifecycle, reactions
+from shared.bootstrap import Services
+from shared.platform.port import ModelVersion
+from shared.records import RolloutAction, RolloutState
+from shared.rollout import engine
+from tests.unit.test_isolation_fakes import POLICY, fake_services
+
+KEY = engine.key_for("prod", "churn")
+WITH_GRACE = POLICY.replace("retire_previous_after_seconds: 0", "retire_previous_after_seconds: 3600")
+
+
+def register(services: Services, version: str) -> None:
+    rule = services.policy.rule_named("churn")
+    assert rule is not None
+    model = ModelVersion(location="dev", name="churn", version=version, uri=f"azureml:churn:{version}")
+    lifecycle.start_testing(services, rule, model, cause=f"event-{version}")
+    lifecycle.reconcile(services, lifecycle.key_of("churn", version), cause=f"event-{version}")
+
+
+def stage(services: Services, version: str) -> str:
+    record = lifecycle.get(services, f"churn:{version}")
+    assert record is not None
+    return record.stage.value
+
+
+def tick_until(services: Services, version: str, wanted: str) -> None:
+    for _ in range(10):
+        reactions.tick_rollouts(services)
+        if stage(services, version) == wanted:
+            return
+    raise AssertionError(f"v{version} is {stage(services, version)}, not {wanted}")
+
+
+def test_a_registered_version_is_tested_promoted_rolled_out_and_live_as_the_rule_s_champion() -> None:
+    services = fake_services()
+    register(services, "1")
+    assert stage(services, "1") == "rolling_out"
+
+    tick_until(services, "1", "live")
+
+    champion = services.state.get("champion", "churn")
+    assert champion is not None and champion["version"] == "1" and champion["metrics"] == {"accuracy": 0.9}
+    assert services.platform.tags[("churn", "1")][lifecycle.TAG] == "live"  # type: ignore[attr-defined]
+    record = lifecycle.get(services, "churn:1")
+    assert record is not None
+    assert [entry.stage.value for entry in record.history] == ["testing", "passed", "promoted", "rolling_out", "live"]
+
+
+def test_a_replaced_version_is_superseded_then_retired_once_its_deployment_is_deleted() -> None:
+    services = fake_services()
+    register(services, "1")
+    tick_until(services, "1", "live")
+    register(services, "2")
+    tick_until(services, "2", "live")
+
+    assert stage(services, "1") == "superseded"
+    assert services.platform.tags[("churn", "1")][lifecycle.TAG] == "superseded"  # type: ignore[attr-defined]
+    reactions.resync(services)  # the grace period is 0: the tick retired churn-v1; the resync sees it gone
+    assert stage(services, "1") == "retired"
+    assert services.platform.serving() == {"churn-v2": 100}  # type: ignore[attr-defined]
+
+
+def test_an_undo_rolls_the_new_version_back_and_makes_the_replaced_one_live_again() -> None:
+    services = fake_services(WITH_GRACE)
+    register(services, "1")
+    tick_until(services, "1", "live")
+    register(services, "2")
+    tick_until(services, "2", "live")
+    assert stage(services, "1") == "superseded"
+
+    undone = engine.act(services, KEY, RolloutAction.UNDO, "ada", "complaints")
+    lifecycle.follow(services, undone, "request-1")
+
+    assert undone.state is RolloutState.ROLLED_BACK
+    assert (stage(services, "2"), stage(services, "1")) == ("rolled_back", "live")
+    assert services.state.get("champion", "churn")["version"] == "1"  # type: ignore[index]
+    assert services.platform.serving() == {"churn-v1": 100}  # type: ignore[attr-defined]
+
+
+def test_every_finished_rollout_is_kept_newest_first() -> None:
+    services = fake_services()
+    register(services, "1")
+    tick_until(services, "1", "live")
+    register(services, "2")
+    tick_until(services, "2", "live")
+
+    assert [record.version for record in engine.history(services, KEY)] == ["2", "1"]
+    assert all(record.state is RolloutState.SUCCEEDED for record in engine.history(services, KEY))
+
+
+def test_restarting_an_ended_rollout_must_be_asked_for_and_then_uses_the_new_plan() -> None:
+    services = fake_services()
+    register(services, "1")
+    tick_until(services, "1", "live")
+    rule = services.policy.rule_named("churn")
+    assert rule is not None and rule.rollout is not None
+    faster = rule.rollout.model_copy(update={"steps": [100]})
+
+    with pytest.raises(engine.RolloutEnded, match="has ended succeeded"):
+        engine.start(services, "churn", faster, "registry:shared", "churn", "1", "request-1")
+    again = engine.start(services, "churn", faster, "registry:shared", "churn", "1", "request-2", restart=True)
+
+    assert again.state is RolloutState.PROGRESSING and again.plan.steps == [100]
+    assert [record.state for record in engine.history(services, KEY)] == [RolloutState.SUCCEEDED]
+
+
+def test_an_abort_rolls_back_at_once_and_the_version_takes_the_outcome() -> None:
+    services = fake_services(WITH_GRACE)
+    register(services, "1")
+    tick_until(services, "1", "live")
+    register(services, "2")
+    reactions.tick_rollouts(services)  # provisioned: 50 %
+
+    aborted = engine.act(services, KEY, RolloutAction.ABORT, "ada", "wrong model")
+    lifecycle.follow(services, aborted, "request-1")
+
+    assert aborted.state is RolloutState.ROLLED_BACK and aborted.rollback_reason == "wrong model"
+    assert stage(services, "2") == "rolled_back" and stage(services, "1") == "live"
+    assert services.platform.serving() == {"churn-v1": 100}  # type: ignore[attr-defined]
+
+
+def test_the_engine_does_not_import_the_lifecycle() -> None:
+    import ast
+    import inspect
+
+    for module in (engine, engine.machine):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not any(name and "lifecycle" in name for name in imported), module.__name__
