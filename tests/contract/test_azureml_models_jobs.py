@@ -23,8 +23,11 @@ def test_get_model_reads_the_version_and_its_tags(platform: AzureMLPlatform, fak
     model = platform.get_model("dev", "churn", "3")
 
     assert model == ModelVersion(
-        location="dev", name="churn", version="3", tags={"stage": "new"}, uri="azureml:churn:3"
+        location="dev", name="churn", version="3", tags={"stage": "new"}, uri="azureml:churn:3",
+        created_by=model.created_by, modified_by=model.modified_by,
     )
+    # systemData: who registered the version and who changed it last (the review gate's four eyes).
+    assert model.created_by == model.modified_by == "localaml@localaml.test"
     [request] = fake.requests
     assert (request.method, request.path, request.api_version) == ("GET", f"{DEV}/models/churn/versions/3", MODELS_API)
     assert request.headers["Authorization"].startswith("Bearer ")

@@ -260,7 +260,8 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
 
     view(browser, "models")
     until(browser, "v2 rolled back and v1 live", lambda: js(
-        browser, "return [...document.querySelectorAll('article.version')].map(a => a.dataset.version + '=' + "
+        browser, "return [...document.querySelectorAll('[data-rule=credit-risk] article.version')]"
+                 ".map(a => a.dataset.version + '=' + "
                  "a.dataset.stage).sort().join(' ')") == "credit-risk:1=live credit-risk:2=rolled_back")
     v2 = browser.find_element(By.CSS_SELECTOR, 'article[data-version="credit-risk:2"]')
     stages = [li.get_attribute("data-stage") for li in v2.find_elements(By.CSS_SELECTOR, "ol.stages li")]
