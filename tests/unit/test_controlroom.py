@@ -121,7 +121,8 @@ def test_only_the_listed_files_are_served(name: str) -> None:
     response = controlroom.asset(name, {}, None)
 
     assert response.status_code == 404
-    assert json.loads(response.get_body())["field"] == "asset"
+    body = json.loads(response.get_body())
+    assert body["field"] == "asset" and body["correlation_id"] == response.headers["x-correlation-id"]
 
 
 def test_every_listed_file_exists() -> None:

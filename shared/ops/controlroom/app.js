@@ -39,7 +39,7 @@ async function api(method, path, body) {
                                         referrerPolicy: "no-referrer",
                                         body: body === undefined ? undefined : JSON.stringify(body)});
   } catch (error) {
-    throw new ApiProblem(0, `the app cannot be reached (${error.message})`);
+    throw new ApiProblem(0, `The app cannot be reached (${error.message})`);
   }
   const text = await response.text();
   let payload = null;
@@ -284,8 +284,10 @@ function analyses(record) {
 function actionText(action, record) {
   const who = `${record.model} v${record.version} on ${record.workspace}/${record.endpoint}`;
   const before = Object.entries(record.baseline.traffic || {}).map(([n, p]) => `${n} ${p}%`).join(", ") || "no traffic";
-  const now = Object.entries(liveSplit(record).traffic || {}).filter(([, p]) => p > 0)
-    .map(([n, p]) => `${n} ${p}%`).join(", ") || "no traffic";
+  const shares = (split) => Object.entries(split || {}).filter(([, p]) => p > 0).map(([n, p]) => `${n} ${p}%`);
+  const mirrored = shares(liveSplit(record).mirror);
+  const now = (shares(liveSplit(record).traffic).join(", ") || "no traffic")
+    + (mirrored.length ? `, mirror ${mirrored.join(", ")}` : "");
   const next = (record.plan.steps || [])[record.step + 1];
   return {
     pause: `The rollout of ${who} stops where it is: traffic stays as it is now (${now}) and no step advances ` +
@@ -536,7 +538,7 @@ function explain(problem) {
     return "The function key was refused (401). Open this page as /api/ops/controlroom?code=<function key>.";
   }
   if (problem.status === 403) return `Access refused (403): ${problem.message}`;
-  if (problem.status === 0) return `The app cannot be reached: ${problem.message}. Retrying every ${EVERY_MS / 1000} s.`;
+  if (problem.status === 0) return `${problem.message}. Retrying every ${EVERY_MS / 1000} s.`;
   return `The API answered ${problem.describe()}. Retrying every ${EVERY_MS / 1000} s.`;
 }
 
