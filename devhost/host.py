@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.http import HttpResponseConverter
 from azure.functions.queue import QueueMessage as QueueMessageBinding
 from azure.functions.timer import TimerRequest
 
@@ -224,7 +225,7 @@ class FunctionHost:
                 log.exception("Executed 'Functions.%s' (Failed)", route.function.name)
                 return Reply(500)
             if isinstance(response, func.HttpResponse):
-                return Reply(response.status_code, response.get_body(), dict(response.headers))
+                return _http_reply(response)
             return Reply.text(200, str(response))
         return Reply.text(404, f"no function serves /api/{path} for {method}")
 
@@ -256,6 +257,16 @@ class FunctionHost:
         )
         threading.Thread(target=self.invoker(function), args=(value,), daemon=True).start()
         return Reply(202)
+
+
+def _http_reply(response: func.HttpResponse) -> Reply:
+    """The answer the Functions host sends for an `HttpResponse`, with the headers the Python worker gives it:
+    `Content-Type` from `mimetype` and `charset` unless the function set the header itself."""
+    datum = HttpResponseConverter.encode(response, expected_type=None)
+    headers = {name: value.value for name, value in datum.value["headers"].items()}
+    if datum.value["cookies"]:  # the worker carries them apart; one Set-Cookie is what a Reply can hold
+        headers["Set-Cookie"] = datum.value["cookies"][0].output(header="").strip()
+    return Reply(response.status_code, response.get_body(), headers)
 
 
 def _event_grid_value(event: dict[str, Any]) -> Any:

@@ -15,6 +15,17 @@
 - Data references (`datarefs`, REST `RegistryDataReferences_GetBlobReferenceSAS`, spec example
   Azure/azure-rest-api-specs .../stable/2025-12-01/examples/DataReference/getBlobReferenceSAS.json)
   say where an asset's files are: a read SAS URL of its container on the service's storage account.
+- A registry model version is created or updated by a PUT (REST `RegistryModelVersions_CreateOrUpdate`, a
+  long-running operation: Azure/azure-rest-api-specs .../stable/2025-12-01/examples/Registry/ModelVersion/
+  createOrUpdate.json answers 200 or 201, and the REST reference "Registry Model Versions - Create Or Update"
+  gives the 201 an `Azure-AsyncOperation` header). The import takes no tags (its body is only the source
+  reference: azure-ai-ml `WorkspaceAssetReference._to_rest_object`), so tags reach the registry's copy by
+  that PUT (azure-ai-ml `models.create_or_update` with a registry client). Once a version exists only some
+  fields change: "Only tags, description, and isArchived can be updated" is the service's own message
+  (`ASSET_PATH_ERROR`, azure-ai-ml `constants/_common.py`), `stage` too (recorded: test_crud_model_with_stage.json).
+  A changed modelUri is refused with that message (localaml/models.py); a changed property dictionary,
+  flavors, model type or job is refused here with a message naming the field: the rule is Azure's, the
+  status and body are this service's (no public recording shows Azure refusing them).
 """
 
 from __future__ import annotations
@@ -37,6 +48,12 @@ REGISTRY_PATH = r"^/mferp/managementfrontend(?P<reg>/subscriptions/[^/]+/resourc
 SOURCE_ASSET = re.compile(
     r"^azureml://locations/[^/]+/workspaces/(?P<guid>[^/]+)/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"
 )
+# A registry model version, on the registry's front end (as azure-ai-ml calls it) or on ARM (the REST reference).
+REGISTRY_MODEL_VERSION = r"^(?:/mferp/managementfrontend)?(?P<reg>/subscriptions/[^/]+/resourceGroups/[^/]+/" \
+    r"providers/Microsoft\.MachineLearningServices/registries/(?P<registry>[^/]+))" \
+    r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"
+# What an existing version keeps: the fields besides tags, description, stage and isArchived that a PUT carries.
+IMMUTABLE = ("properties", "flavors", "modelType", "jobName")
 WORKSPACE_KEY = re.compile(r"/workspaces/[^/]+$")
 TENANT = "22222222-2222-2222-2222-222222222222"  # the local token's tenant (shared/platform/azureml/localservice.py)
 STORAGE_ACCOUNT_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
@@ -52,6 +69,7 @@ def install(service: LocalAzureML) -> None:
                   lambda **kw: temporary_reference(service, **kw))
     service.route("POST", REGISTRY_PATH + r"/datarefs/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$",
                   lambda **kw: dataref(service, **kw))
+    service.route("PUT", REGISTRY_MODEL_VERSION, lambda **kw: put_model_version(service, **kw))
 
 
 def discovery(
@@ -141,6 +159,39 @@ def dataref(
         {"blobReferenceForConsumption": {"blobUri": body["blobUri"], "storageAccountArmId": STORAGE_ACCOUNT_ID,
                                          "credential": {"credentialType": "SAS", "sasUri": sas}}},
     )
+
+
+def put_model_version(
+    service: LocalAzureML, reg: str, registry: str, name: str, version: str, query: dict[str, str], body: Any,
+    headers: dict[str, str],
+) -> Reply:
+    """Create a registry model version (201, long-running) or update what may change of an existing one (200)."""
+    path = f"{reg}/models/{name}/versions/{version}"
+    existing = service.resources.get(path.lower())
+    if existing is not None:
+        _refuse_immutable_changes(existing["properties"], (body or {}).get("properties") or {}, name, version)
+    answer = service._put(path, query, body, headers)
+    if existing is None and answer.status == 201:
+        operation = service.start_operation(path)
+        answer.headers = {**answer.headers, "Azure-AsyncOperation": service.operation_url(operation.id, query)}
+    return answer
+
+
+def _refuse_immutable_changes(stored: dict[str, Any], sent: dict[str, Any], name: str, version: str) -> None:
+    """A field of an existing version other than tags, description, stage and isArchived may not change."""
+    for field in IMMUTABLE:
+        if field not in sent or sent[field] is None:
+            continue  # left out: the stored value stays
+        before, after = stored.get(field), sent[field]
+        if field == "modelType":  # Azure names a type in either spelling (custom_model, CustomModel)
+            before, after = str(before or "").replace("_", "").lower(), str(after).replace("_", "").lower()
+        elif field == "properties":
+            before, after = before or {}, after or {}
+        if before != after:
+            raise user_error(
+                f"The {field} of model {name}:{version} cannot be changed once the version exists. Only tags, "
+                "description, stage and isArchived can be updated.", "ImmutableField", target=field,
+            )
 
 
 def _source_model(service: LocalAzureML, asset_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@
     opsctl promote-model dev credit-risk 2 [--target registry:shared]
     opsctl retrain credit-risk [--request-id ID]
     opsctl lifecycles [--stage S] [--model M];  opsctl lifecycle credit-risk 2
+    opsctl champions credit-risk                 a rule's champions: who served when, why each stopped
     opsctl review approve|reject credit-risk 2 --reason "..."
     opsctl audit [--since 2026-11-01] [--limit 50] [--correlation-id ID] [--subject S] [--action A]
     opsctl setaside [--kind rejected|ignored|deadletter] [--limit N];  opsctl replay KIND KEY
@@ -109,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--stage", help="only this stage (the API names the stages it knows)")
     command.add_argument("--model")
     model(add("lifecycle", c.lifecycle, "one model version's lifecycle, gates and history"))
+    add("champions", c.champions, "a rule's champions: who served from when to when, and why each stopped"
+        ).add_argument("rule")
     command = add("review", c.review, "approve or reject a model version waiting for review")
     command.add_argument("decision", help="approve or reject")
     model(command)

@@ -127,6 +127,11 @@ def lifecycle(client: Client, args: argparse.Namespace) -> Shown:
     return Shown(document, views.lifecycle(document, _names(client, causes, first)))
 
 
+def champions(client: Client, args: argparse.Namespace) -> Shown:
+    document = client.call("GET", f"ops/champions/{segment(args.rule)}/history")
+    return Shown(document, views.champion_history(document))
+
+
 def review(client: Client, args: argparse.Namespace) -> Shown:
     body = {"decision": args.decision, **({"reason": args.reason} if args.reason is not None else {})}
     answer = client.call("POST", f"ops/lifecycles/{segment(args.name)}/{segment(args.version)}/review", body=body)

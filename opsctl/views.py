@@ -118,6 +118,17 @@ def rollout_history(items: Sequence[Mapping[str, Any]], width: int | None = None
     return table(["version", "state", "started", "finished", "how it ended"], rows, width)
 
 
+def champion_history(document: Mapping[str, Any], width: int | None = None) -> str:
+    """A rule's champions, oldest first: the one serving now has no end."""
+    terms = document.get("terms") or []
+    if not terms:
+        return f"no champion has served for rule {document.get('rule', '?')} yet"
+    rows = [[f"{t['model']} v{t['version']}", t.get("endpoint") or "-", _minute(t.get("since")),
+             _minute(t.get("until")) if t.get("until") else "serving", t.get("began") or "-", t.get("ended") or "-"]
+            for t in terms]
+    return table(["version", "endpoint", "since", "until", "how it began", "how it ended"], rows, width, wrap={4, 5})
+
+
 def lifecycles(items: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     if not items:
         return "no lifecycles"

@@ -112,6 +112,7 @@ class Lifecycle(Record):
     rule: str
     stage: Stage
     test_job: str = ""
+    test_job_url: str | None = Field(None, description="the test job in Azure ML studio, once it has been judged")
     history: list[StageEntry] = Field(default_factory=list)
     metrics: dict[str, float | None] = Field(default_factory=dict)
     gates: dict[str, list[Any]] | None = Field(None, description="the gate table: header and rows")

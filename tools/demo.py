@@ -4,8 +4,11 @@ The app talks to Azure ML only through its azure-ai-ml adapter; here that adapte
 the local Azure ML service (`localaml`) over loopback TLS, which runs the repo's pipelines
 for real, serves the endpoint and publishes Azure ML's events to the app's webhook.
 
-1. v1 of `credit-risk` is registered in dev: tested, judged, promoted to the registry
-   and prod, and deployed to the empty prod endpoint (100% at once: nothing to compare).
+1. v1 of `credit-risk` is registered in dev by a data scientist: tested, judged, and held
+   for review (the demo's rule requires a person's sign-off). Its registrant may not approve
+   it (four eyes); an approver holding the app role approves it through the admin API. It is
+   promoted to the registry and prod, and deployed to the empty prod endpoint (100% at once:
+   nothing to compare). Each later version that passes its gates is approved the same way.
 2. Client traffic starts. v2 (good) and v3 (no skill) are registered together: v3 fails
    its gates and is rejected with its gate table; v2 shadows 20% of traffic, then takes
    10%, 50%, 100% of it, each step judged on its live error rate and latency.
@@ -15,11 +18,14 @@ for real, serves the endpoint and publishes Azure ML's events to the app's webho
    tagged `azureml_modelmonitor_threshold_breached`): retraining starts, ops hear of it;
    the retrained model is registered as v5 and goes through the same chain to serving.
 Notifications arrive, signed, at a local webhook receiver standing in for ops' channels.
+The policy is the app's own (`policy/policy.yaml`) with the review step added to its rule.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import sys
 import tempfile
 import time
@@ -27,11 +33,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
+
 from devhost.stack import Stack, TrafficGenerator, local_stack
 from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
+from localaml.run import register_model_version
 
 MODEL, ENDPOINT = "credit-risk", "credit-risk"
+POLICY = Path(__file__).resolve().parents[1] / "policy" / "policy.yaml"
+APPROVER_ROLE = "MLOps.Approver"
+REVIEW = {"approvers": APPROVER_ROLE, "four_eyes": True, "expires_after": "2d"}
+SCIENTIST, APPROVER = "alice@contoso.test", "bob@contoso.test"
 
 T = TypeVar("T")
 
@@ -44,20 +57,20 @@ class Timeline:
         self._audit_seen = self._notes_seen = 0
 
     def say(self, text: str) -> None:
-        print(f"\n{self._clock()} == {text}", flush=True)
+        print(f"\n{self.clock()} == {text}", flush=True)
 
     def poll(self) -> None:
         entries = self.stack.state.read_audit()
         for entry in entries[self._audit_seen:]:
             if entry.action != "intake" or entry.outcome != "queued":
-                print(f"{self._clock()}    {entry.action:<10} {entry.outcome:<12} {entry.subject[:40]:<40} "
+                print(f"{self.clock()}    {entry.action:<10} {entry.outcome:<12} {entry.subject[:40]:<40} "
                       f"{entry.reason[:90]}", flush=True)
         self._audit_seen = len(entries)
         notes = self.stack.receiver.received
         for note in notes[self._notes_seen:]:
             data = note.body.get("data", {}) if isinstance(note.body, dict) else {}
             signed = "signature ok" if note.signature_valid else "SIGNATURE INVALID"
-            print(f"{self._clock()}    >> ops: [{data.get('kind')}] {data.get('title')} ({signed})", flush=True)
+            print(f"{self.clock()}    >> ops: [{data.get('kind')}] {data.get('title')} ({signed})", flush=True)
         self._notes_seen = len(notes)
 
     def wait(self, what: str, probe: Callable[[], T], timeout: float = 120) -> T:
@@ -70,8 +83,56 @@ class Timeline:
         except WaitTimeout as timeout_error:
             raise SystemExit(f"demo: {timeout_error}; see the host log") from None
 
-    def _clock(self) -> str:
+    def clock(self) -> str:
         return f"[{time.monotonic() - self.started:6.1f}s]"
+
+
+def demo_policy(workdir: Path) -> Path:
+    """The app's policy with a review step in each rule: a version that passes its gates waits for a person."""
+    policy = yaml.safe_load(POLICY.read_text())
+    for rule in policy["rules"]:
+        rule["review"] = REVIEW
+    path = workdir / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+def principal(name: str, *roles: str) -> str:
+    """The `x-ms-client-principal` header App Service authentication sets for a signed-in caller."""
+    claims = [{"typ": "name", "val": name}, *({"typ": "roles", "val": role} for role in roles)]
+    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
+
+
+def review(stack: Stack, version: str, who: str, *roles: str) -> tuple[int, dict]:
+    """`who` approves the version through the admin API (`opsctl review` does the same); status and body."""
+    response = stack.admin("POST", f"ops/lifecycles/{MODEL}/{version}/review",
+                           headers={"x-ms-client-principal": principal(who, *roles)},
+                           json={"decision": "approve", "reason": "gate table checked"})
+    return response.status_code, response.json()
+
+
+def approve(timeline: Timeline, stack: Stack, version: str, show: bool = False) -> None:
+    """Wait until the version waits for review, then approve it as the approver (the audit trail in the timeline
+    shows who); with `show`, print what waits, what ops were told, that its registrant may not approve it, and
+    who did."""
+    timeline.wait(f"v{version} to wait for review", lambda: stage(stack, version) == "awaiting_review")
+    if show:
+        record = stack.state.get("lifecycle", f"{MODEL}:{version}") or {}
+        told = timeline.wait("ops to be told", lambda: next((n.body["data"] for n in stack.receiver.received
+                                                            if n.path == "/ops" and n.body["data"]["kind"]
+                                                            == "model.awaiting_review"), None)) or {}
+        print(f"\n    v{version} passed its gates and waits for review (registered by {record.get('registered_by')});"
+              f" ops were told:\n      {told['summary']}")
+        status, body = review(stack, version, SCIENTIST, APPROVER_ROLE)
+        print(f"    {SCIENTIST}, its registrant, approves it: {status} {body.get('error', '')}")
+    status, body = review(stack, version, APPROVER, APPROVER_ROLE)
+    if status != 200:
+        raise SystemExit(f"demo: approving v{version} failed: {status} {body}")
+    if show:
+        decision = body.get("review") or {}
+        print(f"    {decision.get('by')}, holding the app role {APPROVER_ROLE}, approves it "
+              f"(via {decision.get('via')}): {status}, now {body.get('stage')}; later versions are approved the same "
+              "way", flush=True)
 
 
 def stage(stack: Stack, version: str) -> str | None:
@@ -108,26 +169,37 @@ def run(workdir: Path) -> int:
 
     started = time.monotonic()
     print(f"Azure ML: the local Azure ML service, through azure-ai-ml {version('azure-ai-ml')} (starting...)")
-    with local_stack(workdir) as stack:
+    policy = demo_policy(workdir)
+    with local_stack(workdir, {"MLOPS_POLICY_PATH": str(policy)}) as stack:
         timeline = Timeline(stack)
+        scientist = stack.aml.client_as("dev", SCIENTIST)
+
+        def register(onnx: bytes) -> None:
+            register_model_version(scientist, "dev", MODEL, onnx, {"team": "risk"})
+
         print(f"Azure ML: {stack.aml.url} (workspaces dev and prod, registry {stack.aml.registry}), "
               f"up in {time.monotonic() - started:.1f} s")
         print(f"Local stack: host {stack.host.url}, ops webhook {stack.receiver.url} "
               f"(host log: {workdir / 'host.log'})")
-        timeline.say("1. credit-risk v1 registered in dev (the first model: no champion yet)")
-        stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {"team": "risk"})
+        print(f"Policy: {POLICY.relative_to(POLICY.parents[1])} with review by the app role {APPROVER_ROLE}, "
+              f"four eyes ({policy})")
+        timeline.say(f"1. credit-risk v1 registered in dev by {SCIENTIST} (the first model: no champion yet)")
+        register(samples.good_model(seed=1))
+        approve(timeline, stack, "1", show=True)
         timeline.wait("v1 to go live", lambda: stage(stack, "1") == "live")
 
         with TrafficGenerator(stack.aml, "prod", ENDPOINT, per_second=40) as traffic:
             timeline.say("2. client traffic on; v2 (good) and v3 (no skill) registered together")
-            stack.aml.register_model("dev", MODEL, samples.good_model(seed=3), {"team": "risk"})
-            stack.aml.register_model("dev", MODEL, samples.bad_model(seed=2), {"team": "risk"})
+            register(samples.good_model(seed=3))
+            register(samples.bad_model(seed=2))
             timeline.wait("v3 to be rejected", lambda: stage(stack, "3") == "failed")
             print_gate_table(stack, "3")
+            approve(timeline, stack, "2")
             timeline.wait("v2 to go live", lambda: stage(stack, "2") == "live", timeout=180)
 
             timeline.say("3. v4 registered; its deployment will fail 20% of requests")
-            stack.aml.register_model("dev", MODEL, samples.good_model(seed=4), {"team": "risk"})
+            register(samples.good_model(seed=4))
+            approve(timeline, stack, "4")
             timeline.wait("v4's deployment", lambda: stage(stack, "4") == "rolling_out")
             stack.aml.set_deployment_fault("prod", ENDPOINT, "credit-risk-v4", error_rate=0.2)
             timeline.wait("v4 to be rolled back", lambda: stage(stack, "4") == "rolled_back", timeout=180)
@@ -137,6 +209,7 @@ def run(workdir: Path) -> int:
                 {"feature": "f0", "metric": "JensenShannonDistance", "value": 0.8, "threshold": 0.3},
                 {"feature": "f1", "metric": "JensenShannonDistance", "value": 0.05, "threshold": 0.3},
             ]})
+            approve(timeline, stack, "5")
             timeline.wait("the retrained model (v5) to go live", lambda: stage(stack, "5") == "live", timeout=180)
             timeline.poll()
         print_summary(stack, traffic)
@@ -144,6 +217,9 @@ def run(workdir: Path) -> int:
         replaced = ("superseded", "retired")
         expected = {"1": replaced, "2": replaced, "3": ("failed",), "4": ("rolled_back",), "5": ("live",)}
         live = all(stage(stack, version) in ends for version, ends in expected.items())
+        reviewed = all((stack.state.get("lifecycle", f"{MODEL}:{version}") or {}).get("review", {}).get("by")
+                       == APPROVER for version in ("1", "2", "4", "5"))
+        live = live and reviewed
         verdict = "every step as expected" if live else "UNEXPECTED END STATE (see above)"
         print(f"\nDemo finished in {time.monotonic() - started:.0f} s: {verdict}.")
         return 0 if live else 1

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import shared.lifecycle.champions as champions
 import shared.lifecycle.machine as machine
 from shared import outcomes
 from shared.bootstrap import Services
@@ -164,9 +165,10 @@ class ReviewRefused(Exception):
 def _promote(services: Services, rule: Rule, record: Lifecycle, model: ModelVersion,
              approval: ReviewDecision | None) -> Move:
     serving, copies = model, {}
+    lineage = machine.lineage(record, model, approval)
     for target in rule.promotion.path if rule.promotion else []:
         # Deployments reference the registry's copy: one artefact for every workspace that serves it.
-        serving = services.platform.promote_model(model, target)
+        serving = services.platform.promote_model(model, target, lineage)
         copies[target] = serving.uri
     return machine.promoted(record, copies, serving, approval)
 
@@ -215,10 +217,13 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
         except NotFound:
             log.warning("%s is gone from %s; its stage tag is not set", record.key, record.workspace)
     if move.champion is not None:
+        before = _champion(services, rule)
         if move.champion:
             services.state.put("champion", rule.name, move.champion)
         else:
             services.state.delete("champion", rule.name)
+        services.state.update(champions.KIND, rule.name, lambda stored: champions.changed(
+            stored, rule.name, before, move.champion or {}, move.ended, now()))
     for notification in move.told:
         outcomes.notify(services, notification, rule.channels_for(notification.kind))
 

@@ -27,6 +27,9 @@ from shared.policy import Gate, Review, RolloutPlan
 from shared.records import Lifecycle, ReviewDecision, Rollout, RolloutState, Stage
 
 TAG = "mlops.stage"
+# Azure ML's documented tag limits (docs: "Service limits in Azure Machine Learning", runs: tag key 100
+# characters, tag value 1,000, 50 tags); the page gives none of its own for model versions, so the app keeps to these.
+TAG_KEY_LIMIT, TAG_VALUE_LIMIT = 100, 1000
 IN_FLIGHT = (Stage.TESTING, Stage.PASSED, Stage.AWAITING_REVIEW, Stage.PROMOTED, Stage.ROLLING_OUT)
 SUPERSEDED: Final = "model.superseded"
 _NUMERIC_VERSION = re.compile(r"^\d{1,30}(\.\d{1,30}){0,9}$")
@@ -42,6 +45,7 @@ class Move:
     tag: str | None = None  # the `mlops.stage` tag the version gets
     told: list[Notification] = field(default_factory=list)
     champion: dict[str, Any] | None = None  # the rule's new champion record
+    ended: str | None = None  # with `champion`: why the champion it replaces stops serving (its history says so)
     follow: list[str] = field(default_factory=list)  # lifecycles to reconcile after this one
 
 
@@ -61,10 +65,10 @@ def judged(record: Lifecycle, job: Job, gates: list[Gate], champion_metrics: dic
         return None
     if job.status is not JobStatus.COMPLETED:
         reason = f"test job {job.name} {job.status.value}: {job.error or 'no error given'}"
-        return _rejected(record, reason, None, job, {"metrics": job.metrics})
+        return _rejected(record, reason, None, job, {"metrics": job.metrics, "test_job_url": job.studio_url})
     verdict = judge(gates, job.metrics, champion_metrics)
     table = verdict.table()
-    changes = {"metrics": job.metrics, "gates": table}
+    changes = {"metrics": job.metrics, "gates": table, "test_job_url": job.studio_url}
     if not verdict.passed:
         failed = ", ".join(result.describe() for result in verdict.results if not result.passed)
         return _rejected(record, f"failed gates: {failed}", table, job, changes)
@@ -178,6 +182,45 @@ def promoted(record: Lifecycle, copies: dict[str, str], serving: ModelVersion,
                 changes, tag="promoted", told=told)
 
 
+def lineage(record: Lifecycle, model: ModelVersion, approval: ReviewDecision | None) -> dict[str, str]:
+    """The tags a promoted version's registry copy carries: where it came from and the evidence it
+    passed on (source workspace, training and test jobs, the gates in brief, the approval, the rule).
+
+    Values are cut to Azure ML's tag limits with an ellipsis; what is unknown is left out.
+    """
+    tags = {
+        "mlops.source_workspace": record.workspace,
+        "mlops.training_job": model.job_name or record.training_job,
+        "mlops.test_job": record.test_job,
+        "mlops.test_job_url": record.test_job_url,
+        "mlops.gates": gates_brief(record.gates),
+        "mlops.approved_by": approval.by if approval and approval.approved else None,
+        "mlops.approved_at": approval.at.isoformat(timespec="seconds") if approval and approval.approved else None,
+        "mlops.rule": record.rule,
+    }
+    return {key[:TAG_KEY_LIMIT]: fit_tag(value) for key, value in tags.items() if value}
+
+
+def gates_brief(table: dict[str, list[Any]] | None) -> str:
+    """`accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass`: the gate table on one line."""
+    if table is None:
+        return "not judged"
+    parts = []
+    for metric, check, value, threshold, result in (row[:5] for row in table.get("rows", [])):
+        if str(check).startswith((">=", "<=")):
+            relation = str(check)[:2]
+            rest = str(check)[2:].strip()
+            parts.append(f"{metric}={value}{relation}{threshold}{f' ({rest})' if rest else ''} {result}")
+        else:
+            parts.append(f"{metric}={value} {check} {result}")
+    return "; ".join(parts) or "no gates"
+
+
+def fit_tag(value: str) -> str:
+    """A tag value within Azure ML's limit, cut with an ellipsis."""
+    return value if len(value) <= TAG_VALUE_LIMIT else value[:TAG_VALUE_LIMIT - 1] + "\u2026"
+
+
 def newer_version(record: Lifecycle, plan: RolloutPlan, rollout: Rollout | None, champion: dict[str, Any] | None,
                   others: list[Lifecycle]) -> tuple[str, str] | None:
     """The newest version of the same model that is newer than `record`'s and waits for, rolls out
@@ -238,12 +281,15 @@ def rollout_ended(record: Lifecycle, rollout: Rollout | None, champion: dict[str
                    "since": now.isoformat(), "previous": _without_previous(champion)}
         replaced = [key_of(champion["model"], str(champion["version"]))] if champion and not _is(champion, record) \
             else []
-        return Move(Stage.LIVE, f"serving 100% of {rollout.endpoint}", tag="live", champion=crowned, follow=replaced)
+        return Move(Stage.LIVE, f"serving 100% of {rollout.endpoint}", tag="live", champion=crowned, follow=replaced,
+                    ended=f"replaced by v{record.version}")
     reason = rollout.rollback_reason or f"its rollout {rollout.state.value}"
     if record.stage is Stage.LIVE and champion and _is(champion, record):
         previous = champion.get("previous")
         back = [key_of(previous["model"], str(previous["version"]))] if previous else []
-        return Move(Stage.ROLLED_BACK, reason, tag="rolled_back", champion=previous or {}, follow=back)
+        undo = next((entry for entry in rollout.history if entry.action == "undo"), None)
+        ended = f"undone by {undo.actor}: {reason}" if undo else f"rolled back: {reason}"
+        return Move(Stage.ROLLED_BACK, reason, tag="rolled_back", champion=previous or {}, follow=back, ended=ended)
     return Move(Stage.ROLLED_BACK, reason, tag="rolled_back")
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from shared import intake, lifecycle, outcomes
 from shared.bootstrap import Services
 from shared.decisions import retrain_job_name
+from shared.lifecycle import champions
 from shared.notify import Notification
 from shared.ops import traffic
 from shared.ops.errors import ApiError
@@ -25,6 +26,8 @@ from shared.ops.models import (
     ActionRequest,
     AuditEntries,
     AuditFilter,
+    ChampionHistory,
+    ChampionPath,
     Check,
     EndpointPath,
     EndpointView,
@@ -261,6 +264,17 @@ def get_lifecycle(services: Services, where: LifecyclePath, caller: Caller) -> L
     if record is None:
         raise NotFound(f"no lifecycle for {where.name} v{where.version}")
     return Lifecycle.model_validate(record)
+
+
+def champion_history(services: Services, where: ChampionPath, caller: Caller) -> ChampionHistory:
+    """The rule's champion history; empty for a rule of the policy whose champion never changed."""
+    stored = services.state.get(champions.KIND, where.rule)
+    if stored is not None:
+        return ChampionHistory.model_validate(stored)
+    if services.policy.rule_named(where.rule) is None:
+        raise ApiError(404, f"the policy has no rule named {where.rule!r} and no champion history is kept for it",
+                       "rule")
+    return ChampionHistory(rule=where.rule)
 
 
 def audit_log(services: Services, query: AuditFilter, caller: Caller) -> AuditEntries:

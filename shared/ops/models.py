@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from shared.lifecycle.champions import ChampionHistory as ChampionHistoryRecord
 from shared.policy import RolloutPlan
 from shared.records import Lifecycle as LifecycleRecord
 from shared.records import Rollout as RolloutRecord
@@ -69,6 +70,10 @@ class HistoryPath(EndpointPath):
 class LifecyclePath(Input):
     name: ModelName
     version: Version
+
+
+class ChampionPath(Input):
+    rule: RuleName
 
 
 # Query parameters ---------------------------------------------------------------------
@@ -263,3 +268,8 @@ class SetAsideItem(BaseModel):
 
 class SetAsideItems(BaseModel):
     items: list[SetAsideItem] = Field(description="newest first")
+
+
+class ChampionHistory(ChampionHistoryRecord):
+    """A rule's champions, oldest first: which version served from when to when, how it came to serve
+    and why it stopped (`until` and `ended` are empty for the one serving now)."""

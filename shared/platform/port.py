@@ -191,8 +191,11 @@ class MLPlatform(Protocol):
 
     def get_job(self, workspace: str, job_name: str) -> Job: ...
 
-    def promote_model(self, model: ModelVersion, target: str) -> ModelVersion:
-        """Copy a model version to `target` (a workspace or 'registry:<name>'); idempotent."""
+    def promote_model(
+        self, model: ModelVersion, target: str, lineage: dict[str, str] | None = None
+    ) -> ModelVersion:
+        """Copy a model version to `target` (a workspace or 'registry:<name>'), then merge `lineage`
+        (where it came from, its evidence) into the copy's tags; idempotent."""
         ...
 
     def get_endpoint(self, workspace: str, endpoint: str) -> Endpoint: ...

@@ -27,6 +27,7 @@ from shared.storage.state import Leased, now
 
 __all__ = ["RolloutBusy", "RolloutError", "act", "current", "key_for", "set_traffic", "start", "tick", "tick_all"]
 KIND, ARCHIVE = "rollout", "rollout-archive"
+TICKED = (*(state.value for state in machine.State if state.is_active), "succeeded")  # until retired
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +60,8 @@ def history(services: Services, key: str) -> list[Rollout]:
     found = current(services, key)
     if found is not None and found.state.has_ended:
         records.append(found)
-    unique = {record.id: record for record in records if record.key == key}
+    # A restart runs the same version again under the same id: a run is its id and when it started.
+    unique = {(record.id, record.started): record for record in records if record.key == key}
     return sorted(unique.values(), key=lambda record: record.started, reverse=True)
 
 
@@ -93,7 +95,7 @@ def start(services: Services, rule: str, plan: RolloutPlan, location: str, model
                              f"deployment {deployment} created for {serving.uri}")
         services.state.put(KIND, key, move.record.stored())
     outcomes.audit(services, cause, move.record.id, "rollout", "started", f"on {plan.workspace}/{plan.endpoint}")
-    return _carry_out(services, Move(move.record, [a for a in move.actions if isinstance(a, Tell)]), cause)
+    return _carry_out(services, move, cause)
 
 
 def tick(services: Services, key: str, actor: str = "timer") -> str:
@@ -117,7 +119,7 @@ def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
     for stored in services.state.list(KIND):
         key = str(stored.get("key", "?"))
         try:
-            if stored.get("state") in ("succeeded", *_ACTIVE) and not stored.get("retired"):
+            if stored.get("state") in TICKED and not stored.get("retired"):
                 results[key] = tick(services, key, actor)
         except TryLater as error:  # the endpoint is busy: the next tick goes on, nothing to report
             results[key] = f"later: {error}"
@@ -125,9 +127,6 @@ def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
             results[key] = f"error: {type(error).__name__}: {error}"
             outcomes.report_failure(services, "rollout", key, error, actor)
     return results
-
-
-_ACTIVE = tuple(state.value for state in machine.State if state.is_active)
 
 
 def act(services: Services, key: str, action: RolloutAction, actor: str, reason: str = "",

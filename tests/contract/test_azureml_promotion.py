@@ -8,6 +8,7 @@ templates", step 2); a dataref may answer `credentialType: NoCredentials` (Azure
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -96,6 +97,78 @@ def test_the_registry_refuses_a_temporary_reference_for_an_asset_it_has(
                          {"Authorization": reference.headers["Authorization"]})
 
     assert answer.status == 409  # azure-ai-ml get_sas_uri_for_registry_asset: "Asset already exists" is a 409
+
+
+LINEAGE = {"mlops.source_workspace": "dev", "mlops.test_job": "test-churn-v3", "mlops.rule": "churn"}
+
+
+def test_the_registry_copy_carries_the_lineage_as_tags_set_after_the_import(
+    platform: AzureMLPlatform, fake: LocalAzureML, storage: BlobServiceClient
+) -> None:
+    """The import carries only the source reference (azure-ai-ml `WorkspaceAssetReference`); the tags
+    come by a PUT of the registry version (REST `RegistryModelVersions_CreateOrUpdate`)."""
+    promoted = platform.promote_model(_workspace_model(fake, storage), REGISTRY, LINEAGE)
+    read_back = platform.get_model(REGISTRY, "churn", "3")
+
+    assert read_back.tags == {"stage": "tested", **LINEAGE} == promoted.tags
+    [imported] = fake.requests_to("POST", r"/registries/mlops-registry/import$")
+    assert set(imported.body["properties"]) == {"referenceType", "destinationName", "destinationVersion",
+                                                "sourceAssetId"}
+    [tagged] = fake.requests_to("PUT", r"/registries/mlops-registry/models/churn/versions/3$")
+    assert tagged.body["properties"]["tags"] == {"stage": "tested", **LINEAGE}
+    source = platform.get_model("dev", "churn", "3")
+    assert source.tags == {"stage": "tested"}, "the workspace version keeps its own tags"
+
+
+def test_promoting_again_with_the_same_lineage_writes_nothing(
+    platform: AzureMLPlatform, fake: LocalAzureML, storage: BlobServiceClient
+) -> None:
+    source = _workspace_model(fake, storage)
+    platform.promote_model(source, REGISTRY, LINEAGE)
+
+    again = platform.promote_model(source, REGISTRY, LINEAGE)
+
+    assert again.tags == {"stage": "tested", **LINEAGE}
+    assert len(fake.requests_to("PUT", r"/registries/mlops-registry/models/churn/versions/3$")) == 1
+
+
+def test_the_registry_refuses_a_changed_property_dictionary_but_takes_changed_tags(
+    platform: AzureMLPlatform, fake: LocalAzureML, storage: BlobServiceClient
+) -> None:
+    """Only tags, description and isArchived (and stage) change on an existing version: the service's own
+    words in azure-ai-ml `ASSET_PATH_ERROR`. A properties change is refused naming the field."""
+    platform.promote_model(_workspace_model(fake, storage), REGISTRY)
+    path = f"/mferp/managementfrontend{fake.registry_id('mlops-registry')}/models/churn/versions/3"
+    auth = {"Authorization": fake.requests[-1].headers["Authorization"]}
+    stored = fake.handle("GET", path + "?api-version=2021-10-01-dataplanepreview", b"", auth).body
+
+    def put(change: dict[str, object]) -> tuple[int, dict]:
+        body = {"properties": {**stored["properties"], **change}}
+        answer = fake.handle("PUT", path + "?api-version=2021-10-01-dataplanepreview", json.dumps(body).encode(),
+                             auth)
+        return answer.status, answer.body
+
+    refused_status, refused = put({"properties": {"mlops.rule": "churn"}})
+    taken_status, taken = put({"tags": {"mlops.rule": "churn"}, "description": "promoted"})
+
+    assert refused_status == 400
+    assert refused["error"]["code"] == "UserError" and refused["error"]["details"][0]["target"] == "properties"
+    assert "Only tags, description, stage and isArchived can be updated" in refused["error"]["message"]
+    assert taken_status == 200 and taken["properties"]["tags"] == {"mlops.rule": "churn"}
+    assert taken["properties"]["properties"] == {}
+
+
+def test_a_new_registry_version_put_is_a_long_running_operation(fake: LocalAzureML) -> None:
+    """201 with `Azure-AsyncOperation` (REST reference, "Registry Model Versions - Create Or Update")."""
+    path = f"{fake.registry_id('mlops-registry')}/models/fresh/versions/1"
+    body = {"properties": {"modelUri": "https://regstore.blob.core.windows.net/fresh/1", "tags": {}}}
+    token = fake.requests  # noqa: F841 - the fixture's service accepts its own token only
+    answer = fake.handle("PUT", path + "?api-version=2025-12-01", json.dumps(body).encode(),
+                         {"Authorization": _token(fake)})
+
+    assert answer.status == 201
+    assert "/mfeOperationsStatus/" in answer.headers["Azure-AsyncOperation"]
+    assert answer.body["properties"]["provisioningState"] == "Succeeded"
 
 
 def test_a_failed_import_is_a_platform_error_naming_the_share(platform: AzureMLPlatform, fake: LocalAzureML) -> None:

@@ -61,8 +61,8 @@ def test_the_receiver_process_prints_one_line_per_notification() -> None:
         process.wait(timeout=10)
 
     assert [" ".join(line.split()) for line in lines] == [
-        "teams model.promoted credit-risk 4 promoted to prod",
-        "slack model.promoted credit-risk 4 promoted to prod",
-        "webhook model.promoted credit-risk 4 promoted to prod [signature ok]",
-        "eventgrid model.promoted credit-risk 4 promoted to prod",
+        "teams model.promoted info credit-risk 4 promoted to prod",
+        "slack model.promoted ? credit-risk 4 promoted to prod",  # Slack shows severity as the summary's icon
+        "webhook model.promoted info credit-risk 4 promoted to prod [signature ok]",
+        "eventgrid model.promoted info credit-risk 4 promoted to prod",
     ]

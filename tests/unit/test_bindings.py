@@ -20,20 +20,15 @@ import pytest
 from devhost.host import RESOLVED_PROPERTIES, SETTING_REFERENCE, resolve_bindings
 from devhost.indexing import IndexedFunction, IndexingError
 from shared.settings import BINDING_SETTINGS, Settings, binding_defaults, setting_expression
+from tests.unit import app_index
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bindings() -> dict[str, list[dict[str, Any]]]:
-    """Every function's bindings as the worker indexes function_app.py (in a child: `get_functions()` runs once)."""
-    script = (
-        "import json, function_app\n"
-        "print(json.dumps({f.get_function_name(): [b.get_dict_repr() for b in f.get_bindings()]"
-        " for f in function_app.app.get_functions()}, default=str))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.splitlines()[-1])
+    """Every function's bindings as the worker indexes function_app.py."""
+    return app_index.bindings()
 
 
 def setting_defaults() -> set[str]:

@@ -97,6 +97,7 @@ class FakePlatform:
     created: list[str] = field(default_factory=list)
     tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     job_errors: dict[str, Exception] = field(default_factory=dict)
+    copies: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
 
     def get_model(self, location: str, name: str, version: str) -> ModelVersion:
         return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}")
@@ -112,8 +113,11 @@ class FakePlatform:
             raise self.job_errors[job_name]
         return Job(workspace=workspace, name=job_name, status=JobStatus.COMPLETED, metrics={"accuracy": 0.9})
 
-    def promote_model(self, model: ModelVersion, target: str) -> ModelVersion:
-        return model.model_copy(update={"location": target})
+    def promote_model(self, model: ModelVersion, target: str, lineage: dict[str, str] | None = None) -> ModelVersion:
+        """The copy carries the source's tags and the lineage (kept in `copies` by target, name and version)."""
+        tags = {**model.tags, **(lineage or {})}
+        self.copies[(target, model.name, model.version)] = tags
+        return model.model_copy(update={"location": target, "tags": tags})
 
     def get_endpoint(self, workspace: str, endpoint: str) -> Endpoint:
         return self.endpoints.setdefault((workspace, endpoint), Endpoint(workspace=workspace, name=endpoint))

@@ -73,6 +73,19 @@ def test_a_test_job_that_did_not_complete_fails_the_version(status: JobStatus) -
     assert move is not None and move.stage is Stage.FAILED and f"{status.value}" in move.reason
 
 
+@pytest.mark.parametrize("status, metrics", [(JobStatus.COMPLETED, {"accuracy": 0.9, "auc": 0.95}),
+                                             (JobStatus.COMPLETED, {"accuracy": 0.7, "auc": 0.95}),
+                                             (JobStatus.FAILED, {})])
+def test_a_judged_version_keeps_its_test_jobs_studio_url_whatever_the_verdict(
+    status: JobStatus, metrics: dict[str, float]
+) -> None:
+    """The control room links each version's test job; passed, failed gates or a failed job alike."""
+    move = machine.judged(lifecycle(), job(status, **metrics), GATES, None)
+    assert move is not None and move.changes["test_job_url"] == "https://ml.azure.com/runs/test-churn-v3"
+    judged = lifecycle().model_copy(update=move.changes)
+    assert Lifecycle.model_validate(judged.stored()).test_job_url == "https://ml.azure.com/runs/test-churn-v3"
+
+
 # passed -> promoted --------------------------------------------------------------------------
 
 

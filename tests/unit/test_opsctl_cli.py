@@ -156,6 +156,13 @@ COMMANDS: dict[tuple[str, str], tuple[list[str], str, Any]] = {
                     "event_id": "e1", "event_type": "Microsoft.MachineLearningServices.ModelRegistered",
                     "subject": "models/x:1"}]}),
     ("GET", "ops/lifecycles"): (["lifecycles", "--stage", "live"], "ops/lifecycles", {"items": [LIFECYCLE]}),
+    ("GET", "ops/champions/{rule}/history"): (
+        ["champions", "credit-risk"], "ops/champions/credit-risk/history",
+        {"rule": "credit-risk", "terms": [
+            {"model": "credit-risk", "version": "1", "endpoint": "credit-risk", "since": "2026-11-30T10:00:00",
+             "until": "2026-11-30T11:00:00", "began": "rolled out on credit-risk", "ended": "replaced by v2"},
+            {"model": "credit-risk", "version": "2", "endpoint": "credit-risk", "since": "2026-11-30T11:00:00",
+             "until": None, "began": "rolled out on credit-risk", "ended": None}]}),
     ("GET", "ops/lifecycles/{name}/{version}"): (
         ["lifecycle", "credit-risk", "2", "--json"], "ops/lifecycles/credit-risk/2", LIFECYCLE),
     ("POST", "ops/lifecycles/{name}/{version}/review"): (

@@ -10,6 +10,7 @@ const SET_ASIDE = ["rejected", "ignored", "deadletter"];
 const STAGES = ["testing", "passed", "awaiting_review", "promoted", "rolling_out", "live"];
 const ENDINGS = ["failed", "rejected", "expired", "rolled_back", "superseded", "retired"];
 // Which rollout states each action fits (shared/rollout/engine.py's _require): the others are disabled.
+const ACTIVE = ["progressing", "paused", "awaiting_approval", "rolling_back"];
 const ACTIONS = {
   pause: ["progressing", "awaiting_approval"], resume: ["paused"], approve: ["awaiting_approval"],
   promote: ["progressing", "paused", "awaiting_approval"], abort: ["progressing", "paused", "awaiting_approval"],
@@ -351,15 +352,46 @@ function rolloutCard(record, past) {
     pastRollouts(record, past));
 }
 
+/* Each endpoint's full record (with its live traffic) and past rollouts, as last read. The list, read on
+   every refresh, says what changed: an endpoint is read again when its rollout moved (a new history entry,
+   state, step), while it is active or has just ended (its traffic settles), and at least every REREAD_MS
+   (someone may change an ended rollout's traffic by hand). Its past rollouts change only when a rollout
+   starts or ends. So a refresh of 20 quiet endpoints is one request, not 41. */
+const REREAD_MS = 30000;
+const rolloutCache = new Map();
+
+function moved(summary) {
+  const last = (summary.history || []).at(-1) || {};
+  return [summary.id, summary.state, summary.phase, summary.step, summary.finished, last.time, last.action].join("|");
+}
+
+function settled(summary, now) {
+  const finished = summary.finished ? Date.parse(summary.finished) : NaN;
+  return !ACTIVE.includes(summary.state) && !(now - finished < REREAD_MS);
+}
+
+async function loadRollout(summary, now) {
+  const path = `ops/rollouts/${summary.workspace}/${summary.endpoint}`;
+  const cached = rolloutCache.get(summary.key);
+  const reuse = cached && cached.moved === moved(summary) && settled(summary, now) && now - cached.at < REREAD_MS;
+  const ended = `${summary.id}|${summary.state}`;
+  const reusePast = cached && cached.past.ok && cached.ended === ended && now - cached.pastAt < REREAD_MS;
+  const [full, past] = await Promise.all([reuse ? cached.full : attempt("GET", path),
+                                          reusePast ? cached.past : attempt("GET", `${path}/history`)]);
+  if (full.ok) {
+    rolloutCache.set(summary.key, {moved: moved(summary), full, at: reuse ? cached.at : now, past, ended,
+                                   pastAt: reusePast ? cached.pastAt : now});
+  }
+  return {record: full.ok ? full.value : summary, past, problem: full.ok ? null : full.problem};
+}
+
 async function loadRollouts() {
   const list = await attempt("GET", "ops/rollouts");
   if (!list.ok) return {problem: list.problem};
-  const items = await Promise.all(list.value.items.map(async (summary) => {
-    const path = `ops/rollouts/${summary.workspace}/${summary.endpoint}`;
-    const [full, past] = await Promise.all([attempt("GET", path), attempt("GET", `${path}/history`)]);
-    return {record: full.ok ? full.value : summary, past, problem: full.ok ? null : full.problem};
-  }));
-  return {items};
+  const now = Date.now();
+  const listed = new Set(list.value.items.map((summary) => summary.key));
+  for (const key of rolloutCache.keys()) if (!listed.has(key)) rolloutCache.delete(key);
+  return {items: await Promise.all(list.value.items.map((summary) => loadRollout(summary, now)))};
 }
 
 function drawRollouts(loaded) {
@@ -519,8 +551,12 @@ let timer = null;
 let running = false;
 let lastGood = null;
 
+function currentView() {
+  return (window.location.hash || "#rollouts").slice(1);
+}
+
 function showView() {
-  const view = (window.location.hash || "#rollouts").slice(1);
+  const view = currentView();
   for (const section of document.querySelectorAll("main .view")) section.hidden = section.dataset.view !== view;
   for (const link of document.querySelectorAll("header nav a")) {
     link.classList.toggle("active", link.dataset.view === view);
@@ -542,15 +578,34 @@ function explain(problem) {
   return `The API answered ${problem.describe()}. Retrying every ${EVERY_MS / 1000} s.`;
 }
 
+/* What each view reads and how it draws it: a refresh reads only the view on screen (switching views
+   refreshes at once), so the rollouts view does not pay for 200 lifecycles and 1,000 audit entries. */
+const VIEWS = {
+  rollouts: {load: loadRollouts, results: (r) => [r.problem ? {ok: false, problem: r.problem} : null],
+             draw: drawRollouts},
+  models: {load: () => attempt("GET", "ops/lifecycles"), results: (r) => [r], draw: drawModels},
+  audit: {load: () => attempt("GET", `ops/audit?${auditQuery()}`), results: (r) => [r], draw: drawAudit},
+  setaside: {
+    load: async () => Object.fromEntries(await Promise.all(SET_ASIDE.map(
+      async (kind) => [kind, await attempt("GET", `ops/events/setaside?kind=${kind}&limit=100`)]))),
+    results: (r) => Object.values(r), draw: drawSetAside,
+  },
+};
+
+let again = false;
+
 async function refresh() {
-  if (running) return;
+  if (running) {
+    again = true;  // asked for while one runs (a view switch, an action): another follows at once
+    return;
+  }
   running = true;
+  again = false;
   clearTimeout(timer);
   try {
-    const [rollouts, lifecycles, audit, ...setAside] = await Promise.all([
-      loadRollouts(), attempt("GET", "ops/lifecycles"), attempt("GET", `ops/audit?${auditQuery()}`),
-      ...SET_ASIDE.map((kind) => attempt("GET", `ops/events/setaside?kind=${kind}&limit=100`))]);
-    const stop = blocking([rollouts.problem ? {ok: false, problem: rollouts.problem} : null, lifecycles, audit]);
+    const view = VIEWS[currentView()] || VIEWS.rollouts;
+    const loaded = await view.load();
+    const stop = blocking(view.results(loaded));
     const status = document.getElementById("status");
     const box = document.getElementById("problem");
     if (stop) {
@@ -562,10 +617,7 @@ async function refresh() {
       document.body.dataset.health = "error";
     } else {
       if (box.dataset.kind === "api") box.hidden = true;
-      drawRollouts(rollouts);
-      drawModels(lifecycles);
-      drawAudit(audit);
-      drawSetAside(Object.fromEntries(SET_ASIDE.map((kind, i) => [kind, setAside[i]])));
+      view.draw(loaded);
       lastGood = new Date();
       status.textContent = `Updated ${time(lastGood)}, every ${EVERY_MS / 1000} s`;
       document.body.dataset.health = "ok";
@@ -574,22 +626,28 @@ async function refresh() {
     refreshes += 1;
     document.body.dataset.refreshes = String(refreshes);
     running = false;
-    timer = setTimeout(refresh, EVERY_MS);
+    clearTimeout(timer);
+    timer = setTimeout(refresh, again ? 50 : EVERY_MS);
   }
 }
 
-function refreshSoon() {
+/** Refresh in `delay` ms, or right after the refresh that runs now (it may have read the old state). */
+function refreshSoon(delay = 50) {
+  if (running) {
+    again = true;
+    return;
+  }
   clearTimeout(timer);
-  timer = setTimeout(refresh, 50);
+  timer = setTimeout(refresh, delay);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   const filter = document.getElementById("audit-filter");
   filter.addEventListener("submit", (event) => { event.preventDefault(); refreshSoon(); });
-  filter.addEventListener("change", refreshSoon);
-  filter.addEventListener("reset", () => setTimeout(refreshSoon, 0));
-  filter.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 400); });
-  window.addEventListener("hashchange", showView);
+  filter.addEventListener("change", () => refreshSoon());
+  filter.addEventListener("reset", () => setTimeout(() => refreshSoon(), 0));
+  filter.addEventListener("input", () => refreshSoon(400));
+  window.addEventListener("hashchange", () => { showView(); refreshSoon(); });
   showView();
   if (!KEY) {
     notice("This page needs the function key: open it as /api/ops/controlroom?code=<function key>.", true);

@@ -100,8 +100,24 @@ class AzureMLPlatform:
             model.tags = {**existing, **tags}
             client.models.create_or_update(model)
 
-    def promote_model(self, model: ModelVersion, target: str) -> ModelVersion:
-        """Share a workspace model version to `registry:<name>` under the same name and version."""
+    def promote_model(
+        self, model: ModelVersion, target: str, lineage: dict[str, str] | None = None
+    ) -> ModelVersion:
+        """Share a workspace model version to `registry:<name>` under the same name and version, then
+        merge `lineage` into the copy's tags.
+
+        The import (`models.share`) carries only a reference to the source, no tags, and a registry
+        version's property dictionary cannot change once it exists: tags, set by a PUT of the registry
+        version (`models.create_or_update` on the registry), are what Azure lets the copy carry besides
+        what it copied (see localaml/registries.py for the sources). Repeating it changes nothing.
+        """
+        copied = self._share(model, target)
+        if not lineage or all(copied.tags.get(key) == value for key, value in lineage.items()):
+            return copied
+        self.set_model_tags(target, copied.name, copied.version, lineage)
+        return copied.model_copy(update={"tags": {**copied.tags, **lineage}})
+
+    def _share(self, model: ModelVersion, target: str) -> ModelVersion:
         registry = registry_name(target)
         if registry is None or registry_name(model.location) is not None:
             raise ConfigurationError(

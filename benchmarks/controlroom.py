@@ -1,0 +1,407 @@
+"""The control room's cost at size: page load and one refresh with 200 model versions and 20 endpoints.
+
+    python benchmarks/controlroom.py [--versions 200] [--endpoints 20] [--refreshes 5] [--every 2]
+
+A state container on a really started Azurite is seeded with what months of work leave there, as
+`shared.records` types it: 200 lifecycles over four rules (stage histories, test metrics, gate
+tables from `shared.decisions.judge`), 20 endpoints' rollouts (plans, analyses with their metrics,
+three finished rollouts each in the archive), an audit trail of 2,000 entries and events set aside.
+The local stack (the local host in its own process, the local Azure ML service, which the rollout
+route asks for each endpoint's live traffic) serves the app against it, with its timers off so
+that nothing but the page reads the state. Headless chromium (Debian's, through Selenium, as
+`tests/e2e/test_controlroom_browser.py` drives it) opens the control room and the script prints:
+
+- page load: from navigation to the first full render (every view drawn, `data-refreshes=1`);
+- one refresh on each view: its time (first request to redraw), API requests and bytes, and the
+  browser's main-thread time (script, layout, style) per refresh, from the Performance domain;
+- server time per route: each route alone, sequentially (median of 5), and as the page sees it
+  (time to first byte while the refresh's requests run together);
+- the JS heap after the first render and after the refreshes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devhost.stack import Stack, local_stack
+from shared.decisions import judge
+from shared.policy import Gate, HealthGates, MirrorPhase, RolloutPlan
+from shared.records import Lifecycle, Phase, Rollout, RolloutEntry, RolloutState, Split, Stage, StageEntry
+from shared.storage.state import AuditEntry, BlobStateStore
+
+RULES = ("credit-risk", "churn", "fraud", "demand-forecast")
+GATES = [Gate(metric="accuracy", min=0.8), Gate(metric="latency_p95_ms", max=50), Gate(metric="auc", max_drop=0.01)]
+START = datetime.now(UTC) - timedelta(days=60)
+VIEWS = ("rollouts", "models", "audit", "setaside")
+PAST_ROLLOUTS = 3
+FIRST_ENDPOINT = f"{RULES[1]}-01"  # seeded_rollouts names endpoint n after RULES[n % 4]
+AUDIT_ENTRIES = 2000
+
+
+# Seeding ------------------------------------------------------------------------------------
+
+
+def stage_path(version: int, newest: int, rng: random.Random) -> list[Stage]:
+    """The stages one version went through: the newest is testing, the one before waits for review
+    or rolls out, one is live, and the older ones ended as versions do."""
+    passed = [Stage.TESTING, Stage.PASSED, Stage.PROMOTED, Stage.ROLLING_OUT]
+    if version == newest:
+        return [Stage.TESTING]
+    if version == newest - 1:
+        return [Stage.TESTING, Stage.PASSED, Stage.AWAITING_REVIEW] if rng.random() < 0.5 else passed
+    if version == newest - 2:
+        return [*passed, Stage.LIVE]
+    ending = rng.choices(["failed", "rolled_back", "retired"], weights=[2, 1, 5])[0]
+    if ending == "failed":
+        return [Stage.TESTING, Stage.FAILED]
+    if ending == "rolled_back":
+        return [*passed, Stage.ROLLED_BACK]
+    return [*passed, Stage.LIVE, Stage.SUPERSEDED, Stage.RETIRED]
+
+
+def lifecycle(rule: str, version: int, newest: int, rng: random.Random) -> Lifecycle:
+    stages = stage_path(version, newest, rng)
+    begun = START + timedelta(hours=6 * version, minutes=rng.randrange(60))
+    metrics = {"accuracy": round(rng.uniform(0.7, 0.95), 4), "auc": round(rng.uniform(0.8, 0.97), 4),
+               "latency_p95_ms": round(rng.uniform(5, 60), 2)}
+    verdict = judge(GATES, metrics, {"auc": 0.9})
+    history = [StageEntry(stage=stage, time=begun + timedelta(minutes=7 * n), cause=f"event:{rng.getrandbits(64):x}",
+                          reason=REASONS[stage].format(rule=rule, version=version))
+               for n, stage in enumerate(stages)]
+    tested = len(stages) > 1
+    job = f"test-{rule}-v{version}"
+    return Lifecycle(
+        model=rule, version=str(version), workspace="dev", uri=f"azureml:{rule}:{version}", rule=rule,
+        stage=stages[-1], test_job=job, history=history, metrics=metrics if tested else {},
+        gates=verdict.table() if tested else None,
+        test_job_url=f"https://ml.azure.com/runs/{job}?wsid=/subscriptions/0/resourceGroups/rg/workspaces/dev"
+        if tested else None,
+        promoted_to={"registry:shared": f"azureml://registries/shared/models/{rule}/versions/{version}"}
+        if Stage.PROMOTED in stages else {},
+        rollout=f"{rule}/{rule}-v{version}" if Stage.ROLLING_OUT in stages else None,
+        deployment=f"{rule}-v{version}" if Stage.ROLLING_OUT in stages else None,
+        registered_by="data.scientist@contoso.com",
+    )
+
+
+REASONS = {
+    Stage.TESTING: "test job test-{rule}-v{version} (model-test) submitted",
+    Stage.PASSED: "every gate passed",
+    Stage.FAILED: "failed gates: accuracy 0.712 < 0.8",
+    Stage.AWAITING_REVIEW: "waits for review by a holder of the app role MLOps.Approver",
+    Stage.PROMOTED: "promoted to registry:shared",
+    Stage.ROLLING_OUT: "rollout {rule}/{rule}-v{version} started on prod",
+    Stage.LIVE: "serving 100% of {rule}",
+    Stage.ROLLED_BACK: "rolled back: error rate 0.061 > 0.02 at step 10%",
+    Stage.SUPERSEDED: "superseded by a newer champion",
+    Stage.RETIRED: "deployment deleted after the grace period",
+    Stage.REJECTED: "rejected", Stage.EXPIRED: "expired",
+}
+
+
+def rollout(index: int, model: str, version: int, state: RolloutState, started: datetime,
+            rng: random.Random) -> Rollout:
+    """One endpoint's rollout with the history the engine writes: a mirror phase, then steps, each
+    analysed several times (bake 60 s) before it passes, and how it ended."""
+    endpoint = f"{model}-{index:02d}"
+    deployment, previous = f"{model}-v{version}", f"{model}-v{version - 1}"
+    plan = RolloutPlan(workspace="prod", endpoint=endpoint, mirror=MirrorPhase(percent=20), steps=[10, 50, 100],
+                       gates=HealthGates(max_error_rate=0.02, max_latency_p95_ms=250, min_requests=100),
+                       manual_gates=[100])
+    at = started
+    history = [RolloutEntry(time=at, action="start", actor="system", reason=f"deployment {deployment} created")]
+    phases = [("mirror", 20), ("step", 10), ("step", 50), ("step", 100)]
+    reached = {RolloutState.SUCCEEDED: 4, RolloutState.ROLLED_BACK: 2, RolloutState.PROGRESSING: 2,
+               RolloutState.PAUSED: 2, RolloutState.AWAITING_APPROVAL: 3}[state]
+    for phase, share in phases[:reached]:
+        for n in range(6):
+            at += timedelta(seconds=60)
+            requests_seen = rng.randrange(80, 600)
+            errors = rng.randrange(0, 3)
+            verdict = "inconclusive" if requests_seen < 100 else "pass"
+            history.append(RolloutEntry(
+                time=at, action=f"analysis:{verdict}", actor="system",
+                reason=f"{errors} errors in {requests_seen} requests, p95 {rng.uniform(20, 90):.0f} ms",
+                metrics={"requests": requests_seen, "errors": errors, "error_rate": errors / requests_seen,
+                         "latency_p95_ms": rng.uniform(20, 90), "latency_p99_ms": rng.uniform(90, 200)}))
+            if n == 5 and (phase, share) != phases[reached - 1]:
+                history.append(RolloutEntry(
+                    time=at, action="step", actor="system", reason=f"next step: {share}%",
+                    traffic={previous: 100 - share, deployment: share} if phase == "step" else None,
+                    mirror={deployment: share} if phase == "mirror" else None))
+    ended = state in (RolloutState.SUCCEEDED, RolloutState.ROLLED_BACK)
+    reason = {RolloutState.SUCCEEDED: "100% after every analysis passed",
+              RolloutState.ROLLED_BACK: "error rate 0.061 > 0.02 (7 errors in 115 requests)",
+              RolloutState.PAUSED: "checking the dashboards", RolloutState.AWAITING_APPROVAL: "step 100% waits",
+              RolloutState.PROGRESSING: "baking"}[state]
+    history.append(RolloutEntry(time=at, action=state.value, actor="ops@contoso.com" if not ended else "system",
+                                reason=reason))
+    traffic = {deployment: 100} if state is RolloutState.SUCCEEDED else (
+        {previous: 100} if state is RolloutState.ROLLED_BACK else {previous: 50, deployment: 50})
+    return Rollout(
+        id=f"{endpoint}/{deployment}", key=f"prod.{endpoint}", workspace="prod", endpoint=endpoint,
+        deployment=deployment, rule=model, model=model, version=str(version), plan=plan,
+        baseline=Split(traffic={previous: 100}), state=state, phase=Phase.STEP,
+        step=min(reached - 2, 2), target=Split(traffic=traffic), step_started=at, started=started,
+        finished=at if ended else None, retired=state is RolloutState.SUCCEEDED,
+        rollback_reason=reason if state is RolloutState.ROLLED_BACK else "", history=history,
+    )
+
+
+def seeded_rollouts(endpoints: int, rng: random.Random) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(kind, key, record) of each endpoint's current rollout and its archived ones."""
+    states = [RolloutState.PROGRESSING, RolloutState.PAUSED, RolloutState.AWAITING_APPROVAL,
+              RolloutState.ROLLED_BACK, RolloutState.ROLLED_BACK]
+    for index in range(1, endpoints + 1):
+        model = RULES[index % len(RULES)]
+        state = states[index - 1] if index <= len(states) else RolloutState.SUCCEEDED
+        latest = 40 + index
+        for past in range(PAST_ROLLOUTS):
+            version = latest - PAST_ROLLOUTS + past
+            record = rollout(index, model, version, rng.choice([RolloutState.SUCCEEDED, RolloutState.ROLLED_BACK]),
+                             START + timedelta(days=10 * past), rng)
+            yield "rollout-archive", f"{record.key}.{record.deployment}.{record.started:%Y%m%dT%H%M%S%f}", \
+                record.stored()
+        current = rollout(index, model, latest, state, datetime.now(UTC) - timedelta(hours=2), rng)
+        yield "rollout", current.key, current.stored()
+
+
+def seed(state: BlobStateStore, versions: int, endpoints: int) -> dict[str, int]:
+    """Write everything into the state container; how many of each were written."""
+    rng = random.Random(16)
+    per_rule = versions // len(RULES)
+    documents: list[tuple[str, str, dict[str, Any]]] = []
+    for rule in RULES:
+        for version in range(1, per_rule + 1):
+            record = lifecycle(rule, version, per_rule, rng)
+            documents.append(("lifecycle", record.key, record.stored()))
+    documents.extend(seeded_rollouts(endpoints, rng))
+    for n in range(10):
+        event = {"id": f"ev-{n}", "eventType": "Microsoft.MachineLearningServices.ModelRegistered",
+                 "subject": f"models/credit-risk:{n}", "data": None}
+        documents.append(("rejected", f"rejected-{n}", {"event": event, "reason": "'data' must be a JSON object",
+                                                        "received": datetime.now(UTC).isoformat()}))
+        documents.append(("ignored", f"ignored-{n}", {"event": {**event, "eventType": "Microsoft.Storage.BlobCreated"},
+                                                      "reason": "not a type the app handles",
+                                                      "received": datetime.now(UTC).isoformat()}))
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda doc: state.put(*doc), documents))
+    lines = [AuditEntry(time=datetime.now(UTC) - timedelta(seconds=AUDIT_ENTRIES - n), correlation_id=f"c{n:06d}",
+                        subject=f"{RULES[n % 4]}:{n % per_rule + 1}", action=("lifecycle", "rollout", "notify")[n % 3],
+                        outcome="promoted", reason="promoted to registry:shared").model_dump_json()
+             for n in range(AUDIT_ENTRIES)]
+    for chunk in range(0, len(lines), 500):
+        state.append_lines(f"audit/{datetime.now(UTC):%Y-%m-%d}.jsonl",
+                           "".join(line + "\n" for line in lines[chunk:chunk + 500]).encode())
+    counts: dict[str, int] = defaultdict(int)
+    for kind, _, _ in documents:
+        counts[kind] += 1
+    return {**counts, "audit": AUDIT_ENTRIES}
+
+
+# Measuring ----------------------------------------------------------------------------------
+
+# Runs in the page before its own script: the time each API call starts, and the resource timing buffer
+# made large enough for every request of the run.
+PROBE = """
+window.__calls = [];
+performance.setResourceTimingBufferSize(100000);
+const original = window.fetch;
+window.fetch = function (...args) { window.__calls.push(performance.now()); return original.apply(this, args); };
+"""
+
+
+def browser() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from tests.e2e.test_controlroom_browser import BROWSER_FLAGS, chromium
+
+    binary, driver_path = chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in BROWSER_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
+    driver.execute_cdp_cmd("Performance.enable", {})
+    return driver
+
+
+def wait(what: str, probe: Callable[[], Any], timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.005)
+    raise SystemExit(f"the control room did not show {what} within {timeout} s")
+
+
+def metrics(driver: Any) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+
+
+def refreshes(driver: Any) -> int:
+    return int(driver.execute_script("return Number(document.body.dataset.refreshes || 0)"))
+
+
+def route_of(url: str) -> str:
+    """The route a request of the page went to, with the endpoint's names as placeholders."""
+    path = url.split("/api/", 1)[1].split("?", 1)[0]
+    parts = path.split("/")
+    if parts[:2] == ["ops", "rollouts"] and len(parts) >= 4:
+        return "ops/rollouts/{ws}/{ep}" + ("/history" if len(parts) == 5 else "")
+    return path
+
+
+def api_entries(driver: Any, since: float) -> list[dict[str, Any]]:
+    entries = driver.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/ops/') "
+        "&& !e.name.includes('/controlroom')).map(e => ({name: e.name, start: e.startTime, end: e.responseEnd, "
+        "ttfb: e.responseStart - e.requestStart, bytes: e.transferSize, body: e.encodedBodySize}))")
+    return [entry for entry in entries if entry["start"] >= since]
+
+
+def page_load(driver: Any, page: str) -> dict[str, float]:
+    started = time.perf_counter()
+    driver.get(page)
+    wait("the first full render", lambda: refreshes(driver) >= 1)
+    wall = time.perf_counter() - started
+    navigation = driver.execute_script(
+        "const n = performance.getEntriesByType('navigation')[0]; return {dcl: n.domContentLoadedEventEnd, "
+        "load: n.loadEventEnd}")
+    entries = api_entries(driver, 0)
+    return {"wall_ms": 1000 * wall, "dom_content_loaded_ms": navigation["dcl"], "requests": len(entries),
+            "bytes": sum(e["bytes"] for e in entries), "heap_mb": metrics(driver)["JSHeapUsedSize"] / 2**20}
+
+
+def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
+    """`count` refreshes on one view: per refresh, its time, requests, bytes and main-thread time."""
+    driver.execute_script(f"window.location.hash = '#{view}'")
+    first = refreshes(driver)
+    wait(f"a refresh on {view}", lambda: refreshes(driver) >= first + 2)  # one that began on this view
+    begin = refreshes(driver)
+    since = driver.execute_script("return performance.now()")
+    before = metrics(driver)
+    marks = []
+    for n in range(1, count + 1):
+        wait(f"refresh {n} on {view}", lambda n=n: refreshes(driver) >= begin + n)
+        marks.append(driver.execute_script("return performance.now()"))
+    after = metrics(driver)
+    entries = [e for e in api_entries(driver, since) if e["start"] <= marks[-1]]
+    # One cycle: from its first API call to the redraw that ends it.
+    calls = [c for c in driver.execute_script("return window.__calls") if since <= c <= marks[-1]]
+    cycles, previous = [], since
+    for mark in marks:
+        started = [c for c in calls if previous <= c <= mark]
+        if started:
+            cycles.append(mark - started[0])
+        previous = mark
+    per_route: dict[str, list[float]] = defaultdict(list)
+    for entry in entries:
+        per_route[route_of(entry["name"])].append(entry["ttfb"])
+    return {
+        "view": view, "cycle_ms": statistics.median(cycles) if cycles else 0.0,
+        "requests": len(entries) / count, "bytes": sum(e["bytes"] for e in entries) / count,
+        "script_ms": 1000 * (after["ScriptDuration"] - before["ScriptDuration"]) / count,
+        "layout_style_ms": 1000 * (after["LayoutDuration"] + after["RecalcStyleDuration"]
+                                   - before["LayoutDuration"] - before["RecalcStyleDuration"]) / count,
+        "ttfb_ms": {route: statistics.median(values) for route, values in sorted(per_route.items())},
+        "heap_mb": after["JSHeapUsedSize"] / 2**20,
+    }
+
+
+def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
+    """Each route the page reads, alone and in turn: median milliseconds and answer bytes."""
+    routes = {
+        "ops/rollouts": "ops/rollouts",
+        "ops/rollouts/{ws}/{ep}": f"ops/rollouts/prod/{FIRST_ENDPOINT}",
+        "ops/rollouts/{ws}/{ep}/history": f"ops/rollouts/prod/{FIRST_ENDPOINT}/history",
+        "ops/lifecycles": "ops/lifecycles",
+        "ops/audit": "ops/audit?limit=1000",
+        "ops/events/setaside": "ops/events/setaside?kind=rejected&limit=100",
+    }
+    session = requests.Session()
+    session.headers["x-functions-key"] = stack.host.keys.function
+    found = {}
+    for name, path in routes.items():
+        times, size = [], 0
+        for _ in range(runs):
+            started = time.perf_counter()
+            answer = session.get(f"{stack.host.url}/api/{path}", timeout=120)
+            times.append(1000 * (time.perf_counter() - started))
+            answer.raise_for_status()
+            size = len(answer.content)
+        found[name] = (statistics.median(times), size)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--versions", type=int, default=200)
+    parser.add_argument("--endpoints", type=int, default=20)
+    parser.add_argument("--refreshes", type=int, default=5, help="refreshes measured on each view")
+    parser.add_argument("--every", type=float, default=2, help="the page's refresh interval, seconds")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-controlroom-"))
+    quiet = {"MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *", "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *"}
+    with local_stack(workdir, quiet, fast=False) as stack:
+        started = time.perf_counter()
+        counts = seed(stack.state, args.versions, args.endpoints)
+        print(f"seeded in {time.perf_counter() - started:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        server = server_times(stack)
+        driver = browser()
+        try:
+            page = f"{stack.host.url}/api/ops/controlroom?code={stack.host.keys.function}&every={args.every}"
+            load = page_load(driver, page)
+            costs = [refresh_cost(driver, view, args.refreshes) for view in VIEWS]
+        finally:
+            driver.quit()
+    report(load, costs, server, args)
+
+
+def report(load: dict[str, float], costs: list[dict[str, Any]], server: dict[str, tuple[float, int]],
+           args: argparse.Namespace) -> None:
+    print(f"\nControl room with {args.versions} versions and {args.endpoints} endpoints "
+          f"(headless chromium, local host on loopback, refresh every {args.every} s)")
+    print(f"page load to first full render: {load['wall_ms']:.0f} ms "
+          f"(DOMContentLoaded {load['dom_content_loaded_ms']:.0f} ms), {load['requests']} API requests, "
+          f"{load['bytes'] / 1024:.0f} KiB, JS heap {load['heap_mb']:.1f} MB")
+    print(f"\n{'view':<10} {'refresh':>9} {'requests':>9} {'KiB':>7} {'script':>8} {'layout':>8} {'heap MB':>8}"
+          f"  vs load")
+    for cost in costs:
+        print(f"{cost['view']:<10} {cost['cycle_ms']:>7.0f}ms {cost['requests']:>9.1f} {cost['bytes'] / 1024:>7.0f}"
+              f" {cost['script_ms']:>6.0f}ms {cost['layout_style_ms']:>6.0f}ms {cost['heap_mb']:>8.1f}"
+              f"  {cost['cycle_ms'] / load['wall_ms']:.2f}x time, {cost['bytes'] / max(load['bytes'], 1):.2f}x bytes")
+    print("\nserver time per route: alone (median of 5) | time to first byte within a refresh")
+    seen: dict[str, list[float]] = defaultdict(list)
+    for cost in costs:
+        for route, ttfb in cost["ttfb_ms"].items():
+            seen[route].append(ttfb)
+    for route, (alone, size) in server.items():
+        within = f"{statistics.median(seen[route]):.0f} ms" if seen.get(route) else "-"
+        print(f"  {route:<34} {alone:>6.0f} ms  {size / 1024:>7.0f} KiB | {within}")
+    if args.json:
+        print(json.dumps({"load": load, "refresh": costs, "server": server}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

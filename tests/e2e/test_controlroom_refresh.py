@@ -1,0 +1,100 @@
+"""What one refresh of the control room costs, in a real browser over the local host: it reads
+only the view on screen, and on the rollouts view only the list plus the endpoints whose rollout
+is active (a quiet, ended rollout is not read again on every refresh), yet a change to an ended
+rollout shows on the next refresh. The state is written straight into the host's container."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from selenium import webdriver
+
+from devhost.process import HostProcess
+from shared.policy import RolloutPlan
+from shared.records import Lifecycle, Phase, Rollout, RolloutEntry, RolloutState, Split, Stage, StageEntry
+from shared.settings import Settings
+from shared.storage.clients import blob_service
+from shared.storage.state import BlobStateStore
+from tests.e2e.test_controlroom_browser import browser, js, until  # noqa: F401  (browser: the fixture)
+
+pytestmark = pytest.mark.e2e
+LONG_AGO = datetime.now(UTC) - timedelta(days=3)
+QUIET = ("churn-1", "churn-2", "churn-3", "churn-4", "churn-5")
+
+
+def rollout(endpoint: str, state: RolloutState, finished: datetime | None) -> Rollout:
+    return Rollout(
+        id=f"{endpoint}/churn-v2", key=f"prod.{endpoint}", workspace="prod", endpoint=endpoint, deployment="churn-v2",
+        rule="churn", model="churn", version="2", plan=RolloutPlan(workspace="prod", endpoint=endpoint),
+        baseline=Split(traffic={"churn-v1": 100}), state=state, phase=Phase.STEP, step=1,
+        target=Split(traffic={"churn-v2": 100}), started=LONG_AGO, finished=finished,
+        history=[RolloutEntry(time=finished or LONG_AGO, action=state.value, actor="system", reason="as planned")],
+    )
+
+
+@pytest.fixture
+def state(host: HostProcess) -> BlobStateStore:
+    store = BlobStateStore(blob_service(Settings.from_environ(host.settings)), host.settings["MLOPS_STATE_CONTAINER"])
+    for endpoint in QUIET:
+        store.put("rollout", f"prod.{endpoint}", rollout(endpoint, RolloutState.SUCCEEDED, LONG_AGO).stored())
+    store.put("rollout", "prod.churn-live", rollout("churn-live", RolloutState.PROGRESSING, None).stored())
+    record = Lifecycle(model="churn", version="2", workspace="dev", rule="churn", stage=Stage.LIVE, test_job="t",
+                       history=[StageEntry(stage=Stage.LIVE, time=LONG_AGO, cause="event", reason="serving")])
+    store.put("lifecycle", record.key, record.stored())
+    return store
+
+
+def api_paths(driver: webdriver.Chrome, since: float, until_mark: float) -> list[str]:
+    """The admin API paths the page requested between two of its clock's times."""
+    return js(driver, "return performance.getEntriesByType('resource').filter(e => e.startTime >= arguments[0] "
+                      "&& e.startTime <= arguments[1] && e.name.includes('/api/ops/')).map(e => "
+                      "new URL(e.name).pathname.replace('/api/', ''))", since, until_mark)
+
+
+def refreshes_of(driver: webdriver.Chrome, count: int) -> list[str]:
+    """The API paths of the next `count` whole refreshes."""
+    begin = int(js(driver, "return Number(document.body.dataset.refreshes)"))
+    until(driver, "a refresh to start after now", lambda: int(js(
+        driver, "return Number(document.body.dataset.refreshes)")) > begin)
+    start = js(driver, "return performance.now()")
+    first = int(js(driver, "return Number(document.body.dataset.refreshes)"))
+    until(driver, f"{count} refreshes", lambda: int(js(
+        driver, "return Number(document.body.dataset.refreshes)")) >= first + count)
+    return api_paths(driver, start, js(driver, "return performance.now()"))
+
+
+def card_why(driver: webdriver.Chrome, endpoint: str) -> Any:
+    return js(driver, f"return document.querySelector('article[data-rollout=\"prod.{endpoint}\"] "
+                      "[data-field=why]')?.textContent")
+
+
+def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_changed(
+    host: HostProcess, state: BlobStateStore, browser: webdriver.Chrome  # noqa: F811
+) -> None:
+    browser.get(f"{host.url}/api/ops/controlroom?code={host.keys.function}&every=0.5")
+    until(browser, "every rollout drawn", lambda: js(
+        browser, "return document.querySelectorAll('article.rollout').length") == len(QUIET) + 1)
+    js(browser, "performance.setResourceTimingBufferSize(10000)")
+
+    paths = refreshes_of(browser, 4)
+    assert paths, "the page went on refreshing"
+    assert set(paths) == {"ops/rollouts", "ops/rollouts/prod/churn-live"}, paths
+    assert paths.count("ops/rollouts") in (4, 5) and paths.count("ops/rollouts/prod/churn-live") in (4, 5)
+
+    # Someone undoes a quiet rollout: its list entry changes, so the next refreshes read it again.
+    undone = rollout("churn-3", RolloutState.ROLLED_BACK, datetime.now(UTC)).model_copy(
+        update={"rollback_reason": "undone by ops: checking a complaint"})
+    state.put("rollout", "prod.churn-3", undone.stored())
+    until(browser, "the undo drawn", lambda: card_why(browser, "churn-3") == (
+        "Rolled back: undone by ops: checking a complaint"), timeout=10)
+
+    js(browser, "window.location.hash = '#models'")
+    until(browser, "the models view drawn", lambda: js(
+        browser, "return document.querySelector('[data-version=\"churn:2\"]')?.dataset.stage") == "live", timeout=10)
+    assert set(refreshes_of(browser, 3)) == {"ops/lifecycles"}
+    js(browser, "window.location.hash = '#setaside'")
+    until(browser, "the set-aside view drawn", lambda: js(
+        browser, "return document.querySelectorAll('#setaside section.setaside').length") == 3, timeout=10)
+    assert sorted(set(refreshes_of(browser, 2))) == ["ops/events/setaside"]

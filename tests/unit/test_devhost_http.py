@@ -1,0 +1,88 @@
+"""The local host answers an HTTP function's `HttpResponse` as the Functions host does: the
+Python worker turns `mimetype` and `charset` into `Content-Type` unless the function set that
+header itself (azure.functions.http.HttpResponseConverter), and a `str` return is text.
+
+A small function app in a temporary folder, served on loopback by `devhost.host.FunctionHost`."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.host import FunctionHost
+
+APP = '''
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.route(route="json")
+def as_json(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse('{"ok": true}', mimetype="application/json", headers={"x-correlation-id": "c1"})
+
+
+@app.route(route="header")
+def own_header(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("body{}", mimetype="text/css", headers={"Content-Type": "text/css; charset=ascii"})
+
+
+@app.route(route="default")
+def default(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("plain")
+
+
+@app.route(route="html")
+def html(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("<p>é</p>", mimetype="text/html", charset="latin-1")
+
+
+@app.route(route="text")
+def text(req: func.HttpRequest) -> str:
+    return "a string"
+'''
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[FunctionHost]:
+    """The small app served on a free port; the repo's own `function_app` module is put back afterwards."""
+    (tmp_path / "function_app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "host.json").write_text('{"version": "2.0"}')
+    own = sys.modules.pop("function_app", None)
+    try:
+        with FunctionHost(tmp_path, port=0) as running:
+            yield running
+    finally:
+        sys.modules.pop("function_app", None)
+        if own is not None:
+            sys.modules["function_app"] = own
+        sys.path.remove(str(tmp_path))
+
+
+@pytest.mark.parametrize("route, content_type, body", [
+    ("json", "application/json", b'{"ok": true}'),
+    ("header", "text/css; charset=ascii", b"body{}"),
+    ("default", "text/plain; charset=utf-8", b"plain"),
+    ("html", "text/html; charset=latin-1", "<p>é</p>".encode("latin-1")),
+    ("text", "text/plain; charset=utf-8", b"a string"),
+])
+def test_an_http_functions_mimetype_reaches_the_client_as_content_type(
+    host: FunctionHost, route: str, content_type: str, body: bytes
+) -> None:
+    response = requests.get(f"{host.url}/api/{route}", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == content_type
+    assert response.content == body
+
+
+def test_the_functions_own_headers_stay_and_content_type_is_sent_once(host: FunctionHost) -> None:
+    response = requests.get(f"{host.url}/api/json", timeout=10)
+    assert response.headers["x-correlation-id"] == "c1"
+    assert response.raw.headers.getlist("Content-Type") == ["application/json"]
+    own = requests.get(f"{host.url}/api/header", timeout=10)
+    assert own.raw.headers.getlist("Content-Type") == ["text/css; charset=ascii"]
