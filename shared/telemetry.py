@@ -14,7 +14,7 @@ so the item does: `carry` writes it, `span(parent=...)` reads it.
 
 Spans carry the dimensions `aml.event_id`, `aml.model`, `aml.version`, `aml.rule`, `aml.endpoint`
 and `aml.decision`. Decisions are taken from the audit trail (`audited`, called by the state
-store for every entry) and from the rollout history the engine writes (`record_written`): each
+store for every entry) and from the rollout history the engine writes (`rollout_progress`): each
 is a structured log record on the `aml_reactor.decisions` logger with those dimensions, a span
 event, and a count in the metrics below.
 
@@ -38,7 +38,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +49,7 @@ if TYPE_CHECKING:
 CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 TRACEPARENT = "traceparent"
 DECISION_LOGGER = "aml_reactor.decisions"
-ROLLOUT_KIND = "rollout"  # the rollout engine's records: `records/rollout/<key>.json`
-RANGE_KIND = "scoring-ranges"  # one record per scored range (shared.scoring.jobs.RANGES)
+ROLLOUT_KIND = "rollout"  # the decision kind of rollout history entries
 # Web frameworks the app does not use, and HTTP clients whose spans would carry full URLs (a Slack or
 # Teams webhook URL is itself a secret); the Azure SDK's spans (storage, Azure ML) stay on.
 DISABLED_INSTRUMENTATIONS = ("django", "fastapi", "flask", "psycopg2", "requests", "urllib", "urllib3")
@@ -163,27 +162,19 @@ def audited(entry: AuditEntry) -> None:
     otel.decision(dims, entry.action, entry.outcome, entry.reason)
 
 
-def record_read(kind: str, key: str, doc: Mapping[str, Any]) -> None:
-    """A record was read: remember how much of a rollout's history this process has seen."""
+def rollout_progress(record: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> None:
+    """A rollout's new history entries (the engine stored them): decisions, steps, weight, analyses, rollbacks."""
     otel = _otel()
-    if otel is not None and kind == ROLLOUT_KIND:
-        otel.seen[key] = len(doc.get("history") or [])
+    if otel is not None:
+        for entry in entries:
+            otel.rollout_entry(record, entry)
 
 
-def record_written(kind: str, key: str, doc: Mapping[str, Any]) -> None:
-    """A record was written: rollout steps, analyses and rollbacks from new history; scoring throughput."""
+def scored(done: Mapping[str, Any]) -> None:
+    """A range was scored (its record: rows, started, finished): the scoring throughput."""
     otel = _otel()
-    if otel is None:
-        return
-    if kind == ROLLOUT_KIND:
-        history = list(doc.get("history") or [])
-        start = otel.seen.get(key, 0)
-        otel.seen[key] = len(history)
-        for entry in history[start:]:
-            if isinstance(entry, dict):
-                otel.rollout_entry(doc, entry)
-    elif kind == RANGE_KIND:
-        otel.scored_range(doc)
+    if otel is not None:
+        otel.scored_range(done)
 
 
 def decision_dimensions(
@@ -297,7 +288,6 @@ class _Otel:
         self._propagator = TraceContextTextMapPropagator()
         self.tracer = trace.get_tracer("aml_reactor")
         self.decisions_log = logging.getLogger(DECISION_LOGGER)
-        self.seen: dict[str, int] = {}
         meter = metrics.get_meter("aml_reactor")
         self.events = meter.create_counter("aml_reactor.events", "{event}", "Events at intake by type and outcome")
         self.decisions = meter.create_counter("aml_reactor.decisions", "{decision}", "Decisions by kind and outcome")

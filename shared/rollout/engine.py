@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from shared import outcomes
+from shared import outcomes, telemetry
 from shared.bootstrap import Services
 from shared.decisions import deployment_name
 from shared.notify import Notification
@@ -93,7 +93,7 @@ def start(services: Services, rule: str, plan: RolloutPlan, location: str, model
         services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, serving, plan.deployment)
         move = machine.begin(rule, plan, model, version, deployment, endpoint, cause, now(),
                              f"deployment {deployment} created for {serving.uri}")
-        services.state.put(KIND, key, move.record.stored())
+        _store(services, move.record, since=0)
     outcomes.audit(services, cause, move.record.id, "rollout", "started", f"on {plan.workspace}/{plan.endpoint}")
     return _carry_out(services, move, cause)
 
@@ -105,8 +105,9 @@ def tick(services: Services, key: str, actor: str = "timer") -> str:
             record = current(services, key)
             if record is None:
                 return "none"
+            seen = len(record.history)
             record = _advance(services, record, actor)
-            services.state.put(KIND, key, record.stored())
+            _store(services, record, since=seen)
             return record.state.value
     except RolloutBusy:
         return "busy"
@@ -139,7 +140,7 @@ def act(services: Services, key: str, action: RolloutAction, actor: str, reason:
         if record is None:
             raise NotFound(f"no rollout on {key}")
         move = machine.act(record, action, actor, reason or f"{action.value} by {actor}", now(), full=full)
-        services.state.put(KIND, key, _carry_out(services, move, actor).stored())
+        _store(services, _carry_out(services, move, actor), since=len(record.history))
     try:
         tick(services, key, actor)
     except PlatformError as error:  # the action is recorded: the timer's next tick carries it on
@@ -157,8 +158,9 @@ def set_traffic(services: Services, workspace: str, endpoint: str, traffic: dict
         services.platform.set_traffic(workspace, endpoint, traffic, mirror)
         record = current(services, key)
         if record is not None:
+            seen = len(record.history)
             record = machine.paused_by_hand(record, traffic, mirror, actor, now()).record
-            services.state.put(KIND, key, record.stored())
+            _store(services, record, since=seen)
         return record
 
 
@@ -177,6 +179,13 @@ def holding(services: Services, key: str, wait_seconds: float = 5.0) -> Iterator
                     raise RolloutBusy(f"endpoint {key} is being changed by someone else; try again") from error
                 time.sleep(0.2)
         yield
+
+
+def _store(services: Services, record: Rollout, since: int) -> None:
+    """Keep the record; its history from `since` on is new, and goes to telemetry too."""
+    stored = record.stored()
+    services.state.put(KIND, record.key, stored)
+    telemetry.rollout_progress(stored, stored["history"][since:])
 
 
 def _advance(services: Services, record: Rollout, actor: str) -> Rollout:

@@ -172,7 +172,8 @@ def run_range(job_id: str, index: int, ports: Scoring, final_attempt: bool = Fal
             if final_attempt:
                 fail(job_id, f"range {index} failed on every attempt: {error}", ports)
             raise
-        ports.state.create(RANGES, key, done)
+        if ports.state.create(RANGES, key, done):
+            telemetry.scored(done)
     rows = (ports.state.get(RANGES, key) or {}).get("rows", 0)
     job = ports.state.update(JOBS, job_id, lambda doc: _mark_done(_existing(doc), index, rows), attempts=100)
     if len(job["done"]) == len(job["ranges"]) and job["state"] not in TERMINAL:

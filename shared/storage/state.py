@@ -123,9 +123,7 @@ class BlobStateStore:
             download = blob.download_blob()
         except ResourceNotFoundError:
             return None
-        doc = json.loads(download.readall())
-        telemetry.record_read(kind, key, doc)
-        return doc, str(download.properties.etag)
+        return json.loads(download.readall()), str(download.properties.etag)
 
     def get(self, kind: str, key: str) -> Doc | None:
         found = self.read(kind, key)
@@ -138,7 +136,6 @@ class BlobStateStore:
             blob.upload_blob(_dump(doc), overwrite=False)
         except ResourceExistsError:
             return False
-        telemetry.record_written(kind, key, doc)
         return True
 
     def write(self, kind: str, key: str, doc: Doc, etag: str | None) -> str:
@@ -157,13 +154,11 @@ class BlobStateStore:
             if error.status_code in (409, 412):
                 raise Conflict(f"{kind}/{key} changed concurrently") from error
             raise
-        telemetry.record_written(kind, key, doc)
         return str(result["etag"])
 
     def put(self, kind: str, key: str, doc: Doc) -> None:
         """Write the record unconditionally (for records with a single writer)."""
         self.container.get_blob_client(self._name(kind, key)).upload_blob(_dump(doc), overwrite=True)
-        telemetry.record_written(kind, key, doc)
 
     def update(self, kind: str, key: str, change: Callable[[Doc | None], Doc], attempts: int = 10) -> Doc:
         """Read-modify-write with ETag retries; `change` gets the current doc (or None)."""

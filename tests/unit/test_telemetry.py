@@ -105,7 +105,7 @@ def test_without_the_setting_every_helper_is_a_no_op(off: None) -> None:
     assert telemetry.carry(item) is item, "the work item is sent as it always was"
     assert telemetry.traced_platform(platform) is platform  # type: ignore[arg-type]
     telemetry.audited(AuditEntry(correlation_id="e", subject="s", action="intake", outcome="queued"))
-    telemetry.record_written("rollout", "k", {"history": [{"action": "step"}]})
+    telemetry.rollout_progress({"endpoint": "k"}, [{"action": "step"}])
     telemetry.count_event("t", "queued")
     telemetry.flush()
 
@@ -217,19 +217,17 @@ def test_an_audit_entry_is_a_decision_record_a_span_attribute_and_a_count(on: Sd
     assert (1, {"aml.decision_kind": "lifecycle", "aml.outcome": "passed"}) in on.points("aml_reactor.decisions")
 
 
-def test_a_rollouts_new_history_moves_the_rollout_metrics_once(on: Sdk, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_rollouts_new_history_moves_the_rollout_metrics(on: Sdk, caplog: pytest.LogCaptureFixture) -> None:
     endpoint = f"ep-{id(caplog)}"  # the in-memory reader accumulates over the test session
-    started = {"action": "start", "actor": "e-3", "reason": "created", "traffic": {"old": 100}}
     stepped = {"action": "step", "actor": "timer", "reason": "50%", "traffic": {"old": 50, "new-v2": 50}}
     analysed = {"action": "analysis:fail", "actor": "timer", "reason": "errors", "traffic": {"old": 50, "new-v2": 50}}
     undone = {"action": "rolled_back", "actor": "timer", "reason": "errors", "traffic": {"old": 100}}
     record = {"endpoint": endpoint, "deployment": "new-v2", "model": "churn", "version": "2", "rule": "churn"}
 
     with caplog.at_level(logging.INFO, telemetry.DECISION_LOGGER):
-        telemetry.record_read("rollout", endpoint, {**record, "history": [started]})
-        telemetry.record_written("rollout", endpoint, {**record, "history": [started, stepped]})
-        telemetry.record_written("rollout", endpoint, {**record, "history": [started, stepped]})  # nothing new
-        telemetry.record_written("rollout", endpoint, {**record, "history": [started, stepped, analysed, undone]})
+        telemetry.rollout_progress(record, [stepped])
+        telemetry.rollout_progress(record, [])  # a tick that decided nothing
+        telemetry.rollout_progress(record, [analysed, undone])
 
     decisions = [r for r in caplog.records if r.name == telemetry.DECISION_LOGGER]
     assert [getattr(r, "aml.decision") for r in decisions] == ["rollout:step", "rollout:analysis:fail",
@@ -245,7 +243,7 @@ def test_a_rollouts_new_history_moves_the_rollout_metrics_once(on: Sdk, caplog: 
 
 def test_a_scored_range_records_its_rows_per_second(on: Sdk) -> None:
     with telemetry.span("score.range"):
-        telemetry.record_written("scoring-ranges", "job.0", {
+        telemetry.scored({
             "rows": 5000, "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:00:02+00:00",
         })
     assert by_name(on)["score.range"].attributes["aml.scoring.rows_per_second"] == 2500.0
