@@ -1,4 +1,5 @@
-"""Registries: discovery, import of a workspace model version, and where a registry asset's files are.
+"""Registries: discovery, import of a workspace model version, a version's PUT (its tags), where an asset's
+files are.
 
 - Discovery answers as the SDK's recordings show (Azure/azure-sdk-assets,
   python/sdk/ml/azure-ai-ml/tests/recordings/model/e2etests/
@@ -15,17 +16,21 @@
 - Data references (`datarefs`, REST `RegistryDataReferences_GetBlobReferenceSAS`, spec example
   Azure/azure-rest-api-specs .../stable/2025-12-01/examples/DataReference/getBlobReferenceSAS.json)
   say where an asset's files are: a read SAS URL of its container on the service's storage account.
-- A registry model version is created or updated by a PUT (REST `RegistryModelVersions_CreateOrUpdate`, a
-  long-running operation: Azure/azure-rest-api-specs .../stable/2025-12-01/examples/Registry/ModelVersion/
-  createOrUpdate.json answers 200 or 201, and the REST reference "Registry Model Versions - Create Or Update"
-  gives the 201 an `Azure-AsyncOperation` header). The import takes no tags (its body is only the source
-  reference: azure-ai-ml `WorkspaceAssetReference._to_rest_object`), so tags reach the registry's copy by
-  that PUT (azure-ai-ml `models.create_or_update` with a registry client). Once a version exists only some
-  fields change: "Only tags, description, and isArchived can be updated" is the service's own message
-  (`ASSET_PATH_ERROR`, azure-ai-ml `constants/_common.py`), `stage` too (recorded: test_crud_model_with_stage.json).
-  A changed modelUri is refused with that message (localaml/models.py); a changed property dictionary,
-  flavors, model type or job is refused here with a message naming the field: the rule is Azure's, the
-  status and body are this service's (no public recording shows Azure refusing them).
+- A registry model version is created or updated by a PUT (REST `RegistryModelVersions_CreateOrUpdate`,
+  a long-running operation). On the registry's front end, where azure-ai-ml sends it, Azure answers 202
+  with no body, `Location` (an asset store operation) and `x-ms-async-operation-timeout: PT1H`; the
+  operation answers 202 while it runs, then 200 with the `assetId` (recorded: the version PUT of
+  test_create_get_download_model_registry.json). On ARM, Azure/azure-rest-api-specs .../stable/2025-12-01/
+  examples/Registry/ModelVersion/createOrUpdate.json answers 200 or 201, and the REST reference "Registry
+  Model Versions - Create Or Update" gives the 201 an `Azure-AsyncOperation` header.
+- The import takes no tags (its body is only the source reference: azure-ai-ml
+  `WorkspaceAssetReference._to_rest_object`), so tags reach the registry's copy by that PUT (azure-ai-ml
+  `models.create_or_update` with a registry client). Once a version exists only some fields change: "Only
+  tags, description, and isArchived can be updated" is the service's own message (`ASSET_PATH_ERROR`,
+  azure-ai-ml `constants/_common.py`), `stage` too (recorded: test_crud_model_with_stage.json). A changed
+  modelUri is refused with that message (localaml/models.py); a changed property dictionary, flavors,
+  model type or job is refused here with a message naming the field: the rule is Azure's, the status and
+  body are this service's (no public recording shows Azure refusing them).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ SOURCE_ASSET = re.compile(
     r"^azureml://locations/[^/]+/workspaces/(?P<guid>[^/]+)/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"
 )
 # A registry model version, on the registry's front end (as azure-ai-ml calls it) or on ARM (the REST reference).
-REGISTRY_MODEL_VERSION = r"^(?:/mferp/managementfrontend)?(?P<reg>/subscriptions/[^/]+/resourceGroups/[^/]+/" \
+REGISTRY_MODEL_VERSION = r"^(?P<front>/mferp/managementfrontend)?(?P<reg>/subscriptions/[^/]+/resourceGroups/[^/]+/" \
     r"providers/Microsoft\.MachineLearningServices/registries/(?P<registry>[^/]+))" \
     r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"
 # What an existing version keeps: the fields besides tags, description, stage and isArchived that a PUT carries.
@@ -70,6 +75,7 @@ def install(service: LocalAzureML) -> None:
     service.route("POST", REGISTRY_PATH + r"/datarefs/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$",
                   lambda **kw: dataref(service, **kw))
     service.route("PUT", REGISTRY_MODEL_VERSION, lambda **kw: put_model_version(service, **kw))
+    service.route("GET", r"^/assetstore/v1\.0/operations/(?P<op>[^/]+)$", lambda **kw: asset_operation(service, **kw))
 
 
 def discovery(
@@ -162,19 +168,41 @@ def dataref(
 
 
 def put_model_version(
-    service: LocalAzureML, reg: str, registry: str, name: str, version: str, query: dict[str, str], body: Any,
-    headers: dict[str, str],
+    service: LocalAzureML, front: str | None, reg: str, registry: str, name: str, version: str,
+    query: dict[str, str], body: Any, headers: dict[str, str],
 ) -> Reply:
-    """Create a registry model version (201, long-running) or update what may change of an existing one (200)."""
+    """Create a registry model version or update what may change of an existing one.
+
+    On the registry's front end (where azure-ai-ml sends it) the PUT is an asset store operation,
+    as recorded (test_create_get_download_model_registry.json): 202, no body, `Location` to poll and
+    `x-ms-async-operation-timeout: PT1H`. On ARM: 201 with `Azure-AsyncOperation` for a new version
+    (REST reference), 200 for an update.
+    """
     path = f"{reg}/models/{name}/versions/{version}"
     existing = service.resources.get(path.lower())
     if existing is not None:
         _refuse_immutable_changes(existing["properties"], (body or {}).get("properties") or {}, name, version)
     answer = service._put(path, query, body, headers)
-    if existing is None and answer.status == 201:
-        operation = service.start_operation(path)
+    if answer.status >= 400:
+        return answer
+    operation = service.start_operation(path)
+    if front:
+        return Reply(202, None, {"Location": f"{service.base_url}assetstore/v1.0/operations/{operation.id}",
+                                 "x-ms-async-operation-timeout": "PT1H"})
+    if existing is None:
         answer.headers = {**answer.headers, "Azure-AsyncOperation": service.operation_url(operation.id, query)}
     return answer
+
+
+def asset_operation(service: LocalAzureML, op: str, query: dict[str, str], body: Any, headers: dict[str, str]) -> Reply:
+    """An asset store operation: the asset it made, once done (recorded: 202 while it runs, then 200 `assetId`).
+    The local service finishes the PUT before it answers, so the first poll finds it done."""
+    operation = service.operations.get(op)
+    match = re.search(r"/registries/([^/]+)/models/([^/]+)/versions/([^/]+)$", operation.resource if operation else "")
+    if match is None:
+        return arm_error(404, "NotFound", f"no asset store operation {op}")
+    registry, name, version = match.groups()
+    return Reply(200, {"assetId": f"azureml://registries/{registry.lower()}/models/{name}/versions/{version}"})
 
 
 def _refuse_immutable_changes(stored: dict[str, Any], sent: dict[str, Any], name: str, version: str) -> None:

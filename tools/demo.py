@@ -63,8 +63,8 @@ class Timeline:
         entries = self.stack.state.read_audit()
         for entry in entries[self._audit_seen:]:
             if entry.action != "intake" or entry.outcome != "queued":
-                print(f"{self.clock()}    {entry.action:<10} {entry.outcome:<12} {entry.subject[:40]:<40} "
-                      f"{entry.reason[:90]}", flush=True)
+                print(f"{self.clock()}    {entry.action:<10} {entry.outcome:<15} {entry.subject[:40]:<40} "
+                      f"{entry.reason[:87]}", flush=True)
         self._audit_seen = len(entries)
         notes = self.stack.receiver.received
         for note in notes[self._notes_seen:]:

@@ -201,6 +201,16 @@ def lineage(record: Lifecycle, model: ModelVersion, approval: ReviewDecision | N
     return {key[:TAG_KEY_LIMIT]: fit_tag(value) for key, value in tags.items() if value}
 
 
+def lineage_by_hand(record: Lifecycle | None, model: ModelVersion, by: str, forced: str | None) -> dict[str, str]:
+    """The lineage of a copy an admin promoted by hand: what the version's lifecycle knows (if it has
+    one), who promoted it and, for a forced promotion, why."""
+    known = lineage(record, model, record.review) if record else {
+        key: value for key, value in (("mlops.source_workspace", model.location),
+                                      ("mlops.training_job", model.job_name)) if value}
+    extra = {"mlops.promoted_by": by, "mlops.forced": forced}
+    return {**known, **{key: fit_tag(value) for key, value in extra.items() if value}}
+
+
 def gates_brief(table: dict[str, list[Any]] | None) -> str:
     """`accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass`: the gate table on one line."""
     if table is None:

@@ -17,7 +17,7 @@ from typing import Any
 from shared import intake, lifecycle, outcomes
 from shared.bootstrap import Services
 from shared.decisions import retrain_job_name
-from shared.lifecycle import champions
+from shared.lifecycle import champions, machine
 from shared.notify import Notification
 from shared.ops import traffic
 from shared.ops.errors import ApiError
@@ -100,12 +100,14 @@ def promote(services: Services, where: ModelPath, request: PromoteRequest, calle
     if model.location in targets:
         raise ApiError(400, f"the version is in {model.location} already; it cannot be promoted there", "targets")
     key = lifecycle.key_of(model.name, model.version)
-    untested = _untested(lifecycle.get(services, key))
+    record = lifecycle.get(services, key)
+    untested = _untested(record)
     if untested and not request.force:
         raise ApiError(409, f"{key} {untested}; promote it anyway with force: true and a reason", "force")
     if request.force and not request.reason.strip():
         raise ApiError(400, "a forced promotion needs a reason, for the audit trail and ops", "reason")
-    promoted = {target: services.platform.promote_model(model, target).uri for target in targets}
+    lineage = machine.lineage_by_hand(record, model, caller.identity, request.reason if request.force else None)
+    promoted = {target: services.platform.promote_model(model, target, lineage).uri for target in targets}
     where_to = f"from {model.location} to {', '.join(targets)}"
     if request.force:
         _audit(services, caller, key, "promote-forced", f"{where_to}; {untested or 'tested'}: {request.reason}")

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -20,6 +21,7 @@ from azure.storage.blob import BlobServiceClient
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, running_azurite
 from devhost.waiting import wait_until
 from localaml import endpoints
+from localaml.credential import local_token
 from localaml.datastores import registry_container, workspace_container
 from localaml.errors import Reply
 from localaml.service import LocalAzureML, Route
@@ -139,36 +141,46 @@ def test_the_registry_refuses_a_changed_property_dictionary_but_takes_changed_ta
     words in azure-ai-ml `ASSET_PATH_ERROR`. A properties change is refused naming the field."""
     platform.promote_model(_workspace_model(fake, storage), REGISTRY)
     path = f"/mferp/managementfrontend{fake.registry_id('mlops-registry')}/models/churn/versions/3"
-    auth = {"Authorization": fake.requests[-1].headers["Authorization"]}
-    stored = fake.handle("GET", path + "?api-version=2021-10-01-dataplanepreview", b"", auth).body
+    url = path + "?api-version=2021-10-01-dataplanepreview"
+    stored = fake.handle("GET", url, b"", _auth(fake)).body
 
-    def put(change: dict[str, object]) -> tuple[int, dict]:
-        body = {"properties": {**stored["properties"], **change}}
-        answer = fake.handle("PUT", path + "?api-version=2021-10-01-dataplanepreview", json.dumps(body).encode(),
-                             auth)
-        return answer.status, answer.body
+    def put(change: dict[str, object]) -> Reply:
+        return fake.handle("PUT", url, json.dumps({"properties": {**stored["properties"], **change}}).encode(),
+                           _auth(fake))
 
-    refused_status, refused = put({"properties": {"mlops.rule": "churn"}})
-    taken_status, taken = put({"tags": {"mlops.rule": "churn"}, "description": "promoted"})
+    refused = put({"properties": {"mlops.rule": "churn"}})
+    taken = put({"tags": {"mlops.rule": "churn"}, "description": "promoted"})
+    after = fake.handle("GET", url, b"", _auth(fake)).body["properties"]
 
-    assert refused_status == 400
-    assert refused["error"]["code"] == "UserError" and refused["error"]["details"][0]["target"] == "properties"
-    assert "Only tags, description, stage and isArchived can be updated" in refused["error"]["message"]
-    assert taken_status == 200 and taken["properties"]["tags"] == {"mlops.rule": "churn"}
-    assert taken["properties"]["properties"] == {}
+    assert refused.status == 400
+    error = refused.body["error"]
+    assert error["code"] == "UserError" and error["details"][0]["target"] == "properties"
+    assert "Only tags, description, stage and isArchived can be updated" in error["message"]
+    assert taken.status == 202
+    assert (after["tags"], after["description"], after["properties"]) == ({"mlops.rule": "churn"}, "promoted", {})
 
 
-def test_a_new_registry_version_put_is_a_long_running_operation(fake: LocalAzureML) -> None:
-    """201 with `Azure-AsyncOperation` (REST reference, "Registry Model Versions - Create Or Update")."""
-    path = f"{fake.registry_id('mlops-registry')}/models/fresh/versions/1"
-    body = {"properties": {"modelUri": "https://regstore.blob.core.windows.net/fresh/1", "tags": {}}}
-    token = fake.requests  # noqa: F841 - the fixture's service accepts its own token only
-    answer = fake.handle("PUT", path + "?api-version=2025-12-01", json.dumps(body).encode(),
-                         {"Authorization": _token(fake)})
+def test_a_registry_version_put_is_an_asset_store_operation(fake: LocalAzureML) -> None:
+    """On the registry's front end: 202, no body, `Location` and `x-ms-async-operation-timeout` (recorded:
+    test_create_get_download_model_registry.json); the operation ends with the asset's id. On ARM, a new
+    version is 201 with `Azure-AsyncOperation` (REST reference "Registry Model Versions - Create Or Update")."""
+    arm = f"{fake.registry_id('mlops-registry')}/models/fresh/versions/1"
+    body = json.dumps({"properties": {"modelUri": "https://regstore.blob.core.windows.net/fresh/1"}}).encode()
 
-    assert answer.status == 201
-    assert "/mfeOperationsStatus/" in answer.headers["Azure-AsyncOperation"]
-    assert answer.body["properties"]["provisioningState"] == "Succeeded"
+    front = fake.handle("PUT", f"/mferp/managementfrontend{arm}?api-version=2021-10-01-dataplanepreview", body,
+                        _auth(fake))
+    done = fake.handle("GET", urlsplit(front.headers["Location"]).path, b"", _auth(fake))
+    direct = fake.handle("PUT", arm.replace("/versions/1", "/versions/2") + "?api-version=2025-12-01", body,
+                         _auth(fake))
+
+    assert (front.status, front.body, front.headers["x-ms-async-operation-timeout"]) == (202, None, "PT1H")
+    assert (done.status, done.body) == (200, {"assetId": "azureml://registries/mlops-registry/models/fresh/versions/1"})
+    assert direct.status == 201 and "/mfeOperationsStatus/" in direct.headers["Azure-AsyncOperation"]
+
+
+def _auth(fake: LocalAzureML) -> dict[str, str]:
+    """The service's own bearer token, as the SDK sends it."""
+    return {"Authorization": f"Bearer {local_token(fake.token_secret, 'https://management.azure.com/')}"}
 
 
 def test_a_failed_import_is_a_platform_error_naming_the_share(platform: AzureMLPlatform, fake: LocalAzureML) -> None:

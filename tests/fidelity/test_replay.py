@@ -89,6 +89,13 @@ def _workspace_model(client: Client) -> Overrides:
     return {"body": {"properties": {**request["body"]["properties"], "sourceAssetId": source}}}
 
 
+def _asset_operation(client: Client) -> Overrides:
+    """The Location the registry version PUT hands out."""
+    put = client.replay("registry_model_version_put")
+    put.raise_for_status()
+    return {"path": urlsplit(put.headers["Location"]).path}
+
+
 def _registry_sas(client: Client) -> Overrides:
     client.service.blob_sas[("test_267902544371", "2")] = "https://devstoreaccount1.blob.localaml.test/c?sig=x"
     return {}
@@ -144,6 +151,8 @@ SEEDS: dict[str, Callable[[Client], Overrides]] = {
     "registry_model_version_get": _registry_model_version,
     "registry_import": _workspace_model,
     "registry_datarefs": _registry_sas,
+    "registry_model_version_put": _nothing,
+    "registry_asset_operation": _asset_operation,
     "online_endpoint_put": _nothing,
     "online_endpoint_get": _endpoint,
     "operation_status": _operation,

@@ -17,7 +17,7 @@ from shared import lifecycle, reactions
 from shared.lifecycle import champions, machine
 from shared.ops import handlers
 from shared.ops.errors import ApiError
-from shared.ops.models import ChampionPath
+from shared.ops.models import ChampionPath, ModelPath, PromoteRequest
 from shared.platform.port import ModelVersion
 from shared.records import (
     Lifecycle,
@@ -239,3 +239,29 @@ def test_a_retried_tick_does_not_record_a_change_twice() -> None:
 
     stored = services.state.get(champions.KIND, "churn")
     assert stored is not None and [t["version"] for t in stored["terms"]] == ["1"]
+
+
+# -- promotion by hand ------------------------------------------------------------------------------
+
+
+def test_a_forced_promotion_by_hand_tags_the_copy_with_who_forced_it_and_why() -> None:
+    services = fake_services()
+
+    handlers.promote(services, ModelPath(location="dev", name="churn", version="7"),
+                     PromoteRequest(force=True, reason="hotfix for incident 42"), handlers.Caller("api:ada", "c-1"))
+
+    assert services.platform.copies[("registry:shared", "churn", "7")] == {  # type: ignore[attr-defined]
+        "mlops.source_workspace": "dev", "mlops.promoted_by": "ada", "mlops.forced": "hotfix for incident 42"}
+
+
+def test_a_tested_version_promoted_by_hand_carries_its_lifecycle_s_evidence() -> None:
+    services = fake_services()
+    register(services, "1")
+    services.platform.copies.clear()  # type: ignore[attr-defined]
+
+    handlers.promote(services, ModelPath(location="dev", name="churn", version="1"), PromoteRequest(),
+                     handlers.Caller("api:ada", "c-1"))
+
+    copy = services.platform.copies[("registry:shared", "churn", "1")]  # type: ignore[attr-defined]
+    assert copy["mlops.test_job"] == "test-churn-v1" and copy["mlops.rule"] == "churn"
+    assert copy["mlops.promoted_by"] == "ada" and "mlops.forced" not in copy
