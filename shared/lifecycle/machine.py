@@ -106,7 +106,7 @@ def review_needed(record: Lifecycle, review: Review | None, model: ModelVersion,
     }, tag="awaiting_review", told=[Notification(
         id=f"model.awaiting_review:{record.key}", kind="model.awaiting_review", severity="warning",
         title=f"{record.model} v{record.version} waits for review", summary=action, subject=record.key,
-        table=_table(record.gates) if record.gates else None,
+        table=_table(record.gates) if record.gates else None, link=record.test_job_url,  # the evidence, a button
         facts=(("since", now.isoformat(timespec="seconds")), ("expires", expires.isoformat(timespec="seconds")),
                ("registered by", model.created_by or "unknown")),
     )])

@@ -94,6 +94,7 @@ def test_a_version_waits_for_review_and_is_approved_through_the_api_by_an_approv
     [waiting] = told(stack, "model.awaiting_review", f"credit-risk:{version}")
     assert "opsctl review credit-risk" in waiting["summary"] and f"{ALICE} may not approve it" in waiting["summary"]
     assert waiting["table"]["header"][0] == "metric"
+    assert waiting["link"].startswith("https://"), "Teams shows it as an Action.OpenUrl button: the test job's evidence"
     assert stack.platform.get_model("dev", "credit-risk", version).tags["mlops.stage"] == "awaiting_review"
 
     without_role = review(stack, "credit-risk", version, "approve", BOB)
