@@ -144,9 +144,10 @@ def lifecycle(r: Mapping[str, Any], names: Mapping[str, str], width: int | None 
     head = fields([
         ("model", f"{r['model']} v{r['version']} in {r['workspace']} (rule {r['rule']})"),
         ("stage", r["stage"]),
-        ("test job", r.get("test_job") or "-"),
+        ("test job", " ".join(filter(None, (r.get("test_job") or "-", r.get("test_job_url"))))),
         ("metrics", _pairs(r.get("metrics"), "=")),
         ("promoted", _pairs(r.get("promoted_to") or r.get("promoted"))),
+        ("review", _review(r.get("review"))),
     ], width)
     parts = [head]
     gates = r.get("gates")
@@ -156,6 +157,15 @@ def lifecycle(r: Mapping[str, Any], names: Mapping[str, str], width: int | None 
              e.get("reason", "")] for e in r.get("history") or []]
     parts.append(table(["time", "stage", "by", "reason"], rows, width, wrap={2, 3}))
     return "\n\n".join(parts)
+
+
+def _review(decision: object) -> str:
+    """`approved by bob@contoso.test (api) at 2026-12-01T09:30: checked`, or `-`."""
+    if not isinstance(decision, Mapping):
+        return "-"
+    verdict = "approved" if decision.get("approved") else "rejected"
+    said = f": {decision['reason']}" if decision.get("reason") else ""
+    return f"{verdict} by {decision.get('by')} ({decision.get('via')}) at {str(decision.get('at'))[:16]}{said}"
 
 
 def audit(items: Sequence[Mapping[str, Any]], width: int | None = None) -> str:

@@ -95,3 +95,18 @@ def test_a_named_key_file_must_be_readable(tmp_path: Path, monkeypatch: pytest.M
     (tmp_path / "keys.json").write_text('{"master": "m"}')
     with pytest.raises(client.ApiFailure, match="has no 'function' key"):
         client.function_key("https://remote", None, tmp_path / "keys.json")
+
+
+def test_a_lifecycle_shows_its_test_job_link_and_who_reviewed_it() -> None:
+    record = {
+        "model": "credit-risk", "version": "7", "workspace": "dev", "rule": "credit-risk", "stage": "promoted",
+        "test_job": "test-credit-risk-v7", "test_job_url": "https://ml.azure.com/runs/test-credit-risk-v7",
+        "review": {"approved": True, "by": "bob@contoso.test", "via": "api", "at": "2026-12-01T09:30:12Z",
+                   "reason": "checked the gate table"},
+        "history": [],
+    }
+    shown = views.lifecycle(record, {}, width=200)
+    assert "test-credit-risk-v7 https://ml.azure.com/runs/test-credit-risk-v7" in shown
+    assert "approved by bob@contoso.test (api) at 2026-12-01T09:30: checked the gate table" in shown
+    unreviewed = views.lifecycle({**record, "review": None}, {}, width=200).splitlines()
+    assert "review    -" in unreviewed
