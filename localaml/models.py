@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from localaml import events
+from localaml import events, registries
 from localaml.datastores import (
     ACCOUNT,
     DEFAULT_DATASTORE,
@@ -141,6 +141,9 @@ def register_version(
         path = f"{scope}/models/{name}/versions/{version}"
         resource = service.resource(path, body)
         put_version(service, path, resource, None)
-        resource["properties"]["provisioningState"] = "Succeeded"
+        if match["kind"] == "registries":
+            registries.as_registry_answers(resource)  # no stage, no provisioningState: the registry's shape
+        else:
+            resource["properties"]["provisioningState"] = "Succeeded"
         service.resources[path.lower()] = resource
         return resource

@@ -31,6 +31,12 @@ files are.
   modelUri is refused with that message (localaml/models.py); a changed property dictionary, flavors,
   model type or job is refused here with a message naming the field: the rule is Azure's, the status and
   body are this service's (no public recording shows Azure refusing them).
+- A registry model version is answered in the registry's own shape, not ARM's (recorded: the version GETs of
+  test_create_get_download_model_registry.json): `type` is `models`, `name` the model's name, the id
+  `azureml://registries/<registry in lower case>/models/<name>/versions/<version>`, and its properties are
+  description, tags, properties, isArchived, isAnonymous, flavors, modelType, modelUri, originAssetId, jobName
+  and intellectualProperty, with no stage and no provisioningState. originAssetId stays null on a copy an import
+  made: no public source shows Azure setting it there.
 """
 
 from __future__ import annotations
@@ -64,6 +70,11 @@ TENANT = "22222222-2222-2222-2222-222222222222"  # the local token's tenant (sha
 STORAGE_ACCOUNT_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
                       f"/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}")
 SAS_LIFETIME = timedelta(hours=8)  # the recorded SAS URLs run for eight hours (st .. se)
+# A registry model version's properties as the registry answers them, in the recorded order (see the docstring).
+VERSION_PROPERTIES = ("description", "tags", "properties", "isArchived", "isAnonymous", "flavors", "modelType",
+                      "modelUri", "originAssetId", "jobName", "intellectualProperty")
+ANSWERED_NULL = ("originAssetId", "jobName", "intellectualProperty")  # recorded as null when nothing set them
+VERSION_ID = re.compile(r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)/versions/[^/]+$")
 
 
 def install(service: LocalAzureML) -> None:
@@ -185,6 +196,7 @@ def put_model_version(
     answer = service._put(path, query, body, headers)
     if answer.status >= 400:
         return answer
+    as_registry_answers(service.resources[path.lower()])  # the generic PUT added a provisioningState
     operation = service.start_operation(path)
     if front:
         return Reply(202, None, {"Location": f"{service.base_url}assetstore/v1.0/operations/{operation.id}",
@@ -203,6 +215,24 @@ def asset_operation(service: LocalAzureML, op: str, query: dict[str, str], body:
         return arm_error(404, "NotFound", f"no asset store operation {op}")
     registry, name, version = match.groups()
     return Reply(200, {"assetId": f"azureml://registries/{registry.lower()}/models/{name}/versions/{version}"})
+
+
+def as_registry_answers(resource: dict[str, Any]) -> dict[str, Any]:
+    """Put a stored registry model version (changed in place, and returned) in the shape the registry answers.
+
+    Fields a PUT or a copy carries that the registry does not answer (stage, provisioningState) are left
+    out; fields it answers null when nothing set them are there as null.
+    """
+    match = VERSION_ID.match(resource["id"])
+    if match is None:
+        raise ValueError(f"{resource['id']!r} is not a registry model version id")
+    registry = match["registry"]
+    resource.update(id=resource["id"].replace(f"/registries/{registry}/", f"/registries/{registry.lower()}/", 1),
+                    name=match["name"], type="models")
+    properties = resource.get("properties") or {}
+    resource["properties"] = {key: properties.get(key) for key in VERSION_PROPERTIES
+                              if key in properties or key in ANSWERED_NULL}
+    return resource
 
 
 def _refuse_immutable_changes(stored: dict[str, Any], sent: dict[str, Any], name: str, version: str) -> None:

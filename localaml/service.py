@@ -41,6 +41,8 @@ LONG_RUNNING = ("onlineendpoints", "deployments", "batchendpoints")
 # Asset containers: a missing one is named "<Kind> container" in Azure ML's 404 (recorded for models).
 ASSET_KINDS = {"models": "Model", "components": "Component", "environments": "Environment", "data": "Data",
                "codes": "Code"}
+# What follows `/registries/<name>/` in a registry model version's path (answered in the registry's own shape).
+REGISTRY_MODEL_VERSION = re.compile(r"^models/[^/]+/versions/[^/]+$", re.IGNORECASE)
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
@@ -332,6 +334,10 @@ class LocalAzureML:
             type=segments[provider_at + 1] + "/" + "/".join(kinds),
             systemData=system_data(by or (SEED_IDENTITY, "Application"), (existing or {}).get("systemData")),
         )
+        if registry and REGISTRY_MODEL_VERSION.match(registry[2]):
+            from localaml.registries import as_registry_answers
+
+            as_registry_answers(resource)
         return resource
 
     def _hooks(self, resource_type: str) -> Hooks:
@@ -342,7 +348,7 @@ class LocalAzureML:
         key = path.lower()
         if key in self.resources:
             resource = self.resources[key]
-            hook = self._hooks(resource["type"]).get
+            hook = self._hooks(type_of(path)).get
             return (hook and hook(self, path, resource, resource)) or Reply(200, resource)
         if is_collection(path):
             return self._list(path, query)
@@ -363,7 +369,7 @@ class LocalAzureML:
             # a registry answers an empty list (test_create_get_download_model_registry.json).
             raise self._not_found(path.rsplit("/", 1)[0])
         kind = type_of(path).lower()
-        items = [r for k, r in self.resources.items() if k.rsplit("/", 1)[0] == key and r["type"].lower() == kind]
+        items = [r for k, r in self.resources.items() if k.rsplit("/", 1)[0] == key and type_of(k).lower() == kind]
         items = _in_view(items, query.get("listViewType", "ActiveOnly"))
         order = _query(query, "$orderBy")
         if order:
@@ -419,7 +425,7 @@ class LocalAzureML:
         existing = self.resources.get(path.lower())
         resource = self.resource(path, body or {}, by=identity(headers), existing=existing)
         resource.setdefault("properties", {})
-        kind = resource["type"].lower()
+        kind = type_of(path).lower()
         hook = self._hooks(kind).put
         if hook is not None:
             answer = hook(self, path, resource, existing)
@@ -455,13 +461,13 @@ class LocalAzureML:
         existing = self.resources.get(path.lower())
         if existing is None:
             return Reply(204)
-        hook = self._hooks(existing["type"]).delete
+        hook = self._hooks(type_of(path)).delete
         if hook is not None:
             answer = hook(self, path, existing, existing)
             if answer is not None:
                 return answer
         del self.resources[path.lower()]
-        if not existing["type"].lower().endswith(LONG_RUNNING):
+        if not type_of(path).lower().endswith(LONG_RUNNING):
             return Reply(200)
         # Recorded (test_batch_endpoint_create.json): 202 with Azure-AsyncOperation and Location (mfeOperationResults).
         operation = self.start_operation(path)
@@ -555,7 +561,8 @@ def is_collection(path: str) -> bool:
 
 
 def type_of(collection: str) -> str:
-    """The resource type of a collection's items, e.g. `Microsoft.MachineLearningServices/workspaces/models`."""
+    """The resource type of a collection's items, e.g. `Microsoft.MachineLearningServices/workspaces/models`, or of
+    an item's own path. Hooks and lists go by it, not by a resource's `type`: a registry answers its own there."""
     segments = collection.strip("/").split("/")
     provider_at = max(i for i, s in enumerate(segments) if s.lower() == "providers")
     return segments[provider_at + 1] + "/" + "/".join(segments[provider_at + 2 :: 2])

@@ -1,7 +1,9 @@
 """Model versions in the local Azure ML service, through the real azure-ai-ml: a person registers a
 local ONNX file (the SDK uploads it to the workspace's datastore, a TLS Azurite reached by its
 storage host name through the proxy), the workspace publishes ModelRegistered, and the app's
-adapter downloads the same bytes back."""
+adapter downloads the same bytes back. A version promoted to the registry is answered in the
+registry's own shape (source: Azure/azure-sdk-assets, python/sdk/ml/azure-ai-ml/tests/recordings/
+model/e2etests/test_model.pyTestModeltest_create_get_download_model_registry.json, its version GETs)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ import pytest
 
 from localaml.run import LocalAzureMLStack, running_local_azureml
 from shared.platform.azureml import AzureMLPlatform
+from shared.platform.port import ModelVersion
 from shared.settings import Settings
+
+# What the registry answers in a model version's properties, and nothing else (the recording above): no stage
+# and no provisioningState, unlike a workspace version.
+REGISTRY_VERSION_PROPERTIES = {
+    "description", "tags", "properties", "isArchived", "isAnonymous", "flavors", "modelType", "modelUri",
+    "originAssetId", "jobName", "intellectualProperty",
+}
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +30,8 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzureMLStac
     with running_local_azureml(tmp_path_factory.mktemp("localaml"), seed_workspaces=False) as running:
         for workspace in ("dev", "prod"):
             running.service.add_workspace(workspace)
+        service = running.service
+        service.add(service.registry_id(running.registry), {"discoveryUrl": service.base_url}, location="eastus")
         yield running
 
 
@@ -65,3 +77,57 @@ def test_tag_changes_announce_nothing_and_a_changed_path_is_refused(
     # Azure keeps a version's data URI; only tags, description and isArchived change (azure-ai-ml ASSET_PATH_ERROR).
     with pytest.raises(Exception, match="existing asset's data uri cannot be changed"):
         client.models.create_or_update(moved)
+
+
+def test_a_registry_version_is_answered_in_the_registrys_shape_and_the_sdk_reads_it(
+    local: LocalAzureMLStack, platform: AzureMLPlatform
+) -> None:
+    """GET, list and the state a tags PUT leaves: type `models`, the model's name as `name`, the azureml:// id with
+    the registry's name in lower case, originAssetId, jobName and intellectualProperty null (none of them is
+    shown set on a copy by any public source), no stage or provisioningState."""
+    source = local.register_model("dev", "shaped", b"onnx", {"team": "risk"})
+    target = f"registry:{local.registry}"
+    promoted = platform.promote_model(ModelVersion(location="dev", name="shaped", version=source.version), target,
+                                      {"mlops.source": "dev"})
+    versions = f"/mferp/managementfrontend{local.service.registry_id(local.registry)}/models/shaped/versions"
+    query = "?api-version=2021-10-01-dataplanepreview"
+
+    got = local.control("GET", f"{versions}/{promoted.version}{query}")
+    [listed] = local.control("GET", f"{versions}{query}")["value"]
+
+    for answer in (got, listed):
+        assert (answer["id"], answer["name"], answer["type"]) == (
+            f"azureml://registries/{local.registry.lower()}/models/shaped/versions/{promoted.version}", "shaped",
+            "models",
+        )
+        assert set(answer["properties"]) == REGISTRY_VERSION_PROPERTIES
+        properties = answer["properties"]
+        assert (properties["originAssetId"], properties["jobName"], properties["intellectualProperty"]) == (
+            None, None, None
+        )
+        assert properties["tags"] == {"team": "risk", "mlops.source": "dev"}, "the PUT's final state"
+    registry = local.client(target)
+    parsed = registry.models.get("shaped", promoted.version)
+    assert (parsed.name, parsed.version, parsed.tags["mlops.source"]) == ("shaped", promoted.version, "dev")
+    assert [m.version for m in registry.models.list("shaped")] == [promoted.version]
+    assert platform.get_model(target, "shaped", "latest").uri == (
+        f"azureml://registries/{local.registry}/models/shaped/versions/{promoted.version}"
+    )
+
+
+def test_a_registry_version_a_job_registered_names_its_job_in_the_registrys_shape(
+    local: LocalAzureMLStack, platform: AzureMLPlatform
+) -> None:
+    """A job's registered output in a registry: jobName is the job's (the field the recording answers null
+    when nothing set it), the rest as the registry answers any version."""
+    from localaml.models import register_version
+
+    scope = local.service.registry_id(local.registry)
+    register_version(local.service, scope, "from-job", {"model.onnx": b"onnx"}, job_name="train-7")
+    path = f"/mferp/managementfrontend{scope}/models/from-job/versions/1"
+
+    got = local.control("GET", f"{path}?api-version=2021-10-01-dataplanepreview")
+
+    assert (got["type"], got["name"], got["properties"]["jobName"]) == ("models", "from-job", "train-7")
+    assert set(got["properties"]) == REGISTRY_VERSION_PROPERTIES
+    assert platform.get_model(f"registry:{local.registry}", "from-job", "1").job_name == "train-7"

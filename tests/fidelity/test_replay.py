@@ -75,8 +75,8 @@ def _pipeline_job(client: Client) -> Overrides:
 
 
 def _registry_model_version(client: Client) -> Overrides:
-    service = client.service
-    service.add_model(service.registry_id("mlops-registry"), "test_907403507619", "3")
+    """The version the recorded PUT made: the GET reads the state that PUT left (as recorded, in that order)."""
+    client.replay("registry_model_version_put").raise_for_status()
     return {}
 
 
