@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import contextvars
 import json
 import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +37,11 @@ SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$")
 MAX_BLOB_NAME = 1024  # Azure Storage's limit on a blob name, in characters
 _KEPT = ":=@"  # kept as they are, with letters, digits and `_.-~` (urllib's unreserved characters)
 Doc = dict[str, Any]
+LISTING_WORKERS = 8
+"""Downloads in flight when listing records. With 5 ms a request, 200 records list 3.6x faster than
+one after another, 10 or 16 workers gain 1-3 % more (`benchmarks/state_listing.py`): the client's
+own CPU (~1.7 ms a download, under the GIL) is the limit by then. 8 also stays under the 10
+connections a blob client keeps per host; beyond them connections are opened and dropped."""
 
 
 class Conflict(Exception):
@@ -95,6 +102,9 @@ def now() -> datetime:
 
 class BlobStateStore:
     """State store on one blob container, created on first use."""
+
+    listing_workers = LISTING_WORKERS
+    """Records downloaded at once by `items` and `list` (1: one after another)."""
 
     def __init__(self, service: BlobServiceClient, container: str) -> None:
         self._container: ContainerClient = service.get_container_client(container)
@@ -183,20 +193,49 @@ class BlobStateStore:
         return [doc for _, doc in self.items(kind, prefix)]
 
     def items(self, kind: str, prefix: str = "") -> builtins.list[tuple[str, Doc]]:
-        """Every record of a kind (whose key starts with `prefix`) with its key."""
+        """Every record of a kind (whose key starts with `prefix`) with its key, in key order.
+
+        The records are downloaded `listing_workers` at a time; one deleted since the listing
+        is left out, any other error is raised (and the downloads not yet started are dropped).
+        """
+        names = self._record_names(kind, prefix)
+        docs = self._download_all([name for _, name in names])
+        return [(key, doc) for (key, _), doc in zip(names, docs, strict=True) if doc is not None]
+
+    def _record_names(self, kind: str, prefix: str) -> builtins.list[tuple[str, str]]:
+        """(key, blob name) of every record of a kind whose key starts with `prefix`, by key."""
         folder = blob_path("records", kind) + "/"
         # A `.` may be encoded for its place (last), so the listing starts before trailing dots.
         trimmed = prefix.rstrip(".")
         start = encode_part(trimmed) if trimmed else ""
-        found = []
+        names = []
         for item in self.container.list_blobs(name_starts_with=folder + start):
             key = decode_part(item.name[len(folder):].removesuffix(".json"))
-            if not key.startswith(prefix):
-                continue
-            blob = self.container.get_blob_client(item.name)
-            with contextlib.suppress(ResourceNotFoundError):
-                found.append((key, json.loads(blob.download_blob().readall())))
-        return found
+            if key.startswith(prefix):
+                names.append((key, item.name))
+        return sorted(names)
+
+    def _download_all(self, names: builtins.list[str]) -> builtins.list[Doc | None]:
+        """The documents of `names` in their order (None: deleted), downloaded concurrently.
+
+        Each download runs in a copy of the caller's context, so that its spans stay in the
+        caller's trace. The pool lives for one listing: listings come from the ops API and the
+        timers (the rollout tick's every 30 s), and starting a few threads costs less than one
+        round trip.
+        """
+        workers = min(self.listing_workers, len(names))
+        if workers <= 1:
+            return [self._download(name) for name in names]
+        context = contextvars.copy_context()
+        with ThreadPoolExecutor(workers, thread_name_prefix="state-listing") as pool:
+            # map cancels the downloads not yet started when one raises.
+            return builtins.list(pool.map(lambda name: context.copy().run(self._download, name), names))
+
+    def _download(self, name: str) -> Doc | None:
+        try:
+            return json.loads(self.container.get_blob_client(name).download_blob().readall())
+        except ResourceNotFoundError:
+            return None
 
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60) -> Iterator[None]:
