@@ -212,10 +212,13 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
     """Tags, champion and notifications first: if one fails for now, the move is taken again next
     time (each is idempotent); then the record and the audit trail."""
     if move.tag is not None:
-        try:
-            services.platform.set_model_tags(record.workspace, record.model, record.version, {machine.TAG: move.tag})
-        except NotFound:
-            log.warning("%s is gone from %s; its stage tag is not set", record.key, record.workspace)
+        # The registry's copy is the artefact that serves: it tells the same stage as the version it came from.
+        serving = move.changes.get("serving_location", record.serving_location)
+        for location in dict.fromkeys(filter(None, (record.workspace, serving))):
+            try:
+                services.platform.set_model_tags(location, record.model, record.version, {machine.TAG: move.tag})
+            except NotFound:
+                log.warning("%s is gone from %s; its stage tag is not set", record.key, location)
     if move.champion is not None:
         before = _champion(services, rule)
         if move.champion:

@@ -264,6 +264,9 @@ def test_a_version_another_replaces_is_superseded_then_retired_once_its_deployme
     assert serving(stack, "credit-risk") == {"credit-risk-v2": 100}
     assert stack.aml.client("dev").models.get("credit-risk", version="1").tags["mlops.stage"] == "retired"
     assert stack.aml.client("dev").models.get("credit-risk", version="2").tags["mlops.stage"] == "live"
+    registry = stack.aml.client("registry:shared")  # the copies that served tell the same stages
+    assert registry.models.get("credit-risk", version="1").tags["mlops.stage"] == "retired"
+    assert registry.models.get("credit-risk", version="2").tags["mlops.stage"] == "live"
 
 
 def test_a_rolled_back_rollout_stays_in_the_history_after_the_next_one_succeeds(stack: Stack) -> None:

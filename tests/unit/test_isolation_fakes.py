@@ -103,7 +103,11 @@ class FakePlatform:
         return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}")
 
     def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None:
-        self.tags.setdefault((name, version), {}).update(tags)
+        """A workspace version's tags in `tags`; a registry copy's in `copies`."""
+        if location.startswith("registry:"):
+            self.copies.setdefault((location, name, version), {}).update(tags)
+        else:
+            self.tags.setdefault((name, version), {}).update(tags)
 
     def submit_job(self, workspace: str, job_name: str, pipeline: str, inputs: dict, tags: dict) -> Job:
         return self.get_job(workspace, job_name)

@@ -64,6 +64,10 @@ def test_a_replaced_version_is_superseded_then_retired_once_its_deployment_is_de
     assert services.platform.tags[("churn", "1")][lifecycle.TAG] == "superseded"  # type: ignore[attr-defined]
     reactions.resync(services)  # the grace period is 0: the tick retired churn-v1; the resync sees it gone
     assert stage(services, "1") == "retired"
+    copies = services.platform.copies  # type: ignore[attr-defined]
+    assert (copies[("registry:shared", "churn", "1")][lifecycle.TAG],
+            copies[("registry:shared", "churn", "2")][lifecycle.TAG]) == ("retired", "live"), \
+        "the registry copies that served tell their stage too"
     assert services.platform.serving() == {"churn-v2": 100}  # type: ignore[attr-defined]
 
 
