@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from shared.rollout import engine
 from shared.storage.state import Leased, now
 
 KIND = "lifecycle"
+REVIEW_WAIT_SECONDS = 10.0  # a reconcile holds a version for a few platform calls at most
 log = logging.getLogger(__name__)
 
 
@@ -134,8 +136,11 @@ def _await_review(services: Services, rule: Rule, record: Lifecycle) -> Move | N
 def review(services: Services, key: str, approved: bool, by: str, roles: frozenset[str], reason: str,
            cause: str) -> Lifecycle:
     """A person's decision on a version that waits for review, through the admin API; the version then
-    moves on at once. ReviewRefused when the caller may not decide or nothing waits for a decision."""
-    with _exclusive(services, key):
+    moves on at once. ReviewRefused when the caller may not decide or nothing waits for a decision.
+
+    A person waits a few seconds for a reconcile under way (the resync's, an event's) rather than being
+    told to try again; once the decision is recorded, a reconcile busy elsewhere carries it on."""
+    with _exclusive(services, key, wait_seconds=REVIEW_WAIT_SECONDS):
         record = get(services, key)
         if record is None:
             raise NotFound(f"no lifecycle for {key}")
@@ -150,7 +155,10 @@ def review(services: Services, key: str, approved: bool, by: str, roles: frozens
         decision = ReviewDecision(approved=approved, by=by, at=now(), reason=reason, via="api")
         services.state.update(KIND, key, lambda stored: {**(stored or {}), "review": decision.model_dump(mode="json")})
         outcomes.audit(services, cause, key, "review", "approved" if approved else "rejected", f"{reason} (by {by})")
-    reconcile(services, key, cause)
+    try:
+        reconcile(services, key, cause)
+    except TryLater as later:  # recorded: whoever holds the version now, or the next resync, moves it on
+        log.info("lifecycle %s: %s; the decision is recorded", key, later)
     return get(services, key) or record
 
 
@@ -242,12 +250,17 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
 
 
 @contextlib.contextmanager
-def _exclusive(services: Services, key: str) -> Iterator[None]:
-    """One reconciler per model version; another one busy means try again shortly. Only acquiring
-    is guarded: what the body raises is the body's."""
+def _exclusive(services: Services, key: str, wait_seconds: float = 0) -> Iterator[None]:
+    """One reconciler per model version; another one busy (for longer than `wait_seconds`) means try
+    again shortly. Only acquiring is retried: what the body raises is the body's."""
+    deadline = time.monotonic() + wait_seconds
     with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(services.state.lease(KIND, key, seconds=60))
-        except Leased as error:
-            raise TryLater(f"lifecycle {key} is being reconciled elsewhere") from error
+        while True:
+            try:
+                stack.enter_context(services.state.lease(KIND, key, seconds=60))
+                break
+            except Leased as error:
+                if time.monotonic() >= deadline:
+                    raise TryLater(f"lifecycle {key} is being reconciled elsewhere") from error
+                time.sleep(0.2)
         yield

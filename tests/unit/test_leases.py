@@ -7,15 +7,18 @@ yield a second time, running the body twice.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from shared.bootstrap import Services
 from shared.lifecycle import controller
 from shared.ops.models import RolloutFilter
-from shared.platform.port import TryLater
+from shared.platform.port import ModelVersion, TryLater
 from shared.records import RolloutState
 from shared.rollout import engine
 from shared.storage.state import Conflict
-from tests.unit.test_isolation_fakes import fake_services
+from tests.unit.test_isolation_fakes import POLICY, fake_services
 
 
 def test_a_conflict_raised_inside_the_endpoint_s_lease_is_the_body_s_and_runs_it_once() -> None:
@@ -59,3 +62,41 @@ def test_a_lifecycle_leased_elsewhere_is_try_later() -> None:
 def test_every_state_the_engine_sets_can_be_asked_for(state: RolloutState) -> None:
     """`GET /api/ops/rollouts?state=failed` answered 400 although the engine sets `failed`."""
     assert RolloutFilter.model_validate({"state": state.value}).state is state
+
+
+def test_a_review_waits_for_a_reconcile_under_way_instead_of_answering_try_again() -> None:
+    """The lineage e2e test met a 409 "being reconciled elsewhere" when the resync held the version."""
+    services = fake_services(POLICY_WITH_REVIEW)
+    register(services)
+    services.state.leased.add(("lifecycle", "churn:1"))  # type: ignore[attr-defined]
+    threading.Timer(0.5, services.state.leased.discard, (("lifecycle", "churn:1"),)).start()  # type: ignore
+
+    record = controller.review(services, "churn:1", True, "bob", frozenset(), "checked", "request-1")
+
+    assert record.review is not None and record.review.by == "bob"
+    assert record.stage.value in ("promoted", "rolling_out")
+
+
+def test_a_recorded_decision_stands_when_its_reconcile_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = fake_services(POLICY_WITH_REVIEW)
+    register(services)
+
+    def busy(*args: object) -> str:
+        raise TryLater("lifecycle churn:1 is being reconciled elsewhere")
+
+    monkeypatch.setattr(controller, "reconcile", busy)
+    record = controller.review(services, "churn:1", True, "bob", frozenset(), "checked", "request-1")
+
+    assert record.stage.value == "awaiting_review" and record.review is not None and record.review.approved
+
+
+POLICY_WITH_REVIEW = POLICY.replace("    promotion:", "    review: {four_eyes: false}\n    promotion:")
+
+
+def register(services: Services) -> None:
+    rule = services.policy.rule_named("churn")
+    assert rule is not None and rule.review is not None
+    model = ModelVersion(location="dev", name="churn", version="1", uri="azureml:churn:1")
+    controller.start_testing(services, rule, model, "event-1")
+    controller.reconcile(services, "churn:1", "event-1")
+    assert controller.get(services, "churn:1").stage.value == "awaiting_review"  # type: ignore[union-attr]
