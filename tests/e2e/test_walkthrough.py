@@ -131,9 +131,11 @@ def test_the_by_hand_walkthrough_ends_with_the_model_live_in_the_control_room(
     assert job.text == f"test-credit-risk-v{version}" and job.get_attribute("href").startswith("https://"), \
         "the test job links to the studio"
 
+    # The samples' drift event retrains the model, and its output starts a rollout that no client traffic can
+    # judge: whatever that rollout shows, the registered version keeps all the live traffic.
     view(browser, "rollouts")
-    until(browser, "the endpoint's traffic on the new version", lambda: card(browser).get("state") == "succeeded"
-          and bar(browser, "live") == {f"credit-risk-v{version}": 100})
+    until(browser, "the endpoint's live traffic on the new version",
+          lambda: bar(browser, "live") == {f"credit-risk-v{version}": 100})
     live = run(repo, ".venv/bin/python", "-m", "opsctl", "lifecycles", "--stage", "live")
     assert re.search(rf"credit-risk\s+{version}\s+live", live.stdout), live.stdout + live.stderr
     wait_until(lambda: shell.printed(rf"rollout\.completed .*credit-risk v{version} is live"), timeout=10,
