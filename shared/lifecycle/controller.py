@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -253,14 +252,9 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
 def _exclusive(services: Services, key: str, wait_seconds: float = 0) -> Iterator[None]:
     """One reconciler per model version; another one busy (for longer than `wait_seconds`) means try
     again shortly. Only acquiring is retried: what the body raises is the body's."""
-    deadline = time.monotonic() + wait_seconds
     with contextlib.ExitStack() as stack:
-        while True:
-            try:
-                stack.enter_context(services.state.lease(KIND, key, seconds=60))
-                break
-            except Leased as error:
-                if time.monotonic() >= deadline:
-                    raise TryLater(f"lifecycle {key} is being reconciled elsewhere") from error
-                time.sleep(0.2)
+        try:
+            stack.enter_context(services.state.lease(KIND, key, seconds=60, wait_seconds=wait_seconds))
+        except Leased as error:
+            raise TryLater(f"lifecycle {key} is being reconciled elsewhere") from error
         yield

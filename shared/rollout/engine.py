@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 
 from shared import outcomes, telemetry
@@ -168,16 +167,11 @@ def set_traffic(services: Services, workspace: str, endpoint: str, traffic: dict
 def holding(services: Services, key: str, wait_seconds: float = 5.0) -> Iterator[None]:
     """The endpoint's lease; waits briefly for a tick to finish, then gives up with RolloutBusy.
     Only acquiring is retried: what the body raises is the body's."""
-    deadline = time.monotonic() + wait_seconds
     with contextlib.ExitStack() as stack:
-        while True:
-            try:
-                stack.enter_context(services.state.lease(KIND, key, seconds=60))
-                break
-            except Leased as error:
-                if time.monotonic() >= deadline:
-                    raise RolloutBusy(f"endpoint {key} is being changed by someone else; try again") from error
-                time.sleep(0.2)
+        try:
+            stack.enter_context(services.state.lease(KIND, key, seconds=60, wait_seconds=wait_seconds))
+        except Leased as error:
+            raise RolloutBusy(f"endpoint {key} is being changed by someone else; try again") from error
         yield
 
 

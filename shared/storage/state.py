@@ -48,6 +48,9 @@ class Conflict(Exception):
     """Someone else changed the record since it was read (ETag mismatch) or holds its lease."""
 
 
+LEASE_RETRY_SECONDS = 0.2
+
+
 class Leased(Conflict):
     """Someone else holds the record's lease."""
 
@@ -238,17 +241,23 @@ class BlobStateStore:
             return None
 
     @contextlib.contextmanager
-    def lease(self, kind: str, key: str, seconds: int = 60) -> Iterator[None]:
-        """Hold the record's lease (one writer); raise Conflict if someone else holds it."""
+    def lease(self, kind: str, key: str, seconds: int = 60, wait_seconds: float = 0) -> Iterator[None]:
+        """Hold the record's lease (one writer); raise Leased if someone else holds it for longer than
+        `wait_seconds`. Only acquiring is retried: what the body raises is the body's."""
         blob = self.container.get_blob_client(blob_path("leases", kind, key))
         with contextlib.suppress(ResourceExistsError):
             blob.upload_blob(b"", overwrite=False)
-        try:
-            lease = blob.acquire_lease(lease_duration=seconds)
-        except HttpResponseError as error:
-            if error.status_code == 409:
-                raise Leased(f"{kind}/{key} is leased by another writer") from error
-            raise
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                lease = blob.acquire_lease(lease_duration=seconds)
+                break
+            except HttpResponseError as error:
+                if error.status_code != 409:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise Leased(f"{kind}/{key} is leased by another writer") from error
+                time.sleep(LEASE_RETRY_SECONDS)
         try:
             yield
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,9 +77,12 @@ class FakeState:
         return [copy.deepcopy(self.records[(kind, key)]) for key in keys]
 
     @contextlib.contextmanager
-    def lease(self, kind: str, key: str, seconds: int = 60) -> Iterator[None]:
-        if (kind, key) in self.leased:
-            raise Leased(f"{kind}/{key} is leased by another writer")
+    def lease(self, kind: str, key: str, seconds: int = 60, wait_seconds: float = 0) -> Iterator[None]:
+        deadline = time.monotonic() + wait_seconds
+        while (kind, key) in self.leased:
+            if time.monotonic() >= deadline:
+                raise Leased(f"{kind}/{key} is leased by another writer")
+            time.sleep(0.05)
         self.leased.add((kind, key))
         try:
             yield
