@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import secrets
 import threading
 import uuid
@@ -140,3 +141,8 @@ class TrafficGenerator:
             else:
                 self.errors += 1
 
+
+def principal(name: str, *roles: str) -> str:
+    """The `x-ms-client-principal` header App Service authentication sets for a signed-in caller."""
+    claims = [{"typ": "name", "val": name}, *({"typ": "roles", "val": role} for role in roles)]
+    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()

@@ -24,8 +24,6 @@ The policy is the app's own (`policy/policy.yaml`) with the review step added to
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ from typing import TypeVar
 
 import yaml
 
-from devhost.stack import Stack, TrafficGenerator, local_stack
+from devhost.stack import Stack, TrafficGenerator, local_stack, principal
 from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
 from localaml.run import register_model_version
@@ -96,11 +94,6 @@ def demo_policy(workdir: Path) -> Path:
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
 
-
-def principal(name: str, *roles: str) -> str:
-    """The `x-ms-client-principal` header App Service authentication sets for a signed-in caller."""
-    claims = [{"typ": "name", "val": name}, *({"typ": "roles", "val": role} for role in roles)]
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
 
 
 def review(stack: Stack, version: str, who: str, *roles: str) -> tuple[int, dict]:

@@ -9,15 +9,13 @@ says who served from when to when, and why v1 stopped.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
 from devhost.azurite import Azurite
-from devhost.stack import Stack, TrafficGenerator, local_stack
+from devhost.stack import Stack, TrafficGenerator, local_stack, principal
 from devhost.waiting import wait_until
 from localaml import samples
 from localaml.models import register_version
@@ -68,10 +66,8 @@ def trained(stack: Stack, job: str, seed: int) -> str:
 
 def approve(stack: Stack, version: str) -> None:
     wait_until(lambda: stage(stack, version) == "awaiting_review", timeout=90)
-    claims = [{"typ": "name", "val": BOB}, {"typ": "roles", "val": ROLE}]
-    principal = base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
     answer = stack.admin("POST", f"ops/lifecycles/{MODEL}/{version}/review", headers={
-        "x-ms-client-principal": principal}, json={"decision": "approve", "reason": "gate table checked"})
+        "x-ms-client-principal": principal(BOB, ROLE)}, json={"decision": "approve", "reason": "gate table checked"})
     assert answer.status_code == 200, answer.text
 
 

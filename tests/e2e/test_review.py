@@ -8,15 +8,13 @@ Rejected and expired versions never reach the registry. Every step tells ops.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from devhost.azurite import Azurite
-from devhost.stack import Stack, local_stack
+from devhost.stack import Stack, local_stack, principal
 from devhost.waiting import wait_until
 from localaml import samples
 from localaml.run import register_model_version
@@ -68,10 +66,6 @@ def told(stack: Stack, kind: str, subject: str) -> list[dict]:
     return [n.body["data"] for n in stack.receiver.received
             if n.path == "/ops" and n.body["data"]["kind"] == kind and n.body["data"]["subject"] == subject]
 
-
-def principal(name: str, *roles: str) -> str:
-    claims = [{"typ": "name", "val": name}, *({"typ": "roles", "val": role} for role in roles)]
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
 
 
 def review(stack: Stack, name: str, version: str, decision: str, who: str | None, *roles: str) -> requests.Response:
