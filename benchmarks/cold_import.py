@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("function_app", "shared.platform.azureml", "azure.ai.ml")
+MODULES = ("function_app", "shared.adapters.azureml", "azure.ai.ml")
 
 PROBE = """
 import importlib, json, sys, time

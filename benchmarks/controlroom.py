@@ -3,8 +3,8 @@
     python benchmarks/controlroom.py [--versions 200] [--endpoints 20] [--refreshes 5] [--every 2]
 
 A state container on a really started Azurite is seeded with what months of work leave there, as
-`shared.records` types it: 200 lifecycles over four rules (stage histories, test metrics, gate
-tables from `shared.decisions.judge`), 20 endpoints' rollouts (plans, analyses with their metrics,
+`shared.domain.records` types it: 200 lifecycles over four rules (stage histories, test metrics, gate
+tables from `shared.domain.decisions.judge`), 20 endpoints' rollouts (plans, analyses with their metrics,
 three finished rollouts each in the archive), an audit trail of 2,000 entries and events set aside.
 The local stack (the local host in its own process, the local Azure ML service, which the rollout
 route asks for each endpoint's live traffic) serves the app against it, with its timers off so
@@ -40,10 +40,20 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devhost.stack import Stack, local_stack
-from shared.decisions import judge
-from shared.policy import Gate, HealthGates, MirrorPhase, RolloutPlan
-from shared.records import Lifecycle, Phase, Rollout, RolloutEntry, RolloutState, Split, Stage, StageEntry
-from shared.storage.state import AuditEntry, BlobStateStore
+from shared.adapters.storage.state import BlobStateStore
+from shared.domain.decisions import judge
+from shared.domain.policy import Gate, HealthGates, MirrorPhase, RolloutPlan
+from shared.domain.records import (
+    AuditEntry,
+    Lifecycle,
+    Phase,
+    Rollout,
+    RolloutEntry,
+    RolloutState,
+    Split,
+    Stage,
+    StageEntry,
+)
 
 RULES = ("credit-risk", "churn", "fraud", "demand-forecast")
 GATES = [Gate(metric="accuracy", min=0.8), Gate(metric="latency_p95_ms", max=50), Gate(metric="auc", max_drop=0.01)]

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from localaml import jobs, samples
 from localaml.run import running_local_azureml
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.azureml.localservice import local_token
+from shared.adapters.azureml import AzureMLPlatform
+from shared.adapters.azureml.localservice import local_token
 from shared.settings import Settings
 
 TEST_DATA = "azureml://datastores/workspaceblobstore/paths/test-data/"

@@ -8,7 +8,7 @@ A really started Azurite (on loopback) holds, for each N of `--records`, N lifec
 written `--history` times over to reach the size of a version that went through its stages more
 than once (2: about 3 KB a record), and the current rollouts of 20 endpoints (what `tick_all`
 lists every tick). Each figure is the median of `--runs` listings, after one warm-up, through the
-app's own blob client (`shared.storage.clients.blob_service`):
+app's own blob client (`shared.adapters.storage.clients.blob_service`):
 
 - `sequential`: the store's listing before it went concurrent (kept below as the baseline);
 - `items(), W workers`: `BlobStateStore.items` with `listing_workers = W`;
@@ -52,10 +52,10 @@ from controlroom import RULES, lifecycle, seeded_rollouts
 
 from devhost.azurite import Azurite, free_port, running_azurite
 from devhost.waiting import wait_until
-from shared.records import Lifecycle
+from shared.adapters.storage.clients import blob_service
+from shared.adapters.storage.state import BlobStateStore, blob_path, decode_part, encode_part
+from shared.domain.records import Lifecycle
 from shared.settings import Settings
-from shared.storage.clients import blob_service
-from shared.storage.state import BlobStateStore, blob_path, decode_part, encode_part
 
 Doc = dict[str, Any]
 Figure = tuple[float, float, float]

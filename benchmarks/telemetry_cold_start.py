@@ -3,7 +3,7 @@
     python benchmarks/telemetry_cold_start.py [--runs 5] [--root PATH]
 
 A cold start here is what a new worker does before its first invocation's own work: import
-`function_app`, then the first telemetry call (`shared.telemetry.enabled()`), which with
+`function_app`, then the first telemetry call (`shared.adapters.telemetry.enabled()`), which with
 `APPLICATIONINSIGHTS_CONNECTION_STRING` set configures the Azure Monitor distro and without it
 returns at once. Each run is a new process; medians are printed with the range, then the ratio
 of the two totals. With the setting, the connection string points at a closed loopback port and
@@ -11,7 +11,7 @@ the exporter's calls to Microsoft's endpoints (statsbeat, control plane) are off
 the machine, and nothing is exported during the measurement either way.
 
 `--root` measures another checkout (for example the tree before telemetry, from `git archive`):
-there, a missing `shared.telemetry` counts as "no telemetry call".
+there, a missing `shared.adapters.telemetry` counts as "no telemetry call".
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ start = time.perf_counter()
 importlib.import_module("function_app")
 imported = time.perf_counter()
 try:
-    from shared import telemetry
+    from shared.adapters import telemetry
 except ImportError:
     telemetry = None
 on = telemetry.enabled() if telemetry else False

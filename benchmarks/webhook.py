@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devhost.azurite import running_azurite
 from devhost.process import HostProcess
 from devhost.waiting import wait_until
+from shared.adapters.storage.clients import blob_service
+from shared.adapters.storage.state import BlobStateStore
 from shared.settings import Settings
-from shared.storage.clients import blob_service
-from shared.storage.state import BlobStateStore
 from tools.send_events import generate
 
 

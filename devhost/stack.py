@@ -24,10 +24,10 @@ from devhost.process import HostProcess
 from devhost.receiver import Receiver
 from localaml import samples
 from localaml.run import LocalAzureMLStack, running_local_azureml
-from shared.platform.azureml import AzureMLPlatform
+from shared.adapters.azureml import AzureMLPlatform
+from shared.adapters.storage.clients import blob_service
+from shared.adapters.storage.state import BlobStateStore
 from shared.settings import Settings
-from shared.storage.clients import blob_service
-from shared.storage.state import BlobStateStore
 
 
 @dataclass

@@ -9,10 +9,10 @@ from typing import Any
 
 import azure.functions as func
 
-from shared import intake, worker
+from shared.adapters.storage.queue import WorkQueue
+from shared.adapters.storage.state import BlobStateStore
 from shared.bootstrap import services
-from shared.storage.queue import WorkQueue
-from shared.storage.state import BlobStateStore
+from shared.reactor import intake, worker
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import azure.functions as func
 
 from shared.ops.http import serve
-from shared.ops.routes import Route, by_function
+from shared.ops.route import Route
+from shared.ops.routes import by_function
 
 bp = func.Blueprint()
 

@@ -71,7 +71,7 @@ def score_status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE, connection="AzureWebJobsStorage")
 def score_range(msg: func.QueueMessage) -> None:
     """Score one range; an exception makes the host retry it, and the last attempt fails the job."""
-    from shared import telemetry
+    from shared.adapters import telemetry
     from shared.scoring.jobs import run_range
 
     item = msg.get_json()

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 @bp.timer_trigger(arg_name="timer", schedule="%MLOPS_RESYNC_SCHEDULE%", run_on_startup=False)
 def resync(timer: func.TimerRequest) -> None:
     """Reconcile every lifecycle in flight and every rollout from platform state."""
-    from shared import reactions, telemetry
+    from shared.adapters import telemetry
+    from shared.reactor import reactions
 
     with telemetry.span("resync", kind="consumer"):
         results = reactions.resync(services())
@@ -27,7 +28,8 @@ def resync(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%MLOPS_ROLLOUT_SCHEDULE%", run_on_startup=False)
 def rollout_tick(timer: func.TimerRequest) -> None:
     """Advance every active rollout by one decision."""
-    from shared import reactions, telemetry
+    from shared.adapters import telemetry
+    from shared.reactor import reactions
 
     with telemetry.span("rollout_tick", kind="consumer"):
         results = reactions.tick_rollouts(services())

@@ -211,7 +211,7 @@ var appSettings = [
     value: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
   }
   {
-    // The Python worker hands each invocation's trace context to the app's OpenTelemetry (shared/telemetry.py)
+    // The Python worker hands each invocation's trace context to the app's OpenTelemetry (shared/adapters/telemetry.py)
     // and leaves the app's logs to it, so the host does not send them twice (host.json: telemetryMode).
     name: 'PYTHON_ENABLE_OPENTELEMETRY'
     value: 'true'

@@ -1,11 +1,11 @@
-"""The service's side of the local token (the app's side: `shared/platform/azureml/localservice.py`)."""
+"""The service's side of the local token (the app's side: `shared/adapters/azureml/localservice.py`)."""
 
 from __future__ import annotations
 
 import base64
 
-from shared.platform.azureml.localservice import LocalServiceCredential as LocalCredential
-from shared.platform.azureml.localservice import local_token
+from shared.adapters.azureml.localservice import LocalServiceCredential as LocalCredential
+from shared.adapters.azureml.localservice import local_token
 
 __all__ = ["LocalCredential", "local_token", "token_secret"]
 

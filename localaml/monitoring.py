@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from localaml.errors import Reply, user_error
 from localaml.events import monitor_breached, stable_id
-from shared.events import BREACH_TAG, BREACH_TEXT, PIPELINE_RUN_PROPERTY, ROOT_BREACH_TAG_PREFIX
+from shared.domain.events import BREACH_TAG, BREACH_TEXT, PIPELINE_RUN_PROPERTY, ROOT_BREACH_TAG_PREFIX
 
 if TYPE_CHECKING:
     from localaml.service import LocalAzureML

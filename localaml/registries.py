@@ -66,7 +66,7 @@ REGISTRY_MODEL_VERSION = r"^(?P<front>/mferp/managementfrontend)?(?P<reg>/subscr
 # What an existing version keeps: the fields besides tags, description, stage and isArchived that a PUT carries.
 IMMUTABLE = ("properties", "flavors", "modelType", "jobName")
 WORKSPACE_KEY = re.compile(r"/workspaces/[^/]+$")
-TENANT = "22222222-2222-2222-2222-222222222222"  # the local token's tenant (shared/platform/azureml/localservice.py)
+TENANT = "22222222-2222-2222-2222-222222222222"  # the local token's tenant (shared/adapters/azureml/localservice.py)
 STORAGE_ACCOUNT_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
                       f"/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}")
 SAS_LIFETIME = timedelta(hours=8)  # the recorded SAS URLs run for eight hours (st .. se)

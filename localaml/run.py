@@ -38,8 +38,8 @@ from localaml.tls import Certificates, make_certificates
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from shared.platform.azureml.clients import Clients
-    from shared.platform.port import ModelVersion
+    from shared.adapters.azureml.clients import Clients
+    from shared.domain.ports import ModelVersion
 
 WORKSPACES = ("dev", "prod")
 COMPUTE = "cpu-cluster"
@@ -86,8 +86,8 @@ class LocalAzureMLStack:
 
     def client_as(self, location: str, upn: str) -> MLClient:
         """An azure-ai-ml client of a person signed in as `upn` (the service records them in systemData)."""
-        from shared.platform.azureml.clients import Clients
-        from shared.platform.azureml.localservice import LocalServiceCredential, configured_cloud
+        from shared.adapters.azureml.clients import Clients
+        from shared.adapters.azureml.localservice import LocalServiceCredential, configured_cloud
         from shared.settings import Settings
 
         settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **self.app_settings()})
@@ -108,7 +108,7 @@ class LocalAzureMLStack:
         """Call one of the service's local-only control routes (`/localaml/...`), with its token."""
         import requests
 
-        from shared.platform.azureml.localservice import local_token
+        from shared.adapters.azureml.localservice import local_token
 
         token = local_token(self.service.token_secret, self.url.rstrip("/"))
         response = requests.request(method, self.url.rstrip("/") + path, json=body, timeout=60,
@@ -135,8 +135,8 @@ class LocalAzureMLStack:
 
 def clients_for(app_settings: dict[str, str]) -> Clients:
     """The app's azure-ai-ml clients, made from the app settings that point at the service (`app_settings()`)."""
-    from shared.platform.azureml.clients import Clients
-    from shared.platform.azureml.localservice import configured_cloud, configured_credential
+    from shared.adapters.azureml.clients import Clients
+    from shared.adapters.azureml.localservice import configured_cloud, configured_credential
     from shared.settings import Settings
 
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **app_settings})
@@ -152,7 +152,7 @@ def register_model_version(
     """Register the next version of a model from ONNX bytes with `client`, as a data scientist does."""
     from azure.ai.ml.entities import Model
 
-    from shared.platform.port import ModelVersion
+    from shared.domain.ports import ModelVersion
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"

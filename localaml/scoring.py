@@ -1,7 +1,7 @@
 """What an online deployment of the local service runs: an ONNX Runtime session and its input contract.
 
 The contract is the one of the app's scoring code and of the old in-process sandbox
-(`shared/platform/sandbox/scoring.py`): a request `{"inputs": [[numbers...], ...]}` is answered
+(`shared/adapters/sandbox/scoring.py`): a request `{"inputs": [[numbers...], ...]}` is answered
 `{"predictions": [...], "probabilities": [[...], ...]}` (probabilities for classifiers only).
 """
 

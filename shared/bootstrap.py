@@ -6,17 +6,17 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared import telemetry
-from shared.intake import WORK_QUEUE
+from shared.adapters import telemetry
+from shared.adapters.storage.clients import blob_service, queue_service
+from shared.adapters.storage.queue import WorkQueue
+from shared.adapters.storage.state import BlobStateStore
+from shared.reactor.intake import WORK_QUEUE
 from shared.settings import Settings, get_settings
-from shared.storage.clients import blob_service, queue_service
-from shared.storage.queue import WorkQueue
-from shared.storage.state import BlobStateStore
 
 if TYPE_CHECKING:
-    from shared.notify import Notifier
-    from shared.platform.port import MLPlatform
-    from shared.policy import Policy
+    from shared.adapters.notify import Notifier
+    from shared.domain.policy import Policy
+    from shared.domain.ports import MLPlatform
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Services:
     @property
     def platform(self) -> MLPlatform:
         if self._platform is None:
-            from shared.platform.retry import RetryingPlatform
+            from shared.adapters.retry import RetryingPlatform
 
             # Traced inside the retries: each attempt is its own span, so a retried call shows as retried.
             self._platform = RetryingPlatform(telemetry.traced_platform(build_platform(self.settings)))
@@ -50,7 +50,7 @@ class Services:
     @property
     def notifier(self) -> Notifier:
         if self._notifier is None:
-            from shared.notify import Notifier
+            from shared.adapters.notify import Notifier
 
             self._notifier = Notifier.from_settings(self.settings, self.state)
         return self._notifier
@@ -58,7 +58,7 @@ class Services:
     @property
     def policy(self) -> Policy:
         if self._policy is None:
-            from shared.policy import load_policy
+            from shared.domain.policy import load_policy
 
             self._policy = load_policy(self.settings.policy_path)
         return self._policy
@@ -66,7 +66,7 @@ class Services:
 
 def build_platform(settings: Settings) -> MLPlatform:
     """The configured ML platform adapter, imported only when first needed."""
-    from shared.platform.azureml import AzureMLPlatform
+    from shared.adapters.azureml import AzureMLPlatform
 
     return AzureMLPlatform.from_settings(settings)
 

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.domain.names import LOGICAL_NAME, WORKSPACE_ID
 from shared.scoring.config import ScoringConfig
-
-WORKSPACE_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)"
-    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+)$",
-    re.IGNORECASE,
-)
-LOGICAL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
 class SettingsError(ValueError):
@@ -43,7 +36,7 @@ class Settings(BaseModel):
     state_container: str = Field("mlops-state", alias="MLOPS_STATE_CONTAINER")
 
     workspaces: dict[str, str] = Field(default_factory=dict, alias="MLOPS_WORKSPACES")
-    # A local Azure ML service in place of Azure (see shared/platform/azureml/localservice.py).
+    # A local Azure ML service in place of Azure (see shared/adapters/azureml/localservice.py).
     azureml_endpoint: str | None = Field(None, alias="MLOPS_AZUREML_ENDPOINT")
     azureml_storage_suffix: str | None = Field(None, alias="MLOPS_AZUREML_STORAGE_SUFFIX")
     azureml_local_token: str | None = Field(None, alias="MLOPS_AZUREML_LOCAL_TOKEN", repr=False)
@@ -102,7 +95,7 @@ class Settings(BaseModel):
         if self.azureml_local_token and not self.azureml_endpoint:
             raise ValueError("MLOPS_AZUREML_LOCAL_TOKEN needs MLOPS_AZUREML_ENDPOINT (the local service's URL)")
         if self.azureml_endpoint:
-            from shared.platform.azureml.loopback import is_loopback
+            from shared.adapters.azureml.loopback import is_loopback
 
             if self.azureml_local_token and not is_loopback(self.azureml_endpoint):
                 raise ValueError(

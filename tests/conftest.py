@@ -11,8 +11,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import Azurite, running_azurite
+from shared.adapters.storage.state import BlobStateStore
 from shared.settings import Settings
-from shared.storage.state import BlobStateStore
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"

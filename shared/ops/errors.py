@@ -15,13 +15,13 @@ from typing import Any
 import azure.functions as func
 from pydantic import ValidationError
 
-from shared.lifecycle.controller import ReviewRefused
+from shared.adapters.storage.state import Conflict
+from shared.domain.policy import PolicyError
+from shared.domain.ports import ConfigurationError, NotFound, PlatformError, Transient, TryLater, UnknownLocation
 from shared.ops.respond import Problem, error_body, json_response
-from shared.platform.port import ConfigurationError, NotFound, PlatformError, Transient, TryLater, UnknownLocation
-from shared.policy import PolicyError
-from shared.rollout.engine import RolloutBusy, RolloutError
+from shared.reactor.lifecycle import ReviewRefused
+from shared.reactor.rollout import RolloutBusy, RolloutError
 from shared.settings import SettingsError
-from shared.storage.state import Conflict
 
 log = logging.getLogger(__name__)
 Answer = tuple[int, dict[str, Any], dict[str, str]]

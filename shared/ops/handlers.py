@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import intake, lifecycle, outcomes
 from shared.bootstrap import Services
-from shared.decisions import retrain_job_name
-from shared.lifecycle import champions, machine
-from shared.notify import Notification
+from shared.domain import champions
+from shared.domain import lifecycle as machine
+from shared.domain.decisions import retrain_job_name
+from shared.domain.notification import Notification
+from shared.domain.policy import PolicyError, Rule, parse_policy
+from shared.domain.ports import NotFound, PlatformError
+from shared.domain.records import Lifecycle as LifecycleRecord
+from shared.domain.records import Stage
 from shared.ops import traffic
 from shared.ops.errors import ApiError
 from shared.ops.models import (
@@ -58,11 +62,8 @@ from shared.ops.models import (
     TrafficApplied,
     TrafficChange,
 )
-from shared.platform.port import NotFound, PlatformError
-from shared.policy import PolicyError, Rule, parse_policy
-from shared.records import Lifecycle as LifecycleRecord
-from shared.records import Stage
-from shared.rollout import engine
+from shared.reactor import intake, lifecycle, outcomes
+from shared.reactor import rollout as engine
 from shared.settings import Settings
 
 MAX_AUDIT_DAYS = 366
@@ -99,7 +100,7 @@ def promote(services: Services, where: ModelPath, request: PromoteRequest, calle
     targets = request.targets or _promotion_path(services, model.name, model.tags)
     if model.location in targets:
         raise ApiError(400, f"the version is in {model.location} already; it cannot be promoted there", "targets")
-    key = lifecycle.key_of(model.name, model.version)
+    key = machine.key_of(model.name, model.version)
     record = lifecycle.get(services, key)
     untested = _untested(record)
     if untested and not request.force:
@@ -137,7 +138,7 @@ def _untested(record: LifecycleRecord | None) -> str | None:
 
 def review(services: Services, where: LifecyclePath, request: ReviewRequest, caller: Caller) -> Lifecycle:
     """Approve or reject a version that waits for review; it moves on at once."""
-    record = lifecycle.review(services, lifecycle.key_of(where.name, where.version), request.decision == "approve",
+    record = lifecycle.review(services, machine.key_of(where.name, where.version), request.decision == "approve",
                               caller.identity, caller.roles, request.reason, caller.correlation_id)
     return Lifecycle.model_validate(record.stored())
 
@@ -262,7 +263,7 @@ def list_lifecycles(services: Services, query: LifecycleFilter, caller: Caller) 
 
 
 def get_lifecycle(services: Services, where: LifecyclePath, caller: Caller) -> Lifecycle:
-    record = services.state.get("lifecycle", lifecycle.key_of(where.name, where.version))
+    record = services.state.get("lifecycle", machine.key_of(where.name, where.version))
     if record is None:
         raise NotFound(f"no lifecycle for {where.name} v{where.version}")
     return Lifecycle.model_validate(record)

@@ -22,7 +22,7 @@ from shared.ops.errors import ApiError
 from shared.ops.handlers import Caller
 from shared.ops.respond import correlation_id as correlation_id_of
 from shared.ops.respond import error_response, json_response
-from shared.ops.routes import Route
+from shared.ops.route import Route
 
 MAX_BODY_BYTES = 1_000_000
 MAX_BODY_DEPTH = 32

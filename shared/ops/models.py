@@ -9,17 +9,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shared.lifecycle.champions import ChampionHistory as ChampionHistoryRecord
-from shared.policy import RolloutPlan
-from shared.records import Lifecycle as LifecycleRecord
-from shared.records import Rollout as RolloutRecord
-from shared.records import RolloutAction, RolloutState, Stage
-from shared.storage.state import AuditEntry
+from shared.domain.champions import ChampionHistory as ChampionHistoryRecord
+from shared.domain.policy import RolloutPlan
+from shared.domain.records import AuditEntry, RolloutAction, RolloutState, Stage
+from shared.domain.records import Lifecycle as LifecycleRecord
+from shared.domain.records import Rollout as RolloutRecord
 
 # Azure ML asset names (SAFE_NAME), short enough for the state store's keys.
 ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 Version = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Workspace = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]  # settings.LOGICAL_NAME
+Workspace = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]  # domain.names.LOGICAL_NAME
 Location = Annotated[str, StringConstraints(pattern=r"^(registry:)?[a-z][a-z0-9-]{0,31}$")]
 RegistryLocation = Annotated[str, StringConstraints(pattern=r"^registry:[a-z][a-z0-9-]{0,31}$")]
 RuleName = Workspace

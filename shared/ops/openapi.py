@@ -20,7 +20,7 @@ from shared.scoring.api import JobPath, ScoringJob
 from shared.scoring.request import ScoringRequest
 
 if TYPE_CHECKING:
-    from shared.ops.routes import Route
+    from shared.ops.route import Route
 
 REF = "#/components/schemas/{model}"
 ERRORS = {

@@ -7,43 +7,12 @@ that a path's GET and POST never depend on how a host orders two functions' rout
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel
 
 from shared.ops import handlers as h
 from shared.ops import models as m
 from shared.ops.openapi import document
-
-
-@dataclass(frozen=True)
-class Route:
-    """One operation: where it is served, what it takes, what it answers."""
-
-    method: str
-    path: str
-    function: str  # the HTTP function serving this path (shared by the path's routes)
-    summary: str
-    handler: Callable[..., Any]
-    response: type[BaseModel] | None
-    params: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
-    text_body: bool = False  # the raw body is the model's `text` field (policy YAML)
-    status: int = 200
-    errors: tuple[int, ...] = (400,)
-    status_of: Callable[[Any], int] | None = None
-
-    @property
-    def operation_id(self) -> str:
-        return self.handler.__name__
-
-    @property
-    def inputs(self) -> list[type[BaseModel]]:
-        """The input models in the order the handler takes them (after `services`)."""
-        return [model for model in (self.params, self.query, self.body) if model is not None]
+from shared.ops.route import Route
 
 
 def openapi(services: object, caller: object) -> dict[str, Any]:

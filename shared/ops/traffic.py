@@ -6,8 +6,8 @@ the admin hears at once which deployment or number is wrong, and why.
 
 from __future__ import annotations
 
+from shared.domain.ports import Endpoint
 from shared.ops.errors import ApiError
-from shared.platform.port import Endpoint
 
 MAX_MIRROR_PERCENT = 50
 

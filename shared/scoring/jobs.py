@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from shared import telemetry
-from shared.platform.port import NotFound, PlatformError, Transient, TryLater
+from shared.adapters import telemetry
+from shared.domain.ports import NotFound, PlatformError, Transient, TryLater
 from shared.scoring import allocators
 from shared.scoring.blobio import BlockSink
 from shared.scoring.config import ScoringConfig
@@ -38,10 +38,10 @@ from shared.scoring.request import OnnxBlob, RegisteredModel, ScoringRequest
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
-    from shared.platform.port import MLPlatform
+    from shared.adapters.storage.queue import WorkQueue
+    from shared.adapters.storage.state import BlobStateStore
+    from shared.domain.ports import MLPlatform
     from shared.settings import Settings
-    from shared.storage.queue import WorkQueue
-    from shared.storage.state import BlobStateStore
 
 JOBS = "scoring-jobs"
 RANGES = "scoring-ranges"
@@ -72,9 +72,9 @@ class Scoring:
         cls, settings: Settings, platform: MLPlatform | None = None, config: ScoringConfig | None = None
     ) -> Scoring:
         """The ports on the app's storage, with `settings.scoring` unless `config` is given."""
-        from shared.storage.clients import blob_service, queue_service
-        from shared.storage.queue import WorkQueue
-        from shared.storage.state import BlobStateStore
+        from shared.adapters.storage.clients import blob_service, queue_service
+        from shared.adapters.storage.queue import WorkQueue
+        from shared.adapters.storage.state import BlobStateStore
 
         config = config or settings.scoring
         blobs = blob_service(settings)

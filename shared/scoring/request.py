@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from shared.platform.port import SAFE_NAME
+from shared.domain.ports import SAFE_NAME
 
 CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 COLUMN = re.compile(r"^[^\x00-\x1f]{1,256}$")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from azure.storage.blob import BlobServiceClient
 
-    from shared.platform.port import MLPlatform
+    from shared.domain.ports import MLPlatform
 
 FEATURE_NAMES_KEY = "feature_names"
 

@@ -18,7 +18,7 @@ import time
 
 from azure.storage.queue import QueueClient, QueueMessage
 
-from shared import telemetry
+from shared.adapters import telemetry
 from shared.scoring.jobs import Scoring, run_range
 
 MAX_DEQUEUE = 5

@@ -12,7 +12,7 @@ from localaml.credential import LocalCredential
 from localaml.server import serving
 from localaml.service import LocalAzureML
 from localaml.tls import Certificates, make_certificates
-from shared.platform.azureml import AzureMLPlatform, Cloud
+from shared.adapters.azureml import AzureMLPlatform, Cloud
 from shared.settings import Settings
 
 

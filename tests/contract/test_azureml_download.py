@@ -10,7 +10,7 @@ from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, gener
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from localaml.service import LocalAzureML
-from shared.platform.azureml import AzureMLPlatform
+from shared.adapters.azureml import AzureMLPlatform
 
 
 def test_download_a_registry_model_from_its_container(

@@ -9,8 +9,8 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from localaml.service import LocalAzureML
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import (
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import (
     ConfigurationError,
     DeploymentSpec,
     ModelVersion,

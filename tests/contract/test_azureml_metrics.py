@@ -13,7 +13,7 @@ import pytest
 from localaml.credential import LocalCredential
 from localaml.monitor import record_request
 from localaml.service import LocalAzureML
-from shared.platform.azureml import AzureMLPlatform
+from shared.adapters.azureml import AzureMLPlatform
 
 DEV = LocalAzureML.workspace_id("dev")
 GREEN = f"{DEV}/onlineEndpoints/churn-ep/deployments/green"

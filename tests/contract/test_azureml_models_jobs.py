@@ -7,8 +7,8 @@ import re
 import pytest
 
 from localaml.service import LocalAzureML
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import JobStatus, ModelVersion, NotFound, PlatformError
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import JobStatus, ModelVersion, NotFound, PlatformError
 
 DEV = LocalAzureML.workspace_id("dev")
 REGISTRY = "registry:mlops-registry"
@@ -107,7 +107,7 @@ def test_promotion_imports_the_version_into_the_registry_once(platform: AzureMLP
 
 
 def test_promotion_only_goes_from_a_workspace_to_a_registry(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
-    from shared.platform.port import ConfigurationError
+    from shared.domain.ports import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="promotes from a workspace to 'registry:<name>'"):
         platform.promote_model(ModelVersion(location="dev", name="churn", version="3"), "prod")

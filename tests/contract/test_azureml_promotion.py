@@ -26,8 +26,8 @@ from localaml.datastores import registry_container, workspace_container
 from localaml.errors import Reply
 from localaml.service import LocalAzureML, Route
 from localaml.tls import Certificates
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import DeploymentSpec, ModelVersion, NotFound, PlatformError
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import DeploymentSpec, ModelVersion, NotFound, PlatformError
 
 DEV = LocalAzureML.workspace_id("dev")
 REGISTRY = "registry:mlops-registry"

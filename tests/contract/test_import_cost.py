@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # so the app may load it; the adapter alone must not.
 @pytest.mark.parametrize(
     ("module", "heavy"),
-    [("function_app", ("azure.ai.ml",)), ("shared.platform.azureml", ("azure.ai.ml", "azure.identity"))],
+    [("function_app", ("azure.ai.ml",)), ("shared.adapters.azureml", ("azure.ai.ml", "azure.identity"))],
 )
 def test_importing_leaves_azure_ai_ml_unloaded(module: str, heavy: tuple[str, ...]) -> None:
     """Each in a fresh interpreter, since this test process has loaded everything already."""

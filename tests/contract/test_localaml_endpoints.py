@@ -28,13 +28,13 @@ from localaml.datastores import registry_container, workspace_container
 from localaml.endpoints import online, provisioning_state
 from localaml.server import serving
 from localaml.service import RESOURCE_GROUP, SUBSCRIPTION, LocalAzureML
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import DeploymentSpec, ModelVersion, PlatformError, TryLater
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import DeploymentSpec, ModelVersion, PlatformError, TryLater
 
 if TYPE_CHECKING:
     from localaml.credential import LocalCredential
     from localaml.tls import Certificates
-    from shared.platform.azureml import Cloud
+    from shared.adapters.azureml import Cloud
 
 DEV = LocalAzureML.workspace_id("dev")
 ENDPOINT = f"{DEV}/onlineEndpoints/churn-ep"

@@ -24,8 +24,8 @@ from localaml import jobs, samples
 from localaml.credential import local_token
 from localaml.datastores import workspace_container
 from localaml.service import LocalAzureML
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import JobStatus, PlatformError
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import JobStatus, PlatformError
 from tools.register_assets import register
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from localaml.run import LocalAzureMLStack, running_local_azureml
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import ModelVersion
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import ModelVersion
 from shared.settings import Settings
 
 # What the registry answers in a model version's properties, and nothing else (the recording above): no stage

@@ -18,9 +18,9 @@ import requests
 from localaml import monitoring
 from localaml.credential import LocalCredential
 from localaml.service import LocalAzureML
-from shared.events import BREACH_TAG, BREACH_TEXT, BreachedMetric, EventKind, RunData, parse_event
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import JobStatus
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.events import BREACH_TAG, BREACH_TEXT, BreachedMetric, EventKind, RunData, parse_event
+from shared.domain.ports import JobStatus
 
 DEV = LocalAzureML.workspace_id("dev")
 DRIFT = [

@@ -15,8 +15,8 @@ import pytest
 from devhost.azurite import Azurite, running_azurite
 from handlers import scoring as scoring_handlers
 from localaml.service import LocalAzureML
-from shared.platform.azureml import AzureMLPlatform
-from shared.platform.port import Transient
+from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import Transient
 from shared.scoring.config import ScoringConfig
 from shared.scoring.jobs import JOBS, Scoring, status, submit_blob
 from shared.settings import Settings

@@ -12,11 +12,11 @@ import pytest
 from selenium import webdriver
 
 from devhost.process import HostProcess
-from shared.policy import RolloutPlan
-from shared.records import Lifecycle, Phase, Rollout, RolloutEntry, RolloutState, Split, Stage, StageEntry
+from shared.adapters.storage.clients import blob_service
+from shared.adapters.storage.state import BlobStateStore
+from shared.domain.policy import RolloutPlan
+from shared.domain.records import Lifecycle, Phase, Rollout, RolloutEntry, RolloutState, Split, Stage, StageEntry
 from shared.settings import Settings
-from shared.storage.clients import blob_service
-from shared.storage.state import BlobStateStore
 from tests.e2e.test_controlroom_browser import browser, js, until  # noqa: F401  (browser: the fixture)
 
 pytestmark = pytest.mark.e2e

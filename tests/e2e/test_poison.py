@@ -12,7 +12,7 @@ from devhost.process import HostProcess
 from devhost.stack import Stack, local_stack
 from devhost.waiting import wait_until
 from localaml import samples
-from shared.storage.state import AuditEntry
+from shared.domain.records import AuditEntry
 from tests.e2e.conftest import write_policy
 from tests.e2e.test_webhook import store
 

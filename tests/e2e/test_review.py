@@ -18,7 +18,7 @@ from devhost.stack import Stack, local_stack, principal
 from devhost.waiting import wait_until
 from localaml import samples
 from localaml.run import register_model_version
-from shared.platform.port import NotFound
+from shared.domain.ports import NotFound
 
 pytestmark = pytest.mark.e2e
 

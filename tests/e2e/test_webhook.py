@@ -16,9 +16,9 @@ from azure.storage.blob import BlobServiceClient
 from devhost.azurite import running_azurite
 from devhost.process import HostProcess
 from devhost.waiting import wait_until
-from shared.events import dedupe_key
-from shared.intake import CLAIMS
-from shared.storage.state import BlobStateStore
+from shared.adapters.storage.state import BlobStateStore
+from shared.domain.events import dedupe_key
+from shared.reactor.intake import CLAIMS
 from tests.conftest import FIXTURES
 
 WEBHOOK = "/runtime/webhooks/eventgrid"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shared.events import AML_EVENT_TYPES
+from shared.domain.events import AML_EVENT_TYPES
 from shared.settings import Settings
 from tests.infra.bicep import INFRA, expr, module, resource, resources, role_names, template, templates, variable
 
@@ -267,7 +267,7 @@ def test_run_status_changed_reaches_the_app_only_for_failed_or_canceled_runs_and
 
 
 def test_the_breach_filter_matches_the_tag_the_app_reads() -> None:
-    from shared.events import BREACH_TAG, BREACH_TEXT
+    from shared.domain.events import BREACH_TAG, BREACH_TEXT
 
     [breach] = [d for d in variable("modules/aml-events.bicep", "deliveries") if d["name"] == "model-monitor-breached"]
     [condition] = _advanced_filters(breach)

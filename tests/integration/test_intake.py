@@ -11,12 +11,12 @@ import pytest
 from azure.core.exceptions import AzureError
 
 from devhost.azurite import free_port, running_azurite
-from shared import intake, worker
-from shared.intake import Outcome
+from shared.adapters.storage.clients import queue_service
+from shared.adapters.storage.queue import MAX_MESSAGE_BYTES, WorkQueue
+from shared.adapters.storage.state import BlobStateStore
+from shared.reactor import intake, worker
+from shared.reactor.intake import Outcome
 from shared.settings import Settings
-from shared.storage.clients import queue_service
-from shared.storage.queue import MAX_MESSAGE_BYTES, WorkQueue
-from shared.storage.state import BlobStateStore
 from tests.conftest import FIXTURES
 
 

@@ -8,11 +8,12 @@ import pytest
 from azure.core.credentials import AzureKeyCredential
 
 from devhost.receiver import Receiver, Reply
-from shared.notify import DeliveryError, Notification, RetryPolicy, Table
-from shared.notify.eventgrid import EventGridChannel
-from shared.notify.slack import SlackChannel
-from shared.notify.teams import TeamsChannel
-from shared.notify.webhook import WebhookChannel, message_id
+from shared.adapters.notify import DeliveryError, RetryPolicy
+from shared.adapters.notify.eventgrid import EventGridChannel
+from shared.adapters.notify.slack import SlackChannel
+from shared.adapters.notify.teams import TeamsChannel
+from shared.adapters.notify.webhook import WebhookChannel, message_id
+from shared.domain.notification import Notification, Table
 from tests.integration.conftest import SECRET
 
 OTHER_SECRET = "whsec_" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()

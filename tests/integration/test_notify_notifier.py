@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devhost.receiver import Receiver
-from shared.notify import Notification, Notifier, NotifyError, RetryPolicy
-from shared.notify.log import LogChannel
-from shared.notify.teams import TeamsChannel
+from shared.adapters.notify import Notifier, NotifyError, RetryPolicy
+from shared.adapters.notify.log import LogChannel
+from shared.adapters.notify.teams import TeamsChannel
+from shared.adapters.storage.state import BlobStateStore
+from shared.domain.notification import Notification
 from shared.settings import Settings, SettingsError
-from shared.storage.state import BlobStateStore
 from tests.integration.conftest import SECRET
 
 FAST = RetryPolicy(attempts=3, total_seconds=10, first_delay=0.05, max_delay=0.2, read_timeout=5)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from devhost.azurite import free_port
 from devhost.receiver import Receiver
-from shared.notify import Notification, RetryPolicy
-from shared.notify.eventgrid import EventGridChannel
-from shared.notify.slack import SlackChannel
-from shared.notify.teams import TeamsChannel
-from shared.notify.webhook import WebhookChannel
+from shared.adapters.notify import RetryPolicy
+from shared.adapters.notify.eventgrid import EventGridChannel
+from shared.adapters.notify.slack import SlackChannel
+from shared.adapters.notify.teams import TeamsChannel
+from shared.adapters.notify.webhook import WebhookChannel
+from shared.domain.notification import Notification
 from tests.integration.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.storage.state import AuditEntry, BlobStateStore, Conflict, blob_path
+from shared.adapters.storage.state import BlobStateStore, Conflict, blob_path
+from shared.domain.records import AuditEntry
 
 
 def test_of_concurrent_claims_on_one_event_exactly_one_wins(state: BlobStateStore) -> None:

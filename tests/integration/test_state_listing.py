@@ -12,7 +12,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient
 
-from shared.storage.state import BlobStateStore
+from shared.adapters.storage.state import BlobStateStore
 
 # Keys whose blob names sort in another order than the keys: `-` sorts before the `.` of `.json`,
 # and encoded characters (`%20`, `%2F`) sort by their escape, not by the character.

@@ -246,11 +246,13 @@ def _ancestors(span: dict[str, Any], spans: dict[str, dict[str, Any]]) -> list[s
 
 def scenario() -> None:
     """In the child process: one ModelRegistered event through intake and the worker, then flush."""
-    from shared import bootstrap, intake, reactions, telemetry, worker
-    from shared.policy import parse_policy
+    from shared import bootstrap
+    from shared.adapters import telemetry
+    from shared.adapters.storage.clients import queue_service
+    from shared.adapters.storage.queue import WorkQueue
+    from shared.domain.policy import parse_policy
+    from shared.reactor import intake, reactions, worker
     from shared.settings import Settings
-    from shared.storage.clients import queue_service
-    from shared.storage.queue import WorkQueue
     from tests.unit.test_isolation_fakes import POLICY, FakePlatform
 
     suffix = uuid.uuid4().hex[:8]

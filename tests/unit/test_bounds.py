@@ -10,10 +10,19 @@ import azure.functions as func
 import pytest
 from pydantic import ValidationError
 
+from shared.domain.policy import (
+    MAX_SECONDS,
+    DriftRule,
+    Gate,
+    HealthGates,
+    MirrorPhase,
+    PolicyError,
+    RolloutPlan,
+    parse_policy,
+)
 from shared.ops.errors import ApiError
 from shared.ops.http import parse
 from shared.ops.routes import ROUTES
-from shared.policy import MAX_SECONDS, DriftRule, Gate, HealthGates, MirrorPhase, PolicyError, RolloutPlan, parse_policy
 
 PLAN = {"workspace": "prod", "endpoint": "credit-risk"}
 START = {"model": {"location": "registry:shared", "name": "credit-risk", "version": "3"}, "rule": "credit-risk"}

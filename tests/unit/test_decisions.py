@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.decisions import deployment_name, evaluation_job_name, judge, retrain_job_name
-from shared.platform.port import DeploymentMetrics
-from shared.policy import Gate, HealthGates
-from shared.rollout.analysis import analyze, split
+from shared.domain.analysis import analyze, split
+from shared.domain.decisions import deployment_name, evaluation_job_name, judge, retrain_job_name
+from shared.domain.policy import Gate, HealthGates
+from shared.domain.ports import DeploymentMetrics
 
 
 def test_names_are_deterministic_and_fit_azure_ml_limits() -> None:

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from shared.bootstrap import Services
-from shared.decisions import retrain_job_name
-from shared.events import BREACH_TAG, parse_event
-from shared.notify import Notification
-from shared.platform.port import Job, JobStatus, NotFound
-from shared.policy import parse_policy
-from shared.reactions import react
+from shared.domain.decisions import retrain_job_name
+from shared.domain.events import BREACH_TAG, parse_event
+from shared.domain.notification import Notification
+from shared.domain.policy import parse_policy
+from shared.domain.ports import Job, JobStatus, NotFound
+from shared.domain.records import AuditEntry
+from shared.reactor.reactions import react
 from shared.settings import Settings
-from shared.storage.state import AuditEntry
 from tests.conftest import FIXTURES
 
 WORKSPACE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/mlw-dev"

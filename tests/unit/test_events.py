@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from shared.events import (
+from shared.domain.events import (
     AML_EVENT_TYPES,
     BREACH_TAG,
     BreachedMetric,

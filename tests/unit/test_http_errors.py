@@ -11,12 +11,12 @@ import azure.functions as func
 import pytest
 from pydantic import BaseModel, Field
 
+from shared.domain.ports import NotFound, Transient
 from shared.ops import errors
 from shared.ops.errors import ApiError
 from shared.ops.http import serve
 from shared.ops.respond import CORRELATION, correlation_id, error_response
-from shared.ops.routes import Route
-from shared.platform.port import NotFound, Transient
+from shared.ops.route import Route
 from shared.scoring import api
 from shared.scoring.errors import HandoffFailed, InvalidInput
 

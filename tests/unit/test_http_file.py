@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import parse_event
-from shared.ops.routes import ROUTES, Route
+from shared.domain.events import parse_event
+from shared.ops.route import Route
+from shared.ops.routes import ROUTES
 from tests.unit.app_index import http_triggers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,9 +21,6 @@ def _graph() -> dict[str, set[str]]:
     for name, path in files.items():
         edges: set[str] = set()
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for block in ast.walk(tree):  # imports for type checkers only never run
-            if isinstance(block, ast.If) and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
-                block.body = []
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]

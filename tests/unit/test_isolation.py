@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from shared import outcomes, reactions
+from shared.adapters.storage.state import now
 from shared.bootstrap import Services
-from shared.decisions import deployment_name
-from shared.platform.port import TryLater
-from shared.policy import MAX_SECONDS
-from shared.records import RolloutAction
-from shared.rollout import engine
-from shared.storage.state import now
+from shared.domain.decisions import deployment_name
+from shared.domain.policy import MAX_SECONDS
+from shared.domain.ports import TryLater
+from shared.domain.records import RolloutAction
+from shared.reactor import outcomes, reactions
+from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import POLICY, fake_services, lifecycle_record
 
 BROKEN = "prod.aaa-broken"  # listed before the healthy endpoint, as Blob Storage lists names

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.adapters.storage.state import Leased
 from shared.bootstrap import Services
-from shared.decisions import deployment_name
-from shared.notify import Notification
-from shared.platform.port import (
+from shared.domain.decisions import deployment_name
+from shared.domain.notification import Notification
+from shared.domain.policy import parse_policy
+from shared.domain.ports import (
     Deployment,
     DeploymentMetrics,
     DeploymentSpec,
@@ -24,9 +26,8 @@ from shared.platform.port import (
     ModelVersion,
     NotFound,
 )
-from shared.policy import parse_policy
+from shared.domain.records import AuditEntry
 from shared.settings import Settings
-from shared.storage.state import AuditEntry, Leased
 
 POLICY = """
 rules:

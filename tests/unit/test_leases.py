@@ -11,13 +11,13 @@ import threading
 
 import pytest
 
+from shared.adapters.storage.state import Conflict
 from shared.bootstrap import Services
-from shared.lifecycle import controller
+from shared.domain.ports import ModelVersion, TryLater
+from shared.domain.records import RolloutState
 from shared.ops.models import RolloutFilter
-from shared.platform.port import ModelVersion, TryLater
-from shared.records import RolloutState
-from shared.rollout import engine
-from shared.storage.state import Conflict
+from shared.reactor import lifecycle as controller
+from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import POLICY, fake_services
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared import lifecycle, reactions
 from shared.bootstrap import Services
-from shared.platform.port import ModelVersion
-from shared.records import RolloutAction, RolloutState
-from shared.rollout import engine
+from shared.domain import lifecycle as machine
+from shared.domain.ports import ModelVersion
+from shared.domain.records import RolloutAction, RolloutState
+from shared.reactor import lifecycle, reactions
+from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import POLICY, fake_services
 
 KEY = engine.key_for("prod", "churn")
@@ -21,7 +22,7 @@ def register(services: Services, version: str) -> None:
     assert rule is not None
     model = ModelVersion(location="dev", name="churn", version=version, uri=f"azureml:churn:{version}")
     lifecycle.start_testing(services, rule, model, cause=f"event-{version}")
-    lifecycle.reconcile(services, lifecycle.key_of("churn", version), cause=f"event-{version}")
+    lifecycle.reconcile(services, machine.key_of("churn", version), cause=f"event-{version}")
 
 
 def stage(services: Services, version: str) -> str:
@@ -47,7 +48,7 @@ def test_a_registered_version_is_tested_promoted_rolled_out_and_live_as_the_rule
 
     champion = services.state.get("champion", "churn")
     assert champion is not None and champion["version"] == "1" and champion["metrics"] == {"accuracy": 0.9}
-    assert services.platform.tags[("churn", "1")][lifecycle.TAG] == "live"  # type: ignore[attr-defined]
+    assert services.platform.tags[("churn", "1")][machine.TAG] == "live"  # type: ignore[attr-defined]
     record = lifecycle.get(services, "churn:1")
     assert record is not None
     assert [entry.stage.value for entry in record.history] == ["testing", "passed", "promoted", "rolling_out", "live"]
@@ -61,12 +62,12 @@ def test_a_replaced_version_is_superseded_then_retired_once_its_deployment_is_de
     tick_until(services, "2", "live")
 
     assert stage(services, "1") == "superseded"
-    assert services.platform.tags[("churn", "1")][lifecycle.TAG] == "superseded"  # type: ignore[attr-defined]
+    assert services.platform.tags[("churn", "1")][machine.TAG] == "superseded"  # type: ignore[attr-defined]
     reactions.resync(services)  # the grace period is 0: the tick retired churn-v1; the resync sees it gone
     assert stage(services, "1") == "retired"
     copies = services.platform.copies  # type: ignore[attr-defined]
-    assert (copies[("registry:shared", "churn", "1")][lifecycle.TAG],
-            copies[("registry:shared", "churn", "2")][lifecycle.TAG]) == ("retired", "live"), \
+    assert (copies[("registry:shared", "churn", "1")][machine.TAG],
+            copies[("registry:shared", "churn", "2")][machine.TAG]) == ("retired", "live"), \
         "the registry copies that served tell their stage too"
     assert services.platform.serving() == {"churn-v2": 100}  # type: ignore[attr-defined]
 

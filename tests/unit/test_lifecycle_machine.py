@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shared.lifecycle import machine
-from shared.platform.port import Deployment, Endpoint, Job, JobStatus, ModelVersion
-from shared.policy import Gate, HealthGates, RolloutPlan
-from shared.records import Lifecycle, Phase, Rollout, RolloutState, Split, Stage
+from shared.domain import lifecycle as machine
+from shared.domain.policy import Gate, HealthGates, RolloutPlan
+from shared.domain.ports import Deployment, Endpoint, Job, JobStatus, ModelVersion
+from shared.domain.records import Lifecycle, Phase, Rollout, RolloutState, Split, Stage
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PLAN = RolloutPlan(workspace="prod", endpoint="churn", steps=[50, 100], gates=HealthGates(min_requests=1))

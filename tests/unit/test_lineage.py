@@ -13,13 +13,10 @@ from typing import Any
 
 import pytest
 
-from shared import lifecycle, reactions
-from shared.lifecycle import champions, machine
-from shared.ops import handlers
-from shared.ops.errors import ApiError
-from shared.ops.models import ChampionPath, ModelPath, PromoteRequest
-from shared.platform.port import ModelVersion
-from shared.records import (
+from shared.domain import champions
+from shared.domain import lifecycle as machine
+from shared.domain.ports import ModelVersion
+from shared.domain.records import (
     Lifecycle,
     Phase,
     ReviewDecision,
@@ -29,7 +26,11 @@ from shared.records import (
     RolloutState,
     Split,
 )
-from shared.rollout import engine
+from shared.ops import handlers
+from shared.ops.errors import ApiError
+from shared.ops.models import ChampionPath, ModelPath, PromoteRequest
+from shared.reactor import lifecycle, reactions
+from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import POLICY, fake_services
 from tests.unit.test_lifecycle_controller import KEY, WITH_GRACE, register, stage, tick_until
 

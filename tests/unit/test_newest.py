@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared import lifecycle, reactions
+from shared.adapters.storage.state import now
 from shared.bootstrap import Services
-from shared.rollout import engine, machine
-from shared.storage.state import now
+from shared.domain import lifecycle as stages
+from shared.domain import rollout as machine
+from shared.reactor import reactions
+from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import fake_services, lifecycle_record
 
 KEY = engine.key_for("prod", "churn")
@@ -66,7 +68,7 @@ def test_of_two_waiting_versions_the_newer_is_deployed_and_the_older_superseded(
     assert stage(services, "9") == "superseded"
     record = services.state.get("lifecycle", "churn:9")
     assert record is not None and record["superseded_by"] == "13"
-    assert services.platform.tags[("churn", "9")][lifecycle.TAG] == "superseded"  # type: ignore[attr-defined]
+    assert services.platform.tags[("churn", "9")][stages.TAG] == "superseded"  # type: ignore[attr-defined]
     [told] = [n for n in services.notifier.sent.values() if n.kind == "model.superseded"]  # type: ignore
     assert told.subject == "churn:9" and "v13" in told.summary
 
@@ -125,9 +127,9 @@ def test_versions_in_flight_are_taken_newest_first(versions: list[str], order: l
 
 
 def test_is_newer_compares_numbers_only() -> None:
-    assert lifecycle.is_newer("13", "9") and not lifecycle.is_newer("9", "13")
-    assert lifecycle.is_newer("1.2.10", "1.2.9")
-    assert not lifecycle.is_newer("b", "a") and not lifecycle.is_newer("13", "12a")
+    assert stages.is_newer("13", "9") and not stages.is_newer("9", "13")
+    assert stages.is_newer("1.2.10", "1.2.9")
+    assert not stages.is_newer("b", "a") and not stages.is_newer("13", "12a")
 
 
 def test_a_champion_taken_back_by_an_undo_does_not_supersede_an_older_version(services: Services) -> None:

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from shared.notify.delivery import (
+from shared.adapters.notify.delivery import (
     DeliveryError,
     RetryLater,
     RetryPolicy,

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from shared.notify import Notification, Table, eventgrid, log, slack, teams, webhook
+from shared.adapters.notify import eventgrid, log, slack, teams, webhook
+from shared.domain.notification import Notification, Table
 
 SECRET_BYTES = bytes(range(32))
 SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()

@@ -8,12 +8,13 @@ import json
 import azure.functions as func
 import pytest
 
+from shared.domain.ports import ConfigurationError, NotFound, TryLater, UnknownLocation
 from shared.ops import auth, errors
 from shared.ops.errors import ApiError
 from shared.ops.http import parse
-from shared.ops.routes import ROUTES, Route
-from shared.platform.port import ConfigurationError, NotFound, TryLater, UnknownLocation
-from shared.rollout import engine
+from shared.ops.route import Route
+from shared.ops.routes import ROUTES
+from shared.reactor import rollout as engine
 
 
 def route(function: str, method: str) -> Route:

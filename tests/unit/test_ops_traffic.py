@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.domain.ports import Deployment, Endpoint
 from shared.ops.errors import ApiError
 from shared.ops.traffic import check
-from shared.platform.port import Deployment, Endpoint
 
 
 def endpoint(**states: str) -> Endpoint:

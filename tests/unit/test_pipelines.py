@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from shared import lifecycle
+from shared.adapters.azureml.pipelines import overrides, pipeline_job, pipeline_path
 from shared.bootstrap import Services
-from shared.platform.azureml.pipelines import overrides, pipeline_job, pipeline_path
-from shared.platform.port import Job, JobStatus, ModelVersion
-from shared.policy import load_policy
+from shared.domain.policy import load_policy
+from shared.domain.ports import Job, JobStatus, ModelVersion
+from shared.reactor import lifecycle
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platform.azureml.errors import translated
-from shared.platform.port import Deployment, JobStatus, PlatformError
+from shared.adapters.azureml.errors import translated
+from shared.domain.ports import Deployment, JobStatus, PlatformError
 
 # Every word of the REST JobStatus enum (Azure/azure-rest-api-specs, machinelearningservices stable/2025-12-01
 # mfe.json `JobStatus`; azure-ai-ml `_restclient/arm_ml_service/models/_enums.py`).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.policy import PolicyError, load_policy, parse_policy
+from shared.domain.policy import PolicyError, load_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = "rules: [{name: churn, models: {name: 'churn*'}, test: {pipeline: evaluate-model}}]"

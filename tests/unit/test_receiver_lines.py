@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from devhost.receiver import Received, describe, summary
-from shared.notify import eventgrid, slack, teams, webhook
-from shared.notify.notification import Notification
+from shared.adapters.notify import eventgrid, slack, teams, webhook
+from shared.domain.notification import Notification
 
 NOTIFICATION = Notification(
     id="model.rejected:credit-risk:3", kind="model.rejected", severity="error", title="credit-risk:3 failed its gates",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platform.port import Transient, TryLater
-from shared.platform.retry import RetryingPlatform
+from shared.adapters.retry import RetryingPlatform
+from shared.domain.ports import Transient, TryLater
 
 
 class Flaky:

@@ -3,8 +3,8 @@ the same version (a restart), whose records share their id."""
 
 from __future__ import annotations
 
-from shared.records import RolloutAction, RolloutState
-from shared.rollout import engine
+from shared.domain.records import RolloutAction, RolloutState
+from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import fake_services
 from tests.unit.test_lifecycle_controller import KEY, register, tick_until
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from shared.platform.port import Deployment, DeploymentMetrics, Endpoint
-from shared.policy import HealthGates, MirrorPhase, RolloutPlan
-from shared.records import Phase, Rollout, RolloutAction, RolloutState, Split
-from shared.rollout import machine
-from shared.rollout.machine import Measure, Outcome, Retire, RolloutError, SetTraffic, Tell
+from shared.domain import rollout as machine
+from shared.domain.policy import HealthGates, MirrorPhase, RolloutPlan
+from shared.domain.ports import Deployment, DeploymentMetrics, Endpoint
+from shared.domain.records import Phase, Rollout, RolloutAction, RolloutState, Split
+from shared.domain.rollout import Measure, Outcome, Retire, RolloutError, SetTraffic, Tell
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=61)

@@ -11,8 +11,8 @@ import pytest
 
 from localaml.run import WORKSPACES
 from localaml.service import LocalAzureML
-from shared.events import DriftData, EventKind, ModelDeployedData, ModelRegisteredData, RunData, parse_event
-from shared.policy import load_policy
+from shared.domain.events import DriftData, EventKind, ModelDeployedData, ModelRegisteredData, RunData, parse_event
+from shared.domain.policy import load_policy
 from tools.send_events import load
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""shared.telemetry: no-ops without the setting; with it, spans, trace context through work items,
+"""shared.adapters.telemetry: no-ops without the setting; with it, spans, trace context through work items,
 decision records and metrics, checked on the OpenTelemetry SDK's in-memory exporter and reader.
 
 The exporter to Application Insights itself is exercised in tests/integration/test_telemetry.py.
@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from shared import telemetry
-from shared.platform.port import DeploymentSpec, ModelVersion
-from shared.storage.state import AuditEntry
+from shared.adapters import telemetry
+from shared.domain.ports import DeploymentSpec, ModelVersion
+from shared.domain.records import AuditEntry
 from tests.unit.test_isolation_fakes import FakePlatform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ def test_without_the_setting_every_helper_is_a_no_op(off: None) -> None:
 def test_without_the_setting_the_app_imports_nothing_of_opentelemetry() -> None:
     script = (
         "import json, sys, function_app\n"
-        "from shared import telemetry\n"
+        "from shared.adapters import telemetry\n"
         "with telemetry.span('intake'):\n"
         "    telemetry.carry({})\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'azure.monitor')))))\n"
@@ -326,7 +326,7 @@ def test_the_workbook_queries_only_metrics_and_dimensions_the_app_sends() -> Non
     queries = "\n".join(item["content"].get("query", "") for item in workbook["items"] if item["type"] == 3)
     queries += "\n".join(p.get("query", "") for item in workbook["items"] if item["type"] == 9
                          for p in item["content"]["parameters"])
-    source = (ROOT / "shared/telemetry.py").read_text()
+    source = (ROOT / "shared/adapters/telemetry.py").read_text()
     metrics = set(re.findall(r'"(aml_reactor\.[a-z_.]+)"', queries))
     assert metrics and metrics <= set(re.findall(r'create_\w+\(\s*"(aml_reactor\.[a-z_.]+)"', source))
     dimensions = set(re.findall(r'customDimensions\["(aml\.[a-z_]+)"\]', queries))
@@ -355,7 +355,7 @@ def test_a_setting_the_distro_refuses_leaves_telemetry_off_instead_of_failing_th
     monkeypatch.setenv(telemetry.CONNECTION_SETTING, "InstrumentationKey=not-a-key")
     monkeypatch.setattr(telemetry, "_state", telemetry._UNSET)
 
-    with caplog.at_level(logging.ERROR, "shared.telemetry"):
+    with caplog.at_level(logging.ERROR, "shared.adapters.telemetry"):
         assert not telemetry.enabled()
         with telemetry.span("intake") as span:
             assert span is telemetry.NO_SPAN

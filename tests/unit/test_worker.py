@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from shared import worker
+from shared.adapters.storage.state import Conflict
 from shared.bootstrap import Services
-from shared.events import AmlEvent
-from shared.platform.port import NotFound, TryLater
+from shared.domain.events import AmlEvent
+from shared.domain.ports import NotFound, TryLater
+from shared.domain.records import AuditEntry
+from shared.reactor import worker
 from shared.settings import Settings
-from shared.storage.state import AuditEntry, Conflict
 from tests.conftest import FIXTURES
 
 MAX_DEQUEUE_COUNT = 5  # host.json

@@ -9,7 +9,7 @@ const EVERY_MS = Math.max(500, 1000 * (Number(PAGE.searchParams.get("every")) ||
 const SET_ASIDE = ["rejected", "ignored", "deadletter"];
 const STAGES = ["testing", "passed", "awaiting_review", "promoted", "rolling_out", "live"];
 const ENDINGS = ["failed", "rejected", "expired", "rolled_back", "superseded", "retired"];
-// Which rollout states each action fits (shared/rollout/engine.py's _require): the others are disabled.
+// Which rollout states each action fits (shared/reactor/rollout.py's _require): the others are disabled.
 const ACTIVE = ["progressing", "paused", "awaiting_approval", "rolling_back"];
 const ACTIONS = {
   pause: ["progressing", "awaiting_approval"], resume: ["paused"], approve: ["awaiting_approval"],

@@ -1,0 +1,164 @@
+"""Azure ML clients: one `MLClient` per location, made on first use and kept for the process.
+
+A location is a logical workspace name from `MLOPS_WORKSPACES` or `registry:<name>`.
+A registry client costs a discovery call when it is made, so clients are cached.
+`azure.ai.ml` and `azure.identity` are imported here only inside functions: importing
+this module stays cheap for the function app's cold start.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared.adapters.azureml.errors import translated
+from shared.adapters.azureml.started import start_only
+from shared.domain.names import WORKSPACE_ID
+from shared.domain.ports import ConfigurationError, UnknownLocation
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+    from azure.core.credentials import TokenCredential
+
+REGISTRY_PREFIX = "registry:"
+REGISTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$")
+USER_AGENT = "aml-reactor"
+CONNECTION_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """Which Azure to talk to: the public cloud by default, or a sovereign or test cloud by its metadata.
+
+    `metadata` takes the keys `MLClient(cloud_metadata=...)` takes: `resource_manager`,
+    `registry_discovery_endpoint`, `active_directory`, `aml_resource_id`, `azure_portal`,
+    `storage_endpoint`.
+    """
+
+    name: str = "AzureCloud"
+    resource_manager: str = "https://management.azure.com/"
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)
+
+    @classmethod
+    def from_metadata(cls, name: str, metadata: Mapping[str, str]) -> Cloud:
+        return cls(name, metadata["resource_manager"], dict(metadata))
+
+    @property
+    def arm_scope(self) -> str:
+        return self.resource_manager.rstrip("/") + "/.default"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace named in the settings, with the parts of its ARM id."""
+
+    name: str
+    resource_id: str
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+
+
+def registry_name(location: str) -> str | None:
+    """The registry's name for `registry:<name>`, None for a workspace name; validated."""
+    if not location.startswith(REGISTRY_PREFIX):
+        return None
+    name = location.removeprefix(REGISTRY_PREFIX)
+    if not REGISTRY_NAME.match(name):
+        raise ValueError(f"location {location!r}: registry name must match {REGISTRY_NAME.pattern}")
+    return name
+
+
+class Clients:
+    """The credential and the cached clients of one process."""
+
+    def __init__(self, settings: Settings, *, credential: TokenCredential | None = None, cloud: Cloud = Cloud()):
+        self.settings = settings
+        self.cloud = cloud
+        self._credential = credential
+        self._clients: dict[str, MLClient] = {}
+        self.connection_timeout, self.read_timeout = CONNECTION_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+        self._lock = threading.Lock()
+
+    @property
+    def identity(self) -> str:
+        """Who the app acts as, for error messages."""
+        if self._credential is not None and not _is_azure_identity(self._credential):
+            return f"the credential {type(self._credential).__name__}"
+        if self.settings.managed_identity_client_id:
+            return f"the managed identity with client id {self.settings.managed_identity_client_id}"
+        return "DefaultAzureCredential (az login, environment or system-assigned managed identity)"
+
+    @property
+    def credential(self) -> TokenCredential:
+        if self._credential is None:
+            from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+            client_id = self.settings.managed_identity_client_id
+            self._credential = ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+        return self._credential
+
+    def workspace(self, name: str) -> Workspace:
+        """The workspace named `name` in MLOPS_WORKSPACES."""
+        resource_id = self.settings.workspaces.get(name)
+        if resource_id is None:
+            known = ", ".join(sorted(self.settings.workspaces)) or "none"
+            raise UnknownLocation(f"workspace {name!r} is not in MLOPS_WORKSPACES (configured: {known})")
+        match = WORKSPACE_ID.match(resource_id)
+        if match is None:  # settings validate this; kept for a Settings built by hand
+            raise ConfigurationError(f"workspace {name!r}: {resource_id!r} is not a workspace resource id")
+        return Workspace(name, resource_id, match["subscription"], match["resource_group"], match["name"])
+
+    def scope(self, location: str) -> str:
+        """The Azure scope a location's calls need roles on, for error messages."""
+        registry = registry_name(location)
+        if registry is not None:
+            return f"the registry {registry}"
+        return f"the workspace {self.workspace(location).resource_id}"
+
+    def ml(self, location: str) -> MLClient:
+        """The client for a workspace name or `registry:<name>`; made once per process."""
+        with self._lock:
+            if location not in self._clients:
+                self._clients[location] = self._make(location)
+            return self._clients[location]
+
+    def arm_token(self) -> str:
+        """A bearer token for ARM, which MLflow tracking and Azure Monitor also accept."""
+        with translated("Azure Resource Manager", identity=self.identity, scope=self.cloud.arm_scope):
+            return self.credential.get_token(self.cloud.arm_scope).token
+
+    def _make(self, location: str) -> MLClient:
+        from azure.ai.ml import MLClient
+
+        options: dict[str, Any] = {
+            "cloud": self.cloud.name,
+            "user_agent": USER_AGENT,
+            "show_progress": False,
+            "enable_telemetry": False,
+            # No retries inside the SDK: 429/503 come back as TryLater with Retry-After (see errors.py).
+            "retry_total": 0,
+            # A call that hangs fails (Transient) instead of holding a function for azure-core's 300 s default.
+            "connection_timeout": self.connection_timeout,
+            "read_timeout": self.read_timeout,
+        }
+        if self.cloud.metadata is not None:
+            options["cloud_metadata"] = dict(self.cloud.metadata)
+        registry = registry_name(location)
+        if registry is not None:
+            with translated(f"registry {registry}", identity=self.identity, scope=self.scope(location)):
+                return MLClient(self.credential, registry_name=registry, **options)
+        workspace = self.workspace(location)
+        client = MLClient(
+            self.credential, workspace.subscription_id, workspace.resource_group, workspace.workspace_name, **options
+        )
+        return start_only(client)  # begin_* start operations and leave no polling thread (see started.py)
+
+
+def _is_azure_identity(credential: object) -> bool:
+    return type(credential).__module__.startswith("azure.identity")

@@ -1,0 +1,227 @@
+"""The ML platform port: everything the reactions need from Azure ML, and nothing more.
+
+One adapter implements it, `shared.adapters.azureml`, through `azure-ai-ml`: against Azure,
+and locally against the local Azure ML service (`localaml/`). Unit tests use fakes of it.
+Workspaces are named by their logical name from the settings (`dev`, `prod`, ...);
+the registry by its name. Jobs and deployments take deterministic names chosen by the
+caller, and every write is idempotent: repeating it finds the earlier result.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+
+
+class PlatformError(Exception):
+    """A platform call failed; subclasses say how the caller should react."""
+
+
+class NotFound(PlatformError):
+    """The model, job, endpoint or deployment does not exist."""
+
+
+class TryLater(PlatformError):
+    """The platform is busy with this resource (409, endpoint `Updating`, throttled)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Transient(PlatformError):
+    """A fault worth retrying by the platform's own retry (5xx, timeout)."""
+
+
+class ConfigurationError(PlatformError):
+    """The app cannot reach or is not allowed to use the platform (auth, settings)."""
+
+
+class UnknownLocation(ConfigurationError):
+    """A workspace name the settings do not configure: the app's mistake in its policy, a caller's in a request."""
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
+
+    @classmethod
+    def parse(cls, value: str) -> JobStatus:
+        """Map Azure ML's status words (any case) onto the five the app reasons with.
+
+        Every word of the REST `JobStatus` enum is known (Azure/azure-rest-api-specs, machinelearningservices
+        mfe.json `JobStatus`, as generated into azure-ai-ml `_restclient/arm_ml_service/models/_enums.py`).
+        `NotResponding` is not an end: "a run can go from NotResponding to any of the previous states", so it
+        stays running. `Paused` (paused by a user) and `Unknown` (a status not mapped yet) are not ends either:
+        the job is waited on as queued.
+        """
+        word = value.strip().lower()
+        aliases = {
+            "notstarted": cls.QUEUED, "queued": cls.QUEUED, "preparing": cls.QUEUED,
+            "provisioning": cls.QUEUED, "starting": cls.QUEUED, "paused": cls.QUEUED, "unknown": cls.QUEUED,
+            "running": cls.RUNNING, "finalizing": cls.RUNNING, "cancelrequested": cls.RUNNING,
+            "notresponding": cls.RUNNING,
+            "completed": cls.COMPLETED, "succeeded": cls.COMPLETED,
+            "failed": cls.FAILED,
+            "canceled": cls.CANCELED, "cancelled": cls.CANCELED,
+        }
+        if word not in aliases:
+            raise ValueError(f"unknown job status {value!r}")
+        return aliases[word]
+
+
+# Provisioning states of online deployments and endpoints (REST `DeploymentProvisioningState`:
+# Creating, Deleting, Scaling, Updating, Succeeded, Failed, Canceled; `EndpointProvisioningState` has
+# all but Scaling). An operation that failed or was canceled will not finish by waiting.
+BUSY_STATES = frozenset({"creating", "deleting", "scaling", "updating"})
+ENDED_BADLY = frozenset({"failed", "canceled"})
+
+
+class ModelVersion(BaseModel):
+    """A model version in a workspace or registry."""
+
+    location: str = Field(description="logical workspace name, or 'registry:<name>'")
+    name: str
+    version: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    uri: str = Field("", description="azureml:// URI that deployments reference")
+    created_by: str | None = Field(None, description="who registered it (systemData.createdBy)")
+    modified_by: str | None = Field(None, description="who changed it last, tags included (systemData.lastModifiedBy)")
+    job_name: str | None = Field(None, description="the job whose output it is, when registered from one")
+
+
+class Job(BaseModel):
+    workspace: str
+    name: str
+    status: JobStatus
+    experiment: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+    studio_url: str | None = None
+
+
+class DeploymentSpec(BaseModel):
+    """How a model version is deployed to a managed online endpoint.
+
+    A model that is not an MLflow model (the ONNX models here) needs an environment and
+    scoring code: Azure refuses its deployment without them ("Deploy machine learning
+    models to online endpoints", Azure ML docs). The defaults are the repo's scoring
+    environment and script, registered by `tools.register_assets`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instance_type: str = Field("Standard_DS3_v2", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    instance_count: int = Field(1, ge=1, le=20)
+    environment: str | None = Field("azureml:onnx-runtime:1", description="None for an MLflow model")
+    code: str | None = Field("azureml:onnx-score:1", description="the scoring code asset; None for an MLflow model")
+    scoring_script: str = Field("score.py", pattern=r"^[A-Za-z0-9_./-]{1,128}\.py$")
+
+
+class Deployment(BaseModel):
+    name: str
+    model_uri: str
+    provisioning_state: str = Field("Succeeded", description="as Azure spells it, Scaling and Canceled included")
+
+    @property
+    def is_busy(self) -> bool:
+        """An operation on the deployment is under way (creating, updating, scaling, deleting)."""
+        return self.provisioning_state.lower() in BUSY_STATES
+
+    @property
+    def has_failed(self) -> bool:
+        """Its last operation failed or was canceled: waiting will not make it succeed."""
+        return self.provisioning_state.lower() in ENDED_BADLY
+
+
+class Endpoint(BaseModel):
+    workspace: str
+    name: str
+    provisioning_state: str = "Succeeded"
+    traffic: dict[str, int] = Field(default_factory=dict)
+    mirror_traffic: dict[str, int] = Field(default_factory=dict)
+    deployments: list[Deployment] = Field(default_factory=list)
+
+    @property
+    def is_updating(self) -> bool:
+        return self.provisioning_state.lower() in BUSY_STATES
+
+
+class DeploymentMetrics(BaseModel):
+    """Live health of one deployment over a window, for rollout gates."""
+
+    requests: int = 0
+    errors: int = 0
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    window_start: datetime | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+class MLPlatform(Protocol):
+    """What the reactions need from Azure ML. Every method may raise a PlatformError."""
+
+    def get_model(self, location: str, name: str, version: str) -> ModelVersion: ...
+
+    def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None: ...
+
+    def submit_job(
+        self, workspace: str, job_name: str, pipeline: str, inputs: dict[str, str], tags: dict[str, str]
+    ) -> Job:
+        """Submit a pipeline job named `job_name`; if it exists already, return it."""
+        ...
+
+    def get_job(self, workspace: str, job_name: str) -> Job: ...
+
+    def promote_model(
+        self, model: ModelVersion, target: str, lineage: dict[str, str] | None = None
+    ) -> ModelVersion:
+        """Copy a model version to `target` (a workspace or 'registry:<name>'), then merge `lineage`
+        (where it came from, its evidence) into the copy's tags; idempotent."""
+        ...
+
+    def get_endpoint(self, workspace: str, endpoint: str) -> Endpoint: ...
+
+    def create_deployment(
+        self, workspace: str, endpoint: str, deployment: str, model: ModelVersion, spec: DeploymentSpec
+    ) -> None:
+        """Start creating a deployment (not awaited); an existing one is left as it is."""
+        ...
+
+    def delete_deployment(self, workspace: str, endpoint: str, deployment: str) -> None: ...
+
+    def set_traffic(
+        self, workspace: str, endpoint: str, traffic: dict[str, int], mirror_traffic: dict[str, int]
+    ) -> None:
+        """Start a traffic update (not awaited). Raises TryLater while the endpoint is updating."""
+        ...
+
+    def get_deployment_metrics(
+        self, workspace: str, endpoint: str, deployment: str, since: datetime
+    ) -> DeploymentMetrics: ...
+
+    def download_model(self, model: ModelVersion, destination: Path) -> Path:
+        """Download the model's files under `destination`; return the path of its ONNX file."""
+        ...
+
+    def invoke_batch_endpoint(self, workspace: str, endpoint: str, job_name: str, input_uri: str) -> Job:
+        """Start a batch-endpoint scoring job for inputs too big for Functions; idempotent by name."""
+        ...

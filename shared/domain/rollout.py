@@ -1,0 +1,334 @@
+"""The rollout state machine, pure: (record, what the platform shows, now) -> (next record, actions).
+
+Nothing here does I/O. `shared.reactor.rollout` reads the endpoint (and, when a move asks with
+`Measure`, the deployment's metrics), calls these functions, carries out the actions they return
+and stores the record. A traffic change's outcome comes back through `applied`, so even a refusal
+or a busy endpoint is a transition of this machine, tested like every other.
+
+    progressing --(each step passes its analysis)--> succeeded --(grace period)--> retired
+        |  ^ pause/resume     | manual gate: awaiting_approval --approve--> progressing
+        +--(analysis fails, deployment fails, platform refuses, abort)--> rolling_back --> rolled_back
+    succeeded --undo (before retirement)--> rolling_back; a restore the platform refuses ends failed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.domain.analysis import analyze, split
+from shared.domain.notification import Kind, Severity
+from shared.domain.policy import RolloutPlan
+from shared.domain.ports import DeploymentMetrics, Endpoint
+from shared.domain.records import Phase, Rollout, RolloutAction, RolloutEntry, RolloutState, Split
+
+State = RolloutState
+
+
+class RolloutError(ValueError):
+    """The requested action does not fit the rollout's state (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class SetTraffic:
+    """Change the endpoint's traffic; its outcome comes back through `applied`."""
+
+    traffic: dict[str, int]
+    mirror: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """The analysis needs the deployment's metrics since `since`: call `advance` again with them."""
+
+    since: datetime
+
+
+@dataclass(frozen=True)
+class Tell:
+    """Tell ops (one notification per kind, endpoint, deployment and suffix)."""
+
+    kind: Kind
+    title: str
+    summary: str = ""
+    severity: Severity = "info"
+    facts: tuple[tuple[str, str], ...] = ()
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Delete the deployments the rollout replaced (a missing one is fine)."""
+
+    deployments: tuple[str, ...]
+
+
+Action = SetTraffic | Measure | Tell | Retire
+
+
+@dataclass
+class Move:
+    record: Rollout
+    actions: list[Action] = field(default_factory=list)
+
+
+class Outcome(enum.Enum):
+    """What became of a `SetTraffic`."""
+
+    APPLIED = "applied"
+    BUSY = "busy"  # the endpoint is busy: the next tick applies it again
+    REFUSED = "refused"  # the platform refused it for good
+
+
+def key_for(workspace: str, endpoint: str) -> str:
+    return f"{workspace}.{endpoint}"
+
+
+def begin(rule: str, plan: RolloutPlan, model: str, version: str, deployment: str, endpoint: Endpoint,
+          actor: str, now: datetime, reason: str) -> Move:
+    """The record of a new rollout (its deployment was just created): provisioning, the endpoint's
+    current split kept as the baseline to compare with and roll back to."""
+    traffic, mirror = Split(traffic=endpoint.traffic, mirror=endpoint.mirror_traffic).live()
+    record = Rollout(
+        id=f"{plan.endpoint}/{deployment}", key=key_for(plan.workspace, plan.endpoint), workspace=plan.workspace,
+        endpoint=plan.endpoint, deployment=deployment, rule=rule, model=model, version=version, plan=plan,
+        baseline=Split(traffic=traffic, mirror=mirror), state=State.PROGRESSING, phase=Phase.PROVISIONING,
+        started=now,
+    )
+    _log(record, "start", actor, reason, now)
+    mirrored = f", mirror {plan.mirror.percent}% first" if plan.mirror else ""
+    return Move(record, [Tell("rollout.started", f"Rollout of {model} v{version} started",
+                              f"steps {plan.steps} on {plan.endpoint}{mirrored}")])
+
+
+def needs_endpoint(record: Rollout, now: datetime) -> bool:
+    """Whether a tick has anything to decide, so is worth reading the endpoint for."""
+    if record.state is State.SUCCEEDED:
+        return not record.retired and record.retire_at is not None and now >= record.retire_at
+    return record.state in (State.PROGRESSING, State.ROLLING_BACK)
+
+
+def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
+            metrics: DeploymentMetrics | None = None) -> Move:
+    """One tick's decision: wait (bake time, endpoint busy, deployment provisioning), apply again a
+    change that did not take, start the next phase or step, finish, or roll back."""
+    r = record.model_copy(deep=True)
+    if r.state is State.SUCCEEDED:
+        return retire(r, endpoint, now, actor)
+    if r.state not in (State.PROGRESSING, State.ROLLING_BACK) or endpoint.is_updating:
+        return Move(r)
+    if r.state is State.ROLLING_BACK:
+        return Move(r, [SetTraffic(r.baseline.traffic, r.baseline.mirror)])
+    deployment = next((d for d in endpoint.deployments if d.name == r.deployment), None)
+    if deployment is None or deployment.has_failed:  # Failed or Canceled: waiting will not make it succeed
+        found = deployment.provisioning_state if deployment else "missing"
+        return rollback(r, now, actor, f"deployment {r.deployment} is missing or failed to provision ({found})")
+    if deployment.provisioning_state.lower() != "succeeded":
+        return Move(r)
+    live = Split(traffic=endpoint.traffic, mirror=endpoint.mirror_traffic).live()
+    if r.target and live != r.target.live():
+        return Move(r, [SetTraffic(r.target.traffic, r.target.mirror)])  # the change did not take: again
+    if r.phase is Phase.PROVISIONING:
+        return _next_phase(r, now, actor)
+    if r.skip_analysis:
+        return _finish(r, now, actor, "promoted without analysis")
+    plan = r.plan
+    bake = plan.mirror.bake_seconds if r.phase is Phase.MIRROR and plan.mirror else plan.bake_seconds
+    started = r.step_started or now
+    if now - started < timedelta(seconds=bake):
+        return Move(r)
+    if metrics is None:
+        return Move(r, [Measure(started)])
+    verdict = analyze(metrics, plan.gates)
+    reasons = "; ".join(verdict.reasons)
+    _log(r, f"analysis:{verdict.result}", actor, reasons, now, metrics=verdict.observed)
+    if verdict.result == "fail":
+        r.failures += 1
+        if r.failures >= plan.failure_limit:
+            return rollback(r, now, actor, reasons, verdict.observed)
+        r.step_started = now
+        return Move(r)
+    if verdict.result == "inconclusive":
+        r.inconclusive += 1
+        if r.inconclusive >= plan.inconclusive_limit:
+            return rollback(r, now, actor, "inconclusive too long: " + reasons, verdict.observed)
+        return Move(r)
+    if r.phase is Phase.STEP and r.percent == 100:
+        return _finish(r, now, actor, reasons)
+    return _next_phase(r, now, actor)
+
+
+def applied(record: Rollout, outcome: Outcome, detail: str, now: datetime, actor: str) -> Move:
+    """What a traffic change's outcome means: a restore that took ends the rollback; a refused
+    step rolls back; a refused restore fails the rollout; a busy endpoint waits for the next tick."""
+    r = record.model_copy(deep=True)
+    if r.state is State.ROLLING_BACK:
+        if outcome is Outcome.BUSY:
+            _log(r, "rollback-pending", actor, "endpoint busy; the next tick restores the traffic", now)
+            return Move(r)
+        if outcome is Outcome.REFUSED:
+            r.state, r.finished = State.FAILED, now
+            reason = f"the platform refused to restore the traffic: {detail}"
+            _log(r, "failed", actor, reason, now)
+            return Move(r, [Tell("rollout.failed", f"Rollout of {r.model} v{r.version} failed", reason,
+                                 severity="error")])
+        r.state, r.target, r.finished = State.ROLLED_BACK, None, now
+        _log(r, "rolled_back", actor, r.rollback_reason, now, metrics=r.rollback_metrics)
+        facts = tuple((name, "-" if value is None else f"{value:.4g}")
+                      for name, value in (r.rollback_metrics or {}).items())
+        return Move(r, [Tell("rollout.rolled_back", f"Rollout of {r.model} v{r.version} rolled back",
+                             r.rollback_reason, severity="error", facts=facts)])
+    if outcome is Outcome.REFUSED:
+        return rollback(r, now, actor, f"the platform refused a traffic change: {detail}")
+    return Move(r)
+
+
+def rollback(record: Rollout, now: datetime, actor: str, reason: str,
+             observed: dict[str, Any] | None = None) -> Move:
+    """Restore the traffic split from before the rollout; the new deployment stays for diagnosis."""
+    r = record.model_copy(deep=True)
+    r.state, r.rollback_reason, r.rollback_metrics = State.ROLLING_BACK, reason, observed
+    r.target = r.baseline.model_copy(deep=True)
+    return Move(r, [SetTraffic(r.baseline.traffic, r.baseline.mirror)])
+
+
+def retire(record: Rollout, endpoint: Endpoint, now: datetime, actor: str, grace: bool = True) -> Move:
+    """After the grace period for an undo (or when the next rollout starts: grace=False), delete the
+    deployments of the baseline that no longer take any traffic."""
+    r = record.model_copy(deep=True)
+    if r.retired or r.retire_at is None or (grace and now < r.retire_at) or endpoint.is_updating:
+        return Move(r)
+    names = tuple(name for name in r.baseline.traffic if name != r.deployment
+                  and not endpoint.traffic.get(name) and not endpoint.mirror_traffic.get(name))
+    r.retired = True
+    _log(r, "retired", actor, f"previous deployments deleted: {list(names) or 'none'}", now)
+    return Move(r, [Retire(names)])
+
+
+def paused_by_hand(record: Rollout, traffic: dict[str, int], mirror: dict[str, int], actor: str,
+                   now: datetime) -> Move:
+    """An admin set the endpoint's traffic: an active rollout is paused, not fought."""
+    r = record.model_copy(deep=True)
+    if r.state in (State.PROGRESSING, State.AWAITING_APPROVAL):
+        r.state, r.target = State.PAUSED, None
+        _log(r, "pause", actor, f"manual traffic change to {traffic} (mirror {mirror})", now)
+    return Move(r)
+
+
+def act(record: Rollout, action: RolloutAction, actor: str, reason: str, now: datetime, full: bool = False) -> Move:
+    """An admin action; RolloutError when it does not fit the rollout's state.
+
+    `promote` goes one step (the next step's traffic now; its analysis still runs, as Argo's
+    `promote`); with `full` it goes to 100 % and skips every analysis left (Argo's `promote --full`).
+    """
+    r = record.model_copy(deep=True)
+    if action is RolloutAction.PAUSE:
+        _require(r, action, State.PROGRESSING, State.AWAITING_APPROVAL)
+        r.state = State.PAUSED
+    elif action is RolloutAction.RESUME:
+        _require(r, action, State.PAUSED)
+        r.state, r.step_started, r.target = State.PROGRESSING, now, None
+    elif action is RolloutAction.APPROVE:
+        _require(r, action, State.AWAITING_APPROVAL)
+        r.approved.append(r.plan.steps[r.step + 1])
+        r.state = State.PROGRESSING
+    elif action is RolloutAction.PROMOTE:
+        _require(r, action, State.PROGRESSING, State.PAUSED, State.AWAITING_APPROVAL)
+        if r.phase is Phase.PROVISIONING:
+            raise RolloutError(f"cannot promote: deployment {r.deployment} is still provisioning and takes no "
+                               "traffic yet")
+        _log(r, "promote-full" if full else "promote", actor, reason, now)
+        return _promote(r, now, full)
+    elif action is RolloutAction.ABORT:
+        _require(r, action, State.PROGRESSING, State.PAUSED, State.AWAITING_APPROVAL)
+        _log(r, "abort", actor, reason, now)
+        return rollback(r, now, actor, reason)
+    else:
+        _require(r, action, State.SUCCEEDED)
+        if r.retired:
+            raise RolloutError("the previous deployments are already retired; there is nothing to go back to")
+        _log(r, "undo", actor, reason, now)
+        return rollback(r, now, actor, reason)
+    _log(r, action.value, actor, reason, now)
+    return Move(r)
+
+
+def _promote(r: Rollout, now: datetime, full: bool) -> Move:
+    r.state, r.failures, r.inconclusive = State.PROGRESSING, 0, 0
+    last = len(r.plan.steps) - 1
+    if full or (r.phase is Phase.STEP and r.step == last):
+        r.skip_analysis = True  # the next tick finishes once the traffic took
+        if r.phase is Phase.STEP and r.step == last:
+            return Move(r)
+    step = last if full else (0 if r.phase is Phase.MIRROR else r.step + 1)
+    percent = r.plan.steps[step]
+    if percent in r.plan.manual_gates and percent not in r.approved:
+        r.approved.append(percent)  # promoting past a manual gate is its approval
+    r.phase, r.step = Phase.STEP, step
+    return Move(r, [_apply(r, split(r.baseline.traffic, r.deployment, percent), {}, now)])
+
+
+def _next_phase(r: Rollout, now: datetime, actor: str) -> Move:
+    plan, baseline = r.plan, r.baseline
+    if r.phase is Phase.PROVISIONING and plan.mirror and any(baseline.traffic.values()):
+        r.phase = Phase.MIRROR
+        action = _apply(r, baseline.traffic, {r.deployment: plan.mirror.percent}, now)
+        _log(r, "mirror", actor, f"mirror {plan.mirror.percent}% to {r.deployment}", now)
+        return Move(r, [action])
+    if not any(baseline.traffic.values()):
+        # As Flagger does for a first deployment: nothing to compare with or roll back to.
+        r.phase, r.step, r.skip_analysis = Phase.STEP, len(plan.steps) - 1, True
+        action = _apply(r, {r.deployment: 100}, {}, now)
+        _log(r, "step", actor, "first deployment on an empty endpoint: 100% without analysis", now)
+        return Move(r, [action])
+    step = r.step + 1
+    percent = plan.steps[step]
+    if percent in plan.manual_gates and percent not in r.approved:
+        r.state = State.AWAITING_APPROVAL
+        _log(r, "awaiting_approval", actor, f"step {percent}% waits for approval", now)
+        where = f"{r.workspace} {r.endpoint}"
+        return Move(r, [Tell(
+            "rollout.awaiting_approval", f"Rollout of {r.model} v{r.version} waits for approval at {percent}%",
+            f"{r.deployment} takes {r.percent}% of {r.endpoint} now. Approve with `opsctl approve {where}` "
+            f"(POST /api/ops/rollouts/{r.workspace}/{r.endpoint}/approve), or abort with `opsctl abort {where}`.",
+            severity="warning", facts=(("endpoint", f"{r.workspace}/{r.endpoint}"), ("next step", f"{percent}%"),
+                                       ("since", now.isoformat(timespec="seconds"))),
+            suffix=str(percent),
+        )])
+    r.phase, r.step, r.failures, r.inconclusive = Phase.STEP, step, 0, 0
+    action = _apply(r, split(baseline.traffic, r.deployment, percent), {}, now)
+    _log(r, "step", actor, f"{percent}% of traffic to {r.deployment}", now)
+    actions: list[Action] = [action]
+    if percent == 100 or step == 0:
+        actions.append(Tell("rollout.step", f"{r.deployment} takes {percent}% of {r.endpoint}", suffix=str(percent)))
+    return Move(r, actions)
+
+
+def _finish(r: Rollout, now: datetime, actor: str, reason: str) -> Move:
+    r.state, r.target, r.finished = State.SUCCEEDED, None, now
+    r.retire_at = now + timedelta(seconds=r.plan.retire_previous_after_seconds)
+    _log(r, "succeeded", actor, reason, now)
+    return Move(r, [Tell("rollout.completed", f"{r.model} v{r.version} is live", reason)])
+
+
+def _apply(r: Rollout, traffic: dict[str, int], mirror: dict[str, int], now: datetime) -> SetTraffic:
+    """Ask for a traffic change; the bake time starts now, and the next tick verifies it took."""
+    r.target = Split(traffic=traffic, mirror=mirror)
+    r.step_started = now
+    return SetTraffic(traffic, mirror)
+
+
+def _require(r: Rollout, action: RolloutAction, *states: State) -> None:
+    if r.state not in states:
+        needs = " or ".join(state.value for state in states)
+        raise RolloutError(f"cannot {action.value} a rollout that is {r.state.value} (needs {needs})")
+
+
+def _log(r: Rollout, action: str, actor: str, reason: str, now: datetime,
+         metrics: dict[str, Any] | None = None) -> None:
+    target = r.target
+    r.history.append(RolloutEntry(time=now, action=action, actor=actor, reason=reason,
+                                  traffic=target.traffic if target else None,
+                                  mirror=target.mirror if target else None, metrics=metrics))

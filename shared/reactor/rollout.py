@@ -1,0 +1,235 @@
+"""The rollout engine: the I/O around the rollout state machine (`shared.domain.rollout`).
+
+One record per endpoint, advanced by ticks, never by sleeping. Each tick holds the endpoint's
+lease (one writer), reads the endpoint, lets the machine decide, carries out what it decided
+(traffic changes, metrics for an analysis, deletions, notifications) and stores the record.
+Admin actions take the same lease, so a tick and an admin change never overwrite each other.
+The engine knows nothing of model lifecycles: a lifecycle reads its rollout's outcome itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from shared.adapters import telemetry
+from shared.adapters.storage.state import Leased, now
+from shared.bootstrap import Services
+from shared.domain import rollout as machine
+from shared.domain.decisions import deployment_name
+from shared.domain.notification import Notification
+from shared.domain.policy import RolloutPlan
+from shared.domain.ports import NotFound, PlatformError, Transient, TryLater
+from shared.domain.records import Rollout, RolloutAction
+from shared.domain.rollout import Measure, Move, Outcome, Retire, RolloutError, SetTraffic, Tell, key_for
+from shared.reactor import outcomes
+
+__all__ = ["RolloutBusy", "RolloutError", "act", "current", "key_for", "set_traffic", "start", "tick", "tick_all"]
+KIND, ARCHIVE = "rollout", "rollout-archive"
+TICKED = (*(state.value for state in machine.State if state.is_active), "succeeded")  # until retired
+log = logging.getLogger(__name__)
+
+
+class RolloutBusy(Exception):
+    """Another rollout is active on the endpoint, or its lease is held right now."""
+
+
+class RolloutEnded(RolloutError):
+    """The version's rollout on the endpoint has ended; starting it again must be asked for (HTTP 409)."""
+
+
+def current(services: Services, key: str) -> Rollout | None:
+    """The endpoint's rollout record (the latest one), or None."""
+    stored = services.state.get(KIND, key)
+    return Rollout.model_validate(stored) if stored is not None else None
+
+
+def find(services: Services, key: str, deployment: str) -> Rollout | None:
+    """The latest rollout of `deployment` on the endpoint: the current one or an archived one."""
+    record = current(services, key)
+    if record is not None and record.deployment == deployment:
+        return record
+    archived = [Rollout.model_validate(doc) for doc in services.state.list(ARCHIVE, prefix=f"{key}.{deployment}.")]
+    return max(archived, key=lambda found: found.started) if archived else None
+
+
+def history(services: Services, key: str) -> list[Rollout]:
+    """Every finished rollout of the endpoint, newest first."""
+    records = [Rollout.model_validate(doc) for doc in services.state.list(ARCHIVE, prefix=f"{key}.")]
+    found = current(services, key)
+    if found is not None and found.state.has_ended:
+        records.append(found)
+    # A restart runs the same version again under the same id: a run is its id and when it started.
+    unique = {(record.id, record.started): record for record in records if record.key == key}
+    return sorted(unique.values(), key=lambda record: record.started, reverse=True)
+
+
+def start(services: Services, rule: str, plan: RolloutPlan, location: str, model: str, version: str, cause: str,
+          restart: bool = False) -> Rollout:
+    """Create the new deployment and the rollout record; the ticks do the rest. Idempotent: the
+    version's active rollout is answered as it is. Its ended rollout is refused (RolloutEnded)
+    unless `restart` asks to start it again, with `plan`."""
+    key = key_for(plan.workspace, plan.endpoint)
+    deployment = deployment_name(model, version)
+    with holding(services, key):
+        record = current(services, key)
+        if record and record.deployment == deployment and record.state.is_active:
+            return record
+        if record and record.deployment == deployment and not restart:
+            raise RolloutEnded(f"the rollout of {model} v{version} on {plan.endpoint} has ended "
+                               f"{record.state.value}; ask for restart to start it again")
+        if record and record.state.is_active:
+            raise RolloutBusy(f"rollout {record.id} is still active on {plan.endpoint}")
+        if record:
+            if record.state is machine.State.SUCCEEDED:
+                with contextlib.suppress(TryLater):  # the grace period for an undo ends with a new rollout
+                    endpoint = services.platform.get_endpoint(record.workspace, record.endpoint)
+                    record = _carry_out(services, machine.retire(record, endpoint, now(), cause, grace=False), cause)
+            archived = f"{key}.{record.deployment}.{record.started:%Y%m%dT%H%M%S%f}"
+            services.state.put(ARCHIVE, archived, record.stored())
+        endpoint = services.platform.get_endpoint(plan.workspace, plan.endpoint)
+        serving = services.platform.get_model(location, model, version)
+        services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, serving, plan.deployment)
+        move = machine.begin(rule, plan, model, version, deployment, endpoint, cause, now(),
+                             f"deployment {deployment} created for {serving.uri}")
+        _store(services, move.record, since=0)
+    outcomes.audit(services, cause, move.record.id, "rollout", "started", f"on {plan.workspace}/{plan.endpoint}")
+    return _carry_out(services, move, cause)
+
+
+def tick(services: Services, key: str, actor: str = "timer") -> str:
+    """Advance one rollout as far as current state allows; return its state."""
+    try:
+        with holding(services, key, wait_seconds=0):
+            record = current(services, key)
+            if record is None:
+                return "none"
+            seen = len(record.history)
+            record = _advance(services, record, actor)
+            _store(services, record, since=seen)
+            return record.state.value
+    except RolloutBusy:
+        return "busy"
+
+
+def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
+    """Tick every rollout that has something left to do. Each endpoint fails alone: whatever one
+    tick raises is recorded (audit, ops told once per distinct failure) and the others go on."""
+    results = {}
+    for stored in services.state.list(KIND):
+        key = str(stored.get("key", "?"))
+        try:
+            if stored.get("state") in TICKED and not stored.get("retired"):
+                results[key] = tick(services, key, actor)
+        except TryLater as error:  # the endpoint is busy: the next tick goes on, nothing to report
+            results[key] = f"later: {error}"
+        except Exception as error:
+            results[key] = f"error: {type(error).__name__}: {error}"
+            outcomes.report_failure(services, "rollout", key, error, actor)
+    return results
+
+
+def act(services: Services, key: str, action: RolloutAction, actor: str, reason: str = "",
+        full: bool = False) -> Rollout:
+    """An admin action on the endpoint's rollout, under its lease. Raises RolloutError when it
+    does not fit; the tick that follows carries it on at once."""
+    action = RolloutAction(action)
+    with holding(services, key):
+        record = current(services, key)
+        if record is None:
+            raise NotFound(f"no rollout on {key}")
+        move = machine.act(record, action, actor, reason or f"{action.value} by {actor}", now(), full=full)
+        _store(services, _carry_out(services, move, actor), since=len(record.history))
+    try:
+        tick(services, key, actor)
+    except PlatformError as error:  # the action is recorded: the timer's next tick carries it on
+        log.warning("rollout %s: the tick after %s failed for now: %s", key, action.value, error)
+    except Exception as error:  # the action is recorded; what its tick hit is reported, not the caller's fault
+        outcomes.report_failure(services, "rollout", key, error, actor)
+    return current(services, key) or record
+
+
+def set_traffic(services: Services, workspace: str, endpoint: str, traffic: dict[str, int],
+                mirror: dict[str, int], actor: str) -> Rollout | None:
+    """An admin's traffic change: applied under the lease; an active rollout is paused, not fought."""
+    key = key_for(workspace, endpoint)
+    with holding(services, key):
+        services.platform.set_traffic(workspace, endpoint, traffic, mirror)
+        record = current(services, key)
+        if record is not None:
+            seen = len(record.history)
+            record = machine.paused_by_hand(record, traffic, mirror, actor, now()).record
+            _store(services, record, since=seen)
+        return record
+
+
+@contextlib.contextmanager
+def holding(services: Services, key: str, wait_seconds: float = 5.0) -> Iterator[None]:
+    """The endpoint's lease; waits briefly for a tick to finish, then gives up with RolloutBusy.
+    Only acquiring is retried: what the body raises is the body's."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(services.state.lease(KIND, key, seconds=60, wait_seconds=wait_seconds))
+        except Leased as error:
+            raise RolloutBusy(f"endpoint {key} is being changed by someone else; try again") from error
+        yield
+
+
+def _store(services: Services, record: Rollout, since: int) -> None:
+    """Keep the record; its history from `since` on is new, and goes to telemetry too."""
+    stored = record.stored()
+    services.state.put(KIND, record.key, stored)
+    telemetry.rollout_progress(stored, stored["history"][since:])
+
+
+def _advance(services: Services, record: Rollout, actor: str) -> Rollout:
+    if not machine.needs_endpoint(record, now()):
+        return record
+    endpoint = services.platform.get_endpoint(record.workspace, record.endpoint)
+    move = machine.advance(record, endpoint, now(), actor)
+    measure = next((action for action in move.actions if isinstance(action, Measure)), None)
+    if measure is not None:
+        metrics = services.platform.get_deployment_metrics(record.workspace, record.endpoint, record.deployment,
+                                                           measure.since)
+        move = machine.advance(record, endpoint, now(), actor, metrics)
+    return _carry_out(services, move, actor)
+
+
+def _carry_out(services: Services, move: Move, actor: str) -> Rollout:
+    """Do what the machine decided, in order. A traffic change's outcome goes back to the machine,
+    whose next move replaces what was left of this one when the change did not take."""
+    record = move.record
+    for action in move.actions:
+        if isinstance(action, SetTraffic):
+            outcome, detail = _set_traffic(services, record, action)
+            if outcome is Outcome.REFUSED or record.state is machine.State.ROLLING_BACK:
+                return _carry_out(services, machine.applied(record, outcome, detail, now(), actor), actor)
+        elif isinstance(action, Retire):
+            for name in action.deployments:
+                with contextlib.suppress(NotFound):
+                    services.platform.delete_deployment(record.workspace, record.endpoint, name)
+        elif isinstance(action, Tell):
+            _tell(services, record, action)
+    return record
+
+
+def _set_traffic(services: Services, record: Rollout, change: SetTraffic) -> tuple[Outcome, str]:
+    try:
+        services.platform.set_traffic(record.workspace, record.endpoint, change.traffic, change.mirror)
+    except TryLater as busy:
+        return Outcome.BUSY, str(busy)
+    except (NotFound, Transient):
+        raise  # not a refusal of this change: the tick fails and the next one decides again
+    except PlatformError as error:
+        return Outcome.REFUSED, str(error)
+    return Outcome.APPLIED, ""
+
+
+def _tell(services: Services, record: Rollout, tell: Tell) -> None:
+    suffix = f":{tell.suffix}" if tell.suffix else ""
+    outcomes.notify_for_rule(services, record.rule, Notification(
+        id=f"{tell.kind}:{record.endpoint}:{record.deployment}{suffix}", kind=tell.kind,
+        title=tell.title, summary=tell.summary, severity=tell.severity,
+        subject=record.id.replace("/", ":"), facts=tell.facts,
+    ))

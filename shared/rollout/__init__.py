@@ -1,1 +1,0 @@
-"""Progressive rollout of a model version to an online endpoint, with automatic rollback."""
