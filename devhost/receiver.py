@@ -170,7 +170,7 @@ def verify(secret: str | None, headers: dict[str, str], body: bytes) -> bool:
     return any(version == "v1" and hmac.compare_digest(value, expected) for version, _, value in entries)
 
 
-TEAMS_SEVERITY = {"Default": "info", "Warning": "warning", "Attention": "error"}  # shared/adapters/notify/teams.py COLOR
+TEAMS_SEVERITY = {"Default": "info", "Warning": "warning", "Attention": "error"}  # adapters/notify/teams.py COLOR
 SLACK_SEVERITY = {":information_source:": "info", ":warning:": "warning", ":rotating_light:": "error"}  # ICON
 
 
