@@ -83,7 +83,7 @@ def running_azurite(
             command += ["--cert", tls[0], "--key", tls[1]]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_until(lambda: _listens(blob_port) and _listens(queue_port), timeout=30, interval=0.1,
+            wait_until(lambda: _listens(blob_port) and _listens(queue_port), timeout=90, interval=0.1,
                        what=f"Azurite to listen on ports {blob_port} (blob) and {queue_port} (queue)")
             yield Azurite(blob_port, queue_port, process, "https" if tls else "http")
         finally:

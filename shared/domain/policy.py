@@ -366,12 +366,16 @@ def _where(document: object, item: ErrorDetails) -> str:
     return ".".join(parts) + f": {item['msg']}"
 
 
+APP_ROOT = Path(__file__).resolve().parents[2]
+"""The function app's folder, which a relative policy path is read from (as the Functions host deploys it)."""
+
+
 @functools.cache
 def load_policy(path: str) -> Policy:
     """The policy file at `path`, validated once per process."""
     file = Path(path)
     if not file.is_absolute():
-        file = Path(__file__).resolve().parent.parent / file
+        file = APP_ROOT / file
     try:
         text = file.read_text()
     except OSError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ class FakeApi:
     # (method, path) -> (status, document, or a function of the request that makes it)
     answers: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)  # raised while serving, other than a client hanging up
 
     def answer(self, method: str, path: str, document: Any, status: int = 200) -> None:
         self.answers[(method, "/api/" + path)] = (status, document)
@@ -79,13 +81,21 @@ def api() -> Iterator[FakeApi]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """Kept for the fixture to check, never printed into the stderr a test captures."""
+            error = sys.exc_info()[1]
+            if error is not None and not isinstance(error, ConnectionError):
+                fake.errors.append(error)
+
+    server = Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield fake
     server.shutdown()
     server.server_close()
+    assert not fake.errors, f"the fake API failed while serving: {fake.errors!r}"
 
 
 def run(api: FakeApi, *argv: str, key: str = "function-key") -> tuple[int, str]:

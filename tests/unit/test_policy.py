@@ -139,3 +139,9 @@ def test_aliases_and_long_texts_within_the_bounds_are_loaded() -> None:
             "gates: &gates [{metric: auc, min: 0.8}]}, "
             "{name: b, models: {name: b}, test: {pipeline: p}, gates: *gates}]")
     assert [rule.gates[0].min for rule in parse_policy(text).rules] == [0.8, 0.8]
+
+
+def test_a_relative_path_is_read_from_the_function_app_folder_whatever_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_policy("policy/policy.yaml") == load_policy(str(ROOT / "policy/policy.yaml"))
