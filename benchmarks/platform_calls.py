@@ -25,8 +25,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devhost.localaml import running_local_azureml
 from localaml import jobs, samples
-from localaml.run import running_local_azureml
 from shared.adapters.azureml import AzureMLPlatform
 from shared.adapters.azureml.localservice import local_token
 from shared.settings import Settings

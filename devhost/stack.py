@@ -20,10 +20,10 @@ import requests
 
 from devhost.azurite import Azurite, running_azurite
 from devhost.keys import HostKeys
+from devhost.localaml import LocalAzureMLStack, running_local_azureml
 from devhost.process import HostProcess
 from devhost.receiver import Receiver
 from localaml import samples
-from localaml.run import LocalAzureMLStack, running_local_azureml
 from shared.adapters.azureml import AzureMLPlatform
 from shared.adapters.storage.clients import blob_service
 from shared.adapters.storage.state import BlobStateStore

@@ -16,12 +16,16 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from devhost.azurite import ACCOUNT, ACCOUNT_KEY  # the storage account is an Azurite
 from localaml.errors import AzureError, Reply, user_error
 
 if TYPE_CHECKING:
     from localaml.service import LocalAzureML
 
+# The storage account is an Azurite with its well-known development account: the name and key Azurite
+# accepts unless told otherwise (learn.microsoft.com/azure/storage/common/storage-connect-azurite, "Use the
+# well-known storage account and key"). Not a secret: Azurite ships it and it opens only local emulators.
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 # Account URLs are https://<account>.blob.core.localaml.test (see proxy.py); the storage SDK finds the
 # account name in a host name by its ".blob.core." part, as in every Azure cloud's suffix.
 STORAGE_SUFFIX = "core.localaml.test"

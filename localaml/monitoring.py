@@ -23,12 +23,27 @@ from typing import TYPE_CHECKING, Any
 
 from localaml.errors import Reply, user_error
 from localaml.events import monitor_breached, stable_id
-from shared.domain.events import BREACH_TAG, BREACH_TEXT, PIPELINE_RUN_PROPERTY, ROOT_BREACH_TAG_PREFIX
 
 if TYPE_CHECKING:
     from localaml.service import LocalAzureML
 
+# The tag a signal's step puts on its own run when a metric breaches: `send_email_for_breached` in
+# Azure/azureml-assets, assets/model_monitoring/components/src/model_monitor_evaluate_metrics_threshold/
+# evaluate_metrics_threshold.py (`add_tags_to_run(_get_run_id(), {"azureml_modelmonitor_threshold_breached":
+# error_message})`); the key the docs' Event Grid filter names, `data.RunTags.azureml_modelmonitor_threshold_breached`
+# (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-monitor-model-performance.md).
+BREACH_TAG = "azureml_modelmonitor_threshold_breached"
+# The words of that tag's text after the signal's name: `_generate_error_message` in the same file; the docs'
+# filter value ("String contains" this text) in the same article.
+BREACH_TEXT = "has failed due to one or more features violating metric thresholds"
+# With notification emails, the step also tags the root run: `post_email_event` in Azure/azureml-assets,
+# assets/model_monitoring/components/src/shared_utilities/event_utils.py (`mlflow.set_tag(
+# f"azureml.modelmonitor.threshold.breached.{signal_name}", message)` and `AML_SEND_EMAIL_ADDRESSES_TAG`).
+ROOT_BREACH_TAG_PREFIX = "azureml.modelmonitor.threshold.breached."
 EMAIL_TAG = "azureml.notification.email.address"
+# A pipeline step's run names its pipeline run in this run property: Azure/azureml-assets components read it
+# so (assets/large_language_models/rag/components/src/flow_creation.py: `run_properties["azureml.pipelinerunid"]`).
+PIPELINE_RUN_PROPERTY = "azureml.pipelinerunid"
 # Metrics whose value should stay above the threshold; every other metric breaches above it
 # (`Metric_Value_Should_Greater_Than_Threshold` in evaluate_metrics_threshold.py, names from
 # assets/model_monitoring/components/src/shared_utilities/constants.py in Azure/azureml-assets).

@@ -46,6 +46,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from localaml.credential import TENANT
 from localaml.datastores import ACCOUNT, ACCOUNT_KEY, STORAGE_SUFFIX, locate, read_files, registry_container
 from localaml.errors import AzureError, Reply, arm_error, user_error
 from localaml.service import REGISTRY_RESOURCE_GROUP, SUBSCRIPTION
@@ -66,7 +67,6 @@ REGISTRY_MODEL_VERSION = r"^(?P<front>/mferp/managementfrontend)?(?P<reg>/subscr
 # What an existing version keeps: the fields besides tags, description, stage and isArchived that a PUT carries.
 IMMUTABLE = ("properties", "flavors", "modelType", "jobName")
 WORKSPACE_KEY = re.compile(r"/workspaces/[^/]+$")
-TENANT = "22222222-2222-2222-2222-222222222222"  # the local token's tenant (shared/adapters/azureml/localservice.py)
 STORAGE_ACCOUNT_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
                       f"/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}")
 SAS_LIFETIME = timedelta(hours=8)  # the recorded SAS URLs run for eight hours (st .. se)

@@ -7,7 +7,7 @@ component's command, runs the command in the code folder with this interpreter's
 first on PATH, and uploads the outputs and the log (`user_logs/std_log.txt`, where Azure ML
 keeps a step's output). The step logs to its MLflow run as on Azure ML: MLFLOW_TRACKING_URI
 is the workspace's tracking server, MLFLOW_RUN_ID the step's run, MLFLOW_TRACKING_TOKEN a
-local token, MLFLOW_TRACKING_SERVER_CERT_PATH the local CA.
+token the service issues (`credential.issue`), MLFLOW_TRACKING_SERVER_CERT_PATH the local CA.
 
 Environment of the runner: LOCALAML_STORAGE (a connection string of the storage account),
 LOCALAML_CA_BUNDLE (the CA file both the storage account and the service are trusted by).
@@ -39,7 +39,7 @@ _RUNNING: weakref.WeakKeyDictionary[LocalAzureML, set[subprocess.Popen[str]]] = 
 
 def launch(service: LocalAzureML, spec: dict[str, Any], env: dict[str, str]) -> tuple[int, str]:
     """Run the step described by `spec`; (exit code, the end of its error output)."""
-    from localaml.credential import local_token
+    from localaml.credential import issue
 
     assert service.storage is not None
     credential = service.storage.credential
@@ -52,7 +52,7 @@ def launch(service: LocalAzureML, spec: dict[str, Any], env: dict[str, str]) -> 
         **os.environ, **env,
         "LOCALAML_STORAGE": connection,
         "LOCALAML_CA_BUNDLE": ca_file,
-        "MLFLOW_TRACKING_TOKEN": local_token(service.token_secret, "https://ml.azure.com"),
+        "MLFLOW_TRACKING_TOKEN": issue(service.token_secret, "https://ml.azure.com"),
         "MLFLOW_TRACKING_SERVER_CERT_PATH": ca_file,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:

@@ -12,7 +12,6 @@ Every request must carry the service's token (see `credential.py`), as Azure's d
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import re
@@ -25,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from localaml.credential import token_secret
+from localaml.credential import token_claims, token_secret
 from localaml.errors import AzureError, Reply, arm_error, endpoint_not_found, not_found, user_error
 from localaml.events import EventPublisher
 
@@ -539,13 +538,7 @@ def system_data(by: tuple[str, str], created: dict[str, Any] | None) -> dict[str
 def identity(headers: dict[str, str]) -> tuple[str, str]:
     """Who a request acts as: the token's `upn` (a user), else its `appid` / `oid` (an application)."""
     authorization = next((value for key, value in headers.items() if key.lower() == "authorization"), "")
-    parts = authorization.removeprefix("Bearer ").split(".")
-    claims: dict[str, Any] = {}
-    if len(parts) == 3:
-        try:
-            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        except ValueError:
-            claims = {}
+    claims = token_claims(authorization)
     if claims.get("upn"):
         return str(claims["upn"]), "User"
     if claims.get("appid") or claims.get("oid"):

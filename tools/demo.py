@@ -33,10 +33,10 @@ from typing import TypeVar
 
 import yaml
 
+from devhost.localaml import register_model_version
 from devhost.stack import Stack, TrafficGenerator, local_stack, principal
 from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
-from localaml.run import register_model_version
 
 MODEL, ENDPOINT = "credit-risk", "credit-risk"
 POLICY = Path(__file__).resolve().parents[1] / "policy" / "policy.yaml"

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from devhost.azurite import running_azurite
+from devhost.localaml import write_atomically
 from devhost.receiver import Receiver, describe
 from devhost.stack import Stack, local_stack
-from localaml.run import write_atomically
 
 WORKDIR = Path(".localdev")
 CONNECTION_FILE = "connection.json"

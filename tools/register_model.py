@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from localaml.run import client_environment, clients_for, register_model_version
+from devhost.localaml import client_environment, clients_for, register_model_version
 from tools.local_stack import WORKDIR, read_connection, workspace_names
 
 CLIENT_SETTINGS = ("REQUESTS_CA_BUNDLE", "HTTPS_PROXY", "NO_PROXY")

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from localaml import endpoints
-from localaml.credential import LocalCredential
 from localaml.server import serving
 from localaml.service import LocalAzureML
 from localaml.tls import Certificates, make_certificates
 from shared.adapters.azureml import AzureMLPlatform, Cloud
+from shared.adapters.azureml.localservice import LocalServiceCredential
 from shared.settings import Settings
 
 
@@ -65,12 +65,12 @@ def cloud(service: LocalAzureML) -> Cloud:
 
 
 @pytest.fixture
-def credential(service: LocalAzureML) -> LocalCredential:
-    return LocalCredential(service.token_secret)
+def credential(service: LocalAzureML) -> LocalServiceCredential:
+    return LocalServiceCredential(service.token_secret)
 
 
 @pytest.fixture
-def platform(fake: LocalAzureML, cloud: Cloud, credential: LocalCredential) -> AzureMLPlatform:
+def platform(fake: LocalAzureML, cloud: Cloud, credential: LocalServiceCredential) -> AzureMLPlatform:
     settings = Settings.from_environ(
         {
             "AzureWebJobsStorage": "UseDevelopmentStorage=true",

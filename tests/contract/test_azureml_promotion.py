@@ -21,12 +21,12 @@ from azure.storage.blob import BlobServiceClient
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, running_azurite
 from devhost.waiting import wait_until
 from localaml import endpoints
-from localaml.credential import local_token
 from localaml.datastores import registry_container, workspace_container
 from localaml.errors import Reply
 from localaml.service import LocalAzureML, Route
 from localaml.tls import Certificates
 from shared.adapters.azureml import AzureMLPlatform
+from shared.adapters.azureml.localservice import local_token
 from shared.domain.ports import DeploymentSpec, ModelVersion, NotFound, PlatformError
 
 DEV = LocalAzureML.workspace_id("dev")

@@ -23,18 +23,18 @@ import localaml
 from devhost.azurite import running_azurite
 from devhost.waiting import wait_until
 from localaml import endpoints
-from localaml.credential import local_token
 from localaml.datastores import registry_container, workspace_container
 from localaml.endpoints import online, provisioning_state
 from localaml.server import serving
 from localaml.service import RESOURCE_GROUP, SUBSCRIPTION, LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
+from shared.adapters.azureml.localservice import local_token
 from shared.domain.ports import DeploymentSpec, ModelVersion, PlatformError, TryLater
 
 if TYPE_CHECKING:
-    from localaml.credential import LocalCredential
     from localaml.tls import Certificates
     from shared.adapters.azureml import Cloud
+    from shared.adapters.azureml.localservice import LocalServiceCredential
 
 DEV = LocalAzureML.workspace_id("dev")
 ENDPOINT = f"{DEV}/onlineEndpoints/churn-ep"
@@ -185,7 +185,7 @@ def test_a_new_endpoint_answers_201_creating_and_its_operation_goes_updating_the
 
 
 def test_the_sdk_creates_an_endpoint_and_polls_it_until_it_has_succeeded(
-    platform: AzureMLPlatform, fake: LocalAzureML, cloud: Cloud, credential: LocalCredential
+    platform: AzureMLPlatform, fake: LocalAzureML, cloud: Cloud, credential: LocalServiceCredential
 ) -> None:
     """The SDK's own poller (the app's clients start operations without polling: started.py)."""
     from azure.ai.ml import MLClient

@@ -21,10 +21,10 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost.azurite import Azurite, running_azurite
 from localaml import jobs, samples
-from localaml.credential import local_token
 from localaml.datastores import workspace_container
 from localaml.service import LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
+from shared.adapters.azureml.localservice import local_token
 from shared.domain.ports import JobStatus, PlatformError
 from tools.register_assets import register
 

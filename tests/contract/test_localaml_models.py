@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from localaml.run import LocalAzureMLStack, running_local_azureml
+from devhost.localaml import LocalAzureMLStack, running_local_azureml
 from shared.adapters.azureml import AzureMLPlatform
 from shared.domain.ports import ModelVersion
 from shared.settings import Settings

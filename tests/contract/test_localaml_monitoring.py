@@ -10,17 +10,28 @@ articles/machine-learning/how-to-monitor-model-performance.md.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import requests
 
 from localaml import monitoring
-from localaml.credential import LocalCredential
 from localaml.service import LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
-from shared.domain.events import BREACH_TAG, BREACH_TEXT, BreachedMetric, EventKind, RunData, parse_event
+from shared.adapters.azureml.localservice import LocalServiceCredential
+from shared.domain.events import (
+    BREACH_TAG,
+    BREACH_TEXT,
+    PIPELINE_RUN_PROPERTY,
+    ROOT_BREACH_TAG_PREFIX,
+    BreachedMetric,
+    EventKind,
+    RunData,
+    parse_event,
+)
 from shared.domain.ports import JobStatus
+from tests.conftest import FIXTURES
 
 DEV = LocalAzureML.workspace_id("dev")
 DRIFT = [
@@ -28,6 +39,7 @@ DRIFT = [
     {"feature": "income", "metric": "JensenShannonDistance", "value": 0.05, "threshold": 0.1},
 ]
 QUALITY = [{"feature": "age", "metric": "NullValueRate", "value": 0.0, "threshold": 0.01}]
+COMPOSED = FIXTURES / "aml-events/composed_model_monitoring"
 
 
 @pytest.fixture
@@ -40,7 +52,8 @@ def monitors(fake: LocalAzureML) -> LocalAzureML:
 
 
 def run_monitor(service: LocalAzureML, body: Any, workspace: str = "dev", token: bool = True) -> requests.Response:
-    headers = {"Authorization": f"Bearer {LocalCredential(service.token_secret).get_token().token}"} if token else {}
+    credential = LocalServiceCredential(service.token_secret)
+    headers = {"Authorization": f"Bearer {credential.get_token().token}"} if token else {}
     url = f"{service.base_url}localaml/workspaces/{workspace}/monitors/credit-risk-monitor/runs"
     return requests.post(url, json=body, headers=headers, timeout=30)
 
@@ -134,3 +147,28 @@ def test_an_unknown_workspace_is_not_found_and_a_caller_without_the_token_is_ref
     anonymous = run_monitor(monitors, {"signals": {"data_drift": DRIFT}}, token=False)
     assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "InvalidAuthenticationToken")
     assert monitors.events.published == []
+
+
+def test_the_tags_are_those_of_the_samples_composed_from_azureml_assets_and_the_docs() -> None:
+    """The service's wire constants and breach text, held to the public samples (their SOURCES.md), not to the app."""
+    [step] = json.loads((COMPOSED / "run_status_changed_signal_breached.json").read_text(encoding="utf-8"))
+    [root] = json.loads((COMPOSED / "run_status_changed_monitor_root_breached.json").read_text(encoding="utf-8"))
+    signal = "credit-risk-monitor_data_drift"
+    rows = [
+        {"feature": "age", "metric": "NormalizedWassersteinDistance", "value": 0.4217, "threshold": 0.1},
+        {"feature": "income", "metric": "NormalizedWassersteinDistance", "value": 0.3105, "threshold": 0.1},
+    ]
+    message = monitoring.breach_message(signal, rows)
+
+    assert step["data"]["runTags"] == {monitoring.BREACH_TAG: message}
+    assert monitoring.BREACH_TEXT in message
+    assert list(step["data"]["runProperties"]) == [monitoring.PIPELINE_RUN_PROPERTY]
+    assert root["data"]["runTags"] == {monitoring.EMAIL_TAG: "ops@contoso.com",
+                                       monitoring.ROOT_BREACH_TAG_PREFIX + signal: message}
+
+
+def test_the_app_reads_the_same_tags_the_service_writes() -> None:
+    """Two sides, each from the public sources: were they ever to differ, the service's (Azure's) would be right."""
+    app = (BREACH_TAG, BREACH_TEXT, ROOT_BREACH_TAG_PREFIX, PIPELINE_RUN_PROPERTY)
+    assert app == (monitoring.BREACH_TAG, monitoring.BREACH_TEXT, monitoring.ROOT_BREACH_TAG_PREFIX,
+                   monitoring.PIPELINE_RUN_PROPERTY)

@@ -14,10 +14,10 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite
+from devhost.localaml import register_model_version
 from devhost.stack import Stack, local_stack, principal
 from devhost.waiting import wait_until
 from localaml import samples
-from localaml.run import register_model_version
 from shared.domain.ports import NotFound
 
 pytestmark = pytest.mark.e2e

@@ -19,8 +19,8 @@ from typing import Any
 
 import requests
 
-from localaml.credential import LocalCredential
 from localaml.service import LocalAzureML
+from shared.adapters.azureml.localservice import LocalServiceCredential
 
 RECORDINGS = Path(__file__).parent / "recordings"
 WORKSPACE = re.compile(
@@ -73,7 +73,7 @@ def local_path(path: str, service: LocalAzureML) -> str:
 class Client:
     """Requests to the local service with its token, as the SDK sends them (the test CA is trusted by env)."""
 
-    def __init__(self, service: LocalAzureML, credential: LocalCredential) -> None:
+    def __init__(self, service: LocalAzureML, credential: LocalServiceCredential) -> None:
         self.service = service
         self.token = credential.get_token("https://management.azure.com/.default").token
 

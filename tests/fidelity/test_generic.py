@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from localaml.credential import LocalCredential
 from localaml.service import LocalAzureML
+from shared.adapters.azureml.localservice import LocalServiceCredential
 from tests.fidelity.replay import Client, load, shape_differences
 
 
 @pytest.fixture
-def client(fake: LocalAzureML, credential: LocalCredential) -> Client:
+def client(fake: LocalAzureML, credential: LocalServiceCredential) -> Client:
     return Client(fake, credential)
 
 
@@ -120,7 +120,7 @@ def test_system_data_says_who_made_it_and_when(client: Client, fake: LocalAzureM
 
 
 def test_an_application_token_makes_resources_as_an_application(fake: LocalAzureML) -> None:
-    credential = LocalCredential(fake.token_secret, {"upn": "", "appid": "33333333-3333-3333-3333-333333333333"})
+    credential = LocalServiceCredential(fake.token_secret, {"upn": "", "appid": "33333333-3333-3333-3333-333333333333"})
 
     made = _put_version(Client(fake, credential), "1")["systemData"]
 

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from localaml.credential import LocalCredential
 from localaml.service import LocalAzureML
+from shared.adapters.azureml.localservice import LocalServiceCredential
 from tests.fidelity.replay import Client, fixture_names, header_differences, load, shape_differences
 
 Overrides = dict[str, Any]
@@ -171,7 +171,7 @@ SEEDS: dict[str, Callable[[Client], Overrides]] = {
 
 
 @pytest.fixture
-def client(fake: LocalAzureML, credential: LocalCredential) -> Client:
+def client(fake: LocalAzureML, credential: LocalServiceCredential) -> Client:
     return Client(fake, credential)
 
 

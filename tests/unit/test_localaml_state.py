@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devhost.localaml import StateSaver
 from localaml import endpoints, mlflow
-from localaml.run import StateSaver
 from localaml.service import RESTARTED, LocalAzureML, restore_state, state_text
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from localaml.run import WORKSPACES
+from devhost.localaml import WORKSPACES
 from localaml.service import LocalAzureML
 from shared.domain.events import DriftData, EventKind, ModelDeployedData, ModelRegisteredData, RunData, parse_event
 from shared.domain.policy import load_policy

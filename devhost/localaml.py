@@ -1,5 +1,9 @@
 """Run the local Azure ML service with everything it needs, seeded as a team's Azure ML would be.
 
+The harness side of the service (`localaml/`): the service itself knows nothing of the app,
+while this module starts it for tests, the demo and `./dev host`, and builds the app's
+azure-ai-ml clients (the app's settings and credential) that talk to it.
+
 `running_local_azureml()` starts, on loopback: the service's own storage account (an
 Azurite over TLS), the CONNECT proxy that leads storage host names to it, and the service
 over HTTPS with its own CA. It then sets up what a platform team sets up once in Azure:
@@ -7,7 +11,7 @@ workspaces `dev` and `prod`, a registry, a compute cluster in each workspace, th
 environments and components (registered through azure-ai-ml by `tools.register_assets`,
 as a user does), the test and training data, and the prod online endpoint.
 
-`python -m localaml.run` runs it until Ctrl-C and prints the app settings that point the
+`python -m devhost.localaml` runs it until Ctrl-C and prints the app settings that point the
 app (under `func start` or the local host) at it; its resources are kept in
 `<workdir>/state.json` between runs (`--fresh` forgets them).
 """
@@ -34,12 +38,18 @@ from localaml.proxy import ProxyServer, running_proxy
 from localaml.server import serving
 from localaml.service import LocalAzureML, restore_state, state_text
 from localaml.tls import Certificates, make_certificates
+from shared.adapters.azureml.clients import Clients
+from shared.adapters.azureml.localservice import (
+    LocalServiceCredential,
+    configured_cloud,
+    configured_credential,
+    local_token,
+)
+from shared.domain.ports import ModelVersion
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
-
-    from shared.adapters.azureml.clients import Clients
-    from shared.domain.ports import ModelVersion
 
 WORKSPACES = ("dev", "prod")
 COMPUTE = "cpu-cluster"
@@ -86,10 +96,6 @@ class LocalAzureMLStack:
 
     def client_as(self, location: str, upn: str) -> MLClient:
         """An azure-ai-ml client of a person signed in as `upn` (the service records them in systemData)."""
-        from shared.adapters.azureml.clients import Clients
-        from shared.adapters.azureml.localservice import LocalServiceCredential, configured_cloud
-        from shared.settings import Settings
-
         settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **self.app_settings()})
         credential = LocalServiceCredential(settings.azureml_local_token or "", {"upn": upn})
         cloud = configured_cloud(settings)
@@ -107,8 +113,6 @@ class LocalAzureMLStack:
     def control(self, method: str, path: str, body: object = None) -> dict[str, Any]:
         """Call one of the service's local-only control routes (`/localaml/...`), with its token."""
         import requests
-
-        from shared.adapters.azureml.localservice import local_token
 
         token = local_token(self.service.token_secret, self.url.rstrip("/"))
         response = requests.request(method, self.url.rstrip("/") + path, json=body, timeout=60,
@@ -135,10 +139,6 @@ class LocalAzureMLStack:
 
 def clients_for(app_settings: dict[str, str]) -> Clients:
     """The app's azure-ai-ml clients, made from the app settings that point at the service (`app_settings()`)."""
-    from shared.adapters.azureml.clients import Clients
-    from shared.adapters.azureml.localservice import configured_cloud, configured_credential
-    from shared.settings import Settings
-
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **app_settings})
     cloud = configured_cloud(settings)
     if cloud is None:
@@ -151,8 +151,6 @@ def register_model_version(
 ) -> ModelVersion:
     """Register the next version of a model from ONNX bytes with `client`, as a data scientist does."""
     from azure.ai.ml.entities import Model
-
-    from shared.domain.ports import ModelVersion
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
