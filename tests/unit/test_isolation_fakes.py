@@ -1,4 +1,4 @@
-"""Small in-memory fakes of the state store, the ML platform and the notifier, enough for the
+"""Small in-memory fakes of the state store, the ML platform, the notifier and the clock, enough for the
 lifecycle controller, the rollout engine and the resync to run in unit tests (no tests here)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.storage.state import Leased
@@ -43,6 +43,24 @@ rules:
       gates: {min_requests: 1}
       retire_previous_after_seconds: 0
 """
+
+
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeClock:
+    """The time the app reads through `Services.clock`: it stands still until a test moves it on."""
+
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move on by a `timedelta`'s worth (`advance(seconds=61)`, `advance(days=7)`); the new time."""
+        self.now += timedelta(**delta)
+        return self.now
 
 
 @dataclass
@@ -175,8 +193,14 @@ class FakeNotifier:
 def fake_services(policy: str = POLICY) -> Services:
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     return Services(settings=settings, state=FakeState(), work_queue=None,  # type: ignore[arg-type]
-                    _platform=FakePlatform(), _notifier=FakeNotifier(),  # type: ignore[arg-type]
+                    clock=FakeClock(), _platform=FakePlatform(), _notifier=FakeNotifier(),  # type: ignore[arg-type]
                     _policy=parse_policy(policy))
+
+
+def clock_of(services: Services) -> FakeClock:
+    """The fake clock `fake_services` gave, to move on."""
+    assert isinstance(services.clock, FakeClock)
+    return services.clock
 
 
 def lifecycle_record(model: str, version: str, stage: str) -> dict[str, Any]:
