@@ -121,9 +121,21 @@ class FakePlatform:
     tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     job_errors: dict[str, Exception] = field(default_factory=dict)
     copies: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
+    registrants: dict[tuple[str, str], str] = field(default_factory=dict)
+    studio_tags: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    measured: list[datetime] = field(default_factory=list)
 
     def get_model(self, location: str, name: str, version: str) -> ModelVersion:
-        return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}")
+        """As Azure ML shows a version: who registered it, the tags a person set in studio and who changed it last."""
+        editor, tags = self.studio_tags.get((name, version), (None, {}))
+        registrant = self.registrants.get((name, version))
+        return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}",
+                            tags=dict(tags), created_by=registrant, modified_by=editor or registrant)
+
+    def tag_in_studio(self, name: str, version: str, by: str, tags: dict[str, str]) -> None:
+        """`by` sets tags on the version in Azure ML studio, and so becomes the one who changed it last."""
+        _, current = self.studio_tags.get((name, version), (None, {}))
+        self.studio_tags[(name, version)] = (by, {**current, **tags})
 
     def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None:
         """A workspace version's tags in `tags`; a registry copy's in `copies`."""
@@ -167,6 +179,7 @@ class FakePlatform:
 
     def get_deployment_metrics(self, workspace: str, endpoint: str, deployment: str,
                                since: datetime) -> DeploymentMetrics:
+        self.measured.append(since)
         return DeploymentMetrics(requests=100, errors=0, latency_p95_ms=10, latency_p99_ms=20)
 
     def serving(self, workspace: str = "prod", endpoint: str = "churn") -> dict[str, int]:
