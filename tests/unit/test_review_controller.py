@@ -6,7 +6,7 @@ The approval flow over real HTTP (the app role, four eyes, the answers) stays in
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from shared.domain import lifecycle as machine
 from shared.domain.policy import parse_policy
 from shared.domain.records import Lifecycle, Stage
 from shared.reactor import lifecycle, reactions
+from shared.settings import Settings
 from tests.unit.test_isolation_fakes import POLICY, START, clock_of, fake_services
 from tests.unit.test_lifecycle_controller import register
 
@@ -161,3 +162,11 @@ def test_a_waiting_version_is_promoted_once_its_rule_no_longer_requires_review(s
 
     assert lifecycle.reconcile(services, "churn:1", "resync") == "rolling_out"
     assert in_registry(services) and record(services).review is None
+
+
+def test_outside_the_unit_tests_the_services_read_the_real_time_in_utc() -> None:
+    """The e2e review tests no longer wait for a real expiry: the app's own wiring is the real clock."""
+    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    before = datetime.now(UTC)
+    now = Services.from_settings(settings).clock()
+    assert now.tzinfo is not None and before <= now <= datetime.now(UTC)
