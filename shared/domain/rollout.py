@@ -8,8 +8,8 @@ or a busy endpoint is a transition of this machine, tested like every other.
     progressing -> progressing (its phases: provisioning, mirror if the plan has one, then step by step)
     progressing -> awaiting_approval (the next step is a manual gate) -> progressing (approve, promote)
     progressing | awaiting_approval -> paused (pause, or traffic set by hand) -> progressing (resume, promote)
-    progressing -> succeeded (the last step passed its analysis) -> retired (the grace period for an undo
-        is over, or the endpoint's next rollout starts: the previous deployments are deleted)
+    progressing -> succeeded (the last step passed its analysis, or needs none) -> retired (the grace
+        period for an undo is over, or the endpoint's next rollout starts: the previous deployments deleted)
     progressing -> rolling_back (the deployment failed, analyses failed or were inconclusive too often,
         the platform refused a step); progressing | paused | awaiting_approval -> rolling_back (abort)
     succeeded -> rolling_back (undo, before retirement)
@@ -232,8 +232,9 @@ def applied(record: Rollout, outcome: Outcome, detail: str, now: datetime, actor
 
 
 def _rollback(record: Rollout, now: datetime, actor: str, reason: str,
-             observed: dict[str, Any] | None = None) -> Move:
-    """Restore the traffic split from before the rollout; the new deployment stays for diagnosis."""
+              observed: dict[str, Any] | None = None) -> Move:
+    """Restore the traffic split from before the rollout; the new deployment stays for diagnosis. The
+    step of `advance`, `applied` and `act` that rolls back: the I/O layer never calls it alone."""
     r = record.model_copy(deep=True)
     r.state, r.rollback_reason, r.rollback_metrics = State.ROLLING_BACK, reason, observed
     r.target = r.baseline.model_copy(deep=True)
