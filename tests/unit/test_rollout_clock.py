@@ -4,7 +4,7 @@ bakes again, and a manual gate waits however long it takes. Ticks are the timer'
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -44,7 +44,8 @@ def serving(services: Services) -> dict[str, int]:
     return services.platform.serving()  # type: ignore[attr-defined,no-any-return]
 
 
-def measured(services: Services) -> list:
+def measured(services: Services) -> list[datetime]:
+    """When each analysis asked for metrics from: the start of the step it judged."""
     return services.platform.measured  # type: ignore[attr-defined,no-any-return]
 
 
