@@ -84,6 +84,14 @@ def test_an_entry_no_test_drives_and_a_move_the_table_lacks_are_both_found(drive
     assert outside(shorter, driven) == {("lifecycle", str(dropped.source), str(dropped.target), dropped.trigger)}
 
 
+def test_moves_made_through_the_controller_and_the_engine_are_recorded_as_well(driven: dict[Key, list[str]]) -> None:
+    """The recorder sees every caller, not only tests that call a machine's function themselves."""
+    expired = driven[("lifecycle", "awaiting_review", "expired", "review_waiting")]
+    assert any(test.startswith("tests/unit/test_review_controller.py::") for test in expired)
+    retired = driven[("rollout", "succeeded", "retired", "advance")]
+    assert any(test.startswith("tests/unit/test_rollout_clock.py::") for test in retired)
+
+
 def test_each_table_names_only_its_machine_s_states_and_has_no_entry_twice() -> None:
     states = {"lifecycle": {str(stage) for stage in Stage},
               "rollout": {str(state) for state in rollout.State} | {rollout.RETIRED}}
