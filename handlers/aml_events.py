@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 @bp.event_grid_trigger(arg_name="event")
 def aml_events(event: func.EventGridEvent) -> None:
     """Validate, de-duplicate, record and enqueue one Azure ML event."""
-    outcome = intake.receive(envelope(event), *intake_stores())
+    outcome = intake.receive(envelope(event), *intake_stores(), clock=services().clock)
     log.info("event %s: %s", event.id, outcome.value)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shared.adapters import telemetry
 from shared.adapters.storage.clients import blob_service, queue_service
 from shared.adapters.storage.queue import WorkQueue
 from shared.adapters.storage.state import BlobStateStore
+from shared.domain.ports import Clock
 from shared.reactor.intake import WORK_QUEUE
 from shared.settings import Settings, get_settings
 
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
     from shared.domain.ports import MLPlatform
 
 
+def system_clock() -> datetime:
+    """The real time, in UTC: the clock of every process but a unit test's."""
+    return datetime.now(UTC)
+
+
 @dataclass
 class Services:
     """The app's adapters. The heavier ones are built on first use, not at import."""
@@ -26,6 +33,7 @@ class Services:
     settings: Settings
     state: BlobStateStore
     work_queue: WorkQueue
+    clock: Clock = field(default=system_clock, repr=False)
     _platform: MLPlatform | None = field(default=None, repr=False)
     _notifier: Notifier | None = field(default=None, repr=False)
     _policy: Policy | None = field(default=None, repr=False)

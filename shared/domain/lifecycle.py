@@ -6,11 +6,15 @@ carries out the move: tags on the version, the champion, notifications, the reco
 
     testing -> passed | failed
     passed -> awaiting_review (the rule requires review) | promoted (copied to the rule's registries)
-    awaiting_review -> promoted (approved) | rejected | expired
+    awaiting_review -> promoted (approved, or review no longer required) | rejected | expired
+    awaiting_review -> awaiting_review (ops reminded once; an approval by tag refused under four eyes)
     promoted -> rolling_out | superseded (a newer version waits, rolls out or serves there)
     rolling_out -> live | rolled_back (the rollout's outcome)
     live -> rolled_back (its rollout undone) | superseded (another version became the champion)
     superseded -> live (the champion is it again, after an undo) | retired (its deployment deleted)
+
+`TRANSITIONS` is the same as a table, each move with the function that makes it; a unit test checks
+that the unit tests drive every entry and no move outside it (`tests/unit/test_transitions.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from shared.domain.notification import Notification, Table
 from shared.domain.policy import Gate, Review, RolloutPlan
 from shared.domain.ports import Endpoint, Job, JobStatus, ModelVersion
 from shared.domain.records import Lifecycle, ReviewDecision, Rollout, RolloutState, Stage
+from shared.domain.transitions import Transition
 
 TAG = "mlops.stage"
 # Azure ML's documented tag limits (docs: "Service limits in Azure Machine Learning", runs: tag key 100
@@ -33,6 +38,28 @@ TAG_KEY_LIMIT, TAG_VALUE_LIMIT = 100, 1000
 IN_FLIGHT = (Stage.TESTING, Stage.PASSED, Stage.AWAITING_REVIEW, Stage.PROMOTED, Stage.ROLLING_OUT)
 SUPERSEDED: Final = "model.superseded"
 _NUMERIC_VERSION = re.compile(r"^\d{1,30}(\.\d{1,30}){0,9}$")
+
+TRANSITIONS: Final[tuple[Transition, ...]] = (
+    Transition(Stage.TESTING, Stage.PASSED, "judged", "the test job completed and every gate passed"),
+    Transition(Stage.TESTING, Stage.FAILED, "judged", "the test job failed or was canceled, or a gate failed"),
+    Transition(Stage.PASSED, Stage.AWAITING_REVIEW, "review_needed", "the rule requires a person's review"),
+    Transition(Stage.PASSED, Stage.PROMOTED, "promoted", "no review needed: copied along the promotion path"),
+    Transition(Stage.AWAITING_REVIEW, Stage.PROMOTED, "promoted",
+               "approved (through the API or by tag), or the rule no longer requires review"),
+    Transition(Stage.AWAITING_REVIEW, Stage.REJECTED, "review_rejected", "rejected through the API or by tag"),
+    Transition(Stage.AWAITING_REVIEW, Stage.EXPIRED, "review_waiting", "not reviewed within `expires_after`"),
+    Transition(Stage.AWAITING_REVIEW, Stage.AWAITING_REVIEW, "review_waiting", "ops reminded once (`remind_after`)"),
+    Transition(Stage.AWAITING_REVIEW, Stage.AWAITING_REVIEW, "refused_tag",
+               "its registrant approved it by tag under four eyes: recorded once, not taken"),
+    Transition(Stage.PROMOTED, Stage.ROLLING_OUT, "rollout_started", "its rollout started on the rule's endpoint"),
+    Transition(Stage.PROMOTED, Stage.SUPERSEDED, "overtaken", "a newer version waits for, rolls out on or serves it"),
+    Transition(Stage.ROLLING_OUT, Stage.LIVE, "rollout_ended", "the rollout succeeded: the rule's champion"),
+    Transition(Stage.ROLLING_OUT, Stage.ROLLED_BACK, "rollout_ended", "the rollout rolled back or failed"),
+    Transition(Stage.LIVE, Stage.ROLLED_BACK, "rollout_ended", "its rollout undone: the champion goes back"),
+    Transition(Stage.LIVE, Stage.SUPERSEDED, "champion_changed", "another version became the champion"),
+    Transition(Stage.SUPERSEDED, Stage.LIVE, "champion_changed", "the champion is it again: the newer one was undone"),
+    Transition(Stage.SUPERSEDED, Stage.RETIRED, "retirement", "its deployment is gone from the endpoint"),
+)
 
 
 @dataclass

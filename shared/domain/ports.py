@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +19,10 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+
+Clock = Callable[[], datetime]
+"""What time it is, timezone-aware (UTC). The reactor reads the time only through `Services.clock`, so
+that a test moves it instead of waiting for it."""
 
 
 class PlatformError(Exception):

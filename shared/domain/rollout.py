@@ -5,10 +5,19 @@ Nothing here does I/O. `shared.reactor.rollout` reads the endpoint (and, when a 
 and stores the record. A traffic change's outcome comes back through `applied`, so even a refusal
 or a busy endpoint is a transition of this machine, tested like every other.
 
-    progressing --(each step passes its analysis)--> succeeded --(grace period)--> retired
-        |  ^ pause/resume     | manual gate: awaiting_approval --approve--> progressing
-        +--(analysis fails, deployment fails, platform refuses, abort)--> rolling_back --> rolled_back
-    succeeded --undo (before retirement)--> rolling_back; a restore the platform refuses ends failed.
+    progressing -> progressing (its phases: provisioning, mirror if the plan has one, then step by step)
+    progressing -> awaiting_approval (the next step is a manual gate) -> progressing (approve, promote)
+    progressing | awaiting_approval -> paused (pause, or traffic set by hand) -> progressing (resume, promote)
+    progressing -> succeeded (the last step passed its analysis, or needs none) -> retired (the grace
+        period for an undo is over, or the endpoint's next rollout starts: the previous deployments deleted)
+    progressing -> rolling_back (the deployment failed, analyses failed or were inconclusive too often,
+        the platform refused a step); progressing | paused | awaiting_approval -> rolling_back (abort)
+    succeeded -> rolling_back (undo, before retirement)
+    rolling_back -> rolled_back (the baseline's traffic restored) | failed (the platform refused the restore)
+
+`retired` is a succeeded rollout whose previous deployments are gone (`state_of`). `TRANSITIONS` is the
+same as a table, each move with the function that makes it; a unit test checks that the unit tests drive
+every entry and no move outside it (`tests/unit/test_transitions.py`).
 """
 
 from __future__ import annotations
@@ -16,15 +25,46 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from shared.domain.analysis import analyze, split
 from shared.domain.notification import Kind, Severity
 from shared.domain.policy import RolloutPlan
 from shared.domain.ports import DeploymentMetrics, Endpoint
 from shared.domain.records import Phase, Rollout, RolloutAction, RolloutEntry, RolloutState, Split
+from shared.domain.transitions import Transition
 
 State = RolloutState
+RETIRED: Final = "retired"
+
+TRANSITIONS: Final[tuple[Transition, ...]] = (
+    Transition(State.PROGRESSING, State.PROGRESSING, "advance",
+               "the next phase or step, a change applied again, metrics asked for, an analysis not passed yet"),
+    Transition(State.PROGRESSING, State.AWAITING_APPROVAL, "advance", "the next step is a manual gate"),
+    Transition(State.PROGRESSING, State.SUCCEEDED, "advance", "the last step passed its analysis (or needs none)"),
+    Transition(State.PROGRESSING, State.ROLLING_BACK, "advance",
+               "the deployment failed, or analyses failed or were inconclusive too often"),
+    Transition(State.PROGRESSING, State.ROLLING_BACK, "applied", "the platform refused a step's traffic"),
+    Transition(State.ROLLING_BACK, State.ROLLING_BACK, "advance", "the restore asked for again"),
+    Transition(State.ROLLING_BACK, State.ROLLING_BACK, "applied", "the endpoint was busy: the next tick restores"),
+    Transition(State.ROLLING_BACK, State.ROLLED_BACK, "applied", "the baseline's traffic is restored"),
+    Transition(State.ROLLING_BACK, State.FAILED, "applied", "the platform refused the restore"),
+    Transition(State.SUCCEEDED, RETIRED, "advance", "the grace period for an undo is over"),
+    Transition(State.SUCCEEDED, RETIRED, "retire", "the endpoint's next rollout starts"),
+    Transition(State.PROGRESSING, State.PAUSED, "paused_by_hand", "an admin set the endpoint's traffic"),
+    Transition(State.AWAITING_APPROVAL, State.PAUSED, "paused_by_hand", "an admin set the endpoint's traffic"),
+    Transition(State.PROGRESSING, State.PAUSED, "act:pause", "an admin paused it"),
+    Transition(State.AWAITING_APPROVAL, State.PAUSED, "act:pause", "an admin paused it"),
+    Transition(State.PAUSED, State.PROGRESSING, "act:resume", "an admin resumed it: the step bakes again"),
+    Transition(State.AWAITING_APPROVAL, State.PROGRESSING, "act:approve", "an admin let the gated step through"),
+    Transition(State.PROGRESSING, State.PROGRESSING, "act:promote", "an admin promoted it a step, or to 100 %"),
+    Transition(State.PAUSED, State.PROGRESSING, "act:promote", "an admin promoted it a step, or to 100 %"),
+    Transition(State.AWAITING_APPROVAL, State.PROGRESSING, "act:promote", "promoting past a gate approves it"),
+    Transition(State.PROGRESSING, State.ROLLING_BACK, "act:abort", "an admin aborted it"),
+    Transition(State.PAUSED, State.ROLLING_BACK, "act:abort", "an admin aborted it"),
+    Transition(State.AWAITING_APPROVAL, State.ROLLING_BACK, "act:abort", "an admin aborted it"),
+    Transition(State.SUCCEEDED, State.ROLLING_BACK, "act:undo", "an admin undid it before retirement"),
+)
 
 
 class RolloutError(ValueError):
@@ -86,6 +126,12 @@ def key_for(workspace: str, endpoint: str) -> str:
     return f"{workspace}.{endpoint}"
 
 
+def state_of(record: Rollout) -> str:
+    """The rollout's state as `TRANSITIONS` names it: `retired` once a succeeded rollout's previous
+    deployments are deleted (no undo is left), its `state` otherwise."""
+    return RETIRED if record.state is State.SUCCEEDED and record.retired else record.state.value
+
+
 def begin(rule: str, plan: RolloutPlan, model: str, version: str, deployment: str, endpoint: Endpoint,
           actor: str, now: datetime, reason: str) -> Move:
     """The record of a new rollout (its deployment was just created): provisioning, the endpoint's
@@ -124,7 +170,7 @@ def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
     deployment = next((d for d in endpoint.deployments if d.name == r.deployment), None)
     if deployment is None or deployment.has_failed:  # Failed or Canceled: waiting will not make it succeed
         found = deployment.provisioning_state if deployment else "missing"
-        return rollback(r, now, actor, f"deployment {r.deployment} is missing or failed to provision ({found})")
+        return _rollback(r, now, actor, f"deployment {r.deployment} is missing or failed to provision ({found})")
     if deployment.provisioning_state.lower() != "succeeded":
         return Move(r)
     live = Split(traffic=endpoint.traffic, mirror=endpoint.mirror_traffic).live()
@@ -147,13 +193,13 @@ def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
     if verdict.result == "fail":
         r.failures += 1
         if r.failures >= plan.failure_limit:
-            return rollback(r, now, actor, reasons, verdict.observed)
+            return _rollback(r, now, actor, reasons, verdict.observed)
         r.step_started = now
         return Move(r)
     if verdict.result == "inconclusive":
         r.inconclusive += 1
         if r.inconclusive >= plan.inconclusive_limit:
-            return rollback(r, now, actor, "inconclusive too long: " + reasons, verdict.observed)
+            return _rollback(r, now, actor, "inconclusive too long: " + reasons, verdict.observed)
         return Move(r)
     if r.phase is Phase.STEP and r.percent == 100:
         return _finish(r, now, actor, reasons)
@@ -181,13 +227,14 @@ def applied(record: Rollout, outcome: Outcome, detail: str, now: datetime, actor
         return Move(r, [Tell("rollout.rolled_back", f"Rollout of {r.model} v{r.version} rolled back",
                              r.rollback_reason, severity="error", facts=facts)])
     if outcome is Outcome.REFUSED:
-        return rollback(r, now, actor, f"the platform refused a traffic change: {detail}")
+        return _rollback(r, now, actor, f"the platform refused a traffic change: {detail}")
     return Move(r)
 
 
-def rollback(record: Rollout, now: datetime, actor: str, reason: str,
-             observed: dict[str, Any] | None = None) -> Move:
-    """Restore the traffic split from before the rollout; the new deployment stays for diagnosis."""
+def _rollback(record: Rollout, now: datetime, actor: str, reason: str,
+              observed: dict[str, Any] | None = None) -> Move:
+    """Restore the traffic split from before the rollout; the new deployment stays for diagnosis. The
+    step of `advance`, `applied` and `act` that rolls back: the I/O layer never calls it alone."""
     r = record.model_copy(deep=True)
     r.state, r.rollback_reason, r.rollback_metrics = State.ROLLING_BACK, reason, observed
     r.target = r.baseline.model_copy(deep=True)
@@ -244,13 +291,13 @@ def act(record: Rollout, action: RolloutAction, actor: str, reason: str, now: da
     elif action is RolloutAction.ABORT:
         _require(r, action, State.PROGRESSING, State.PAUSED, State.AWAITING_APPROVAL)
         _log(r, "abort", actor, reason, now)
-        return rollback(r, now, actor, reason)
+        return _rollback(r, now, actor, reason)
     else:
         _require(r, action, State.SUCCEEDED)
         if r.retired:
             raise RolloutError("the previous deployments are already retired; there is nothing to go back to")
         _log(r, "undo", actor, reason, now)
-        return rollback(r, now, actor, reason)
+        return _rollback(r, now, actor, reason)
     _log(r, action.value, actor, reason, now)
     return Move(r)
 

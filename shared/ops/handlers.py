@@ -11,7 +11,7 @@ import json
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from shared.bootstrap import Services
@@ -246,7 +246,7 @@ def replay(services: Services, request: ReplayRequest, caller: Caller) -> Replay
         services.work_queue.send(_work_item(stored, request.key))
         outcome = "requeued"
     else:
-        outcome = intake.receive(stored["event"], services.state, services.work_queue).value
+        outcome = intake.receive(stored["event"], services.state, services.work_queue, clock=services.clock).value
     if outcome in ("requeued", intake.Outcome.QUEUED.value):
         services.state.delete(request.kind, request.key)
     _audit(services, caller, f"{request.kind}/{request.key}", "replay",
@@ -283,7 +283,7 @@ def champion_history(services: Services, where: ChampionPath, caller: Caller) ->
 def audit_log(services: Services, query: AuditFilter, caller: Caller) -> AuditEntries:
     """The most recent `limit` entries that match, oldest first."""
     since = query.since.replace(tzinfo=query.since.tzinfo or UTC) if query.since else None
-    today = datetime.now(UTC).date()
+    today = services.clock().date()
     if since and since.date() > today:
         return AuditEntries(items=[])
     days = None

@@ -5,6 +5,9 @@ left to the queue worker. Every event ends queued, duplicate, ignored or rejecte
 each outcome is in the audit trail; only a transient storage fault raises, so that
 Event Grid redelivers.
 
+Intake has the state store and the work queue it is given (`fast_stores`), not the app's
+`Services`: the time comes as the clock the caller passes (`Services.clock`).
+
 An event too large for a queue message (Storage queues hold 64 KiB, Event Grid delivers
 up to 1 MiB) goes through a claim check: the event is kept in the state store
 (`records/claims/<ledger key>.json`) and the queue gets a reference, which the worker
@@ -20,8 +23,9 @@ from typing import Any
 from shared.adapters import telemetry
 from shared.adapters.storage.clients import blob_service, queue_service
 from shared.adapters.storage.queue import WorkQueue, fits
-from shared.adapters.storage.state import BlobStateStore, now
+from shared.adapters.storage.state import BlobStateStore
 from shared.domain.events import AmlEvent, MalformedEvent, UnknownEventType, dedupe_key, parse_event, storable
+from shared.domain.ports import Clock
 from shared.domain.records import AuditEntry
 from shared.settings import Settings
 
@@ -43,34 +47,34 @@ def fast_stores(settings: Settings) -> tuple[BlobStateStore, WorkQueue]:
     return state, WorkQueue(queue_service(settings, fast=True), WORK_QUEUE)
 
 
-def receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue) -> Outcome:
+def receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue, *, clock: Clock) -> Outcome:
     """Take one delivered event to its intake outcome (in the `intake` span, whose context the work item carries)."""
     dimensions = telemetry.event_dimensions(raw)
     with telemetry.span("intake", kind="consumer", **dimensions) as span:
-        outcome = _receive(raw, state, work_queue)
+        outcome = _receive(raw, state, work_queue, clock)
         span.set(outcome=outcome.value)
     telemetry.count_event(dimensions.get("event_type", ""), outcome.value)
     return outcome
 
 
-def _receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue) -> Outcome:
+def _receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue, clock: Clock) -> Outcome:
     key = dedupe_key(raw) if isinstance(raw, dict) else "not-an-object"
     try:
         event = parse_event(raw)
     except UnknownEventType as error:
-        return _set_aside(state, key, raw, Outcome.IGNORED, str(error))
+        return _set_aside(state, key, raw, Outcome.IGNORED, str(error), clock)
     except MalformedEvent as error:
-        return _set_aside(state, key, raw, Outcome.REJECTED, str(error))
+        return _set_aside(state, key, raw, Outcome.REJECTED, str(error), clock)
 
     claimed = state.claim_event(
-        key, {"event_id": event.id, "type": event.event_type, "subject": event.subject, "received": now().isoformat()}
+        key, {"event_id": event.id, "type": event.event_type, "subject": event.subject, "received": clock().isoformat()}
     )
     if not claimed:
-        _audit(state, event.id, event.subject, Outcome.DUPLICATE, "event id already in the ledger")
+        _audit(state, clock, event.id, event.subject, Outcome.DUPLICATE, "event id already in the ledger")
         return Outcome.DUPLICATE
     item: dict[str, Any] = {}
     try:
-        item = work_item(key, event, state)
+        item = work_item(key, event, state, clock)
         work_queue.send(item)
     except Exception:
         # Release the claim so Event Grid's redelivery is not mistaken for a duplicate.
@@ -78,11 +82,11 @@ def _receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue) 
         if "claim" in item:
             state.delete(CLAIMS, key)
         raise
-    _audit(state, event.id, event.subject, Outcome.QUEUED, f"{event.kind.value} queued for the worker")
+    _audit(state, clock, event.id, event.subject, Outcome.QUEUED, f"{event.kind.value} queued for the worker")
     return Outcome.QUEUED
 
 
-def work_item(key: str, event: AmlEvent, state: BlobStateStore) -> dict[str, Any]:
+def work_item(key: str, event: AmlEvent, state: BlobStateStore, clock: Clock) -> dict[str, Any]:
     """The queue message for an event: the event itself, or a claim check when it is too large.
 
     A reference keeps the event's id and subject under `event`, so that the worker's error
@@ -91,11 +95,11 @@ def work_item(key: str, event: AmlEvent, state: BlobStateStore) -> dict[str, Any
     item = telemetry.carry({"key": key, "event": event.raw})
     if fits(item):
         return item
-    state.put(CLAIMS, key, {"event": event.raw, "received": now().isoformat()})
+    state.put(CLAIMS, key, {"event": event.raw, "received": clock().isoformat()})
     return telemetry.carry({"key": key, "claim": key, "event": {"id": event.id, "subject": event.subject[:300]}})
 
 
-def _set_aside(state: BlobStateStore, key: str, raw: object, outcome: Outcome, reason: str) -> Outcome:
+def _set_aside(state: BlobStateStore, key: str, raw: object, outcome: Outcome, reason: str, clock: Clock) -> Outcome:
     """Keep an event that will not be processed, with the reason, for replay or diagnosis.
 
     What is kept is made storable (lone surrogates escaped, deep nesting cut): the reason says
@@ -103,8 +107,8 @@ def _set_aside(state: BlobStateStore, key: str, raw: object, outcome: Outcome, r
     """
     kept = storable(raw)
     event_id = str(kept.get("id", ""))[:300] if isinstance(kept, dict) else ""
-    state.put(outcome.value, key, {"reason": reason, "received": now().isoformat(), "event": kept})
-    _audit(state, event_id or key, _subject(kept), outcome, reason)
+    state.put(outcome.value, key, {"reason": reason, "received": clock().isoformat(), "event": kept})
+    _audit(state, clock, event_id or key, _subject(kept), outcome, reason)
     return outcome
 
 
@@ -114,9 +118,7 @@ def _subject(raw: object) -> str:
     return json.dumps(raw, default=str)[:300]
 
 
-def _audit(state: BlobStateStore, correlation_id: str, subject: str, outcome: Outcome, reason: str) -> None:
-    state.audit(
-        AuditEntry(
-            correlation_id=correlation_id, subject=subject, action="intake", outcome=outcome.value, reason=reason
-        )
-    )
+def _audit(state: BlobStateStore, clock: Clock, correlation_id: str, subject: str, outcome: Outcome,
+           reason: str) -> None:
+    state.audit(AuditEntry(time=clock(), correlation_id=correlation_id, subject=subject, action="intake",
+                           outcome=outcome.value, reason=reason))

@@ -15,7 +15,7 @@ from typing import Any
 
 import shared.domain.champions as champions
 import shared.domain.lifecycle as machine
-from shared.adapters.storage.state import Leased, now
+from shared.adapters.storage.state import Leased
 from shared.bootstrap import Services
 from shared.domain.decisions import deployment_name, evaluation_job_name
 from shared.domain.lifecycle import Move, key_of
@@ -41,7 +41,8 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
     record = Lifecycle(
         model=model.name, version=model.version, workspace=model.location, uri=model.uri, rule=rule.name,
         stage=Stage.TESTING, test_job=job_name,
-        history=[StageEntry(stage=Stage.TESTING, time=now(), cause=cause, reason=f"test job {job_name} submitted")],
+        history=[StageEntry(stage=Stage.TESTING, time=services.clock(), cause=cause,
+                            reason=f"test job {job_name} submitted")],
     )
     if services.state.create(KIND, key, record.stored()):
         services.platform.set_model_tags(model.location, model.name, model.version, {machine.TAG: "testing"})
@@ -101,7 +102,7 @@ def _decide(services: Services, rule: Rule, record: Lifecycle, cause: str) -> Mo
         return machine.judged(record, job, rule.gates, champion.get("metrics") if champion else None)
     if record.stage is Stage.PASSED:
         model = services.platform.get_model(record.workspace, record.model, record.version)
-        waiting = machine.review_needed(record, rule.review, model, now()) if record.review is None else None
+        waiting = machine.review_needed(record, rule.review, model, services.clock()) if record.review is None else None
         return waiting or _promote(services, rule, record, model, record.review)
     if record.stage is Stage.AWAITING_REVIEW:
         return _await_review(services, rule, record)
@@ -109,7 +110,7 @@ def _decide(services: Services, rule: Rule, record: Lifecycle, cause: str) -> Mo
         return _roll_out(services, rule, record, cause)
     if record.stage in (Stage.ROLLING_OUT, Stage.LIVE):
         champion = _champion(services, rule)
-        ended = machine.rollout_ended(record, _rollout_of(services, rule, record), champion, now())
+        ended = machine.rollout_ended(record, _rollout_of(services, rule, record), champion, services.clock())
         return ended or (machine.champion_changed(record, champion) if record.stage is Stage.LIVE else None)
     if record.stage is Stage.SUPERSEDED and record.deployment:
         back = machine.champion_changed(record, _champion(services, rule))
@@ -125,11 +126,11 @@ def _await_review(services: Services, rule: Rule, record: Lifecycle) -> Move | N
     review = rule.review
     if review is None or not review.required:  # the policy no longer asks for it
         return _promote(services, rule, record, model, None)
-    decision = record.review or machine.tag_decision(record, review, model, now())
+    decision = record.review or machine.tag_decision(record, review, model, services.clock())
     if decision is not None:
         return _promote(services, rule, record, model, decision) if decision.approved else machine.review_rejected(
             record, decision)
-    return machine.refused_tag(record, review, model) or machine.review_waiting(record, review, now())
+    return machine.refused_tag(record, review, model) or machine.review_waiting(record, review, services.clock())
 
 
 def review(services: Services, key: str, approved: bool, by: str, roles: frozenset[str], reason: str,
@@ -151,7 +152,7 @@ def review(services: Services, key: str, approved: bool, by: str, roles: frozens
             raise ReviewRefused(403, f"deciding on a review needs the app role {policy.approvers!r}")
         if approved and policy.four_eyes and machine.same_identity(by, record.registered_by):
             raise ReviewRefused(403, f"four eyes: {by} registered {key} and may not approve it")
-        decision = ReviewDecision(approved=approved, by=by, at=now(), reason=reason, via="api")
+        decision = ReviewDecision(approved=approved, by=by, at=services.clock(), reason=reason, via="api")
         services.state.update(KIND, key, lambda stored: {**(stored or {}), "review": decision.model_dump(mode="json")})
         outcomes.audit(services, cause, key, "review", "approved" if approved else "rejected", f"{reason} (by {by})")
     try:
@@ -218,6 +219,7 @@ def _champion(services: Services, rule: Rule) -> dict[str, Any] | None:
 def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, cause: str) -> Lifecycle:
     """Tags, champion and notifications first: if one fails for now, the move is taken again next
     time (each is idempotent); then the record and the audit trail."""
+    now = services.clock()
     if move.tag is not None:
         # The registry's copy is the artefact that serves: it tells the same stage as the version it came from.
         serving = move.changes.get("serving_location", record.serving_location)
@@ -233,14 +235,14 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
         else:
             services.state.delete("champion", rule.name)
         services.state.update(champions.KIND, rule.name, lambda stored: champions.changed(
-            stored, rule.name, before, move.champion or {}, move.ended, now()))
+            stored, rule.name, before, move.champion or {}, move.ended, now))
     for notification in move.told:
         outcomes.notify(services, notification, rule.channels_for(notification.kind))
 
     def change(stored: dict[str, Any] | None) -> dict[str, Any]:
         current = Lifecycle.model_validate(stored if stored is not None else record.stored())
         updated = current.model_copy(update={**move.changes, "stage": move.stage})
-        updated.history = [*current.history, StageEntry(stage=move.stage, time=now(), cause=cause, reason=move.reason)]
+        updated.history = [*current.history, StageEntry(stage=move.stage, time=now, cause=cause, reason=move.reason)]
         return Lifecycle.model_validate(updated.stored()).stored()
 
     stored = services.state.update(KIND, record.key, change)

@@ -8,7 +8,6 @@ import logging
 from typing import Final
 
 from shared.adapters.notify import NotifyError
-from shared.adapters.storage.state import now
 from shared.bootstrap import Services
 from shared.domain.notification import Notification
 from shared.domain.records import AuditEntry
@@ -18,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def audit(services: Services, cause: str, subject: str, action: str, outcome: str, reason: str) -> None:
-    services.state.audit(AuditEntry(correlation_id=cause, subject=subject, action=action, outcome=outcome,
-                                    reason=reason))
+    services.state.audit(AuditEntry(time=services.clock(), correlation_id=cause, subject=subject, action=action,
+                                    outcome=outcome, reason=reason))
 
 
 def notify(services: Services, notification: Notification, channels: list[str] | None) -> None:
@@ -58,7 +57,7 @@ def report_failure(services: Services, scope: str, subject: str, error: BaseExce
             facts=(("what", scope), ("subject", subject), ("cause", cause)),
         ), None)
         if services.state.create("failures", fingerprint, {
-            "scope": scope, "subject": subject, "reason": reason, "time": now().isoformat(),
+            "scope": scope, "subject": subject, "reason": reason, "time": services.clock().isoformat(),
         }):
             audit(services, cause, subject, scope, "error", reason)
     except Exception:

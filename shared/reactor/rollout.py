@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 
 from shared.adapters import telemetry
-from shared.adapters.storage.state import Leased, now
+from shared.adapters.storage.state import Leased
 from shared.bootstrap import Services
 from shared.domain import rollout as machine
 from shared.domain.decisions import deployment_name
@@ -85,13 +85,14 @@ def start(services: Services, rule: str, plan: RolloutPlan, location: str, model
             if record.state is machine.State.SUCCEEDED:
                 with contextlib.suppress(TryLater):  # the grace period for an undo ends with a new rollout
                     endpoint = services.platform.get_endpoint(record.workspace, record.endpoint)
-                    record = _carry_out(services, machine.retire(record, endpoint, now(), cause, grace=False), cause)
+                    retired = machine.retire(record, endpoint, services.clock(), cause, grace=False)
+                    record = _carry_out(services, retired, cause)
             archived = f"{key}.{record.deployment}.{record.started:%Y%m%dT%H%M%S%f}"
             services.state.put(ARCHIVE, archived, record.stored())
         endpoint = services.platform.get_endpoint(plan.workspace, plan.endpoint)
         serving = services.platform.get_model(location, model, version)
         services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, serving, plan.deployment)
-        move = machine.begin(rule, plan, model, version, deployment, endpoint, cause, now(),
+        move = machine.begin(rule, plan, model, version, deployment, endpoint, cause, services.clock(),
                              f"deployment {deployment} created for {serving.uri}")
         _store(services, move.record, since=0)
     outcomes.audit(services, cause, move.record.id, "rollout", "started", f"on {plan.workspace}/{plan.endpoint}")
@@ -139,7 +140,7 @@ def act(services: Services, key: str, action: RolloutAction, actor: str, reason:
         record = current(services, key)
         if record is None:
             raise NotFound(f"no rollout on {key}")
-        move = machine.act(record, action, actor, reason or f"{action.value} by {actor}", now(), full=full)
+        move = machine.act(record, action, actor, reason or f"{action.value} by {actor}", services.clock(), full=full)
         _store(services, _carry_out(services, move, actor), since=len(record.history))
     try:
         tick(services, key, actor)
@@ -159,7 +160,7 @@ def set_traffic(services: Services, workspace: str, endpoint: str, traffic: dict
         record = current(services, key)
         if record is not None:
             seen = len(record.history)
-            record = machine.paused_by_hand(record, traffic, mirror, actor, now()).record
+            record = machine.paused_by_hand(record, traffic, mirror, actor, services.clock()).record
             _store(services, record, since=seen)
         return record
 
@@ -184,15 +185,17 @@ def _store(services: Services, record: Rollout, since: int) -> None:
 
 
 def _advance(services: Services, record: Rollout, actor: str) -> Rollout:
-    if not machine.needs_endpoint(record, now()):
+    """One tick's decision, taken at one moment: the metrics an analysis asks for are judged then too."""
+    now = services.clock()
+    if not machine.needs_endpoint(record, now):
         return record
     endpoint = services.platform.get_endpoint(record.workspace, record.endpoint)
-    move = machine.advance(record, endpoint, now(), actor)
+    move = machine.advance(record, endpoint, now, actor)
     measure = next((action for action in move.actions if isinstance(action, Measure)), None)
     if measure is not None:
         metrics = services.platform.get_deployment_metrics(record.workspace, record.endpoint, record.deployment,
                                                            measure.since)
-        move = machine.advance(record, endpoint, now(), actor, metrics)
+        move = machine.advance(record, endpoint, now, actor, metrics)
     return _carry_out(services, move, actor)
 
 
@@ -204,7 +207,7 @@ def _carry_out(services: Services, move: Move, actor: str) -> Rollout:
         if isinstance(action, SetTraffic):
             outcome, detail = _set_traffic(services, record, action)
             if outcome is Outcome.REFUSED or record.state is machine.State.ROLLING_BACK:
-                return _carry_out(services, machine.applied(record, outcome, detail, now(), actor), actor)
+                return _carry_out(services, machine.applied(record, outcome, detail, services.clock(), actor), actor)
         elif isinstance(action, Retire):
             for name in action.deployments:
                 with contextlib.suppress(NotFound):

@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from shared.adapters import telemetry
-from shared.adapters.storage.state import BlobStateStore, Conflict, now
+from shared.adapters.storage.state import BlobStateStore, Conflict
 from shared.bootstrap import Services
 from shared.domain.events import AmlEvent, parse_event
 from shared.domain.records import AuditEntry
@@ -61,9 +61,8 @@ def _process(item: dict[str, Any], services: Services, attempt: int) -> None:
         if contention(error) and redeliver(item, services, error):
             return
         reason = f"attempt {attempt}: {type(error).__name__}: {error}"
-        services.state.put(
-            "failures", str(item.get("key")), {"event_id": _event_id(item), "error": reason, "time": now().isoformat()}
-        )
+        services.state.put("failures", str(item.get("key")),
+                           {"event_id": _event_id(item), "error": reason, "time": services.clock().isoformat()})
         _audit(services, item, "error", reason)
         raise
     telemetry.reacted(event.event_type, event.time)
@@ -130,6 +129,7 @@ def _audit(services: Services, item: dict[str, Any], outcome: str, reason: str) 
     raw = item.get("event")
     services.state.audit(
         AuditEntry(
+            time=services.clock(),
             correlation_id=_event_id(item) or str(item.get("key")),
             subject=str(raw.get("subject", "")) if isinstance(raw, dict) else "",
             action="react",
@@ -152,10 +152,11 @@ def dead_letter(body: bytes, dequeue_count: int, services: Services) -> str:
     services.state.put(
         "deadletter",
         key,
-        {"message": text, "dequeue_count": dequeue_count, "reason": reason, "time": now().isoformat()},
+        {"message": text, "dequeue_count": dequeue_count, "reason": reason, "time": services.clock().isoformat()},
     )
     services.state.audit(
         AuditEntry(
+            time=services.clock(),
             correlation_id=event_id or key,
             subject="aml-work",
             action="dead-letter",

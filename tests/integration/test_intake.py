@@ -14,6 +14,7 @@ from devhost.azurite import free_port, running_azurite
 from shared.adapters.storage.clients import queue_service
 from shared.adapters.storage.queue import MAX_MESSAGE_BYTES, WorkQueue
 from shared.adapters.storage.state import BlobStateStore
+from shared.bootstrap import system_clock
 from shared.reactor import intake, worker
 from shared.reactor.intake import Outcome
 from shared.settings import Settings
@@ -44,7 +45,7 @@ def test_an_event_too_large_for_a_queue_message_is_queued_by_claim_check(stores)
     event = registered_event(**{f"tag{i}": "x" * 1000 for i in range(900)})  # ~900 KB
     key = intake.dedupe_key(event)
 
-    assert intake.receive(copy.deepcopy(event), state, queue) is Outcome.QUEUED
+    assert intake.receive(copy.deepcopy(event), state, queue, clock=system_clock) is Outcome.QUEUED
 
     [item] = queued_items(queue, key)
     assert len(json.dumps(item)) < 1024, "the queue holds a small reference"
@@ -55,7 +56,7 @@ def test_an_event_too_large_for_a_queue_message_is_queued_by_claim_check(stores)
 def test_an_event_that_fits_is_queued_as_it_is(stores) -> None:
     state, queue = stores
     event = registered_event(note="y" * (MAX_MESSAGE_BYTES - 2000))
-    assert intake.receive(event, state, queue) is Outcome.QUEUED
+    assert intake.receive(event, state, queue, clock=system_clock) is Outcome.QUEUED
     [item] = queued_items(queue, intake.dedupe_key(event))
     assert item == {"key": intake.dedupe_key(event), "event": event}
     assert state.get(intake.CLAIMS, intake.dedupe_key(event)) is None
@@ -75,7 +76,7 @@ def test_an_event_with_invalid_unicode_is_rejected_with_the_reason_and_kept(stor
     event = registered_event()
     change(event)
 
-    assert intake.receive(event, state, queue) is Outcome.REJECTED
+    assert intake.receive(event, state, queue, clock=system_clock) is Outcome.REJECTED
 
     [entry] = [e for e in state.read_audit() if e.action == "intake"]
     assert entry.outcome == "rejected" and reason in entry.reason
@@ -92,7 +93,7 @@ def test_an_event_nested_too_deep_is_rejected_and_kept_cut(stores) -> None:
     event = registered_event()
     event["data"]["ModelTags"] = {"deep": value}
 
-    assert intake.receive(event, state, queue) is Outcome.REJECTED
+    assert intake.receive(event, state, queue, clock=system_clock) is Outcome.REJECTED
 
     [kept] = state.list("rejected")
     assert "nested more than 32 levels" in kept["reason"]
@@ -108,7 +109,7 @@ def test_in_a_storage_outage_intake_fails_within_seconds(settings: Settings) -> 
     state, queue = intake.fast_stores(down)
     started = time.monotonic()
     with pytest.raises(AzureError):
-        intake.receive(registered_event(), state, queue)
+        intake.receive(registered_event(), state, queue, clock=system_clock)
     assert time.monotonic() - started < 5
 
 
@@ -116,12 +117,12 @@ def test_when_storage_stops_mid_way_intake_fails_within_seconds(settings: Settin
     with running_azurite() as azurite:
         up = settings.model_copy(update={"storage_connection": azurite.connection_string})
         state, queue = intake.fast_stores(up)
-        assert intake.receive(registered_event(), state, queue) is Outcome.QUEUED
+        assert intake.receive(registered_event(), state, queue, clock=system_clock) is Outcome.QUEUED
         azurite.process.send_signal(2)  # SIGINT: Azurite stops at once
         azurite.process.wait(timeout=10)
         started = time.monotonic()
         with pytest.raises(AzureError):
-            intake.receive(registered_event(), state, queue)
+            intake.receive(registered_event(), state, queue, clock=system_clock)
         assert time.monotonic() - started < 5
 
 
@@ -135,8 +136,9 @@ def test_a_claim_check_that_cannot_be_queued_is_released_for_the_redelivery(stor
 
     working_send, queue.send = queue.send, refuse  # type: ignore[method-assign]
     with pytest.raises(AzureError):
-        intake.receive(event, state, queue)
+        intake.receive(event, state, queue, clock=system_clock)
     assert state.get(intake.CLAIMS, key) is None and state.get("ledger", key) is None
 
     queue.send = working_send  # type: ignore[method-assign]
-    assert intake.receive(event, state, queue) is Outcome.QUEUED, "Event Grid's redelivery is not a duplicate"
+    assert intake.receive(event, state, queue, clock=system_clock) is Outcome.QUEUED, \
+        "Event Grid's redelivery is not a duplicate"

@@ -274,7 +274,7 @@ def scenario() -> None:
                  eventTime=datetime.now(UTC).isoformat())
     event["data"].update(ModelName=MODEL, ModelVersion=VERSION)
 
-    assert intake.receive(event, state, services.work_queue).value == "queued"
+    assert intake.receive(event, state, services.work_queue, clock=services.clock).value == "queued"
     [message] = services.work_queue.client.receive_messages(max_messages=1)
     item = json.loads(message.content)
     worker.process(item, services)

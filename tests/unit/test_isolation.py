@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.storage.state import now
 from shared.bootstrap import Services
 from shared.domain.decisions import deployment_name
 from shared.domain.policy import MAX_SECONDS
@@ -44,7 +43,7 @@ def rollout_record(services: Services, endpoint: str, model: str, version: str, 
         "endpoint": endpoint, "deployment": deployment, "rule": rule, "model": model, "version": version,
         "plan": plan, "baseline": {"traffic": {}, "mirror": {}}, "state": "progressing", "phase": "provisioning",
         "step": -1, "target": None, "step_started": None, "failures": 0, "inconclusive": 0, "approved": [],
-        "retire_at": None, "retired": False, "started": now().isoformat(), "history": [],
+        "retire_at": None, "retired": False, "started": services.clock().isoformat(), "history": [],
     }
     record.update(change)
     services.state.put("rollout", record["key"], record)
@@ -89,7 +88,7 @@ def test_a_stored_plan_over_the_bounds_finishes_instead_of_overflowing(services:
     stored = services.state.get("rollout", BROKEN)
     assert stored is not None and stored["state"] == "succeeded"
     retire_at = datetime.fromisoformat(stored["retire_at"])
-    assert retire_at <= now() + timedelta(seconds=MAX_SECONDS + 60)
+    assert retire_at <= services.clock() + timedelta(seconds=MAX_SECONDS + 60)
     assert errors(services) == []
 
 

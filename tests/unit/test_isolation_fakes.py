@@ -1,4 +1,4 @@
-"""Small in-memory fakes of the state store, the ML platform and the notifier, enough for the
+"""Small in-memory fakes of the state store, the ML platform, the notifier and the clock, enough for the
 lifecycle controller, the rollout engine and the resync to run in unit tests (no tests here)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.storage.state import Leased
@@ -43,6 +43,24 @@ rules:
       gates: {min_requests: 1}
       retire_previous_after_seconds: 0
 """
+
+
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeClock:
+    """The time the app reads through `Services.clock`: it stands still until a test moves it on."""
+
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move on by a `timedelta`'s worth (`advance(seconds=61)`, `advance(days=7)`); the new time."""
+        self.now += timedelta(**delta)
+        return self.now
 
 
 @dataclass
@@ -103,9 +121,21 @@ class FakePlatform:
     tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     job_errors: dict[str, Exception] = field(default_factory=dict)
     copies: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
+    registrants: dict[tuple[str, str], str] = field(default_factory=dict)
+    studio_tags: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    measured: list[datetime] = field(default_factory=list)
 
     def get_model(self, location: str, name: str, version: str) -> ModelVersion:
-        return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}")
+        """As Azure ML shows a version: who registered it, the tags a person set in studio and who changed it last."""
+        editor, tags = self.studio_tags.get((name, version), (None, {}))
+        registrant = self.registrants.get((name, version))
+        return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}",
+                            tags=dict(tags), created_by=registrant, modified_by=editor or registrant)
+
+    def tag_in_studio(self, name: str, version: str, by: str, tags: dict[str, str]) -> None:
+        """`by` sets tags on the version in Azure ML studio, and so becomes the one who changed it last."""
+        _, current = self.studio_tags.get((name, version), (None, {}))
+        self.studio_tags[(name, version)] = (by, {**current, **tags})
 
     def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None:
         """A workspace version's tags in `tags`; a registry copy's in `copies`."""
@@ -149,6 +179,7 @@ class FakePlatform:
 
     def get_deployment_metrics(self, workspace: str, endpoint: str, deployment: str,
                                since: datetime) -> DeploymentMetrics:
+        self.measured.append(since)
         return DeploymentMetrics(requests=100, errors=0, latency_p95_ms=10, latency_p99_ms=20)
 
     def serving(self, workspace: str = "prod", endpoint: str = "churn") -> dict[str, int]:
@@ -175,8 +206,14 @@ class FakeNotifier:
 def fake_services(policy: str = POLICY) -> Services:
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     return Services(settings=settings, state=FakeState(), work_queue=None,  # type: ignore[arg-type]
-                    _platform=FakePlatform(), _notifier=FakeNotifier(),  # type: ignore[arg-type]
+                    clock=FakeClock(), _platform=FakePlatform(), _notifier=FakeNotifier(),  # type: ignore[arg-type]
                     _policy=parse_policy(policy))
+
+
+def clock_of(services: Services) -> FakeClock:
+    """The fake clock `fake_services` gave, to move on."""
+    assert isinstance(services.clock, FakeClock)
+    return services.clock
 
 
 def lifecycle_record(model: str, version: str, stage: str) -> dict[str, Any]:

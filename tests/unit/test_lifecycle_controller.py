@@ -11,7 +11,7 @@ from shared.domain.ports import ModelVersion
 from shared.domain.records import RolloutAction, RolloutState
 from shared.reactor import lifecycle, reactions
 from shared.reactor import rollout as engine
-from tests.unit.test_isolation_fakes import POLICY, fake_services
+from tests.unit.test_isolation_fakes import POLICY, clock_of, fake_services
 
 KEY = engine.key_for("prod", "churn")
 WITH_GRACE = POLICY.replace("retire_previous_after_seconds: 0", "retire_previous_after_seconds: 3600")
@@ -93,6 +93,7 @@ def test_every_finished_rollout_is_kept_newest_first() -> None:
     services = fake_services()
     register(services, "1")
     tick_until(services, "1", "live")
+    clock_of(services).advance(hours=1)
     register(services, "2")
     tick_until(services, "2", "live")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from shared.adapters.storage.state import now
 from shared.bootstrap import Services
 from shared.domain import lifecycle as stages
 from shared.domain import rollout as machine
@@ -26,7 +25,7 @@ def busy_with(services: Services, version: str) -> None:
     name = services.platform.add_serving("churn", version)  # type: ignore[attr-defined]
     plan = services.policy.rule_named("churn").rollout  # type: ignore[union-attr]
     endpoint = services.platform.get_endpoint("prod", "churn")
-    record = machine.begin("churn", plan, "churn", version, name, endpoint, "test", now(), "started").record  # type: ignore[arg-type]
+    record = machine.begin("churn", plan, "churn", version, name, endpoint, "test", services.clock(), "started").record  # type: ignore[arg-type]
     services.state.put("rollout", KEY, {**record.stored(), "state": "paused"})
 
 

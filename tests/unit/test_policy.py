@@ -59,6 +59,15 @@ def test_errors_name_the_rule_and_the_field(text: str, message: str) -> None:
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(("written", "seconds"), [("8s", 8), ("2s", 2), ("30m", 1800), ("12h", 43200), ("7d", 604800),
+                                                 (90, 90)])
+def test_a_review_s_durations_are_read_in_their_units(written: str | int, seconds: int) -> None:
+    review_of = f"}}, review: {{expires_after: {written}, remind_after: {written}}}}}]"
+    policy = parse_policy(MINIMAL.replace("}}]", review_of))
+    review = policy.rules[0].review
+    assert review is not None and review.expires_after == review.remind_after == seconds
+
+
 def test_a_missing_policy_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read the policy file"):
         load_policy(str(tmp_path / "nope.yaml"))

@@ -244,7 +244,9 @@ def test_a_rollback_that_the_endpoint_was_too_busy_for_is_applied_again() -> Non
 
 
 def rolling_back() -> Rollout:
-    return machine.rollback(at_step(1), NOW, "timer", "error rate 30.0% > 1.0%", {"error_rate": 0.3}).record
+    """Rolling back from the second step, as its failed analysis left it."""
+    record = at_step(1)
+    return machine.advance(record, live(record), LATER, "timer", FAILING).record
 
 
 def test_a_restored_split_ends_the_rollback_and_ops_hear_why_with_the_metrics() -> None:
@@ -252,7 +254,9 @@ def test_a_restored_split_ends_the_rollback_and_ops_hear_why_with_the_metrics() 
     assert move.record.state is RolloutState.ROLLED_BACK and move.record.finished == LATER
     [tell] = move.actions
     assert isinstance(tell, Tell) and tell.kind == "rollout.rolled_back" and tell.severity == "error"
-    assert tell.summary == "error rate 30.0% > 1.0%" and tell.facts == (("error_rate", "0.3"),)
+    assert tell.summary == "error rate 30.0% > 1.0%"
+    assert tell.facts == (("requests", "100"), ("errors", "30"), ("error_rate", "0.3"), ("latency_p95_ms", "-"),
+                          ("latency_p99_ms", "-"))
 
 
 def test_a_rollback_the_endpoint_is_too_busy_for_stays_pending() -> None:
@@ -300,6 +304,14 @@ def test_a_previous_deployment_given_traffic_again_is_kept() -> None:
 def test_retirement_waits_for_a_busy_endpoint_and_happens_once() -> None:
     assert machine.retire(succeeded(), endpoint({"green": 100}, state="Updating"), LATER, "timer").actions == []
     assert machine.retire(succeeded(retired=True), endpoint({"green": 100}), LATER, "timer").actions == []
+
+
+@pytest.mark.parametrize(("record", "named"), [
+    (succeeded(), "succeeded"), (succeeded(retired=True), "retired"), (at_step(0), "progressing"),
+    (at_step(0, state=RolloutState.ROLLED_BACK, retired=True), "rolled_back"),
+])
+def test_a_succeeded_rollout_whose_previous_deployments_are_gone_is_named_retired(record: Rollout, named: str) -> None:
+    assert machine.state_of(record) == named
 
 
 def test_a_new_rollout_ends_the_grace_period_at_once() -> None:
@@ -361,9 +373,11 @@ def test_promote_while_the_deployment_provisions_is_refused() -> None:
         machine.act(rollout(), RolloutAction.PROMOTE, "ada", "", NOW, full=True)
 
 
-def test_abort_rolls_back() -> None:
-    move = machine.act(at_step(1, state=RolloutState.PAUSED), RolloutAction.ABORT, "ada", "bad", NOW)
+@pytest.mark.parametrize("state", [RolloutState.PROGRESSING, RolloutState.PAUSED, RolloutState.AWAITING_APPROVAL])
+def test_abort_rolls_back(state: RolloutState) -> None:
+    move = machine.act(at_step(1, state=state), RolloutAction.ABORT, "ada", "bad", NOW)
     assert move.record.state is RolloutState.ROLLING_BACK and traffic_of(move) == [{"blue": 100}]
+    assert move.record.rollback_reason == "bad" and move.record.history[-1].action == "abort"
 
 
 def test_undo_rolls_a_succeeded_rollout_back_until_its_predecessors_are_retired() -> None:
@@ -387,8 +401,10 @@ def test_an_action_that_does_not_fit_the_state_is_refused_naming_both(state: Rol
         machine.act(at_step(0, state=state), action, "ada", "", NOW)
 
 
-def test_a_traffic_change_by_hand_pauses_an_active_rollout_only() -> None:
-    paused = machine.paused_by_hand(at_step(0), {"blue": 100}, {}, "ada", NOW).record
+@pytest.mark.parametrize("state", [RolloutState.PROGRESSING, RolloutState.AWAITING_APPROVAL])
+def test_a_traffic_change_by_hand_pauses_an_active_rollout_only(state: RolloutState) -> None:
+    paused = machine.paused_by_hand(at_step(0, state=state), {"blue": 100}, {}, "ada", NOW).record
     assert paused.state is RolloutState.PAUSED and paused.target is None
+    assert machine.paused_by_hand(paused, {"blue": 90}, {}, "ada", NOW).record == paused
     done = succeeded()
     assert machine.paused_by_hand(done, {"blue": 100}, {}, "ada", NOW).record == done

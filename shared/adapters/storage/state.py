@@ -22,7 +22,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -86,10 +85,6 @@ def blob_path(*segments: str) -> str:
     if len(path) > MAX_BLOB_NAME:
         raise ValueError(f"unsafe name for a state path: longer than {MAX_BLOB_NAME} characters once encoded")
     return path
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class BlobStateStore:
