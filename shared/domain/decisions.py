@@ -60,7 +60,7 @@ def _bounded(name: str, limit: int, *parts: str) -> str:
     return name[: limit - len(suffix)].rstrip("-") + suffix
 
 
-Check = Literal[">=", "<=", "present", "vs champion"]
+GateCheck = Literal[">=", "<=", "present", "vs champion"]
 
 
 class GateResult(BaseModel):
@@ -69,7 +69,7 @@ class GateResult(BaseModel):
     champion's value less it."""
 
     metric: str
-    check: Check
+    check: GateCheck
     value: float | None
     threshold: float | None
     max_drop: float | None = None

@@ -90,7 +90,7 @@ def _follow_up(services: Services, key: str, cause: str) -> None:
 def _decide(services: Services, rule: Rule, record: Lifecycle, cause: str) -> Move | None:
     if record.stage is Stage.TESTING:
         job = services.platform.get_job(record.workspace, record.test_job)
-        champion = services.state.champions.get(rule.name)
+        champion = _champion(services, rule)
         return machine.judged(record, job, rule.gates, champion.metrics if champion else None)
     if record.stage is Stage.PASSED:
         model = services.platform.get_model(record.workspace, record.model, record.version)
@@ -101,11 +101,11 @@ def _decide(services: Services, rule: Rule, record: Lifecycle, cause: str) -> Mo
     if record.stage is Stage.PROMOTED:
         return _roll_out(services, rule, record, cause)
     if record.stage in (Stage.ROLLING_OUT, Stage.LIVE):
-        champion = services.state.champions.get(rule.name)
+        champion = _champion(services, rule)
         ended = machine.rollout_ended(record, _rollout_of(services, rule, record), champion, now())
         return ended or (machine.champion_changed(record, champion) if record.stage is Stage.LIVE else None)
     if record.stage is Stage.SUPERSEDED and record.deployment:
-        back = machine.champion_changed(record, services.state.champions.get(rule.name))
+        back = machine.champion_changed(record, _champion(services, rule))
         rollout = _rollout_of(services, rule, record)
         if back is not None or rollout is None:
             return back
@@ -179,8 +179,7 @@ def _roll_out(services: Services, rule: Rule, record: Lifecycle, cause: str) -> 
         return None
     key = engine.key_for(plan.workspace, plan.endpoint)
     others = services.state.lifecycles.list(prefix=f"{record.model}:")
-    newer = machine.newer_version(record, plan, services.state.rollouts.get(key),
-                                  services.state.champions.get(rule.name), others)
+    newer = machine.newer_version(record, plan, services.state.rollouts.get(key), _champion(services, rule), others)
     if newer is not None:
         return machine.overtaken(record, newer)
     try:
@@ -207,6 +206,10 @@ def _rollout_of(services: Services, rule: Rule, record: Lifecycle) -> Rollout | 
     return engine.find(services, key, record.deployment or deployment_name(record.model, record.version))
 
 
+def _champion(services: Services, rule: Rule) -> champions.Champion | None:
+    return services.state.champions.get(rule.name)
+
+
 def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, cause: str) -> Lifecycle:
     """Tags, champion and notifications first: if one fails for now, the move is taken again next
     time (each is idempotent); then the record and the audit trail."""
@@ -220,7 +223,7 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
                 log.warning("%s is gone from %s; its stage tag is not set", record.key, location)
     succession = move.succession
     if succession is not None:
-        before = services.state.champions.get(rule.name)
+        before = _champion(services, rule)
         if succession.champion is not None:
             services.state.champions.put(rule.name, succession.champion)
         else:
