@@ -9,6 +9,7 @@ import pytest
 
 from shared.adapters.storage.state import CHANGED_RETRY_SECONDS, BlobStateStore, blob_path
 from shared.adapters.storage.stores import Stores
+from shared.domain.champions import Champion
 from shared.domain.ports import Busy
 from shared.domain.records import AuditEntry
 from shared.domain.work import LedgerEntry
@@ -30,6 +31,20 @@ def test_a_stale_etag_is_refused_as_busy_for_a_moment(state: BlobStateStore) -> 
         state.write("lifecycle", "m:1", {"stage": "failed"}, etag)
     assert refused.value.retry_after == CHANGED_RETRY_SECONDS
     assert state.get("lifecycle", "m:1") == {"stage": "passed"}
+
+
+def test_a_typed_store_writes_the_json_the_app_always_wrote_and_reads_it_back(state: BlobStateStore) -> None:
+    since = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    champion = Champion(model="churn", version="2", deployment="churn-v2", endpoint="churn", workspace="prod",
+                        metrics={"auc": 0.9}, since=since, previous=Champion(model="churn", version="1", since=since))
+    Stores(state).champions.put("churn", champion)
+
+    assert state.get("champion", "churn") == {
+        "model": "churn", "version": "2", "deployment": "churn-v2", "endpoint": "churn", "workspace": "prod",
+        "metrics": {"auc": 0.9}, "since": since.isoformat(), "previous": {
+            "model": "churn", "version": "1", "deployment": None, "endpoint": None, "workspace": None, "metrics": {},
+            "since": since.isoformat()}}
+    assert Stores(state).champions.get("churn") == champion
 
 
 def test_concurrent_updates_are_all_applied(state: BlobStateStore) -> None:
