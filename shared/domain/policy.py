@@ -368,10 +368,10 @@ def _where(document: object, item: ErrorDetails) -> str:
 
 @functools.cache
 def load_policy(path: str) -> Policy:
-    """The policy file at `path`, validated once per process."""
+    """The policy file at `path` (from the repository's root unless absolute), validated once per process."""
     file = Path(path)
     if not file.is_absolute():
-        file = Path(__file__).resolve().parent.parent / file
+        file = Path(__file__).resolve().parents[2] / file
     try:
         text = file.read_text()
     except OSError as error:

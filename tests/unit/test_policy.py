@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.domain.policy import PolicyError, load_policy, parse_policy
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = "rules: [{name: churn, models: {name: 'churn*'}, test: {pipeline: evaluate-model}}]"
@@ -139,3 +140,10 @@ def test_aliases_and_long_texts_within_the_bounds_are_loaded() -> None:
             "gates: &gates [{metric: auc, min: 0.8}]}, "
             "{name: b, models: {name: b}, test: {pipeline: p}, gates: *gates}]")
     assert [rule.gates[0].min for rule in parse_policy(text).rules] == [0.8, 0.8]
+
+
+def test_the_default_relative_policy_path_is_read_from_the_repository_s_root() -> None:
+    """`MLOPS_POLICY_PATH` defaults to `policy/policy.yaml`: found from the repository's root wherever the
+    policy module lives (it moved to shared/domain/, and the default path then named shared/policy/)."""
+    default = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}).policy_path
+    assert load_policy(default) == load_policy(str(ROOT / "policy/policy.yaml"))
