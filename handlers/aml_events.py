@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from typing import Any
 
 import azure.functions as func
 
 from shared.adapters.storage.queue import WorkQueue
-from shared.adapters.storage.state import BlobStateStore
+from shared.adapters.storage.stores import Stores
 from shared.bootstrap import services
+from shared.domain.work import WorkItem
 from shared.reactor import intake, worker
 
 bp = func.Blueprint()
@@ -27,7 +27,7 @@ def aml_events(event: func.EventGridEvent) -> None:
 
 
 @functools.cache
-def intake_stores() -> tuple[BlobStateStore, WorkQueue]:
+def intake_stores() -> tuple[Stores, WorkQueue]:
     """Intake's own storage clients, built once: short timeouts, so an outage fails the delivery fast."""
     return intake.fast_stores(services().settings)
 
@@ -36,7 +36,7 @@ def intake_stores() -> tuple[BlobStateStore, WorkQueue]:
 @bp.queue_trigger(arg_name="msg", queue_name=intake.WORK_QUEUE, connection="AzureWebJobsStorage")
 def aml_work(msg: func.QueueMessage) -> None:
     """Run the reaction to one event; an exception makes the queue retry, then poison it."""
-    worker.process(json.loads(msg.get_body()), services(), attempt=msg.dequeue_count or 1)
+    worker.process(WorkItem.model_validate_json(msg.get_body()), services(), attempt=msg.dequeue_count or 1)
 
 
 @bp.function_name("aml_work_poison")

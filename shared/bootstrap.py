@@ -11,6 +11,7 @@ from shared.adapters import telemetry
 from shared.adapters.storage.clients import blob_service, queue_service
 from shared.adapters.storage.queue import WorkQueue
 from shared.adapters.storage.state import BlobStateStore
+from shared.adapters.storage.stores import Stores
 from shared.domain.ports import Clock
 from shared.reactor.intake import WORK_QUEUE
 from shared.settings import Settings, get_settings
@@ -31,7 +32,7 @@ class Services:
     """The app's adapters. The heavier ones are built on first use, not at import."""
 
     settings: Settings
-    state: BlobStateStore
+    state: Stores
     work_queue: WorkQueue
     clock: Clock = field(default=system_clock, repr=False)
     _platform: MLPlatform | None = field(default=None, repr=False)
@@ -42,7 +43,7 @@ class Services:
     def from_settings(cls, settings: Settings) -> Services:
         return cls(
             settings=settings,
-            state=BlobStateStore(blob_service(settings), settings.state_container),
+            state=Stores(BlobStateStore(blob_service(settings), settings.state_container)),
             work_queue=WorkQueue(queue_service(settings), WORK_QUEUE),
         )
 
@@ -60,7 +61,7 @@ class Services:
         if self._notifier is None:
             from shared.adapters.notify import Notifier
 
-            self._notifier = Notifier.from_settings(self.settings, self.state)
+            self._notifier = Notifier.from_settings(self.settings, self.state.blobs)
         return self._notifier
 
     @property

@@ -37,6 +37,8 @@ from devhost.localaml import register_model_version
 from devhost.stack import Stack, TrafficGenerator, local_stack, principal
 from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
+from shared.adapters.storage.stores import Stores
+from shared.domain.records import Lifecycle
 
 MODEL, ENDPOINT = "credit-risk", "credit-risk"
 POLICY = Path(__file__).resolve().parents[1] / "policy" / "policy.yaml"
@@ -110,11 +112,12 @@ def approve(timeline: Timeline, stack: Stack, version: str, show: bool = False) 
     who did."""
     timeline.wait(f"v{version} to wait for review", lambda: stage(stack, version) == "awaiting_review")
     if show:
-        record = stack.state.get("lifecycle", f"{MODEL}:{version}") or {}
+        record = lifecycle(stack, version)
         told = timeline.wait("ops to be told", lambda: next((n.body["data"] for n in stack.receiver.received
                                                             if n.path == "/ops" and n.body["data"]["kind"]
                                                             == "model.awaiting_review"), None)) or {}
-        print(f"\n    v{version} passed its gates and waits for review (registered by {record.get('registered_by')});"
+        print(f"\n    v{version} passed its gates and waits for review (registered by "
+              f"{record.registered_by if record else None});"
               f" ops were told:\n      {told['summary']}")
         status, body = review(stack, version, SCIENTIST, APPROVER_ROLE)
         print(f"    {SCIENTIST}, its registrant, approves it: {status} {body.get('error', '')}")
@@ -128,31 +131,36 @@ def approve(timeline: Timeline, stack: Stack, version: str, show: bool = False) 
               "way", flush=True)
 
 
+def lifecycle(stack: Stack, version: str) -> Lifecycle | None:
+    return Stores(stack.state).lifecycles.get(f"{MODEL}:{version}")
+
+
 def stage(stack: Stack, version: str) -> str | None:
-    record = stack.state.get("lifecycle", f"{MODEL}:{version}")
-    return record["stage"] if record else None
+    record = lifecycle(stack, version)
+    return record.stage.value if record else None
 
 
 def print_gate_table(stack: Stack, version: str) -> None:
-    record = stack.state.get("lifecycle", f"{MODEL}:{version}") or {}
-    table = record.get("gates") or {"header": [], "rows": []}
-    print(f"\n    gate table of {MODEL} v{version} ({record.get('stage')}):")
-    for row in [table["header"], *table["rows"]]:
+    record = lifecycle(stack, version)
+    table = record.gates if record else None
+    print(f"\n    gate table of {MODEL} v{version} ({record.stage.value if record else None}):")
+    for row in [table.header, *table.rows] if table else []:
         print("      " + "  ".join(f"{cell:<20}" for cell in row))
 
 
 def print_summary(stack: Stack, traffic: TrafficGenerator) -> None:
+    state = Stores(stack.state)
     print("\n== Lifecycles")
-    for record in sorted(stack.state.list("lifecycle"), key=lambda r: int(r["version"])):
-        path = " -> ".join(entry["stage"] for entry in record["history"])
-        print(f"    {record['model']} v{record['version']:<3} {record['stage']:<12} {path}")
+    for record in sorted(state.lifecycles.list(), key=lambda r: int(r.version)):
+        path = " -> ".join(entry.stage.value for entry in record.history)
+        print(f"    {record.model} v{record.version:<3} {record.stage.value:<12} {path}")
     endpoint = stack.platform.get_endpoint("prod", ENDPOINT)
     print(f"\n== Endpoint prod/{ENDPOINT}: traffic {endpoint.traffic}, mirror {endpoint.mirror_traffic}")
     print(f"   client requests answered by deployment: {traffic.answers} (errors seen by clients: {traffic.errors})")
-    for archived in [*stack.state.list("rollout-archive"), *stack.state.list("rollout")]:
-        print(f"\n== Rollout {archived['id']}: {archived['state']}")
-        for entry in archived["history"]:
-            print(f"    {entry['time'][11:19]} {entry['actor'][:8]:<8} {entry['action']:<22} {entry['reason'][:80]}")
+    for rollout in [*state.archived_rollouts.list(), *state.rollouts.list()]:
+        print(f"\n== Rollout {rollout.id}: {rollout.state.value}")
+        for entry in rollout.history:
+            print(f"    {entry.time:%H:%M:%S} {entry.actor[:8]:<8} {entry.action.value:<22} {entry.reason[:80]}")
     print(f"\n== {len(stack.receiver.received)} notifications received by the ops webhook, "
           f"all signed: {all(n.signature_valid for n in stack.receiver.received)}")
 
@@ -210,8 +218,8 @@ def run(workdir: Path) -> int:
         replaced = ("superseded", "retired")
         expected = {"1": replaced, "2": replaced, "3": ("failed",), "4": ("rolled_back",), "5": ("live",)}
         live = all(stage(stack, version) in ends for version, ends in expected.items())
-        reviewed = all((stack.state.get("lifecycle", f"{MODEL}:{version}") or {}).get("review", {}).get("by")
-                       == APPROVER for version in ("1", "2", "4", "5"))
+        reviewed = all((record := lifecycle(stack, version)) is not None and record.review is not None
+                       and record.review.by == APPROVER for version in ("1", "2", "4", "5"))
         live = live and reviewed
         verdict = "every step as expected" if live else "UNEXPECTED END STATE (see above)"
         print(f"\nDemo finished in {time.monotonic() - started:.0f} s: {verdict}.")

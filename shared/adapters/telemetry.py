@@ -42,14 +42,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.records import AuditEntry, HistoryAction, Rollout, RolloutEntry
+
 if TYPE_CHECKING:
     from shared.domain.ports import MLPlatform
-    from shared.domain.records import AuditEntry
 
 CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 TRACEPARENT = "traceparent"
 DECISION_LOGGER = "aml_reactor.decisions"
 ROLLOUT_KIND = "rollout"  # the decision kind of rollout history entries
+STEPS = (HistoryAction.START, HistoryAction.STEP, HistoryAction.MIRROR, HistoryAction.SUCCEEDED,
+         HistoryAction.ROLLED_BACK)
+"""The history entries counted as rollout steps."""
+TRAFFIC_SET = (HistoryAction.STEP, HistoryAction.MIRROR, HistoryAction.ROLLED_BACK)
+"""The history entries that put traffic on the new deployment (or took it off): its weight."""
 # Web frameworks the app does not use, and HTTP clients whose spans would carry full URLs (a Slack or
 # Teams webhook URL is itself a secret); the Azure SDK's spans (storage, Azure ML) stay on.
 DISABLED_INSTRUMENTATIONS = ("django", "fastapi", "flask", "psycopg2", "requests", "urllib", "urllib3")
@@ -119,13 +125,16 @@ def scoring_range(item: Mapping[str, Any]) -> contextlib.AbstractContextManager[
                 range=item.get("range"))
 
 
+def traceparent() -> str | None:
+    """The current trace context (W3C `traceparent`) for a message to carry; None when telemetry is off."""
+    otel = _otel()
+    return otel.traceparent() if otel is not None else None
+
+
 def carry(item: dict[str, Any]) -> dict[str, Any]:
     """`item` with the current trace context as its `traceparent` field (unchanged when telemetry is off)."""
-    otel = _otel()
-    if otel is None:
-        return item
-    traceparent = otel.traceparent()
-    return {**item, TRACEPARENT: traceparent} if traceparent else item
+    current = traceparent()
+    return {**item, TRACEPARENT: current} if current else item
 
 
 def traced_platform(platform: MLPlatform) -> MLPlatform:
@@ -162,7 +171,7 @@ def audited(entry: AuditEntry) -> None:
     otel.decision(dims, entry.action, entry.outcome, entry.reason)
 
 
-def rollout_progress(record: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> None:
+def rollout_progress(record: Rollout, entries: Sequence[RolloutEntry]) -> None:
     """A rollout's new history entries (the engine stored them): decisions, steps, weight, analyses, rollbacks."""
     otel = _otel()
     if otel is not None:
@@ -339,30 +348,25 @@ class _Otel:
             extra={**dims, "aml.reason": reason[:500]},
         )
 
-    def rollout_entry(self, record: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
+    def rollout_entry(self, record: Rollout, entry: RolloutEntry) -> None:
         """One new entry of a rollout's history: a decision, and the rollout metrics it moves."""
-        action = str(entry.get("action") or "")
-        endpoint, deployment = str(record.get("endpoint") or ""), str(record.get("deployment") or "")
+        action = entry.action
         dims = {
-            "aml.event_id": str(entry.get("actor") or ""), "aml.decision": f"rollout:{action}",
-            "aml.model": str(record.get("model") or ""), "aml.version": str(record.get("version") or ""),
-            "aml.rule": str(record.get("rule") or ""), "aml.endpoint": endpoint,
+            "aml.event_id": entry.actor, "aml.decision": f"rollout:{action.value}", "aml.model": record.model,
+            "aml.version": record.version, "aml.rule": record.rule, "aml.endpoint": record.endpoint,
         }
         self.decision({name: value for name, value in dims.items() if value or name == "aml.event_id"},
-                      ROLLOUT_KIND, action, str(entry.get("reason") or ""))
-        where = {"aml.endpoint": endpoint}
-        if action in ("start", "step", "mirror", "succeeded", "rolled_back"):
-            self.steps.add(1, {**where, "aml.action": action})
-        if action in ("step", "mirror", "rolled_back"):  # the traffic this entry put on the platform
-            shares = entry.get("mirror") if action == "mirror" else entry.get("traffic")
-            if isinstance(shares, dict):
-                share = shares.get(deployment, 0)
-                if isinstance(share, int | float) and not isinstance(share, bool):
-                    self.weight.set(share, {**where, "aml.deployment": deployment})
-        if action.startswith("analysis:"):
-            self.analyses.add(1, {**where, "aml.result": action.split(":", 1)[1]})
-        if action == "rolled_back":
-            self.rollbacks.add(1, {**where, "aml.model": dims["aml.model"]})
+                      ROLLOUT_KIND, action.value, entry.reason)
+        where = {"aml.endpoint": record.endpoint}
+        if action in STEPS:
+            self.steps.add(1, {**where, "aml.action": action.value})
+        shares = entry.mirror if action is HistoryAction.MIRROR else entry.traffic
+        if action in TRAFFIC_SET and shares is not None:
+            self.weight.set(shares.get(record.deployment, 0), {**where, "aml.deployment": record.deployment})
+        if action.analysis_result is not None:
+            self.analyses.add(1, {**where, "aml.result": action.analysis_result})
+        if action is HistoryAction.ROLLED_BACK:
+            self.rollbacks.add(1, {**where, "aml.model": record.model})
 
     def scored_range(self, doc: Mapping[str, Any]) -> None:
         try:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Literal
 
 from pydantic import BaseModel
 
+from shared.domain.notification import Table
 from shared.domain.policy import Gate, Rule
 
 _UNSAFE = re.compile(r"[^a-z0-9-]+")
@@ -58,53 +60,79 @@ def _bounded(name: str, limit: int, *parts: str) -> str:
     return name[: limit - len(suffix)].rstrip("-") + suffix
 
 
+GateCheck = Literal[">=", "<=", "present", "vs champion"]
+
+
 class GateResult(BaseModel):
+    """One gate's result. `check` is how the value was judged: at least or at most `threshold`, present at all
+    (a missing value), or against a champion there is none of yet. `max_drop` is set when the threshold is the
+    champion's value less it."""
+
     metric: str
-    check: str
+    check: GateCheck
     value: float | None
     threshold: float | None
+    max_drop: float | None = None
     passed: bool
     note: str = ""
 
+    @property
+    def baseline(self) -> str:
+        """Where the threshold came from, when not from the policy: `champion - 0.01`."""
+        return f"champion - {self.max_drop:g}" if self.max_drop is not None else ""
+
+    @property
+    def checked(self) -> str:
+        """The check as the gate table shows it: `>=`, `>= champion - 0.01`, `present`..."""
+        return f"{self.check} {self.baseline}" if self.baseline else self.check
+
+    @property
+    def result(self) -> str:
+        """`pass`, `FAIL`, with the note if any: `pass (no champion yet)`."""
+        return ("pass" if self.passed else "FAIL") + (f" ({self.note})" if self.note else "")
 
     def describe(self) -> str:
         """`accuracy 0.478 < 0.8`, `auc 0.91 < 0.94 (champion - 0.01)`, `f1 missing`."""
         if self.value is None:
             return f"{self.metric} missing"
-        relation = {">=": "<", "<=": ">"}.get(self.check.split()[0], "vs")
-        champion = f" ({self.check.removeprefix('>= ')})" if "champion" in self.check else ""
-        return f"{self.metric} {_fmt(self.value)} {relation} {_fmt(self.threshold)}{champion}"
+        relation = {">=": "<", "<=": ">"}.get(self.check, "vs")
+        baseline = f" ({self.baseline})" if self.baseline else ""
+        return f"{self.metric} {_fmt(self.value)} {relation} {_fmt(self.threshold)}{baseline}"
+
+    def brief(self) -> str:
+        """`auc=0.95>=0.93 (champion - 0.01) pass`, `f1=0.7 vs champion pass (no champion yet)`."""
+        if self.check in (">=", "<="):
+            baseline = f" ({self.baseline})" if self.baseline else ""
+            return f"{self.metric}={_fmt(self.value)}{self.check}{_fmt(self.threshold)}{baseline} {self.result}"
+        return f"{self.metric}={_fmt(self.value)} {self.check} {self.result}"
 
 
 class Verdict(BaseModel):
     passed: bool
     results: list[GateResult]
 
-    def table(self) -> dict[str, list]:
-        """The gate table for people: gate, value, threshold, result."""
-        return {
-            "header": ["metric", "check", "value", "threshold", "result"],
-            "rows": [
-                [
-                    r.metric, r.check, _fmt(r.value), _fmt(r.threshold),
-                    ("pass" if r.passed else "FAIL") + (f" ({r.note})" if r.note else ""),
-                ]
-                for r in self.results
-            ],
-        }
+    def table(self) -> Table:
+        """The gate table for people: gate, check, value, threshold, result."""
+        return Table(header=("metric", "check", "value", "threshold", "result"), rows=tuple(
+            (r.metric, r.checked, _fmt(r.value), _fmt(r.threshold), r.result) for r in self.results
+        ))
+
+    def brief(self) -> str:
+        """`accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass`: the gates on one line."""
+        return "; ".join(result.brief() for result in self.results) or "no gates"
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def judge(gates: list[Gate], metrics: dict[str, float], champion: dict[str, float] | None) -> Verdict:
+def judge(gates: list[Gate], metrics: dict[str, float], champion: dict[str, float | None] | None) -> Verdict:
     """Judge a model's test metrics against the rule's gates (and the champion's metrics)."""
     results = [_judge_one(gate, metrics, champion) for gate in gates]
     return Verdict(passed=all(r.passed for r in results), results=results)
 
 
-def _judge_one(gate: Gate, metrics: dict[str, float], champion: dict[str, float] | None) -> GateResult:
+def _judge_one(gate: Gate, metrics: dict[str, float], champion: dict[str, float | None] | None) -> GateResult:
     value = metrics.get(gate.metric)
     if gate.max_drop is not None:
         baseline = (champion or {}).get(gate.metric)
@@ -112,9 +140,8 @@ def _judge_one(gate: Gate, metrics: dict[str, float], champion: dict[str, float]
             return GateResult(metric=gate.metric, check="vs champion", value=value, threshold=None,
                               passed=value is not None, note="no champion yet" if value is not None else "missing")
         threshold = baseline - gate.max_drop
-        return GateResult(metric=gate.metric, check=f">= champion - {gate.max_drop:g}", value=value,
-                          threshold=threshold, passed=value is not None and value >= threshold,
-                          note="" if value is not None else "missing")
+        return GateResult(metric=gate.metric, check=">=", value=value, threshold=threshold, max_drop=gate.max_drop,
+                          passed=value is not None and value >= threshold, note="" if value is not None else "missing")
     if value is None:
         bound = gate.min if gate.min is not None else gate.max
         return GateResult(metric=gate.metric, check="present", value=None, threshold=bound, passed=False,

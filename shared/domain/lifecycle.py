@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from shared.domain.champions import Champion
 from shared.domain.decisions import judge
 from shared.domain.notification import Notification, Table
 from shared.domain.policy import Gate, Review, RolloutPlan
 from shared.domain.ports import Endpoint, Job, JobStatus, ModelVersion
-from shared.domain.records import Lifecycle, ReviewDecision, Rollout, RolloutState, Stage
+from shared.domain.records import HistoryAction, Lifecycle, ReviewDecision, Rollout, RolloutState, Stage
 from shared.domain.transitions import Transition
 
 TAG = "mlops.stage"
@@ -71,22 +72,30 @@ class Move:
     changes: dict[str, Any] = field(default_factory=dict)
     tag: str | None = None  # the `mlops.stage` tag the version gets
     told: list[Notification] = field(default_factory=list)
-    champion: dict[str, Any] | None = None  # the rule's new champion record
-    ended: str | None = None  # with `champion`: why the champion it replaces stops serving (its history says so)
+    succession: Succession | None = None  # the rule's champion changes
     follow: list[str] = field(default_factory=list)  # lifecycles to reconcile after this one
+
+
+@dataclass(frozen=True)
+class Succession:
+    """The rule's champion changes: `champion` serves from now on (None: no version does), and `ended` says
+    why the one before it stopped serving (its history says so)."""
+
+    champion: Champion | None
+    ended: str
 
 
 def key_of(name: str, version: str) -> str:
     return f"{name}:{version}"
 
 
-def watched(record: dict[str, Any]) -> bool:
-    """Whether a stored lifecycle still has a stage to reach, so the resync reconciles it."""
-    stage = record.get("stage")
-    return stage in (*IN_FLIGHT, Stage.LIVE) or (stage == Stage.SUPERSEDED and bool(record.get("deployment")))
+def watched(record: Lifecycle) -> bool:
+    """Whether a lifecycle still has a stage to reach, so the resync reconciles it."""
+    return record.stage in (*IN_FLIGHT, Stage.LIVE) or (record.stage is Stage.SUPERSEDED and bool(record.deployment))
 
 
-def judged(record: Lifecycle, job: Job, gates: list[Gate], champion_metrics: dict[str, float] | None) -> Move | None:
+def judged(record: Lifecycle, job: Job, gates: list[Gate],
+           champion_metrics: dict[str, float | None] | None) -> Move | None:
     """testing -> passed | failed, once the test job has ended."""
     if not job.status.is_terminal:
         return None
@@ -95,23 +104,22 @@ def judged(record: Lifecycle, job: Job, gates: list[Gate], champion_metrics: dic
         return _rejected(record, reason, None, job, {"metrics": job.metrics, "test_job_url": job.studio_url})
     verdict = judge(gates, job.metrics, champion_metrics)
     table = verdict.table()
-    changes = {"metrics": job.metrics, "gates": table, "test_job_url": job.studio_url}
+    changes = {"metrics": job.metrics, "gates": table, "verdict": verdict, "test_job_url": job.studio_url}
     if not verdict.passed:
         failed = ", ".join(result.describe() for result in verdict.results if not result.passed)
         return _rejected(record, f"failed gates: {failed}", table, job, changes)
     return Move(Stage.PASSED, "every gate passed", changes, tag="passed", told=[Notification(
         id=f"model.tested:{record.key}", kind="model.tested",
         title=f"{record.model} v{record.version} passed its gates", subject=record.key,
-        table=_table(table), link=job.studio_url,
+        table=table, link=job.studio_url,
     )])
 
 
-def _rejected(record: Lifecycle, reason: str, table: dict[str, list[Any]] | None, job: Job,
-              changes: dict[str, Any]) -> Move:
+def _rejected(record: Lifecycle, reason: str, table: Table | None, job: Job, changes: dict[str, Any]) -> Move:
     return Move(Stage.FAILED, reason, changes, tag="rejected", told=[Notification(
         id=f"model.rejected:{record.key}", kind="model.rejected", severity="warning",
         title=f"{record.model} v{record.version} rejected", summary=reason, subject=record.key,
-        table=_table(table) if table else None, link=job.studio_url,
+        table=table, link=job.studio_url,
     )])
 
 
@@ -133,7 +141,7 @@ def review_needed(record: Lifecycle, review: Review | None, model: ModelVersion,
     }, tag="awaiting_review", told=[Notification(
         id=f"model.awaiting_review:{record.key}", kind="model.awaiting_review", severity="warning",
         title=f"{record.model} v{record.version} waits for review", summary=action, subject=record.key,
-        table=_table(record.gates) if record.gates else None, link=record.test_job_url,  # the evidence, a button
+        table=record.gates, link=record.test_job_url,  # the evidence, a button
         facts=(("since", now.isoformat(timespec="seconds")), ("expires", expires.isoformat(timespec="seconds")),
                ("registered by", model.created_by or "unknown")),
     )])
@@ -220,7 +228,7 @@ def lineage(record: Lifecycle, model: ModelVersion, approval: ReviewDecision | N
         "mlops.training_job": model.job_name or record.training_job,
         "mlops.test_job": record.test_job,
         "mlops.test_job_url": record.test_job_url,
-        "mlops.gates": gates_brief(record.gates),
+        "mlops.gates": gates_brief(record),
         "mlops.approved_by": approval.by if approval and approval.approved else None,
         "mlops.approved_at": approval.at.isoformat(timespec="seconds") if approval and approval.approved else None,
         "mlops.rule": record.rule,
@@ -238,16 +246,22 @@ def lineage_by_hand(record: Lifecycle | None, model: ModelVersion, by: str, forc
     return {**known, **{key: fit_tag(value) for key, value in extra.items() if value}}
 
 
-def gates_brief(table: dict[str, list[Any]] | None) -> str:
-    """`accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass`: the gate table on one line."""
-    if table is None:
-        return "not judged"
+def gates_brief(record: Lifecycle) -> str:
+    """`accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass`: the gates on one line (`Verdict.brief`)."""
+    if record.verdict is not None:
+        return record.verdict.brief()
+    return _brief_of_table(record.gates) if record.gates else "not judged"
+
+
+def _brief_of_table(table: Table) -> str:
+    """The brief of a version judged before its verdict was kept, which has only its gate table: read back
+    from the table's cells (`>= champion - 0.01` is the check `>=` against the champion). Versions judged
+    since are briefed from their verdict."""
     parts = []
-    for metric, check, value, threshold, result in (row[:5] for row in table.get("rows", [])):
-        if str(check).startswith((">=", "<=")):
-            relation = str(check)[:2]
-            rest = str(check)[2:].strip()
-            parts.append(f"{metric}={value}{relation}{threshold}{f' ({rest})' if rest else ''} {result}")
+    for metric, check, value, threshold, result in (row[:5] for row in table.rows):
+        if check.startswith((">=", "<=")):
+            baseline = check[2:].strip()
+            parts.append(f"{metric}={value}{check[:2]}{threshold}{f' ({baseline})' if baseline else ''} {result}")
         else:
             parts.append(f"{metric}={value} {check} {result}")
     return "; ".join(parts) or "no gates"
@@ -258,7 +272,7 @@ def fit_tag(value: str) -> str:
     return value if len(value) <= TAG_VALUE_LIMIT else value[:TAG_VALUE_LIMIT - 1] + "\u2026"
 
 
-def newer_version(record: Lifecycle, plan: RolloutPlan, rollout: Rollout | None, champion: dict[str, Any] | None,
+def newer_version(record: Lifecycle, plan: RolloutPlan, rollout: Rollout | None, champion: Champion | None,
                   others: list[Lifecycle]) -> tuple[str, str] | None:
     """The newest version of the same model that is newer than `record`'s and waits for, rolls out
     on or serves the rule's endpoint, with where it is; None when there is none (or the versions
@@ -272,9 +286,9 @@ def newer_version(record: Lifecycle, plan: RolloutPlan, rollout: Rollout | None,
             where = "live" if rollout.state is RolloutState.SUCCEEDED else "rolling out"
             candidates.append((rollout.version, f"{where} on {plan.endpoint}"))
     undone = rollout.version if rollout and rollout.state in (RolloutState.ROLLED_BACK, RolloutState.FAILED) else None
-    if champion and champion.get("model") == model and champion.get("endpoint") == plan.endpoint \
-            and champion.get("version") != undone:  # an undo takes the champion off the endpoint
-        candidates.append((str(champion.get("version")), f"serving on {plan.endpoint}"))
+    if champion and champion.model == model and champion.endpoint == plan.endpoint \
+            and champion.version != undone:  # an undo takes the champion off the endpoint
+        candidates.append((champion.version, f"serving on {plan.endpoint}"))
     for other in others:
         if other.model == model and other.rule == record.rule and other.stage in (Stage.PROMOTED, Stage.ROLLING_OUT):
             where = "waiting for" if other.stage is Stage.PROMOTED else "rolling out on"
@@ -300,7 +314,7 @@ def rollout_started(record: Lifecycle, rollout: Rollout) -> Move:
     })
 
 
-def rollout_ended(record: Lifecycle, rollout: Rollout | None, champion: dict[str, Any] | None,
+def rollout_ended(record: Lifecycle, rollout: Rollout | None, champion: Champion | None,
                   now: datetime) -> Move | None:
     """rolling_out -> live | rolled_back, and live -> rolled_back, by the rollout's outcome.
 
@@ -313,31 +327,30 @@ def rollout_ended(record: Lifecycle, rollout: Rollout | None, champion: dict[str
     if rollout.state is RolloutState.SUCCEEDED:
         if record.stage is Stage.LIVE:
             return None
-        crowned = {"model": record.model, "version": record.version, "deployment": rollout.deployment,
-                   "endpoint": rollout.endpoint, "workspace": rollout.workspace, "metrics": record.metrics,
-                   "since": now.isoformat(), "previous": _without_previous(champion)}
-        replaced = [key_of(champion["model"], str(champion["version"]))] if champion and not _is(champion, record) \
-            else []
-        return Move(Stage.LIVE, f"serving 100% of {rollout.endpoint}", tag="live", champion=crowned, follow=replaced,
-                    ended=f"replaced by v{record.version}")
+        crowned = Champion(model=record.model, version=record.version, deployment=rollout.deployment,
+                           endpoint=rollout.endpoint, workspace=rollout.workspace, metrics=record.metrics, since=now,
+                           previous=champion.model_copy(update={"previous": None}) if champion else None)
+        replaced = [key_of(champion.model, champion.version)] if champion and not _is(champion, record) else []
+        return Move(Stage.LIVE, f"serving 100% of {rollout.endpoint}", tag="live", follow=replaced,
+                    succession=Succession(crowned, f"replaced by v{record.version}"))
     reason = rollout.rollback_reason or f"its rollout {rollout.state.value}"
     if record.stage is Stage.LIVE and champion and _is(champion, record):
-        previous = champion.get("previous")
-        back = [key_of(previous["model"], str(previous["version"]))] if previous else []
-        undo = next((entry for entry in rollout.history if entry.action == "undo"), None)
+        previous = champion.previous
+        back = [key_of(previous.model, previous.version)] if previous else []
+        undo = next((entry for entry in rollout.history if entry.action is HistoryAction.UNDO), None)
         ended = f"undone by {undo.actor}: {reason}" if undo else f"rolled back: {reason}"
-        return Move(Stage.ROLLED_BACK, reason, tag="rolled_back", champion=previous or {}, follow=back, ended=ended)
+        return Move(Stage.ROLLED_BACK, reason, tag="rolled_back", follow=back, succession=Succession(previous, ended))
     return Move(Stage.ROLLED_BACK, reason, tag="rolled_back")
 
 
-def champion_changed(record: Lifecycle, champion: dict[str, Any] | None) -> Move | None:
+def champion_changed(record: Lifecycle, champion: Champion | None) -> Move | None:
     """live -> superseded when another version became the champion; superseded -> live when the
     champion is this version again (the newer one was undone)."""
-    if champion is None or not champion:
+    if champion is None:
         return None
     if record.stage is Stage.LIVE and not _is(champion, record):
-        return Move(Stage.SUPERSEDED, f"v{champion['version']} of {champion['model']} replaced it",
-                    {"superseded_by": str(champion["version"])}, tag="superseded")
+        return Move(Stage.SUPERSEDED, f"v{champion.version} of {champion.model} replaced it",
+                    {"superseded_by": champion.version}, tag="superseded")
     if record.stage is Stage.SUPERSEDED and _is(champion, record):
         return Move(Stage.LIVE, "serving again: the version that replaced it was rolled back", tag="live")
     return None
@@ -352,12 +365,11 @@ def retirement(record: Lifecycle, endpoint: Endpoint) -> Move | None:
     return Move(Stage.RETIRED, f"deployment {record.deployment} deleted from {endpoint.name}", tag="retired")
 
 
-def awaits(record: dict[str, Any], rollout: Rollout) -> bool:
-    """Whether the stored lifecycle has yet to take its ended rollout's outcome."""
-    stage = record.get("stage")
-    if stage == Stage.ROLLING_OUT:
+def awaits(record: Lifecycle, rollout: Rollout) -> bool:
+    """Whether the lifecycle has yet to take its ended rollout's outcome."""
+    if record.stage is Stage.ROLLING_OUT:
         return rollout.state.has_ended
-    return stage == Stage.LIVE and rollout.state in (RolloutState.ROLLED_BACK, RolloutState.FAILED)
+    return record.stage is Stage.LIVE and rollout.state in (RolloutState.ROLLED_BACK, RolloutState.FAILED)
 
 
 def version_order(version: str) -> tuple[bool, tuple[int, ...], str]:
@@ -380,13 +392,5 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} days"
 
 
-def _is(champion: dict[str, Any], record: Lifecycle) -> bool:
-    return champion.get("model") == record.model and str(champion.get("version")) == record.version
-
-
-def _without_previous(champion: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {k: v for k, v in champion.items() if k != "previous"} if champion else None
-
-
-def _table(table: dict[str, list[Any]]) -> Table:
-    return Table(header=tuple(table["header"]), rows=tuple(tuple(row) for row in table["rows"]))
+def _is(champion: Champion, record: Lifecycle) -> bool:
+    return champion.is_version(record.model, record.version)

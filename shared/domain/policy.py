@@ -372,7 +372,7 @@ APP_ROOT = Path(__file__).resolve().parents[2]
 
 @functools.cache
 def load_policy(path: str) -> Policy:
-    """The policy file at `path`, validated once per process."""
+    """The policy file at `path` (from the repository's root unless absolute), validated once per process."""
     file = Path(path)
     if not file.is_absolute():
         file = APP_ROOT / file

@@ -1,4 +1,5 @@
-"""The ML platform port: everything the reactions need from Azure ML, and nothing more.
+"""The ML platform port: everything the reactions need from Azure ML, and nothing more; and `Busy`,
+which every port raises when what it is asked for is held or busy right now.
 
 One adapter implements it, `shared.adapters.azureml`, through `azure-ai-ml`: against Azure,
 and locally against the local Azure ML service (`localaml/`). Unit tests use fakes of it.
@@ -25,6 +26,22 @@ Clock = Callable[[], datetime]
 that a test moves it instead of waiting for it."""
 
 
+class Busy(Exception):
+    """Busy, try later: someone else holds it or it is busy right now, and the same request may well succeed
+    a little later. Contention, not failure.
+
+    The state store raises it for a record changed under its writer or a lease held by another, the
+    controllers for a model version or an endpoint that another holds, the platform (as `TryLater`) for a
+    resource busy with another operation or throttled. The worker delivers a busy work item again later, the
+    timers take it at their next run, the admin API answers 409 (503 for the platform's throttling), with
+    `Retry-After` when `retry_after` (seconds) says how long to wait.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PlatformError(Exception):
     """A platform call failed; subclasses say how the caller should react."""
 
@@ -33,12 +50,14 @@ class NotFound(PlatformError):
     """The model, job, endpoint or deployment does not exist."""
 
 
-class TryLater(PlatformError):
-    """The platform is busy with this resource (409, endpoint `Updating`, throttled)."""
+class TryLater(Busy, PlatformError):
+    """The platform is busy with this resource (409, endpoint `Updating`, throttled).
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    Its own class because callers tell it apart: it is a PlatformError (the platform's retries and the
+    handlers of platform errors take it with the others), the admin API answers its throttling (with
+    `retry_after`) 503, and the controller waits for an endpoint another rollout holds but retries a busy
+    platform soon.
+    """
 
 
 class Transient(PlatformError):

@@ -1,8 +1,8 @@
 """The app's two records, typed: a model version's lifecycle and an endpoint's rollout.
 
-One enum each for the lifecycle's stage and the rollout's state, phase and actions: the state
-machines, the admin API's models, its OpenAPI document and the state store all use these.
-Records are stored as JSON (`model_dump(mode="json")`) and read back with `model_validate`;
+One enum each for the lifecycle's stage and the rollout's state, phase, admin actions and history
+entries: the state machines, the admin API's models, its OpenAPI document and the state store all use
+these. Records are stored as JSON (`model_dump(mode="json")`) and read back with `model_validate`;
 fields a newer version of the app added are kept (`extra="allow"`).
 """
 
@@ -11,11 +11,18 @@ from __future__ import annotations
 import copy
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
+from shared.domain.analysis import Result
+from shared.domain.decisions import Verdict
+from shared.domain.notification import Table
 from shared.domain.policy import MAX_SECONDS, RolloutPlan
+
+Timestamp = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json")]
+"""A time in one of the app's plain documents (a champion, a work failure, a claim check...), stored as
+`datetime.isoformat` writes it, as those documents always kept it (the records here keep pydantic's form)."""
 
 
 class Stage(enum.StrEnum):
@@ -75,6 +82,45 @@ class RolloutAction(enum.StrEnum):
     UNDO = "undo"
 
 
+class HistoryAction(enum.StrEnum):
+    """What an entry of a rollout's history records: the engine's steps, an analysis and its result, an
+    admin's action (every `RolloutAction` is one), and how the rollout ended."""
+
+    START = "start"
+    MIRROR = "mirror"
+    STEP = "step"
+    ANALYSIS_PASS = "analysis:pass"
+    ANALYSIS_FAIL = "analysis:fail"
+    ANALYSIS_INCONCLUSIVE = "analysis:inconclusive"
+    AWAITING_APPROVAL = "awaiting_approval"
+    PAUSE = "pause"
+    RESUME = "resume"
+    APPROVE = "approve"
+    PROMOTE = "promote"
+    PROMOTE_FULL = "promote-full"
+    ABORT = "abort"
+    UNDO = "undo"
+    ROLLBACK_PENDING = "rollback-pending"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+    RETIRED = "retired"
+
+    @classmethod
+    def analysis(cls, result: Result) -> HistoryAction:
+        """The entry of an analysis with this result."""
+        return next(action for action, found in _ANALYSES.items() if found == result)
+
+    @property
+    def analysis_result(self) -> Result | None:
+        """`pass`, `fail` or `inconclusive` for an analysis entry; None for any other."""
+        return _ANALYSES.get(self)
+
+
+_ANALYSES: dict[HistoryAction, Result] = {HistoryAction.ANALYSIS_PASS: "pass", HistoryAction.ANALYSIS_FAIL: "fail",
+                                          HistoryAction.ANALYSIS_INCONCLUSIVE: "inconclusive"}
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="allow", validate_assignment=False)
 
@@ -115,7 +161,9 @@ class Lifecycle(Record):
     test_job_url: str | None = Field(None, description="the test job in Azure ML studio, once it has been judged")
     history: list[StageEntry] = Field(default_factory=list)
     metrics: dict[str, float | None] = Field(default_factory=dict)
-    gates: dict[str, list[Any]] | None = Field(None, description="the gate table: header and rows")
+    gates: Table | None = Field(None, description="the gate table, for people: header and rows")
+    verdict: Verdict | None = Field(None, description="each gate's result, which the gate table is built from "
+                                                      "(absent for versions judged before it was kept)")
     promoted_to: dict[str, str] = Field(default_factory=dict, description="registry -> URI of the copy")
     serving_uri: str | None = None
     serving_location: str | None = None
@@ -154,7 +202,7 @@ class RolloutEntry(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     time: datetime
-    action: str
+    action: HistoryAction
     actor: str
     reason: str
     traffic: dict[str, int] | None = None

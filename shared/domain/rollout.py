@@ -31,7 +31,7 @@ from shared.domain.analysis import analyze, split
 from shared.domain.notification import Kind, Severity
 from shared.domain.policy import RolloutPlan
 from shared.domain.ports import DeploymentMetrics, Endpoint
-from shared.domain.records import Phase, Rollout, RolloutAction, RolloutEntry, RolloutState, Split
+from shared.domain.records import HistoryAction, Phase, Rollout, RolloutAction, RolloutEntry, RolloutState, Split
 from shared.domain.transitions import Transition
 
 State = RolloutState
@@ -143,7 +143,7 @@ def begin(rule: str, plan: RolloutPlan, model: str, version: str, deployment: st
         baseline=Split(traffic=traffic, mirror=mirror), state=State.PROGRESSING, phase=Phase.PROVISIONING,
         started=now,
     )
-    _log(record, "start", actor, reason, now)
+    _log(record, HistoryAction.START, actor, reason, now)
     mirrored = f", mirror {plan.mirror.percent}% first" if plan.mirror else ""
     return Move(record, [Tell("rollout.started", f"Rollout of {model} v{version} started",
                               f"steps {plan.steps} on {plan.endpoint}{mirrored}")])
@@ -189,7 +189,7 @@ def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
         return Move(r, [Measure(started)])
     verdict = analyze(metrics, plan.gates)
     reasons = "; ".join(verdict.reasons)
-    _log(r, f"analysis:{verdict.result}", actor, reasons, now, metrics=verdict.observed)
+    _log(r, HistoryAction.analysis(verdict.result), actor, reasons, now, metrics=verdict.observed)
     if verdict.result == "fail":
         r.failures += 1
         if r.failures >= plan.failure_limit:
@@ -212,16 +212,16 @@ def applied(record: Rollout, outcome: Outcome, detail: str, now: datetime, actor
     r = record.model_copy(deep=True)
     if r.state is State.ROLLING_BACK:
         if outcome is Outcome.BUSY:
-            _log(r, "rollback-pending", actor, "endpoint busy; the next tick restores the traffic", now)
+            _log(r, HistoryAction.ROLLBACK_PENDING, actor, "endpoint busy; the next tick restores the traffic", now)
             return Move(r)
         if outcome is Outcome.REFUSED:
             r.state, r.finished = State.FAILED, now
             reason = f"the platform refused to restore the traffic: {detail}"
-            _log(r, "failed", actor, reason, now)
+            _log(r, HistoryAction.FAILED, actor, reason, now)
             return Move(r, [Tell("rollout.failed", f"Rollout of {r.model} v{r.version} failed", reason,
                                  severity="error")])
         r.state, r.target, r.finished = State.ROLLED_BACK, None, now
-        _log(r, "rolled_back", actor, r.rollback_reason, now, metrics=r.rollback_metrics)
+        _log(r, HistoryAction.ROLLED_BACK, actor, r.rollback_reason, now, metrics=r.rollback_metrics)
         facts = tuple((name, "-" if value is None else f"{value:.4g}")
                       for name, value in (r.rollback_metrics or {}).items())
         return Move(r, [Tell("rollout.rolled_back", f"Rollout of {r.model} v{r.version} rolled back",
@@ -250,7 +250,7 @@ def retire(record: Rollout, endpoint: Endpoint, now: datetime, actor: str, grace
     names = tuple(name for name in r.baseline.traffic if name != r.deployment
                   and not endpoint.traffic.get(name) and not endpoint.mirror_traffic.get(name))
     r.retired = True
-    _log(r, "retired", actor, f"previous deployments deleted: {list(names) or 'none'}", now)
+    _log(r, HistoryAction.RETIRED, actor, f"previous deployments deleted: {list(names) or 'none'}", now)
     return Move(r, [Retire(names)])
 
 
@@ -260,7 +260,7 @@ def paused_by_hand(record: Rollout, traffic: dict[str, int], mirror: dict[str, i
     r = record.model_copy(deep=True)
     if r.state in (State.PROGRESSING, State.AWAITING_APPROVAL):
         r.state, r.target = State.PAUSED, None
-        _log(r, "pause", actor, f"manual traffic change to {traffic} (mirror {mirror})", now)
+        _log(r, HistoryAction.PAUSE, actor, f"manual traffic change to {traffic} (mirror {mirror})", now)
     return Move(r)
 
 
@@ -286,19 +286,19 @@ def act(record: Rollout, action: RolloutAction, actor: str, reason: str, now: da
         if r.phase is Phase.PROVISIONING:
             raise RolloutError(f"cannot promote: deployment {r.deployment} is still provisioning and takes no "
                                "traffic yet")
-        _log(r, "promote-full" if full else "promote", actor, reason, now)
+        _log(r, HistoryAction.PROMOTE_FULL if full else HistoryAction.PROMOTE, actor, reason, now)
         return _promote(r, now, full)
     elif action is RolloutAction.ABORT:
         _require(r, action, State.PROGRESSING, State.PAUSED, State.AWAITING_APPROVAL)
-        _log(r, "abort", actor, reason, now)
+        _log(r, HistoryAction.ABORT, actor, reason, now)
         return _rollback(r, now, actor, reason)
     else:
         _require(r, action, State.SUCCEEDED)
         if r.retired:
             raise RolloutError("the previous deployments are already retired; there is nothing to go back to")
-        _log(r, "undo", actor, reason, now)
+        _log(r, HistoryAction.UNDO, actor, reason, now)
         return _rollback(r, now, actor, reason)
-    _log(r, action.value, actor, reason, now)
+    _log(r, HistoryAction(action.value), actor, reason, now)
     return Move(r)
 
 
@@ -322,19 +322,19 @@ def _next_phase(r: Rollout, now: datetime, actor: str) -> Move:
     if r.phase is Phase.PROVISIONING and plan.mirror and any(baseline.traffic.values()):
         r.phase = Phase.MIRROR
         action = _apply(r, baseline.traffic, {r.deployment: plan.mirror.percent}, now)
-        _log(r, "mirror", actor, f"mirror {plan.mirror.percent}% to {r.deployment}", now)
+        _log(r, HistoryAction.MIRROR, actor, f"mirror {plan.mirror.percent}% to {r.deployment}", now)
         return Move(r, [action])
     if not any(baseline.traffic.values()):
         # As Flagger does for a first deployment: nothing to compare with or roll back to.
         r.phase, r.step, r.skip_analysis = Phase.STEP, len(plan.steps) - 1, True
         action = _apply(r, {r.deployment: 100}, {}, now)
-        _log(r, "step", actor, "first deployment on an empty endpoint: 100% without analysis", now)
+        _log(r, HistoryAction.STEP, actor, "first deployment on an empty endpoint: 100% without analysis", now)
         return Move(r, [action])
     step = r.step + 1
     percent = plan.steps[step]
     if percent in plan.manual_gates and percent not in r.approved:
         r.state = State.AWAITING_APPROVAL
-        _log(r, "awaiting_approval", actor, f"step {percent}% waits for approval", now)
+        _log(r, HistoryAction.AWAITING_APPROVAL, actor, f"step {percent}% waits for approval", now)
         where = f"{r.workspace} {r.endpoint}"
         return Move(r, [Tell(
             "rollout.awaiting_approval", f"Rollout of {r.model} v{r.version} waits for approval at {percent}%",
@@ -346,7 +346,7 @@ def _next_phase(r: Rollout, now: datetime, actor: str) -> Move:
         )])
     r.phase, r.step, r.failures, r.inconclusive = Phase.STEP, step, 0, 0
     action = _apply(r, split(baseline.traffic, r.deployment, percent), {}, now)
-    _log(r, "step", actor, f"{percent}% of traffic to {r.deployment}", now)
+    _log(r, HistoryAction.STEP, actor, f"{percent}% of traffic to {r.deployment}", now)
     actions: list[Action] = [action]
     if percent == 100 or step == 0:
         actions.append(Tell("rollout.step", f"{r.deployment} takes {percent}% of {r.endpoint}", suffix=str(percent)))
@@ -356,7 +356,7 @@ def _next_phase(r: Rollout, now: datetime, actor: str) -> Move:
 def _finish(r: Rollout, now: datetime, actor: str, reason: str) -> Move:
     r.state, r.target, r.finished = State.SUCCEEDED, None, now
     r.retire_at = now + timedelta(seconds=r.plan.retire_previous_after_seconds)
-    _log(r, "succeeded", actor, reason, now)
+    _log(r, HistoryAction.SUCCEEDED, actor, reason, now)
     return Move(r, [Tell("rollout.completed", f"{r.model} v{r.version} is live", reason)])
 
 
@@ -373,7 +373,7 @@ def _require(r: Rollout, action: RolloutAction, *states: State) -> None:
         raise RolloutError(f"cannot {action.value} a rollout that is {r.state.value} (needs {needs})")
 
 
-def _log(r: Rollout, action: str, actor: str, reason: str, now: datetime,
+def _log(r: Rollout, action: HistoryAction, actor: str, reason: str, now: datetime,
          metrics: dict[str, Any] | None = None) -> None:
     target = r.target
     r.history.append(RolloutEntry(time=now, action=action, actor=actor, reason=reason,

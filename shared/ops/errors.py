@@ -15,12 +15,11 @@ from typing import Any
 import azure.functions as func
 from pydantic import ValidationError
 
-from shared.adapters.storage.state import Conflict
 from shared.domain.policy import PolicyError
-from shared.domain.ports import ConfigurationError, NotFound, PlatformError, Transient, TryLater, UnknownLocation
+from shared.domain.ports import Busy, ConfigurationError, NotFound, PlatformError, Transient, TryLater, UnknownLocation
 from shared.ops.respond import Problem, error_body, json_response
 from shared.reactor.lifecycle import ReviewRefused
-from shared.reactor.rollout import RolloutBusy, RolloutError
+from shared.reactor.rollout import RolloutError
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -75,14 +74,12 @@ def _refusal(error: Exception, correlation_id: str) -> tuple[int, str, float | N
         return error.status, str(error), None
     if isinstance(error, NotFound | UnknownLocation):
         return 404, str(error), None
-    if isinstance(error, RolloutError | RolloutBusy):
+    if isinstance(error, RolloutError):
         return 409, str(error), None
-    if isinstance(error, Conflict):
-        return 409, f"{error}; try again", 1
-    if isinstance(error, TryLater):
-        if error.retry_after is None:
-            return 409, f"{error}; try again", None
+    if isinstance(error, TryLater) and error.retry_after is not None:  # the platform throttles: unavailable for now
         return 503, str(error), error.retry_after
+    if isinstance(error, Busy):  # held or busy right now: the same request again later
+        return 409, f"{error}; try again", error.retry_after
     if isinstance(error, Transient):
         return 503, f"the ML platform failed for now: {error}", 5
     if isinstance(error, ConfigurationError | SettingsError | PolicyError):

@@ -11,11 +11,9 @@ import json
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from shared.bootstrap import Services
-from shared.domain import champions
 from shared.domain import lifecycle as machine
 from shared.domain.decisions import retrain_job_name
 from shared.domain.notification import Notification
@@ -23,6 +21,7 @@ from shared.domain.policy import PolicyError, Rule, parse_policy
 from shared.domain.ports import NotFound, PlatformError
 from shared.domain.records import Lifecycle as LifecycleRecord
 from shared.domain.records import Stage
+from shared.domain.work import WorkItem
 from shared.ops import traffic
 from shared.ops.errors import ApiError
 from shared.ops.models import (
@@ -101,7 +100,7 @@ def promote(services: Services, where: ModelPath, request: PromoteRequest, calle
     if model.location in targets:
         raise ApiError(400, f"the version is in {model.location} already; it cannot be promoted there", "targets")
     key = machine.key_of(model.name, model.version)
-    record = lifecycle.get(services, key)
+    record = services.state.lifecycles.get(key)
     untested = _untested(record)
     if untested and not request.force:
         raise ApiError(409, f"{key} {untested}; promote it anyway with force: true and a reason", "force")
@@ -190,11 +189,12 @@ def rollout_action(services: Services, where: ActionPath, request: ActionRequest
 
 def list_rollouts(services: Services, query: RolloutFilter, caller: Caller) -> Rollouts:
     records = [
-        record for record in (Rollout.model_validate(doc) for doc in services.state.list("rollout"))
+        record for record in services.state.rollouts.list()
         if query.state in (None, record.state) and query.endpoint in (None, record.endpoint)
     ]
     records.sort(key=lambda record: record.started, reverse=True)
-    return Rollouts(items=[record.model_copy(update={"history": record.history[-1:]}) for record in records])
+    return Rollouts(items=[Rollout.model_validate(record.model_copy(update={"history": record.history[-1:]}).stored())
+                           for record in records])
 
 
 def rollout_history(services: Services, where: HistoryPath, caller: Caller) -> Rollouts:
@@ -204,7 +204,7 @@ def rollout_history(services: Services, where: HistoryPath, caller: Caller) -> R
 
 
 def get_rollout(services: Services, where: EndpointPath, caller: Caller) -> Rollout:
-    found = engine.current(services, engine.key_for(where.workspace, where.endpoint))
+    found = services.state.rollouts.get(engine.key_for(where.workspace, where.endpoint))
     if found is None:
         raise NotFound(f"no rollout on {where.workspace}/{where.endpoint}")
     record = found.stored()
@@ -239,41 +239,46 @@ def retrain(services: Services, request: RetrainRequest, caller: Caller) -> Retr
 def replay(services: Services, request: ReplayRequest, caller: Caller) -> Replayed:
     """Run a set-aside event through intake again, or put a dead-lettered work item back on
     the queue. A replay that got through removes the stored copy; a failing one is stored anew."""
-    stored = services.state.get(request.kind, request.key)
-    if stored is None:
-        raise NotFound(f"no {request.kind} item with key {request.key!r}")
     if request.kind == "deadletter":
-        services.work_queue.send(_work_item(stored, request.key))
-        outcome = "requeued"
+        letter = services.state.dead_letters.get(request.key)
+        if letter is None:
+            raise NotFound(f"no {request.kind} item with key {request.key!r}")
+        services.work_queue.send(_work_item(letter.work_item(), request.key).message())
+        services.state.dead_letters.delete(request.key)
+        outcome, was = "requeued", letter.reason
     else:
-        outcome = intake.receive(stored["event"], services.state, services.work_queue, clock=services.clock).value
-    if outcome in ("requeued", intake.Outcome.QUEUED.value):
-        services.state.delete(request.kind, request.key)
-    _audit(services, caller, f"{request.kind}/{request.key}", "replay",
-           f"was {request.kind}: {stored.get('reason', '')}", outcome)
+        store = services.state.set_aside[request.kind]
+        kept = store.get(request.key)
+        if kept is None:
+            raise NotFound(f"no {request.kind} item with key {request.key!r}")
+        outcome = intake.receive(kept.event, services.state, services.work_queue, clock=services.clock).value
+        was = kept.reason
+        if outcome == intake.Outcome.QUEUED.value:
+            store.delete(request.key)
+    _audit(services, caller, f"{request.kind}/{request.key}", "replay", f"was {request.kind}: {was}", outcome)
     return Replayed(kind=request.kind, key=request.key, outcome=outcome)
 
 
 def list_lifecycles(services: Services, query: LifecycleFilter, caller: Caller) -> Lifecycles:
     records = [
-        record for record in services.state.list("lifecycle")
-        if query.stage in (None, record["stage"]) and query.model in (None, record["model"])
+        record for record in services.state.lifecycles.list()
+        if query.stage in (None, record.stage) and query.model in (None, record.model)
     ]
-    return Lifecycles(items=[Lifecycle.model_validate(record) for record in records])
+    return Lifecycles(items=[Lifecycle.model_validate(record.stored()) for record in records])
 
 
 def get_lifecycle(services: Services, where: LifecyclePath, caller: Caller) -> Lifecycle:
-    record = services.state.get("lifecycle", machine.key_of(where.name, where.version))
+    record = services.state.lifecycles.get(machine.key_of(where.name, where.version))
     if record is None:
         raise NotFound(f"no lifecycle for {where.name} v{where.version}")
-    return Lifecycle.model_validate(record)
+    return Lifecycle.model_validate(record.stored())
 
 
 def champion_history(services: Services, where: ChampionPath, caller: Caller) -> ChampionHistory:
     """The rule's champion history; empty for a rule of the policy whose champion never changed."""
-    stored = services.state.get(champions.KIND, where.rule)
+    stored = services.state.champion_histories.get(where.rule)
     if stored is not None:
-        return ChampionHistory.model_validate(stored)
+        return ChampionHistory.model_validate(stored.model_dump())
     if services.policy.rule_named(where.rule) is None:
         raise ApiError(404, f"the policy has no rule named {where.rule!r} and no champion history is kept for it",
                        "rule")
@@ -319,18 +324,14 @@ def _promotion_path(services: Services, name: str, tags: dict[str, str]) -> list
     return list(rule.promotion.path)
 
 
-def _work_item(stored: dict[str, Any], key: str) -> dict[str, Any]:
-    try:
-        item = json.loads(stored["message"])
-    except (KeyError, TypeError, ValueError):
-        item = None
-    if not isinstance(item, dict) or "event" not in item:
+def _work_item(item: WorkItem | None, key: str) -> WorkItem:
+    if item is None:
         raise ApiError(409, f"dead letter {key!r} is not a readable work item; there is nothing to replay", "key")
     return item
 
 
 def _storage(services: Services) -> str:
-    services.state.container.get_container_properties()
+    services.state.blobs.container.get_container_properties()
     return f"state container {services.settings.state_container}"
 
 
@@ -352,27 +353,27 @@ def list_set_aside(services: Services, query: SetAsideFilter, caller: Caller) ->
     """Events set aside by intake (rejected, ignored) and dead-lettered work items, newest first,
     with the keys `replay` takes."""
     kinds = [query.kind] if query.kind else list(typing.get_args(SetAsideKind))
-    items = [_set_aside_item(kind, key, doc) for kind in kinds for key, doc in services.state.items(kind)]
+    items = [item for kind in kinds for item in _set_aside_items(services, kind)]
     items.sort(key=lambda item: item.time, reverse=True)
     return SetAsideItems(items=items[:query.limit])
 
 
-def _set_aside_item(kind: SetAsideKind, key: str, stored: dict[str, Any]) -> SetAsideItem:
-    """One stored item as listed: intake keeps the event itself, a dead letter the queue message."""
+def _set_aside_items(services: Services, kind: SetAsideKind) -> list[SetAsideItem]:
+    """The stored items of a kind, as listed: intake keeps the event itself, a dead letter the queue message."""
     if kind == "deadletter":
-        try:
-            message = json.loads(stored.get("message") or "")
-        except (TypeError, ValueError):
-            message = None
-        event = message.get("event") if isinstance(message, dict) else None
-        when = stored.get("time")
-    else:
-        event, when = stored.get("event"), stored.get("received")
+        letters = [(key, letter, letter.work_item()) for key, letter in services.state.dead_letters.items()]
+        return [_set_aside_item(kind, key, letter.reason, letter.time, item.event if item else None)
+                for key, letter, item in letters]
+    return [_set_aside_item(kind, key, kept.reason, kept.received, kept.event)
+            for key, kept in services.state.set_aside[kind].items()]
+
+
+def _set_aside_item(kind: SetAsideKind, key: str, reason: str, when: datetime, event: object) -> SetAsideItem:
     fields = {str(name).lower(): value for name, value in event.items()} if isinstance(event, dict) else {}
 
     def text(*names: str) -> str:
         value = next((fields[name] for name in names if fields.get(name) is not None), "")
         return value[:300] if isinstance(value, str) else json.dumps(value, default=str)[:300]
 
-    return SetAsideItem(kind=kind, key=key, reason=str(stored.get("reason", "")), time=str(when or ""),
-                        event_id=text("id"), event_type=text("eventtype", "type"), subject=text("subject"))
+    return SetAsideItem(kind=kind, key=key, reason=reason, time=when.isoformat(), event_id=text("id"),
+                        event_type=text("eventtype", "type"), subject=text("subject"))

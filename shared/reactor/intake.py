@@ -24,13 +24,14 @@ from shared.adapters import telemetry
 from shared.adapters.storage.clients import blob_service, queue_service
 from shared.adapters.storage.queue import WorkQueue, fits
 from shared.adapters.storage.state import BlobStateStore
+from shared.adapters.storage.stores import Stores
 from shared.domain.events import AmlEvent, MalformedEvent, UnknownEventType, dedupe_key, parse_event, storable
 from shared.domain.ports import Clock
 from shared.domain.records import AuditEntry
+from shared.domain.work import Claim, LedgerEntry, SetAside, WorkItem
 from shared.settings import Settings
 
 WORK_QUEUE = "aml-work"
-CLAIMS = "claims"
 
 
 class Outcome(enum.StrEnum):
@@ -40,14 +41,14 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"
 
 
-def fast_stores(settings: Settings) -> tuple[BlobStateStore, WorkQueue]:
+def fast_stores(settings: Settings) -> tuple[Stores, WorkQueue]:
     """The state store and work queue for intake, on clients that fail within seconds in a storage
     outage (`shared.adapters.storage.clients`): the webhook then answers 5xx quickly and Event Grid redelivers."""
-    state = BlobStateStore(blob_service(settings, fast=True), settings.state_container)
+    state = Stores(BlobStateStore(blob_service(settings, fast=True), settings.state_container))
     return state, WorkQueue(queue_service(settings, fast=True), WORK_QUEUE)
 
 
-def receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue, *, clock: Clock) -> Outcome:
+def receive(raw: dict[str, Any], state: Stores, work_queue: WorkQueue, *, clock: Clock) -> Outcome:
     """Take one delivered event to its intake outcome (in the `intake` span, whose context the work item carries)."""
     dimensions = telemetry.event_dimensions(raw)
     with telemetry.span("intake", kind="consumer", **dimensions) as span:
@@ -57,7 +58,7 @@ def receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue, *
     return outcome
 
 
-def _receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue, clock: Clock) -> Outcome:
+def _receive(raw: dict[str, Any], state: Stores, work_queue: WorkQueue, clock: Clock) -> Outcome:
     key = dedupe_key(raw) if isinstance(raw, dict) else "not-an-object"
     try:
         event = parse_event(raw)
@@ -66,40 +67,41 @@ def _receive(raw: dict[str, Any], state: BlobStateStore, work_queue: WorkQueue, 
     except MalformedEvent as error:
         return _set_aside(state, key, raw, Outcome.REJECTED, str(error), clock)
 
-    claimed = state.claim_event(
-        key, {"event_id": event.id, "type": event.event_type, "subject": event.subject, "received": clock().isoformat()}
+    claimed = state.ledger.create(
+        key, LedgerEntry(event_id=event.id, type=event.event_type, subject=event.subject, received=clock())
     )
     if not claimed:
         _audit(state, clock, event.id, event.subject, Outcome.DUPLICATE, "event id already in the ledger")
         return Outcome.DUPLICATE
-    item: dict[str, Any] = {}
+    item: WorkItem | None = None
     try:
         item = work_item(key, event, state, clock)
-        work_queue.send(item)
+        work_queue.send(item.message())
     except Exception:
         # Release the claim so Event Grid's redelivery is not mistaken for a duplicate.
-        state.delete("ledger", key)
-        if "claim" in item:
-            state.delete(CLAIMS, key)
+        state.ledger.delete(key)
+        if item is not None and item.claim is not None:
+            state.claims.delete(key)
         raise
     _audit(state, clock, event.id, event.subject, Outcome.QUEUED, f"{event.kind.value} queued for the worker")
     return Outcome.QUEUED
 
 
-def work_item(key: str, event: AmlEvent, state: BlobStateStore, clock: Clock) -> dict[str, Any]:
-    """The queue message for an event: the event itself, or a claim check when it is too large.
+def work_item(key: str, event: AmlEvent, state: Stores, clock: Clock) -> WorkItem:
+    """The work item for an event: the event itself, or a claim check when it is too large.
 
     A reference keeps the event's id and subject under `event`, so that the worker's error
     records, dead letters and their replay read it like any other item.
     """
-    item = telemetry.carry({"key": key, "event": event.raw})
-    if fits(item):
+    item = WorkItem(key=key, event=event.raw, traceparent=telemetry.traceparent())
+    if fits(item.message()):
         return item
-    state.put(CLAIMS, key, {"event": event.raw, "received": clock().isoformat()})
-    return telemetry.carry({"key": key, "claim": key, "event": {"id": event.id, "subject": event.subject[:300]}})
+    state.claims.put(key, Claim(event=event.raw, received=clock()))
+    return WorkItem(key=key, claim=key, event={"id": event.id, "subject": event.subject[:300]},
+                    traceparent=telemetry.traceparent())
 
 
-def _set_aside(state: BlobStateStore, key: str, raw: object, outcome: Outcome, reason: str, clock: Clock) -> Outcome:
+def _set_aside(state: Stores, key: str, raw: object, outcome: Outcome, reason: str, clock: Clock) -> Outcome:
     """Keep an event that will not be processed, with the reason, for replay or diagnosis.
 
     What is kept is made storable (lone surrogates escaped, deep nesting cut): the reason says
@@ -107,7 +109,7 @@ def _set_aside(state: BlobStateStore, key: str, raw: object, outcome: Outcome, r
     """
     kept = storable(raw)
     event_id = str(kept.get("id", ""))[:300] if isinstance(kept, dict) else ""
-    state.put(outcome.value, key, {"reason": reason, "received": clock().isoformat(), "event": kept})
+    state.set_aside[outcome.value].put(key, SetAside(reason=reason, received=clock(), event=kept))
     _audit(state, clock, event_id or key, _subject(kept), outcome, reason)
     return outcome
 
@@ -118,7 +120,10 @@ def _subject(raw: object) -> str:
     return json.dumps(raw, default=str)[:300]
 
 
-def _audit(state: BlobStateStore, clock: Clock, correlation_id: str, subject: str, outcome: Outcome,
-           reason: str) -> None:
-    state.audit(AuditEntry(time=clock(), correlation_id=correlation_id, subject=subject, action="intake",
-                           outcome=outcome.value, reason=reason))
+def _audit(state: Stores, clock: Clock, correlation_id: str, subject: str, outcome: Outcome, reason: str) -> None:
+    state.audit(
+        AuditEntry(
+            time=clock(), correlation_id=correlation_id, subject=subject, action="intake", outcome=outcome.value,
+            reason=reason,
+        )
+    )

@@ -11,21 +11,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import shared.domain.champions as champions
 import shared.domain.lifecycle as machine
-from shared.adapters.storage.state import Leased
 from shared.bootstrap import Services
 from shared.domain.decisions import deployment_name, evaluation_job_name
 from shared.domain.lifecycle import Move, key_of
 from shared.domain.policy import Rule
-from shared.domain.ports import ModelVersion, NotFound, TryLater
+from shared.domain.ports import Busy, ModelVersion, NotFound, TryLater
 from shared.domain.records import Lifecycle, ReviewDecision, Rollout, Stage, StageEntry
 from shared.reactor import outcomes
 from shared.reactor import rollout as engine
 
-KIND = "lifecycle"
 REVIEW_WAIT_SECONDS = 10.0  # a reconcile holds a version for a few platform calls at most
 log = logging.getLogger(__name__)
 
@@ -44,22 +41,17 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
         history=[StageEntry(stage=Stage.TESTING, time=services.clock(), cause=cause,
                             reason=f"test job {job_name} submitted")],
     )
-    if services.state.create(KIND, key, record.stored()):
+    if services.state.lifecycles.create(key, record):
         services.platform.set_model_tags(model.location, model.name, model.version, {machine.TAG: "testing"})
         outcomes.audit(services, cause, key, "test", "submitted", f"test job {job_name} ({rule.test.pipeline})")
-    return get(services, key) or record
-
-
-def get(services: Services, key: str) -> Lifecycle | None:
-    stored = services.state.get(KIND, key)
-    return Lifecycle.model_validate(stored) if stored is not None else None
+    return services.state.lifecycles.get(key) or record
 
 
 def reconcile(services: Services, key: str, cause: str) -> str:
     """Advance one lifecycle as far as current platform state allows; return its stage."""
     follow: list[str] = []
     with _exclusive(services, key):
-        record = get(services, key)
+        record = services.state.lifecycles.get(key)
         if record is None:
             return "unknown"
         rule = services.policy.rule_named(record.rule)
@@ -80,8 +72,8 @@ def reconcile(services: Services, key: str, cause: str) -> str:
 def follow(services: Services, rollout: Rollout, cause: str) -> None:
     """After a rollout ended (a tick, an admin's abort or undo): the version it rolled out takes the
     outcome now rather than at the next resync."""
-    stored = services.state.get(KIND, key_of(rollout.model, rollout.version))
-    if stored is not None and machine.awaits(stored, rollout):
+    record = services.state.lifecycles.get(key_of(rollout.model, rollout.version))
+    if record is not None and machine.awaits(record, rollout):
         _follow_up(services, key_of(rollout.model, rollout.version), cause)
 
 
@@ -89,7 +81,7 @@ def _follow_up(services: Services, key: str, cause: str) -> None:
     """Reconcile another lifecycle; what fails there is its own (the resync takes it again)."""
     try:
         reconcile(services, key, cause)
-    except TryLater as later:
+    except Busy as later:
         log.info("lifecycle %s: %s; the resync takes it", key, later)
     except Exception as error:
         outcomes.report_failure(services, "reconcile", key, error, cause)
@@ -99,7 +91,7 @@ def _decide(services: Services, rule: Rule, record: Lifecycle, cause: str) -> Mo
     if record.stage is Stage.TESTING:
         job = services.platform.get_job(record.workspace, record.test_job)
         champion = _champion(services, rule)
-        return machine.judged(record, job, rule.gates, champion.get("metrics") if champion else None)
+        return machine.judged(record, job, rule.gates, champion.metrics if champion else None)
     if record.stage is Stage.PASSED:
         model = services.platform.get_model(record.workspace, record.model, record.version)
         waiting = machine.review_needed(record, rule.review, model, services.clock()) if record.review is None else None
@@ -141,7 +133,7 @@ def review(services: Services, key: str, approved: bool, by: str, roles: frozens
     A person waits a few seconds for a reconcile under way (the resync's, an event's) rather than being
     told to try again; once the decision is recorded, a reconcile busy elsewhere carries it on."""
     with _exclusive(services, key, wait_seconds=REVIEW_WAIT_SECONDS):
-        record = get(services, key)
+        record = services.state.lifecycles.get(key)
         if record is None:
             raise NotFound(f"no lifecycle for {key}")
         rule = services.policy.rule_named(record.rule)
@@ -153,13 +145,13 @@ def review(services: Services, key: str, approved: bool, by: str, roles: frozens
         if approved and policy.four_eyes and machine.same_identity(by, record.registered_by):
             raise ReviewRefused(403, f"four eyes: {by} registered {key} and may not approve it")
         decision = ReviewDecision(approved=approved, by=by, at=services.clock(), reason=reason, via="api")
-        services.state.update(KIND, key, lambda stored: {**(stored or {}), "review": decision.model_dump(mode="json")})
+        services.state.lifecycles.update(key, lambda stored: (stored or record).model_copy(update={"review": decision}))
         outcomes.audit(services, cause, key, "review", "approved" if approved else "rejected", f"{reason} (by {by})")
     try:
         reconcile(services, key, cause)
-    except TryLater as later:  # recorded: whoever holds the version now, or the next resync, moves it on
+    except Busy as later:  # recorded: whoever holds the version now, or the next resync, moves it on
         log.info("lifecycle %s: %s; the decision is recorded", key, later)
-    return get(services, key) or record
+    return services.state.lifecycles.get(key) or record
 
 
 class ReviewRefused(Exception):
@@ -186,14 +178,16 @@ def _roll_out(services: Services, rule: Rule, record: Lifecycle, cause: str) -> 
     if plan is None:
         return None
     key = engine.key_for(plan.workspace, plan.endpoint)
-    others = [Lifecycle.model_validate(doc) for doc in services.state.list(KIND, prefix=f"{record.model}:")]
-    newer = machine.newer_version(record, plan, engine.current(services, key), _champion(services, rule), others)
+    others = services.state.lifecycles.list(prefix=f"{record.model}:")
+    newer = machine.newer_version(record, plan, services.state.rollouts.get(key), _champion(services, rule), others)
     if newer is not None:
         return machine.overtaken(record, newer)
     try:
         rollout = engine.start(services, rule.name, plan, record.serving_location or record.workspace, record.model,
                                record.version, cause)
-    except engine.RolloutBusy as busy:
+    except TryLater:
+        raise  # the platform is busy: whoever called tries again soon
+    except Busy as busy:  # another rollout holds the endpoint: the version waits for it
         outcomes.audit(services, cause, record.key, "rollout", "waiting", str(busy))
         return None
     except engine.RolloutEnded:  # started before this record could say so: take it as it is
@@ -212,8 +206,8 @@ def _rollout_of(services: Services, rule: Rule, record: Lifecycle) -> Rollout | 
     return engine.find(services, key, record.deployment or deployment_name(record.model, record.version))
 
 
-def _champion(services: Services, rule: Rule) -> dict[str, Any] | None:
-    return services.state.get("champion", rule.name)
+def _champion(services: Services, rule: Rule) -> champions.Champion | None:
+    return services.state.champions.get(rule.name)
 
 
 def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, cause: str) -> Lifecycle:
@@ -228,26 +222,27 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
                 services.platform.set_model_tags(location, record.model, record.version, {machine.TAG: move.tag})
             except NotFound:
                 log.warning("%s is gone from %s; its stage tag is not set", record.key, location)
-    if move.champion is not None:
+    succession = move.succession
+    if succession is not None:
         before = _champion(services, rule)
-        if move.champion:
-            services.state.put("champion", rule.name, move.champion)
+        if succession.champion is not None:
+            services.state.champions.put(rule.name, succession.champion)
         else:
-            services.state.delete("champion", rule.name)
-        services.state.update(champions.KIND, rule.name, lambda stored: champions.changed(
-            stored, rule.name, before, move.champion or {}, move.ended, now))
+            services.state.champions.delete(rule.name)
+        services.state.champion_histories.update(rule.name, lambda history: champions.changed(
+            history, rule.name, before, succession.champion, succession.ended, now))
     for notification in move.told:
         outcomes.notify(services, notification, rule.channels_for(notification.kind))
 
-    def change(stored: dict[str, Any] | None) -> dict[str, Any]:
-        current = Lifecycle.model_validate(stored if stored is not None else record.stored())
+    def change(stored: Lifecycle | None) -> Lifecycle:
+        current = stored or record
         updated = current.model_copy(update={**move.changes, "stage": move.stage})
         updated.history = [*current.history, StageEntry(stage=move.stage, time=now, cause=cause, reason=move.reason)]
-        return Lifecycle.model_validate(updated.stored()).stored()
+        return updated
 
-    stored = services.state.update(KIND, record.key, change)
+    stored = services.state.lifecycles.update(record.key, change)
     outcomes.audit(services, cause, record.key, "lifecycle", move.stage.value, move.reason)
-    return Lifecycle.model_validate(stored)
+    return stored
 
 
 @contextlib.contextmanager
@@ -256,7 +251,7 @@ def _exclusive(services: Services, key: str, wait_seconds: float = 0) -> Iterato
     again shortly. Only acquiring is retried: what the body raises is the body's."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(services.state.lease(KIND, key, seconds=60, wait_seconds=wait_seconds))
-        except Leased as error:
-            raise TryLater(f"lifecycle {key} is being reconciled elsewhere") from error
+            stack.enter_context(services.state.lifecycles.lease(key, seconds=60, wait_seconds=wait_seconds))
+        except Busy as error:
+            raise Busy(f"lifecycle {key} is being reconciled elsewhere") from error
         yield

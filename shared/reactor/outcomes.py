@@ -11,6 +11,7 @@ from shared.adapters.notify import NotifyError
 from shared.bootstrap import Services
 from shared.domain.notification import Notification
 from shared.domain.records import AuditEntry
+from shared.domain.work import FailureReport
 
 FAILED: Final = "work.failed"  # the notification kind of an isolated failure
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def report_failure(services: Services, scope: str, subject: str, error: BaseExce
     log.warning("%s %s failed: %s", scope, subject, reason)
     fingerprint = hashlib.sha256(f"{scope}|{subject}|{reason}".encode("utf-8", "replace")).hexdigest()[:32]
     try:
-        if services.state.get("failures", fingerprint) is not None:
+        if services.state.failure_reports.get(fingerprint) is not None:
             return  # recorded and told already
         # Told first: a notification that fails for now is tried again at the next failure (the
         # notifier sends each id once); the marker then makes the audit entry one per failure.
@@ -56,9 +57,9 @@ def report_failure(services: Services, scope: str, subject: str, error: BaseExce
             title=f"The {scope} of {subject} failed"[:200], summary=reason, subject=subject or scope,
             facts=(("what", scope), ("subject", subject), ("cause", cause)),
         ), None)
-        if services.state.create("failures", fingerprint, {
-            "scope": scope, "subject": subject, "reason": reason, "time": services.clock().isoformat(),
-        }):
+        if services.state.failure_reports.create(fingerprint, FailureReport(
+            scope=scope, subject=subject, reason=reason, time=services.clock(),
+        )):
             audit(services, cause, subject, scope, "error", reason)
     except Exception:
         log.exception("could not record the failure of %s %s", scope, subject)

@@ -20,7 +20,8 @@ from shared.domain.events import (
     monitor_breach,
 )
 from shared.domain.notification import Notification, Table
-from shared.domain.ports import Job, JobStatus, NotFound, TryLater
+from shared.domain.ports import Busy, Job, JobStatus, NotFound
+from shared.domain.records import Lifecycle
 from shared.reactor import lifecycle, outcomes
 from shared.reactor import rollout as engine
 
@@ -105,7 +106,7 @@ def _reconcile_test_job(services: Services, event: AmlEvent, workspace: str, tag
     lifecycle exists, then let the controller take it as far as it can go."""
     name, version = tags["mlops.model"], tags["mlops.version"]
     key = machine.key_of(name, version)
-    if lifecycle.get(services, key) is None:
+    if services.state.lifecycles.get(key) is None:
         rule = services.policy.rule_named(tags.get("mlops.rule", ""))
         if rule is None:
             _record(services, event, "ignored", f"test job of {key} names no rule of the current policy")
@@ -203,16 +204,25 @@ def resync(services: Services) -> dict[str, str]:
     two versions waiting for one endpoint the newer one is deployed and the older one superseded.
     """
     results = tick_rollouts(services, actor="resync")  # first, so that lifecycles see their outcomes
-    for record in in_flight(services.state.list("lifecycle")):
-        key = machine.key_of(str(record.get("model")), str(record.get("version")))
+    records = []
+    for listed in services.state.lifecycles.listing():
         try:
-            results[key] = lifecycle.reconcile(services, key, cause="resync")
-        except TryLater as error:  # reconciled elsewhere right now, or the platform is busy: next time
-            results[key] = f"later: {error}"
+            records.append(listed.load())
         except Exception as error:
-            results[key] = f"error: {type(error).__name__}: {error}"
-            outcomes.report_failure(services, "reconcile", key, error, "resync")
+            _failed(services, results, listed.key, error)
+    for record in in_flight(records):
+        try:
+            results[record.key] = lifecycle.reconcile(services, record.key, cause="resync")
+        except Busy as error:  # reconciled elsewhere right now, or the platform is busy: next time
+            results[record.key] = f"later: {error}"
+        except Exception as error:
+            _failed(services, results, record.key, error)
     return results
+
+
+def _failed(services: Services, results: dict[str, str], key: str, error: Exception) -> None:
+    results[key] = f"error: {type(error).__name__}: {error}"
+    outcomes.report_failure(services, "reconcile", key, error, "resync")
 
 
 def tick_rollouts(services: Services, actor: str = "timer") -> dict[str, str]:
@@ -220,17 +230,17 @@ def tick_rollouts(services: Services, actor: str = "timer") -> dict[str, str]:
     results = engine.tick_all(services, actor)
     for key, state in results.items():
         if state in ("succeeded", "rolled_back", "failed"):
-            rollout = engine.current(services, key)
+            rollout = services.state.rollouts.get(key)
             if rollout is not None:
                 lifecycle.follow(services, rollout, actor)
     return results
 
 
-def in_flight(records: list[dict]) -> list[dict]:
+def in_flight(records: list[Lifecycle]) -> list[Lifecycle]:
     """The lifecycles still on their way, by model, each model's versions newest first."""
     waiting = [record for record in records if machine.watched(record)]
-    waiting.sort(key=lambda record: machine.version_order(str(record.get("version"))), reverse=True)
-    waiting.sort(key=lambda record: str(record.get("model")))  # stable: newest first within each model
+    waiting.sort(key=lambda record: machine.version_order(record.version), reverse=True)
+    waiting.sort(key=lambda record: record.model)  # stable: newest first within each model
     return waiting
 
 

@@ -14,50 +14,38 @@ import logging
 from collections.abc import Iterator
 
 from shared.adapters import telemetry
-from shared.adapters.storage.state import Leased
 from shared.bootstrap import Services
 from shared.domain import rollout as machine
 from shared.domain.decisions import deployment_name
 from shared.domain.notification import Notification
 from shared.domain.policy import RolloutPlan
-from shared.domain.ports import NotFound, PlatformError, Transient, TryLater
+from shared.domain.ports import Busy, NotFound, PlatformError, Transient
 from shared.domain.records import Rollout, RolloutAction
 from shared.domain.rollout import Measure, Move, Outcome, Retire, RolloutError, SetTraffic, Tell, key_for
 from shared.reactor import outcomes
 
-__all__ = ["RolloutBusy", "RolloutError", "act", "current", "key_for", "set_traffic", "start", "tick", "tick_all"]
-KIND, ARCHIVE = "rollout", "rollout-archive"
+__all__ = ["RolloutError", "act", "key_for", "set_traffic", "start", "tick", "tick_all"]
 TICKED = (*(state.value for state in machine.State if state.is_active), "succeeded")  # until retired
 log = logging.getLogger(__name__)
-
-
-class RolloutBusy(Exception):
-    """Another rollout is active on the endpoint, or its lease is held right now."""
 
 
 class RolloutEnded(RolloutError):
     """The version's rollout on the endpoint has ended; starting it again must be asked for (HTTP 409)."""
 
 
-def current(services: Services, key: str) -> Rollout | None:
-    """The endpoint's rollout record (the latest one), or None."""
-    stored = services.state.get(KIND, key)
-    return Rollout.model_validate(stored) if stored is not None else None
-
-
 def find(services: Services, key: str, deployment: str) -> Rollout | None:
     """The latest rollout of `deployment` on the endpoint: the current one or an archived one."""
-    record = current(services, key)
+    record = services.state.rollouts.get(key)
     if record is not None and record.deployment == deployment:
         return record
-    archived = [Rollout.model_validate(doc) for doc in services.state.list(ARCHIVE, prefix=f"{key}.{deployment}.")]
+    archived = services.state.archived_rollouts.list(prefix=f"{key}.{deployment}.")
     return max(archived, key=lambda found: found.started) if archived else None
 
 
 def history(services: Services, key: str) -> list[Rollout]:
     """Every finished rollout of the endpoint, newest first."""
-    records = [Rollout.model_validate(doc) for doc in services.state.list(ARCHIVE, prefix=f"{key}.")]
-    found = current(services, key)
+    records = services.state.archived_rollouts.list(prefix=f"{key}.")
+    found = services.state.rollouts.get(key)
     if found is not None and found.state.has_ended:
         records.append(found)
     # A restart runs the same version again under the same id: a run is its id and when it started.
@@ -73,22 +61,22 @@ def start(services: Services, rule: str, plan: RolloutPlan, location: str, model
     key = key_for(plan.workspace, plan.endpoint)
     deployment = deployment_name(model, version)
     with holding(services, key):
-        record = current(services, key)
+        record = services.state.rollouts.get(key)
         if record and record.deployment == deployment and record.state.is_active:
             return record
         if record and record.deployment == deployment and not restart:
             raise RolloutEnded(f"the rollout of {model} v{version} on {plan.endpoint} has ended "
                                f"{record.state.value}; ask for restart to start it again")
         if record and record.state.is_active:
-            raise RolloutBusy(f"rollout {record.id} is still active on {plan.endpoint}")
+            raise Busy(f"rollout {record.id} is still active on {plan.endpoint}")
         if record:
             if record.state is machine.State.SUCCEEDED:
-                with contextlib.suppress(TryLater):  # the grace period for an undo ends with a new rollout
+                with contextlib.suppress(Busy):  # the grace period for an undo ends with a new rollout
                     endpoint = services.platform.get_endpoint(record.workspace, record.endpoint)
                     retired = machine.retire(record, endpoint, services.clock(), cause, grace=False)
                     record = _carry_out(services, retired, cause)
             archived = f"{key}.{record.deployment}.{record.started:%Y%m%dT%H%M%S%f}"
-            services.state.put(ARCHIVE, archived, record.stored())
+            services.state.archived_rollouts.put(archived, record)
         endpoint = services.platform.get_endpoint(plan.workspace, plan.endpoint)
         serving = services.platform.get_model(location, model, version)
         services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, serving, plan.deployment)
@@ -100,30 +88,32 @@ def start(services: Services, rule: str, plan: RolloutPlan, location: str, model
 
 
 def tick(services: Services, key: str, actor: str = "timer") -> str:
-    """Advance one rollout as far as current state allows; return its state."""
-    try:
-        with holding(services, key, wait_seconds=0):
-            record = current(services, key)
-            if record is None:
-                return "none"
-            seen = len(record.history)
-            record = _advance(services, record, actor)
-            _store(services, record, since=seen)
-            return record.state.value
-    except RolloutBusy:
-        return "busy"
+    """Advance one rollout as far as current state allows; return its state ("busy" while another holds it)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(holding(services, key, wait_seconds=0))
+        except Busy:
+            return "busy"
+        record = services.state.rollouts.get(key)
+        if record is None:
+            return "none"
+        seen = len(record.history)
+        record = _advance(services, record, actor)
+        _store(services, record, since=seen)
+        return record.state.value
 
 
 def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
     """Tick every rollout that has something left to do. Each endpoint fails alone: whatever one
     tick raises is recorded (audit, ops told once per distinct failure) and the others go on."""
     results = {}
-    for stored in services.state.list(KIND):
-        key = str(stored.get("key", "?"))
+    for listed in services.state.rollouts.listing():
+        key = listed.key
         try:
-            if stored.get("state") in TICKED and not stored.get("retired"):
+            record = listed.load()
+            if record.state in TICKED and not record.retired:
                 results[key] = tick(services, key, actor)
-        except TryLater as error:  # the endpoint is busy: the next tick goes on, nothing to report
+        except Busy as error:  # the endpoint is busy: the next tick goes on, nothing to report
             results[key] = f"later: {error}"
         except Exception as error:
             results[key] = f"error: {type(error).__name__}: {error}"
@@ -137,7 +127,7 @@ def act(services: Services, key: str, action: RolloutAction, actor: str, reason:
     does not fit; the tick that follows carries it on at once."""
     action = RolloutAction(action)
     with holding(services, key):
-        record = current(services, key)
+        record = services.state.rollouts.get(key)
         if record is None:
             raise NotFound(f"no rollout on {key}")
         move = machine.act(record, action, actor, reason or f"{action.value} by {actor}", services.clock(), full=full)
@@ -148,7 +138,7 @@ def act(services: Services, key: str, action: RolloutAction, actor: str, reason:
         log.warning("rollout %s: the tick after %s failed for now: %s", key, action.value, error)
     except Exception as error:  # the action is recorded; what its tick hit is reported, not the caller's fault
         outcomes.report_failure(services, "rollout", key, error, actor)
-    return current(services, key) or record
+    return services.state.rollouts.get(key) or record
 
 
 def set_traffic(services: Services, workspace: str, endpoint: str, traffic: dict[str, int],
@@ -157,7 +147,7 @@ def set_traffic(services: Services, workspace: str, endpoint: str, traffic: dict
     key = key_for(workspace, endpoint)
     with holding(services, key):
         services.platform.set_traffic(workspace, endpoint, traffic, mirror)
-        record = current(services, key)
+        record = services.state.rollouts.get(key)
         if record is not None:
             seen = len(record.history)
             record = machine.paused_by_hand(record, traffic, mirror, actor, services.clock()).record
@@ -167,21 +157,20 @@ def set_traffic(services: Services, workspace: str, endpoint: str, traffic: dict
 
 @contextlib.contextmanager
 def holding(services: Services, key: str, wait_seconds: float = 5.0) -> Iterator[None]:
-    """The endpoint's lease; waits briefly for a tick to finish, then gives up with RolloutBusy.
+    """The endpoint's lease; waits briefly for a tick to finish, then gives up: Busy.
     Only acquiring is retried: what the body raises is the body's."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(services.state.lease(KIND, key, seconds=60, wait_seconds=wait_seconds))
-        except Leased as error:
-            raise RolloutBusy(f"endpoint {key} is being changed by someone else; try again") from error
+            stack.enter_context(services.state.rollouts.lease(key, seconds=60, wait_seconds=wait_seconds))
+        except Busy as error:
+            raise Busy(f"endpoint {key} is being changed by someone else") from error
         yield
 
 
 def _store(services: Services, record: Rollout, since: int) -> None:
     """Keep the record; its history from `since` on is new, and goes to telemetry too."""
-    stored = record.stored()
-    services.state.put(KIND, record.key, stored)
-    telemetry.rollout_progress(stored, stored["history"][since:])
+    services.state.rollouts.put(record.key, record)
+    telemetry.rollout_progress(record, record.history[since:])
 
 
 def _advance(services: Services, record: Rollout, actor: str) -> Rollout:
@@ -220,7 +209,7 @@ def _carry_out(services: Services, move: Move, actor: str) -> Rollout:
 def _set_traffic(services: Services, record: Rollout, change: SetTraffic) -> tuple[Outcome, str]:
     try:
         services.platform.set_traffic(record.workspace, record.endpoint, change.traffic, change.mirror)
-    except TryLater as busy:
+    except Busy as busy:
         return Outcome.BUSY, str(busy)
     except (NotFound, Transient):
         raise  # not a refusal of this change: the tick fails and the next one decides again

@@ -11,17 +11,16 @@ succeeded a minute later.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
-from typing import Any
 
 from shared.adapters import telemetry
-from shared.adapters.storage.state import BlobStateStore, Conflict
+from shared.adapters.storage.stores import Stores
 from shared.bootstrap import Services
 from shared.domain.events import AmlEvent, parse_event
+from shared.domain.ports import Busy
 from shared.domain.records import AuditEntry
-from shared.reactor.intake import CLAIMS
+from shared.domain.work import DeadLetter, WorkFailure, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +36,18 @@ class ClaimMissing(LookupError):
     """The claim-checked event is gone: its item was handled (and the claim deleted) already."""
 
 
-def process(item: dict[str, Any], services: Services, attempt: int = 1) -> None:
+def process(item: WorkItem, services: Services, attempt: int = 1) -> None:
     """Run the reaction to a queued event. Contention re-delivers the item later; other
     exceptions propagate so the queue retries it.
 
     It runs in the `react` span, a child of the intake's span through the item's `traceparent`.
     """
-    with telemetry.span("react", parent=item.get(telemetry.TRACEPARENT), kind="consumer", attempt=attempt,
-                        **telemetry.event_dimensions(item.get("event"))):
+    with telemetry.span("react", parent=item.traceparent, kind="consumer", attempt=attempt,
+                        **telemetry.event_dimensions(item.event)):
         _process(item, services, attempt)
 
 
-def _process(item: dict[str, Any], services: Services, attempt: int) -> None:
+def _process(item: WorkItem, services: Services, attempt: int) -> None:
     try:
         raw = load_event(item, services.state)
     except ClaimMissing as gone:
@@ -58,35 +57,26 @@ def _process(item: dict[str, Any], services: Services, attempt: int) -> None:
         event = parse_event(raw)
         react(event, services)
     except Exception as error:
-        if contention(error) and redeliver(item, services, error):
+        if isinstance(error, Busy) and redeliver(item, services, error):
             return
         reason = f"attempt {attempt}: {type(error).__name__}: {error}"
-        services.state.put("failures", str(item.get("key")),
-                           {"event_id": _event_id(item), "error": reason, "time": services.clock().isoformat()})
+        failure = WorkFailure(event_id=item.event_id, error=reason, time=services.clock())
+        services.state.work_failures.put(item.key, failure)
         _audit(services, item, "error", reason)
         raise
     telemetry.reacted(event.event_type, event.time)
-    if item.get("claim") is not None:
-        services.state.delete(CLAIMS, str(item["claim"]))
+    if item.claim is not None:
+        services.state.claims.delete(item.claim)
 
 
-def load_event(item: dict[str, Any], state: BlobStateStore) -> object:
+def load_event(item: WorkItem, state: Stores) -> object:
     """The event a work item carries, or the one its claim check refers to."""
-    claim = item.get("claim")
-    if claim is None:
-        return item.get("event")
-    stored = state.get(CLAIMS, str(claim))
+    if item.claim is None:
+        return item.event
+    stored = state.claims.get(item.claim)
     if stored is None:
-        raise ClaimMissing(f"claim {claim} was already handled and deleted (a repeated delivery)")
-    return stored["event"]
-
-
-def contention(error: BaseException) -> bool:
-    """Whether the error means "someone else holds it, or the platform is busy": worth waiting for."""
-    from shared.domain.ports import TryLater
-    from shared.reactor.rollout import RolloutBusy
-
-    return isinstance(error, TryLater | Conflict | RolloutBusy)
+        raise ClaimMissing(f"claim {item.claim} was already handled and deleted (a repeated delivery)")
+    return stored.event
 
 
 def redelivery_delay(redeliveries: int, retry_after: float | None = None) -> float:
@@ -96,17 +86,17 @@ def redelivery_delay(redeliveries: int, retry_after: float | None = None) -> flo
     return max(delay, min(MAX_DELAY_SECONDS, retry_after or 0))
 
 
-def redeliver(item: dict[str, Any], services: Services, error: Exception) -> bool:
+def redeliver(item: WorkItem, services: Services, error: Busy) -> bool:
     """Put the item back on the queue, visible after a delay; False when its re-deliveries are spent
     or the queue cannot take it (then the caller fails as usual and the queue retries)."""
-    done = int(item.get("redeliveries") or 0)
+    done = item.redeliveries
     if done >= MAX_REDELIVERIES:
         return False
-    delay = redelivery_delay(done, getattr(error, "retry_after", None))
+    delay = redelivery_delay(done, error.retry_after)
     try:
-        services.work_queue.send({**item, "redeliveries": done + 1}, delay_seconds=delay)
+        services.work_queue.send(item.model_copy(update={"redeliveries": done + 1}).message(), delay_seconds=delay)
     except Exception:
-        log.exception("could not re-deliver work item %s", item.get("key"))
+        log.exception("could not re-deliver work item %s", item.key)
         return False
     _audit(services, item, "deferred",
            f"{type(error).__name__}: {error}; delivered again in {delay:.0f} s (re-delivery {done + 1} of "
@@ -120,18 +110,12 @@ def react(event: AmlEvent, services: Services) -> None:
     reactions.react(event, services)
 
 
-def _event_id(item: dict[str, Any]) -> str:
-    raw = item.get("event")
-    return str(raw.get("id", "")) if isinstance(raw, dict) else ""
-
-
-def _audit(services: Services, item: dict[str, Any], outcome: str, reason: str) -> None:
-    raw = item.get("event")
+def _audit(services: Services, item: WorkItem, outcome: str, reason: str) -> None:
     services.state.audit(
         AuditEntry(
             time=services.clock(),
-            correlation_id=_event_id(item) or str(item.get("key")),
-            subject=str(raw.get("subject", "")) if isinstance(raw, dict) else "",
+            correlation_id=item.event_id or item.key,
+            subject=item.subject,
             action="react",
             outcome=outcome,
             reason=reason,
@@ -142,22 +126,16 @@ def _audit(services: Services, item: dict[str, Any], outcome: str, reason: str) 
 def dead_letter(body: bytes, dequeue_count: int, services: Services) -> str:
     """Keep a message that failed every attempt, with its last error, for replay; return its key."""
     text = body.decode("utf-8", errors="replace")
-    try:
-        item = json.loads(text)
-        key, event_id = str(item["key"]), str(item["event"].get("id", ""))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        item, key, event_id = None, "unreadable-" + hashlib.sha256(body).hexdigest()[:32], ""
-    failure = services.state.get("failures", key) if item else None
-    reason = failure["error"] if failure else "the message could not be read as a work item"
-    services.state.put(
-        "deadletter",
-        key,
-        {"message": text, "dequeue_count": dequeue_count, "reason": reason, "time": services.clock().isoformat()},
-    )
+    item = WorkItem.read(text)
+    key = item.key if item else "unreadable-" + hashlib.sha256(body).hexdigest()[:32]
+    failure = services.state.work_failures.get(key) if item else None
+    reason = failure.error if failure else "the message could not be read as a work item"
+    services.state.dead_letters.put(key, DeadLetter(message=text, dequeue_count=dequeue_count, reason=reason,
+                                                    time=services.clock()))
     services.state.audit(
         AuditEntry(
             time=services.clock(),
-            correlation_id=event_id or key,
+            correlation_id=(item.event_id if item else "") or key,
             subject="aml-work",
             action="dead-letter",
             outcome="poisoned",

@@ -17,8 +17,8 @@ from devhost.azurite import running_azurite
 from devhost.process import HostProcess
 from devhost.waiting import wait_until
 from shared.adapters.storage.state import BlobStateStore
+from shared.adapters.storage.stores import Stores
 from shared.domain.events import dedupe_key
-from shared.reactor.intake import CLAIMS
 from tests.conftest import FIXTURES
 
 WEBHOOK = "/runtime/webhooks/eventgrid"
@@ -159,7 +159,7 @@ def test_an_event_of_900_kb_goes_through_a_claim_check_and_is_handled(host: Host
 
     assert outcomes(host, event["id"], "intake") == ["queued"]
     assert wait_until(lambda: outcomes(host, event["id"], "react")) == ["ignored"], "reacted to like any other"
-    assert store(host).get(CLAIMS, key) is None, "the claim is deleted once the event is handled"
+    assert Stores(store(host)).claims.get(key) is None, "the claim is deleted once the event is handled"
 
 
 def test_an_event_with_a_lone_surrogate_in_its_id_is_rejected_with_the_reason(host: HostProcess) -> None:

@@ -13,8 +13,9 @@ from azure.core.exceptions import AzureError
 from devhost.azurite import free_port, running_azurite
 from shared.adapters.storage.clients import queue_service
 from shared.adapters.storage.queue import MAX_MESSAGE_BYTES, WorkQueue
-from shared.adapters.storage.state import BlobStateStore
+from shared.adapters.storage.stores import Stores
 from shared.bootstrap import system_clock
+from shared.domain.work import WorkItem
 from shared.reactor import intake, worker
 from shared.reactor.intake import Outcome
 from shared.settings import Settings
@@ -29,7 +30,7 @@ def registered_event(**tags: str) -> dict:
 
 
 @pytest.fixture
-def stores(settings: Settings) -> tuple[BlobStateStore, WorkQueue]:
+def stores(settings: Settings) -> tuple[Stores, WorkQueue]:
     state, _ = intake.fast_stores(settings)
     return state, WorkQueue(queue_service(settings, fast=True), f"work-{uuid.uuid4().hex[:12]}")
 
@@ -50,7 +51,7 @@ def test_an_event_too_large_for_a_queue_message_is_queued_by_claim_check(stores)
     [item] = queued_items(queue, key)
     assert len(json.dumps(item)) < 1024, "the queue holds a small reference"
     assert item["claim"] == key and item["event"]["id"] == event["id"]
-    assert worker.load_event(item, state) == event, "the worker reads the whole event back"
+    assert worker.load_event(WorkItem.model_validate(item), state) == event, "the worker reads the whole event back"
 
 
 def test_an_event_that_fits_is_queued_as_it_is(stores) -> None:
@@ -59,7 +60,7 @@ def test_an_event_that_fits_is_queued_as_it_is(stores) -> None:
     assert intake.receive(event, state, queue, clock=system_clock) is Outcome.QUEUED
     [item] = queued_items(queue, intake.dedupe_key(event))
     assert item == {"key": intake.dedupe_key(event), "event": event}
-    assert state.get(intake.CLAIMS, intake.dedupe_key(event)) is None
+    assert state.claims.get(intake.dedupe_key(event)) is None
 
 
 @pytest.mark.parametrize(
@@ -80,9 +81,9 @@ def test_an_event_with_invalid_unicode_is_rejected_with_the_reason_and_kept(stor
 
     [entry] = [e for e in state.read_audit() if e.action == "intake"]
     assert entry.outcome == "rejected" and reason in entry.reason
-    [kept] = state.list("rejected")
-    assert reason in kept["reason"]
-    assert kept["event"]["data"]["ModelName"] == event["data"]["ModelName"], "kept for diagnosis"
+    [kept] = state.set_aside["rejected"].list()
+    assert reason in kept.reason
+    assert kept.event["data"]["ModelName"] == event["data"]["ModelName"], "kept for diagnosis"
 
 
 def test_an_event_nested_too_deep_is_rejected_and_kept_cut(stores) -> None:
@@ -95,8 +96,8 @@ def test_an_event_nested_too_deep_is_rejected_and_kept_cut(stores) -> None:
 
     assert intake.receive(event, state, queue, clock=system_clock) is Outcome.REJECTED
 
-    [kept] = state.list("rejected")
-    assert "nested more than 32 levels" in kept["reason"]
+    [kept] = state.set_aside["rejected"].list()
+    assert "nested more than 32 levels" in kept.reason
 
 
 def test_in_a_storage_outage_intake_fails_within_seconds(settings: Settings) -> None:
@@ -137,7 +138,7 @@ def test_a_claim_check_that_cannot_be_queued_is_released_for_the_redelivery(stor
     working_send, queue.send = queue.send, refuse  # type: ignore[method-assign]
     with pytest.raises(AzureError):
         intake.receive(event, state, queue, clock=system_clock)
-    assert state.get(intake.CLAIMS, key) is None and state.get("ledger", key) is None
+    assert state.claims.get(key) is None and state.ledger.get(key) is None
 
     queue.send = working_send  # type: ignore[method-assign]
     assert intake.receive(event, state, queue, clock=system_clock) is Outcome.QUEUED, \

@@ -133,9 +133,16 @@ def test_an_unknown_channel_name_is_refused(notifier: Notifier) -> None:
         notifier.notify(rejected(), channels=["email"])
 
 
+def claimed(state: BlobStateStore, since: datetime) -> None:
+    """The Teams delivery of `rejected()`, claimed by another worker at `since`, as the notifier stores it."""
+    state.write("notifications", "model.rejected:credit-risk:3.teams", {
+        "notification": "model.rejected:credit-risk:3", "kind": "model.rejected", "channel": "teams",
+        "status": "sending", "attempts": 1, "time": since.isoformat(), "error": None,
+    }, None)
+
+
 def test_a_send_in_flight_elsewhere_is_not_repeated(state: BlobStateStore, receiver: Receiver) -> None:
-    since = datetime.now(UTC).isoformat()
-    state.write("notifications", "model.rejected:credit-risk:3.teams", {"status": "sending", "time": since}, None)
+    claimed(state, datetime.now(UTC))
     notifier = Notifier([TeamsChannel(receiver.url + "/teams", FAST), LogChannel()], state)
 
     with pytest.raises(NotifyError, match="teams: failed: another worker has been sending it since"):
@@ -144,8 +151,7 @@ def test_a_send_in_flight_elsewhere_is_not_repeated(state: BlobStateStore, recei
 
 
 def test_a_stale_claim_is_taken_over(state: BlobStateStore, receiver: Receiver) -> None:
-    since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
-    state.write("notifications", "model.rejected:credit-risk:3.teams", {"status": "sending", "time": since}, None)
+    claimed(state, datetime.now(UTC) - timedelta(minutes=10))
     notifier = Notifier([TeamsChannel(receiver.url + "/teams", FAST), LogChannel()], state, claim_seconds=300)
 
     assert notifier.notify(rejected())["teams"] == "sent"

@@ -3,26 +3,48 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 
-from shared.adapters.storage.state import BlobStateStore, Conflict, blob_path
+from shared.adapters.storage.state import CHANGED_RETRY_SECONDS, BlobStateStore, blob_path
+from shared.adapters.storage.stores import Stores
+from shared.domain.champions import Champion
+from shared.domain.ports import Busy
 from shared.domain.records import AuditEntry
+from shared.domain.work import LedgerEntry
 
 
 def test_of_concurrent_claims_on_one_event_exactly_one_wins(state: BlobStateStore) -> None:
+    entry = LedgerEntry(event_id="event-1", type="t", subject="s", received=datetime.now(UTC))
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: state.claim_event("event-1", {"n": 1}), range(16)))
+        results = list(pool.map(lambda _: Stores(state).ledger.create("event-1", entry), range(16)))
     assert results.count(True) == 1
+    assert state.container.get_blob_client("ledger/event-1.json").exists(), "the ledger keeps its own folder"
 
 
-def test_a_stale_etag_is_refused(state: BlobStateStore) -> None:
+def test_a_stale_etag_is_refused_as_busy_for_a_moment(state: BlobStateStore) -> None:
     state.write("lifecycle", "m:1", {"stage": "testing"}, None)
     _, etag = state.read("lifecycle", "m:1")
     state.write("lifecycle", "m:1", {"stage": "passed"}, etag)
-    with pytest.raises(Conflict):
+    with pytest.raises(Busy, match="changed concurrently") as refused:
         state.write("lifecycle", "m:1", {"stage": "failed"}, etag)
+    assert refused.value.retry_after == CHANGED_RETRY_SECONDS
     assert state.get("lifecycle", "m:1") == {"stage": "passed"}
+
+
+def test_a_typed_store_writes_the_json_the_app_always_wrote_and_reads_it_back(state: BlobStateStore) -> None:
+    since = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    champion = Champion(model="churn", version="2", deployment="churn-v2", endpoint="churn", workspace="prod",
+                        metrics={"auc": 0.9}, since=since, previous=Champion(model="churn", version="1", since=since))
+    Stores(state).champions.put("churn", champion)
+
+    assert state.get("champion", "churn") == {
+        "model": "churn", "version": "2", "deployment": "churn-v2", "endpoint": "churn", "workspace": "prod",
+        "metrics": {"auc": 0.9}, "since": since.isoformat(), "previous": {
+            "model": "churn", "version": "1", "deployment": None, "endpoint": None, "workspace": None, "metrics": {},
+            "since": since.isoformat()}}
+    assert Stores(state).champions.get("churn") == champion
 
 
 def test_concurrent_updates_are_all_applied(state: BlobStateStore) -> None:
@@ -36,7 +58,7 @@ def test_concurrent_updates_are_all_applied(state: BlobStateStore) -> None:
 
 def test_a_lease_admits_one_writer(state: BlobStateStore) -> None:
     with state.lease("rollout", "endpoint-a", seconds=15):  # noqa: SIM117 - the outer lease is held throughout
-        with pytest.raises(Conflict, match="leased"), state.lease("rollout", "endpoint-a", seconds=15):
+        with pytest.raises(Busy, match="leased"), state.lease("rollout", "endpoint-a", seconds=15):
             pass
     with state.lease("rollout", "endpoint-a", seconds=15):
         pass

@@ -251,6 +251,7 @@ def scenario() -> None:
     from shared.adapters.storage.clients import queue_service
     from shared.adapters.storage.queue import WorkQueue
     from shared.domain.policy import parse_policy
+    from shared.domain.work import WorkItem
     from shared.reactor import intake, reactions, worker
     from shared.settings import Settings
     from tests.unit.test_isolation_fakes import POLICY, FakePlatform
@@ -277,7 +278,7 @@ def scenario() -> None:
     assert intake.receive(event, state, services.work_queue, clock=services.clock).value == "queued"
     [message] = services.work_queue.client.receive_messages(max_messages=1)
     item = json.loads(message.content)
-    worker.process(item, services)
+    worker.process(WorkItem.model_validate(item), services)
     with telemetry.span("rollout_tick", kind="consumer"):  # as the timer's handler runs it
         reactions.tick_rollouts(services)
     telemetry.flush()

@@ -26,16 +26,16 @@ GATES = [Gate(metric="accuracy", min=0.8), Gate(metric="latency_p95_ms", max=50)
 def test_a_model_within_every_gate_passes() -> None:
     verdict = judge(GATES, {"accuracy": 0.9, "latency_p95_ms": 10, "auc": 0.95}, {"auc": 0.955})
     assert verdict.passed
-    assert [row[-1] for row in verdict.table()["rows"]] == ["pass", "pass", "pass"]
+    assert [row[-1] for row in verdict.table().rows] == ["pass", "pass", "pass"]
 
 
 def test_each_failed_gate_is_in_the_table_with_value_and_threshold() -> None:
     verdict = judge(GATES, {"accuracy": 0.5, "latency_p95_ms": 80, "auc": 0.90}, {"auc": 0.95})
     assert not verdict.passed
-    rows = verdict.table()["rows"]
-    assert rows[0] == ["accuracy", ">=", "0.5", "0.8", "FAIL"]
-    assert rows[1] == ["latency_p95_ms", "<=", "80", "50", "FAIL"]
-    assert rows[2][0] == "auc" and rows[2][3] == "0.94" and rows[2][4] == "FAIL"
+    rows = verdict.table().rows
+    assert rows[0] == ("accuracy", ">=", "0.5", "0.8", "FAIL")
+    assert rows[1] == ("latency_p95_ms", "<=", "80", "50", "FAIL")
+    assert rows[2] == ("auc", ">= champion - 0.01", "0.9", "0.94", "FAIL")
 
 
 def test_a_missing_metric_fails_and_no_champion_passes_the_comparison() -> None:
@@ -77,6 +77,23 @@ def test_traffic_splits_always_sum_to_100(baseline: dict, percent: int, expected
     result = split(baseline, "green", percent)
     assert result == expected
     assert sum(result.values()) == 100
+
+
+def test_the_table_and_the_brief_are_built_from_the_same_results() -> None:
+    verdict = judge([*GATES, Gate(metric="f1", max_drop=0.02)], {"accuracy": 0.91, "latency_p95_ms": 12, "auc": 0.95,
+                                                                 "f1": 0.7}, {"auc": 0.94})
+    assert verdict.table().header == ("metric", "check", "value", "threshold", "result")
+    assert verdict.table().rows == (
+        ("accuracy", ">=", "0.91", "0.8", "pass"), ("latency_p95_ms", "<=", "12", "50", "pass"),
+        ("auc", ">= champion - 0.01", "0.95", "0.93", "pass"),
+        ("f1", "vs champion", "0.7", "-", "pass (no champion yet)"),
+    )
+    assert verdict.brief() == ("accuracy=0.91>=0.8 pass; latency_p95_ms=12<=50 pass; auc=0.95>=0.93 (champion - 0.01) "
+                               "pass; f1=0.7 vs champion pass (no champion yet)")
+    missing = judge(GATES, {}, None)
+    assert missing.brief() == ("accuracy=- present FAIL (missing); latency_p95_ms=- present FAIL (missing); "
+                               "auc=- vs champion FAIL (missing)")
+    assert judge([], {}, None).brief() == "no gates"
 
 
 def test_failed_gates_are_described_for_people() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from shared.domain.ports import TryLater
 from shared.domain.records import RolloutAction
 from shared.reactor import outcomes, reactions
 from shared.reactor import rollout as engine
-from tests.unit.test_isolation_fakes import POLICY, fake_services, lifecycle_record
+from tests.unit.test_isolation_fakes import POLICY, fake_services, fake_state, lifecycle_record
 
 BROKEN = "prod.aaa-broken"  # listed before the healthy endpoint, as Blob Storage lists names
 
@@ -32,7 +32,8 @@ def services() -> Services:
 
 
 def rollout_record(services: Services, endpoint: str, model: str, version: str, rule: str, **change: Any) -> dict:
-    """A rollout record as `engine.start` writes it, for a deployment that exists on the endpoint."""
+    """A rollout record as `engine.start` writes it, for a deployment that exists on the endpoint (stored as it is,
+    however broken `change` makes it)."""
     deployment = deployment_name(model, version)
     services.platform.get_endpoint("prod", endpoint)  # type: ignore[attr-defined]
     services.platform.create_deployment("prod", endpoint, deployment,  # type: ignore[attr-defined]
@@ -46,12 +47,12 @@ def rollout_record(services: Services, endpoint: str, model: str, version: str, 
         "retire_at": None, "retired": False, "started": services.clock().isoformat(), "history": [],
     }
     record.update(change)
-    services.state.put("rollout", record["key"], record)
+    fake_state(services).put("rollout", record["key"], record)
     return record
 
 
 def errors(services: Services) -> list[tuple[str, str, str]]:
-    return [(e.subject, e.action, e.reason) for e in services.state.entries if e.outcome == "error"]  # type: ignore
+    return [(e.subject, e.action, e.reason) for e in fake_state(services).entries if e.outcome == "error"]
 
 
 def told(services: Services, kind: str) -> list[Any]:
@@ -66,8 +67,8 @@ def test_one_endpoint_whose_tick_raises_does_not_stop_the_others_and_is_reported
     for _ in range(3):
         results = engine.tick_all(services)
 
-    assert results[BROKEN].startswith("error: ValidationError")
-    assert services.state.get("rollout", healthy["key"])["state"] == "succeeded"  # type: ignore[index]
+    assert results[BROKEN].startswith(f"error: InvalidRecord: rollout/{BROKEN} is not a valid Rollout")
+    assert services.state.rollouts.get(healthy["key"]).state == "succeeded"  # type: ignore[union-attr]
     assert services.platform.serving("prod", "other-ep") == {"other-v1": 100}  # type: ignore[attr-defined]
     assert [(subject, action) for subject, action, _ in errors(services)] == [(BROKEN, "rollout")]
     assert "step_started" in errors(services)[0][2]
@@ -79,23 +80,22 @@ def test_a_stored_plan_over_the_bounds_finishes_instead_of_overflowing(services:
     """Records written before the bounds: 1e18 seconds overflowed `timedelta` in `_finish` at every tick."""
     record = rollout_record(services, "aaa-broken", "churn", "1", "churn")
     record["plan"].update(retire_previous_after_seconds=1e18, bake_seconds=float("inf"))
-    services.state.put("rollout", record["key"], record)
+    fake_state(services).put("rollout", record["key"], record)
 
     for _ in range(3):
         results = engine.tick_all(services)
 
     assert results == {BROKEN: "succeeded"}
-    stored = services.state.get("rollout", BROKEN)
-    assert stored is not None and stored["state"] == "succeeded"
-    retire_at = datetime.fromisoformat(stored["retire_at"])
-    assert retire_at <= services.clock() + timedelta(seconds=MAX_SECONDS + 60)
+    stored = services.state.rollouts.get(BROKEN)
+    assert stored is not None and stored.state == "succeeded" and stored.retire_at is not None
+    assert stored.retire_at <= services.clock() + timedelta(seconds=MAX_SECONDS + 60)
     assert errors(services) == []
 
 
 def test_an_admin_action_on_a_rollout_with_such_a_plan_answers(services: Services) -> None:
     record = rollout_record(services, "aaa-broken", "churn", "1", "churn")
     record["plan"]["retire_previous_after_seconds"] = 1e18
-    services.state.put("rollout", record["key"], record)
+    fake_state(services).put("rollout", record["key"], record)
 
     assert engine.act(services, BROKEN, RolloutAction.PAUSE, "ada").state == "paused"
 
@@ -114,22 +114,22 @@ def test_a_busy_endpoint_is_not_a_failure_to_report(services: Services, monkeypa
 def test_one_lifecycle_whose_reconcile_raises_does_not_stop_the_others_and_is_reported_once(
         services: Services) -> None:
     for version in ("1", "2"):
-        services.state.put("lifecycle", f"churn:{version}", lifecycle_record("churn", version, "testing"))
+        services.state.lifecycles.put(f"churn:{version}", lifecycle_record("churn", version, "testing"))
     services.platform.job_errors["test-churn-v1"] = RuntimeError("the job's record is corrupt")  # type: ignore
 
     for _ in range(2):
         results = reactions.resync(services)
 
     assert results["churn:1"] == "error: RuntimeError: the job's record is corrupt"
-    assert services.state.get("lifecycle", "churn:2")["stage"] in ("rolling_out", "live")  # type: ignore[index]
+    assert services.state.lifecycles.get("churn:2").stage in ("rolling_out", "live")  # type: ignore[union-attr]
     assert errors(services) == [("churn:1", "reconcile", "RuntimeError: the job's record is corrupt")]
     [notification] = told(services, outcomes.FAILED)
     assert notification.subject == "churn:1"
 
 
 def test_a_lifecycle_reconciled_elsewhere_is_left_for_later_without_a_report(services: Services) -> None:
-    services.state.put("lifecycle", "churn:1", lifecycle_record("churn", "1", "testing"))
-    services.state.leased.add(("lifecycle", "churn:1"))  # type: ignore[attr-defined]
+    services.state.lifecycles.put("churn:1", lifecycle_record("churn", "1", "testing"))
+    fake_state(services).leased.add(("lifecycle", "churn:1"))
 
     assert reactions.resync(services)["churn:1"].startswith("later")
     assert errors(services) == [] and told(services, outcomes.FAILED) == []
@@ -146,7 +146,7 @@ def test_a_failure_that_cannot_be_recorded_still_lets_the_others_go_on(services:
 
     monkeypatch.setattr(services.state, "audit", down)
     engine.tick_all(services)
-    assert services.state.get("rollout", healthy["key"])["phase"] != "provisioning"  # type: ignore[index]
+    assert services.state.rollouts.get(healthy["key"]).phase != "provisioning"  # type: ignore[union-attr]
 
 
 def test_an_admin_action_whose_tick_then_fails_is_done_and_the_failure_reported(

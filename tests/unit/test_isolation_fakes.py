@@ -1,22 +1,26 @@
 """Small in-memory fakes of the state store, the ML platform, the notifier and the clock, enough for the
-lifecycle controller, the rollout engine and the resync to run in unit tests (no tests here)."""
+lifecycle controller, the rollout engine and the resync to run in unit tests (no tests here).
+
+The fake state store keeps JSON documents as Blob Storage does; the app's typed stores run on it
+unchanged (`Stores(FakeState())`), so what they write and read back is what they would store."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from shared.adapters.storage.state import Leased
+from shared.adapters.storage.stores import Stores
 from shared.bootstrap import Services
 from shared.domain.decisions import deployment_name
 from shared.domain.notification import Notification
 from shared.domain.policy import parse_policy
 from shared.domain.ports import (
+    Busy,
     Deployment,
     DeploymentMetrics,
     DeploymentSpec,
@@ -26,7 +30,7 @@ from shared.domain.ports import (
     ModelVersion,
     NotFound,
 )
-from shared.domain.records import AuditEntry
+from shared.domain.records import AuditEntry, Lifecycle
 from shared.settings import Settings
 
 POLICY = """
@@ -75,7 +79,7 @@ class FakeState:
         return copy.deepcopy(self.records.get((kind, key)))
 
     def put(self, kind: str, key: str, doc: dict) -> None:
-        self.records[(kind, key)] = copy.deepcopy(doc)
+        self.records[(kind, key)] = json.loads(json.dumps(doc))  # what Blob Storage keeps: JSON
 
     def create(self, kind: str, key: str, doc: dict) -> bool:
         if (kind, key) in self.records:
@@ -91,16 +95,16 @@ class FakeState:
     def delete(self, kind: str, key: str) -> None:
         self.records.pop((kind, key), None)
 
-    def list(self, kind: str, prefix: str = "") -> list[dict]:
+    def items(self, kind: str, prefix: str = "") -> list[tuple[str, dict]]:
         keys = sorted(key for k, key in self.records if k == kind and key.startswith(prefix))
-        return [copy.deepcopy(self.records[(kind, key)]) for key in keys]
+        return [(key, copy.deepcopy(self.records[(kind, key)])) for key in keys]
 
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60, wait_seconds: float = 0) -> Iterator[None]:
         deadline = time.monotonic() + wait_seconds
         while (kind, key) in self.leased:
             if time.monotonic() >= deadline:
-                raise Leased(f"{kind}/{key} is leased by another writer")
+                raise Busy(f"{kind}/{key} is leased by another writer")
             time.sleep(0.05)
         self.leased.add((kind, key))
         try:
@@ -110,6 +114,9 @@ class FakeState:
 
     def audit(self, entry: AuditEntry) -> None:
         self.entries.append(entry)
+
+    def read_audit(self, days: list[str] | None = None) -> list[AuditEntry]:
+        return list(self.entries)
 
 
 @dataclass
@@ -205,7 +212,7 @@ class FakeNotifier:
 
 def fake_services(policy: str = POLICY) -> Services:
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
-    return Services(settings=settings, state=FakeState(), work_queue=None,  # type: ignore[arg-type]
+    return Services(settings=settings, state=Stores(FakeState()), work_queue=None,  # type: ignore[arg-type]
                     clock=FakeClock(), _platform=FakePlatform(), _notifier=FakeNotifier(),  # type: ignore[arg-type]
                     _policy=parse_policy(policy))
 
@@ -216,10 +223,15 @@ def clock_of(services: Services) -> FakeClock:
     return services.clock
 
 
-def lifecycle_record(model: str, version: str, stage: str) -> dict[str, Any]:
+def fake_state(services: Services) -> FakeState:
+    """The fake state store under the services' typed stores: its documents, leases and audit entries."""
+    return services.state.blobs  # type: ignore[return-value]
+
+
+def lifecycle_record(model: str, version: str, stage: str) -> Lifecycle:
     """A lifecycle as the controller leaves it in `stage` (promoted: the registry's copy serves)."""
-    return {
+    return Lifecycle.model_validate({
         "model": model, "version": version, "workspace": "dev", "uri": f"azureml:{model}:{version}",
         "rule": "churn", "stage": stage, "test_job": f"test-{model}-v{version}", "history": [],
         "serving_location": "registry:shared", "serving_uri": f"azureml://registries/shared/models/{model}/{version}",
-    }
+    })

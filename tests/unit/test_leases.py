@@ -1,8 +1,8 @@
 """The lease wrappers retry acquiring only: what their body raises is the body's (issue 14, item 7).
 
-Before, both wrappers yielded inside their retry `try`: a `Conflict` raised by the body was reported
-as "busy" (RolloutBusy, TryLater), and one whose message said "leased" made the engine's wrapper
-yield a second time, running the body twice.
+Before, both wrappers yielded inside their retry `try`: a conflict raised by the body was reported
+as the wrapper's own "busy", and one whose message said "leased" made the engine's wrapper yield a
+second time, running the body twice. A `Busy` the body raises goes out as it is.
 """
 
 from __future__ import annotations
@@ -11,50 +11,52 @@ import threading
 
 import pytest
 
-from shared.adapters.storage.state import Conflict
 from shared.bootstrap import Services
-from shared.domain.ports import ModelVersion, TryLater
+from shared.domain.ports import Busy, ModelVersion
 from shared.domain.records import RolloutState
 from shared.ops.models import RolloutFilter
 from shared.reactor import lifecycle as controller
 from shared.reactor import rollout as engine
-from tests.unit.test_isolation_fakes import POLICY, fake_services
+from tests.unit.test_isolation_fakes import POLICY, fake_services, fake_state
 
 
-def test_a_conflict_raised_inside_the_endpoint_s_lease_is_the_body_s_and_runs_it_once() -> None:
+def test_a_busy_raised_inside_the_endpoint_s_lease_is_the_body_s_and_runs_it_once() -> None:
     services = fake_services()
     runs = []
+    conflict = Busy("records/champion is leased by another writer")
 
-    with pytest.raises(Conflict, match="leased"), engine.holding(services, "prod.churn"):
+    with pytest.raises(Busy) as raised, engine.holding(services, "prod.churn"):
         runs.append(1)
-        raise Conflict("records/champion is leased by another writer")
+        raise conflict
 
-    assert runs == [1]
-    assert ("rollout", "prod.churn") not in services.state.leased  # type: ignore[attr-defined]
+    assert raised.value is conflict and runs == [1]
+    assert ("rollout", "prod.churn") not in fake_state(services).leased
 
 
 def test_an_endpoint_leased_elsewhere_is_busy_after_the_wait() -> None:
     services = fake_services()
-    services.state.leased.add(("rollout", "prod.churn"))  # type: ignore[attr-defined]
+    fake_state(services).leased.add(("rollout", "prod.churn"))
 
-    with pytest.raises(engine.RolloutBusy), engine.holding(services, "prod.churn", wait_seconds=0):
+    with pytest.raises(Busy, match="being changed by someone else"), engine.holding(services, "prod.churn",
+                                                                                  wait_seconds=0):
         raise AssertionError("the body must not run without the lease")
 
 
-def test_a_conflict_inside_a_lifecycle_s_lease_is_not_reported_as_reconciled_elsewhere() -> None:
+def test_a_busy_inside_a_lifecycle_s_lease_is_not_reported_as_reconciled_elsewhere() -> None:
     services = fake_services()
+    conflict = Busy("the champion changed concurrently")
 
-    with pytest.raises(Conflict) as raised, controller._exclusive(services, "churn:1"):
-        raise Conflict("the champion changed concurrently")
+    with pytest.raises(Busy) as raised, controller._exclusive(services, "churn:1"):
+        raise conflict
 
-    assert not isinstance(raised.value, TryLater)
+    assert raised.value is conflict
 
 
-def test_a_lifecycle_leased_elsewhere_is_try_later() -> None:
+def test_a_lifecycle_leased_elsewhere_is_busy() -> None:
     services = fake_services()
-    services.state.leased.add(("lifecycle", "churn:1"))  # type: ignore[attr-defined]
+    fake_state(services).leased.add(("lifecycle", "churn:1"))
 
-    with pytest.raises(TryLater, match="reconciled elsewhere"), controller._exclusive(services, "churn:1"):
+    with pytest.raises(Busy, match="reconciled elsewhere"), controller._exclusive(services, "churn:1"):
         raise AssertionError("the body must not run without the lease")
 
 
@@ -68,8 +70,8 @@ def test_a_review_waits_for_a_reconcile_under_way_instead_of_answering_try_again
     """The lineage e2e test met a 409 "being reconciled elsewhere" when the resync held the version."""
     services = fake_services(POLICY_WITH_REVIEW)
     register(services)
-    services.state.leased.add(("lifecycle", "churn:1"))  # type: ignore[attr-defined]
-    threading.Timer(0.5, services.state.leased.discard, (("lifecycle", "churn:1"),)).start()  # type: ignore
+    fake_state(services).leased.add(("lifecycle", "churn:1"))
+    threading.Timer(0.5, fake_state(services).leased.discard, (("lifecycle", "churn:1"),)).start()
 
     record = controller.review(services, "churn:1", True, "bob", frozenset(), "checked", "request-1")
 
@@ -82,7 +84,7 @@ def test_a_recorded_decision_stands_when_its_reconcile_is_busy(monkeypatch: pyte
     register(services)
 
     def busy(*args: object) -> str:
-        raise TryLater("lifecycle churn:1 is being reconciled elsewhere")
+        raise Busy("lifecycle churn:1 is being reconciled elsewhere")
 
     monkeypatch.setattr(controller, "reconcile", busy)
     record = controller.review(services, "churn:1", True, "bob", frozenset(), "checked", "request-1")
@@ -99,4 +101,4 @@ def register(services: Services) -> None:
     model = ModelVersion(location="dev", name="churn", version="1", uri="azureml:churn:1")
     controller.start_testing(services, rule, model, "event-1")
     controller.reconcile(services, "churn:1", "event-1")
-    assert controller.get(services, "churn:1").stage.value == "awaiting_review"  # type: ignore[union-attr]
+    assert services.state.lifecycles.get("churn:1").stage.value == "awaiting_review"  # type: ignore[union-attr]

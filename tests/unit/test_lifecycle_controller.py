@@ -26,7 +26,7 @@ def register(services: Services, version: str) -> None:
 
 
 def stage(services: Services, version: str) -> str:
-    record = lifecycle.get(services, f"churn:{version}")
+    record = services.state.lifecycles.get(f"churn:{version}")
     assert record is not None
     return record.stage.value
 
@@ -46,10 +46,10 @@ def test_a_registered_version_is_tested_promoted_rolled_out_and_live_as_the_rule
 
     tick_until(services, "1", "live")
 
-    champion = services.state.get("champion", "churn")
-    assert champion is not None and champion["version"] == "1" and champion["metrics"] == {"accuracy": 0.9}
+    champion = services.state.champions.get("churn")
+    assert champion is not None and champion.version == "1" and champion.metrics == {"accuracy": 0.9}
     assert services.platform.tags[("churn", "1")][machine.TAG] == "live"  # type: ignore[attr-defined]
-    record = lifecycle.get(services, "churn:1")
+    record = services.state.lifecycles.get("churn:1")
     assert record is not None
     assert [entry.stage.value for entry in record.history] == ["testing", "passed", "promoted", "rolling_out", "live"]
 
@@ -85,7 +85,7 @@ def test_an_undo_rolls_the_new_version_back_and_makes_the_replaced_one_live_agai
 
     assert undone.state is RolloutState.ROLLED_BACK
     assert (stage(services, "2"), stage(services, "1")) == ("rolled_back", "live")
-    assert services.state.get("champion", "churn")["version"] == "1"  # type: ignore[index]
+    assert services.state.champions.get("churn").version == "1"  # type: ignore[union-attr]
     assert services.platform.serving() == {"churn-v1": 100}  # type: ignore[attr-defined]
 
 

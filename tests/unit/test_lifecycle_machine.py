@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shared.domain import lifecycle as machine
+from shared.domain.champions import Champion
 from shared.domain.policy import Gate, HealthGates, RolloutPlan
 from shared.domain.ports import Deployment, Endpoint, Job, JobStatus, ModelVersion
 from shared.domain.records import Lifecycle, Phase, Rollout, RolloutState, Split, Stage
@@ -34,9 +35,9 @@ def rollout(version: str = "3", state: RolloutState = RolloutState.SUCCEEDED, re
                    rollback_reason=reason)
 
 
-def champion(version: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"model": "churn", "version": version, "endpoint": "churn", "deployment": f"churn-v{version}",
-            "metrics": {"auc": 0.9}, "previous": previous}
+def champion(version: str, previous: Champion | None = None) -> Champion:
+    return Champion(model="churn", version=version, endpoint="churn", deployment=f"churn-v{version}",
+                    metrics={"auc": 0.9}, previous=previous)
 
 
 # testing -> passed | failed ----------------------------------------------------------------
@@ -50,7 +51,7 @@ def test_a_version_that_passes_every_gate_passes_with_its_gate_table_and_ops_are
     move = machine.judged(lifecycle(), job(accuracy=0.9, auc=0.95), GATES, {"auc": 0.9})
     assert move is not None and (move.stage, move.tag) == (Stage.PASSED, "passed")
     assert move.changes["metrics"] == {"accuracy": 0.9, "auc": 0.95}
-    assert move.changes["gates"]["rows"][1][-1] == "pass"
+    assert move.changes["gates"] == move.changes["verdict"].table() and move.changes["gates"].rows[1][-1] == "pass"
     [notification] = move.told
     assert notification.kind == "model.tested" and notification.link == "https://ml.azure.com/runs/test-churn-v3"
 
@@ -123,7 +124,7 @@ def test_a_waiting_version_starts_its_rollout() -> None:
     (rollout("9", RolloutState.ROLLED_BACK), champion("9"), [], None),  # the undo took the champion off
     (rollout("3", RolloutState.PROGRESSING), champion("9"), [], None),  # its own rollout started: go on
 ])
-def test_a_newer_version_waiting_rolling_out_or_serving_is_found(current: Rollout | None, champ: dict | None,
+def test_a_newer_version_waiting_rolling_out_or_serving_is_found(current: Rollout | None, champ: Champion | None,
                                                                  others: list[Lifecycle], expected: Any) -> None:
     assert machine.newer_version(lifecycle(stage=Stage.PROMOTED), PLAN, current, champ, others) == expected
 
@@ -152,28 +153,33 @@ def test_a_succeeded_rollout_makes_the_version_live_and_champion_and_its_predece
     record = lifecycle(stage=Stage.ROLLING_OUT, metrics={"auc": 0.95})
     move = machine.rollout_ended(record, rollout(), champion("2"), NOW)
     assert move is not None and (move.stage, move.tag, move.follow) == (Stage.LIVE, "live", ["churn:2"])
-    assert move.champion is not None and move.champion["version"] == "3" and move.champion["metrics"] == {"auc": 0.95}
-    assert move.champion["previous"]["version"] == "2" and "previous" not in move.champion["previous"]
+    assert move.succession is not None and move.succession.ended == "replaced by v3"
+    crowned = move.succession.champion
+    assert crowned is not None and (crowned.version, crowned.metrics, crowned.since) == ("3", {"auc": 0.95}, NOW)
+    assert crowned.previous == champion("2") and crowned.previous.previous is None
 
 
 @pytest.mark.parametrize("state", [RolloutState.ROLLED_BACK, RolloutState.FAILED])
 def test_a_rollout_that_did_not_succeed_rolls_the_version_back_with_its_reason(state: RolloutState) -> None:
     move = machine.rollout_ended(lifecycle(stage=Stage.ROLLING_OUT), rollout(state=state, reason="error rate 30%"),
                                  champion("2"), NOW)
-    assert move is not None and (move.stage, move.reason, move.champion) == (Stage.ROLLED_BACK, "error rate 30%", None)
+    assert move is not None and (move.stage, move.reason, move.succession) == (Stage.ROLLED_BACK, "error rate 30%",
+                                                                                None)
 
 
 def test_an_undone_live_version_gives_the_champion_back_to_its_predecessor() -> None:
-    previous = {k: v for k, v in champion("2").items() if k != "previous"}
+    previous = champion("2")
     move = machine.rollout_ended(lifecycle(stage=Stage.LIVE), rollout(state=RolloutState.ROLLED_BACK, reason="undo"),
                                  champion("3", previous), NOW)
-    assert move is not None and (move.stage, move.champion, move.follow) == (Stage.ROLLED_BACK, previous, ["churn:2"])
+    assert move is not None and (move.stage, move.follow) == (Stage.ROLLED_BACK, ["churn:2"])
+    assert move.succession == machine.Succession(previous, "rolled back: undo")
 
 
 def test_an_undone_first_version_leaves_no_champion() -> None:
     move = machine.rollout_ended(lifecycle(stage=Stage.LIVE), rollout(state=RolloutState.ROLLED_BACK),
                                  champion("3"), NOW)
-    assert move is not None and move.champion == {} and move.follow == []
+    assert move is not None and move.succession == machine.Succession(None, "rolled back: its rollout rolled_back")
+    assert move.follow == []
 
 
 def test_a_live_version_whose_rollout_succeeded_stays_live() -> None:
@@ -198,9 +204,8 @@ def test_a_superseded_version_that_is_champion_again_is_live_again() -> None:
     (lifecycle("3", Stage.LIVE), champion("3")),
     (lifecycle("2", Stage.SUPERSEDED), champion("3")),
     (lifecycle("3", Stage.LIVE), None),
-    (lifecycle("3", Stage.LIVE), {}),
 ])
-def test_a_champion_that_did_not_change_moves_nothing(record: Lifecycle, champ: dict | None) -> None:
+def test_a_champion_that_did_not_change_moves_nothing(record: Lifecycle, champ: Champion | None) -> None:
     assert machine.champion_changed(record, champ) is None
 
 
@@ -226,7 +231,7 @@ def test_a_version_superseded_before_it_was_deployed_has_nothing_to_retire() -> 
     ({"stage": "failed"}, False), ({"stage": "rolled_back"}, False), ({"stage": "retired"}, False),
 ])
 def test_the_resync_watches_every_stage_that_has_somewhere_to_go(stored: dict, watched: bool) -> None:
-    assert machine.watched(stored) is watched
+    assert machine.watched(lifecycle(**stored)) is watched
 
 
 @pytest.mark.parametrize(("stage", "state", "awaits"), [
@@ -236,4 +241,4 @@ def test_the_resync_watches_every_stage_that_has_somewhere_to_go(stored: dict, w
 ])
 def test_an_ended_rollout_is_followed_by_its_version_only_when_the_outcome_is_new(
         stage: str, state: RolloutState, awaits: bool) -> None:
-    assert machine.awaits({"stage": stage}, rollout(state=state)) is awaits
+    assert machine.awaits(lifecycle(stage=Stage(stage)), rollout(state=state)) is awaits

@@ -15,8 +15,13 @@ import pytest
 
 from shared.domain import champions
 from shared.domain import lifecycle as machine
+from shared.domain.champions import Champion
+from shared.domain.decisions import judge
+from shared.domain.notification import Table
+from shared.domain.policy import Gate
 from shared.domain.ports import ModelVersion
 from shared.domain.records import (
+    HistoryAction,
     Lifecycle,
     Phase,
     ReviewDecision,
@@ -41,12 +46,17 @@ GATES: dict[str, list[Any]] = {"header": ["metric", "check", "value", "threshold
     ["latency", "<=", "12", "50", "pass"],
     ["f1", "vs champion", "0.7", "-", "pass (no champion yet)"],
 ]}
+VERDICT = judge([Gate(metric="accuracy", min=0.8), Gate(metric="auc", max_drop=0.01), Gate(metric="latency", max=50),
+                 Gate(metric="f1", max_drop=0.02)], {"accuracy": 0.91, "auc": 0.95, "latency": 12, "f1": 0.7},
+                {"auc": 0.94})
+BRIEF = ("accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass; latency=12<=50 pass; "
+         "f1=0.7 vs champion pass (no champion yet)")
 
 
 def _record(**changes: object) -> Lifecycle:
     fields = {"model": "credit-risk", "version": "2", "workspace": "dev", "rule": "credit-risk", "stage": "passed",
               "test_job": "test-credit-risk-v2", "test_job_url": "https://ml.azure.com/runs/test-credit-risk-v2",
-              "gates": GATES}
+              "gates": VERDICT.table(), "verdict": VERDICT}
     return Lifecycle.model_validate({**fields, **changes})
 
 
@@ -67,8 +77,7 @@ def test_the_lineage_names_source_jobs_gates_approval_and_rule() -> None:
         "mlops.training_job": "train-credit-risk-7",
         "mlops.test_job": "test-credit-risk-v2",
         "mlops.test_job_url": "https://ml.azure.com/runs/test-credit-risk-v2",
-        "mlops.gates": "accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass; latency=12<=50 pass; "
-                       "f1=0.7 vs champion pass (no champion yet)",
+        "mlops.gates": BRIEF,
         "mlops.approved_by": "ada@contoso.com",
         "mlops.approved_at": "2026-11-30T10:00:00+00:00",
         "mlops.rule": "credit-risk",
@@ -90,10 +99,25 @@ def test_the_training_job_comes_from_the_record_when_the_model_does_not_name_it(
     assert tags["mlops.training_job"] == "train-from-review"
 
 
-def test_a_long_gate_brief_is_cut_to_azure_s_tag_value_limit_with_an_ellipsis() -> None:
-    rows = [[f"metric_{n:03d}", ">=", "0.9123", "0.8", "pass"] for n in range(60)]
+def test_the_verdict_the_brief_is_built_from_makes_the_same_table_as_before() -> None:
+    assert VERDICT.table() == Table.model_validate(GATES)
+    assert machine.gates_brief(_record()) == VERDICT.brief() == BRIEF
 
-    tags = machine.lineage(_record(gates={"header": GATES["header"], "rows": rows}), _model(), None)
+
+def test_a_version_judged_before_its_verdict_was_kept_has_the_same_brief_from_its_table() -> None:
+    stored = _record().stored()
+    del stored["verdict"]
+    old = Lifecycle.model_validate(stored)
+
+    assert old.verdict is None and old.gates == VERDICT.table()
+    assert machine.lineage(old, _model(), None)["mlops.gates"] == BRIEF
+
+
+def test_a_long_gate_brief_is_cut_to_azure_s_tag_value_limit_with_an_ellipsis() -> None:
+    gates = [Gate(metric=f"metric_{n:03d}", min=0.8) for n in range(60)]
+    verdict = judge(gates, {gate.metric: 0.9123 for gate in gates}, None)
+
+    tags = machine.lineage(_record(gates=verdict.table(), verdict=verdict), _model(), None)
 
     brief = tags["mlops.gates"]
     assert len(brief) == machine.TAG_VALUE_LIMIT == 1000
@@ -102,22 +126,23 @@ def test_a_long_gate_brief_is_cut_to_azure_s_tag_value_limit_with_an_ellipsis() 
 
 
 def test_a_version_without_gates_says_so() -> None:
-    assert machine.gates_brief({"header": GATES["header"], "rows": []}) == "no gates"
-    assert machine.gates_brief(None) == "not judged"
+    none = judge([], {}, None)
+    assert machine.gates_brief(_record(gates=none.table(), verdict=none)) == "no gates"
+    assert machine.gates_brief(_record(gates={"header": GATES["header"], "rows": []}, verdict=None)) == "no gates"
+    assert machine.gates_brief(_record(gates=None, verdict=None)) == "not judged"
 
 
 # -- champion history (pure) ----------------------------------------------------------------
 
 
-def _champion(version: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"model": "churn", "version": version, "endpoint": "churn", "workspace": "prod",
-            "deployment": f"churn-v{version}", "since": NOW.isoformat(), "previous": previous}
+def _champion(version: str, previous: Champion | None = None) -> Champion:
+    return Champion(model="churn", version=version, endpoint="churn", workspace="prod",
+                    deployment=f"churn-v{version}", since=NOW, previous=previous)
 
 
 def test_the_first_champion_opens_the_history() -> None:
-    stored = champions.changed(None, "churn", None, _champion("1"), "replaced by v1", NOW)
+    history = champions.changed(None, "churn", None, _champion("1"), "replaced by v1", NOW)
 
-    history = champions.ChampionHistory.model_validate(stored)
     assert [(t.version, t.since, t.until, t.began, t.ended) for t in history.terms] == [
         ("1", NOW, None, "rolled out on churn", None)]
 
@@ -126,9 +151,8 @@ def test_a_replacement_closes_the_old_term_and_opens_the_new_one() -> None:
     later = NOW + timedelta(hours=2)
     first = champions.changed(None, "churn", None, _champion("1"), None, NOW)
 
-    stored = champions.changed(first, "churn", _champion("1"), _champion("2", _champion("1")), "replaced by v2", later)
-
-    terms = champions.ChampionHistory.model_validate(stored).terms
+    terms = champions.changed(first, "churn", _champion("1"), _champion("2", _champion("1")), "replaced by v2",
+                              later).terms
     assert [(t.version, t.since, t.until, t.ended) for t in terms] == [
         ("1", NOW, later, "replaced by v2"), ("2", later, None, None)]
 
@@ -148,9 +172,7 @@ def test_a_rollback_ends_the_term_and_the_previous_champion_serves_again() -> No
     stored = champions.changed(champions.changed(None, "churn", None, _champion("1"), None, NOW), "churn",
                                _champion("1"), v2, "replaced by v2", NOW)
 
-    stored = champions.changed(stored, "churn", v2, _champion("1"), "undone by ada: complaints", later)
-
-    terms = champions.ChampionHistory.model_validate(stored).terms
+    terms = champions.changed(stored, "churn", v2, _champion("1"), "undone by ada: complaints", later).terms
     assert [(t.version, t.ended) for t in terms] == [
         ("1", "replaced by v2"), ("2", "undone by ada: complaints"), ("1", None)]
     assert terms[-1].began == "serving again after v2: undone by ada: complaints"
@@ -158,11 +180,9 @@ def test_a_rollback_ends_the_term_and_the_previous_champion_serves_again() -> No
 
 def test_a_champion_crowned_before_the_history_gets_its_term_when_it_ends() -> None:
     earlier = NOW - timedelta(days=3)
-    old = {**_champion("1"), "since": earlier.isoformat()}
+    old = _champion("1").model_copy(update={"since": earlier})
 
-    stored = champions.changed(None, "churn", old, {}, "rolled back: 5 errors in 7 requests", NOW)
-
-    [term] = champions.ChampionHistory.model_validate(stored).terms
+    [term] = champions.changed(None, "churn", old, None, "rolled back: 5 errors in 7 requests", NOW).terms
     assert (term.version, term.since, term.until, term.ended) == ("1", earlier, NOW,
                                                                    "rolled back: 5 errors in 7 requests")
 
@@ -171,14 +191,16 @@ def test_the_rollout_s_outcome_says_why_the_champion_ends() -> None:
     record = _record(stage="live", version="2", model="churn")
     champion = _champion("2", _champion("1"))
     rollout = _rollout(RolloutState.ROLLED_BACK, "complaints")
-    rollout.history.append(RolloutEntry(time=NOW, action="undo", actor="ada", reason="complaints"))
+    rollout.history.append(RolloutEntry(time=NOW, action=HistoryAction.UNDO, actor="ada", reason="complaints"))
 
     undone = machine.rollout_ended(record, rollout, champion, NOW)
     rollout.history.clear()
     rolled_back = machine.rollout_ended(record, rollout, champion, NOW)
 
-    assert undone is not None and undone.ended == "undone by ada: complaints"
-    assert rolled_back is not None and rolled_back.ended == "rolled back: complaints"
+    assert undone is not None and undone.succession == machine.Succession(champion.previous,
+                                                                          "undone by ada: complaints")
+    assert rolled_back is not None and rolled_back.succession is not None
+    assert rolled_back.succession.ended == "rolled back: complaints"
 
 
 def _rollout(state: RolloutState, reason: str = "") -> Rollout:
@@ -238,8 +260,8 @@ def test_a_retried_tick_does_not_record_a_change_twice() -> None:
     reactions.resync(services)
     reactions.tick_rollouts(services)
 
-    stored = services.state.get(champions.KIND, "churn")
-    assert stored is not None and [t["version"] for t in stored["terms"]] == ["1"]
+    stored = services.state.champion_histories.get("churn")
+    assert stored is not None and [t.version for t in stored.terms] == ["1"]
 
 
 # -- promotion by hand ------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ import pytest
 from shared.bootstrap import Services
 from shared.domain import lifecycle as stages
 from shared.domain import rollout as machine
+from shared.domain.records import RolloutState
 from shared.reactor import reactions
 from shared.reactor import rollout as engine
-from tests.unit.test_isolation_fakes import fake_services, lifecycle_record
+from tests.unit.test_isolation_fakes import fake_services, fake_state, lifecycle_record
 
 KEY = engine.key_for("prod", "churn")
 
@@ -26,22 +27,22 @@ def busy_with(services: Services, version: str) -> None:
     plan = services.policy.rule_named("churn").rollout  # type: ignore[union-attr]
     endpoint = services.platform.get_endpoint("prod", "churn")
     record = machine.begin("churn", plan, "churn", version, name, endpoint, "test", services.clock(), "started").record  # type: ignore[arg-type]
-    services.state.put("rollout", KEY, {**record.stored(), "state": "paused"})
+    services.state.rollouts.put(KEY, record.model_copy(update={"state": RolloutState.PAUSED}))
 
 
 def free(services: Services) -> None:
-    record = services.state.get("rollout", KEY)
+    record = services.state.rollouts.get(KEY)
     assert record is not None
-    services.state.put("rollout", KEY, {**record, "state": "succeeded", "retired": True})
+    services.state.rollouts.put(KEY, record.model_copy(update={"state": RolloutState.SUCCEEDED, "retired": True}))
 
 
 def wait(services: Services, *versions: str) -> None:
     for version in versions:
-        services.state.put("lifecycle", f"churn:{version}", lifecycle_record("churn", version, "promoted"))
+        services.state.lifecycles.put(f"churn:{version}", lifecycle_record("churn", version, "promoted"))
 
 
 def stage(services: Services, version: str) -> str:
-    return services.state.get("lifecycle", f"churn:{version}")["stage"]  # type: ignore[index]
+    return services.state.lifecycles.get(f"churn:{version}").stage.value  # type: ignore[union-attr]
 
 
 def resync_until_live(services: Services, version: str) -> None:
@@ -65,8 +66,8 @@ def test_of_two_waiting_versions_the_newer_is_deployed_and_the_older_superseded(
     assert services.platform.serving() == {"churn-v13": 100}  # type: ignore[attr-defined]
     assert "churn-v9" not in services.platform.created  # type: ignore[attr-defined]
     assert stage(services, "9") == "superseded"
-    record = services.state.get("lifecycle", "churn:9")
-    assert record is not None and record["superseded_by"] == "13"
+    record = services.state.lifecycles.get("churn:9")
+    assert record is not None and record.superseded_by == "13"
     assert services.platform.tags[("churn", "9")][stages.TAG] == "superseded"  # type: ignore[attr-defined]
     [told] = [n for n in services.notifier.sent.values() if n.kind == "model.superseded"]  # type: ignore
     assert told.subject == "churn:9" and "v13" in told.summary
@@ -87,7 +88,7 @@ def test_waiting_versions_are_resumed_newest_first_whatever_their_names_sort_as(
 def test_a_version_older_than_the_one_serving_is_not_deployed(services: Services) -> None:
     busy_with(services, "8")
     free(services)
-    services.state.put("champion", "churn", {"model": "churn", "version": "8", "endpoint": "churn"})
+    fake_state(services).put("champion", "churn", {"model": "churn", "version": "8", "endpoint": "churn"})  # as stored
     wait(services, "7")
 
     reactions.resync(services)
@@ -122,7 +123,7 @@ def test_versions_that_are_not_numbers_are_never_superseded_by_a_guess(services:
 ])
 def test_versions_in_flight_are_taken_newest_first(versions: list[str], order: list[str]) -> None:
     records = [lifecycle_record("churn", version, "promoted") for version in versions]
-    assert [record["version"] for record in reactions.in_flight(records)] == order
+    assert [record.version for record in reactions.in_flight(records)] == order
 
 
 def test_is_newer_compares_numbers_only() -> None:
@@ -133,9 +134,10 @@ def test_is_newer_compares_numbers_only() -> None:
 
 def test_a_champion_taken_back_by_an_undo_does_not_supersede_an_older_version(services: Services) -> None:
     busy_with(services, "13")
-    record = services.state.get("rollout", KEY)
-    services.state.put("rollout", KEY, {**record, "state": "rolled_back"})  # type: ignore[dict-item]
-    services.state.put("champion", "churn", {"model": "churn", "version": "13", "endpoint": "churn"})
+    record = services.state.rollouts.get(KEY)
+    assert record is not None
+    services.state.rollouts.put(KEY, record.model_copy(update={"state": RolloutState.ROLLED_BACK}))
+    fake_state(services).put("champion", "churn", {"model": "churn", "version": 13, "endpoint": "churn"})  # as stored
     wait(services, "9")
 
     reactions.resync(services)

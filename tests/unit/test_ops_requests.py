@@ -8,7 +8,8 @@ import json
 import azure.functions as func
 import pytest
 
-from shared.domain.ports import ConfigurationError, NotFound, TryLater, UnknownLocation
+from shared.adapters.storage.state import CHANGED_RETRY_SECONDS
+from shared.domain.ports import Busy, ConfigurationError, NotFound, TryLater, UnknownLocation
 from shared.ops import auth, errors
 from shared.ops.errors import ApiError
 from shared.ops.http import parse
@@ -161,16 +162,31 @@ def test_a_policy_draft_that_cannot_be_loaded_safely_is_a_400_naming_the_place(t
     # A workspace a request names that the settings do not configure is the caller's 404, not the app's 500.
     (UnknownLocation("workspace 'a' is not in MLOPS_WORKSPACES"), 404),
     (engine.RolloutError("cannot approve"), 409),
-    (engine.RolloutBusy("busy"), 409),
-    (TryLater("endpoint Updating"), 409),
-    (TryLater("throttled", retry_after=2.2), 503),
     (ApiError(400, "bad", "traffic"), 400),
 ])
 def test_errors_map_to_statuses(error: Exception, status: int) -> None:
-    answered, body, headers = errors.answer(error, "cid")
+    answered, body, _ = errors.answer(error, "cid")
     assert answered == status and body["error"]
-    if status == 503:
-        assert headers["Retry-After"] == "3"
+
+
+@pytest.mark.parametrize(("error", "answer"), [
+    # another rollout holds the endpoint, or its lease is held (the rollout engine)
+    (Busy("rollout churn/churn-v2 is still active on churn"),
+     (409, "rollout churn/churn-v2 is still active on churn; try again", {})),
+    # a version being reconciled elsewhere (the lifecycle controller)
+    (Busy("lifecycle churn:1 is being reconciled elsewhere"),
+     (409, "lifecycle churn:1 is being reconciled elsewhere; try again", {})),
+    # a record changed under its writer (the state store): worth trying again at once
+    (Busy("lifecycle/churn:1 changed concurrently", CHANGED_RETRY_SECONDS),
+     (409, "lifecycle/churn:1 changed concurrently; try again", {"Retry-After": "1"})),
+    # the platform: an endpoint busy with another operation, or throttling for a while
+    (TryLater("endpoint Updating"), (409, "endpoint Updating; try again", {})),
+    (TryLater("throttled", retry_after=2.2), (503, "throttled", {"Retry-After": "3"})),
+])
+def test_busy_answers_409_or_for_the_platform_s_throttling_503(error: Busy,
+                                                               answer: tuple[int, str, dict[str, str]]) -> None:
+    status, body, headers = errors.answer(error, "cid")
+    assert (status, body["error"], headers) == answer
 
 
 def test_unexpected_and_configuration_errors_answer_500_without_details() -> None:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from shared.adapters.azureml.pipelines import overrides, pipeline_job, pipeline_path
+from shared.adapters.storage.stores import Stores
 from shared.bootstrap import Services
 from shared.domain.policy import load_policy
 from shared.domain.ports import Job, JobStatus, ModelVersion
@@ -95,7 +96,7 @@ class Recorder:
 def test_start_testing_submits_the_model_as_the_test_pipelines_model_input() -> None:
     recorder = Recorder()
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
-    services = Services(settings=settings, state=recorder, work_queue=None,  # type: ignore[arg-type]
+    services = Services(settings=settings, state=Stores(recorder), work_queue=None,  # type: ignore[arg-type]
                         _platform=recorder, _policy=POLICY)  # type: ignore[arg-type]
     rule = POLICY.rules[0]
     model = ModelVersion(location="dev", name="credit-risk", version="7", uri="azureml:credit-risk:7")

@@ -40,7 +40,7 @@ def registered(services: Services, version: str = "1", by: str = ALICE) -> str:
 
 
 def record(services: Services, version: str = "1") -> Lifecycle:
-    found = lifecycle.get(services, f"churn:{version}")
+    found = services.state.lifecycles.get(f"churn:{version}")
     assert found is not None
     return found
 
@@ -66,7 +66,7 @@ def test_a_version_that_passes_waits_for_review_from_the_clock_s_now(services: S
     assert waiting.awaiting_since == START + timedelta(minutes=5) and waiting.registered_by == ALICE
     assert services.platform.tags[("churn", "1")][machine.TAG] == "awaiting_review"  # type: ignore[attr-defined]
     assert told(services, "model.awaiting_review") == ["churn v1 waits for review"]
-    assert not in_registry(services) and services.state.get("rollout", "prod.churn") is None
+    assert not in_registry(services) and services.state.rollouts.get("prod.churn") is None
 
 
 def test_ops_are_reminded_once_after_a_day_and_the_version_expires_after_a_week(services: Services) -> None:

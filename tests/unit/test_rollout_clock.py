@@ -35,7 +35,7 @@ def started(services: Services) -> None:
 
 
 def rollout(services: Services) -> Rollout:
-    found = engine.current(services, KEY)
+    found = services.state.rollouts.get(KEY)
     assert found is not None
     return found
 

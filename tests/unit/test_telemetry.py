@@ -21,8 +21,9 @@ import pytest
 
 from shared.adapters import telemetry
 from shared.domain.ports import DeploymentSpec, ModelVersion
-from shared.domain.records import AuditEntry
+from shared.domain.records import AuditEntry, HistoryAction, RolloutEntry
 from tests.unit.test_isolation_fakes import FakePlatform
+from tests.unit.test_lifecycle_machine import NOW, rollout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +106,7 @@ def test_without_the_setting_every_helper_is_a_no_op(off: None) -> None:
     assert telemetry.carry(item) is item, "the work item is sent as it always was"
     assert telemetry.traced_platform(platform) is platform  # type: ignore[arg-type]
     telemetry.audited(AuditEntry(correlation_id="e", subject="s", action="intake", outcome="queued"))
-    telemetry.rollout_progress({"endpoint": "k"}, [{"action": "step"}])
+    telemetry.rollout_progress(rollout(), [RolloutEntry(time=NOW, action=HistoryAction.STEP, actor="timer", reason="")])
     telemetry.count_event("t", "queued")
     telemetry.flush()
 
@@ -219,10 +220,12 @@ def test_an_audit_entry_is_a_decision_record_a_span_attribute_and_a_count(on: Sd
 
 def test_a_rollouts_new_history_moves_the_rollout_metrics(on: Sdk, caplog: pytest.LogCaptureFixture) -> None:
     endpoint = f"ep-{id(caplog)}"  # the in-memory reader accumulates over the test session
-    stepped = {"action": "step", "actor": "timer", "reason": "50%", "traffic": {"old": 50, "new-v2": 50}}
-    analysed = {"action": "analysis:fail", "actor": "timer", "reason": "errors", "traffic": {"old": 50, "new-v2": 50}}
-    undone = {"action": "rolled_back", "actor": "timer", "reason": "errors", "traffic": {"old": 100}}
-    record = {"endpoint": endpoint, "deployment": "new-v2", "model": "churn", "version": "2", "rule": "churn"}
+    stepped, analysed, undone = (RolloutEntry(time=NOW, actor="timer", **fields) for fields in (
+        {"action": HistoryAction.STEP, "reason": "50%", "traffic": {"old": 50, "new-v2": 50}},
+        {"action": HistoryAction.ANALYSIS_FAIL, "reason": "errors", "traffic": {"old": 50, "new-v2": 50}},
+        {"action": HistoryAction.ROLLED_BACK, "reason": "errors", "traffic": {"old": 100}},
+    ))
+    record = rollout("2").model_copy(update={"endpoint": endpoint, "deployment": "new-v2"})
 
     with caplog.at_level(logging.INFO, telemetry.DECISION_LOGGER):
         telemetry.rollout_progress(record, [stepped])

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.storage.state import Conflict
+from shared.adapters.storage.state import CHANGED_RETRY_SECONDS
+from shared.adapters.storage.stores import Stores
 from shared.bootstrap import Services
 from shared.domain.events import AmlEvent
-from shared.domain.ports import NotFound, TryLater
+from shared.domain.ports import Busy, NotFound, TryLater
 from shared.domain.records import AuditEntry
+from shared.domain.work import DeadLetter, WorkItem
 from shared.reactor import worker
 from shared.settings import Settings
 from tests.conftest import FIXTURES
@@ -59,7 +61,7 @@ class MemoryQueue:
             item = self.messages.pop(0)
             for dequeue_count in range(1, MAX_DEQUEUE_COUNT + 1):
                 try:
-                    worker.process(item, services, attempt=dequeue_count)
+                    worker.process(WorkItem.model_validate(item), services, attempt=dequeue_count)
                     break
                 except Exception:
                     if dequeue_count == MAX_DEQUEUE_COUNT:
@@ -87,7 +89,7 @@ def event() -> dict:
 def world(monkeypatch: pytest.MonkeyPatch):
     state, queue = MemoryState(), MemoryQueue()
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
-    services = Services(settings=settings, state=state, work_queue=queue)  # type: ignore[arg-type]
+    services = Services(settings=settings, state=Stores(state), work_queue=queue)  # type: ignore[arg-type]
 
     def install(reactions: Reactions) -> Reactions:
         monkeypatch.setattr(worker, "react", reactions)
@@ -103,11 +105,12 @@ def outcomes(state: MemoryState) -> list[str]:
 @pytest.mark.parametrize(
     "busy",
     [
-        TryLater("lifecycle credit-risk:3 is being reconciled elsewhere"),
+        Busy("lifecycle credit-risk:3 is being reconciled elsewhere"),
         TryLater("online endpoint credit-risk in prod is Updating"),
-        Conflict("records/lifecycle/credit-risk:3 is leased by another writer"),
+        Busy("lifecycle/credit-risk:3 changed concurrently", CHANGED_RETRY_SECONDS),
+        Busy("rollout credit-risk/credit-risk-v2 is still active on credit-risk"),
     ],
-    ids=["lifecycle-lease", "platform-busy", "etag-conflict"],
+    ids=["lifecycle-lease", "platform-busy", "etag-conflict", "endpoint-taken"],
 )
 def test_a_contended_work_item_waits_and_succeeds_later_without_a_dead_letter_or_alarm(world, busy) -> None:
     state, queue, services, install = world
@@ -161,7 +164,7 @@ def test_a_claim_checked_event_is_read_back_handled_and_its_claim_deleted(world)
     state, queue, services, install = world
     reactions = install(Reactions(TryLater("busy")))
     raw = event()
-    state.put("claims", "k5", {"event": raw})
+    state.put("claims", "k5", {"event": raw, "received": "2026-11-30T10:00:00+00:00"})
     queue.send({"key": "k5", "claim": "k5", "event": {"id": raw["id"], "subject": raw["subject"]}})
 
     queue.drain(services)
@@ -191,7 +194,7 @@ def test_a_redelivery_that_cannot_be_queued_falls_back_to_the_queues_own_retry(w
 
     services.work_queue.send = refuse  # type: ignore[method-assign]
     with pytest.raises(TryLater):
-        worker.process({"key": "k7", "event": event()}, services)
+        worker.process(WorkItem(key="k7", event=event()), services)
     assert outcomes(state) == ["error"]
 
 
@@ -199,12 +202,35 @@ def test_a_claim_checked_event_that_keeps_failing_keeps_its_claim_for_replay(wor
     state, queue, services, install = world
     install(Reactions(*[NotFound("gone")] * MAX_DEQUEUE_COUNT))
     raw = event()
-    state.put("claims", "k8", {"event": raw})
+    state.put("claims", "k8", {"event": raw, "received": "2026-11-30T10:00:00+00:00"})
     queue.send({"key": "k8", "claim": "k8", "event": {"id": raw["id"], "subject": raw["subject"]}})
 
     queue.drain(services)
 
     assert len(queue.poisoned) == 1
-    assert state.get("claims", "k8") == {"event": raw}, "a replayed dead letter finds the event again"
+    assert state.get("claims", "k8")["event"] == raw, "a replayed dead letter finds the event again"
     key = worker.dead_letter(json.dumps(queue.poisoned[0]).encode(), MAX_DEQUEUE_COUNT, services)
     assert key == "k8" and "attempt 5: NotFound" in state.get("deadletter", "k8")["reason"]
+
+
+def test_a_work_item_s_message_is_the_json_the_queue_always_carried() -> None:
+    first = {"key": "k9", "event": event(), "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    assert WorkItem.model_validate(first).message() == first, "no claim, no redeliveries: not written"
+    again = {"key": "k9", "claim": "k9", "event": {"id": "evt-9", "subject": "models/m:1"}, "redeliveries": 2,
+             "added_by_a_newer_app": True}
+    item = WorkItem.model_validate(again)
+    assert (item.claim, item.redeliveries, item.event_id, item.subject) == ("k9", 2, "evt-9", "models/m:1")
+    assert item.message() == again, "what a newer app added is kept"
+
+
+@pytest.mark.parametrize("message", ["not json", "[1, 2]", '{"event": {"id": "e"}}', '{"key": "k", "event": "x"}'])
+def test_a_message_that_is_no_work_item_is_dead_lettered_as_unreadable(world, message: str) -> None:
+    state, _queue, services, _install = world
+    assert WorkItem.read(message) is None
+
+    key = worker.dead_letter(message.encode(), MAX_DEQUEUE_COUNT, services)
+
+    assert key.startswith("unreadable-")
+    letter = DeadLetter.model_validate(state.get("deadletter", key))
+    assert letter.message == message and letter.work_item() is None
+    assert letter.reason == "the message could not be read as a work item"

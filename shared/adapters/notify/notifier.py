@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from shared.adapters import telemetry
 from shared.adapters.notify.delivery import DeliveryError, RetryPolicy
 from shared.adapters.notify.eventgrid import EventGridChannel
@@ -28,13 +30,17 @@ from shared.adapters.notify.log import LogChannel
 from shared.adapters.notify.slack import SlackChannel
 from shared.adapters.notify.teams import TeamsChannel
 from shared.adapters.notify.webhook import WebhookChannel
-from shared.adapters.storage.state import BlobStateStore, Conflict, Doc
+from shared.adapters.storage.state import BlobStateStore
+from shared.adapters.storage.stores import Store
 from shared.domain.notification import Notification
+from shared.domain.ports import Busy
+from shared.domain.records import Timestamp
 from shared.settings import Settings, SettingsError
 
 CHANNEL_NAMES = ("teams", "slack", "webhook", "eventgrid", "log")
 KIND = "notifications"
 Outcome = Literal["sent", "already sent", "not configured"]
+Status = Literal["sending", "sent", "failed"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,20 @@ class Channel(Protocol):
     name: str
 
     def send(self, notification: Notification) -> None: ...
+
+
+class Delivery(BaseModel):
+    """The delivery record of one notification on one channel."""
+
+    model_config = ConfigDict(extra="allow")
+
+    notification: str
+    kind: str
+    channel: str
+    status: Status
+    attempts: int
+    time: Timestamp
+    error: str | None = None
 
 
 class NotifyError(Exception):
@@ -67,7 +87,7 @@ class Notifier:
         if unknown:
             raise ValueError(f"unknown notification channels {unknown}: expected names from {CHANNEL_NAMES}")
         self._channels = {channel.name: channel for channel in channels}
-        self._state = state
+        self._deliveries = Store(state, KIND, Delivery)
         self._claim_seconds = claim_seconds
 
     @classmethod
@@ -147,43 +167,36 @@ class Notifier:
                 channel.name, f"unexpected {type(error).__name__}"
             )
             record = _record(notification, channel.name, "failed", attempts, str(failure))
-            with contextlib.suppress(Conflict):  # a stale-claim takeover: the record is the other worker's now
-                self._state.write(KIND, key, record, etag)
+            with contextlib.suppress(Busy):  # a stale-claim takeover: the record is the other worker's now
+                self._deliveries.write(key, record, etag)
             if failure is error:
                 raise
             raise failure from error
-        with contextlib.suppress(Conflict):
-            self._state.write(KIND, key, _record(notification, channel.name, "sent", attempts), etag)
+        with contextlib.suppress(Busy):
+            self._deliveries.write(key, _record(notification, channel.name, "sent", attempts), etag)
         return "sent"
 
     def _claim(self, notification: Notification, channel: str, key: str) -> tuple[str, int] | None:
         """Claim the delivery: its ETag and attempt number, or None when it was sent already."""
-        found = self._state.read(KIND, key)
+        found = self._deliveries.read(key)
         etag, attempts = None, 1
         if found:
             record, etag = found
-            if record.get("status") == "sent":
+            if record.status == "sent":
                 return None
-            since = datetime.fromisoformat(record["time"])
-            if record.get("status") == "sending" and (_now() - since).total_seconds() < self._claim_seconds:
-                raise DeliveryError(channel, f"another worker has been sending it since {record['time']}")
-            attempts = int(record.get("attempts", 0)) + 1
+            if record.status == "sending" and (_now() - record.time).total_seconds() < self._claim_seconds:
+                raise DeliveryError(channel, f"another worker has been sending it since {record.time.isoformat()}")
+            attempts = record.attempts + 1
         try:
-            return self._state.write(KIND, key, _record(notification, channel, "sending", attempts), etag), attempts
-        except Conflict:
+            return self._deliveries.write(key, _record(notification, channel, "sending", attempts), etag), attempts
+        except Busy:
             raise DeliveryError(channel, "another worker claimed it at the same moment") from None
 
 
-def _record(notification: Notification, channel: str, status: str, attempts: int, error: str | None = None) -> Doc:
-    return {
-        "notification": notification.id,
-        "kind": notification.kind,
-        "channel": channel,
-        "status": status,
-        "attempts": attempts,
-        "time": _now().isoformat(),
-        "error": error,
-    }
+def _record(notification: Notification, channel: str, status: Status, attempts: int,
+            error: str | None = None) -> Delivery:
+    return Delivery(notification=notification.id, kind=notification.kind, channel=channel, status=status,
+                    attempts=attempts, time=_now(), error=error)
 
 
 def _now() -> datetime:

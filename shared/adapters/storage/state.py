@@ -4,7 +4,10 @@
   that of two concurrent deliveries of one event exactly one claims it.
 - `records/<kind>/<id>.json`: JSON documents updated under ETag concurrency control.
 - `audit/<day>.jsonl`: append blobs, one JSON line per decision; never rewritten.
-- leases on records give one writer per endpoint (rollouts).
+- leases on records give one writer per endpoint (rollouts) or model version (lifecycles).
+
+The app reads and writes its records through the typed stores built on this one, one store per
+kind (`shared.adapters.storage.stores`).
 
 Keys are names from outside (Azure ML asset names, endpoint names), so each path part is
 percent-encoded where it must be (see `encode_part`): any name can be stored, none can
@@ -29,6 +32,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared.adapters import telemetry
+from shared.domain.ports import Busy
 from shared.domain.records import AuditEntry
 
 SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:=@-]{0,200}$")
@@ -43,16 +47,10 @@ own CPU (~1.7 ms a download, under the GIL) is the limit by then. 8 also stays u
 connections a blob client keeps per host; beyond them connections are opened and dropped."""
 
 
-class Conflict(Exception):
-    """Someone else changed the record since it was read (ETag mismatch) or holds its lease."""
-
-
+LEDGER = "ledger"  # the one kind kept outside `records/`
 LEASE_RETRY_SECONDS = 0.2
-
-
-class Leased(Conflict):
-    """Someone else holds the record's lease."""
-
+CHANGED_RETRY_SECONDS = 1.0
+"""How long to wait after a record changed under its writer (ETag mismatch): the next attempt reads it anew."""
 
 
 def encode_part(part: str) -> str:
@@ -105,12 +103,6 @@ class BlobStateStore:
             self._ready = True
         return self._container
 
-    # Ledger -------------------------------------------------------------------
-
-    def claim_event(self, key: str, entry: Doc) -> bool:
-        """Record `key` as seen; False if it already was (a duplicate delivery)."""
-        return self.create("ledger", key, entry)
-
     # Records ------------------------------------------------------------------
 
     def read(self, kind: str, key: str) -> tuple[Doc, str] | None:
@@ -127,7 +119,7 @@ class BlobStateStore:
         return found[0] if found else None
 
     def create(self, kind: str, key: str, doc: Doc) -> bool:
-        """Create the record if absent; False if it exists."""
+        """Create the record if absent; False if it exists (of two concurrent creations, exactly one wins)."""
         blob = self.container.get_blob_client(self._name(kind, key))
         try:
             blob.upload_blob(_dump(doc), overwrite=False)
@@ -136,7 +128,7 @@ class BlobStateStore:
         return True
 
     def write(self, kind: str, key: str, doc: Doc, etag: str | None) -> str:
-        """Write the record if it still has `etag` (None: must not exist). Returns the new ETag."""
+        """Write the record if it still has `etag` (None: must not exist), else Busy. Returns the new ETag."""
         blob = self.container.get_blob_client(self._name(kind, key))
         try:
             if etag is None:
@@ -146,10 +138,10 @@ class BlobStateStore:
                     _dump(doc), overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
                 )
         except (ResourceExistsError, ResourceModifiedError) as error:
-            raise Conflict(f"{kind}/{key} changed concurrently") from error
+            raise Busy(f"{kind}/{key} changed concurrently", CHANGED_RETRY_SECONDS) from error
         except HttpResponseError as error:
             if error.status_code in (409, 412):
-                raise Conflict(f"{kind}/{key} changed concurrently") from error
+                raise Busy(f"{kind}/{key} changed concurrently", CHANGED_RETRY_SECONDS) from error
             raise
         return str(result["etag"])
 
@@ -158,18 +150,19 @@ class BlobStateStore:
         self.container.get_blob_client(self._name(kind, key)).upload_blob(_dump(doc), overwrite=True)
 
     def update(self, kind: str, key: str, change: Callable[[Doc | None], Doc], attempts: int = 10) -> Doc:
-        """Read-modify-write with ETag retries; `change` gets the current doc (or None)."""
+        """Read-modify-write with ETag retries; `change` gets the current doc (or None). Busy when other writers
+        keep changing it."""
         for _ in range(attempts):
             found = self.read(kind, key)
             current, etag = found if found else (None, None)
             updated = change(json.loads(json.dumps(current)) if current is not None else None)
             try:
                 self.write(kind, key, updated, etag)
-            except Conflict:
+            except Busy:
                 time.sleep(0.05)
                 continue
             return updated
-        raise Conflict(f"{kind}/{key}: gave up after {attempts} concurrent updates")
+        raise Busy(f"{kind}/{key}: gave up after {attempts} concurrent updates", CHANGED_RETRY_SECONDS)
 
     def delete(self, kind: str, key: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
@@ -226,8 +219,8 @@ class BlobStateStore:
 
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60, wait_seconds: float = 0) -> Iterator[None]:
-        """Hold the record's lease (one writer); raise Leased if someone else holds it for longer than
-        `wait_seconds`. Only acquiring is retried: what the body raises is the body's."""
+        """Hold the record's lease (one writer); Busy if someone else holds it for longer than `wait_seconds`.
+        Only acquiring is retried: what the body raises is the body's."""
         blob = self.container.get_blob_client(blob_path("leases", kind, key))
         with contextlib.suppress(ResourceExistsError):
             blob.upload_blob(b"", overwrite=False)
@@ -240,7 +233,7 @@ class BlobStateStore:
                 if error.status_code != 409:
                     raise
                 if time.monotonic() >= deadline:
-                    raise Leased(f"{kind}/{key} is leased by another writer") from error
+                    raise Busy(f"{kind}/{key} is leased by another writer") from error
                 time.sleep(LEASE_RETRY_SECONDS)
         try:
             yield
@@ -249,8 +242,8 @@ class BlobStateStore:
                 lease.release()
 
     def _name(self, kind: str, key: str) -> str:
-        if kind == "ledger":
-            return blob_path("ledger", key) + ".json"
+        if kind == LEDGER:
+            return blob_path(LEDGER, key) + ".json"
         return blob_path("records", kind, key) + ".json"
 
     # Audit trail ----------------------------------------------------------------
