@@ -45,6 +45,7 @@ from shared.domain.decisions import judge
 from shared.domain.policy import Gate, HealthGates, MirrorPhase, RolloutPlan
 from shared.domain.records import (
     AuditEntry,
+    HistoryAction,
     Lifecycle,
     Phase,
     Rollout,
@@ -135,7 +136,8 @@ def rollout(index: int, model: str, version: int, state: RolloutState, started: 
                        gates=HealthGates(max_error_rate=0.02, max_latency_p95_ms=250, min_requests=100),
                        manual_gates=[100])
     at = started
-    history = [RolloutEntry(time=at, action="start", actor="system", reason=f"deployment {deployment} created")]
+    history = [RolloutEntry(time=at, action=HistoryAction.START, actor="system",
+                            reason=f"deployment {deployment} created")]
     phases = [("mirror", 20), ("step", 10), ("step", 50), ("step", 100)]
     reached = {RolloutState.SUCCEEDED: 4, RolloutState.ROLLED_BACK: 2, RolloutState.PROGRESSING: 2,
                RolloutState.PAUSED: 2, RolloutState.AWAITING_APPROVAL: 3}[state]
@@ -146,13 +148,13 @@ def rollout(index: int, model: str, version: int, state: RolloutState, started: 
             errors = rng.randrange(0, 3)
             verdict = "inconclusive" if requests_seen < 100 else "pass"
             history.append(RolloutEntry(
-                time=at, action=f"analysis:{verdict}", actor="system",
+                time=at, action=HistoryAction(f"analysis:{verdict}"), actor="system",
                 reason=f"{errors} errors in {requests_seen} requests, p95 {rng.uniform(20, 90):.0f} ms",
                 metrics={"requests": requests_seen, "errors": errors, "error_rate": errors / requests_seen,
                          "latency_p95_ms": rng.uniform(20, 90), "latency_p99_ms": rng.uniform(90, 200)}))
             if n == 5 and (phase, share) != phases[reached - 1]:
                 history.append(RolloutEntry(
-                    time=at, action="step", actor="system", reason=f"next step: {share}%",
+                    time=at, action=HistoryAction.STEP, actor="system", reason=f"next step: {share}%",
                     traffic={previous: 100 - share, deployment: share} if phase == "step" else None,
                     mirror={deployment: share} if phase == "mirror" else None))
     ended = state in (RolloutState.SUCCEEDED, RolloutState.ROLLED_BACK)
@@ -160,7 +162,10 @@ def rollout(index: int, model: str, version: int, state: RolloutState, started: 
               RolloutState.ROLLED_BACK: "error rate 0.061 > 0.02 (7 errors in 115 requests)",
               RolloutState.PAUSED: "checking the dashboards", RolloutState.AWAITING_APPROVAL: "step 100% waits",
               RolloutState.PROGRESSING: "baking"}[state]
-    history.append(RolloutEntry(time=at, action=state.value, actor="ops@contoso.com" if not ended else "system",
+    last = {RolloutState.SUCCEEDED: HistoryAction.SUCCEEDED, RolloutState.ROLLED_BACK: HistoryAction.ROLLED_BACK,
+            RolloutState.PAUSED: HistoryAction.PAUSE, RolloutState.AWAITING_APPROVAL: HistoryAction.AWAITING_APPROVAL,
+            RolloutState.PROGRESSING: HistoryAction.RESUME}[state]
+    history.append(RolloutEntry(time=at, action=last, actor="ops@contoso.com" if not ended else "system",
                                 reason=reason))
     traffic = {deployment: 100} if state is RolloutState.SUCCEEDED else (
         {previous: 100} if state is RolloutState.ROLLED_BACK else {previous: 50, deployment: 50})

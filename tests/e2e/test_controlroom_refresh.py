@@ -15,7 +15,17 @@ from devhost.process import HostProcess
 from shared.adapters.storage.clients import blob_service
 from shared.adapters.storage.state import BlobStateStore
 from shared.domain.policy import RolloutPlan
-from shared.domain.records import Lifecycle, Phase, Rollout, RolloutEntry, RolloutState, Split, Stage, StageEntry
+from shared.domain.records import (
+    HistoryAction,
+    Lifecycle,
+    Phase,
+    Rollout,
+    RolloutEntry,
+    RolloutState,
+    Split,
+    Stage,
+    StageEntry,
+)
 from shared.settings import Settings
 from tests.e2e.test_controlroom_browser import browser, js, until  # noqa: F401  (browser: the fixture)
 
@@ -30,7 +40,8 @@ def rollout(endpoint: str, state: RolloutState, finished: datetime | None) -> Ro
         rule="churn", model="churn", version="2", plan=RolloutPlan(workspace="prod", endpoint=endpoint),
         baseline=Split(traffic={"churn-v1": 100}), state=state, phase=Phase.STEP, step=1,
         target=Split(traffic={"churn-v2": 100}), started=LONG_AGO, finished=finished,
-        history=[RolloutEntry(time=finished or LONG_AGO, action=state.value, actor="system", reason="as planned")],
+        history=[RolloutEntry(time=finished or LONG_AGO, actor="system", reason="as planned",
+                              action=HistoryAction.SUCCEEDED if finished else HistoryAction.STEP)],
     )
 
 
