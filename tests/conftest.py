@@ -21,31 +21,45 @@ LAYERS = ("unit", "integration", "e2e", "contract", "fidelity", "infra")
 
 # The order parallel workers take the layers in: the long, mostly waiting tests first, the short ones fill the gaps.
 SLOWEST_FIRST = ("e2e", "contract", "fidelity", "integration", "infra", "unit")
+SHARED_SCOPES = ('scope="module"', 'scope="package"')
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its layer; a test outside every layer's folder is an error, so none goes unmarked.
-
-    For parallel runs (`./dev test`: pytest-xdist, `--dist loadgroup`) the tests of a file that shares a
-    module-scoped fixture (a stack, a service) stay on one worker, so it starts once; every other test is
-    scheduled on its own, slowest layers first."""
+    """Mark each test with its layer (a test outside every layer's folder is an error, so none goes unmarked),
+    and order them slowest layers first."""
     for item in items:
         path = Path(item.path)
         layer = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
         if layer not in LAYERS:
             raise pytest.UsageError(f"{path}: a test must live in one of tests/{{{','.join(LAYERS)}}}")
         item.add_marker(layer)
-        if _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(str(path.relative_to(TESTS))))
     items.sort(key=lambda item: SLOWEST_FIRST.index(Path(item.path).relative_to(TESTS).parts[0]))
 
 
-def _shares_a_module_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(definition.scope in ("module", "package")
-               for definitions in info.name2fixturedefs.values() for definition in definitions)
+def shares_module_fixtures(test_file: Path) -> bool:
+    """Whether the file, or a conftest.py above it under tests/, defines a module- or package-scoped fixture
+    (a stack, a service) that its tests share."""
+    sources = [test_file, *(folder / "conftest.py" for folder in test_file.parents if folder.is_relative_to(TESTS))]
+    return any(source.is_file() and any(scope in source.read_text(encoding="utf-8") for scope in SHARED_SCOPES)
+               for source in sources)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """For parallel runs (`./dev test`, pytest-xdist): every test is scheduled on its own, except that the tests
+    of a file sharing a module fixture go to one worker together, so that the fixture starts once.
+
+    (pytest-xdist's `xdist_group` marker cannot do this under pytest 9: it renames node ids through an
+    attribute pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = Path(str(config.rootpath))
+
+    class ByFileWhereShared(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return file if shares_module_fixtures(root / file) else nodeid
+
+    return ByFileWhereShared(config, log)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LAYERS
+from tests.conftest import LAYERS, shares_module_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,3 +71,10 @@ def test_dash_m_unit_selects_the_unit_tests_only(collected: dict[str, list[tuple
     assert len(selected) > 300, f"-m unit selected only {len(selected)} tests"
     left_out = [node for node, _ in collected["DESELECTED"]]
     assert left_out and all(not node.startswith("tests/unit/") for node in left_out)
+
+
+def test_parallel_runs_keep_together_only_the_files_that_share_a_module_fixture() -> None:
+    tests = ROOT / "tests"
+    assert shares_module_fixtures(tests / "e2e/test_ops_api.py")  # its own module-scoped stack
+    assert shares_module_fixtures(tests / "contract/test_azureml_models_jobs.py")  # contract/conftest.py's service
+    assert not shares_module_fixtures(tests / "e2e/test_rollout.py")  # a stack per test: scheduled one by one
