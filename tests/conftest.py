@@ -3,6 +3,7 @@ marked by its layer, the top folder it is in (`pytest -m unit`, `pytest -m "not 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ LAYERS = ("unit", "integration", "e2e", "contract", "fidelity", "infra")
 
 # The order parallel workers take the layers in: the long, mostly waiting tests first, the short ones fill the gaps.
 SLOWEST_FIRST = ("e2e", "contract", "fidelity", "integration", "infra", "unit")
-SHARED_SCOPES = ('scope="module"', 'scope="package"')
+SHARED_FIXTURE = re.compile(r'@pytest\.fixture\(scope="(module|package)"')
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,8 +41,7 @@ def shares_module_fixtures(test_file: Path) -> bool:
     """Whether the file, or a conftest.py above it under tests/, defines a module- or package-scoped fixture
     (a stack, a service) that its tests share."""
     sources = [test_file, *(folder / "conftest.py" for folder in test_file.parents if folder.is_relative_to(TESTS))]
-    return any(source.is_file() and any(scope in source.read_text(encoding="utf-8") for scope in SHARED_SCOPES)
-               for source in sources)
+    return any(source.is_file() and SHARED_FIXTURE.search(source.read_text(encoding="utf-8")) for source in sources)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
