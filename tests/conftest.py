@@ -44,6 +44,7 @@ def shares_module_fixtures(test_file: Path) -> bool:
     return any(source.is_file() and SHARED_FIXTURE.search(source.read_text(encoding="utf-8")) for source in sources)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent from runs that load no plugins
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """For parallel runs (`./dev test`, pytest-xdist): every test is scheduled on its own, except that the tests
     of a file sharing a module fixture go to one worker together, so that the fixture starts once.

@@ -266,12 +266,20 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
         browser, "return [...document.querySelectorAll('[data-rule=credit-risk] article.version')]"
                  ".map(a => a.dataset.version + '=' + "
                  "a.dataset.stage).sort().join(' ')") == "credit-risk:1=live credit-risk:2=rolled_back")
-    v2 = browser.find_element(By.CSS_SELECTOR, 'article[data-version="credit-risk:2"]')
-    stages = [li.get_attribute("data-stage") for li in v2.find_elements(By.CSS_SELECTOR, "ol.stages li")]
+
+    def v2_opened() -> tuple[list[str], str, str]:
+        """v2's stages, its current one and its gate table once opened by a click; `until` reads it again
+        when the page redraws (every second) between finding an element and using it."""
+        v2 = browser.find_element(By.CSS_SELECTOR, 'article[data-version="credit-risk:2"]')
+        stages = [li.get_attribute("data-stage") for li in v2.find_elements(By.CSS_SELECTOR, "ol.stages li")]
+        current = v2.find_element(By.CSS_SELECTOR, "ol.stages li.current").get_attribute("data-stage")
+        v2.find_element(By.CSS_SELECTOR, "details summary").click()
+        return stages, current, v2.find_element(By.CSS_SELECTOR, "details table").text
+
+    stages, current, gates = until(browser, "v2's stages and its gate table opened", v2_opened)
     assert stages == ["testing", "passed", "promoted", "rolling_out", "rolled_back"]
-    assert v2.find_element(By.CSS_SELECTOR, "ol.stages li.current").get_attribute("data-stage") == "rolled_back"
-    v2.find_element(By.CSS_SELECTOR, "details summary").click()
-    assert "accuracy" in v2.find_element(By.CSS_SELECTOR, "details table").text
+    assert current == "rolled_back"
+    assert "accuracy" in gates
     until(browser, "fraud v1 waiting for review", lambda: browser.find_elements(
         By.CSS_SELECTOR, 'article[data-review="fraud:1"]'))
     screenshot(browser, shots, "models")
