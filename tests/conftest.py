@@ -20,7 +20,10 @@ FIXTURES = TESTS / "fixtures"
 LAYERS = ("unit", "integration", "e2e", "contract", "fidelity", "infra")
 
 
-# The order parallel workers take the layers in: the long, mostly waiting tests first, the short ones fill the gaps.
+# The order parallel workers take the tests in: the longest first (each of these files holds a test of one to
+# three minutes), then the layers from the slowest, so that the short tests fill the gaps at the end.
+LONGEST_FIRST = ("e2e/test_webhook_fuzz.py", "e2e/test_by_hand.py", "e2e/test_ops_fuzz.py", "e2e/test_walkthrough.py",
+                 "e2e/test_rollout.py", "e2e/test_lifecycle.py")
 SLOWEST_FIRST = ("e2e", "contract", "fidelity", "integration", "infra", "unit")
 SHARED_FIXTURE = re.compile(r'@pytest\.fixture\(scope="(module|package)"')
 
@@ -34,7 +37,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if layer not in LAYERS:
             raise pytest.UsageError(f"{path}: a test must live in one of tests/{{{','.join(LAYERS)}}}")
         item.add_marker(layer)
-    items.sort(key=lambda item: SLOWEST_FIRST.index(Path(item.path).relative_to(TESTS).parts[0]))
+    items.sort(key=_schedule_order)
+
+
+def _schedule_order(item: pytest.Item) -> tuple[int, int]:
+    path = Path(item.path).relative_to(TESTS)
+    longest = LONGEST_FIRST.index(path.as_posix()) if path.as_posix() in LONGEST_FIRST else len(LONGEST_FIRST)
+    return longest, SLOWEST_FIRST.index(path.parts[0])
 
 
 def shares_module_fixtures(test_file: Path) -> bool:

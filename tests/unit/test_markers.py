@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LAYERS, shares_module_fixtures
+from tests.conftest import LAYERS, LONGEST_FIRST, shares_module_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +78,7 @@ def test_parallel_runs_keep_together_only_the_files_that_share_a_module_fixture(
     assert shares_module_fixtures(tests / "e2e/test_ops_api.py")  # its own module-scoped stack
     assert shares_module_fixtures(tests / "contract/test_azureml_models_jobs.py")  # contract/conftest.py's service
     assert not shares_module_fixtures(tests / "e2e/test_rollout.py")  # a stack per test: scheduled one by one
+
+
+def test_the_files_scheduled_first_exist() -> None:
+    assert [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()] == []
