@@ -41,8 +41,14 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
         history=[StageEntry(stage=Stage.TESTING, time=services.clock(), cause=cause,
                             reason=f"test job {job_name} submitted")],
     )
-    if services.state.lifecycles.create(key, record):
-        services.platform.set_model_tags(model.location, model.name, model.version, {machine.TAG: "testing"})
+    created = services.state.lifecycles.create(key, record)
+    # Tagged under the version's lease and only while it is still testing: the test job may end, and another
+    # worker judge the version and tag it, between the record's creation and this tag.
+    with _exclusive(services, key, wait_seconds=10):
+        current = services.state.lifecycles.get(key)
+        if current is not None and current.stage is Stage.TESTING:
+            services.platform.set_model_tags(model.location, model.name, model.version, {machine.TAG: "testing"})
+    if created:
         outcomes.audit(services, cause, key, "test", "submitted", f"test job {job_name} ({rule.test.pipeline})")
     return services.state.lifecycles.get(key) or record
 

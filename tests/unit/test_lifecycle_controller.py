@@ -141,3 +141,25 @@ def test_the_engine_does_not_import_the_lifecycle() -> None:
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
             alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         assert not any(name and "lifecycle" in name for name in imported), module.__name__
+
+
+def test_a_version_judged_by_another_worker_right_after_its_record_is_created_keeps_its_verdict_tag(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test job can end, and another worker judge the version, between the record's creation and its
+    `testing` tag (seen under load in the e2e suite): the later `testing` tag must not overwrite the verdict."""
+    services = fake_services()
+    rule = services.policy.rule_named("churn")
+    assert rule is not None
+    model = ModelVersion(location="dev", name="churn", version="1", uri="azureml:churn:1")
+    create = services.state.lifecycles.create
+
+    def create_then_judged_elsewhere(key: str, record: object) -> bool:
+        created = create(key, record)  # type: ignore[arg-type]
+        lifecycle.reconcile(services, key, cause="RunCompleted")
+        return created
+
+    monkeypatch.setattr(services.state.lifecycles, "create", create_then_judged_elsewhere)
+    lifecycle.start_testing(services, rule, model, cause="ModelRegistered")
+    judged = stage(services, "1")
+    assert judged != "testing", "the other worker took it on (its fake test job ends at once)"
+    assert services.platform.tags[("churn", "1")][machine.TAG] != "testing"  # type: ignore[attr-defined]
