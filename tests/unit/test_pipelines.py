@@ -20,6 +20,7 @@ from shared.domain.policy import load_policy
 from shared.domain.ports import Job, JobStatus, ModelVersion
 from shared.reactor import lifecycle
 from shared.settings import Settings
+from tests.unit.test_isolation_fakes import FakeState
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(str(ROOT / "policy/policy.yaml"))
@@ -70,10 +71,9 @@ def test_what_a_pipeline_does_not_declare_is_refused(pipeline: str, inputs: dict
 
 @dataclass
 class Recorder:
-    """Just enough platform and state for start_testing."""
+    """Just enough platform for start_testing."""
 
     submitted: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
-    docs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def submit_job(self, workspace: str, job_name: str, pipeline: str, inputs: dict[str, str],
                    tags: dict[str, str]) -> Job:
@@ -83,20 +83,11 @@ class Recorder:
     def set_model_tags(self, *args: Any) -> None:
         pass
 
-    def create(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
-        return self.docs.setdefault((kind, key), doc) is doc
-
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        return self.docs.get((kind, key))
-
-    def audit(self, entry: Any) -> None:
-        pass
-
 
 def test_start_testing_submits_the_model_as_the_test_pipelines_model_input() -> None:
     recorder = Recorder()
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
-    services = Services(settings=settings, state=Stores(recorder), work_queue=None,  # type: ignore[arg-type]
+    services = Services(settings=settings, state=Stores(FakeState()), work_queue=None,  # type: ignore[arg-type]
                         _platform=recorder, _policy=POLICY)  # type: ignore[arg-type]
     rule = POLICY.rules[0]
     model = ModelVersion(location="dev", name="credit-risk", version="7", uri="azureml:credit-risk:7")
