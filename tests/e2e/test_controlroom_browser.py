@@ -47,7 +47,9 @@ rules:
       endpoint: credit-risk
       mirror: {percent: 20, bake_seconds: 3}
       steps: [10, 50, 100]
-      bake_seconds: 4
+      # long enough for the test to see the 10% step and break v2 before the step's analysis can pass,
+      # on a loaded machine too (at 4 s a slow page let it pass on to the manual gate)
+      bake_seconds: 12
       gates: {max_error_rate: 0.05, max_latency_p95_ms: 2000, min_requests: 20}
       inconclusive_limit: 1000
       manual_gates: [50]
