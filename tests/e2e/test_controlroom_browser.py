@@ -258,7 +258,9 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
                          ".map(c => Number(c.dataset.value))")
     gate = float(js(browser, f"return document.querySelector('{CARD} svg.series line.gate').dataset.gate"))
     assert gate == 0.05 and failed and max(failed) > gate, "the failed analysis is drawn above its gate"
-    assert "fail" in [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, f"{CARD} tr.analysis td")]
+    # Read in one script: the page redraws every second, and an element found before a redraw goes stale.
+    cells = js(browser, f"return [...document.querySelectorAll('{CARD} tr.analysis td')].map(td => td.innerText)")
+    assert "fail" in cells
     for action in ("pause", "resume", "approve", "promote", "abort"):
         assert js(browser, f"return document.querySelector('{CARD} button[data-action={action}]').disabled")
     screenshot(browser, shots, "rollback")
