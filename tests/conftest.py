@@ -3,6 +3,7 @@ marked by its layer, the top folder it is in (`pytest -m unit`, `pytest -m "not 
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ def _schedule_order(item: pytest.Item) -> tuple[int, int]:
     return longest, SLOWEST_FIRST.index(path.parts[0])
 
 
+@functools.cache  # the scheduler asks once per test
 def shares_module_fixtures(test_file: Path) -> bool:
     """Whether the file, or a conftest.py above it under tests/, defines a module- or package-scoped fixture
     (a stack, a service) that its tests share."""

@@ -50,7 +50,7 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
             services.platform.set_model_tags(model.location, model.name, model.version, {machine.TAG: "testing"})
     if created:
         outcomes.audit(services, cause, key, "test", "submitted", f"test job {job_name} ({rule.test.pipeline})")
-    return services.state.lifecycles.get(key) or record
+    return current or record
 
 
 def reconcile(services: Services, key: str, cause: str) -> str:
