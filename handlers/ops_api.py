@@ -1,7 +1,9 @@
 """The admin HTTP API: one HTTP function per path of `shared.ops.routes.ROUTES`.
 
 Each function only hands its request to `shared.ops.http.serve`, which picks the route
-by method; the same table is what `GET ops/openapi.json` describes. Routes and function
+by method and verifies the caller's Entra ID token; the same table is what `GET ops/openapi.json`
+describes. The host asks for the function key only on machines' routes (health): a key names no
+person, so people's routes are anonymous to the host and the app verifies who calls. Routes and function
 names start with `ops`, since the Functions host keeps `admin` for its own API.
 """
 
@@ -29,5 +31,6 @@ def _trigger(name: str, routes: list[Route]) -> Callable[[func.HttpRequest], fun
 
 for _name, _routes in by_function().items():
     bp.function_name(_name)(
-        bp.route(route=_routes[0].path, auth_level=func.AuthLevel.FUNCTION)(_trigger(_name, _routes))
+        bp.route(route=_routes[0].path, auth_level=func.AuthLevel.FUNCTION if _routes[0].key else
+                 func.AuthLevel.ANONYMOUS)(_trigger(_name, _routes))
     )

@@ -19,7 +19,7 @@ from shared.settings import Settings, get_settings
 if TYPE_CHECKING:
     from shared.adapters.notify import Notifier
     from shared.domain.policy import Policy
-    from shared.domain.ports import MLPlatform
+    from shared.domain.ports import MLPlatform, TokenVerifier
 
 
 def system_clock() -> datetime:
@@ -38,6 +38,7 @@ class Services:
     _platform: MLPlatform | None = field(default=None, repr=False)
     _notifier: Notifier | None = field(default=None, repr=False)
     _policy: Policy | None = field(default=None, repr=False)
+    _identities: TokenVerifier | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -71,6 +72,17 @@ class Services:
 
             self._policy = load_policy(self.settings.policy_path)
         return self._policy
+
+
+    @property
+    def identities(self) -> TokenVerifier | None:
+        """Verifies people's tokens for the app's Entra registration; None when the settings name none."""
+        if self._identities is None and self.settings.auth_tenant_id and self.settings.auth_client_id:
+            from shared.adapters.identity import EntraTokens
+
+            self._identities = EntraTokens(self.settings.auth_authority, self.settings.auth_tenant_id,
+                                           self.settings.auth_client_id)
+        return self._identities
 
 
 def build_platform(settings: Settings) -> MLPlatform:

@@ -49,7 +49,13 @@ class Settings(BaseModel):
     notify_webhook_secret: str | None = Field(None, alias="MLOPS_NOTIFY_WEBHOOK_SECRET", repr=False)
     notify_eventgrid_endpoint: str | None = Field(None, alias="MLOPS_NOTIFY_EVENTGRID_ENDPOINT")
 
-    admin_role: str | None = Field(None, alias="MLOPS_ADMIN_ROLE")
+    # Who may call the admin API: Entra ID access tokens for the app's registration (see shared/adapters/identity.py).
+    auth_authority: str = Field("https://login.microsoftonline.com", alias="MLOPS_AUTH_AUTHORITY",
+                                pattern=r"^https://[^/?#\s]+$")
+    auth_tenant_id: str | None = Field(None, alias="MLOPS_AUTH_TENANT_ID", pattern=r"^[0-9a-fA-F-]{36}$")
+    auth_client_id: str | None = Field(None, alias="MLOPS_AUTH_CLIENT_ID", pattern=r"^[0-9a-fA-F-]{36}$")
+    auth_opsctl_client_id: str | None = Field(None, alias="MLOPS_AUTH_OPSCTL_CLIENT_ID",
+                                              pattern=r"^[0-9a-fA-F-]{36}$")
 
     # Read by the Functions host from the timer bindings (`%MLOPS_..._SCHEDULE%`), NCRONTAB.
     resync_schedule: str = Field("0 */5 * * * *", alias="MLOPS_RESYNC_SCHEDULE")

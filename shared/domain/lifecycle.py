@@ -128,11 +128,13 @@ def review_needed(record: Lifecycle, review: Review | None, model: ModelVersion,
     with its gate table, and exactly how to approve or reject it."""
     if review is None or not review.required:
         return None
-    who = f"a holder of the app role {review.approvers}" if review.approvers else "an admin"
+    who = f"a holder of the app role {review.approvers or 'MLOps.Approver'}"
     key = f"{record.model} {record.version}"
-    action = (f"Approve or reject with `opsctl review {key} approve|reject --reason ...` (POST /api/ops/lifecycles/"
-              f"{record.model}/{record.version}/review, by {who}), or set the tag {review.tag}=approved|rejected "
-              f"on the version in Azure ML studio.")
+    action = (f"Approve with `opsctl review approve {key} --reason \"...\"` or reject with `opsctl review reject "
+              f"{key} --reason \"...\"` (POST /api/ops/lifecycles/{record.model}/{record.version}/review, by {who}"
+              ", signed in)")
+    action += (f", or set the tag {review.tag}=approved|rejected on the version in Azure ML studio (by tag, role "
+               "not verified)." if review.by_tag else ".")
     if review.four_eyes:
         action += f" Four eyes: {model.created_by or 'its registrant'} may not approve it."
     expires = now + timedelta(seconds=review.expires_after)
@@ -149,21 +151,22 @@ def review_needed(record: Lifecycle, review: Review | None, model: ModelVersion,
 
 def tag_decision(record: Lifecycle, review: Review, model: ModelVersion, now: datetime) -> ReviewDecision | None:
     """The decision the version's review tag gives, by whoever changed the version last; None when the
-    tag says nothing (or its approval is refused under four eyes: see `refused_tag`)."""
+    rule does not take decisions by tag, the tag says nothing, or its approval is refused under four eyes
+    (see `refused_tag`). A tag carries no token: it is recorded as by tag, role not verified."""
     value = model.tags.get(review.tag, "").strip().lower()
-    if value not in ("approved", "rejected"):
+    if not review.by_tag or value not in ("approved", "rejected"):
         return None
     by = model.modified_by or "unknown"
     if value == "approved" and review.four_eyes and same_identity(by, record.registered_by):
         return None
     return ReviewDecision(approved=value == "approved", by=by, at=now, via="tag",
-                          reason=f"tag {review.tag}={value} in Azure ML")
+                          reason=f"tag {review.tag}={value} in Azure ML (by tag, role not verified)")
 
 
 def refused_tag(record: Lifecycle, review: Review, model: ModelVersion) -> Move | None:
     """An approval by tag from the version's own registrant, under four eyes: recorded once, not taken."""
     by = model.modified_by or "unknown"
-    approved = model.tags.get(review.tag, "").strip().lower() == "approved"
+    approved = review.by_tag and model.tags.get(review.tag, "").strip().lower() == "approved"
     own = approved and review.four_eyes and same_identity(by, record.registered_by)
     if not own or record.refused_approval_by == by:
         return None

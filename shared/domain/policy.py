@@ -100,17 +100,21 @@ Duration = Annotated[Seconds, BeforeValidator(_duration)]
 
 class Review(_Strict):
     """A person signs a version off before it is promoted. Through the admin API (`POST
-    ops/lifecycles/{name}/{version}/review`, by a caller holding `approvers`), or by the tag `tag`
-    set to `approved` / `rejected` on the version in Azure ML studio, where the approver is whoever
-    last changed the version. With `four_eyes`, the identity that registered the version may not approve it.
+    ops/lifecycles/{name}/{version}/review`, by a signed-in person whose token carries `approvers`), or,
+    where `by_tag` allows it, by the tag `tag` set to `approved` / `rejected` on the version in Azure ML
+    studio, where the approver is whoever last changed the version (no token: role not verified). With
+    `four_eyes`, the identity that registered the version may not approve it.
     """
 
     required: bool = True
-    approvers: str | None = Field(None, max_length=120, description="the Entra app role an approver must hold")
+    approvers: str = Field("MLOps.Approver", max_length=120, pattern=r"^[A-Za-z0-9_.:-]{1,120}$",
+                           description="the Entra app role an approver's verified token must carry")
     four_eyes: bool = True
     expires_after: Duration = Field(7 * 86400, gt=0, description="a version not reviewed by then expires")
     remind_after: Duration | None = Field(86400, gt=0, description="ops are reminded once after this wait")
     tag: str = Field("mlops.review", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    by_tag: bool = Field(False, description="also take decisions by the tag in Azure ML studio, which carry no "
+                                            "verified person (recorded as by tag, role not verified)")
 
 
 class Promotion(_Strict):

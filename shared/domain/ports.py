@@ -19,6 +19,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain.people import Person
+
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
 Clock = Callable[[], datetime]
@@ -248,4 +250,21 @@ class MLPlatform(Protocol):
 
     def invoke_batch_endpoint(self, workspace: str, endpoint: str, job_name: str, input_uri: str) -> Job:
         """Start a batch-endpoint scoring job for inputs too big for Functions; idempotent by name."""
+        ...
+
+
+class TokenRefused(Exception):
+    """A bearer token the app cannot accept: not a JWT, badly signed, expired, for another app or tenant."""
+
+
+class IdentityUnavailable(Exception):
+    """The identity provider's keys cannot be read right now, so no token can be verified."""
+
+
+class TokenVerifier(Protocol):
+    """Verifies an access token and says who carries it (the Entra adapter; a fake in unit tests)."""
+
+    def verify(self, token: str) -> Person:
+        """The verified person; TokenRefused when the token cannot be accepted, IdentityUnavailable when
+        the provider's keys cannot be read."""
         ...

@@ -145,7 +145,9 @@ class ReviewDecision(BaseModel):
     by: str
     at: datetime
     reason: str = ""
-    via: str = Field(description="`api` (the admin API or CLI) or `tag` (the version's tag in Azure ML studio)")
+    via: str = Field(description="`api` (the admin API or CLI, a verified person) or `tag` (the version's tag in "
+                                 "Azure ML studio: by tag, role not verified)")
+    by_oid: str | None = Field(None, description="the approver's Entra object id, from their verified token (api)")
 
 
 class Lifecycle(Record):
@@ -292,3 +294,5 @@ class AuditEntry(BaseModel):
     outcome: str
     reason: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
+    by: str | None = Field(None, description="the verified person who asked for it (their display name)")
+    by_oid: str | None = Field(None, description="their Entra object id, which the token proved")

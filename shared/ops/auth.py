@@ -1,80 +1,49 @@
-"""Who is calling, and the optional Entra ID app-role check.
+"""Who is calling: a person the app verifies itself from an Entra ID bearer token, and what they may do.
 
-The function key opens the API. When `MLOPS_ADMIN_ROLE` is set, the caller must also
-carry that app role in `x-ms-client-principal`, the header App Service authentication
-(Easy Auth) adds after validating the caller's token: base64 JSON with a `claims` list
-of `{typ, val}`. Easy Auth strips that header from incoming requests, so only turn the
-role check on with authentication enabled on the app.
+Nothing else identifies a caller. `x-ms-client-principal` and its siblings are headers any caller can
+write (App Service authentication, which would set them, is not supported on the Flex Consumption
+plan), so they are ignored; a function key identifies no one and opens no admin route.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 from collections.abc import Mapping
 
+from shared.domain.people import Person, Role
+from shared.domain.ports import IdentityUnavailable, TokenRefused, TokenVerifier
 from shared.ops.errors import ApiError
 
-PRINCIPAL = "x-ms-client-principal"
-ROLE_CLAIMS = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
-_PRINTABLE = re.compile(r"[^\w.@:/ -]")
+MAX_TOKEN_CHARS = 16_384
+CHALLENGE = 'Bearer realm="aml-reactor"'
 
 
-def roles(principal: str | None) -> set[str]:
-    """The app roles in an `x-ms-client-principal` header value (none if absent or unreadable)."""
-    document = _decode(principal)
-    role_typ = document.get("role_typ") if isinstance(document.get("role_typ"), str) else "roles"
-    claims = document.get("claims")
-    if not isinstance(claims, list):
-        claims = []
-    return {
-        str(claim.get("val")) for claim in claims
-        if isinstance(claim, dict) and claim.get("typ") in (role_typ, *ROLE_CLAIMS)
-    }
-
-
-def authorize(headers: Mapping[str, str], required_role: str | None) -> None:
-    """Refuse (403) a caller without the required app role; no role configured lets the key decide."""
-    if not required_role:
-        return
-    if PRINCIPAL not in _lower(headers):
-        raise ApiError(403, f"the app role {required_role!r} is required and the request carries no "
-                            f"authenticated principal ({PRINCIPAL}); call through App Service authentication")
-    if required_role not in roles(_lower(headers)[PRINCIPAL]):
-        raise ApiError(403, f"the caller lacks the app role {required_role!r}")
-
-
-def caller_roles(headers: Mapping[str, str]) -> frozenset[str]:
-    """The app roles of the authenticated principal (none without App Service authentication)."""
-    return frozenset(roles(_lower(headers).get(PRINCIPAL)))
-
-
-def actor(headers: Mapping[str, str]) -> str:
-    """A name for the audit trail: the authenticated principal's, else the function key's."""
-    lowered = _lower(headers)
-    name = lowered.get(f"{PRINCIPAL}-name") or _name_claim(_decode(lowered.get(PRINCIPAL)))
-    cleaned = _PRINTABLE.sub("", name or "")[:120]
-    return f"api:{cleaned}" if cleaned else "api:function-key"
-
-
-def _name_claim(document: dict) -> str | None:
-    for claim in document.get("claims") or []:
-        if isinstance(claim, dict) and claim.get("typ") in ("name", "preferred_username"):
-            return str(claim.get("val"))
-    return None
-
-
-def _decode(principal: str | None) -> dict:
-    if not principal:
-        return {}
+def authenticate(headers: Mapping[str, str], verifier: TokenVerifier | None) -> Person:
+    """The verified person behind the request's bearer token; 401 (with a challenge) when there is none."""
+    if verifier is None:
+        raise ApiError(503, "sign-in is not configured: set MLOPS_AUTH_TENANT_ID and MLOPS_AUTH_CLIENT_ID "
+                            "(the app's Entra registration)")
+    authorization = next((value for key, value in headers.items() if key.lower() == "authorization"), "")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthenticated("sign in: this route needs an Entra ID access token (Authorization: Bearer <token>);"
+                               " a function key opens no admin route")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise _unauthenticated(f"the bearer token is longer than {MAX_TOKEN_CHARS} characters")
     try:
-        document = json.loads(base64.b64decode(principal + "=" * (-len(principal) % 4)))
-    except (binascii.Error, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
+        return verifier.verify(token.strip())
+    except TokenRefused as refused:
+        raise _unauthenticated(str(refused)) from None
+    except IdentityUnavailable as unavailable:
+        raise ApiError(503, f"no token can be verified right now: {unavailable}", headers={"Retry-After": "30"}) \
+            from None
 
 
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {key.lower(): value for key, value in headers.items()}
+def authorize(person: Person, role: Role) -> None:
+    """Refuse (403, naming the role) a person whose roles do not include `role`."""
+    if not person.holds(role):
+        held = ", ".join(sorted(person.roles)) or "none"
+        raise ApiError(403, f"this needs the app role {role.value}; {person.display} holds {held}")
+
+
+def _unauthenticated(message: str) -> ApiError:
+    return ApiError(401, message, headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'})

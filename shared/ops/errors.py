@@ -30,9 +30,10 @@ class ApiError(Exception):
     """A request the API refuses, with its status, the field at fault and, if several are, each of them."""
 
     def __init__(self, status: int, message: str, field: str | None = None,
-                 problems: list[Problem] | None = None) -> None:
+                 problems: list[Problem] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.problems = status, message, field, problems
+        self.headers = headers or {}
 
 
 def invalid(error: ValidationError, whole: str | None = None) -> ApiError:
@@ -63,6 +64,8 @@ def answer(error: Exception, correlation_id: str) -> Answer:
     status, message, retry_after = _refusal(error, correlation_id)
     field, problems = (error.field, error.problems) if isinstance(error, ApiError) else (None, None)
     headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else {}
+    if isinstance(error, ApiError):
+        headers.update(error.headers)
     return status, error_body(message, field, correlation_id, problems), headers
 
 

@@ -17,6 +17,7 @@ from shared.bootstrap import Services
 from shared.domain import lifecycle as machine
 from shared.domain.decisions import retrain_job_name
 from shared.domain.notification import Notification
+from shared.domain.people import Person
 from shared.domain.policy import PolicyError, Rule, parse_policy
 from shared.domain.ports import NotFound, PlatformError
 from shared.domain.records import Lifecycle as LifecycleRecord
@@ -57,6 +58,7 @@ from shared.ops.models import (
     SetAsideItem,
     SetAsideItems,
     SetAsideKind,
+    SignIn,
     StartRollout,
     TrafficApplied,
     TrafficChange,
@@ -70,22 +72,35 @@ MAX_AUDIT_DAYS = 366
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asked (for the history and audit trail) and the request's correlation id."""
+    """Who asked, verified from their token (None on a route that needs no person), and the request's
+    correlation id."""
 
-    actor: str
+    person: Person | None
     correlation_id: str
-    roles: frozenset[str] = frozenset()
 
     @property
-    def identity(self) -> str:
-        """The caller's name without the audit trail's `api:` prefix (compared with Azure ML's systemData)."""
-        return self.actor.removeprefix("api:")
+    def actor(self) -> str:
+        """How a rollout's history names the caller."""
+        return f"api:{self.person.display}" if self.person else "api:function-key"
+
+    @property
+    def name(self) -> str:
+        return self.person.display if self.person else "function-key"
 
 
 def health(services: Services, caller: Caller) -> Health:
     policy = _probe(lambda: f"{len(services.policy.rules)} rules from {services.settings.policy_path}")
     storage = _probe(lambda: _storage(services))
     return Health(ok=policy.ok and storage.ok, platform=_platform(services.settings), policy=policy, storage=storage)
+
+
+def sign_in(services: Services, caller: Caller) -> SignIn:
+    settings = services.settings
+    if not (settings.auth_tenant_id and settings.auth_client_id):
+        raise ApiError(503, "sign-in is not configured: set MLOPS_AUTH_TENANT_ID and MLOPS_AUTH_CLIENT_ID")
+    return SignIn(authority=f"{settings.auth_authority}/{settings.auth_tenant_id}", tenant_id=settings.auth_tenant_id,
+                  client_id=settings.auth_client_id, scope=f"{settings.auth_client_id}/.default",
+                  opsctl_client_id=settings.auth_opsctl_client_id)
 
 
 def _platform(settings: Settings) -> str:
@@ -106,7 +121,7 @@ def promote(services: Services, where: ModelPath, request: PromoteRequest, calle
         raise ApiError(409, f"{key} {untested}; promote it anyway with force: true and a reason", "force")
     if request.force and not request.reason.strip():
         raise ApiError(400, "a forced promotion needs a reason, for the audit trail and ops", "reason")
-    lineage = machine.lineage_by_hand(record, model, caller.identity, request.reason if request.force else None)
+    lineage = machine.lineage_by_hand(record, model, caller.name, request.reason if request.force else None)
     promoted = {target: services.platform.promote_model(model, target, lineage).uri for target in targets}
     where_to = f"from {model.location} to {', '.join(targets)}"
     if request.force:
@@ -114,7 +129,7 @@ def promote(services: Services, where: ModelPath, request: PromoteRequest, calle
         outcomes.notify(services, Notification(
             id=f"model.promoted:{key}:forced:{caller.correlation_id}"[:170], kind="model.promoted", severity="warning",
             title=f"{model.name} v{model.version} promoted by force", subject=key,
-            summary=f"{caller.identity} forced it ({untested or 'it had passed its tests'}): {request.reason}",
+            summary=f"{caller.name} forced it ({untested or 'it had passed its tests'}): {request.reason}",
             facts=tuple(promoted.items()),
         ), None)
     else:
@@ -137,8 +152,9 @@ def _untested(record: LifecycleRecord | None) -> str | None:
 
 def review(services: Services, where: LifecyclePath, request: ReviewRequest, caller: Caller) -> Lifecycle:
     """Approve or reject a version that waits for review; it moves on at once."""
+    assert caller.person is not None, "the route needs a person"
     record = lifecycle.review(services, machine.key_of(where.name, where.version), request.decision == "approve",
-                              caller.identity, caller.roles, request.reason, caller.correlation_id)
+                              caller.person, request.reason, caller.correlation_id)
     return Lifecycle.model_validate(record.stored())
 
 
@@ -346,7 +362,7 @@ def _probe(check: Callable[[], str]) -> Check:
 
 def _audit(services: Services, caller: Caller, subject: str, action: str, reason: str, outcome: str = "done") -> None:
     outcomes.audit(services, caller.correlation_id, subject, f"ops.{action}", outcome,
-                    f"{reason} (by {caller.actor})".strip())
+                   f"{reason} (by {caller.name})".strip(), by=caller.person)
 
 
 def list_set_aside(services: Services, query: SetAsideFilter, caller: Caller) -> SetAsideItems:

@@ -1,4 +1,4 @@
-"""Serve one route: authorize, validate the request, call the handler, answer JSON.
+"""Serve one route: verify who calls and their role, validate the request, call the handler, answer JSON.
 
 Every answer carries `x-correlation-id` (the caller's, when it sends a usable one),
 which is also the correlation id of what the request writes to the audit trail; errors
@@ -41,10 +41,14 @@ def serve(routes: list[Route], request: func.HttpRequest,
         return error_response(405, f"use {allowed} on this path", None, correlation_id, {"Allow": allowed})
     try:
         app = get_services()
-        auth.authorize(request.headers, app.settings.admin_role)
+        person = None
+        if route.role is not None:  # who it is comes first: nobody unverified learns what a route accepts
+            person = auth.authenticate(request.headers, app.identities)
+            auth.authorize(person, route.role)
         inputs = parse(route, request)
-        result = route.handler(app, *inputs, Caller(auth.actor(request.headers), correlation_id,
-                                                      auth.caller_roles(request.headers)))
+        if person is not None and route.elevated and route.elevated.applies(*inputs):
+            auth.authorize(person, route.elevated.role)
+        result = route.handler(app, *inputs, Caller(person, correlation_id))
         status = route.status_of(result) if route.status_of else route.status
         return json_response(status, result, correlation_id)
     except Exception as error:

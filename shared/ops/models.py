@@ -174,6 +174,16 @@ class Check(BaseModel):
     detail: str = ""
 
 
+class SignIn(BaseModel):
+    """Where people get tokens for the app: what MSAL.js and azure-identity need, and no secret."""
+
+    authority: str = Field(description="the Entra authority, `<host>/<tenant>`")
+    tenant_id: str
+    client_id: str = Field(description="the app's registration: the audience of its tokens, the control room's client")
+    scope: str = Field(description="the scope to ask for, `<client id>/.default`")
+    opsctl_client_id: str | None = Field(None, description="the CLI's public client registration")
+
+
 class Health(BaseModel):
     ok: bool
     platform: str

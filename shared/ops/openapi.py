@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 REF = "#/components/schemas/{model}"
 ERRORS = {
     400: "the request is invalid; `field` names what is wrong",
-    401: "no function key, or a wrong one (x-functions-key header or code query parameter)",
-    403: "the caller lacks the app role MLOPS_ADMIN_ROLE names",
+    401: "no verified Entra ID access token for the app (Authorization: Bearer); a function key names no one",
+    403: "the signed-in person's token lacks the app role the operation needs (the answer names it)",
     404: "the model, endpoint, rollout, rule or item does not exist",
     409: "the change conflicts with the current state (or the endpoint is busy); try again or act differently",
     413: "the body is too large",
@@ -58,6 +58,10 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {
+                "entra": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                          "description": "an Entra ID v2 access token for the app's registration (scope "
+                                         "`<client id>/.default`; GET ops/signin says where to sign in); an "
+                                         "operation's requirement lists the app role it needs"},
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
                 "systemKey": {"type": "apiKey", "in": "query", "name": "code",
@@ -82,6 +86,15 @@ def _schemas(routes: Sequence[Route]) -> tuple[dict[type[BaseModel], dict[str, A
 
 def _operation(route: Route, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": route.operation_id, "tags": ["admin"], "summary": route.summary}
+    if route.role is not None:
+        # OpenAPI 3.1: for a scheme other than oauth2 the array may list the roles the operation needs.
+        operation["security"] = [{"entra": [route.role.value]}]
+        operation["x-app-role"] = route.role.value
+        if route.elevated:
+            operation["x-app-role-elevated"] = {"role": route.elevated.role.value, "when": route.elevated.when}
+            operation["description"] = f"Needs {route.elevated.role.value} when {route.elevated.when}."
+    elif not route.key:
+        operation["security"] = []
     parameters = _parameters(route.params, "path") + _parameters(route.query, "query")
     if parameters:
         operation["parameters"] = parameters
@@ -94,8 +107,11 @@ def _operation(route: Route, refs: dict[type[BaseModel], dict[str, Any]]) -> dic
     responses: dict[str, Any] = {str(route.status): _json("success", answer)}
     if route.status_of:
         responses["503"] = _json("unhealthy: see which check failed", answer)
-    responses["401"] = {"description": ERRORS[401]}
-    for status in sorted({*route.errors, 403, 500}):
+    if route.role is not None:
+        responses["401"] = _json(ERRORS[401], refs[Error])
+    elif route.key:
+        responses["401"] = {"description": "the host's: no function key, or a wrong one"}
+    for status in sorted({*route.errors, *((403,) if route.role else ()), 500}):
         responses.setdefault(str(status), _json(ERRORS[status], refs[Error]))
     operation["responses"] = responses
     return operation
@@ -170,17 +186,15 @@ def _controlroom(refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     return {
         "/ops/controlroom": {"get": {
             "operationId": "ops_controlroom", "tags": ["control room"],
-            "summary": "The control room page (open it with ?code=<function key>)",
-            "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}},
-                          **_errors(refs, {403: ERRORS[403]})},
+            "summary": "The control room page (it signs you in with Entra ID)", "security": [],
+            "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
         }},
         "/ops/controlroom/{asset}": {"get": {
             "operationId": "ops_controlroom_asset", "tags": ["control room"],
-            "summary": "One of the page's script, style or icon files (no key: a browser cannot send one)",
+            "summary": "One of the page's script, style or icon files",
             "security": [],
             "parameters": [{"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "the file", "content": {"*/*": {"schema": {"type": "string"}}}},
-                          "403": _json(ERRORS[403], refs[Error]),
                           "404": _json("the control room has no such file", refs[Error])},
         }},
     }

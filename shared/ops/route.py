@@ -1,5 +1,5 @@
-"""One admin API operation: where it is served, what it takes and answers (the route table and the OpenAPI
-document both read it)."""
+"""One admin API operation: where it is served, who may call it, what it takes and answers (the route table
+and the OpenAPI document both read it)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+
+from shared.domain.people import Role
+
+
+@dataclass(frozen=True)
+class Elevated:
+    """Requests of a route that need a higher role than the route's: `when` says which, for people."""
+
+    role: Role
+    when: str
+    applies: Callable[..., bool]  # of the route's validated inputs, in order
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,9 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = (400,)
     status_of: Callable[[Any], int] | None = None
+    role: Role | None = Role.READER  # None: no person is needed (the function key, or nothing at all)
+    key: bool = False  # the Functions host asks for the function key (a machine's route)
+    elevated: Elevated | None = None
 
     @property
     def operation_id(self) -> str:

@@ -17,6 +17,7 @@ import shared.domain.lifecycle as machine
 from shared.bootstrap import Services
 from shared.domain.decisions import deployment_name, evaluation_job_name
 from shared.domain.lifecycle import Move, key_of
+from shared.domain.people import Person, Role
 from shared.domain.policy import Rule
 from shared.domain.ports import Busy, ModelVersion, NotFound, TryLater
 from shared.domain.records import Lifecycle, ReviewDecision, Rollout, Stage, StageEntry
@@ -131,10 +132,14 @@ def _await_review(services: Services, rule: Rule, record: Lifecycle) -> Move | N
     return machine.refused_tag(record, review, model) or machine.review_waiting(record, review, services.clock())
 
 
-def review(services: Services, key: str, approved: bool, by: str, roles: frozenset[str], reason: str,
-           cause: str) -> Lifecycle:
-    """A person's decision on a version that waits for review, through the admin API; the version then
-    moves on at once. ReviewRefused when the caller may not decide or nothing waits for a decision.
+def review(services: Services, key: str, approved: bool, person: Person, reason: str, cause: str) -> Lifecycle:
+    """A verified person's decision on a version that waits for review, through the admin API; the version
+    then moves on at once. ReviewRefused when they may not decide or nothing waits for a decision.
+
+    The rule's `approvers` role is checked against the person's token. Four eyes compares the identity
+    Azure ML recorded as the version's registrant (`systemData.createdBy`: a UPN, or an application's id)
+    with the token's `upn` (or application id); a token without one cannot show it is someone else, so
+    it cannot approve.
 
     A person waits a few seconds for a reconcile under way (the resync's, an event's) rather than being
     told to try again; once the decision is recorded, a reconcile busy elsewhere carries it on."""
@@ -146,13 +151,22 @@ def review(services: Services, key: str, approved: bool, by: str, roles: frozens
         policy = rule.review if rule else None
         if record.stage is not Stage.AWAITING_REVIEW or policy is None:
             raise ReviewRefused(409, f"{key} is {record.stage.value}, not awaiting_review: there is nothing to decide")
-        if policy.approvers and policy.approvers not in roles:
-            raise ReviewRefused(403, f"deciding on a review needs the app role {policy.approvers!r}")
-        if approved and policy.four_eyes and machine.same_identity(by, record.registered_by):
-            raise ReviewRefused(403, f"four eyes: {by} registered {key} and may not approve it")
-        decision = ReviewDecision(approved=approved, by=by, at=services.clock(), reason=reason, via="api")
+        approvers = policy.approvers or Role.APPROVER.value
+        if not person.holds(approvers):
+            raise ReviewRefused(403, f"deciding on a review needs the app role {approvers}; "
+                                     f"{person.display} does not hold it")
+        if approved and policy.four_eyes:
+            if person.principal is None:
+                raise ReviewRefused(403, f"four eyes: {person.display}'s token names no user principal (upn) to "
+                                         f"compare with who registered {key}, so it cannot approve")
+            if machine.same_identity(person.principal, record.registered_by):
+                raise ReviewRefused(403, f"four eyes: {person.display} ({person.principal}) registered {key} "
+                                         "and may not approve it")
+        decision = ReviewDecision(approved=approved, by=person.principal or person.display, by_oid=person.oid,
+                                  at=services.clock(), reason=reason, via="api")
         services.state.lifecycles.update(key, lambda stored: (stored or record).model_copy(update={"review": decision}))
-        outcomes.audit(services, cause, key, "review", "approved" if approved else "rejected", f"{reason} (by {by})")
+        outcomes.audit(services, cause, key, "review", "approved" if approved else "rejected",
+                       f"{reason} (by {person.display})", by=person)
     try:
         reconcile(services, key, cause)
     except Busy as later:  # recorded: whoever holds the version now, or the next resync, moves it on

@@ -10,6 +10,7 @@ from typing import Final
 from shared.adapters.notify import NotifyError
 from shared.bootstrap import Services
 from shared.domain.notification import Notification
+from shared.domain.people import Person
 from shared.domain.records import AuditEntry
 from shared.domain.work import FailureReport
 
@@ -17,9 +18,12 @@ FAILED: Final = "work.failed"  # the notification kind of an isolated failure
 log = logging.getLogger(__name__)
 
 
-def audit(services: Services, cause: str, subject: str, action: str, outcome: str, reason: str) -> None:
+def audit(services: Services, cause: str, subject: str, action: str, outcome: str, reason: str,
+          by: Person | None = None) -> None:
+    """Record a decision or action; `by` is the verified person who asked for it, if one did."""
     services.state.audit(AuditEntry(time=services.clock(), correlation_id=cause, subject=subject, action=action,
-                                    outcome=outcome, reason=reason))
+                                    outcome=outcome, reason=reason, by=by.display if by else None,
+                                    by_oid=by.oid if by else None))
 
 
 def notify(services: Services, notification: Notification, channels: list[str] | None) -> None:

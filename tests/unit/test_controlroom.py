@@ -3,7 +3,6 @@ script, nothing from the internet, a fixed list of files, the role check, and it
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shutil
@@ -19,6 +18,7 @@ from shared.ops import controlroom
 
 FOLDER = Path(controlroom.__file__).parent
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+AUTHORITY = "https://login.microsoftonline.com/22222222-2222-2222-2222-222222222222"
 
 
 class Tags(HTMLParser):
@@ -44,17 +44,12 @@ class Tags(HTMLParser):
 
 def parsed_page() -> Tags:
     tags = Tags()
-    tags.feed(controlroom.page({}, None).get_body().decode())
+    tags.feed(controlroom.page(AUTHORITY).get_body().decode())
     return tags
 
 
-def principal(*roles: str) -> str:
-    claims = [{"typ": "roles", "val": role} for role in roles]
-    return base64.b64encode(json.dumps({"claims": claims}).encode()).decode()
-
-
 def test_the_page_is_html_that_forbids_inline_script_framing_and_referrers() -> None:
-    response = controlroom.page({}, None)
+    response = controlroom.page(AUTHORITY)
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -85,12 +80,13 @@ def test_every_file_the_page_loads_is_served_and_relative() -> None:
 
     assert loaded
     for url in loaded:
-        assert url and url.startswith("controlroom/"), f"{url} must resolve next to the page, without the key"
+        assert url and url.startswith("controlroom/"), f"{url} must resolve next to the page"
         name = url.removeprefix("controlroom/")
-        response = controlroom.asset(name, {}, None)
+        response = controlroom.asset(name, {}, AUTHORITY)
         assert response.status_code == 200, name
         assert response.headers["Content-Type"] == controlroom.ASSETS[name]
-        assert response.headers["Content-Security-Policy"] == controlroom.CONTENT_SECURITY_POLICY
+        assert response.headers["Content-Security-Policy"] == controlroom.security_headers(AUTHORITY)[
+            "Content-Security-Policy"]
 
 
 def test_nothing_is_fetched_from_the_internet() -> None:
@@ -118,7 +114,7 @@ def test_the_script_sends_the_key_as_a_header_only() -> None:
 
 @pytest.mark.parametrize("name", ["../__init__.py", "index.html", "__init__.py", "missing.js", "", "a" * 300])
 def test_only_the_listed_files_are_served(name: str) -> None:
-    response = controlroom.asset(name, {}, None)
+    response = controlroom.asset(name, {}, AUTHORITY)
 
     assert response.status_code == 404
     body = json.loads(response.get_body())
@@ -129,24 +125,20 @@ def test_every_listed_file_exists() -> None:
     assert all((FOLDER / name).is_file() for name in controlroom.ASSETS)
 
 
-def test_with_an_admin_role_set_the_page_and_files_need_it() -> None:
-    refused = controlroom.page({}, "MLOps.Admin")
-    wrong = controlroom.asset("app.js", {"x-ms-client-principal": principal("Reader")}, "MLOps.Admin")
-    allowed = controlroom.page({"X-MS-CLIENT-PRINCIPAL": principal("MLOps.Admin")}, "MLOps.Admin")
-
-    assert refused.status_code == 403 and "MLOps.Admin" in json.loads(refused.get_body())["error"]
-    assert wrong.status_code == 403
-    assert allowed.status_code == 200 and b"<html" in allowed.get_body()
+def test_scripts_may_reach_the_app_and_the_sign_in_authority_only() -> None:
+    policy = controlroom.page(AUTHORITY).headers["Content-Security-Policy"]
+    assert "connect-src 'self' https://login.microsoftonline.com;" in policy
+    assert "script-src" not in policy and "default-src 'self';" in policy
 
 
-def test_the_page_needs_the_function_key_and_its_files_cannot_carry_one() -> None:
+def test_the_page_and_its_files_need_no_key_they_hold_no_data() -> None:
     app = func.FunctionApp()
     app.register_functions(handler.bp)
     functions = {f.get_function_name(): json.loads(f.get_function_json()) for f in app.get_functions()}
 
     page, files = (next(b for b in functions[name]["bindings"] if b["type"] == "httpTrigger")
                    for name in ("ops_controlroom", "ops_controlroom_asset"))
-    assert (page["route"], page["authLevel"], page["methods"]) == ("ops/controlroom", "FUNCTION", ["GET"])
+    assert (page["route"], page["authLevel"], page["methods"]) == ("ops/controlroom", "ANONYMOUS", ["GET"])
     assert (files["route"], files["authLevel"], files["methods"]) == (
         "ops/controlroom/{asset}", "ANONYMOUS", ["GET"])
 

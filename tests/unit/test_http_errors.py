@@ -65,8 +65,9 @@ class Body(BaseModel):
     name: str
 
 
-ROUTES = [Route("POST", "ops/things", "ops_things", "test route", lambda *args: {"ok": True}, None, body=Body)]
-SERVICES = SimpleNamespace(settings=SimpleNamespace(admin_role=None))
+ROUTES = [Route("POST", "ops/things", "ops_things", "test route", lambda *args: {"ok": True}, None, body=Body,
+                role=None)]
+SERVICES = SimpleNamespace(settings=SimpleNamespace())
 
 
 def admin(method: str, body: bytes, headers: dict[str, str] | None = None) -> func.HttpResponse:

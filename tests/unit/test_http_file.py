@@ -85,9 +85,16 @@ def test_every_http_function_of_the_app_is_in_the_file() -> None:
             )
 
 
-def test_admin_calls_carry_the_function_key() -> None:
+def test_people_s_calls_carry_a_token_and_machines_calls_the_function_key() -> None:
+    """The route table says which is which: a person's route never takes the key, a machine's never a token."""
     for call in calls():
-        if call.path.startswith("/api/") and not call.path.startswith("/api/ops/controlroom"):
+        route = next((route for route in ROUTES if served_by(route.path, call) and route.method == call.method), None)
+        if route is not None and route.role is not None:
+            assert call.headers.get("authorization") == "Bearer <the output of: opsctl token>", call.title
+            assert "x-functions-key" not in call.headers, call.title
+        elif (route is not None and not route.key) or call.path.startswith("/api/ops/controlroom"):
+            assert not {"authorization", "x-functions-key"} & set(call.headers), call.title
+        elif call.path.startswith("/api/"):
             assert call.headers.get("x-functions-key") == "<functionKey from .localdev/connection.json>", call.title
 
 

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from shared.bootstrap import Services
+from shared.domain.people import Person
 from shared.domain.ports import Busy, ModelVersion
 from shared.domain.records import RolloutState
 from shared.ops.models import RolloutFilter
@@ -73,9 +74,9 @@ def test_a_review_waits_for_a_reconcile_under_way_instead_of_answering_try_again
     fake_state(services).leased.add(("lifecycle", "churn:1"))
     threading.Timer(0.5, fake_state(services).leased.discard, (("lifecycle", "churn:1"),)).start()
 
-    record = controller.review(services, "churn:1", True, "bob", frozenset(), "checked", "request-1")
+    record = controller.review(services, "churn:1", True, BOB, "checked", "request-1")
 
-    assert record.review is not None and record.review.by == "bob"
+    assert record.review is not None and record.review.by == "bob@contoso.test"
     assert record.stage.value in ("promoted", "rolling_out")
 
 
@@ -87,11 +88,12 @@ def test_a_recorded_decision_stands_when_its_reconcile_is_busy(monkeypatch: pyte
         raise Busy("lifecycle churn:1 is being reconciled elsewhere")
 
     monkeypatch.setattr(controller, "reconcile", busy)
-    record = controller.review(services, "churn:1", True, "bob", frozenset(), "checked", "request-1")
+    record = controller.review(services, "churn:1", True, BOB, "checked", "request-1")
 
     assert record.stage.value == "awaiting_review" and record.review is not None and record.review.approved
 
 
+BOB = Person(oid="oid-bob", name="Bob", roles=frozenset({"MLOps.Approver"}), upn="bob@contoso.test")
 POLICY_WITH_REVIEW = POLICY.replace("    promotion:", "    review: {four_eyes: false}\n    promotion:")
 
 

@@ -18,6 +18,7 @@ from shared.domain import lifecycle as machine
 from shared.domain.champions import Champion
 from shared.domain.decisions import judge
 from shared.domain.notification import Table
+from shared.domain.people import Person
 from shared.domain.policy import Gate
 from shared.domain.ports import ModelVersion
 from shared.domain.records import (
@@ -51,6 +52,8 @@ VERDICT = judge([Gate(metric="accuracy", min=0.8), Gate(metric="auc", max_drop=0
                 {"auc": 0.94})
 BRIEF = ("accuracy=0.91>=0.8 pass; auc=0.95>=0.93 (champion - 0.01) pass; latency=12<=50 pass; "
          "f1=0.7 vs champion pass (no champion yet)")
+OPS = handlers.Caller(Person("oid-ops", "ops", frozenset()), "c-1")
+ADA = handlers.Caller(Person("oid-ada", "ada", frozenset()), "c-1")
 
 
 def _record(**changes: object) -> Lifecycle:
@@ -235,7 +238,7 @@ def test_the_champion_history_says_who_served_and_why_it_stopped() -> None:
     lifecycle.follow(services, undone, "request-1")
     assert (stage(services, "2"), stage(services, "1")) == ("rolled_back", "live")
 
-    answer = handlers.champion_history(services, ChampionPath(rule="churn"), handlers.Caller("api:ops", "c-1"))
+    answer = handlers.champion_history(services, ChampionPath(rule="churn"), OPS)
 
     assert [(t.version, t.ended) for t in answer.terms] == [
         ("1", "replaced by v2"), ("2", "undone by ada: complaints"), ("1", None)]
@@ -245,7 +248,7 @@ def test_the_champion_history_says_who_served_and_why_it_stopped() -> None:
 
 def test_a_rule_with_no_champion_yet_has_an_empty_history_and_an_unknown_rule_is_a_404() -> None:
     services = fake_services(POLICY)
-    caller = handlers.Caller("api:ops", "c-1")
+    caller = OPS
 
     assert handlers.champion_history(services, ChampionPath(rule="churn"), caller).terms == []
     with pytest.raises(ApiError, match="no rule named 'nope'") as refused:
@@ -271,7 +274,7 @@ def test_a_forced_promotion_by_hand_tags_the_copy_with_who_forced_it_and_why() -
     services = fake_services()
 
     handlers.promote(services, ModelPath(location="dev", name="churn", version="7"),
-                     PromoteRequest(force=True, reason="hotfix for incident 42"), handlers.Caller("api:ada", "c-1"))
+                     PromoteRequest(force=True, reason="hotfix for incident 42"), ADA)
 
     assert services.platform.copies[("registry:shared", "churn", "7")] == {  # type: ignore[attr-defined]
         "mlops.source_workspace": "dev", "mlops.promoted_by": "ada", "mlops.forced": "hotfix for incident 42"}
@@ -283,7 +286,7 @@ def test_a_tested_version_promoted_by_hand_carries_its_lifecycle_s_evidence() ->
     services.platform.copies.clear()  # type: ignore[attr-defined]
 
     handlers.promote(services, ModelPath(location="dev", name="churn", version="1"), PromoteRequest(),
-                     handlers.Caller("api:ada", "c-1"))
+                     ADA)
 
     copy = services.platform.copies[("registry:shared", "churn", "1")]  # type: ignore[attr-defined]
     assert copy["mlops.test_job"] == "test-churn-v1" and copy["mlops.rule"] == "churn"

@@ -20,7 +20,12 @@ def test_every_route_is_in_the_document_with_its_parameters_and_answers() -> Non
         operation = paths["/" + route.path][route.method.lower()]
         path_params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
         assert path_params == set(re.findall(r"\{(\w+)\}", route.path)), route.path
-        assert {"401", "403", "500", str(route.status)} <= set(operation["responses"])
+        assert {"500", str(route.status)} <= set(operation["responses"])
+        if route.role is not None:
+            assert {"401", "403"} <= set(operation["responses"])
+            assert operation["security"] == [{"entra": [route.role.value]}], route.path
+        else:
+            assert "403" not in operation["responses"] and ("401" in operation["responses"]) == route.key
         assert ("requestBody" in operation) == (route.body is not None)
 
 

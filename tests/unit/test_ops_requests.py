@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import azure.functions as func
@@ -10,7 +9,7 @@ import pytest
 
 from shared.adapters.storage.state import CHANGED_RETRY_SECONDS
 from shared.domain.ports import Busy, ConfigurationError, NotFound, TryLater, UnknownLocation
-from shared.ops import auth, errors
+from shared.ops import errors
 from shared.ops.errors import ApiError
 from shared.ops.http import parse
 from shared.ops.route import Route
@@ -194,24 +193,3 @@ def test_unexpected_and_configuration_errors_answer_500_without_details() -> Non
     assert status == 500 and "secret" not in body["error"] and "cid-1" in body["error"]
     status, body, _ = errors.answer(ConfigurationError("identity 1234 lacks a role on /subscriptions/x"), "cid-2")
     assert status == 500 and "1234" not in body["error"] and "cid-2" in body["error"]
-
-
-def principal(*roles: str, typ: str = "roles", name: str = "ada@example.com") -> str:
-    claims = [{"typ": typ, "val": role} for role in roles] + [{"typ": "name", "val": name}]
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
-
-
-def test_the_role_check_needs_the_configured_app_role() -> None:
-    auth.authorize({}, None)
-    auth.authorize({"X-MS-CLIENT-PRINCIPAL": principal("MLOps.Admin")}, "MLOps.Admin")
-    for headers in ({}, {"x-ms-client-principal": principal("Reader")}, {"x-ms-client-principal": "not base64!"},
-                    {"x-ms-client-principal": principal("MLOps.Admin", typ="groups")}):
-        with pytest.raises(ApiError) as caught:
-            auth.authorize(headers, "MLOps.Admin")
-        assert caught.value.status == 403
-
-
-def test_the_actor_is_the_principal_or_the_function_key() -> None:
-    assert auth.actor({"x-ms-client-principal": principal("MLOps.Admin")}) == "api:ada@example.com"
-    assert auth.actor({"x-ms-client-principal-name": "bob <script>"}) == "api:bob script"
-    assert auth.actor({}) == "api:function-key"

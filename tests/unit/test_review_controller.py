@@ -12,6 +12,7 @@ import pytest
 
 from shared.bootstrap import Services
 from shared.domain import lifecycle as machine
+from shared.domain.people import Person
 from shared.domain.policy import parse_policy
 from shared.domain.records import Lifecycle, Stage
 from shared.reactor import lifecycle, reactions
@@ -24,6 +25,12 @@ ALICE, BOB, CAROL = "alice@contoso.test", "bob@contoso.test", "carol@contoso.tes
 WITH_REVIEW = POLICY.replace(
     "    promotion:", f"    review: {{approvers: {ROLE}, four_eyes: true, expires_after: 7d, remind_after: 1d}}\n"
                      "    promotion:")
+BY_TAG = WITH_REVIEW.replace("remind_after: 1d}", "remind_after: 1d, by_tag: true}")
+
+
+def person(upn: str | None, *roles: str, oid: str = "") -> Person:
+    """A caller as their verified token shows them."""
+    return Person(oid=oid or f"oid-of-{upn}", name=str(upn).split("@")[0].title(), roles=frozenset(roles), upn=upn)
 
 
 @pytest.fixture
@@ -103,26 +110,27 @@ def test_an_approver_other_than_the_registrant_approves_and_the_version_moves_on
     clock_of(services).advance(hours=3)
 
     with pytest.raises(lifecycle.ReviewRefused, match=ROLE) as without_role:
-        lifecycle.review(services, key, True, BOB, frozenset(), "checked", "request-1")
+        lifecycle.review(services, key, True, person(BOB), "checked", "request-1")
     with pytest.raises(lifecycle.ReviewRefused, match="four eyes") as own:
-        lifecycle.review(services, key, True, ALICE, frozenset({ROLE}), "checked", "request-2")
+        lifecycle.review(services, key, True, person(ALICE, ROLE), "checked", "request-2")
     assert (without_role.value.status, own.value.status) == (403, 403) and not in_registry(services)
 
-    approved = lifecycle.review(services, key, True, BOB, frozenset({ROLE}), "checked the gates", "request-3")
+    approved = lifecycle.review(services, key, True, person(BOB, ROLE), "checked the gates", "request-3")
 
     assert approved.stage is Stage.ROLLING_OUT and approved.review is not None
     assert (approved.review.by, approved.review.via, approved.review.at) == (BOB, "api", START + timedelta(hours=3))
+    assert approved.review.by_oid == f"oid-of-{BOB}"
     copy = services.platform.copies[("registry:shared", "churn", "1")]  # type: ignore[attr-defined]
     assert copy["mlops.approved_by"] == BOB
     with pytest.raises(lifecycle.ReviewRefused, match="not awaiting_review") as again:
-        lifecycle.review(services, key, True, BOB, frozenset({ROLE}), "twice", "request-4")
+        lifecycle.review(services, key, True, person(BOB, ROLE), "twice", "request-4")
     assert again.value.status == 409
 
 
 def test_a_version_rejected_through_the_api_never_reaches_the_registry(services: Services) -> None:
     key = registered(services)
 
-    rejected = lifecycle.review(services, key, False, BOB, frozenset({ROLE}), "drift on segment B", "request-1")
+    rejected = lifecycle.review(services, key, False, person(BOB, ROLE), "drift on segment B", "request-1")
 
     assert rejected.stage is Stage.REJECTED and not in_registry(services)
     assert services.platform.tags[("churn", "1")][machine.TAG] == "rejected"  # type: ignore[attr-defined]
@@ -130,8 +138,27 @@ def test_a_version_rejected_through_the_api_never_reaches_the_registry(services:
     assert reasons(services)[-1] == f"rejected by {BOB} (api): drift on segment B"
 
 
-def test_a_tag_set_in_studio_decides_at_the_next_resync_but_not_the_registrant_s_own_approval(
-        services: Services) -> None:
+def test_a_token_without_a_upn_cannot_show_four_eyes_so_it_cannot_approve(services: Services) -> None:
+    key = registered(services)
+    with pytest.raises(lifecycle.ReviewRefused, match="names no user principal") as refused:
+        lifecycle.review(services, key, True, person(None, ROLE), "checked", "request-1")
+    assert refused.value.status == 403 and record(services).review is None
+
+
+def test_an_admin_is_not_an_approver(services: Services) -> None:
+    key = registered(services)
+    with pytest.raises(lifecycle.ReviewRefused, match=ROLE):
+        lifecycle.review(services, key, True, person(CAROL, "MLOps.Admin"), "checked", "request-1")
+
+
+def test_without_by_tag_a_tag_set_in_studio_decides_nothing(services: Services) -> None:
+    registered(services)
+    services.platform.tag_in_studio("churn", "1", CAROL, {"mlops.review": "approved"})  # type: ignore[attr-defined]
+    assert reactions.resync(services)["churn:1"] == "awaiting_review" and record(services).review is None
+
+
+def test_a_tag_set_in_studio_decides_at_the_next_resync_but_not_the_registrant_s_own_approval() -> None:
+    services = fake_services(BY_TAG)
     own, other = registered(services, "1"), registered(services, "2")
     services.platform.tag_in_studio("churn", "1", ALICE, {"mlops.review": "approved"})  # type: ignore[attr-defined]
     services.platform.tag_in_studio("churn", "2", CAROL, {"mlops.review": "approved"})  # type: ignore[attr-defined]
@@ -141,13 +168,15 @@ def test_a_tag_set_in_studio_decides_at_the_next_resync_but_not_the_registrant_s
     assert (results[own], results[other]) == ("awaiting_review", "rolling_out")
     approval = record(services, "2").review
     assert approval is not None and (approval.by, approval.via) == (CAROL, "tag") and in_registry(services, "2")
+    assert approval.reason.endswith("(by tag, role not verified)") and approval.by_oid is None
     assert record(services, "1").refused_approval_by == ALICE and not in_registry(services, "1")
     reactions.resync(services)
     refused = [reason for reason in reasons(services, "1") if reason.startswith("approval by tag refused")]
     assert refused == [f"approval by tag refused: {ALICE} registered the version (four eyes)"], "recorded once"
 
 
-def test_a_rejection_by_tag_rejects_even_from_the_registrant(services: Services) -> None:
+def test_a_rejection_by_tag_rejects_even_from_the_registrant() -> None:
+    services = fake_services(BY_TAG)
     registered(services)
     services.platform.tag_in_studio("churn", "1", ALICE, {"mlops.review": "rejected"})  # type: ignore[attr-defined]
 

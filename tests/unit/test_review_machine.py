@@ -18,7 +18,7 @@ from tests.unit.test_lifecycle_machine import NOW, lifecycle
 
 ALICE, BOB = "alice@contoso.test", "bob@contoso.test"
 DAY = 86400
-REVIEW = Review(approvers="MLOps.Approver", four_eyes=True, expires_after=7 * DAY, remind_after=DAY)
+REVIEW = Review(approvers="MLOps.Approver", four_eyes=True, expires_after=7 * DAY, remind_after=DAY, by_tag=True)
 GATES = {"header": ["metric", "check", "value", "threshold", "result"],
          "rows": [["accuracy", ">=", "0.9", "0.8", "pass"]]}
 
@@ -54,16 +54,20 @@ def test_a_version_that_needs_review_waits_and_ops_hear_how_to_decide_with_the_e
     [told] = move.told
     assert (told.kind, told.severity, told.link) == ("model.awaiting_review", "warning",
                                                      "https://ml.azure.com/runs/test-churn-v3")
-    assert "opsctl review churn 3 approve|reject" in told.summary and "mlops.review=approved|rejected" in told.summary
+    assert '`opsctl review approve churn 3 --reason "..."`' in told.summary
+    assert '`opsctl review reject churn 3 --reason "..."`' in told.summary
+    assert "mlops.review=approved|rejected on the version in Azure ML studio (by tag, role not verified)" in (
+        told.summary)
     assert f"Four eyes: {ALICE} may not approve it." in told.summary
     assert told.table is not None and told.table.rows == (("accuracy", ">=", "0.9", "0.8", "pass"),)
     assert dict(told.facts) == {"since": "2026-12-01T09:00:00+00:00", "expires": "2026-12-08T09:00:00+00:00",
                                 "registered by": ALICE}
 
 
-def test_without_approvers_or_four_eyes_an_admin_decides_and_anyone_may() -> None:
+def test_by_default_an_approver_decides_signed_in_and_the_tag_is_not_offered() -> None:
     move = machine.review_needed(passed(), Review(four_eyes=False), version(), NOW)
-    assert move is not None and "by an admin" in move.told[0].summary and "Four eyes" not in move.told[0].summary
+    assert move is not None and "by a holder of the app role MLOps.Approver, signed in)." in move.told[0].summary
+    assert "Four eyes" not in move.told[0].summary and "mlops.review" not in move.told[0].summary
 
 
 # the decision a tag gives --------------------------------------------------------------------------
@@ -73,7 +77,15 @@ def test_without_approvers_or_four_eyes_an_admin_decides_and_anyone_may() -> Non
 def test_a_review_tag_is_a_decision_by_whoever_changed_the_version_last(tag: str, approved: bool) -> None:
     decision = machine.tag_decision(waiting(), REVIEW, version(tag), NOW)
     assert decision == ReviewDecision(approved=approved, by=BOB, at=NOW, via="tag",
-                                      reason=f"tag mlops.review={tag.strip().lower()} in Azure ML")
+                                      reason=f"tag mlops.review={tag.strip().lower()} in Azure ML (by tag, role "
+                                             "not verified)")
+
+
+def test_without_by_tag_a_tag_decides_nothing_and_refuses_nothing() -> None:
+    untrusted = REVIEW.model_copy(update={"by_tag": False})
+    assert machine.tag_decision(waiting(), untrusted, version("approved"), NOW) is None
+    assert machine.tag_decision(waiting(), untrusted, version("rejected"), NOW) is None
+    assert machine.refused_tag(waiting(), untrusted, version("approved", by=ALICE)) is None
 
 
 @pytest.mark.parametrize("tag", [None, "", "maybe", "approve"])
@@ -85,7 +97,7 @@ def test_under_four_eyes_the_registrant_s_own_approval_by_tag_decides_nothing_bu
     assert machine.tag_decision(waiting(), REVIEW, version("approved", by=ALICE.upper()), NOW) is None
     rejection = machine.tag_decision(waiting(), REVIEW, version("rejected", by=ALICE), NOW)
     assert rejection is not None and not rejection.approved and rejection.by == ALICE
-    alone = Review(four_eyes=False)
+    alone = Review(four_eyes=False, by_tag=True)
     assert machine.tag_decision(waiting(), alone, version("approved", by=ALICE), NOW) is not None
 
 
@@ -105,8 +117,9 @@ def test_the_registrant_s_own_approval_by_tag_is_recorded_once_and_not_taken() -
     assert machine.refused_tag(waiting(refused_approval_by=ALICE), REVIEW, version("approved", by=ALICE)) is None
 
 
-@pytest.mark.parametrize(("tag", "by", "review"), [("approved", BOB, REVIEW), ("rejected", ALICE, REVIEW),
-                                                   ("approved", ALICE, Review(four_eyes=False)), (None, ALICE, REVIEW)])
+@pytest.mark.parametrize(("tag", "by", "review"), [
+    ("approved", BOB, REVIEW), ("rejected", ALICE, REVIEW), ("approved", ALICE, Review(four_eyes=False, by_tag=True)),
+    (None, ALICE, REVIEW)])
 def test_nothing_is_refused_but_the_registrant_s_own_approval_under_four_eyes(tag: str | None, by: str,
                                                                               review: Review) -> None:
     assert machine.refused_tag(waiting(), review, version(tag, by=by)) is None

@@ -1,12 +1,11 @@
 """The control room: a page over the admin API, served by the function app itself.
 
-The page (`GET /api/ops/controlroom?code=<function key>`) is opened the Functions way, with
-the key in its own URL; its script reads the key from there and sends it as
-`x-functions-key` on every API call, so no other URL carries it. The script and style sheet
-are files of this folder, served from a fixed list by their own function: a browser cannot
-add a header to `<script src>`, and the key must not travel in their URLs, so that function
-needs no key (the files hold no data; with `MLOPS_ADMIN_ROLE` set they need the role too).
-Every answer forbids inline script, framing and referrers (the page's URL holds the key).
+The page and its files hold no data and no secret, so the host serves them to anyone
+(`GET /api/ops/controlroom`). The page signs its user in with Entra ID (MSAL.js, authorization
+code with PKCE, where `GET ops/signin` says) and calls the API with their access token; what it
+may do is what their token's roles allow. No key or token ever appears in a URL. Every answer
+forbids inline script, framing and referrers; scripts may talk to this app and the sign-in
+authority only.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from pathlib import Path
 
 import azure.functions as func
 
-from shared.ops import auth
-from shared.ops.errors import ApiError
 from shared.ops.respond import correlation_id, error_response
 
 FOLDER = Path(__file__).parent
@@ -40,28 +37,30 @@ SECURITY_HEADERS = {
 }
 
 
-def page(headers: Mapping[str, str], admin_role: str | None) -> func.HttpResponse:
-    """The control room's HTML, for a caller the key (checked by the host) and the role let in."""
-    return _file(PAGE, "text/html; charset=utf-8", headers, admin_role, cache="no-store")
+def page(authority: str) -> func.HttpResponse:
+    """The control room's HTML; its scripts may reach this app and `authority` (where people sign in)."""
+    return _file(PAGE, "text/html; charset=utf-8", authority, cache="no-store")
 
 
-def asset(name: str, headers: Mapping[str, str], admin_role: str | None) -> func.HttpResponse:
+def asset(name: str, headers: Mapping[str, str], authority: str) -> func.HttpResponse:
     """One of the page's files by name; any other name is a 404, whatever it holds."""
     content_type = ASSETS.get(name)
     if content_type is None:
         return _error(404, f"the control room has no file named {name[:100]!r}", "asset", headers)
-    return _file(name, content_type, headers, admin_role, cache="no-cache")
+    return _file(name, content_type, authority, cache="no-cache")
 
 
-def _file(name: str, content_type: str, headers: Mapping[str, str], admin_role: str | None,
-          cache: str) -> func.HttpResponse:
-    try:
-        auth.authorize(headers, admin_role)
-    except ApiError as refused:
-        return _error(refused.status, refused.message, refused.field, headers)
+def security_headers(authority: str) -> dict[str, str]:
+    """The headers of every answer; `connect-src` lets MSAL.js reach the authority's discovery and token endpoints."""
+    origin = "/".join(authority.split("/")[:3])
+    policy = CONTENT_SECURITY_POLICY.replace("default-src 'self';", f"default-src 'self'; connect-src 'self' {origin};")
+    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
+
+
+def _file(name: str, content_type: str, authority: str, cache: str) -> func.HttpResponse:
     return func.HttpResponse(
         (FOLDER / name).read_bytes(), status_code=200, mimetype=content_type.split(";")[0],
-        headers={**SECURITY_HEADERS, "Content-Type": content_type, "Cache-Control": cache},
+        headers={**security_headers(authority), "Content-Type": content_type, "Cache-Control": cache},
     )
 
 
