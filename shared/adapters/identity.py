@@ -109,5 +109,5 @@ def _text(value: object) -> str:
 
 
 def _ca_bundle() -> str:
-    """The CA bundle requests uses too: `REQUESTS_CA_BUNDLE` when set (the local stand-ins' CA), else requests' own (certifi)."""
+    """The CA bundle requests uses too: `REQUESTS_CA_BUNDLE` when set (the stand-ins' CA), else requests' own."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or requests.certs.where()
