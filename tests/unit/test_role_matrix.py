@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -154,3 +155,11 @@ def test_without_the_app_s_registration_in_the_settings_people_s_routes_say_what
     response = serve([route], request, lambda: services)
     assert response.status_code == 503
     assert "MLOPS_AUTH_TENANT_ID and MLOPS_AUTH_CLIENT_ID" in json.loads(response.get_body())["error"]
+
+
+def test_the_readme_s_matrix_is_the_route_table_s() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for route in ROUTES:
+        needed = route.role.value if route.role else (KEY if route.key else "anyone")
+        more = f"{route.elevated.role.value}: `{route.elevated.when}`" if route.elevated else ""
+        assert f"| {route.method} | `{route.path}` | {needed} | {more} |" in readme, route.operation_id
