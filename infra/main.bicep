@@ -61,6 +61,8 @@ var names = {
   vault: 'kv-mlops-${token}'
   topic: 'evgt-mlops-${token}'
   storageTopic: 'evgst-mlops-${token}'
+  // Entra ID app registration (uniqueName, unique in the tenant); opsctl's adds `-opsctl`.
+  apiApp: 'aml-reactor-${token}'
 }
 var containers = {
   deployment: 'app-package'
@@ -109,6 +111,16 @@ var secretSettings = [
   }
 ]
 
+// The control room page's address, the SPA redirect URI of the app registration. The registration
+// is made before the function app (the app's settings carry its client ids), so the address is
+// built from the app's name: its default host name is `<name>.azurewebsites.net`, as app.bicep asks
+// for no unique default host name.
+var controlRoomUrl = 'https://${names.app}.azurewebsites.net/api/ops/controlroom'
+// Where the app's tokens come from: `https://login.microsoftonline.com`, without the trailing slash
+// (the app builds the issuer `{authority}/{tenant}/v2.0` from it).
+var loginEndpoint = environment().authentication.loginEndpoint
+var authAuthority = endsWith(loginEndpoint, '/') ? substring(loginEndpoint, 0, length(loginEndpoint) - 1) : loginEndpoint
+
 resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: names.appIdentity
   location: location
@@ -120,6 +132,17 @@ resource eventGridIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@202
   name: names.eventGridIdentity
   location: location
   tags: tags
+}
+
+// The Entra ID app registrations the app's bearer tokens come from (API, app roles, control room
+// sign-in) and opsctl's public client: docs/identity-azure.md.
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    uniqueName: names.apiApp
+    displayName: 'aml-reactor ${environmentName}'
+    controlRoomUrl: controlRoomUrl
+  }
 }
 
 module monitoring 'modules/monitoring.bicep' = {
@@ -264,6 +287,23 @@ var appSettings = [
     name: 'MLOPS_ADMIN_ROLE'
     value: adminRole
   }
+  // The app validates Entra ID bearer tokens itself: `iss` {authority}/{tenant}/v2.0, `aud` the API's client id.
+  {
+    name: 'MLOPS_AUTH_AUTHORITY'
+    value: authAuthority
+  }
+  {
+    name: 'MLOPS_AUTH_TENANT_ID'
+    value: tenant().tenantId
+  }
+  {
+    name: 'MLOPS_AUTH_CLIENT_ID'
+    value: identity.outputs.apiClientId
+  }
+  {
+    name: 'MLOPS_AUTH_OPSCTL_CLIENT_ID'
+    value: identity.outputs.opsctlClientId
+  }
 ]
 
 module app 'modules/app.bicep' = {
@@ -331,3 +371,9 @@ output AZURE_KEY_VAULT_NAME string = vault.outputs.name
 output MLOPS_NOTIFY_EVENTGRID_ENDPOINT string = topic.outputs.endpoint
 output MLOPS_SCORING_INPUT_CONTAINER string = containers.scoringInput
 output MLOPS_DEAD_LETTER_CONTAINER string = containers.deadLetters
+// Sign-in: what opsctl and the control room need (docs/identity-azure.md).
+output MLOPS_AUTH_TENANT_ID string = tenant().tenantId
+output MLOPS_AUTH_CLIENT_ID string = identity.outputs.apiClientId
+output MLOPS_AUTH_OPSCTL_CLIENT_ID string = identity.outputs.opsctlClientId
+output MLOPS_AUTH_API_URI string = identity.outputs.apiIdentifierUri
+output MLOPS_CONTROL_ROOM_URL string = 'https://${app.outputs.hostName}/api/ops/controlroom'

@@ -7,11 +7,19 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv-checkov"
 version="3.3.30"
+# checkov 3.3.30 pins pycep-parser 0.5.1, which cannot parse Bicep's `extension` statement nor
+# `deployer()` (infra/modules/identity.bicep, the Microsoft Graph extension): it would report that
+# file as a parsing error. 0.7.1 parses them and gives the same results on the other templates, so
+# it replaces the pin; pip then reports the conflict with checkov's pin, which is expected.
+pycep="0.7.1"
 
-if [[ ! -x "$venv/bin/checkov" ]] || [[ "$("$venv/bin/checkov" --version 2>/dev/null)" != "$version" ]]; then
-    echo "check_infra: installing checkov $version into $venv"
+installed() { "$venv/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true; }
+
+if [[ ! -x "$venv/bin/checkov" ]] || [[ "$(installed checkov)" != "$version" ]] || [[ "$(installed pycep-parser)" != "$pycep" ]]; then
+    echo "check_infra: installing checkov $version (with pycep-parser $pycep) into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "checkov==$version"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pycep-parser==$pycep"
 fi
 
 report="$(mktemp -d)"

@@ -59,7 +59,13 @@ def variable(file: str, name: str) -> Node:
 
 
 def expr(node: Node) -> str:
-    """A reference or index as Bicep text (`a.b.c`, `roles['X']`); other values as `repr`."""
+    """A reference, index or call as Bicep text (`a.b.c`, `roles['X']`, `tenant().tenantId`); other
+    values as `repr`. pycep does not tell a string literal from a reference, so a call's arguments
+    print bare either way: `guid(uniqueName, MLOps.Reader)`."""
+    if isinstance(node, dict) and "function" in node:
+        function = node["function"]
+        arguments = ", ".join(expr(argument) for argument in (function.get("parameters") or {}).values())
+        return f"{function['type']}({arguments})"
     if isinstance(node, dict) and "operator" in node:
         operator = node["operator"]
         left, right = operator["operands"].get("operand_1"), operator["operands"].get("operand_2")

@@ -38,6 +38,13 @@ NOT_SET_IN_AZURE = {
     },
 }
 
+# Settings infra/main.bicep sets before the settings model reads them: the Entra ID sign-in settings
+# of the token validation that replaces the function key, written alongside in shared/. They are let
+# through only while the model lacks them; once it reads them, the checks below hold them like any other.
+AHEAD_OF_THE_CODE = {
+    "MLOPS_AUTH_AUTHORITY", "MLOPS_AUTH_TENANT_ID", "MLOPS_AUTH_CLIENT_ID", "MLOPS_AUTH_OPSCTL_CLIENT_ID",
+}
+
 # Flex Consumption sets these itself and rejects apps that set them.
 FLEX_MANAGED_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME",
@@ -162,7 +169,9 @@ def test_explained_and_provided_settings_are_ones_the_code_reads(functions: dict
     assert not set(NOT_SET_IN_AZURE) & set_by_bicep
     assert set(variable("main.bicep", "secretSettingNames")) <= read
     # A typo in a setting name would silently leave the real one unset.
-    assert {name for name in set_by_bicep if name.startswith("MLOPS_")} <= read
+    unread = {name for name in set_by_bicep if name.startswith("MLOPS_")} - read
+    assert unread <= AHEAD_OF_THE_CODE, f"set by infra/main.bicep, read by no code: {unread - AHEAD_OF_THE_CODE}"
+    assert set_by_bicep >= AHEAD_OF_THE_CODE, "AHEAD_OF_THE_CODE names a setting infra/main.bicep does not set"
 
 
 def test_secrets_are_key_vault_references() -> None:
@@ -371,6 +380,147 @@ def test_the_readme_role_table_is_exactly_the_roles_assigned() -> None:
     assert {name: roles_json()[name] for name in documented} == documented, "README ids differ from infra/roles.json"
 
 
+# Sign-in: the Entra ID app registrations -----------------------------------------------
+
+IDENTITY = "modules/identity.bicep"
+GRAPH_EXTENSION = re.compile(r"br:mcr\.microsoft\.com/bicep/extensions/microsoftgraph/v1\.0:\d+\.\d+\.\d+")
+APP_ROLES = {
+    # value: who may hold it, and words its description must name (what the holder may do)
+    "MLOps.Reader": (["User", "Application"], ["GET", "control room"]),
+    "MLOps.Operator": (["User", "Application"],
+                       ["pause", "resume", "approve", "promote", "abort", "undo", "traffic", "replay", "retrain"]),
+    "MLOps.Approver": (["User"], ["review", "approve", "reject"]),
+    "MLOps.Admin": (["User"], ["policy", "promote a rollout in full", "force a model promotion"]),
+}
+
+
+def bicepconfig() -> dict[str, Any]:
+    """infra/bicepconfig.json; Bicep allows `//` comments in it, JSON does not."""
+    text = (INFRA / "bicepconfig.json").read_text()
+    return json.loads("\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")))
+
+
+def owners(body: dict[str, Any]) -> list[str]:
+    return [expr(owner) for owner in body["owners"]["relationships"]]
+
+
+def test_the_graph_extension_is_pinned_and_declared_where_graph_resources_are() -> None:
+    assert GRAPH_EXTENSION.fullmatch(bicepconfig()["extensions"]["microsoftGraphV1"]), "pin a released v1.0 version"
+    graph = {
+        (name, declaration["api_version"])
+        for name, parsed in templates().items()
+        for declaration in parsed.get("resources", {}).values()
+        if declaration["type"].startswith("Microsoft.Graph/")
+    }
+    assert graph == {(IDENTITY, "v1.0")}
+    assert "microsoftGraphV1" in template(IDENTITY).get("extensions", {})
+    assert expr(module("main.bicep", "identity")["params"]["uniqueName"]) == "names.apiApp"
+
+
+def test_the_api_registration_has_the_four_app_roles() -> None:
+    api = resource(IDENTITY, "api")
+    assert api["appRoles"] == "appRoles"
+    roles = {role["value"]: role for role in variable(IDENTITY, "appRoles")}
+    assert set(roles) == set(APP_ROLES)
+    for value, (members, words) in APP_ROLES.items():
+        role = roles[value]
+        assert role["allowedMemberTypes"] == members, value
+        assert role["isEnabled"] is True, value
+        # A stable id: the same role keeps its assignments over redeployments.
+        assert expr(role["id"]) == f"guid(uniqueName, {value})", value
+        missing = [word for word in words if word.lower() not in role["description"].lower()]
+        assert not missing, f"{value}: the description does not say {missing}"
+
+
+def test_the_api_takes_v2_tokens_with_upn_and_exposes_user_impersonation() -> None:
+    api = resource(IDENTITY, "api")
+    assert api["api"]["requestedAccessTokenVersion"] == 2
+    assert api["optionalClaims"] == {"accessToken": [{"name": "upn"}]}
+    [scope] = api["api"]["oauth2PermissionScopes"]
+    assert (scope["id"], scope["value"], scope["type"], scope["isEnabled"]) == ("scopeId", "scopeValue", "User", True)
+    assert variable(IDENTITY, "scopeValue") == "user_impersonation"
+    assert expr(variable(IDENTITY, "scopeId")) == "guid(uniqueName, scopeValue)"
+    # `api://<client id>`: the client id comes from the first declaration of the same registration.
+    assert api["identifierUris"] == ["api://${apiApp.appId}"]
+    first = resource(IDENTITY, "apiApp")
+    assert first["uniqueName"] == api["uniqueName"] == "uniqueName"
+    # Graph updates with PATCH: the first declaration must not set what the second one does.
+    assert set(first) == {"uniqueName", "displayName", "signInAudience"}
+    for _, symbol, app in resources("Microsoft.Graph/applications"):
+        assert app["signInAudience"] == "AzureADMyOrg", symbol
+        assert not {"passwordCredentials", "keyCredentials", "web"} & set(app), f"{symbol} has a secret or web flow"
+
+
+def test_the_control_room_signs_in_to_the_api_as_a_single_page_app(
+    functions: dict[str, list[dict[str, Any]]],
+) -> None:
+    api = resource(IDENTITY, "api")
+    assert api["spa"] == {"redirectUris": ["controlRoomUrl"]}
+    assert module("main.bicep", "identity")["params"]["controlRoomUrl"] == "controlRoomUrl"
+    route = trigger(functions, "ops_controlroom")["route"]
+    assert variable("main.bicep", "controlRoomUrl") == f"https://${{names.app}}.azurewebsites.net/api/{route}"
+    assert route == "ops/controlroom"
+    # The host name is predicted from the app's name: true while the app asks for no unique default
+    # host name and the host keeps the `api` route prefix.
+    assert expr(module("main.bicep", "app")["params"]["appName"]) == "names.app"
+    assert "autoGeneratedDomainNameLabelScope" not in resource("modules/app.bicep", "app")["properties"]
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host.get("extensions", {}).get("http", {}).get("routePrefix", "api") == "api"
+    # The control room's own scope and the sign-in scopes, so that one admin consent covers them.
+    assert expr(api["requiredResourceAccess"][0]["resourceAppId"]) == "apiApp.appId"
+    assert api["requiredResourceAccess"][0]["resourceAccess"] == [{"id": "scopeId", "type": "Scope"}]
+    assert api["requiredResourceAccess"][1] == "signInAccess"
+
+
+def test_opsctl_is_a_public_client_pre_authorized_for_the_api() -> None:
+    opsctl = resource(IDENTITY, "opsctl")
+    assert opsctl["isFallbackPublicClient"] is True
+    assert opsctl["publicClient"] == {"redirectUris": ["http://localhost"]}
+    assert "spa" not in opsctl
+    assert opsctl["uniqueName"] == "opsctlUniqueName"
+    assert variable(IDENTITY, "opsctlUniqueName") == "${uniqueName}-opsctl"
+    [to_api, sign_in] = opsctl["requiredResourceAccess"]
+    assert expr(to_api["resourceAppId"]) == "apiApp.appId"
+    assert to_api["resourceAccess"] == [{"id": "scopeId", "type": "Scope"}]
+    assert sign_in == "signInAccess"
+    assert variable(IDENTITY, "signInAccess")["resourceAppId"] == "graphAppId"
+    assert variable(IDENTITY, "graphAppId") == "00000003-0000-0000-c000-000000000000"
+    # opsctl and the Azure CLI (`az login`) get user_impersonation without a consent prompt.
+    preauthorized = {
+        expr(client["appId"]): client["delegatedPermissionIds"]
+        for client in resource(IDENTITY, "api")["api"]["preAuthorizedApplications"]
+    }
+    assert preauthorized == {"opsctl.appId": ["scopeId"], "azureCliAppId": ["scopeId"]}
+    assert variable(IDENTITY, "azureCliAppId") == "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+def test_only_assigned_principals_get_tokens_for_the_api() -> None:
+    principals = {expr(sp["appId"]): sp for _, _, sp in resources("Microsoft.Graph/servicePrincipals")}
+    assert set(principals) == {"api.appId", "opsctl.appId"}
+    assert principals["api.appId"]["appRoleAssignmentRequired"] is True
+    # The deployer owns what it made, so it can redeploy and assign the roles without a directory role.
+    for body in (resource(IDENTITY, "api"), resource(IDENTITY, "opsctl"), principals["api.appId"]):
+        assert owners(body) == ["deployer().objectId"]
+
+
+def test_the_app_gets_the_registrations_ids() -> None:
+    settings = app_settings()
+    outputs = template(IDENTITY)["outputs"]
+    assert expr(outputs["apiClientId"]["value"]) == "api.appId"
+    assert expr(outputs["opsctlClientId"]["value"]) == "opsctl.appId"
+    expected = {
+        "MLOPS_AUTH_TENANT_ID": "tenant().tenantId",
+        "MLOPS_AUTH_CLIENT_ID": "identity.outputs.apiClientId",
+        "MLOPS_AUTH_OPSCTL_CLIENT_ID": "identity.outputs.opsctlClientId",
+    }
+    assert {name: expr(settings[name]) for name in expected} == expected
+    # ... and azd's environment, for opsctl.
+    main_outputs = template("main.bicep")["outputs"]
+    assert {name: expr(main_outputs[name]["value"]) for name in expected} == expected
+    assert settings["MLOPS_AUTH_AUTHORITY"] == "authAuthority"
+    assert expr(variable("main.bicep", "loginEndpoint")) == "environment().authentication.loginEndpoint"
+
+
 # checkov ----------------------------------------------------------------------------
 
 
@@ -396,8 +546,10 @@ def test_the_role_table_holds_valid_role_definition_ids() -> None:
 
 def test_the_parameters_file_fills_every_required_parameter() -> None:
     parameters = template("main.bicep")["parameters"]
-    required = {name for name, parameter in parameters.items() if "default" not in parameter}
+    # pycep gives a parameter without a default `"default": None`.
+    required = {name for name, parameter in parameters.items() if parameter.get("default") is None}
     supplied = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert {"environmentName", "workspaces"} <= required
     assert required <= set(supplied)
     assert set(supplied) <= set(parameters), "main.parameters.json sets a parameter main.bicep lacks"
 
