@@ -36,9 +36,6 @@ param rolloutSchedule string = '0 * * * * *'
 @description('Optional: URL of the generic signed webhook to notify.')
 param notifyWebhookUrl string = ''
 
-@description('Optional: the app role an admin caller must hold.')
-param adminRole string = ''
-
 @description('Comma-separated secret settings stored in the Key Vault (secret name: the setting name with - for _), e.g. `MLOPS_NOTIFY_SLACK_URL,MLOPS_NOTIFY_WEBHOOK_SECRET`.')
 param secretsInVault string = ''
 
@@ -282,10 +279,6 @@ var appSettings = [
   {
     name: 'MLOPS_NOTIFY_WEBHOOK_URL'
     value: notifyWebhookUrl
-  }
-  {
-    name: 'MLOPS_ADMIN_ROLE'
-    value: adminRole
   }
   // The app validates Entra ID bearer tokens itself: `iss` {authority}/{tenant}/v2.0, `aud` the API's client id.
   {

@@ -38,13 +38,6 @@ NOT_SET_IN_AZURE = {
     },
 }
 
-# Settings infra/main.bicep sets before the settings model reads them: the Entra ID sign-in settings
-# of the token validation that replaces the function key, written alongside in shared/. They are let
-# through only while the model lacks them; once it reads them, the checks below hold them like any other.
-AHEAD_OF_THE_CODE = {
-    "MLOPS_AUTH_AUTHORITY", "MLOPS_AUTH_TENANT_ID", "MLOPS_AUTH_CLIENT_ID", "MLOPS_AUTH_OPSCTL_CLIENT_ID",
-}
-
 # Flex Consumption sets these itself and rejects apps that set them.
 FLEX_MANAGED_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME",
@@ -170,8 +163,7 @@ def test_explained_and_provided_settings_are_ones_the_code_reads(functions: dict
     assert set(variable("main.bicep", "secretSettingNames")) <= read
     # A typo in a setting name would silently leave the real one unset.
     unread = {name for name in set_by_bicep if name.startswith("MLOPS_")} - read
-    assert unread <= AHEAD_OF_THE_CODE, f"set by infra/main.bicep, read by no code: {unread - AHEAD_OF_THE_CODE}"
-    assert set_by_bicep >= AHEAD_OF_THE_CODE, "AHEAD_OF_THE_CODE names a setting infra/main.bicep does not set"
+    assert not unread, f"set by infra/main.bicep, read by no code: {unread}"
 
 
 def test_secrets_are_key_vault_references() -> None:
