@@ -1,5 +1,7 @@
 """opsctl: one command per route of the admin API (and the scoring routes).
 
+    opsctl login [--device-code | --browser | --azure-cli]   sign in once; later commands are silent
+    opsctl whoami;  opsctl token;  opsctl logout;  opsctl signin-info
     opsctl status [--watch [SECONDS]]            health checks and rollouts
     opsctl rollouts [--state S] [--watch]        every endpoint's rollout, with the endpoint's live split
     opsctl rollout prod credit-risk [--watch]    one rollout: step, split, last analysis, history
@@ -17,9 +19,24 @@
     opsctl score submit scoring-input/batch.csv --model registry:shared/credit-risk/2;  opsctl score status JOB
     opsctl validate-policy policy/policy.yaml;  opsctl health;  opsctl openapi
 
+Signing in: a person's command sends their Entra ID access token for the app (Authorization:
+Bearer); the app checks it and the app role the route needs (MLOps.Reader, Operator, Approver,
+Admin): 401 means sign in again, 403 names the role. `opsctl login` asks the app where to sign in
+(GET /api/ops/signin), then signs in by device code (the default: open the page it prints on
+stderr and enter the code), in a browser (--browser), or checks that the Azure CLI gives a token
+(--azure-cli). It saves the account (azure-identity's AuthenticationRecord, no secret) and where
+to sign in under $OPSCTL_CONFIG_DIR (default ~/.config/opsctl/), files 0600; the tokens stay in
+azure-identity's persistent token cache "opsctl": the keyring, or on Linux without one an
+unencrypted file, ~/.IdentityService/opsctl.nocae (0600). `--azure-cli` (or
+$OPSCTL_CREDENTIAL=azure-cli) takes every token from the Azure CLI (az login) instead. opsctl signs
+in only at a Microsoft Entra login host, or at a loopback one for an app on this machine (a local
+Entra ID stand-in, whose CA file $REQUESTS_CA_BUNDLE names), and sends a token only over https
+(plain http to an app on this machine). Only `opsctl token` prints a token.
+
 `--json` prints the API's JSON as it answered. The URL comes from `--url` or `$MLOPS_API_URL`,
-else the local host (as `./dev host` wrote it in `.localdev/connection.json`, or :7071); the
-function key from `--key`, `$MLOPS_FUNCTION_KEY`, `--key-file` / `$MLOPS_KEY_FILE`, or the local
+else the local host (as `./dev host` wrote it in `.localdev/connection.json`, or :7071). The
+function key is for the machines' routes only (`health`, `score`, and the health part of
+`status`): from `--key`, `$MLOPS_FUNCTION_KEY`, `--key-file` / `$MLOPS_KEY_FILE`, or the local
 host's `.localdev/keys.json` (for a local URL only). An error prints the API's message (and the
 field at fault) on stderr and exits with 1.
 """
@@ -28,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +53,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from opsctl import auth
 from opsctl import commands as c
+from opsctl.auth import Auth, CredentialFactory, Store
 from opsctl.client import DEFAULT_URL, URL_ENV, ApiFailure, Client, default_url, function_key
 from opsctl.commands import Command, Shown
 
@@ -51,9 +71,13 @@ def parser() -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     main.add_argument("--url", default=default_url(),
                       help=f"the app (${URL_ENV}; else .localdev/connection.json's host, else {DEFAULT_URL})")
-    main.add_argument("--key", help="function key ($MLOPS_FUNCTION_KEY; else --key-file)")
+    main.add_argument("--key", help="function key, for health and score only ($MLOPS_FUNCTION_KEY; else --key-file)")
     main.add_argument("--key-file", type=Path,
-                      help="keys JSON with a 'function' key ($MLOPS_KEY_FILE; default .localdev/keys.json, local URLs)")
+                      help="keys JSON with a 'function' key, for health and score only ($MLOPS_KEY_FILE; "
+                           "default .localdev/keys.json, local URLs)")
+    main.add_argument("--azure-cli", action="store_true",
+                      help="take people's tokens from the Azure CLI (az login), not opsctl login's sign-in "
+                           f"(${auth.CREDENTIAL_ENV}=azure-cli)")
     main.add_argument("--timeout", type=float, default=60, help="seconds per request")
     main.add_argument("--json", action="store_true", help="print the API's JSON as it answered")
     # Every command takes --json too, after its own arguments (SUPPRESS: absent, it leaves the global one).
@@ -82,7 +106,26 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("version")
         return command
 
-    add("health", c.health, "the app's health checks")
+    command = add("login", c.login, "sign in (once): later commands get tokens silently")
+    command.description = (
+        "Sign in (once): later commands get tokens silently. opsctl asks the app where to sign in (GET "
+        "/api/ops/signin), signs in there, and saves the account (azure-identity's AuthenticationRecord, no "
+        "secret) under $OPSCTL_CONFIG_DIR (default ~/.config/opsctl/), files 0600. The tokens stay in "
+        f"azure-identity's persistent token cache {auth.CACHE_NAME!r}: the keyring where there is one; on Linux "
+        "without one, an unencrypted file, ~/.IdentityService/opsctl.nocae (0600: keep it yours alone). "
+        "`opsctl logout` forgets the account (its cached tokens stay, unused, until they expire).")
+    how = command.add_mutually_exclusive_group()
+    how.add_argument("--device-code", dest="method", action="store_const", const=auth.DEVICE_CODE,
+                     help="the default: open the page printed on stderr, anywhere, and enter the code")
+    how.add_argument("--browser", dest="method", action="store_const", const=auth.BROWSER,
+                     help="sign in in this machine's browser (redirect http://localhost)")
+    how.add_argument("--azure-cli", dest="method", action="store_const", const=auth.AZURE_CLI,
+                     help="check that the Azure CLI (az login) gives a token for the app, and use it from now on")
+    add("logout", c.logout, "forget the saved sign-in for the app")
+    add("whoami", c.whoami, "who the token says is signed in: name, username, oid, roles (for display only)")
+    add("token", c.token, "print an access token for the app (for curl and test.http: Authorization: Bearer)")
+    add("signin-info", c.signin_info, "where the app has people sign in (GET ops/signin), and whether opsctl will")
+    add("health", c.health, "the app's health checks (function key)")
     add("status", c.status, "health checks and rollouts", watch=True).set_defaults(state=None, endpoint=None)
     command = add("rollouts", c.rollouts, "every endpoint's rollout, newest first", watch=True)
     command.add_argument("--state", help="only rollouts in this state (the API names the states it knows)")
@@ -147,15 +190,30 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         credentials: CredentialFactory | None = None) -> int:
+    """Run opsctl; `credentials` makes the sign-in's credentials (azure-identity's; tests pass a fake)."""
     args = parser().parse_args(argv)
     out = out or sys.stdout
     name = " ".join(filter(None, [args.command, getattr(args, "score_command", None)]))
+    # azure-identity logs each failure as a warning, which Python would print as well as opsctl's one line.
+    for sdk in ("azure", "msal"):
+        logging.getLogger(sdk).addHandler(logging.NullHandler())
     try:
-        client = Client(args.url, function_key(args.url, args.key, args.key_file), args.timeout)
+        return _run(args, out, name, credentials or auth.azure_identity)
+    except KeyboardInterrupt:
+        print(f"opsctl {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, out: TextIO, name: str, credentials: CredentialFactory) -> int:
+    try:
+        signed = Auth(args.url, Store(auth.config_dir()), credentials,
+                      azure_cli=args.azure_cli or auth.azure_cli_from_env())
     except ApiFailure as failure:
         print(f"opsctl {name}: {failure}", file=sys.stderr)
         return 1
+    client = Client(args.url, lambda: function_key(args.url, args.key, args.key_file), signed, args.timeout)
 
     def once() -> Shown:
         return args.run(client, args)

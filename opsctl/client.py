@@ -1,4 +1,5 @@
-"""The HTTP client of the admin and scoring APIs, and where the function key comes from."""
+"""The HTTP client of the admin and scoring APIs: what each route takes (a person's token, the
+function key, or nothing), and where the function key comes from."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -27,36 +28,89 @@ class ApiFailure(Exception):
     """The API answered with an error, could not be reached, or the request could not be made."""
 
 
-class Client:
-    """Calls `<url>/api/<path>` with the function key; answers the JSON document."""
+class Bearer(Protocol):
+    """A person's sign-in (opsctl.auth.Auth): the token for people's routes, asked for when one is needed."""
 
-    def __init__(self, url: str, key: str | None, timeout: float = 60) -> None:
+    def bearer(self, fetch: Callable[[], Any]) -> str: ...
+
+    def refused(self) -> None: ...
+
+
+# Routes machines call with the function key (probes, batch scoring), and the public one that says
+# where people sign in; every other route is a person's and takes their Entra ID token.
+KEY_ROUTES = ("ops/health", "score")
+PUBLIC_ROUTES = ("ops/signin",)
+
+
+def route_access(path: str) -> str:
+    """`key`, `public` or `person`: what a route of the app takes."""
+    if path in PUBLIC_ROUTES:
+        return "public"
+    if any(path == route or path.startswith(route + "/") for route in KEY_ROUTES):
+        return "key"
+    return "person"
+
+
+class Client:
+    """Calls `<url>/api/<path>`, with the function key on machines' routes and the person's token
+    (`Authorization: Bearer`) on theirs; answers the JSON document.
+
+    Both are asked for only when a route needs them: a person's command never reads a key file,
+    and `health` needs no sign-in.
+    """
+
+    def __init__(self, url: str, key: str | Callable[[], str | None] | None = None, auth: Bearer | None = None,
+                 timeout: float = 60) -> None:
+        self.url = url
         self.base = url.rstrip("/") + "/api/"
-        self.headers = {"x-functions-key": key} if key else {}
+        self.auth = auth
         self.timeout = timeout
+        self._key = key
+
+    def key(self) -> str | None:
+        if callable(self._key):
+            self._key = self._key()  # once: an unreadable key file fails the first machine's call only
+        return self._key if isinstance(self._key, str) else None
+
+    def headers(self, path: str) -> dict[str, str]:
+        access = route_access(path)
+        if access == "key":
+            key = self.key()
+            return {"x-functions-key": key} if key else {}
+        if access == "person":
+            if self.auth is None:
+                raise ApiFailure("this command needs a signed-in person: run opsctl login")
+            return {"Authorization": f"Bearer {self.auth.bearer(lambda: self.call('GET', 'ops/signin'))}"}
+        return {}
 
     def call(self, method: str, path: str, *, body: Any = None, text: str | None = None,
              params: Mapping[str, Any] | None = None, ok: Sequence[int] = ()) -> Any:
         """The JSON answer; ApiFailure with the API's own message (and field) when it refuses."""
+        headers = self.headers(path)
         try:
             response = requests.request(
-                method, self.base + path, headers=self.headers, timeout=self.timeout,
+                method, self.base + path, headers=headers, timeout=self.timeout,
                 params={name: value for name, value in (params or {}).items() if value is not None},
                 json=body if text is None else None, data=text.encode() if text is not None else None,
             )
         except requests.RequestException as error:
             raise ApiFailure(f"cannot reach {self.base}: {_short(error)}") from None
-        if response.status_code == 401:
-            raise ApiFailure(f"401: the function key is missing or wrong (--key, ${KEY_ENV} or --key-file)")
         try:
             document = response.json()
         except ValueError:
             document = None
         if response.ok or response.status_code in ok:
             return document
-        if isinstance(document, dict) and "error" in document:
+        said = document["error"] if isinstance(document, dict) and "error" in document else None
+        if response.status_code == 401:
+            if route_access(path) == "key":
+                raise ApiFailure(f"401: the function key is missing or wrong (--key, ${KEY_ENV} or --key-file)")
+            if route_access(path) == "person" and self.auth is not None:
+                self.auth.refused()
+                raise ApiFailure(f"401: {said or 'the app refused the token'}; sign in again: opsctl login")
+        if said is not None:
             field = f" (field: {document['field']})" if document.get("field") else ""
-            raise ApiFailure(f"{response.status_code}: {document['error']}{field}")
+            raise ApiFailure(f"{response.status_code}: {said}{field}")
         raise ApiFailure(f"{response.status_code}: {response.text[:300] or response.reason}")
 
 

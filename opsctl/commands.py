@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsctl import views
+from opsctl import auth, views
 from opsctl.client import ApiFailure, Client, segment
 
 MAX_NAMED_ACTORS = 10  # ids looked up in the audit trail per view
@@ -191,6 +192,73 @@ def score_submit(client: Client, args: argparse.Namespace) -> Shown:
 def score_status(client: Client, args: argparse.Namespace) -> Shown:
     job = client.call("GET", f"score/{segment(args.job)}")
     return Shown(job, views.score_job(job))
+
+
+# Signing in -----------------------------------------------------------------------------
+
+
+def signin_info(client: Client, args: argparse.Namespace) -> Shown:
+    document = client.call("GET", "ops/signin")
+    try:
+        signin = auth.SignIn.checked(document, client.url)
+        auth.check_transport(client.url)
+        verdict = f"signs in at {signin.authority} as client {signin.public_client_id}"
+    except ApiFailure as refused:
+        verdict = str(refused)
+    return Shown(document, views.signin(document, verdict))
+
+
+HOW = {auth.DEVICE_CODE: "a device code", auth.BROWSER: "the browser", auth.AZURE_CLI: "the Azure CLI"}
+
+
+def login(client: Client, args: argparse.Namespace) -> Shown:
+    how = args.method or (auth.AZURE_CLI if args.azure_cli else auth.DEVICE_CODE)
+
+    def starting(signin: auth.SignIn) -> None:
+        if how == auth.BROWSER:
+            print(f"opsctl login: opening a browser to sign in at {signin.authority} (waiting up to 5 minutes; "
+                  "Ctrl-C stops)", file=sys.stderr, flush=True)
+
+    saved, claims = _auth(client).login(lambda: client.call("GET", "ops/signin"), how, starting)
+    who = claims.get("name") or claims.get("preferred_username") or claims.get("oid") or "?"
+    username = claims.get("preferred_username") or claims.get("upn")
+    kept = (f"the account in {saved.record_file} (0600); tokens in azure-identity's cache {auth.CACHE_NAME!r}"
+            if saved.record_file else "nothing but where to sign in: each command asks the Azure CLI")
+    text = views.fields([
+        ("signed in", f"{who}{f' ({username})' if username and username != who else ''} to {client.url}"),
+        ("with", f"{HOW[how]} at {saved.signin.authority}"),
+        ("roles", ", ".join(claims.get("roles") or []) or "none yet (ask for an MLOps.* app role)"),
+        ("saved", kept),
+    ])
+    return Shown({"app": client.url, "credential": how, **saved.signin.saved(), "username": username,
+                  "roles": claims.get("roles") or [], "record": str(saved.record_file) if saved.record_file else None},
+                 text)
+
+
+def logout(client: Client, args: argparse.Namespace) -> Shown:
+    forgot = _auth(client).logout()
+    text = (f"signed out of {client.url}: opsctl forgot the saved sign-in" if forgot
+            else f"not signed in to {client.url}: nothing to forget")
+    return Shown({"app": client.url, "signed_out": forgot}, text)
+
+
+def whoami(client: Client, args: argparse.Namespace) -> Shown:
+    token, _, how = _auth(client).token(lambda: client.call("GET", "ops/signin"))
+    claims = auth.claims(token.token)
+    shown = {name: claims[name] for name in views.WHO_CLAIMS if name in claims}
+    return Shown(shown, views.whoami(claims, "the Azure CLI" if how == auth.AZURE_CLI else "opsctl login"))
+
+
+def token(client: Client, args: argparse.Namespace) -> Shown:
+    """The one command that prints a token: for curl and test.http (`Authorization: Bearer <token>`)."""
+    found, _, _ = _auth(client).token(lambda: client.call("GET", "ops/signin"))
+    return Shown({"access_token": found.token, "expires_on": found.expires_on, "token_type": "Bearer"}, found.token)
+
+
+def _auth(client: Client) -> auth.Auth:
+    if not isinstance(client.auth, auth.Auth):
+        raise ApiFailure("no sign-in is set up for this client")
+    return client.auth
 
 
 # Helpers --------------------------------------------------------------------------------

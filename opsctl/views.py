@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from opsctl.tables import fields, split_text, table
@@ -216,3 +217,34 @@ def _pairs(mapping: Any, sep: str = ": ") -> str:
 def _minute(timestamp: Any) -> str:
     """`2026-11-30 10:05` from an ISO 8601 time; `-` for none."""
     return str(timestamp)[:16].replace("T", " ") if timestamp else "-"
+
+
+def signin(document: Mapping[str, Any], verdict: str, width: int | None = None) -> str:
+    """The app's `ops/signin` answer, and what opsctl makes of it."""
+    return fields([
+        ("authority", document.get("authority")), ("tenant", document.get("tenant_id")),
+        ("app", f"{document.get('client_id')} (the audience of its tokens)"), ("scope", document.get("scope")),
+        ("opsctl as", document.get("opsctl_client_id") or "- (the app's own registration, as a public client)"),
+        ("opsctl", verdict),
+    ], width)
+
+
+WHO_CLAIMS = ("name", "preferred_username", "upn", "oid", "roles", "tid", "aud", "exp")
+
+
+def whoami(claims: Mapping[str, Any], how: str, width: int | None = None) -> str:
+    """Who the token says is signed in. Read from its claims for display only: the app verifies the token."""
+    expires = claims.get("exp")
+    return fields([
+        ("name", claims.get("name") or "-"),
+        ("username", claims.get("preferred_username") or "-"),
+        ("upn", claims.get("upn") or "-"),
+        ("oid", claims.get("oid") or "-"),
+        ("roles", ", ".join(claims.get("roles") or []) or "none (the app refuses every person's route)"),
+        ("tenant", claims.get("tid") or "-"),
+        ("app", claims.get("aud") or "-"),
+        ("expires", datetime.fromtimestamp(expires).astimezone().isoformat(timespec="seconds")
+         if isinstance(expires, int | float) else "-"),
+        ("via", how),
+        ("note", "read from the token's claims for display only; the app verifies each token itself"),
+    ], width)
