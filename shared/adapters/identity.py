@@ -16,6 +16,7 @@ import ssl
 import threading
 from typing import Any
 
+import certifi
 import jwt
 import requests
 
@@ -110,4 +111,4 @@ def _text(value: object) -> str:
 
 def _ca_bundle() -> str:
     """The CA bundle requests uses too: `REQUESTS_CA_BUNDLE` when set (the stand-ins' CA), else requests' own."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or requests.certs.where()
+    return os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()

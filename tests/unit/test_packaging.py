@@ -31,7 +31,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
-def test_the_wheel_holds_the_cli_only_with_its_entry_point_and_one_dependency(wheel: Path) -> None:
+def test_the_wheel_holds_the_cli_only_with_its_entry_point_and_its_two_dependencies(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         info = next(name for name in names if name.endswith(".dist-info/METADATA"))
@@ -42,7 +42,7 @@ def test_the_wheel_holds_the_cli_only_with_its_entry_point_and_one_dependency(wh
     assert {"opsctl/cli.py", "opsctl/commands.py", "opsctl/client.py", "opsctl/__main__.py"} <= set(names)
     assert "[console_scripts]\nopsctl = opsctl.cli:main" in entry_points
     requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
-    assert [req.split(">")[0].split("=")[0].strip() for req in requires] == ["requests"]
+    assert sorted(req.split(">")[0].split("=")[0].strip() for req in requires) == ["azure-identity", "requests"]
 
 
 @pytest.fixture
