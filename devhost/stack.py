@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import secrets
 import threading
 import uuid
@@ -29,6 +28,8 @@ from shared.adapters.storage.clients import blob_service
 from shared.adapters.storage.state import BlobStateStore
 from shared.settings import Settings
 
+ADMIN_USER = "erin"  # the stand-in's MLOps.Admin: every route but review decisions
+
 
 @dataclass
 class Stack:
@@ -40,10 +41,21 @@ class Stack:
     settings: Settings
     state: BlobStateStore
 
-    def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Call the admin API with the function key."""
-        headers = {"x-functions-key": self.host.keys.function, **kwargs.pop("headers", {})}
+    def admin(self, method: str, path: str, as_user: str | None = ADMIN_USER, **kwargs: Any) -> requests.Response:
+        """Call the admin API as `as_user` (a person of the local Entra stand-in, with their access token);
+        None sends no token."""
+        token = {"Authorization": f"Bearer {self.token(as_user)}"} if as_user else {}
+        headers = {**token, **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.host.url}/api/{path}", headers=headers, timeout=60, **kwargs)
+
+    def token(self, user: str) -> str:
+        """`user`'s access token for the app, from the local Entra stand-in (signed in by device code)."""
+        return self.aml.entra.token_for(user)
+
+    def health(self) -> requests.Response:
+        """The health route, with the function key (a probe's call: no person)."""
+        return requests.get(f"{self.host.url}/api/ops/health", headers={"x-functions-key": self.host.keys.function},
+                            timeout=60)
 
 
 def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: str,
@@ -142,7 +154,3 @@ class TrafficGenerator:
                 self.errors += 1
 
 
-def principal(name: str, *roles: str) -> str:
-    """The `x-ms-client-principal` header App Service authentication sets for a signed-in caller."""
-    claims = [{"typ": "name", "val": name}, *({"typ": "roles", "val": role} for role in roles)]
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()

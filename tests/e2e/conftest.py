@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from devhost.entra import LocalEntraStack, running_local_entra
 
 from devhost.azurite import Azurite
 from devhost.process import HostProcess
+from localaml.tls import make_certificates
+from tests.e2e import people
 
 RUN = re.compile(r"(Executing|Executed) 'Functions\.(\w+)'")
 
@@ -42,10 +45,19 @@ class HostRuns:
         return ended
 
 
+@pytest.fixture(scope="session")
+def entra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEntraStack]:
+    """The local Entra ID stand-in for bare hosts (a full stack starts its own with the local Azure ML service)."""
+    certificates = make_certificates(tmp_path_factory.mktemp("entra-tls"))
+    with running_local_entra(certificates) as running:
+        yield running
+
+
 @pytest.fixture
-def host_settings(azurite: Azurite) -> dict[str, str]:
+def host_settings(azurite: Azurite, entra: LocalEntraStack) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     return {
+        **people.host_settings(entra),
         "AzureWebJobsStorage": azurite.connection_string,
         "MLOPS_STATE_CONTAINER": f"state-{suffix}",
         "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *",

@@ -15,7 +15,7 @@ from datetime import datetime
 import pytest
 
 from devhost.azurite import Azurite
-from devhost.stack import Stack, TrafficGenerator, local_stack, principal
+from devhost.stack import Stack, TrafficGenerator, local_stack
 from devhost.waiting import wait_until
 from localaml import samples
 from localaml.models import register_version
@@ -66,8 +66,8 @@ def trained(stack: Stack, job: str, seed: int) -> str:
 
 def approve(stack: Stack, version: str) -> None:
     wait_until(lambda: stage(stack, version) == "awaiting_review", timeout=90)
-    answer = stack.admin("POST", f"ops/lifecycles/{MODEL}/{version}/review", headers={
-        "x-ms-client-principal": principal(BOB, ROLE)}, json={"decision": "approve", "reason": "gate table checked"})
+    answer = stack.admin("POST", f"ops/lifecycles/{MODEL}/{version}/review", as_user="bob",
+                         json={"decision": "approve", "reason": "gate table checked"})
     assert answer.status_code == 200, answer.text
 
 

@@ -20,6 +20,7 @@ from devhost.stack import Stack, TrafficGenerator, local_stack
 from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
 from opsctl import cli as opsctl
+from tests.e2e import people
 from tests.e2e.conftest import HostRuns
 
 POLICY = """
@@ -152,15 +153,21 @@ def act(stack: Stack, action: str, expect: int = 200) -> dict[str, Any]:
 # Keys, validation, lookups ----------------------------------------------------------------
 
 
-def test_requests_without_the_function_key_get_401(stack: Stack) -> None:
+def test_health_takes_the_function_key_and_a_person_s_route_a_token_never_the_key(stack: Stack) -> None:
     url = f"{stack.host.url}/api/ops/health"
     assert requests.get(url, timeout=10).status_code == 401
     assert requests.get(url, headers={"x-functions-key": "wrong"}, timeout=10).status_code == 401
     assert requests.get(url, params={"code": stack.host.keys.function}, timeout=10).status_code == 200
+    people = f"{stack.host.url}/api/ops/lifecycles"
+    for refused in (requests.get(people, timeout=10),
+                    requests.get(people, headers={"x-functions-key": stack.host.keys.function}, timeout=10),
+                    requests.get(people, params={"code": stack.host.keys.function}, timeout=10)):
+        assert refused.status_code == 401 and "sign in" in refused.json()["error"]
+    assert stack.admin("GET", "ops/lifecycles", as_user="dave").status_code == 200
 
 
 def test_health_reports_platform_policy_and_storage(stack: Stack) -> None:
-    response = stack.admin("GET", "ops/health")
+    response = stack.health()
     assert response.status_code == 200
     health = response.json()
     assert health["ok"] and health["platform"] == f"azureml at {stack.aml.url}"
@@ -338,19 +345,23 @@ def test_mirror_traffic_is_checked_against_the_endpoint(stack: Stack, live: dict
 
 
 def test_the_cli_prints_the_rollout_table(stack: Stack, live: dict, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--url", stack.host.url, f"--key={stack.host.keys.function}"]  # a key may start with "-"
-    assert opsctl.main([*base, "rollouts"]) == 0
+    def cli(user: str, *argv: str) -> int:
+        return people.opsctl(stack.aml.entra, stack.host.url, user, argv)
+
+    assert cli("dave", "rollouts") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["endpoint", "model", "version", "state", "step", "traffic", "last", "started"]
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].split()[0] == "prod/credit-risk"
-    assert opsctl.main([*base, "rollout", "prod", "credit-risk"]) == 0
+    assert cli("dave", "rollout", "prod", "credit-risk") == 0
     detail = capsys.readouterr().out
     assert detail.split()[0] == "rollout" and detail.split()[1].startswith("credit-risk/")
     assert "time" in detail and "analysis" in detail
-    assert opsctl.main([*base, "approve", "prod", "credit-risk"]) == 1
+    assert cli("dave", "approve", "prod", "credit-risk") == 1
+    assert "403: this needs the app role MLOps.Operator" in capsys.readouterr().err
+    assert cli("carol", "approve", "prod", "credit-risk") == 1
     assert "409: cannot approve" in capsys.readouterr().err
-    assert opsctl.main(["--url", stack.host.url, "--key", "wrong", "status"]) == 1
+    assert opsctl.main(["--url", stack.host.url, "--key", "wrong", "health"]) == 1
     assert "401" in capsys.readouterr().err
 
 

@@ -33,6 +33,7 @@ import pytest
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueServiceClient
+from devhost.entra import LocalEntraStack
 
 from devhost.azurite import Azurite
 from devhost.process import HostProcess
@@ -206,8 +207,11 @@ def test_bad_events_are_kept_with_their_reason(host: HostProcess) -> None:
                for key, doc in store(host).items("rejected") + store(host).items("ignored"))
 
 
-def test_hostile_requests_to_the_http_routes_get_a_4xx_naming_the_field(host: HostProcess) -> None:
-    key = {"x-functions-key": host.keys.function, "Content-Type": "application/json"}
+def test_hostile_requests_to_the_http_routes_get_a_4xx_naming_the_field(host: HostProcess,
+                                                                         entra: LocalEntraStack) -> None:
+    # The admin routes take an admin's token, the scoring routes the function key.
+    key = {"x-functions-key": host.keys.function, "Authorization": f"Bearer {entra.token_for('erin')}",
+           "Content-Type": "application/json"}
 
     def call(method: str, path: str, body: bytes = b"") -> requests.Response:
         return requests.request(method, f"{host.url}/api/{path}", data=body, headers=key, timeout=30)
