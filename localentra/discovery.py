@@ -12,7 +12,8 @@
 - `/common/discovery/instance?api-version=1.1&authorization_endpoint=...`: instance discovery,
   as MSAL calls it to validate an authority: the tenant's discovery document and the host's
   aliases (`preferred_network`, `preferred_cache`, `aliases`), or `invalid_instance`
-  (AADSTS50049) for an authorization endpoint on another host.
+  (AADSTS50049) for an authorization endpoint on another host. Hosts are compared without their
+  port: MSAL Python names the instance by its host name alone.
 - `/{tenant}/discovery/v2.0/keys` (each key with the v2.0 issuer) and `/{tenant}/discovery/keys`
   (v1.0, without): the JWKS (see keys.py).
 """
@@ -106,13 +107,12 @@ def instance(entra: LocalEntra, request: Request) -> dict[str, object]:
         raise missing("authorization_endpoint")
     try:
         parts = urlsplit(endpoint)
-        same_host = (parts.scheme, parts.netloc.lower()) == tuple(urlsplit(entra.base_url)[:2])
+        host = (parts.hostname or "").lower()
     except ValueError:
-        same_host = False
-    if not same_host:
+        host = ""
+    if not host or host != urlsplit(entra.base_url).hostname or parts.scheme != "https":
         raise EntraError("invalid_instance", 50049)
     tenant = parts.path.strip("/").split("/")[0] or "common"
-    host = parts.netloc.lower()
     return {
         "tenant_discovery_endpoint": f"{entra.base_url}/{tenant}/v2.0/.well-known/openid-configuration",
         "api-version": "1.1",
