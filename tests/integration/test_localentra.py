@@ -20,6 +20,7 @@ from devhost.entra import LocalEntraStack
 from localentra.directory import API_CLIENT_ID, OPSCTL_CLIENT_ID, TENANT, USERS, User
 from tests.integration.entra_flows import (
     entra_stack,
+    hidden_fields,
     jwks,
     pkce,
     post_token,
@@ -184,3 +185,25 @@ def _rotate_then_retire(stack: LocalEntraStack) -> None:
     assert [key["kid"] for key in jwks(stack)["keys"]] == [new_kid]
     with pytest.raises(jwt.InvalidTokenError):
         validate(stack, before, "https://ml.azure.com", v1_issuer(stack))
+
+
+def test_form_post_hands_the_code_back_in_a_self_submitting_form_and_sign_out_returns(stack: LocalEntraStack) -> None:
+    verifier, challenge = pkce()
+    page = sign_in(stack, {"client_id": API_CLIENT_ID, "response_type": "code", "redirect_uri": CONTROL_ROOM,
+                           "scope": "api://aml-reactor/.default", "response_mode": "form_post", "state": "fp",
+                           "code_challenge": challenge, "code_challenge_method": "S256"}, "alice")
+    assert page.status_code == 200 and f'action="{CONTROL_ROOM}"' in page.text
+    assert "form-action https://127.0.0.1:7071;" in page.headers["Content-Security-Policy"]
+    assert "script-src 'sha256-" in page.headers["Content-Security-Policy"]
+    fields = hidden_fields(page.text)
+    assert fields["state"] == "fp"
+    tokens = post_token(stack, {"client_id": API_CLIENT_ID, "grant_type": "authorization_code", "code": fields["code"],
+                                "redirect_uri": CONTROL_ROOM, "code_verifier": verifier}, Origin="https://127.0.0.1:7071")
+    assert validate(stack, tokens.json()["access_token"], API_CLIENT_ID, v2_issuer(stack))["roles"] == ["MLOps.Reader"]
+    with stack.session() as session:
+        back = session.get(f"{stack.authority}/oauth2/v2.0/logout", allow_redirects=False, timeout=30,
+                           params={"post_logout_redirect_uri": CONTROL_ROOM})
+        elsewhere = session.get(f"{stack.authority}/oauth2/v2.0/logout", allow_redirects=False, timeout=30,
+                                params={"post_logout_redirect_uri": "https://evil.example/"})
+    assert (back.status_code, back.headers["Location"]) == (302, CONTROL_ROOM)
+    assert elsewhere.status_code == 200 and "Location" not in elsewhere.headers
