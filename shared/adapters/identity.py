@@ -33,12 +33,14 @@ KEYS_COOLDOWN_SECONDS = 60  # an unknown key id fetches the keys again at most t
 class EntraTokens:
     """The TokenVerifier of the app's Entra registration: `audience` is its client id."""
 
-    def __init__(self, authority: str, tenant: str, audience: str, timeout: float = 10) -> None:
+    def __init__(self, authority: str, tenant: str, audience: str, timeout: float = 10,
+                 keys_cooldown: float = KEYS_COOLDOWN_SECONDS) -> None:
         self.authority = authority.rstrip("/")
         self.tenant = tenant
         self.audience = audience
         self.issuer = f"{self.authority}/{tenant}/v2.0"
         self.timeout = timeout
+        self.keys_cooldown = keys_cooldown
         self._keys: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
 
@@ -71,7 +73,7 @@ class EntraTokens:
                 self._keys = jwt.PyJWKClient(
                     self._jwks_uri(), cache_keys=False, lifespan=KEYS_LIFESPAN_SECONDS, timeout=self.timeout,
                     ssl_context=ssl.create_default_context(cafile=_ca_bundle()),
-                    cooldown_duration=KEYS_COOLDOWN_SECONDS,
+                    cooldown_duration=self.keys_cooldown,
                 )
             return self._keys
 
