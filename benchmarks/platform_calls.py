@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devhost.localaml import running_local_azureml
 from localaml import jobs, samples
 from shared.adapters.azureml import AzureMLPlatform
-from shared.adapters.azureml.localservice import local_token
 from shared.settings import Settings
 
 TEST_DATA = "azureml://datastores/workspaceblobstore/paths/test-data/"
@@ -60,7 +59,7 @@ def main() -> None:
 
         session = requests.Session()
         session.verify = str(local.certificates.ca_file)
-        session.headers["Authorization"] = "Bearer " + local_token(local.service.token_secret, local.url.rstrip("/"))
+        session.headers["Authorization"] = "Bearer " + local.clients().arm_token()
         version_url = (f"{local.url.rstrip('/')}{local.service.workspace_id('dev')}/models/bench/versions/1"
                        "?api-version=2023-08-01-preview")
 

@@ -9,6 +9,8 @@ ML service's certificates (their CA is the one the app trusts). `LocalEntraStack
   expires.
 - `complete_device_login(user_code, user)`: that page's part alone, for tests that run a CLI
   which prints its code.
+- `app_token(scope)`: the function app's own token, by the client credentials grant its
+  ClientSecretCredential uses, for harness calls made as the app.
 - `app_settings()`: what the function app needs: who signs people in (the authority host,
   tenant, the API's client id as the audience, opsctl's client id) and its own identity as a
   confidential client (the `AZURE_*` settings azure-identity's ClientSecretCredential and
@@ -107,6 +109,22 @@ class LocalEntraStack:
         if "access_token" not in result:
             raise RuntimeError(f"no token for {user} ({scopes}): {result.get('error_description')}")
         return dict(result)
+
+    def app_token(self, scope: str = "https://management.azure.com/.default") -> str:
+        """The function app's own access token for `scope` (client credentials), cached as `token_for`'s."""
+        with self._lock:
+            cached = self._cache.get(("", (scope,)))
+            if cached and cached[1] - REFRESH_MARGIN > time.time():
+                return cached[0]
+            with self.session() as session:
+                answer = session.post(f"{self.authority}/oauth2/v2.0/token", timeout=30, data={
+                    "grant_type": "client_credentials", "client_id": APP_CLIENT_ID,
+                    "client_secret": self.app_client_secret, "scope": scope})
+            if answer.status_code != 200:
+                raise RuntimeError(f"no app token for {scope}: {answer.text}")
+            body = answer.json()
+            self._cache[("", (scope,))] = (body["access_token"], time.time() + float(body["expires_in"]))
+            return str(body["access_token"])
 
     def complete_device_login(self, user_code: str, user: str) -> None:
         """Sign in at the verification page as `user` (a name of directory.USERS) with the code a device shows."""

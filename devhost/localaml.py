@@ -4,12 +4,14 @@ The harness side of the service (`localaml/`): the service itself knows nothing 
 while this module starts it for tests, the demo and `./dev host`, and builds the app's
 azure-ai-ml clients (the app's settings and credential) that talk to it.
 
-`running_local_azureml()` starts, on loopback: the service's own storage account (an
+`running_local_azureml()` starts, on loopback: the local Entra ID stand-in (`localentra/`,
+see devhost/entra.py) whose tokens the service takes, the service's own storage account (an
 Azurite over TLS), the CONNECT proxy that leads storage host names to it, and the service
-over HTTPS with its own CA. It then sets up what a platform team sets up once in Azure:
-workspaces `dev` and `prod`, a registry, a compute cluster in each workspace, the repo's
-environments and components (registered through azure-ai-ml by `tools.register_assets`,
-as a user does), the test and training data, and the prod online endpoint.
+over HTTPS with its own CA (the stand-in serves with the same certificate). It then sets up
+what a platform team sets up once in Azure: workspaces `dev` and `prod`, a registry, a
+compute cluster in each workspace, the repo's environments and components (registered
+through azure-ai-ml by `tools.register_assets`, as a user does), the test and training data,
+and the prod online endpoint.
 
 `python -m devhost.localaml` runs it until Ctrl-C and prints the app settings that point the
 app (under `func start` or the local host) at it; its resources are kept in
@@ -32,24 +34,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import Azurite, running_azurite
+from devhost.entra import LocalEntraStack, running_local_entra
 from devhost.waiting import wait_until
+from localaml.credential import EntraTokens
 from localaml.datastores import STORAGE_SUFFIX
 from localaml.proxy import ProxyServer, running_proxy
 from localaml.server import serving
 from localaml.service import LocalAzureML, restore_state, state_text
 from localaml.tls import Certificates, make_certificates
 from shared.adapters.azureml.clients import Clients
-from shared.adapters.azureml.localservice import (
-    LocalServiceCredential,
-    configured_cloud,
-    configured_credential,
-    local_token,
-)
+from shared.adapters.azureml.localservice import configured_cloud
 from shared.domain.ports import ModelVersion
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
+    from azure.core.credentials import AccessToken
 
 WORKSPACES = ("dev", "prod")
 COMPUTE = "cpu-cluster"
@@ -62,6 +62,7 @@ class LocalAzureMLStack:
     azurite: Azurite
     proxy: ProxyServer
     registry: str
+    entra: LocalEntraStack
     _clients: Clients | None = field(default=None, repr=False)
 
     @property
@@ -77,30 +78,35 @@ class LocalAzureMLStack:
         }
 
     def app_settings(self) -> dict[str, str]:
-        """The app settings that point the app's azure-ai-ml adapter at the service."""
+        """The app settings that point the app's azure-ai-ml adapter at the service, and the app at the local Entra
+        ID (who signs people in; the app's own identity, whose tokens the service takes)."""
         workspaces = ",".join(f"{name}={LocalAzureML.workspace_id(name)}" for name in WORKSPACES)
         return {
             "MLOPS_WORKSPACES": workspaces,
             "MLOPS_REGISTRY": self.registry,
             "MLOPS_AZUREML_ENDPOINT": self.url,
             "MLOPS_AZUREML_STORAGE_SUFFIX": STORAGE_SUFFIX,
-            "MLOPS_AZUREML_LOCAL_TOKEN": self.service.token_secret,
+            **self.entra.app_settings(),
             **self.client_environ(),
         }
 
-    def client(self, location: str) -> MLClient:
-        """An azure-ai-ml client of a workspace (`dev`, `prod`) or `registry:<name>`, as the app makes them."""
+    def clients(self) -> Clients:
+        """The app's azure-ai-ml clients (its own identity), made once."""
         if self._clients is None:
             self._clients = clients_for(self.app_settings())
-        return self._clients.ml(location)
+        return self._clients
+
+    def client(self, location: str) -> MLClient:
+        """An azure-ai-ml client of a workspace (`dev`, `prod`) or `registry:<name>`, as the app makes them."""
+        return self.clients().ml(location)
 
     def client_as(self, location: str, upn: str) -> MLClient:
-        """An azure-ai-ml client of a person signed in as `upn` (the service records them in systemData)."""
+        """An azure-ai-ml client of a person signed in as `upn` (a user of the local Entra ID; the service records
+        them in systemData): their tokens come from the stand-in, through the device code flow."""
         settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **self.app_settings()})
-        credential = LocalServiceCredential(settings.azureml_local_token or "", {"upn": upn})
         cloud = configured_cloud(settings)
         assert cloud is not None, "the service's own settings always name its endpoint"
-        return Clients(settings, credential=credential, cloud=cloud).ml(location)
+        return Clients(settings, credential=PersonCredential(self.entra, upn), cloud=cloud).ml(location)
 
     # -- what people do, through azure-ai-ml as they would -------------------------------------
 
@@ -111,10 +117,10 @@ class LocalAzureMLStack:
         return register_model_version(self.client(workspace), workspace, name, onnx, tags)
 
     def control(self, method: str, path: str, body: object = None) -> dict[str, Any]:
-        """Call one of the service's local-only control routes (`/localaml/...`), with its token."""
+        """Call one of the service's local-only control routes (`/localaml/...`), with the app's token."""
         import requests
 
-        token = local_token(self.service.token_secret, self.url.rstrip("/"))
+        token = self.clients().arm_token()
         response = requests.request(method, self.url.rstrip("/") + path, json=body, timeout=60,
                                     headers={"Authorization": f"Bearer {token}"},
                                     verify=str(self.certificates.ca_file))
@@ -137,13 +143,27 @@ class LocalAzureMLStack:
         self.service.events.publish(events.drift_detected(workspace, monitor, float(coefficient)))
 
 
+class PersonCredential:
+    """A TokenCredential of one person of the local Entra ID: their access token for the scopes asked."""
+
+    def __init__(self, entra: LocalEntraStack, upn: str) -> None:
+        self.entra, self.upn = entra, upn
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        import jwt
+        from azure.core.credentials import AccessToken
+
+        token = self.entra.token_for(self.upn, list(scopes))
+        return AccessToken(token, int(jwt.decode(token, options={"verify_signature": False})["exp"]))
+
+
 def clients_for(app_settings: dict[str, str]) -> Clients:
     """The app's azure-ai-ml clients, made from the app settings that point at the service (`app_settings()`)."""
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **app_settings})
     cloud = configured_cloud(settings)
     if cloud is None:
         raise ValueError("MLOPS_AZUREML_ENDPOINT is not set: these are not the local service's settings")
-    return Clients(settings, credential=configured_credential(settings), cloud=cloud)
+    return Clients(settings, cloud=cloud)
 
 
 def register_model_version(
@@ -185,17 +205,19 @@ def client_environment(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def running_local_azureml(
     workdir: Path, *, registry: str = "shared", events_urls: list[str] | None = None, port: int = 0,
-    seed_workspaces: bool = True, state_file: Path | None = None,
+    seed_workspaces: bool = True, state_file: Path | None = None, entra_port: int = 0,
 ) -> Iterator[LocalAzureMLStack]:
     """Start the service and what it needs; seeded unless `seed_workspaces` is False.
 
     With `state_file`, the service's resources are loaded from it when it exists (instead of
     seeding: the seed is in it) and saved to it while the service runs and when it stops.
-    Its storage account keeps its blobs in `workdir/storage` either way.
+    Its storage account keeps its blobs in `workdir/storage` either way. The local Entra ID
+    listens on `entra_port` (a free one by default), the service on `port`.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     certificates = make_certificates(workdir / "tls", names=(f"*.blob.{STORAGE_SUFFIX}",))
     with contextlib.ExitStack() as stack:
+        entra = stack.enter_context(running_local_entra(certificates, port=entra_port))
         azurite = stack.enter_context(
             running_azurite(location=str(workdir / "storage"), tls=(str(certificates.cert_file),
                                                                     str(certificates.key_file)))
@@ -207,11 +229,12 @@ def running_local_azureml(
                    "NO_PROXY": "127.0.0.1,localhost"}
         stack.enter_context(client_environment(environ))
         storage = BlobServiceClient.from_connection_string(azurite.connection_string)
-        service = LocalAzureML(token_secret=secrets.token_urlsafe(24), storage=storage)
+        service = LocalAzureML(token_secret=secrets.token_urlsafe(24), storage=storage,
+                               entra=EntraTokens(entra.base_url, str(certificates.ca_file)))
         service.events.urls = list(events_urls or [])
         stack.enter_context(serving(service, certificates, port=port))
         stack.callback(service.close)
-        local = LocalAzureMLStack(service, certificates, azurite, proxy, registry)
+        local = LocalAzureMLStack(service, certificates, azurite, proxy, registry, entra)
         if state_file is not None and state_file.exists():
             try:
                 restore_state(service, state_file.read_text())
@@ -311,6 +334,7 @@ def seed(local: LocalAzureMLStack) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--entra-port", type=int, default=8444, help="the local Entra ID's port")
     parser.add_argument("--workdir", type=Path, default=Path(".localaml"))
     parser.add_argument("--events-url", action="append", default=[],
                         help="an Event Grid subscriber URL (the app's webhook); repeat for several")
@@ -323,8 +347,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with running_local_azureml(args.workdir.resolve(), events_urls=args.events_url, port=args.port,
-                               state_file=state) as local:
+                               state_file=state, entra_port=args.entra_port) as local:
         print(f"local Azure ML service on {local.url} (storage account {local.azurite.connection_string})")
+        print(f"local Entra ID on {local.entra.base_url} (tenant {local.entra.tenant})")
         print("app settings (local.settings.json Values):")
         for name, value in local.app_settings().items():
             print(f'  "{name}": "{value}",')

@@ -192,11 +192,10 @@ def score(
 
 def _authorized(service: LocalAzureML, endpoint: Resource, headers: dict[str, str]) -> bool:
     from localaml import endpoints
-    from localaml.credential import token_secret
 
     authorization = next((value for key, value in headers.items() if key.lower() == "authorization"), "")
     if str(endpoint["properties"].get("authMode", "Key")).lower() != "key":
-        return token_secret(authorization) == service.token_secret
+        return service.entra is not None and service.entra.claims(authorization) is not None
     return authorization.removeprefix("Bearer ") in endpoints.endpoint_keys(service, endpoint["id"])
 
 

@@ -7,7 +7,9 @@ Microsoft.MachineLearningServices REST spec and the SDK's recorded traffic:
 (models, jobs, endpoints, registries, MLflow, Azure Monitor, batch endpoints) install
 their routes and resource hooks from their own modules (`FEATURES`). Every request is
 recorded for tests to assert on, and `fail()` queues faults (404, 409, 429, 503 ...).
-Every request must carry the service's token (see `credential.py`), as Azure's do.
+Every request must carry a valid access token of the tenant's Entra ID (`entra`, see
+`credential.py`), as Azure's do; a job the service runs logs to MLflow with a token of the
+service's own.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from localaml.credential import token_claims, token_secret
+from localaml.credential import EntraTokens, token_claims, token_secret
 from localaml.errors import AzureError, Reply, arm_error, endpoint_not_found, not_found, user_error
 from localaml.events import EventPublisher
 
@@ -109,8 +111,11 @@ class Hooks:
 class LocalAzureML:
     """State and routing; `server.serving()` puts it on a loopback HTTPS port."""
 
-    def __init__(self, token_secret: str = "local", storage: BlobServiceClient | None = None) -> None:
-        self.token_secret = token_secret
+    def __init__(
+        self, token_secret: str = "local", storage: BlobServiceClient | None = None, entra: EntraTokens | None = None,
+    ) -> None:
+        self.token_secret = token_secret  # of the service's own tokens, for the jobs it runs (MLflow tracking)
+        self.entra = entra  # the tenant's Entra ID, whose tokens every other request must carry
         self.storage = storage  # the workspaces' and registries' storage account (Azurite over TLS)
         self.events = EventPublisher()  # Event Grid: subscribers are added to `events.urls`
         self.resources: dict[str, dict[str, Any]] = {}
@@ -295,7 +300,7 @@ class LocalAzureML:
                 match = route.pattern.match(parts.path)
                 if route.method != method or not match:
                     continue
-                if not route.anonymous and not self._authorized(headers):
+                if not route.anonymous and not self._authorized(headers, parts.path):
                     return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
                 try:
                     return route.handler(query=query, body=payload, headers=headers, **match.groupdict())
@@ -305,9 +310,12 @@ class LocalAzureML:
                     return arm_error(400, "UserError", f"{method} {parts.path}: the request is malformed: {error!r}")
         return arm_error(404, "NoRoute", f"the local Azure ML service has no route for {method} {parts.path}")
 
-    def _authorized(self, headers: dict[str, str]) -> bool:
+    def _authorized(self, headers: dict[str, str], path: str) -> bool:
+        """A valid token of the tenant's Entra ID; on the MLflow routes, also one the service issued a job."""
         authorization = next((value for key, value in headers.items() if key.lower() == "authorization"), None)
-        return token_secret(authorization) == self.token_secret
+        if self.entra is not None and self.entra.claims(authorization) is not None:
+            return True
+        return path.startswith("/mlflow/") and token_secret(authorization) == self.token_secret
 
     # -- generic ARM behaviour -------------------------------------------------------------
 

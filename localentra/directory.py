@@ -99,6 +99,8 @@ class Application:
         A registered `http://localhost` matches any port (the loopback exception of
         learn.microsoft.com/entra/identity-platform/reply-url#localhost-exceptions); otherwise the match is exact.
         """
+        if not uri.isprintable() or any(character.isspace() for character in uri):
+            return None  # urlsplit drops tabs and line breaks: a URI with them is never the registered one
         if uri in self.spa_redirect_uris:
             return "spa"
         if uri in self.public_redirect_uris:

@@ -63,7 +63,8 @@ def _handler_for(entra: LocalEntra) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             for name, value in reply.headers.items():
-                self.send_header(name, value)
+                if "\r" not in value and "\n" not in value:  # never a header split by a value
+                    self.send_header(name, value)
             self.send_header("Content-Length", str(len(reply.body)))
             if close:
                 self.send_header("Connection", "close")

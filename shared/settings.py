@@ -39,9 +39,13 @@ class Settings(BaseModel):
     # A local Azure ML service in place of Azure (see shared/adapters/azureml/localservice.py).
     azureml_endpoint: str | None = Field(None, alias="MLOPS_AZUREML_ENDPOINT")
     azureml_storage_suffix: str | None = Field(None, alias="MLOPS_AZUREML_STORAGE_SUFFIX")
-    azureml_local_token: str | None = Field(None, alias="MLOPS_AZUREML_LOCAL_TOKEN", repr=False)
     registry: str | None = Field(None, alias="MLOPS_REGISTRY")
+    # The app's identity: a user-assigned managed identity's client id; or, with a client secret, a service principal's
+    # (the names azure-identity's EnvironmentCredential reads; local runs, against the local Entra ID).
     managed_identity_client_id: str | None = Field(None, alias="AZURE_CLIENT_ID")
+    azure_tenant_id: str | None = Field(None, alias="AZURE_TENANT_ID")
+    azure_client_secret: str | None = Field(None, alias="AZURE_CLIENT_SECRET", repr=False)
+    azure_authority_host: str | None = Field(None, alias="AZURE_AUTHORITY_HOST")
 
     notify_teams_url: str | None = Field(None, alias="MLOPS_NOTIFY_TEAMS_URL")
     notify_slack_url: str | None = Field(None, alias="MLOPS_NOTIFY_SLACK_URL")
@@ -98,18 +102,20 @@ class Settings(BaseModel):
             )
         if self.storage_blob_uri and not self.storage_queue_uri:
             raise ValueError("AzureWebJobsStorage__queueServiceUri is required with __blobServiceUri")
-        if self.azureml_local_token and not self.azureml_endpoint:
-            raise ValueError("MLOPS_AZUREML_LOCAL_TOKEN needs MLOPS_AZUREML_ENDPOINT (the local service's URL)")
         if self.azureml_endpoint:
             from shared.adapters.azureml.loopback import is_loopback
 
-            if self.azureml_local_token and not is_loopback(self.azureml_endpoint):
-                raise ValueError(
-                    "MLOPS_AZUREML_ENDPOINT must be an https:// loopback URL when MLOPS_AZUREML_LOCAL_TOKEN is set: "
-                    "the local token is never sent anywhere else"
-                )
             if not self.azureml_endpoint.startswith("https://"):
                 raise ValueError("MLOPS_AZUREML_ENDPOINT must be an https:// URL")
+            if not is_loopback(self.azureml_endpoint):
+                raise ValueError(
+                    "MLOPS_AZUREML_ENDPOINT must be an https:// loopback URL (the local Azure ML service): the app's "
+                    "Resource Manager tokens are sent there"
+                )
+        if self.azure_client_secret and not (self.azure_tenant_id and self.managed_identity_client_id):
+            raise ValueError("AZURE_CLIENT_SECRET needs AZURE_TENANT_ID and AZURE_CLIENT_ID (the service principal)")
+        if self.azure_authority_host and not self.azure_authority_host.startswith("https://"):
+            raise ValueError("AZURE_AUTHORITY_HOST must be an https:// URL")
         return self
 
     @classmethod

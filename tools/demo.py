@@ -5,8 +5,9 @@ the local Azure ML service (`localaml`) over loopback TLS, which runs the repo's
 for real, serves the endpoint and publishes Azure ML's events to the app's webhook.
 
 1. v1 of `credit-risk` is registered in dev by a data scientist: tested, judged, and held
-   for review (the demo's rule requires a person's sign-off). Its registrant may not approve
-   it (four eyes); an approver holding the app role approves it through the admin API. It is
+   for review (the demo's rule requires a person's sign-off). People sign in to the local
+   Entra ID stand-in: its registrant, alice, is refused; bob, holding the approvers' app role,
+   approves it through the admin API with his own token. It is
    promoted to the registry and prod, and deployed to the empty prod endpoint (100% at once:
    nothing to compare). Each later version that passes its gates is approved the same way.
 2. Client traffic starts. v2 (good) and v3 (no skill) are registered together: v3 fails
@@ -34,7 +35,7 @@ from typing import TypeVar
 import yaml
 
 from devhost.localaml import register_model_version
-from devhost.stack import Stack, TrafficGenerator, local_stack, principal
+from devhost.stack import Stack, TrafficGenerator, local_stack
 from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
 from shared.adapters.storage.stores import Stores
@@ -44,7 +45,7 @@ MODEL, ENDPOINT = "credit-risk", "credit-risk"
 POLICY = Path(__file__).resolve().parents[1] / "policy" / "policy.yaml"
 APPROVER_ROLE = "MLOps.Approver"
 REVIEW = {"approvers": APPROVER_ROLE, "four_eyes": True, "expires_after": "2d"}
-SCIENTIST, APPROVER = "alice@contoso.test", "bob@contoso.test"
+SCIENTIST, APPROVER = "alice", "bob"  # people of the local Entra stand-in: a data scientist, an approver
 
 T = TypeVar("T")
 
@@ -98,10 +99,10 @@ def demo_policy(workdir: Path) -> Path:
 
 
 
-def review(stack: Stack, version: str, who: str, *roles: str) -> tuple[int, dict]:
-    """`who` approves the version through the admin API (`opsctl review` does the same); status and body."""
-    response = stack.admin("POST", f"ops/lifecycles/{MODEL}/{version}/review",
-                           headers={"x-ms-client-principal": principal(who, *roles)},
+def review(stack: Stack, version: str, who: str) -> tuple[int, dict]:
+    """`who`, signed in to the local Entra stand-in, approves the version through the admin API with their own
+    token (`opsctl review approve` does the same); status and body."""
+    response = stack.admin("POST", f"ops/lifecycles/{MODEL}/{version}/review", as_user=who,
                            json={"decision": "approve", "reason": "gate table checked"})
     return response.status_code, response.json()
 
@@ -119,14 +120,14 @@ def approve(timeline: Timeline, stack: Stack, version: str, show: bool = False) 
         print(f"\n    v{version} passed its gates and waits for review (registered by "
               f"{record.registered_by if record else None});"
               f" ops were told:\n      {told['summary']}")
-        status, body = review(stack, version, SCIENTIST, APPROVER_ROLE)
-        print(f"    {SCIENTIST}, its registrant, approves it: {status} {body.get('error', '')}")
-    status, body = review(stack, version, APPROVER, APPROVER_ROLE)
+        status, body = review(stack, version, SCIENTIST)
+        print(f"    {SCIENTIST}, its registrant, signed in, approves it: refused, {status} {body.get('error', '')}")
+    status, body = review(stack, version, APPROVER)
     if status != 200:
         raise SystemExit(f"demo: approving v{version} failed: {status} {body}")
     if show:
         decision = body.get("review") or {}
-        print(f"    {decision.get('by')}, holding the app role {APPROVER_ROLE}, approves it "
+        print(f"    {decision.get('by')}, signed in, holding the app role {APPROVER_ROLE}, approves it "
               f"(via {decision.get('via')}): {status}, now {body.get('stage')}; later versions are approved the same "
               "way", flush=True)
 
@@ -219,7 +220,7 @@ def run(workdir: Path) -> int:
         expected = {"1": replaced, "2": replaced, "3": ("failed",), "4": ("rolled_back",), "5": ("live",)}
         live = all(stage(stack, version) in ends for version, ends in expected.items())
         reviewed = all((record := lifecycle(stack, version)) is not None and record.review is not None
-                       and record.review.by == APPROVER for version in ("1", "2", "4", "5"))
+                       and record.review.by == f"{APPROVER}@contoso.test" for version in ("1", "2", "4", "5"))
         live = live and reviewed
         verdict = "every step as expected" if live else "UNEXPECTED END STATE (see above)"
         print(f"\nDemo finished in {time.monotonic() - started:.0f} s: {verdict}.")

@@ -1,7 +1,7 @@
 """Run the local stack for manual use until Ctrl-C: Azurite, the local Functions host on
 :7071, the local Azure ML service on :8443 (seeded: workspaces dev and prod, registry
-`shared`, the repo's components, data and the prod endpoint), and an ops webhook
-receiver that prints each notification.
+`shared`, the repo's components, data and the prod endpoint) with the local Entra ID whose
+tokens it takes, and an ops webhook receiver that prints each notification.
 
     ./dev host
     ./dev register                    # in another shell: a new credit-risk version in dev
@@ -89,7 +89,10 @@ def reach_lines(info: dict[str, Any], workdir: Path) -> list[str]:
         f"&code={info['eventGridKey']}",
         f"App storage         {info['storage']}",
         f"Azure ML (local)    {aml['MLOPS_AZUREML_ENDPOINT']}   (CA bundle: {aml['REQUESTS_CA_BUNDLE']})",
-        f"  token setting     MLOPS_AZUREML_LOCAL_TOKEN={aml['MLOPS_AZUREML_LOCAL_TOKEN']}",
+        f"Entra ID (local)    {aml['MLOPS_AUTH_AUTHORITY']}/{aml['MLOPS_AUTH_TENANT_ID']}   (people: alice, bob, "
+        "carol, dave, erin@contoso.test; password <name>-local-password)",
+        f"  the app signs in  as AZURE_CLIENT_ID={aml['AZURE_CLIENT_ID']} (its secret: AZURE_CLIENT_SECRET in "
+        f"{workdir / CONNECTION_FILE})",
         f"  its clients need  REQUESTS_CA_BUNDLE (above) and HTTPS_PROXY={aml['HTTPS_PROXY']} (its storage)",
         f"  workspaces        {', '.join(workspace_names(aml))}; registry {aml['MLOPS_REGISTRY']}"
         f"   (ids: MLOPS_WORKSPACES in {workdir / CONNECTION_FILE})",

@@ -9,6 +9,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from localaml.service import LocalAzureML
+from localentra.directory import APP_CLIENT_ID
 from shared.adapters.azureml import AzureMLPlatform
 from shared.domain.ports import (
     ConfigurationError,
@@ -235,7 +236,7 @@ def test_forbidden_is_a_configuration_error_naming_identity_and_scope(
     with pytest.raises(ConfigurationError) as raised:
         platform.get_model("dev", "churn", "3")
 
-    assert "the credential LocalServiceCredential is not allowed" in str(raised.value)
+    assert f"the service principal {APP_CLIENT_ID} (a client secret) is not allowed" in str(raised.value)
     assert f"grant it a role on the workspace {DEV}" in str(raised.value)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import pytest
@@ -13,7 +14,9 @@ import pytest
 from localaml.monitor import record_request
 from localaml.service import LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
-from shared.adapters.azureml.localservice import LocalServiceCredential
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 DEV = LocalAzureML.workspace_id("dev")
 GREEN = f"{DEV}/onlineEndpoints/churn-ep/deployments/green"
@@ -32,7 +35,7 @@ def _series(code: str, *values: float) -> dict:
             "data": [{"timeStamp": f"T{i}", "average": value} for i, value in enumerate(values)]}
 
 
-def _metrics(fake: LocalAzureML, credential: LocalServiceCredential, **query: str) -> dict:
+def _metrics(fake: LocalAzureML, credential: TokenCredential, **query: str) -> dict:
     token = credential.get_token("https://management.azure.com/.default").token
     answer = fake.handle("GET", f"{GREEN}/providers/Microsoft.Insights/metrics?{urlencode(query)}", b"",
                          {"Authorization": f"Bearer {token}"})
@@ -41,7 +44,7 @@ def _metrics(fake: LocalAzureML, credential: LocalServiceCredential, **query: st
 
 
 def test_a_filtered_query_returns_only_the_top_10_series_unless_asked(
-    fake: LocalAzureML, credential: LocalServiceCredential
+    fake: LocalAzureML, credential: TokenCredential
 ) -> None:
     fake.monitor_series["RequestsPerMinute"] = [_series(code, 100 - i) for i, code in enumerate(CODES)]
 
@@ -86,7 +89,7 @@ def test_metrics_come_from_the_requests_the_deployment_served(platform: AzureMLP
     assert metrics.latency_p99_ms == 500.0
 
 
-def test_latency_percentiles_per_minute(fake: LocalAzureML, credential: LocalServiceCredential) -> None:
+def test_latency_percentiles_per_minute(fake: LocalAzureML, credential: TokenCredential) -> None:
     start = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
     for latency in range(1, 101):
         record_request(fake, GREEN, 200, float(latency), at=start.timestamp() + 10)

@@ -26,8 +26,8 @@ from localaml.errors import Reply
 from localaml.service import LocalAzureML, Route
 from localaml.tls import Certificates
 from shared.adapters.azureml import AzureMLPlatform
-from shared.adapters.azureml.localservice import local_token
 from shared.domain.ports import DeploymentSpec, ModelVersion, NotFound, PlatformError
+from tests.contract.conftest import bearer
 
 DEV = LocalAzureML.workspace_id("dev")
 REGISTRY = "registry:mlops-registry"
@@ -179,8 +179,8 @@ def test_a_registry_version_put_is_an_asset_store_operation(fake: LocalAzureML) 
 
 
 def _auth(fake: LocalAzureML) -> dict[str, str]:
-    """The service's own bearer token, as the SDK sends it."""
-    return {"Authorization": f"Bearer {local_token(fake.token_secret, 'https://management.azure.com/')}"}
+    """The app's bearer token for Resource Manager, as the SDK sends it."""
+    return bearer(fake, "https://management.azure.com/")
 
 
 def test_a_failed_import_is_a_platform_error_naming_the_share(platform: AzureMLPlatform, fake: LocalAzureML) -> None:

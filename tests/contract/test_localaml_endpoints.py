@@ -28,13 +28,15 @@ from localaml.endpoints import online, provisioning_state
 from localaml.server import serving
 from localaml.service import RESOURCE_GROUP, SUBSCRIPTION, LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
-from shared.adapters.azureml.localservice import local_token
 from shared.domain.ports import DeploymentSpec, ModelVersion, PlatformError, TryLater
+from tests.contract.conftest import bearer, taking_tokens_of
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from devhost.entra import LocalEntraStack
     from localaml.tls import Certificates
     from shared.adapters.azureml import Cloud
-    from shared.adapters.azureml.localservice import LocalServiceCredential
 
 DEV = LocalAzureML.workspace_id("dev")
 ENDPOINT = f"{DEV}/onlineEndpoints/churn-ep"
@@ -46,7 +48,7 @@ ROWS = [[0.1 * i for i in range(8)], [-0.2 * i for i in range(8)]]
 
 
 @pytest.fixture(scope="module")
-def service(certificates: Certificates) -> Iterator[LocalAzureML]:
+def service(certificates: Certificates, entra: LocalEntraStack) -> Iterator[LocalAzureML]:
     """The service with the endpoints feature and its storage account: an Azurite over TLS."""
     from azure.storage.blob import BlobServiceClient
 
@@ -57,7 +59,7 @@ def service(certificates: Certificates) -> Iterator[LocalAzureML]:
         patch.setenv("REQUESTS_CA_BUNDLE", str(certificates.ca_file))
         patch.setenv("AZUREML_CURRENT_CLOUD", os.environ.get("AZUREML_CURRENT_CLOUD", "AzureCloud"))
         storage = BlobServiceClient.from_connection_string(azurite.connection_string)
-        local = LocalAzureML(token_secret="contract-tests", storage=storage)
+        local = taking_tokens_of(LocalAzureML(token_secret="contract-tests", storage=storage), entra)
         with serving(local, certificates) as fake:
             yield fake
 
@@ -85,9 +87,8 @@ def onnx_models() -> dict[str, bytes]:
 
 def arm(fake: LocalAzureML, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
     """A raw ARM request with the service's token, to see Azure's status, headers and body."""
-    token = local_token(fake.token_secret, "https://management.azure.com")
-    return requests.request(method, fake.base_url + path.lstrip("/"), params=API, json=body,
-                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return requests.request(method, fake.base_url + path.lstrip("/"), params=API, json=body, headers=bearer(fake),
+                            timeout=30)
 
 
 def add_model(fake: LocalAzureML, data: bytes, name: str = "churn", version: str = "3", *,
@@ -152,8 +153,7 @@ def score(fake: LocalAzureML, rows: list[list[float]] = ROWS, *, deployment: str
 
 
 def operation_status(fake: LocalAzureML, url: str) -> dict[str, Any]:
-    token = local_token(fake.token_secret, "https://management.azure.com")
-    answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    answer = requests.get(url, headers=bearer(fake), timeout=30)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -185,7 +185,7 @@ def test_a_new_endpoint_answers_201_creating_and_its_operation_goes_updating_the
 
 
 def test_the_sdk_creates_an_endpoint_and_polls_it_until_it_has_succeeded(
-    platform: AzureMLPlatform, fake: LocalAzureML, cloud: Cloud, credential: LocalServiceCredential
+    platform: AzureMLPlatform, fake: LocalAzureML, cloud: Cloud, credential: TokenCredential
 ) -> None:
     """The SDK's own poller (the app's clients start operations without polling: started.py)."""
     from azure.ai.ml import MLClient

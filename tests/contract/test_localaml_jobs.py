@@ -24,8 +24,8 @@ from localaml import jobs, samples
 from localaml.datastores import workspace_container
 from localaml.service import LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
-from shared.adapters.azureml.localservice import local_token
 from shared.domain.ports import JobStatus, PlatformError
+from tests.contract.conftest import bearer
 from tools.register_assets import register
 
 if TYPE_CHECKING:
@@ -160,8 +160,7 @@ def test_the_retraining_pipeline_registers_its_model_output_under_the_rules_name
 def put_job(service: LocalAzureML, name: str, body: dict[str, Any]) -> requests.Response:
     return requests.put(
         f"{service.base_url.rstrip('/')}{DEV}/jobs/{name}", params={"api-version": "2024-01-01-preview"},
-        json=body, headers={"Authorization": f"Bearer {local_token(service.token_secret, 'https://management.azure.com')}"},
-        timeout=30,
+        json=body, headers=bearer(service), timeout=30,
     )
 
 
@@ -293,7 +292,7 @@ def test_mlflow_tracking_keeps_each_metrics_latest_value_and_refuses_unknown_run
     from localaml import mlflow
 
     base = f"{workspace.base_url.rstrip('/')}/mlflow/v1.0{DEV}/api/2.0/mlflow"
-    auth = {"Authorization": f"Bearer {local_token(workspace.token_secret, 'https://ml.azure.com')}"}
+    auth = bearer(workspace, "https://ml.azure.com")
     mlflow.new_run(workspace, "run-1", "exp-1", "evaluate", parent="job-1", status="RUNNING")
 
     for step, value in ((0, 0.5), (2, 0.9), (1, 0.7)):

@@ -131,3 +131,18 @@ def test_a_registry_version_a_job_registered_names_its_job_in_the_registrys_shap
     assert (got["type"], got["name"], got["properties"]["jobName"]) == ("models", "from-job", "train-7")
     assert set(got["properties"]) == REGISTRY_VERSION_PROPERTIES
     assert platform.get_model(f"registry:{local.registry}", "from-job", "1").job_name == "train-7"
+
+
+def test_a_person_registers_under_their_own_name_and_the_app_under_its_own(local: LocalAzureMLStack) -> None:
+    """Each caller's Entra ID token names them in systemData: a person's `upn`, the app's client id (`appid`)."""
+    from devhost.localaml import register_model_version
+
+    by_alice = register_model_version(local.client_as("dev", "alice@contoso.test"), "dev", "signed", b"onnx")
+    by_app = local.register_model("dev", "signed", b"onnx again")
+    stored = local.service.resources
+    path = f"{local.service.workspace_id('dev')}/models/signed/versions".lower()
+    alice, app = (stored[f"{path}/{version.version}"]["systemData"] for version in (by_alice, by_app))
+    assert (alice["createdBy"], alice["createdByType"]) == ("alice@contoso.test", "User")
+    assert (app["createdBy"], app["createdByType"]) == (local.entra.app_client_id, "Application")
+    assert local.app_settings()["AZURE_CLIENT_SECRET"] == local.entra.app_client_secret
+    assert "MLOPS_AZUREML_LOCAL_TOKEN" not in local.app_settings()

@@ -19,7 +19,6 @@ import requests
 from localaml import monitoring
 from localaml.service import LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
-from shared.adapters.azureml.localservice import LocalServiceCredential
 from shared.domain.events import (
     BREACH_TAG,
     BREACH_TEXT,
@@ -32,6 +31,7 @@ from shared.domain.events import (
 )
 from shared.domain.ports import JobStatus
 from tests.conftest import FIXTURES
+from tests.contract.conftest import bearer
 
 DEV = LocalAzureML.workspace_id("dev")
 DRIFT = [
@@ -52,8 +52,7 @@ def monitors(fake: LocalAzureML) -> LocalAzureML:
 
 
 def run_monitor(service: LocalAzureML, body: Any, workspace: str = "dev", token: bool = True) -> requests.Response:
-    credential = LocalServiceCredential(service.token_secret)
-    headers = {"Authorization": f"Bearer {credential.get_token().token}"} if token else {}
+    headers = bearer(service) if token else {}
     url = f"{service.base_url}localaml/workspaces/{workspace}/monitors/credit-risk-monitor/runs"
     return requests.post(url, json=body, headers=headers, timeout=30)
 

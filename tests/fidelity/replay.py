@@ -20,7 +20,6 @@ from typing import Any
 import requests
 
 from localaml.service import LocalAzureML
-from shared.adapters.azureml.localservice import LocalServiceCredential
 
 RECORDINGS = Path(__file__).parent / "recordings"
 WORKSPACE = re.compile(
@@ -71,11 +70,12 @@ def local_path(path: str, service: LocalAzureML) -> str:
 
 
 class Client:
-    """Requests to the local service with its token, as the SDK sends them (the test CA is trusted by env)."""
+    """Requests to the local service with a Resource Manager token, as the SDK sends them (the test CA is trusted
+    by env)."""
 
-    def __init__(self, service: LocalAzureML, credential: LocalServiceCredential) -> None:
+    def __init__(self, service: LocalAzureML, token: str) -> None:
         self.service = service
-        self.token = credential.get_token("https://management.azure.com/.default").token
+        self.token = token
 
     def send(
         self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None, *, rewrite: bool = True

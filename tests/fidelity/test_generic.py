@@ -15,18 +15,23 @@ Paging (`value` + `nextLink`) is ARM's list contract (REST spec: every list has 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from devhost.entra import LocalEntraStack
 from localaml.service import LocalAzureML
-from shared.adapters.azureml.localservice import LocalServiceCredential
+from localentra.directory import APP_CLIENT_ID
 from tests.fidelity.replay import Client, load, shape_differences
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 
 @pytest.fixture
-def client(fake: LocalAzureML, credential: LocalServiceCredential) -> Client:
-    return Client(fake, credential)
+def client(fake: LocalAzureML, entra: LocalEntraStack) -> Client:
+    """A person's token (alice, signed in to the local Entra ID), as a data scientist's SDK sends it."""
+    return Client(fake, entra.token_for("alice", ["https://management.azure.com/.default"]))
 
 
 def _put_version(client: Client, version: str, **properties: Any) -> dict[str, Any]:
@@ -113,18 +118,24 @@ def test_system_data_says_who_made_it_and_when(client: Client, fake: LocalAzureM
     changed = _put_version(client, "1", description="changed")["systemData"]
 
     assert datetime.fromisoformat(made["createdAt"]) >= before
-    assert (made["createdBy"], made["createdByType"]) == ("app@localaml.test", "User")
+    assert (made["createdBy"], made["createdByType"]) == ("alice@contoso.test", "User")
     assert changed["createdAt"] == made["createdAt"]
     assert changed["lastModifiedAt"] > made["lastModifiedAt"]
-    assert (changed["lastModifiedBy"], changed["lastModifiedByType"]) == ("app@localaml.test", "User")
+    assert (changed["lastModifiedBy"], changed["lastModifiedByType"]) == ("alice@contoso.test", "User")
 
 
-def test_an_application_token_makes_resources_as_an_application(fake: LocalAzureML) -> None:
-    credential = LocalServiceCredential(fake.token_secret, {"upn": "", "appid": "33333333-3333-3333-3333-333333333333"})
+def test_an_application_token_makes_resources_as_an_application(
+    fake: LocalAzureML, credential: TokenCredential
+) -> None:
+    """The app's own token (client credentials: `appid`, `idtyp` app, no `upn`)."""
+    made = _put_version(Client(fake, credential.get_token("https://management.azure.com/.default").token), "1")
 
-    made = _put_version(Client(fake, credential), "1")["systemData"]
+    assert (made["systemData"]["createdBy"], made["systemData"]["createdByType"]) == (APP_CLIENT_ID, "Application")
 
-    assert (made["createdBy"], made["createdByType"]) == ("33333333-3333-3333-3333-333333333333", "Application")
+    for refused in ("not-a-token", credential.get_token("https://storage.azure.com/.default").token):
+        models = f"{fake.workspace_id('dev')}/models"
+        answer = Client(fake, refused).send("GET", models, {"api-version": "2023-08-01-preview"})
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "InvalidAuthenticationToken"
 
 
 def test_requests_are_recorded_as_sent(client: Client, fake: LocalAzureML) -> None:

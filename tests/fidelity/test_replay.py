@@ -9,13 +9,12 @@ request needs (the model version it reads, the endpoint it polls ...).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from localaml.service import LocalAzureML
-from shared.adapters.azureml.localservice import LocalServiceCredential
 from tests.fidelity.replay import Client, fixture_names, header_differences, load, shape_differences
 
 Overrides = dict[str, Any]
@@ -169,10 +168,14 @@ SEEDS: dict[str, Callable[[Client], Overrides]] = {
     "mlflow_runs_search": _mlflow_search,
 }
 
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
 
 @pytest.fixture
-def client(fake: LocalAzureML, credential: LocalServiceCredential) -> Client:
-    return Client(fake, credential)
+def client(fake: LocalAzureML, credential: TokenCredential) -> Client:
+    """The app's own token, as the app's clients get it."""
+    return Client(fake, credential.get_token("https://management.azure.com/.default").token)
 
 
 def test_every_fixture_has_a_seed_and_names_its_source() -> None:

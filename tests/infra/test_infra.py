@@ -29,7 +29,11 @@ NOT_SET_IN_AZURE = {
     "the identity-based AzureWebJobsStorage__* settings instead",
     **{
         f"MLOPS_AZUREML_{name}": "local Azure ML service only; in Azure the adapter talks to Azure's endpoints"
-        for name in ("ENDPOINT", "STORAGE_SUFFIX", "LOCAL_TOKEN")
+        for name in ("ENDPOINT", "STORAGE_SUFFIX")
+    },
+    **{
+        name: "local runs only (the local Entra ID's service principal); in Azure the app is its managed identity"
+        for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_AUTHORITY_HOST")
     },
     **{
         f"MLOPS_SCORING_{knob}": "a batch-scoring tuning knob: the code's default applies unless an operator sets it"

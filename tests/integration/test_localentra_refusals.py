@@ -248,3 +248,11 @@ def test_a_malformed_request_sweep_is_answered_4xx_never_5xx(stack: LocalEntraSt
     assert all(status < 500 for status in answered), answered
     assert 413 in refused
     assert stack.entra.failures == []
+
+
+def test_a_redirect_uri_with_a_line_break_is_never_the_registered_one(stack: LocalEntraStack) -> None:
+    for uri in ("http://localhost:8400\r\nSet-Cookie: x=1", "http://local\nhost:8400", "http://localhost:8400/\t"):
+        params = {"client_id": OPSCTL_CLIENT_ID, "response_type": "code", "redirect_uri": uri, "scope": API}
+        with stack.session() as session:
+            page = session.get(authorize_url(stack), params=params, allow_redirects=False, timeout=30)
+        assert page.status_code == 400 and "AADSTS50011" in page.text and "Location" not in page.headers

@@ -13,13 +13,19 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 
 from devhost import azurite
 from localaml import credential, datastores
-from shared.adapters.azureml.localservice import LocalServiceCredential, local_token
+from localaml.service import identity
+from localentra.directory import APP_CLIENT_ID, Directory
+from localentra.keys import KeySet
+from localentra.scopes import ResourceScopes
+from localentra.tokens import Grant, TokenIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = ROOT / "localaml"
@@ -157,17 +163,62 @@ def test_every_service_module_imports_where_the_app_cannot_be_imported() -> None
     assert refused.returncode != 0 and "may not be imported" in refused.stderr
 
 
-# -- the two sides of the local token, written apart, hold to one format ----------------------------
+# -- the tokens the service takes: Entra ID's, checked as a resource checks them -----------------------------
+
+ENTRA = "https://entra.test"
 
 
-def test_the_service_lets_in_the_token_the_app_makes_and_reads_who_it_is() -> None:
-    token = LocalServiceCredential("s3cret", {"upn": "dana@contoso.com"}).get_token("https://management.azure.com/.default")
-    header = f"Bearer {token.token}"
-    assert credential.token_secret(header) == "s3cret"
-    claims = credential.token_claims(header)
-    assert claims["upn"] == "dana@contoso.com" and claims["aud"] == "https://management.azure.com"
-    assert claims["tid"] == credential.TENANT  # the app's token names the service's tenant, as a signed-in one would
-    assert credential.token_secret(f"Bearer {local_token('other', 'https://ml.azure.com')}") == "other"
+def checker_of(keys: KeySet, monkeypatch: pytest.MonkeyPatch) -> credential.EntraTokens:
+    """The service's token check, its tenant's metadata and keys served from `keys` instead of over HTTPS."""
+    checker = credential.EntraTokens(ENTRA)
+    documents = {f"{ENTRA}/{credential.TENANT}/.well-known/openid-configuration": {
+        "jwks_uri": f"{ENTRA}/common/discovery/keys"}, f"{ENTRA}/common/discovery/keys": keys.jwks(None)}
+    monkeypatch.setattr(checker, "_get", lambda url: documents[url])
+    return checker
+
+
+def token(keys: KeySet, resource: str, user: str | None = "dave", issuer: str = ENTRA) -> str:
+    directory = Directory()
+    found = directory.resource(resource)
+    assert found is not None
+    grant = Grant(directory.applications[APP_CLIENT_ID], ResourceScopes(found, resource, (".default",)),
+                  directory.user(user) if user else None)
+    return TokenIssuer(directory, keys).access_token(issuer, grant)
+
+
+def test_the_service_takes_entra_tokens_for_resource_manager_and_azure_ml_and_reads_who_acts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = KeySet()
+    checker = checker_of(keys, monkeypatch)
+    for resource in ("https://management.azure.com", "https://management.azure.com/", "https://ml.azure.com"):
+        claims = checker.claims(f"Bearer {token(keys, resource)}")
+        assert claims is not None and claims["upn"] == "dave@contoso.test" and claims["aud"] == resource
+    header = f"Bearer {token(keys, 'https://management.azure.com', user=None)}"
+    assert checker.claims(header) is not None
+    assert identity({"Authorization": header}) == (APP_CLIENT_ID, "Application")
+    assert identity({"authorization": f"Bearer {token(keys, 'https://ml.azure.com')}"}) == ("dave@contoso.test", "User")
+
+
+def test_the_service_refuses_other_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys, other = KeySet(), KeySet()
+    checker = checker_of(keys, monkeypatch)
+    refused = [
+        token(keys, "https://storage.azure.com"),  # another resource's
+        token(keys, "api://aml-reactor"),  # a v2.0 token of the API (another issuer and audience)
+        token(keys, "https://management.azure.com", issuer="https://elsewhere.test"),  # another tenant's issuer
+        token(other, "https://management.azure.com"),  # signed by a key the tenant does not publish
+        credential.issue("s3cret", "https://management.azure.com"),  # the service's own kind: no signature
+    ]
+    assert [checker.claims(f"Bearer {value}") for value in refused] == [None] * len(refused)
+    good = token(keys, "https://management.azure.com")
+    header, payload, signature = good.split(".")
+    forged = ".".join((header, payload[:-4] + ("AAAA" if payload[-4:] != "AAAA" else "BBBB"), signature))
+    assert checker.claims(f"Bearer {forged}") is None
+    assert checker.claims(good) is None, "without its Bearer scheme"
+    claims = {**jwt.decode(good, options={"verify_signature": False}), "exp": int(time.time()) - 3600}
+    expired = jwt.encode(claims, keys.current.private_pem, algorithm="RS256", headers={"kid": keys.current.kid})
+    assert checker.claims(f"Bearer {expired}") is None
 
 
 def test_the_token_the_service_issues_its_jobs_is_one_it_lets_in() -> None:

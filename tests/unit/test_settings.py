@@ -26,16 +26,26 @@ def test_the_error_names_every_missing_or_invalid_setting() -> None:
     assert "MLOPS_WORKSPACES" in message and "not a workspace resource id" in message
 
 
-def test_the_local_token_only_goes_to_a_loopback_https_endpoint() -> None:
-    base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "MLOPS_AZUREML_LOCAL_TOKEN": "secret"}
-    with pytest.raises(SettingsError, match="never sent anywhere else"):
+def test_the_local_azure_ml_endpoint_is_an_https_loopback_url() -> None:
+    """The app sends its Resource Manager tokens to MLOPS_AZUREML_ENDPOINT: only a local service may be there."""
+    base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    with pytest.raises(SettingsError, match="loopback"):
         Settings.from_environ({**base, "MLOPS_AZUREML_ENDPOINT": "https://management.azure.com/"})
-    with pytest.raises(SettingsError, match="needs MLOPS_AZUREML_ENDPOINT"):
-        Settings.from_environ(base)
     with pytest.raises(SettingsError, match="https://"):
         Settings.from_environ({**base, "MLOPS_AZUREML_ENDPOINT": "http://127.0.0.1:8443/"})
-    local = Settings.from_environ({**base, "MLOPS_AZUREML_ENDPOINT": "https://127.0.0.1:8443/"})
-    assert "secret" not in repr(local)
+    assert Settings.from_environ({**base, "MLOPS_AZUREML_ENDPOINT": "https://127.0.0.1:8443/"}).azureml_endpoint
+
+
+def test_a_client_secret_names_its_service_principal_and_stays_out_of_repr() -> None:
+    base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "AZURE_CLIENT_SECRET": "s3cret"}
+    with pytest.raises(SettingsError, match="AZURE_TENANT_ID and AZURE_CLIENT_ID"):
+        Settings.from_environ({**base, "AZURE_CLIENT_ID": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"})
+    with pytest.raises(SettingsError, match="AZURE_AUTHORITY_HOST must be an https"):
+        Settings.from_environ({**base, "AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
+                               "AZURE_AUTHORITY_HOST": "http://127.0.0.1:8444"})
+    settings = Settings.from_environ({**base, "AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
+                                      "AZURE_AUTHORITY_HOST": "https://127.0.0.1:8444"})
+    assert settings.azure_client_secret == "s3cret" and "s3cret" not in repr(settings)
 
 
 def test_storage_must_be_configured_one_way_or_the_other() -> None:

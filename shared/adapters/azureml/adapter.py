@@ -65,11 +65,10 @@ class AzureMLPlatform:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureMLPlatform:
-        """The adapter for the app: managed identity in Azure, the local service's token against it."""
-        from shared.adapters.azureml.localservice import configured_cloud, configured_credential
+        """The adapter for the app: Azure's cloud, or the local Azure ML service when the settings name it."""
+        from shared.adapters.azureml.localservice import configured_cloud
 
-        cloud = configured_cloud(settings) or PUBLIC_CLOUD
-        return cls(settings, credential=configured_credential(settings), cloud=cloud)
+        return cls(settings, cloud=configured_cloud(settings) or PUBLIC_CLOUD)
 
     def _translated(self, what: str, location: str) -> AbstractContextManager[None]:
         return translated(what, identity=self._clients.identity, scope=self._clients.scope(location))

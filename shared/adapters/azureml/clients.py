@@ -22,7 +22,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
-    from azure.core.credentials import TokenCredential
+    from azure.core.credentials import AccessToken, TokenCredential
 
 REGISTRY_PREFIX = "registry:"
 REGISTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$")
@@ -43,10 +43,12 @@ class Cloud:
     name: str = "AzureCloud"
     resource_manager: str = "https://management.azure.com/"
     metadata: Mapping[str, str] | None = field(default=None, hash=False)
+    # The audience of Resource Manager's tokens when it is not its endpoint (see `ResourceManagerAudience`).
+    audience: str | None = None
 
     @classmethod
-    def from_metadata(cls, name: str, metadata: Mapping[str, str]) -> Cloud:
-        return cls(name, metadata["resource_manager"], dict(metadata))
+    def from_metadata(cls, name: str, metadata: Mapping[str, str], audience: str | None = None) -> Cloud:
+        return cls(name, metadata["resource_manager"], dict(metadata), audience)
 
     @property
     def arm_scope(self) -> str:
@@ -81,6 +83,7 @@ class Clients:
         self.settings = settings
         self.cloud = cloud
         self._credential = credential
+        self._scoped: TokenCredential | None = None
         self._clients: dict[str, MLClient] = {}
         self.connection_timeout, self.read_timeout = CONNECTION_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
         self._lock = threading.Lock()
@@ -90,18 +93,24 @@ class Clients:
         """Who the app acts as, for error messages."""
         if self._credential is not None and not _is_azure_identity(self._credential):
             return f"the credential {type(self._credential).__name__}"
+        if self.settings.azure_client_secret:
+            return f"the service principal {self.settings.managed_identity_client_id} (a client secret)"
         if self.settings.managed_identity_client_id:
             return f"the managed identity with client id {self.settings.managed_identity_client_id}"
         return "DefaultAzureCredential (az login, environment or system-assigned managed identity)"
 
     @property
     def credential(self) -> TokenCredential:
+        """The app's credential: a service principal's client secret when the settings give one (AZURE_CLIENT_SECRET
+        with AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_AUTHORITY_HOST, as azure-identity's EnvironmentCredential reads
+        them), else the managed identity; asking Resource Manager's audience where its endpoint is not it."""
         if self._credential is None:
-            from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-            client_id = self.settings.managed_identity_client_id
-            self._credential = ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
-        return self._credential
+            self._credential = default_credential(self.settings)
+        if self.cloud.audience is None:
+            return self._credential
+        if self._scoped is None:
+            self._scoped = ResourceManagerAudience(self._credential, self.cloud)
+        return self._scoped
 
     def workspace(self, name: str) -> Workspace:
         """The workspace named `name` in MLOPS_WORKSPACES."""
@@ -162,3 +171,38 @@ class Clients:
 
 def _is_azure_identity(credential: object) -> bool:
     return type(credential).__module__.startswith("azure.identity")
+
+
+def default_credential(settings: Settings) -> TokenCredential:
+    """azure-identity's credential for the settings: ClientSecretCredential with a client secret, else the managed
+    identity (user-assigned by AZURE_CLIENT_ID, else DefaultAzureCredential's chain)."""
+    from azure.identity import ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential
+
+    client_id = settings.managed_identity_client_id
+    if settings.azure_client_secret:
+        assert settings.azure_tenant_id and client_id, "settings validation requires them with a client secret"
+        # An authority host other than Microsoft's is not one instance discovery knows: it is not asked.
+        host = settings.azure_authority_host
+        return ClientSecretCredential(settings.azure_tenant_id, client_id, settings.azure_client_secret,
+                                      **({"authority": host, "disable_instance_discovery": True} if host else {}))
+    return ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+
+
+class ResourceManagerAudience:
+    """A credential asking for Resource Manager's audience where azure-ai-ml asks for its endpoint.
+
+    A cloud's Resource Manager endpoint and the audience of its tokens are two settings of its
+    metadata (`resourceManager` and `authentication.audiences` of ARM's `/metadata/endpoints`);
+    azure-ai-ml asks for `<resource_manager>/.default` (`_azure_environments._resource_to_scopes`),
+    the same thing in Azure's clouds. Where the endpoint is not the audience (the local Azure ML
+    service, whose URL is a loopback one), this asks Entra ID for `cloud.audience` instead.
+    """
+
+    def __init__(self, credential: TokenCredential, cloud: Cloud) -> None:
+        self.credential = credential
+        self.endpoint_scope = cloud.arm_scope
+        self.audience_scope = (cloud.audience or cloud.resource_manager).rstrip("/") + "/.default"
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        wanted = [self.audience_scope if scope == self.endpoint_scope else scope for scope in scopes]
+        return self.credential.get_token(*wanted, **kwargs)

@@ -1,4 +1,5 @@
-"""Whether a URL is an https URL on this machine: the only place the local Azure ML service's token may go."""
+"""Whether a URL is an https URL on this machine: the only place a local Azure ML service may be (the app sends its
+Resource Manager tokens to MLOPS_AZUREML_ENDPOINT)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from urllib.parse import urlsplit
 
 
 def is_loopback(url: str) -> bool:
-    """True for an https URL whose host is a loopback address (the only place the local token may go)."""
+    """True for an https URL whose host is a loopback address."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         return False
