@@ -32,11 +32,33 @@ const ENTRA_HOSTS = ["login.microsoftonline.com", "login.microsoftonline.us", "l
 const SIGNED_OUT = "controlroom.signed-out";  // sessionStorage: the person signed out here; do not sign in again
 const RESIGNED = "controlroom.signed-in-again";  // sessionStorage: when a 401 last sent them to sign in again
 const RESIGN_AFTER_MS = 5 * 60 * 1000;  // a second 401 sooner than this asks the person instead of looping
+const GRANTED = "controlroom.scopes";  // sessionStorage: the scopes the authority's last token was granted for
 
 /** Thrown while the browser leaves for the sign-in page: nothing more is drawn or asked. */
 class SigningIn extends Error {}
 
-const auth = {app: null, account: null, scope: "", roles: [], leaving: false};
+/* `scopes`: what the page asks tokens for. First the app's `<client id>/.default`; then the scopes the
+   authority answered with (Entra names the API's delegated scopes, e.g. `<client id>/user_impersonation`),
+   which is what MSAL keys its cached access token by: asking for `.default` again would miss that cache
+   and redeem the refresh token on every call. */
+const auth = {app: null, account: null, clientId: "", scope: "", scopes: [], roles: [], leaving: false};
+
+function granted(result) {
+  if (result && Array.isArray(result.scopes) && result.scopes.length) {
+    auth.scopes = result.scopes;
+    sessionStorage.setItem(GRANTED, JSON.stringify({client: auth.clientId, scopes: result.scopes}));
+  }
+}
+
+function grantedBefore(clientId) {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(GRANTED) || "null");
+    return saved && saved.client === clientId && Array.isArray(saved.scopes) && saved.scopes.length
+      && saved.scopes.every((scope) => typeof scope === "string") ? saved.scopes : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Where to sign in, as the app says (GET ops/signin, public), checked before anyone is sent there. */
 async function signInSettings() {
@@ -104,6 +126,8 @@ async function signIn() {
   await app.initialize();
   auth.app = app;
   auth.scope = settings.scope;
+  auth.clientId = settings.client_id;
+  auth.scopes = grantedBefore(settings.client_id) || [settings.scope];
   let result = null;
   try {
     result = await app.handleRedirectPromise();  // reads the code from the fragment and removes it from the URL
@@ -122,6 +146,7 @@ async function signIn() {
     return false;
   }
   sessionStorage.removeItem(SIGNED_OUT);
+  granted(result);
   app.setActiveAccount(account);
   auth.account = account;
   try {
@@ -147,7 +172,7 @@ async function leaveToSignIn(prompt) {
     near its end); sign-in again when only the person can renew it. */
 async function accessToken() {
   if (auth.leaving) throw new SigningIn("signing in");
-  const request = {scopes: [auth.scope], account: auth.account,
+  const request = {scopes: auth.scopes, account: auth.account,
                    // From the cache and the refresh token only: MSAL would otherwise try a hidden iframe,
                    // which the page's CSP (and third-party cookie blocking) forbids.
                    cacheLookupPolicy: msal.CacheLookupPolicy.AccessTokenAndRefreshToken};
@@ -158,11 +183,12 @@ async function accessToken() {
     if (error instanceof msal.InteractionRequiredAuthError) {
       auth.leaving = true;
       document.body.dataset.auth = "signing-in";
-      await auth.app.acquireTokenRedirect({scopes: [auth.scope], account: auth.account});
+      await auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account});
       throw new SigningIn("signing in");
     }
     throw new ApiProblem(0, `Your sign-in could not be renewed (${authError(error)})`);
   }
+  granted(result);
   auth.roles = rolesOf(result.accessToken);
   return result.accessToken;
 }
@@ -174,13 +200,14 @@ async function signInAgain(problem) {
   sessionStorage.setItem(RESIGNED, String(Date.now()));
   auth.leaving = true;
   document.body.dataset.auth = "signing-in";
-  await auth.app.acquireTokenRedirect({scopes: [auth.scope], account: auth.account, prompt: "login"});
+  await auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account, prompt: "login"});
   return true;
 }
 
 async function signOut() {
   auth.leaving = true;
   sessionStorage.setItem(SIGNED_OUT, "1");
+  sessionStorage.removeItem(GRANTED);
   await auth.app.logoutRedirect({account: auth.account, postLogoutRedirectUri: redirectUri()});
 }
 
