@@ -78,7 +78,7 @@ def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: 
 @contextlib.contextmanager
 def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
                 azurite: Azurite | None = None, capture_events: bool = False, host_port: int = 0,
-                azureml_port: int = 0, azureml_state: Path | None = None) -> Iterator[Stack]:
+                azureml_port: int = 0, azureml_state: Path | None = None, entra_port: int = 0) -> Iterator[Stack]:
     """Start everything; the local Azure ML service is seeded with workspaces, data and the prod endpoint.
 
     With `azureml_state`, the local Azure ML service keeps its resources in that file across runs.
@@ -99,7 +99,10 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
             f"?functionName=aml_events&code={keys.eventgrid_extension}"
         )
         aml = stack.enter_context(running_local_azureml(workdir / "localaml", events_urls=[events_url],
-                                                        port=azureml_port, state_file=azureml_state))
+                                                        port=azureml_port, state_file=azureml_state,
+                                                        entra_port=entra_port))
+        # The control room is a single-page app of the app's registration: its URL is a redirect URI.
+        aml.entra.entra.add_spa_redirect_uri(f"{host.url}/api/ops/controlroom")
         values = {**stack_settings(azurite, keys, receiver.url, secret, fast), **aml.app_settings(),
                   **(extra_settings or {})}
         # Model versions are immutable in Azure ML, so the disk cache keys on location/name/version;
