@@ -52,10 +52,14 @@ class Stack:
         """`user`'s access token for the app, from the local Entra stand-in (signed in by device code)."""
         return self.aml.entra.token_for(user)
 
+    def machine(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call a machine's route (health, scoring) with the function key: no person."""
+        headers = {"x-functions-key": self.host.keys.function, **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.host.url}/api/{path}", headers=headers, timeout=60, **kwargs)
+
     def health(self) -> requests.Response:
-        """The health route, with the function key (a probe's call: no person)."""
-        return requests.get(f"{self.host.url}/api/ops/health", headers={"x-functions-key": self.host.keys.function},
-                            timeout=60)
+        """The health route, as a probe calls it."""
+        return self.machine("GET", "ops/health")
 
 
 def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: str,
