@@ -77,12 +77,8 @@ class LocalEntraStack:
         return self.entra.directory.applications[APP_CLIENT_ID].secret or ""
 
     def session(self) -> requests.Session:
-        """An HTTP session that trusts the stand-in's CA (and no proxy, nor the environment's CA bundle, which would
-        take precedence over its own `verify` in requests)."""
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(self.ca_file)
-        return session
+        """An HTTP session that trusts the stand-in's CA."""
+        return session_trusting(self.ca_file)
 
     def token_for(self, user: str, scopes: list[str] | None = None) -> str:
         """`user`'s access token for `scopes` (the API's `user_impersonation` by default), by the device code flow."""
@@ -96,19 +92,12 @@ class LocalEntraStack:
             return str(result["access_token"])
 
     def _device_flow(self, user: str, scopes: list[str]) -> dict[str, Any]:
-        import msal
-
+        person = self.entra.directory.user(user)
+        if person is None:
+            raise ValueError(f"the stand-in's directory has no user {user!r}")
         if self._msal is None:
-            self._msal = msal.PublicClientApplication(OPSCTL_CLIENT_ID, authority=self.authority,
-                                                      instance_discovery=False, http_client=self.session())
-        flow = self._msal.initiate_device_flow(scopes=scopes)
-        if "user_code" not in flow:
-            raise RuntimeError(f"the stand-in refused a device code for {scopes}: {flow.get('error_description')}")
-        self.complete_device_login(flow["user_code"], user)
-        result = self._msal.acquire_token_by_device_flow(flow)
-        if "access_token" not in result:
-            raise RuntimeError(f"no token for {user} ({scopes}): {result.get('error_description')}")
-        return dict(result)
+            self._msal = public_client(self.authority, self.ca_file)
+        return device_code_sign_in(self._msal, self.base_url, self.ca_file, person.upn, person.password, scopes)
 
     def app_token(self, scope: str = "https://management.azure.com/.default") -> str:
         """The function app's own access token for `scope` (client credentials), cached as `token_for`'s."""
@@ -131,11 +120,7 @@ class LocalEntraStack:
         person = self.entra.directory.user(user)
         if person is None:
             raise ValueError(f"the stand-in's directory has no user {user!r}")
-        with self.session() as session:
-            response = session.post(f"{self.base_url}/devicelogin", timeout=30, data={
-                "code": user_code, "username": person.upn, "password": person.password, "action": "approve"})
-        if response.status_code != 200:
-            raise RuntimeError(f"the verification page refused {user} with code {user_code}: {response.status_code}")
+        enter_device_code(self.base_url, self.ca_file, user_code, person.upn, person.password)
 
     def app_settings(self) -> dict[str, str]:
         """The function app's settings: who signs people in, and its own identity (a confidential client)."""
@@ -149,6 +134,47 @@ class LocalEntraStack:
             "AZURE_CLIENT_ID": APP_CLIENT_ID,
             "AZURE_CLIENT_SECRET": self.app_client_secret,
         }
+
+
+def session_trusting(ca_file: Path) -> requests.Session:
+    """An HTTP session that trusts the stand-in's CA (and no proxy, nor the environment's CA bundle, which would
+    take precedence over its own `verify` in requests)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(ca_file)
+    return session
+
+
+def public_client(authority: str, ca_file: Path) -> Any:
+    """MSAL's public client application of `opsctl`, at the stand-in's authority."""
+    import msal
+
+    return msal.PublicClientApplication(OPSCTL_CLIENT_ID, authority=authority, instance_discovery=False,
+                                        http_client=session_trusting(ca_file))
+
+
+def enter_device_code(base_url: str, ca_file: Path, user_code: str, upn: str, password: str) -> None:
+    """What a person does in a browser: open the verification page, enter the code a device shows, sign in."""
+    with session_trusting(ca_file) as session:
+        response = session.post(f"{base_url}/devicelogin", timeout=30, data={
+            "code": user_code, "username": upn, "password": password, "action": "approve"})
+    if response.status_code != 200:
+        raise RuntimeError(f"the verification page refused {upn} with code {user_code}: {response.status_code}")
+
+
+def device_code_sign_in(app: Any, base_url: str, ca_file: Path, upn: str, password: str,
+                        scopes: list[str]) -> dict[str, Any]:
+    """A person's tokens by the device code flow of MSAL's `app`, its code entered on the page as that person
+    before MSAL polls: over HTTP only, so a process without the stand-in's object (`./dev register`) signs in
+    the same way."""
+    flow = app.initiate_device_flow(scopes=scopes)
+    if "user_code" not in flow:
+        raise RuntimeError(f"the stand-in refused a device code for {scopes}: {flow.get('error_description')}")
+    enter_device_code(base_url, ca_file, flow["user_code"], upn, password)
+    result = app.acquire_token_by_device_flow(flow)
+    if "access_token" not in result:
+        raise RuntimeError(f"no token for {upn} ({scopes}): {result.get('error_description')}")
+    return dict(result)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ import secrets
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,7 +106,8 @@ class LocalAzureMLStack:
         settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **self.app_settings()})
         cloud = configured_cloud(settings)
         assert cloud is not None, "the service's own settings always name its endpoint"
-        return Clients(settings, credential=PersonCredential(self.entra, upn), cloud=cloud).ml(location)
+        credential = PersonCredential(lambda scopes: self.entra.token_for(upn, scopes))
+        return Clients(settings, credential=credential, cloud=cloud).ml(location)
 
     # -- what people do, through azure-ai-ml as they would -------------------------------------
 
@@ -144,17 +145,40 @@ class LocalAzureMLStack:
 
 
 class PersonCredential:
-    """A TokenCredential of one person of the local Entra ID: their access token for the scopes asked."""
+    """A TokenCredential of one person of the local Entra ID: their access token for the scopes asked, from
+    `tokens(scopes)`."""
 
-    def __init__(self, entra: LocalEntraStack, upn: str) -> None:
-        self.entra, self.upn = entra, upn
+    def __init__(self, tokens: Callable[[list[str]], str]) -> None:
+        self.tokens = tokens
 
     def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
         import jwt
         from azure.core.credentials import AccessToken
 
-        token = self.entra.token_for(self.upn, list(scopes))
+        token = self.tokens(list(scopes))
         return AccessToken(token, int(jwt.decode(token, options={"verify_signature": False})["exp"]))
+
+
+def person_clients(app_settings: dict[str, str], user: str) -> Clients:
+    """azure-ai-ml clients of `user`, a person of the local Entra ID, signed in from another process than the
+    stand-in's (`./dev register`): by the device code flow, their code entered on the page with their password."""
+    from devhost.entra import device_code_sign_in, public_client
+    from localentra.directory import Directory
+
+    person = Directory().user(user)
+    if person is None:
+        raise ValueError(f"the local Entra ID has no user {user!r}")
+    base, ca_file = app_settings["MLOPS_AUTH_AUTHORITY"], Path(app_settings["REQUESTS_CA_BUNDLE"])
+    app = public_client(f"{base}/{app_settings['MLOPS_AUTH_TENANT_ID']}", ca_file)
+
+    def tokens(scopes: list[str]) -> str:
+        return str(device_code_sign_in(app, base, ca_file, person.upn, person.password, scopes)["access_token"])
+
+    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **app_settings})
+    cloud = configured_cloud(settings)
+    if cloud is None:
+        raise ValueError("MLOPS_AZUREML_ENDPOINT is not set: these are not the local service's settings")
+    return Clients(settings, credential=PersonCredential(tokens), cloud=cloud)
 
 
 def clients_for(app_settings: dict[str, str]) -> Clients:

@@ -52,10 +52,14 @@ class Stack:
         """`user`'s access token for the app, from the local Entra stand-in (signed in by device code)."""
         return self.aml.entra.token_for(user)
 
+    def machine(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call a machine's route (health, scoring) with the function key: no person."""
+        headers = {"x-functions-key": self.host.keys.function, **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.host.url}/api/{path}", headers=headers, timeout=60, **kwargs)
+
     def health(self) -> requests.Response:
-        """The health route, with the function key (a probe's call: no person)."""
-        return requests.get(f"{self.host.url}/api/ops/health", headers={"x-functions-key": self.host.keys.function},
-                            timeout=60)
+        """The health route, as a probe calls it."""
+        return self.machine("GET", "ops/health")
 
 
 def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: str,
@@ -78,7 +82,7 @@ def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: 
 @contextlib.contextmanager
 def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
                 azurite: Azurite | None = None, capture_events: bool = False, host_port: int = 0,
-                azureml_port: int = 0, azureml_state: Path | None = None) -> Iterator[Stack]:
+                azureml_port: int = 0, azureml_state: Path | None = None, entra_port: int = 0) -> Iterator[Stack]:
     """Start everything; the local Azure ML service is seeded with workspaces, data and the prod endpoint.
 
     With `azureml_state`, the local Azure ML service keeps its resources in that file across runs.
@@ -99,7 +103,10 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
             f"?functionName=aml_events&code={keys.eventgrid_extension}"
         )
         aml = stack.enter_context(running_local_azureml(workdir / "localaml", events_urls=[events_url],
-                                                        port=azureml_port, state_file=azureml_state))
+                                                        port=azureml_port, state_file=azureml_state,
+                                                        entra_port=entra_port))
+        # The control room is a single-page app of the app's registration: its URL is a redirect URI.
+        aml.entra.entra.add_spa_redirect_uri(f"{host.url}/api/ops/controlroom")
         values = {**stack_settings(azurite, keys, receiver.url, secret, fast), **aml.app_settings(),
                   **(extra_settings or {})}
         # Model versions are immutable in Azure ML, so the disk cache keys on location/name/version;

@@ -2,7 +2,9 @@
 
 Each connection is served by its own thread, its TLS handshake done there (not in the
 accepting thread, so that a client that never completes one holds up nobody), with a read
-timeout. A body longer than `MAX_BODY` is refused unread (413, connection closed), a
+timeout. A body longer than `MAX_BODY` is refused (413, connection closed); one up to
+`DRAIN_LIMIT` is read and dropped first, so that the client, still sending, reads the
+answer rather than a reset connection. A
 `Content-Length` that is no number is a 400, and every method reaches the service, which
 answers the ones an endpoint does not take: nothing a client sends makes a 5xx.
 """
@@ -21,6 +23,8 @@ from localaml.tls import Certificates
 from localentra.errors import EntraError, Reply
 from localentra.protocol import MAX_BODY
 from localentra.service import LocalEntra
+
+DRAIN_LIMIT = 1 << 20
 
 
 def _handler_for(entra: LocalEntra) -> type[BaseHTTPRequestHandler]:
@@ -54,6 +58,8 @@ def _handler_for(entra: LocalEntra) -> type[BaseHTTPRequestHandler]:
                 return
             length = int(length_header)
             if length > MAX_BODY:
+                if length <= DRAIN_LIMIT:
+                    self.rfile.read(length)
                 self._send(Reply.json(413, EntraError("invalid_request", 9002313).body(entra.base_url)), close=True)
                 return
             body = self.rfile.read(length) if length else b""

@@ -56,7 +56,7 @@ from typing import Any, TextIO
 from opsctl import auth
 from opsctl import commands as c
 from opsctl.auth import Auth, CredentialFactory, Store
-from opsctl.client import DEFAULT_URL, URL_ENV, ApiFailure, Client, default_url, function_key
+from opsctl.client import DEFAULT_URL, URL_ENV, ApiFailure, Client, default_url, function_key, trust_local_ca
 from opsctl.commands import Command, Shown
 
 ROLLOUT_ACTIONS = ("pause", "resume", "approve", "promote", "abort", "undo")
@@ -207,6 +207,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
 
 
 def _run(args: argparse.Namespace, out: TextIO, name: str, credentials: CredentialFactory) -> int:
+    with trust_local_ca(args.url):
+        return _signed_in(args, out, name, credentials)
+
+
+def _signed_in(args: argparse.Namespace, out: TextIO, name: str, credentials: CredentialFactory) -> int:
     try:
         signed = Auth(args.url, Store(auth.config_dir()), credentials,
                       azure_cli=args.azure_cli or auth.azure_cli_from_env())

@@ -3,12 +3,13 @@ function key, or nothing), and where the function key comes from."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -158,6 +159,30 @@ def default_url() -> str:
     except (OSError, ValueError, AttributeError):
         host = None
     return host if isinstance(host, str) and host else DEFAULT_URL
+
+
+@contextlib.contextmanager
+def trust_local_ca(url: str) -> Iterator[None]:
+    """For an app on this machine, trust the CA `./dev host` names in `.localdev/connection.json` (the local
+    Entra ID's and Azure ML's) while the block runs, unless `REQUESTS_CA_BUNDLE` already says which CA to
+    trust. requests, azure-identity and MSAL all read that variable."""
+    ca_file = None if os.environ.get("REQUESTS_CA_BUNDLE") or not is_local(url) else _local_ca()
+    if ca_file is None:
+        yield
+        return
+    os.environ["REQUESTS_CA_BUNDLE"] = ca_file
+    try:
+        yield
+    finally:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+
+
+def _local_ca() -> str | None:
+    try:
+        ca_file = json.loads(LOCAL_CONNECTION.read_text())["azureml"]["REQUESTS_CA_BUNDLE"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return ca_file if isinstance(ca_file, str) and Path(ca_file).is_file() else None
 
 
 def is_local(url: str) -> bool:

@@ -172,9 +172,10 @@ def _review(decision: object) -> str:
 def audit(items: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     if not items:
         return "no audit entries"
-    return table(["time", "action", "outcome", "subject", "reason"],
-                 [[str(e["time"])[:19], e["action"], e["outcome"], e["subject"], e["reason"]] for e in items],
-                 width, wrap={3, 4})
+    """Who acted is the verified person's name (`by`), `-` for what the app did by itself."""
+    return table(["time", "action", "outcome", "by", "subject", "reason"],
+                 [[str(e["time"])[:19], e["action"], e["outcome"], e.get("by") or "-", e["subject"], e["reason"]]
+                  for e in items], width, wrap={4, 5})
 
 
 def set_aside(items: Sequence[Mapping[str, Any]], width: int | None = None) -> str:

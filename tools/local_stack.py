@@ -3,10 +3,11 @@
 `shared`, the repo's components, data and the prod endpoint) with the local Entra ID whose
 tokens it takes, and an ops webhook receiver that prints each notification.
 
-    ./dev host
-    ./dev register                    # in another shell: a new credit-risk version in dev
+    ./dev host [--review]             # --review: a version that passes waits for an approver (bob)
+    ./dev register                    # in another shell: a new credit-risk version in dev, by alice
     ./dev send samples/events         # or send the sample events
-    python -m opsctl lifecycles       # or `opsctl` after `pip install .`; the key comes from .localdev/
+    python -m opsctl login            # sign in (device code) as a person of the local Entra ID
+    python -m opsctl lifecycles       # or `opsctl` after `pip install .`
 
 Everything is kept in `.localdev/` between runs: the app's storage (Azurite), the local
 Azure ML service's resources (`localaml/state.json`) and blobs, and the host keys.
@@ -34,19 +35,34 @@ WORKDIR = Path(".localdev")
 CONNECTION_FILE = "connection.json"
 # A fixed name, so that a restarted host finds its lifecycles (the tests' stacks use a fresh one each).
 STATE_CONTAINER = "mlops-state"
+PEOPLE = ("alice@contoso.test (registers models), bob (approves), carol (operates), dave (reads), erin "
+          "(administers)")
+
+
+def policy_with_review(workdir: Path) -> Path:
+    """The app's policy with a review step in each rule, written to `workdir/policy.yaml`."""
+    from tools.demo import demo_policy
+
+    return demo_policy(workdir)
 
 
 @contextlib.contextmanager
 def by_hand_stack(workdir: Path, host_port: int = 7071, azureml_port: int = 8443,
-                  storage_port: int = 10000) -> Iterator[Stack]:
-    """The stack `./dev host` runs: every port fixed and every piece of state kept in `workdir`."""
+                  storage_port: int = 10000, entra_port: int = 8444, review: bool = False) -> Iterator[Stack]:
+    """The stack `./dev host` runs: every port fixed and every piece of state kept in `workdir`. With
+    `review`, the app's policy gets the review step (`./dev host --review`): a version that passes its gates
+    waits for an approver."""
     workdir = workdir.resolve()
+    settings = {"MLOPS_STATE_CONTAINER": STATE_CONTAINER}
+    if review:
+        workdir.mkdir(parents=True, exist_ok=True)
+        settings["MLOPS_POLICY_PATH"] = str(policy_with_review(workdir))
     with contextlib.ExitStack() as stack:
         azurite = stack.enter_context(running_azurite(location=str(workdir / "azurite"), blob_port=storage_port,
                                                       queue_port=storage_port + 1))
         running = stack.enter_context(local_stack(
-            workdir, extra_settings={"MLOPS_STATE_CONTAINER": STATE_CONTAINER}, fast=False, azurite=azurite,
-            host_port=host_port, azureml_port=azureml_port, azureml_state=workdir / "localaml" / "state.json",
+            workdir, extra_settings=settings, fast=False, azurite=azurite, host_port=host_port,
+            azureml_port=azureml_port, azureml_state=workdir / "localaml" / "state.json", entra_port=entra_port,
         ))
         # Runs through first on the way out: jobs still running when the host stops would otherwise retry
         # their events to it for seconds. What they miss, the resync after the next start catches up on.
@@ -63,7 +79,8 @@ def connection(stack: Stack) -> dict[str, Any]:
         "functionKey": keys.function,
         "eventGridKey": keys.eventgrid_extension,
         "storage": stack.azurite.connection_string,
-        "controlRoom": f"{stack.host.url}/api/ops/controlroom?code={keys.function}",
+        "controlRoom": f"{stack.host.url}/api/ops/controlroom",
+        "policy": stack.host.settings.get("MLOPS_POLICY_PATH", "policy/policy.yaml"),
         "receiver": f"{stack.receiver.url}/received",
         "azureml": stack.aml.app_settings(),
     }
@@ -82,24 +99,29 @@ def reach_lines(info: dict[str, Any], workdir: Path) -> list[str]:
     aml = info["azureml"]
     return [
         f"Functions host      {info['host']}   (log: {workdir / 'host.log'})",
-        f"  function key      {info['functionKey']}   (all keys: {workdir / 'keys.json'})",
-        f"  admin API         {info['host']}/api/ops/health   (header x-functions-key: <function key>)",
-        f"  control room      {info['controlRoom']}",
+        f"  function key      {info['functionKey']}   (machines' routes only: health, scoring; all keys: "
+        f"{workdir / 'keys.json'})",
+        f"  control room      {info['controlRoom']}   (sign in as bob to approve, carol to operate, erin as admin)",
+        "  admin API         people sign in: python -m opsctl login (device code), then python -m opsctl whoami",
         f"  Event Grid hook   {info['host']}/runtime/webhooks/eventgrid?functionName=aml_events"
         f"&code={info['eventGridKey']}",
+        f"  policy            {info['policy']}",
         f"App storage         {info['storage']}",
-        f"Azure ML (local)    {aml['MLOPS_AZUREML_ENDPOINT']}   (CA bundle: {aml['REQUESTS_CA_BUNDLE']})",
-        f"Entra ID (local)    {aml['MLOPS_AUTH_AUTHORITY']}/{aml['MLOPS_AUTH_TENANT_ID']}   (people: alice, bob, "
-        "carol, dave, erin@contoso.test; password <name>-local-password)",
+        f"Entra ID (local)    {aml['MLOPS_AUTH_AUTHORITY']}/{aml['MLOPS_AUTH_TENANT_ID']}",
+        f"  people            {PEOPLE}; each one's password is <name>-local-password",
+        f"  its CA            {aml['REQUESTS_CA_BUNDLE']}: a browser warns at sign-in until you trust it; "
+        "opsctl trusts it for a local app",
         f"  the app signs in  as AZURE_CLIENT_ID={aml['AZURE_CLIENT_ID']} (its secret: AZURE_CLIENT_SECRET in "
         f"{workdir / CONNECTION_FILE})",
+        f"Azure ML (local)    {aml['MLOPS_AZUREML_ENDPOINT']}   (CA bundle: {aml['REQUESTS_CA_BUNDLE']})",
         f"  its clients need  REQUESTS_CA_BUNDLE (above) and HTTPS_PROXY={aml['HTTPS_PROXY']} (its storage)",
         f"  workspaces        {', '.join(workspace_names(aml))}; registry {aml['MLOPS_REGISTRY']}"
         f"   (ids: MLOPS_WORKSPACES in {workdir / CONNECTION_FILE})",
         f"Notifications       {info['receiver']}   (each one is printed below as it arrives)",
         f"State is kept in {workdir}/ across restarts; {workdir / CONNECTION_FILE} has all of the above.",
-        "Next: ./dev register (a new model version), ./dev send samples/events, python -m opsctl lifecycles,",
-        "      or the calls in test.http. Ctrl-C stops (the state is kept).",
+        "Next: ./dev register (a new model version, registered by alice), ./dev send samples/events,",
+        "      python -m opsctl login, python -m opsctl lifecycles, or the calls in test.http. Ctrl-C stops (the "
+        "state is kept).",
     ]
 
 
@@ -123,6 +145,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7071, help="the Functions host's port")
     parser.add_argument("--azureml-port", type=int, default=8443, help="the local Azure ML service's port")
     parser.add_argument("--storage-port", type=int, default=10000, help="Azurite's blob port (queues: the next)")
+    parser.add_argument("--entra-port", type=int, default=8444, help="the local Entra ID's port")
+    parser.add_argument("--review", action="store_true",
+                        help="the app's policy with a review step: a version that passes waits for an approver")
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
     args = parser.parse_args()
     stop = threading.Event()
@@ -130,7 +155,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"Starting the local stack in {args.workdir}/ (the first start seeds the local Azure ML service)...",
           flush=True)
-    with by_hand_stack(args.workdir, args.port, args.azureml_port, args.storage_port) as stack:
+    with by_hand_stack(args.workdir, args.port, args.azureml_port, args.storage_port, args.entra_port,
+                       args.review) as stack:
         for line in reach_lines(connection(stack), args.workdir):
             print(line, flush=True)
         echo = threading.Thread(target=echo_notifications, args=(stack.receiver, stop), daemon=True)

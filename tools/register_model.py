@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from devhost.localaml import client_environment, clients_for, register_model_version
+from devhost.localaml import client_environment, person_clients, register_model_version
 from tools.local_stack import WORKDIR, read_connection, workspace_names
 
 CLIENT_SETTINGS = ("REQUESTS_CA_BUNDLE", "HTTPS_PROXY", "NO_PROXY")
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", choices=["good", "bad"], default="good",
                         help="without --file: a model that passes its gates (good) or one that learned nothing")
     parser.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE", help="a tag; repeat for more")
+    parser.add_argument("--as", dest="user", default="alice",
+                        help="who registers it: a person of the local Entra ID (alice, bob, carol, dave, erin), "
+                             "signed in by device code; Azure ML records them as its registrant")
     parser.add_argument("--workdir", type=Path, default=WORKDIR, help="the folder ./dev host keeps its state in")
     args = parser.parse_args(argv)
     settings = read_connection(args.workdir)["azureml"]
@@ -59,9 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workspace {args.workspace!r}: the local service has {', '.join(workspaces)}")
     onnx = model_bytes(args.file, args.quality)
     with client_environment({name: settings[name] for name in CLIENT_SETTINGS}):
-        client = clients_for(settings).ml(args.workspace)
+        try:
+            client = person_clients(settings, args.user).ml(args.workspace)
+        except ValueError as unknown:
+            parser.error(f"--as {args.user!r}: {unknown}")
         version = register_model_version(client, args.workspace, args.name, onnx, tag_pairs(args.tag))
-    print(f"registered {version.name}:{version.version} in {args.workspace} ({version.uri}); "
+    print(f"registered {version.name}:{version.version} in {args.workspace} ({version.uri}) as {args.user}; "
           "the local Azure ML service sends its ModelRegistered event to the host")
     return 0
 

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from devhost.azurite import free_port
+from devhost.stack import Stack
 from devhost.waiting import wait_until
 from localaml.jobs import TERMINAL
 from tests.unit.test_http_file import Call, calls
@@ -53,42 +54,44 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           env=env)
 
 
-def lifecycle(url: str, key: str, version: str) -> dict[str, Any] | None:
-    response = requests.get(f"{url}/api/ops/lifecycles/credit-risk/{version}", headers={"x-functions-key": key},
-                            timeout=30)
+def lifecycle(stack: Stack, version: str) -> dict[str, Any] | None:
+    response = stack.admin("GET", f"ops/lifecycles/credit-risk/{version}", as_user="dave")
     return response.json() if response.status_code == 200 else None
 
 
 def test_the_by_hand_stack_registers_models_and_keeps_its_state_across_a_restart(tmp_path: Path) -> None:
     workdir = tmp_path / "localdev"
-    ports = {"host_port": free_port(), "azureml_port": free_port(), "storage_port": free_pair()}
+    ports = {"host_port": free_port(), "azureml_port": free_port(), "storage_port": free_pair(),
+             "entra_port": free_port()}
 
     with by_hand_stack(workdir, **ports) as stack:
         info = read_connection(workdir)
         assert info == connection(stack)
         assert (workdir / "connection.json").stat().st_mode & 0o777 == 0o600, "it holds the keys"
-        assert info["controlRoom"] == f"{stack.host.url}/api/ops/controlroom?code={stack.host.keys.function}"
+        assert info["controlRoom"] == f"{stack.host.url}/api/ops/controlroom"
         printed = "\n".join(reach_lines(info, workdir))
         for value in (stack.host.url, stack.host.keys.function, stack.azurite.connection_string, stack.aml.url,
-                      stack.aml.service.token_secret, info["controlRoom"], stack.receiver.url):
+                      stack.aml.entra.authority, info["controlRoom"], stack.receiver.url):
             assert value in printed
+        assert "code=" not in info["controlRoom"] and stack.host.keys.function not in info["controlRoom"]
 
         registered = run("tools.register_model", "--workdir", str(workdir))
         assert registered.returncode == 0, registered.stderr
-        assert "registered credit-risk:1 in dev" in registered.stdout
+        assert "registered credit-risk:1 in dev" in registered.stdout and "as alice" in registered.stdout
         # Nothing but the service's own ModelRegistered event tells the app: the lifecycle is its doing.
-        first = wait_until(lambda: lifecycle(stack.host.url, stack.host.keys.function, "1"), timeout=60)
+        first = wait_until(lambda: lifecycle(stack, "1"), timeout=60)
         assert first["rule"] == "credit-risk"
+        registrant = stack.aml.client("dev").models.get("credit-risk", "1").creation_context.created_by
+        assert registrant == "alice@contoso.test", "Azure ML records who registered it, from alice's token"
 
         sent = run("tools.send_events", "samples/events", "--url", stack.host.url,
                    "--key", stack.host.keys.eventgrid_extension)
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert sent.stdout.count("\n") == len(list((ROOT / "samples" / "events").glob("*.json")))
-        listed = requests.get(f"{stack.host.url}/api/ops/lifecycles", timeout=30,
-                              headers={"x-functions-key": stack.host.keys.function}).json()["items"]
+        listed = stack.admin("GET", "ops/lifecycles", as_user="dave").json()["items"]
         assert ("credit-risk", "1") in {(item["model"], item["version"]) for item in listed}
 
-        key, token = stack.host.keys.function, stack.aml.service.token_secret
+        key = stack.host.keys.function
         storage = stack.azurite.connection_string
         resources_before = set(stack.aml.service.resources)
 
@@ -98,14 +101,14 @@ def test_the_by_hand_stack_registers_models_and_keeps_its_state_across_a_restart
 
     with by_hand_stack(workdir, **ports) as stack:
         assert stack.host.keys.function == key
-        assert stack.aml.service.token_secret == token
         assert stack.azurite.connection_string == storage
         now = read_connection(workdir)
         # The same addresses, keys and token; only the stack's internal helpers (the storage proxy behind the
         # service, the notification receiver) take a new free port each run.
         for name in ("host", "functionKey", "eventGridKey", "storage", "controlRoom"):
             assert now[name] == info[name]
-        for name in ("MLOPS_AZUREML_ENDPOINT", "MLOPS_AZUREML_LOCAL_TOKEN", "MLOPS_WORKSPACES", "MLOPS_REGISTRY"):
+        for name in ("MLOPS_AZUREML_ENDPOINT", "MLOPS_AUTH_AUTHORITY", "MLOPS_AUTH_TENANT_ID", "MLOPS_AUTH_CLIENT_ID",
+                     "MLOPS_WORKSPACES", "MLOPS_REGISTRY"):
             assert now["azureml"][name] == info["azureml"][name]
         # Not seeded again: the same resources (jobs it started meanwhile aside), nothing left half done.
         assert resources_before <= set(stack.aml.service.resources)
@@ -114,7 +117,7 @@ def test_the_by_hand_stack_registers_models_and_keeps_its_state_across_a_restart
 
         model = stack.aml.client("dev").models.get("credit-risk", "1")
         assert model.version == "1"
-        again = lifecycle(stack.host.url, key, "1")
+        again = lifecycle(stack, "1")
         assert again is not None and again["rule"] == "credit-risk"
         assert again["history"][0] == first["history"][0]
         # The service goes on from where it was: a next version (the drift sample's retraining may have made
@@ -122,16 +125,17 @@ def test_the_by_hand_stack_registers_models_and_keeps_its_state_across_a_restart
         registered = run("tools.register_model", "--workdir", str(workdir), "--quality", "bad")
         found = re.search(r"registered credit-risk:(\d+) in dev", registered.stdout)
         assert found and int(found[1]) >= 2, registered.stdout + registered.stderr
-        wait_until(lambda: lifecycle(stack.host.url, key, found[1]), timeout=60)
+        wait_until(lambda: lifecycle(stack, found[1]), timeout=60)
 
-        answers = [send(call, now) for call in calls()]
+        answers = [send(call, now, stack.token("erin")) for call in calls()]
         assert all(status < 500 for status, _ in answers), answers
         assert answers[0] == (200, "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"), "the validation handshake"
 
 
-def send(call: Call, info: dict[str, Any]) -> tuple[int, str]:
-    """One call of test.http with the values `./dev host` printed in place of its placeholders."""
-    values = {"http://127.0.0.1:7071": info["host"],
+def send(call: Call, info: dict[str, Any], token: str) -> tuple[int, str]:
+    """One call of test.http with the values `./dev host` printed (and `opsctl token` would print) in place of
+    its placeholders."""
+    values = {"http://127.0.0.1:7071": info["host"], "<the output of: opsctl token>": token,
               "<functionKey from .localdev/connection.json>": info["functionKey"],
               "<eventGridKey from .localdev/connection.json>": info["eventGridKey"]}
 

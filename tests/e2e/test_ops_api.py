@@ -286,7 +286,10 @@ def test_a_manual_gate_waits_for_approval(stack: Stack, live: dict, onnx: bytes)
     act(stack, "approve")
     done = reach(stack, "succeeded")
     assert serving(done) == {done["deployment"]: 100}
-    assert any(entry["action"] == "approve" and entry["actor"] == "api:function-key" for entry in done["history"])
+    erin = stack.aml.entra.entra.directory.user("erin")
+    assert erin is not None
+    assert any(entry["action"] == "approve" and entry["actor"] == f"api:{erin.display_name}"
+               for entry in done["history"]), "the history names the person who approved, from their token"
 
 
 def test_abort_restores_the_traffic_from_before_the_rollout(stack: Stack, live: dict, onnx: bytes) -> None:

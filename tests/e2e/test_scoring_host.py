@@ -41,14 +41,14 @@ def test_a_file_submitted_over_http_is_scored_like_session_run(azurite: Azurite,
     with local_stack(tmp_path, azurite=azurite) as stack:
         model = stack.aml.register_model("dev", "credit-risk", samples.good_model(seed=1), {})
         features = upload_csv(stack, "batches/jan.csv", rows=500)
-        response = stack.admin("POST", "score", json={
+        response = stack.machine("POST", "score", json={
             "input": "scoring-input/batches/jan.csv",
             "model": {"location": "dev", "name": model.name, "version": model.version},
             "features": FEATURES, "id_columns": ["id"], "output": {"path": "jan-scored.csv"},
         })
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
-        done = wait_until(lambda: (s := stack.admin("GET", f"score/{job_id}").json())["state"] in
+        done = wait_until(lambda: (s := stack.machine("GET", f"score/{job_id}").json())["state"] in
                           ("completed", "failed") and s, timeout=60)
         assert done["state"] == "completed", done
 
@@ -63,12 +63,12 @@ def test_a_file_submitted_over_http_is_scored_like_session_run(azurite: Azurite,
 
 def test_bad_requests_get_400_naming_the_field_and_unknown_jobs_404(azurite: Azurite, tmp_path: Path) -> None:
     with local_stack(tmp_path, azurite=azurite) as stack:
-        bad = stack.admin("POST", "score", json={"input": "scoring-input/../x.csv", "model": {"blob": "m/x.onnx"}})
+        bad = stack.machine("POST", "score", json={"input": "scoring-input/../x.csv", "model": {"blob": "m/x.onnx"}})
         assert bad.status_code == 400 and bad.json()["field"] == "input"
-        unknown = stack.admin("GET", "score/score-" + "0" * 24, headers={"x-correlation-id": "e2e-unknown-job"})
+        unknown = stack.machine("GET", "score/score-" + "0" * 24, headers={"x-correlation-id": "e2e-unknown-job"})
         assert unknown.status_code == 404  # well formed, unknown
         assert unknown.json()["correlation_id"] == unknown.headers["x-correlation-id"] == "e2e-unknown-job"
-        malformed = stack.admin("GET", "score/x..y")
+        malformed = stack.machine("GET", "score/x..y")
         assert malformed.status_code == 400 and malformed.json()["field"] == "job_id"
         assert malformed.json()["correlation_id"] == malformed.headers["x-correlation-id"]
         assert requests.post(f"{stack.host.url}/api/score", json={}, timeout=10).status_code == 401
@@ -100,7 +100,7 @@ def test_a_blob_created_event_starts_a_job(azurite: Azurite, tmp_path: Path) -> 
         assert jobs[0]["input"]["name"] == "dev/credit-risk/1/feb.csv"
         assert jobs[0]["model"]["ref"] == {"location": "dev", "name": "credit-risk", "version": "1"}
         job_id = jobs[0]["id"]
-        done = wait_until(lambda: (s := stack.admin("GET", f"score/{job_id}").json())["state"] in
+        done = wait_until(lambda: (s := stack.machine("GET", f"score/{job_id}").json())["state"] in
                           ("completed", "failed") and s, timeout=60)
         assert done["state"] == "completed", done.get("error")
         assert done["rows_done"] == 50
@@ -124,7 +124,7 @@ def test_renamed_queue_and_containers_are_what_the_triggers_bind(azurite: Azurit
         assert response.status_code == 202, response.text
         [job] = wait_until(lambda: stack.state.list("scoring-jobs"), timeout=30)
         # Ranges go to the renamed queue; only a score_range bound to it can finish the job.
-        done = wait_until(lambda: (s := stack.admin("GET", f"score/{job['id']}").json())["state"] in
+        done = wait_until(lambda: (s := stack.machine("GET", f"score/{job['id']}").json())["state"] in
                           ("completed", "failed") and s, timeout=60)
         assert done["state"] == "completed", done.get("error")
         assert done["rows_done"] == 40

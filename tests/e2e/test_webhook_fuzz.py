@@ -33,12 +33,13 @@ import pytest
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueServiceClient
-from devhost.entra import LocalEntraStack
 
 from devhost.azurite import Azurite
+from devhost.entra import LocalEntraStack
 from devhost.process import HostProcess
 from devhost.waiting import wait_until
 from tests.conftest import FIXTURES
+from tests.e2e import people
 from tests.e2e.test_webhook import outcomes, store
 
 SEED = 14
@@ -144,9 +145,11 @@ def delivery(rng: random.Random) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+def host(azurite: Azurite, entra: LocalEntraStack, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[HostProcess]:
     folder = tmp_path_factory.mktemp("webhook-fuzz")
     settings = {
+        **people.host_settings(entra),
         "AzureWebJobsStorage": azurite.connection_string,
         "MLOPS_STATE_CONTAINER": f"state-{uuid.uuid4().hex[:8]}",
         "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *",

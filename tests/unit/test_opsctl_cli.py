@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -763,3 +764,23 @@ def test_the_azure_identity_credentials_opsctl_builds(monkeypatch: pytest.Monkey
 def test_the_app_falls_back_to_its_own_registration_without_an_opsctl_client() -> None:
     signin = auth.SignIn.checked({**SIGNIN, "opsctl_client_id": None}, "http://127.0.0.1:7071")
     assert signin.public_client_id == APP_CLIENT
+
+
+def test_for_a_local_app_the_stack_s_ca_is_trusted_unless_one_is_named(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from opsctl.client import trust_local_ca
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA")
+    (tmp_path / ".localdev").mkdir()
+    (tmp_path / ".localdev" / "connection.json").write_text(json.dumps({"azureml": {"REQUESTS_CA_BUNDLE": str(ca)}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    with trust_local_ca("https://app.example.com"):
+        assert "REQUESTS_CA_BUNDLE" not in os.environ, "a remote app's CA is the system's"
+    with trust_local_ca("http://127.0.0.1:7071"):
+        assert os.environ["REQUESTS_CA_BUNDLE"] == str(ca)
+    assert "REQUESTS_CA_BUNDLE" not in os.environ, "only while opsctl runs"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/mine.pem")
+    with trust_local_ca("http://127.0.0.1:7071"):
+        assert os.environ["REQUESTS_CA_BUNDLE"] == "/etc/ssl/mine.pem"

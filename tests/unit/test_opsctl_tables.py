@@ -110,3 +110,13 @@ def test_a_lifecycle_shows_its_test_job_link_and_who_reviewed_it() -> None:
     assert "approved by bob@contoso.test (api) at 2026-12-01T09:30: checked the gate table" in shown
     unreviewed = views.lifecycle({**record, "review": None}, {}, width=200).splitlines()
     assert "review    -" in unreviewed
+
+
+def test_the_audit_table_names_who_acted_from_their_verified_token() -> None:
+    entries = [{"time": "2026-12-07T06:00:00+00:00", "action": "review", "outcome": "approved", "by": "Bob Approver",
+                "by_oid": "b0b", "subject": "credit-risk:5", "reason": "checked (by Bob Approver)"},
+               {"time": "2026-12-07T06:00:01+00:00", "action": "lifecycle", "outcome": "promoted",
+                "subject": "credit-risk:5", "reason": "promoted to registry:shared"}]
+    lines = views.audit(entries, width=160).splitlines()
+    assert lines[0].split() == ["time", "action", "outcome", "by", "subject", "reason"]
+    assert "Bob Approver" in lines[2] and lines[3].split()[3] == "-"
