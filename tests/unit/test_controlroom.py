@@ -167,6 +167,18 @@ def test_msal_is_served_to_the_page_before_its_own_scripts() -> None:
     assert controlroom.asset(controlroom.MSAL_LICENSE, {}, AUTHORITY).status_code == 404, "deployed, not served"
 
 
+def test_the_vendored_msal_has_what_the_page_uses() -> None:
+    """The UMD build defines `msal` with the classes and constants app.js names."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed (the project installs Azurite with it)"
+    probe = ("const m = require(process.argv[1]); console.log(JSON.stringify({pca: typeof m.PublicClientApplication, "
+             "interaction: typeof m.InteractionRequiredAuthError, "
+             "policy: m.CacheLookupPolicy.AccessTokenAndRefreshToken, mode: m.ProtocolMode.AAD}))")
+    result = subprocess.run([node, "-e", probe, str(FOLDER / controlroom.MSAL_SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"pca": "function", "interaction": "function", "policy": 2, "mode": "AAD"}
+
+
 def test_msal_needs_nothing_the_csp_forbids() -> None:
     """No eval, no Function constructor, no worker: the CSP keeps script-src at 'self' without 'unsafe-eval'."""
     script = (FOLDER / controlroom.MSAL_SCRIPT).read_text()
