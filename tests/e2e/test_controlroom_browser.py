@@ -355,7 +355,7 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
     assert "code=" not in browser.current_url and "#" not in browser.current_url, "MSAL cleared the code"
     assert browser.current_url == page, "back on the page as it was opened"
     assert who(browser) == {"name": "Erin Evans", "username": "erin@contoso.test", "roles": "MLOps.Admin",
-                            "may": "You may read everything here, act on rollouts, promoting fully too and replay "
+                            "may": "You may read everything here, act on rollouts (promoting fully too) and replay "
                                    "events set aside."}
     until(browser, "an empty but healthy page", lambda: js(browser, "return document.body.dataset.health") == "ok")
     assert "No rollout yet" in browser.find_element(By.ID, "rollouts").text

@@ -82,7 +82,8 @@ async function signInSettings() {
   }
   let authority;
   try { authority = new URL(answer.authority); } catch { authority = null; }
-  if (!authority || authority.protocol !== "https:" || authority.pathname.replace(/\/+$/, "") !== `/${answer.tenant_id}`) {
+  const path = authority ? authority.pathname.replace(/\/+$/, "") : "";
+  if (!authority || authority.protocol !== "https:" || path !== `/${answer.tenant_id}`) {
     throw new Error(`the app's authority ${answer.authority} is not https://<login host>/<tenant>`);
   }
   if (answer.scope !== `${answer.client_id}/.default`) {
@@ -119,7 +120,8 @@ async function signIn() {
   try {
     settings = await signInSettings();
   } catch (error) {
-    showSignIn("Signing in is not possible right now", `${error.message}.`, "Try again", () => window.location.reload());
+    showSignIn("Signing in is not possible right now", sentence(error.message), "Try again",
+               () => window.location.reload());
     return false;
   }
   const app = new msal.PublicClientApplication(msalConfiguration(settings));
@@ -132,7 +134,7 @@ async function signIn() {
   try {
     result = await app.handleRedirectPromise();  // reads the code from the fragment and removes it from the URL
   } catch (error) {
-    showSignIn("Signing in failed", `${authError(error)}.`, "Sign in again", () => leaveToSignIn("select_account"));
+    showSignIn("Signing in failed", sentence(authError(error)), "Sign in again", () => leaveToSignIn("select_account"));
     return false;
   }
   const account = (result && result.account) || app.getActiveAccount() || app.getAllAccounts()[0] || null;
@@ -153,7 +155,7 @@ async function signIn() {
     await accessToken();  // reads the roles the page shows actions for
   } catch (error) {
     if (error instanceof SigningIn) return false;
-    showSignIn("Signing in failed", `${error.message}.`, "Sign in again", () => leaveToSignIn("select_account"));
+    showSignIn("Signing in failed", sentence(error.message), "Sign in again", () => leaveToSignIn("select_account"));
     return false;
   }
   showWho();
@@ -229,6 +231,12 @@ function holds(role) {
   return auth.roles.includes(role) || auth.roles.some((held) => (INCLUDES[held] || []).includes(role));
 }
 
+/** A message as a sentence: one full stop at its end. */
+function sentence(text) {
+  const said = String(text).trim();
+  return /[.!?]$/.test(said) ? said : `${said}.`;
+}
+
 function authError(error) {
   const code = error && (error.errorCode || error.name);
   const message = error && (error.errorMessage || error.message);
@@ -240,7 +248,7 @@ function mayDo() {
   const may = [];
   if (holds(READER)) may.push("read everything here");
   if (holds(OPERATOR)) {
-    may.push(holds(ADMIN) ? "act on rollouts, promoting fully too" : "act on rollouts (promoting one step at a time)");
+    may.push(holds(ADMIN) ? "act on rollouts (promoting fully too)" : "act on rollouts (promoting one step at a time)");
     may.push("replay events set aside");
   }
   if (holds(APPROVER)) may.push("approve or reject versions waiting for review");
@@ -758,7 +766,8 @@ function reviewCard(record) {
     h("div", {class: "actions"},
       h("button", {type: "button", "data-review-action": "approve", onclick: () => act({
         title: `Approve ${who}`, label: "Approve", path, body: {decision: "approve"}, needsReason: true,
-        text: `${who} passed its gates; approved, it is promoted along its rule's path, then rolled out.`,
+        text: `${who} passed its gates; approved, it is promoted along its rule's path, then rolled out if its ` +
+              "rule has a rollout.",
         outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "approve"),
       h("button", {type: "button", class: "danger", "data-review-action": "reject", onclick: () => act({
         title: `Reject ${who}`, label: "Reject", path, body: {decision: "reject"}, needsReason: true,
