@@ -41,7 +41,8 @@ class SigningIn extends Error {}
    authority answered with (Entra names the API's delegated scopes, e.g. `<client id>/user_impersonation`),
    which is what MSAL keys its cached access token by: asking for `.default` again would miss that cache
    and redeem the refresh token on every call. */
-const auth = {app: null, account: null, clientId: "", scope: "", scopes: [], roles: [], leaving: false};
+const auth = {app: null, account: null, clientId: "", authority: "", scope: "", scopes: [], roles: [],
+              leaving: false};
 
 function granted(result) {
   if (result && Array.isArray(result.scopes) && result.scopes.length) {
@@ -129,6 +130,7 @@ async function signIn() {
   auth.app = app;
   auth.scope = settings.scope;
   auth.clientId = settings.client_id;
+  auth.authority = settings.authority;
   auth.scopes = grantedBefore(settings.client_id) || [settings.scope];
   let result = null;
   try {
@@ -164,10 +166,24 @@ async function signIn() {
 
 /** Off to the sign-in page; `prompt` as Entra takes it (select_account after a sign-out). */
 async function leaveToSignIn(prompt) {
+  sessionStorage.removeItem(SIGNED_OUT);
+  await leave(() => auth.app.loginRedirect({scopes: auth.scopes, ...(prompt ? {prompt} : {})})).catch(() => null);
+}
+
+/** Run one of MSAL's redirects. Before it leaves, MSAL reads the authority's metadata: when that fails
+    (the authority unreachable, or its certificate not trusted by this browser), say so and stay. */
+async function leave(redirect) {
   auth.leaving = true;
   document.body.dataset.auth = "signing-in";
-  sessionStorage.removeItem(SIGNED_OUT);
-  await auth.app.loginRedirect({scopes: [auth.scope], ...(prompt ? {prompt} : {})});
+  try {
+    await redirect();
+  } catch (error) {
+    auth.leaving = false;
+    showSignIn("Signing in is not possible right now",
+               sentence(`The sign-in authority ${auth.authority} could not be used (${authError(error)})`),
+               "Try again", () => window.location.reload());
+    throw new SigningIn("stopped");
+  }
 }
 
 /** The person's access token for the app, from MSAL's cache (renewed with the refresh token when it is
@@ -183,9 +199,7 @@ async function accessToken() {
     result = await auth.app.acquireTokenSilent(request);
   } catch (error) {
     if (error instanceof msal.InteractionRequiredAuthError) {
-      auth.leaving = true;
-      document.body.dataset.auth = "signing-in";
-      await auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account});
+      await leave(() => auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account}));
       throw new SigningIn("signing in");
     }
     throw new ApiProblem(0, `Your sign-in could not be renewed (${authError(error)})`);
@@ -200,17 +214,15 @@ async function signInAgain(problem) {
   const last = Number(sessionStorage.getItem(RESIGNED)) || 0;
   if (Date.now() - last < RESIGN_AFTER_MS) return false;
   sessionStorage.setItem(RESIGNED, String(Date.now()));
-  auth.leaving = true;
-  document.body.dataset.auth = "signing-in";
-  await auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account, prompt: "login"});
+  await leave(() => auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account, prompt: "login"}));
   return true;
 }
 
 async function signOut() {
-  auth.leaving = true;
   sessionStorage.setItem(SIGNED_OUT, "1");
   sessionStorage.removeItem(GRANTED);
-  await auth.app.logoutRedirect({account: auth.account, postLogoutRedirectUri: redirectUri()});
+  await leave(() => auth.app.logoutRedirect({account: auth.account, postLogoutRedirectUri: redirectUri()}))
+    .catch(() => null);
 }
 
 /** The `roles` claim of an access token, read for display only: the API verifies the token itself. */
