@@ -50,7 +50,11 @@ def sign_in(action: str, app_name: str, hidden: dict[str, str], username: str, e
             "</label>\n"
             '<label>Password <input type="password" name="password" autocomplete="current-password"></label>\n'
             '<button type="submit">Sign in</button>\n</form>')
-    return Reply.html(status, _document("Sign in", body), _headers())
+    # Chromium holds the redirect that answers the form to form-action too: the app's redirect URI must be in it.
+    target = urlsplit(hidden.get("redirect_uri", ""))
+    back = f" {target.scheme}://{target.netloc}" if target.scheme in ("http", "https") and target.netloc else ""
+    return Reply.html(status, _document("Sign in", body), _headers(CSP.replace("form-action 'self'",
+                                                                               f"form-action 'self'{back}")))
 
 
 def device_login(action: str, code: str = "", username: str = "", error: str | None = None,

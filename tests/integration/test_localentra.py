@@ -207,3 +207,16 @@ def test_form_post_hands_the_code_back_in_a_self_submitting_form_and_sign_out_re
                                 params={"post_logout_redirect_uri": "https://evil.example/"})
     assert (back.status_code, back.headers["Location"]) == (302, CONTROL_ROOM)
     assert elsewhere.status_code == 200 and "Location" not in elsewhere.headers
+
+
+def test_the_sign_in_form_may_send_the_browser_back_to_the_app(stack: LocalEntraStack) -> None:
+    """Chromium holds the redirect answering a form to the page's form-action: without the app's origin there,
+    a person who signs in is stopped on the way back (found by the control room's browser test)."""
+    _, challenge = pkce()
+    with stack.session() as session:
+        page = session.get(f"{stack.authority}/oauth2/v2.0/authorize", timeout=30, params={
+            "client_id": stack.api_client_id, "response_type": "code", "redirect_uri": CONTROL_ROOM,
+            "scope": "openid", "response_mode": "fragment", "code_challenge": challenge,
+            "code_challenge_method": "S256"})
+    assert page.status_code == 200 and "<form" in page.text
+    assert "form-action 'self' https://127.0.0.1:7071;" in page.headers["Content-Security-Policy"]
