@@ -55,8 +55,20 @@ OPERATION_STATUS = (
 Hook = Callable[["LocalAzureML", str, dict[str, Any], dict[str, Any] | None], Reply | None]
 
 
+# Where a request arrived: the workspace or registry its path is under (an ARM path, also behind the registry's
+# front end `/mferp/managementfrontend`), or the registry of a discovery call.
+SCOPE = re.compile(
+    r"^(?:/mferp/managementfrontend)?/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
+    r"/providers/Microsoft\.MachineLearningServices/(?P<kind>workspaces|registries)/(?P<name>[^/]+)", re.IGNORECASE
+)
+DISCOVERY_SCOPE = re.compile(r"^/registrymanagement/v1\.0/registries/(?P<name>[^/]+)/discovery$", re.IGNORECASE)
+MAX_RECORDED = 20_000  # requests kept for tests (the oldest half goes beyond): a long-running service stays small
+
+
 @dataclass
 class Recorded:
+    """A request as it arrived, for tests to assert on (the service itself never reads these)."""
+
     method: str
     path: str
     query: dict[str, str]
@@ -66,6 +78,16 @@ class Recorded:
     @property
     def api_version(self) -> str | None:
         return self.query.get("api-version")
+
+    @property
+    def scope(self) -> str | None:
+        """The scope the request arrived in: `<subscription>/<resource group>/workspaces/<name>` or
+        `.../registries/<name>`, `registries/<name>` for a registry's discovery; None for the rest (operations)."""
+        match = SCOPE.match(self.path)
+        if match is not None:
+            return f"{match['subscription']}/{match['group']}/{match['kind'].lower()}/{match['name']}"
+        discovery = DISCOVERY_SCOPE.match(self.path)
+        return f"registries/{discovery['name']}" if discovery is not None else None
 
 
 @dataclass
@@ -288,6 +310,8 @@ class LocalAzureML:
         with self.lock:
             # Recorded as sent: handlers work on their own copies, never on what the client sent.
             self.requests.append(Recorded(method, parts.path, query, json.loads(body) if body else None, headers))
+            if len(self.requests) > MAX_RECORDED:
+                del self.requests[: MAX_RECORDED // 2]
             fault = next((f for f in self.faults if f.times > 0 and f.method == method
                           and f.pattern.search(parts.path)), None)
             if fault is not None:

@@ -127,7 +127,8 @@ class AzureMLPlatform:
             return self.get_model(target, model.name, model.version)
         except NotFound:
             pass
-        source = self._clients.ml(model.location)
+        # A client of its own: the share switches its client's scope to the registry while it runs (clients.py).
+        source = self._clients.dedicated(model.location)
         try:
             with self._translated(f"sharing {model.name}:{model.version} to {target}", target):
                 source.models.share(

@@ -2,6 +2,19 @@
 
 A location is a logical workspace name from `MLOPS_WORKSPACES` or `registry:<name>`.
 A registry client costs a discovery call when it is made, so clients are cached.
+
+The cached clients are shared by the threads the Functions host runs invocations in, so no
+call may go through them that changes them. `models.share` does: azure-ai-ml's
+`ModelOperations._set_registry_client` points the client's one `OperationScope` (shared by all
+its operation kinds: models, jobs, endpoints, computes ...) and its model service clients at the
+registry's subscription and resource group while the share runs, and puts back afterwards what
+it found, which a concurrent share may itself have changed (azure-ai-ml 1.35.2,
+`operations/_model_operations.py`). Any call of another thread meanwhile goes to the wrong scope
+(a workspace under the registry's resource group, a workspace model asked of the registry, a job's
+compute looked up there), and two overlapping shares can leave the client in the registry's scope
+for good. A share therefore gets a client of its own (`dedicated`), made for it and dropped:
+making one costs about 9 ms of CPU (no request), against a share's several round trips, which a
+lock around the cached client would make every other call of that workspace wait for.
 `azure.ai.ml` and `azure.identity` are imported here only inside functions: importing
 this module stays cheap for the function app's cold start.
 """
@@ -136,6 +149,11 @@ class Clients:
             if location not in self._clients:
                 self._clients[location] = self._make(location)
             return self._clients[location]
+
+    def dedicated(self, location: str) -> MLClient:
+        """A new client for `location`, never cached: for one call that changes the client it runs on
+        (`models.share`, see the module's docstring); no other thread ever sees it."""
+        return self._make(location)
 
     def arm_token(self) -> str:
         """A bearer token for ARM, which MLflow tracking and Azure Monitor also accept."""
