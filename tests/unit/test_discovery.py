@@ -297,3 +297,12 @@ def test_the_watermark_is_a_record_of_the_state_store() -> None:
     stored = stores.discoveries.get("dev")
 
     assert stored is not None and stored.watermark == START and (stored.listed, stored.started) == (1, 1)
+
+
+def test_a_full_page_of_one_creation_time_does_not_hold_the_listing_forever() -> None:
+    state = discovery.Discovery(watermark=START - timedelta(hours=1), backlog_before=START, pass_newest=START)
+
+    moved = discovery.advanced(state, [START, START, START], 3, START, 0)
+
+    assert moved.backlog_before == START - timedelta(microseconds=1)
+    assert moved.watermark == state.watermark and moved.pass_newest == START
