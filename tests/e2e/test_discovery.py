@@ -57,3 +57,23 @@ def test_with_every_event_dropped_each_version_is_tested_judged_and_rolled_out(
         assert stack.platform.get_endpoint("prod", MODEL).traffic == {"credit-risk-v3": 100}
         assert stage(stack, "1") in ("superseded", "retired")
         print(f"discovered {found_after:.1f} s after registration (resync every {RESYNC_PERIOD:.0f} s)")
+
+
+def test_a_version_its_event_announced_but_not_shown_yet_is_looked_for_again(
+    azurite: Azurite, tmp_path: Path,
+) -> None:
+    """Eventual consistency: the event arrives, Azure ML answers 404 for the version a few times. With no
+    resync to rescue it, the work item is delivered again with a delay until the version shows."""
+    policy = write_policy(tmp_path)
+    settings = {"MLOPS_POLICY_PATH": str(policy), "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *"}
+    with local_stack(tmp_path, settings, azurite=azurite) as stack:
+        stack.aml.service.fail("GET", rf"/models/{MODEL}/versions/1$", 404, times=3, code="UserError",
+                               message="The specified resource was not found.")
+        stack.aml.register_model("dev", MODEL, samples.good_model(seed=1), {})
+        wait_until(lambda: stage(stack, "1") not in (None, "testing"), timeout=90)
+
+        reacted = [e for e in stack.state.read_audit() if e.action == "react"]
+        deferred = [e for e in reacted if e.outcome == "deferred"]
+        assert deferred and all("not in dev yet" in e.reason for e in deferred), reacted
+        assert not [e for e in reacted if e.outcome in ("ignored", "error")], reacted
+        assert not [e for e in stack.state.read_audit() if e.action == "discover"], "no resync ran"
