@@ -14,6 +14,7 @@ service's own.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -391,7 +392,7 @@ class LocalAzureML:
         Only the collection's own type is listed (a versions list lists versions); archived
         items only when `listViewType` asks; `$orderBy=createdtime desc|asc` and `$top` as
         the SDK sends them for `label="latest"` (recorded: `test_models_get_latest_label.json`);
-        `$skip` is the continuation the `nextLink` carries.
+        `$skipToken` is the continuation the `nextLink` carries.
         """
         key = path.lower()
         parent = key.rsplit("/", 1)[0]
@@ -409,16 +410,20 @@ class LocalAzureML:
                 raise user_error(f"$orderBy {order!r} is not supported: order by createdtime asc|desc", "BadArgument")
             # Stable: resources made in the same microsecond keep the order they were made in.
             items = sorted(items, key=lambda r: r["systemData"]["createdAt"], reverse=direction.lower() == "desc")
+        # `$top` is the page's size, not the list's: Azure answers `$top` items and a `nextLink` (carrying
+        # `$top` and an opaque `$skipToken`) while more are left (recorded: test_models_get_latest_label.json,
+        # `$top=1` after versions 3 and 4). The SDK's `skip` keyword sends a continuation as `$skip`.
         top = _query(query, "$top")
-        if top:
-            items = items[: int(top)]
-        start = int(_query(query, "$skip") or 0)
-        page = items[start : start + self.page_size]
+        size = min(int(top), self.page_size) if top and int(top) > 0 else self.page_size
+        start = _continuation(_query(query, "$skipToken") or _query(query, "$skip"))
+        page = items[start : start + size]
         answer: dict[str, Any] = {"value": page}
-        if start + self.page_size < len(items):
+        if start + size < len(items):
             prefix = "mferp/managementfrontend" if "/registries/" in key else ""
-            rest = "&".join(f"{quote(k)}={quote(v)}" for k, v in query.items() if k.lower() != "$skip")
-            answer["nextLink"] = f"{self.base_url}{prefix}{path.lstrip('/')}?{rest}&$skip={start + self.page_size}"
+            rest = "&".join(f"{quote(k)}={quote(v)}" for k, v in query.items()
+                            if k.lower() not in ("$skip", "$skiptoken"))
+            token = quote(base64.b64encode(json.dumps({"offset": start + size}).encode()).decode())
+            answer["nextLink"] = f"{self.base_url}{prefix}{path.lstrip('/')}?{rest}&$skipToken={token}"
         return Reply(200, answer)
 
     def _not_found(self, path: str) -> AzureError:
@@ -603,6 +608,18 @@ def _in_view(items: list[dict[str, Any]], view: str) -> list[dict[str, Any]]:
         return items
     archived = view.lower() == "archivedonly"
     return [r for r in items if bool(r.get("properties", {}).get("isArchived")) == archived]
+
+
+def _continuation(token: str | None) -> int:
+    """Where a list goes on from: the offset in a `$skipToken` this service wrote (or a plain number)."""
+    if not token:
+        return 0
+    if token.isdigit():
+        return int(token)
+    try:
+        return int(json.loads(base64.b64decode(token))["offset"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise user_error(f"the continuation token {token!r} is not valid", "BadArgument") from error
 
 
 def _query(query: dict[str, str], name: str) -> str | None:

@@ -4,6 +4,9 @@ Transient faults (5xx, timeouts) and throttling (429, a TryLater that carries
 `retry_after`) are retried a few times with exponential backoff inside the call.
 A TryLater without `retry_after` (409, endpoint `Updating`) is not retried here: the
 caller decides (the rollout tries again on its next tick; a queue item is retried).
+NotFound is not retried here either: a model version an event announced and the platform does not
+show yet is looked for again by the reaction, minutes later (`NotYetVisible`: the queue delivers the
+event again with a growing delay), not by holding this call.
 """
 
 from __future__ import annotations

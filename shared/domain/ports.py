@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -128,6 +128,8 @@ class ModelVersion(BaseModel):
     created_by: str | None = Field(None, description="who registered it (systemData.createdBy)")
     modified_by: str | None = Field(None, description="who changed it last, tags included (systemData.lastModifiedBy)")
     job_name: str | None = Field(None, description="the job whose output it is, when registered from one")
+    created_at: datetime | None = Field(
+        None, description="when it was registered (systemData.createdAt); set by `list_model_versions`")
 
 
 class Job(BaseModel):
@@ -208,6 +210,19 @@ class MLPlatform(Protocol):
     def get_model(self, location: str, name: str, version: str) -> ModelVersion: ...
 
     def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None: ...
+
+    def list_model_versions(
+        self, location: str, since: datetime, limit: int, *, before: datetime | None = None,
+        names: Sequence[str] = (),
+    ) -> list[ModelVersion]:
+        """The active versions of the workspace `location`'s models created at or after `since` (and at or
+        before `before`, when given), newest first across models, at most `limit`; each with `created_at`.
+
+        `names` are fnmatch patterns of the model names worth listing (every model when empty). The cost is
+        a listing of the workspace's models and, per model that matches, a page of its newest versions
+        (more pages only while they are newer than `since`), never every version ever registered.
+        """
+        ...
 
     def submit_job(
         self, workspace: str, job_name: str, pipeline: str, inputs: dict[str, str], tags: dict[str, str]

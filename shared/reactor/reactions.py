@@ -4,8 +4,10 @@ from the platform before it acts; the event only says where to look."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, timedelta
 
 from shared.bootstrap import Services
+from shared.domain import discovery
 from shared.domain import lifecycle as machine
 from shared.domain.decisions import breach_notification_id, drift_needs_retraining, retrain_job_name
 from shared.domain.events import (
@@ -20,7 +22,7 @@ from shared.domain.events import (
     monitor_breach,
 )
 from shared.domain.notification import Notification, Table
-from shared.domain.ports import Busy, Job, JobStatus, NotFound
+from shared.domain.ports import Busy, Job, JobStatus, ModelVersion, NotFound
 from shared.domain.records import Lifecycle
 from shared.reactor import lifecycle, outcomes
 from shared.reactor import rollout as engine
@@ -57,18 +59,56 @@ def on_model_registered(services: Services, event: AmlEvent, workspace: str) -> 
     try:
         model = services.platform.get_model(workspace, data.model_name, data.model_version)
     except NotFound:
-        _record(services, event, "ignored", f"model {data.model_name}:{data.model_version} is not in {workspace}")
+        waited = _announced_for(services, event)
+        what = f"model {data.model_name}:{data.model_version}"
+        if waited is not None and waited < NOT_FOUND_PATIENCE:
+            # Announced, not shown yet: Azure ML's reads may lag its events (eventual consistency).
+            raise NotYetVisible(f"{what} was announced {waited.total_seconds():.0f} s ago but is not in {workspace} "
+                                f"yet; its event is taken again later") from None
+        _record(services, event, "ignored",
+                f"{what} is not in {workspace} {_after(waited)}; the resync's discovery starts it if it appears")
         return
+    refused = start_lifecycle(services, workspace, model, cause=event.id)
+    if refused is not None:
+        _record(services, event, "ignored", refused)
+        return
+    lifecycle.reconcile(services, machine.key_of(model.name, model.version), cause=event.id)
+
+
+NOT_FOUND_PATIENCE = timedelta(minutes=10)
+"""How long after its announcement a model version the platform does not show is looked for again: at the
+worker's re-delivery delays (2 s doubling, jittered), 8 or 9 re-deliveries, within the worker's 10. Then it
+is ignored, audited; the resync's discovery still finds it if it appears later."""
+
+
+class NotYetVisible(Busy):
+    """An event announced something the platform does not show yet: the worker delivers the event again later."""
+
+
+def _announced_for(services: Services, event: AmlEvent) -> timedelta | None:
+    """How long ago the app first received the event (its ledger entry), else the event's own time says."""
+    entry = services.state.ledger.get(event.dedupe_key)
+    since = entry.received if entry is not None else event.time
+    if since is None:
+        return None
+    moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return max(timedelta(0), services.clock() - moment)
+
+
+def _after(waited: timedelta | None) -> str:
+    return "(the event's time is unknown)" if waited is None else f"{waited.total_seconds():.0f} s after its event"
+
+
+def start_lifecycle(services: Services, workspace: str, model: ModelVersion, cause: str) -> str | None:
+    """Start the lifecycle of a version registered in `workspace` (its test job, idempotent by name): what a
+    ModelRegistered event and the resync's discovery both do. The reason, when no rule takes the version."""
     rule = services.policy.rule_for_model(model.name, model.tags)
     if rule is None:
-        _record(services, event, "ignored", f"no rule matches model {model.name} with tags {model.tags}")
-        return
+        return f"no rule matches model {model.name} with tags {model.tags}"
     if rule.source_workspace != workspace:
-        _record(services, event, "ignored",
-                f"registered in {workspace}; rule {rule.name} tests versions from {rule.source_workspace}")
-        return
-    lifecycle.start_testing(services, rule, model, cause=event.id)
-    lifecycle.reconcile(services, machine.key_of(model.name, model.version), cause=event.id)
+        return f"registered in {workspace}; rule {rule.name} tests versions from {rule.source_workspace}"
+    lifecycle.start_testing(services, rule, model, cause=cause)
+    return None
 
 
 def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
@@ -196,14 +236,18 @@ def on_model_deployed(services: Services, event: AmlEvent, workspace: str) -> No
 
 
 def resync(services: Services) -> dict[str, str]:
-    """Reconcile every lifecycle still on its way and every rollout from platform state, so that
-    work no event announced (a lost, late or failed delivery) still gets done.
+    """Discover the versions no event started, then reconcile every lifecycle still on its way and every
+    rollout from platform state, so that work no event announced (a lost, late or failed delivery) still
+    gets done.
 
     Each lifecycle fails alone: whatever its reconcile raises is recorded (audit, ops told once per
     distinct failure) and the others go on. A model's versions are taken newest first, so that of
     two versions waiting for one endpoint the newer one is deployed and the older one superseded.
+    A lifecycle in `testing` is reconciled by reading its test job: a job whose RunCompleted was lost
+    is judged here all the same.
     """
     results = tick_rollouts(services, actor="resync")  # first, so that lifecycles see their outcomes
+    results.update(discover(services))  # before the lifecycles, so that what it starts moves on at once
     records = []
     for listed in services.state.lifecycles.listing():
         try:
@@ -218,6 +262,66 @@ def resync(services: Services) -> dict[str, str]:
         except Exception as error:
             _failed(services, results, record.key, error)
     return results
+
+
+def watched_workspaces(services: Services) -> dict[str, tuple[str, ...]]:
+    """The workspaces the policy's rules test versions from (and the settings configure), each with the
+    model name patterns of its rules."""
+    watched: dict[str, list[str]] = {}
+    for rule in services.policy.rules:
+        workspace = rule.source_workspace
+        if workspace in services.settings.workspaces:
+            watched.setdefault(workspace, []).append(rule.models.name)
+    return {workspace: tuple(dict.fromkeys(patterns)) for workspace, patterns in watched.items()}
+
+
+def discover(services: Services) -> dict[str, str]:
+    """List each watched workspace's versions registered since its watermark and start the lifecycle of
+    every one a rule takes that has none, as its ModelRegistered reaction would have. Each workspace fails
+    alone; what fails is reported, and the listing stands where it was, to be tried again next period."""
+    results: dict[str, str] = {}
+    for workspace, patterns in watched_workspaces(services).items():
+        key = f"discovery:{workspace}"
+        try:
+            results[key] = _discover_in(services, workspace, patterns)
+        except Busy as error:
+            results[key] = f"later: {error}"
+        except Exception as error:
+            results[key] = f"error: {type(error).__name__}: {error}"
+            outcomes.report_failure(services, "discover", workspace, error, "resync")
+    return results
+
+
+def _discover_in(services: Services, workspace: str, patterns: tuple[str, ...]) -> str:
+    stored = services.state.discoveries.get(workspace)
+    state = stored or discovery.first(services.clock())
+    since, before = discovery.window(state)
+    versions = services.platform.list_model_versions(workspace, since, discovery.LIMIT, before=before,
+                                                     names=patterns)
+    started, failed = 0, 0
+    for model in versions:
+        key = machine.key_of(model.name, model.version)
+        if services.state.lifecycles.get(key) is not None:
+            continue  # its event (or an earlier listing) started it
+        try:
+            refused = start_lifecycle(services, workspace, model, cause="resync")
+        except Exception as error:  # this version alone: the listing is not moved on, so it is taken again
+            failed += 1
+            if not isinstance(error, Busy):
+                outcomes.report_failure(services, "discover", key, error, "resync")
+            continue
+        if refused is None:
+            started += 1
+            created = model.created_at.isoformat() if model.created_at else "an unknown time"
+            outcomes.audit(services, "resync", key, "discover", "started",
+                           f"registered in {workspace} at {created}; no event had started its lifecycle")
+    created_times = [model.created_at for model in versions if model.created_at is not None]
+    if failed == 0:
+        services.state.discoveries.put(workspace, discovery.advanced(
+            state, created_times, discovery.LIMIT, services.clock(), started))
+    rest = "; more next period" if len(versions) >= discovery.LIMIT else ""
+    kept = f"; {failed} failed, listed again next period" if failed else ""
+    return f"listed {len(versions)} since {since.isoformat()}, started {started}{kept}{rest}"
 
 
 def _failed(services: Services, results: dict[str, str], key: str, error: Exception) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fnmatch
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -131,13 +132,40 @@ class FakePlatform:
     registrants: dict[tuple[str, str], str] = field(default_factory=dict)
     studio_tags: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
     measured: list[datetime] = field(default_factory=list)
+    registered: dict[tuple[str, str, str], ModelVersion] = field(default_factory=dict)
+    """Versions `register` made, by workspace, name and version: what `list_model_versions` lists."""
+    hidden: set[tuple[str, str]] = field(default_factory=set)
+    """Versions announced but not shown yet (eventual consistency): `get_model` says NotFound."""
+    listings: list[tuple[str, datetime, datetime | None, int]] = field(default_factory=list)
 
     def get_model(self, location: str, name: str, version: str) -> ModelVersion:
         """As Azure ML shows a version: who registered it, the tags a person set in studio and who changed it last."""
+        if (name, version) in self.hidden:
+            raise NotFound(f"model {name}:{version} in {location} was not found (404)")
         editor, tags = self.studio_tags.get((name, version), (None, {}))
         registrant = self.registrants.get((name, version))
         return ModelVersion(location=location, name=name, version=version, uri=f"azureml:{name}:{version}",
                             tags=dict(tags), created_by=registrant, modified_by=editor or registrant)
+
+    def register(self, name: str, version: str, created_at: datetime, tags: dict[str, str] | None = None,
+                 workspace: str = "dev") -> ModelVersion:
+        """A version registered in `workspace` at `created_at`, with no event delivered for it."""
+        model = ModelVersion(location=workspace, name=name, version=version, uri=f"azureml:{name}:{version}",
+                             tags=dict(tags or {}), created_at=created_at)
+        self.registered[(workspace, name, version)] = model
+        return model
+
+    def list_model_versions(self, location: str, since: datetime, limit: int, *, before: datetime | None = None,
+                            names: Sequence[str] = ()) -> list[ModelVersion]:
+        """As the adapter lists them: created in [since, before], newest first, at most `limit`."""
+        self.listings.append((location, since, before, limit))
+        found = [model for (workspace, name, _), model in self.registered.items()
+                 if workspace == location and (name, model.version) not in self.hidden
+                 and (not names or any(fnmatch.fnmatchcase(name, pattern) for pattern in names))
+                 and model.created_at is not None and since <= model.created_at
+                 and (before is None or model.created_at <= before)]
+        found.sort(key=lambda model: model.created_at or since, reverse=True)
+        return [model.model_copy(deep=True) for model in found[:limit]]
 
     def tag_in_studio(self, name: str, version: str, by: str, tags: dict[str, str]) -> None:
         """`by` sets tags on the version in Azure ML studio, and so becomes the one who changed it last."""
@@ -210,8 +238,13 @@ class FakeNotifier:
         self.sent.setdefault(notification.id, notification)
 
 
-def fake_services(policy: str = POLICY) -> Services:
-    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+def fake_services(policy: str = POLICY, workspaces: dict[str, str] | None = None) -> Services:
+    """Services on fakes; `workspaces` (logical name -> ARM id) are the settings' MLOPS_WORKSPACES, none unless
+    given (then the resync's discovery lists the ones the policy's rules watch)."""
+    environ = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    if workspaces:
+        environ["MLOPS_WORKSPACES"] = ",".join(f"{name}={resource_id}" for name, resource_id in workspaces.items())
+    settings = Settings.from_environ(environ)
     return Services(settings=settings, state=Stores(FakeState()), work_queue=None,  # type: ignore[arg-type]
                     clock=FakeClock(), _platform=FakePlatform(), _notifier=FakeNotifier(),  # type: ignore[arg-type]
                     _policy=parse_policy(policy))

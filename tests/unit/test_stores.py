@@ -107,7 +107,8 @@ def test_each_kind_is_named_once_and_only_the_two_failure_records_share_one() ->
     kinds += [store.kind for store in stores.set_aside.values()]
 
     assert sorted(kinds) == sorted(["ledger", "claims", "rejected", "ignored", "deadletter", "failures", "failures",
-                                    "lifecycle", "rollout", "rollout-archive", "champion", "champion-history"])
+                                    "lifecycle", "rollout", "rollout-archive", "champion", "champion-history",
+                                    "discovery"])
     assert stores.work_failures.kind == stores.failure_reports.kind
 
 

@@ -11,12 +11,14 @@ anything else, and each names the operation.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.azureml.clients import Clients, Cloud, registry_name
 from shared.adapters.azureml.errors import translated
+from shared.adapters.azureml.listing import created_at, newest_versions, recent, wanted
 from shared.adapters.azureml.metrics import Rest, deployment_metrics, job_metrics, tracking_url
 from shared.adapters.azureml.pipelines import pipeline_job
 from shared.domain.ports import (
@@ -85,6 +87,38 @@ class AzureMLPlatform:
             else:
                 model = client.models.get(name, version=version)
         return _model(location, model)
+
+    def list_model_versions(
+        self, location: str, since: datetime, limit: int, *, before: datetime | None = None,
+        names: Sequence[str] = (),
+    ) -> list[ModelVersion]:
+        """The workspace's active versions created in [since, before], newest first across its models, at most
+        `limit`: a listing of its models, then per model whose name matches `names` its newest versions a
+        page at a time (`$orderBy=createdtime desc`, `$top`), read only down to `since` (see listing.py).
+
+        A model deleted between the two listings is passed over. Workspaces only: a registry's versions are
+        copies the app made, not versions to discover.
+        """
+        if registry_name(location) is not None:
+            raise ConfigurationError(f"cannot list the versions of {location!r}: only a workspace's are listed")
+        if limit < 1:
+            return []
+        client = self._clients.ml(location)
+        workspace = self._clients.workspace(location)
+        with self._translated(f"models in {location}", location):
+            models = [model.name for model in client.models.list() if wanted(model.name, names)]
+        found: list[ModelVersion] = []
+        for name in models:
+            try:
+                with self._translated(f"versions of model {name} in {location}", location):
+                    versions = newest_versions(client, workspace.resource_group, workspace.workspace_name, name,
+                                               limit)
+                    found += recent(versions, since, before, limit, lambda model: _model(
+                        location, model).model_copy(update={"created_at": created_at(model)}))
+            except NotFound:
+                continue  # deleted since the models were listed
+        found.sort(key=lambda model: model.created_at or since, reverse=True)
+        return found[:limit]
 
     def set_model_tags(self, location: str, name: str, version: str, tags: dict[str, str]) -> None:
         """Merge `tags` into the model version's tags (the version is PUT again with them)."""

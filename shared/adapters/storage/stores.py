@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.adapters.storage.state import LEDGER, BlobStateStore, Doc
 from shared.domain.champions import Champion, ChampionHistory
+from shared.domain.discovery import Discovery
 from shared.domain.records import AuditEntry, Lifecycle, Rollout
 from shared.domain.work import Claim, DeadLetter, FailureReport, LedgerEntry, SetAside, WorkFailure
 
@@ -130,6 +131,8 @@ class Stores:
         self.champions = Store(blobs, "champion", Champion)
         """Each rule's champion, by rule."""
         self.champion_histories = Store(blobs, "champion-history", ChampionHistory)
+        self.discoveries = Store(blobs, "discovery", Discovery)
+        """Where the resync's listing of each workspace's model versions stands, by workspace."""
 
     def audit(self, entry: AuditEntry) -> None:
         """Append one entry to the audit trail."""
