@@ -215,8 +215,24 @@ def list_rollouts(services: Services, query: RolloutFilter, caller: Caller) -> R
 
 def rollout_history(services: Services, where: HistoryPath, caller: Caller) -> Rollouts:
     """Every finished rollout of the endpoint, newest first, with its analyses and why it ended."""
-    records = engine.history(services, engine.key_for(where.workspace, where.endpoint))
+    key = engine.key_for(where.workspace, where.endpoint)
+    records = engine.history(services, key)
+    if not records and services.state.rollouts.get(key) is None:
+        _known_endpoint(services, where)
     return Rollouts(items=[Rollout.model_validate(record.stored()) for record in records])
+
+
+def _known_endpoint(services: Services, where: EndpointPath) -> None:
+    """404 naming the endpoint when it has no rollout record and the platform does not know it either: an
+    unknown name is a 404 on every route, not an empty answer. A platform that cannot answer for now lets the
+    (empty) records answer."""
+    try:
+        services.platform.get_endpoint(where.workspace, where.endpoint)
+    except NotFound:
+        raise ApiError(404, f"no endpoint {where.endpoint!r} in {where.workspace} and no rollout was ever kept for "
+                            "it", "endpoint") from None
+    except PlatformError:
+        return
 
 
 def get_rollout(services: Services, where: EndpointPath, caller: Caller) -> Rollout:
