@@ -171,3 +171,20 @@ def test_the_resync_reports_a_lifecycle_that_keeps_failing_once(services: Servic
 
     assert [n.kind for n in told(services)] == [outcomes.FAILED]
     assert [outcome for outcome, _ in audited(services, "churn:1")].count("error") == 4
+
+
+def test_incident_notices_go_to_every_configured_channel(services: Services,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each channel hears the same incident notices (the rule's routing is for its own decisions)."""
+    routed: list[tuple[str, list[str] | None]] = []
+    sent = services.notifier.notify
+
+    def record(notification: Notification, channels: list[str] | None = None) -> None:
+        routed.append((notification.kind, channels))
+        sent(notification, channels)
+
+    monkeypatch.setattr(services.notifier, "notify", record)
+    fail(services, "churn:1", "boom")
+    fail(services, "churn:1", "bang")
+    outcomes.recovered(services, "reconcile", "churn:1", "resync")
+    assert routed == [(outcomes.FAILED, None), (outcomes.RECOVERED, None)]
