@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 from typing import Final
 
 from shared.adapters.notify import NotifyError
@@ -17,6 +18,9 @@ from shared.domain.work import FailureReport
 FAILED: Final = "work.failed"  # the notification kind of an isolated failure (an incident opened)
 RECOVERED: Final = "work.recovered"  # the notification kind of its subject's next success (the incident closed)
 MAX_REASONS = 20  # distinct errors an open incident remembers, so that each is audited once
+QUIET: Final = timedelta(hours=24)
+"""An open incident without a failure for this long is over even if no success closed it (a subject whose
+successes are not reported): its next failure opens a new one, told again."""
 log = logging.getLogger(__name__)
 
 
@@ -52,8 +56,8 @@ def report_failure(services: Services, scope: str, subject: str, error: BaseExce
     The first failure opens the incident: an audit entry, and one notification on each channel. Later
     failures of the open incident are counted, and each distinct error is audited once; nobody is told
     again. The subject's next success closes it (`recovered`). A notification that fails for now is tried
-    again at the next failure (the notifier sends each id once). Never raises: reporting must not stop the
-    others either."""
+    again at the next failure (the notifier sends each id once). An incident quiet for a day (`QUIET`) is over
+    even without a success. Never raises: reporting must not stop the others either."""
     said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     reason = f"{type(error).__name__}: {said}"[:500]
     log.warning("%s %s failed: %s", scope, subject, reason)
@@ -83,7 +87,7 @@ def _failed(services: Services, scope: str, subject: str, reason: str, cause: st
     seen = {"new": False}
 
     def change(current: FailureReport | None) -> FailureReport:
-        if current is None or current.opened is None or current.closed is not None:
+        if current is None or current.opened is None or current.closed is not None or now - current.time > QUIET:
             seen["new"] = True
             number = current.incident + 1 if current is not None and current.opened is not None else 1
             return FailureReport(scope=scope, subject=subject, reason=reason, time=now, opened=now, incident=number,

@@ -188,3 +188,13 @@ def test_incident_notices_go_to_every_configured_channel(services: Services,
     fail(services, "churn:1", "bang")
     outcomes.recovered(services, "reconcile", "churn:1", "resync")
     assert routed == [(outcomes.FAILED, None), (outcomes.RECOVERED, None)]
+
+
+def test_an_incident_quiet_for_a_day_is_over_and_the_next_failure_is_told_again(services: Services) -> None:
+    """A subject whose successes are not reported still has its next failure told, a day on."""
+    fail(services, "credit-risk:9", "HTTP 503")
+    clock_of(services).advance(hours=23)
+    fail(services, "credit-risk:9", "HTTP 503")
+    clock_of(services).advance(hours=24, seconds=1)
+    fail(services, "credit-risk:9", "HTTP 503")
+    assert [n.id.rsplit(":", 1)[1] for n in told(services)] == ["1", "2"]
