@@ -9,9 +9,11 @@ three finished rollouts each in the archive), an audit trail of 2,000 entries an
 The local stack (the local host in its own process, the local Azure ML service, which the rollout
 route asks for each endpoint's live traffic) serves the app against it, with its timers off so
 that nothing but the page reads the state. Headless chromium (Debian's, through Selenium, as
-`tests/e2e/test_controlroom_browser.py` drives it) opens the control room and the script prints:
+`tests/e2e/test_controlroom_browser.py` drives it) signs in to the control room as erin (MLOps.Admin)
+on the local Entra ID stand-in's form, and the script prints:
 
-- page load: from navigation to the first full render (every view drawn, `data-refreshes=1`);
+- page load, signed in (MSAL.js's tokens in the tab's cache): from navigation to the first full render
+  (every view drawn, `data-refreshes=1`);
 - one refresh on each view: its time (first request to redraw), API requests and bytes, and the
   browser's main-thread time (all of it, and layout with style) per refresh, from the Performance domain;
 - server time per route: each route alone, sequentially (median of 5), and as the page sees it
@@ -63,6 +65,7 @@ VIEWS = ("rollouts", "models", "audit", "setaside")
 PAST_ROLLOUTS = 3
 FIRST_ENDPOINT = f"{RULES[1]}-01"  # seeded_rollouts names endpoint n after RULES[n % 4]
 AUDIT_ENTRIES = 2000
+ADMIN = "erin"  # the local Entra ID stand-in's MLOps.Admin: reads everything, and the page draws every action
 
 
 # Seeding ------------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ def lifecycle(rule: str, version: int, newest: int, rng: random.Random) -> Lifec
     job = f"test-{rule}-v{version}"
     return Lifecycle(
         model=rule, version=str(version), workspace="dev", uri=f"azureml:{rule}:{version}", rule=rule,
-        stage=stages[-1], test_job=job, history=history, metrics=metrics if tested else {},
+        stage=stages[-1], test_job=job, history=history, metrics=dict(metrics) if tested else {},
         gates=verdict.table() if tested else None,
         test_job_url=f"https://ml.azure.com/runs/{job}?wsid=/subscriptions/0/resourceGroups/rg/workspaces/dev"
         if tested else None,
@@ -245,18 +248,13 @@ document.addEventListener("DOMContentLoaded", () => new MutationObserver(() => w
 """
 
 
-def browser() -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def browser(stack: Stack, page: str, user: str = ADMIN) -> Any:
+    """Headless chromium, `user` signed in to the control room at `page` (the stand-in's certificate accepted
+    by its key alone, as the browser test does)."""
+    from tests.e2e.test_controlroom_browser import sign_in, start_browser
 
-    from tests.e2e.test_controlroom_browser import BROWSER_FLAGS, chromium
-
-    binary, driver_path = chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in BROWSER_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver = start_browser(stack.aml.certificates.cert_file, logs=False)
+    sign_in(driver, page, stack.aml.entra, user)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
     driver.execute_cdp_cmd("Performance.enable", {})
     return driver
@@ -372,7 +370,7 @@ def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
         "ops/events/setaside": "ops/events/setaside?kind=rejected&limit=100",
     }
     session = requests.Session()
-    session.headers["x-functions-key"] = stack.host.keys.function
+    session.headers["Authorization"] = f"Bearer {stack.token(ADMIN)}"
     found = {}
     for name, path in routes.items():
         times, size = [], 0
@@ -401,9 +399,9 @@ def main() -> None:
         counts = seed(stack.state, args.versions, args.endpoints)
         print(f"seeded in {time.perf_counter() - started:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
         server = server_times(stack)
-        driver = browser()
+        page = f"{stack.host.url}/api/ops/controlroom?every={args.every}"
+        driver = browser(stack, page)
         try:
-            page = f"{stack.host.url}/api/ops/controlroom?code={stack.host.keys.function}&every={args.every}"
             load = page_load(driver, page)
             costs = [refresh_cost(driver, view, args.refreshes) for view in VIEWS]
         finally:

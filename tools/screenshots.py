@@ -1,7 +1,8 @@
 """Refresh the control room's screenshots in docs/: `python -m tools.screenshots [--into docs]`.
 
 They are taken by the control room's browser test (tests/e2e/test_controlroom_browser.py) while it
-follows a rollout on the local stack, so every picture shows what the test asserted."""
+follows a rollout on the local stack, signed in as erin (MLOps.Admin) through the local Entra ID
+stand-in, so every picture shows what the test asserted, with who is signed in and what they may do."""
 
 from __future__ import annotations
 

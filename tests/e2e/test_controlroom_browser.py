@@ -1,7 +1,15 @@
 """The control room in a real browser (Debian's chromium, headless, driven by Selenium) over the
-local stack: a rollout followed from its start to its rollback, pressing pause and resume with
-their confirmations, then the views of models, audit and events set aside, and the page's
-state while the app cannot be reached.
+local stack, signed in through the local Entra ID stand-in's sign-in form as each person would be:
+as erin (MLOps.Admin), a rollout followed from its start to its rollback, pressing pause and resume
+with their confirmations, then the views of models, audit and events set aside, and the page's
+state while the app cannot be reached; a token the app refuses sends her to sign in again. As bob
+(MLOps.Approver) a version waiting for review is approved, and refused under four eyes when he
+registered it himself; alice (MLOps.Reader, the registrant) and dave (MLOps.Reader) see no action.
+
+TLS: the stand-in serves HTTPS with a certificate of the local CA. Chromium is started with
+`--ignore-certificate-errors-spki-list=<base64 SHA-256 of that certificate's SubjectPublicKeyInfo>`,
+computed from the certificate file (`spki_fingerprint`), so that it accepts this one key and still
+refuses any other bad certificate; `--ignore-certificate-errors` would accept anything anywhere.
 
 Set CONTROLROOM_SCREENSHOTS to a folder (`docs`) to keep the screenshots of the main views
 there (`python -m tools.screenshots` does); they go to the test's temporary folder otherwise."""
@@ -9,14 +17,18 @@ there (`python -m tools.screenshots` does); they go to the test's temporary fold
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -24,6 +36,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from devhost.azurite import Azurite
+from devhost.entra import LocalEntraStack
+from devhost.localaml import register_model_version
 from devhost.stack import Stack, TrafficGenerator, local_stack
 from localaml import samples
 from tests.e2e.test_webhook import post, registered_event
@@ -62,6 +76,13 @@ rules:
     review: {four_eyes: false}
     promotion: {path: ["registry:shared"]}
     notify: {default: [log]}
+  - name: churn
+    models: {name: "churn*"}
+    source_workspace: dev
+    test: {pipeline: model-test, inputs: {test_data: "azureml://datastores/workspaceblobstore/paths/test-data/"}}
+    review: {four_eyes: true}
+    promotion: {path: ["registry:shared"]}
+    notify: {default: [log]}
 """
 BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--window-size=1360,1000")
@@ -77,15 +98,38 @@ def chromium() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
+def spki_fingerprint(certificate: Path) -> str:
+    """Base64 of the SHA-256 of a PEM certificate's SubjectPublicKeyInfo (DER): what Chromium's
+    `--ignore-certificate-errors-spki-list` takes."""
+    public_key = x509.load_pem_x509_certificate(certificate.read_bytes()).public_key()
+    spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def start_browser(trusted: Path | None = None, logs: bool = True) -> webdriver.Chrome:
+    """Headless chromium that accepts the certificate `trusted` (the sign-in authority's) besides the
+    ones it trusts anyway, and no other certificate error."""
     binary, driver_path = chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in BROWSER_FLAGS:
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    if trusted is not None:
+        options.add_argument(f"--ignore-certificate-errors-spki-list={spki_fingerprint(trusted)}")
+    if logs:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[webdriver.Chrome]:
+    """One browser for the module; it accepts the certificate of the module's `authority_certificate`
+    fixture (the local Entra ID stand-in's, where people sign in), when the module has one."""
+    try:
+        trusted = request.getfixturevalue("authority_certificate")
+    except pytest.FixtureLookupError:
+        trusted = None
+    driver = start_browser(trusted)
     try:
         yield driver
     finally:
@@ -115,8 +159,8 @@ def until(driver: webdriver.Chrome, what: str, probe: Callable[[], Any], timeout
         return WebDriverWait(driver, timeout, poll_frequency=0.25).until(check)
     except TimeoutException:
         console = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        pytest.fail(f"the control room did not show {what} within {timeout} s; it shows:\n"
-                    + js(driver, "return document.querySelector('main').innerText")[:3000]
+        pytest.fail(f"the control room did not show {what} within {timeout} s; {driver.current_url} shows:\n"
+                    + js(driver, "return document.body.innerText")[:3000]
                     + "\nbrowser console errors: " + ("\n".join(console) or "none"))
 
 
@@ -187,13 +231,106 @@ def audit_actions(driver: webdriver.Chrome) -> list[str]:
     return js(driver, "return [...document.querySelectorAll('#audit tr.audit-entry')].map(r => r.dataset.action)")
 
 
-def requested_urls(driver: webdriver.Chrome) -> list[str]:
-    urls = []
+def sent_requests(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    """The requests the browser sent since the last call (URL, method, headers), from its network log."""
+    sent = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
+            sent.append(message["params"]["request"])
+    return sent
+
+
+def signed_in(driver: webdriver.Chrome) -> bool:
+    return bool(js(driver, "return document.body && document.body.dataset.auth === 'signed-in'"))
+
+
+def fill_sign_in_form(driver: webdriver.Chrome, entra: LocalEntraStack, user: str) -> None:
+    """On the stand-in's sign-in page: type `user`'s UPN and password, as a person would, sign in, and wait
+    to be back on the control room, signed in."""
+    until(driver, "the stand-in's sign-in form", lambda: driver.current_url.startswith(entra.base_url)
+          and driver.find_elements(By.CSS_SELECTOR, "input[name=password]"))
+    back_to = urllib.parse.parse_qs(urllib.parse.urlsplit(driver.current_url).query)["redirect_uri"][0]
+    bypass = not form_may_return_to(entra, driver.current_url, back_to)
+    if bypass:  # a page's CSP is read when it loads: load the form again without it
+        driver.execute_cdp_cmd("Page.setBypassCSP", {"enabled": True})
+        driver.refresh()
+        until(driver, "the stand-in's sign-in form again", lambda: driver.find_elements(
+            By.CSS_SELECTOR, "input[name=password]"))
+    person = entra.entra.directory.user(user)
+    assert person is not None
+    username = driver.find_element(By.CSS_SELECTOR, "input[name=username]")
+    username.clear()
+    username.send_keys(person.upn)
+    driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(person.password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    until(driver, f"{user} signed in", lambda: signed_in(driver))
+    if bypass:  # the page and MSAL.js under the page's own CSP again, signed in from MSAL's cache
+        driver.execute_cdp_cmd("Page.setBypassCSP", {"enabled": False})
+        driver.refresh()
+        until(driver, f"{user} still signed in", lambda: signed_in(driver))
+
+
+def form_may_return_to(entra: LocalEntraStack, authorize_url: str, redirect_uri: str) -> bool:
+    """Whether the stand-in's sign-in page lets its form's answer, a redirect to the control room, through.
+
+    Chromium applies a page's CSP `form-action` to the redirects that answer its form, and the stand-in's
+    sign-in page allows only `'self'` (Entra's own page sets no such limit). Until it names the redirect
+    URI's origin, the test loads the form again with DevTools' Page.setBypassCSP on, which lets that one
+    redirect through, then reloads the control room with the bypass off, so that everything after it runs
+    under the page's CSP."""
+    with entra.session() as session:
+        policy = session.get(authorize_url, timeout=30).headers.get("Content-Security-Policy", "")
+    directive = next((d.split() for d in policy.split(";") if d.split()[:1] == ["form-action"]), [])
+    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(redirect_uri))
+    return origin in directive or "*" in directive
+
+
+def sign_in(driver: webdriver.Chrome, page: str, entra: LocalEntraStack, user: str) -> None:
+    """Open the control room with no sign-in in the tab: it sends the browser to the stand-in's form;
+    `user` signs in there and comes back to the page, signed in."""
+    driver.get(page)
+    fill_sign_in_form(driver, entra, user)
+
+
+def sign_out(driver: webdriver.Chrome) -> None:
+    """The page's Sign out button: MSAL's logout redirect, through the stand-in, back to the page."""
+    press(driver, "#sign-out")
+    until(driver, "the page signed out", lambda: js(
+        driver, "return document.body && document.body.dataset.auth === 'signed-out'"))
+
+
+def switch_user(driver: webdriver.Chrome, entra: LocalEntraStack, user: str) -> None:
+    """Sign out, then in again as `user` with the page's Sign in button."""
+    sign_out(driver)
+    assert driver.find_element(By.ID, "signin-title").text == "You signed out"
+    press(driver, "#sign-in")
+    fill_sign_in_form(driver, entra, user)
+
+
+def who(driver: webdriver.Chrome) -> dict[str, str]:
+    return js(driver, "return {name: document.getElementById('who-name').textContent, "
+                      "username: document.getElementById('who-username').textContent, "
+                      "roles: document.getElementById('who-roles').textContent, "
+                      "may: document.getElementById('who-may').textContent}")
+
+
+def action_buttons(driver: webdriver.Chrome) -> list[str]:
+    """Every button that would act (rollout actions, review decisions, replays) on the view on screen."""
+    view_on_screen = "main .view:not([hidden])"
+    return js(driver, f"return [...document.querySelectorAll('{view_on_screen} button[data-action], "
+                      f"{view_on_screen} button[data-review-action], {view_on_screen} button[data-replay]')]"
+                      ".map(b => b.textContent)")
+
+
+def bearer_tokens(requests_sent: list[dict[str, Any]]) -> set[str]:
+    """The bearer tokens of these requests (`sent_requests`)."""
+    tokens = set()
+    for request in requests_sent:
+        headers = {k.lower(): v for k, v in request.get("headers", {}).items()}
+        if headers.get("authorization", "").startswith("Bearer "):
+            tokens.add(headers["authorization"].removeprefix("Bearer "))
+    return tokens
 
 
 @pytest.fixture(scope="module")
@@ -201,15 +338,25 @@ def stack(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     workdir = tmp_path_factory.mktemp("controlroom")
     (workdir / "policy.yaml").write_text(POLICY)
     with local_stack(workdir, {"MLOPS_POLICY_PATH": str(workdir / "policy.yaml")}, azurite=azurite) as running:
-        yield running
+        yield running  # the stand-in has the page as a redirect URI of the app's registration
+
+
+@pytest.fixture(scope="module")
+def authority_certificate(stack: Stack) -> Path:
+    """The stand-in's server certificate (the local CA's, which the local Azure ML service shares)."""
+    return stack.aml.certificates.cert_file
 
 
 def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
     stack: Stack, browser: webdriver.Chrome, shots: Path
 ) -> None:
-    key = stack.host.keys.function
-    page = f"{stack.host.url}/api/ops/controlroom?code={key}&every=1"
-    browser.get(page)
+    page = f"{stack.host.url}/api/ops/controlroom?every=1"
+    sign_in(browser, page, stack.aml.entra, "erin")
+    assert "code=" not in browser.current_url and "#" not in browser.current_url, "MSAL cleared the code"
+    assert browser.current_url == page, "back on the page as it was opened"
+    assert who(browser) == {"name": "Erin Evans", "username": "erin@contoso.test", "roles": "MLOps.Admin",
+                            "may": "You may read everything here, act on rollouts (promoting fully too) and replay "
+                                   "events set aside."}
     until(browser, "an empty but healthy page", lambda: js(browser, "return document.body.dataset.health") == "ok")
     assert "No rollout yet" in browser.find_element(By.ID, "rollouts").text
 
@@ -225,6 +372,9 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
                                                                                            **bar(browser, "mirror")})
         current = js(browser, f"return document.querySelector('{CARD} ol.plan li.current')?.dataset.step")
         assert current == "mirror 20%", "the mirror phase comes first"
+        assert js(browser, f"return [...document.querySelectorAll('{CARD} button[data-action]')]"
+                           ".map(b => b.dataset.action)") == [
+            "pause", "resume", "approve", "promote", "abort", "undo", "promote-full"], "an admin promotes fully too"
 
         press(browser, f'{CARD} button[data-action="pause"]')
         until(browser, "the confirmation", lambda: js(browser, "return document.getElementById('confirm').open"), 10)
@@ -275,8 +425,8 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
         """v2's stages, its current one and its gate table once opened by a click; `until` reads it again
         when the page redraws (every second) between finding an element and using it."""
         v2 = browser.find_element(By.CSS_SELECTOR, 'article[data-version="credit-risk:2"]')
-        stages = [li.get_attribute("data-stage") for li in v2.find_elements(By.CSS_SELECTOR, "ol.stages li")]
-        current = v2.find_element(By.CSS_SELECTOR, "ol.stages li.current").get_attribute("data-stage")
+        stages = [str(li.get_attribute("data-stage")) for li in v2.find_elements(By.CSS_SELECTOR, "ol.stages li")]
+        current = str(v2.find_element(By.CSS_SELECTOR, "ol.stages li.current").get_attribute("data-stage"))
         v2.find_element(By.CSS_SELECTOR, "details summary").click()
         return stages, current, v2.find_element(By.CSS_SELECTOR, "details table").text
 
@@ -287,14 +437,10 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
     until(browser, "fraud v1 waiting for review", lambda: browser.find_elements(
         By.CSS_SELECTOR, 'article[data-review="fraud:1"]'))
     screenshot(browser, shots, "models")
-    press(browser, 'article[data-review="fraud:1"] button[data-review-action="approve"]')
-    until(browser, "the review's confirmation", lambda: js(browser, "return document.getElementById('confirm').open"))
-    assert not driver_enabled(browser, "confirm-ok"), "a review needs a reason before it can be confirmed"
-    assert "promoted along its rule's path" in confirm(browser, "gate table checked with the team")
-    until(browser, "fraud v1 promoted", lambda: js(
-        browser, "return document.querySelector('article[data-version=\"fraud:1\"]')?.dataset.stage") == "promoted")
-    assert "fraud v1 is promoted" in browser.find_element(By.ID, "problem").text
-    assert (stack.state.get("lifecycle", "fraud:1") or {}).get("review", {}).get("approved") is True
+    review = browser.find_element(By.CSS_SELECTOR, 'article[data-review="fraud:1"]')
+    assert not review.find_elements(By.CSS_SELECTOR, "button"), "an admin is no approver"
+    assert review.find_element(By.CSS_SELECTOR, "[data-field=may-not-review]").text == (
+        "Approving or rejecting it needs the app role MLOps.Approver.")
 
     view(browser, "audit")
     until(browser, "the pause and resume in the audit trail",
@@ -348,16 +494,28 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
     until(browser, "the page recovered", lambda: js(browser, "return document.body.dataset.health") == "ok"
           and not browser.find_element(By.ID, "problem").is_displayed())
 
-    urls = requested_urls(browser)
+    sent = sent_requests(browser)
+    urls = [request["url"] + request.get("urlFragment", "") for request in sent]
     assert any("/api/ops/rollouts" in url for url in urls)
-    assert [url for url in urls if key in url] == [page], "the key travels only in the page's own URL"
-    assert key not in (stack.host.log_file.read_text() if stack.host.log_file else ""), "the key is never logged"
+    to_app = [request["url"] for request in sent if request["url"].startswith(stack.host.url)]
+    assert not [url for url in to_app if "code=" in url], "the authorization code never reaches the app"
+    assert any(request.get("urlFragment", "").startswith("#code=") for request in sent), (
+        "the code came back in the redirect's fragment, which the browser does not send")
+    tokens = bearer_tokens(sent)
+    assert tokens, "the page called the API with erin's token"
+    log = stack.host.log_file.read_text() if stack.host.log_file else ""
+    for token in tokens:
+        assert token.count(".") == 2 and not any(token in url for url in urls), "a token never goes in a URL"
+        assert token not in log, "the token is never logged"
 
 
-def test_a_refused_action_and_a_wrong_key_read_clearly(stack: Stack, browser: webdriver.Chrome) -> None:
-    """Abort on a finished rollout is refused by the API (409): the page says so and why. A page
-    opened with the master key but whose API calls are refused shows what to do."""
-    browser.get(f"{stack.host.url}/api/ops/controlroom?code={stack.host.keys.function}&every=1")
+def test_a_refused_action_reads_clearly_and_a_refused_token_signs_in_again(
+    stack: Stack, browser: webdriver.Chrome
+) -> None:
+    """Undo on a rolled back rollout is refused by the API (409): the page says so and why. When the
+    API refuses the page's token (401: here a token whose signature no longer matches), the page
+    sends the person to sign in again and carries on."""
+    browser.get(f"{stack.host.url}/api/ops/controlroom?every=1")
     until(browser, "the rolled back rollout", lambda: card(browser).get("state") == "rolled_back")
     js(browser, f"document.querySelector('{CARD} button[data-action=undo]').disabled = false")
     press(browser, f'{CARD} button[data-action="undo"]')
@@ -366,5 +524,131 @@ def test_a_refused_action_and_a_wrong_key_read_clearly(stack: Stack, browser: we
           == "refused")
     assert "409: cannot undo a rollout that is rolled_back" in browser.find_element(By.ID, "problem").text
 
-    browser.get(f"{stack.host.url}/api/ops/controlroom?code=not-the-key")
-    assert "controlroom" not in browser.title, "the host refuses the page itself without a valid key"
+    spoilt = js(browser, """
+        let spoilt = 0;
+        for (const key of Object.keys(sessionStorage)) {
+          let entry = null;
+          try { entry = JSON.parse(sessionStorage.getItem(key)); } catch { continue; }
+          if (entry && entry.credentialType === "AccessToken") {
+            entry.secret = entry.secret.slice(0, -8) + (entry.secret.endsWith("AAAAAAAA") ? "BBBBBBBB" : "AAAAAAAA");
+            sessionStorage.setItem(key, JSON.stringify(entry));
+            spoilt += 1;
+          }
+        }
+        return spoilt;""")
+    assert spoilt == 1, "MSAL keeps the access token in sessionStorage"
+    browser.refresh()  # MSAL reads its cache from sessionStorage when the page loads
+    fill_sign_in_form(browser, stack.aml.entra, "erin")  # the page's next call got a 401
+    until(browser, "erin signed in again, the data back", lambda: signed_in(browser)
+          and js(browser, "return document.body.dataset.health") == "ok"
+          and card(browser).get("state") == "rolled_back")
+
+
+def register_as(stack: Stack, user: str, name: str, seed: int) -> str:
+    """`user` (of the stand-in's directory) registers the next version of `name` in dev, signed in to
+    Azure ML as themselves (Azure ML records them as its creator); its version, once it waits for review."""
+    version = register_model_version(stack.aml.client_as("dev", f"{user}@contoso.test"), "dev", name,
+                                     samples.good_model(seed=seed)).version
+    key = f"{name}:{version}"
+    until_state(stack, f"{key} waiting for review",
+                lambda: (stack.state.get("lifecycle", key) or {}).get("stage") == "awaiting_review")
+    return version
+
+
+def until_state(stack: Stack, what: str, probe: Callable[[], Any], timeout: float = 90) -> None:
+    from devhost.waiting import wait_until
+
+    try:
+        wait_until(probe, timeout=timeout)
+    except Exception:
+        pytest.fail(f"the app did not reach {what} within {timeout} s")
+
+
+def redrawn(driver: webdriver.Chrome) -> None:
+    """Wait for a whole refresh of the view on screen that began after now, and a healthy page."""
+    begin = int(js(driver, "return Number(document.body.dataset.refreshes)"))
+    until(driver, "a refresh of the view", lambda: int(js(
+        driver, "return Number(document.body.dataset.refreshes)")) >= begin + 2
+        and js(driver, "return document.body.dataset.health") == "ok")
+
+
+def review_card(driver: webdriver.Chrome, key: str) -> Any:
+    return driver.find_elements(By.CSS_SELECTOR, f'article[data-review="{key}"]')
+
+
+def test_people_see_and_do_what_their_roles_allow_and_bob_approves_a_review(
+    stack: Stack, browser: webdriver.Chrome
+) -> None:
+    """alice (MLOps.Reader) registered churn v1: she sees it wait, with no button to decide (the API
+    would refuse her: 403 naming MLOps.Approver). bob (MLOps.Approver) approves it in the page: the
+    lifecycle records him by his UPN and object id. He registered churn v2 himself: his approval is
+    refused under four eyes, and the page says so. dave (MLOps.Reader) sees no action anywhere."""
+    page = f"{stack.host.url}/api/ops/controlroom?every=1#models"
+    entra = stack.aml.entra
+    first = register_as(stack, "alice", "churn", seed=11)
+    if signed_in(browser):
+        browser.get(page)
+        until(browser, "the page signed in", lambda: signed_in(browser))
+        switch_user(browser, entra, "alice")
+    else:
+        sign_in(browser, page, entra, "alice")
+    assert who(browser) == {"name": "Alice Adams", "username": "alice@contoso.test", "roles": "MLOps.Reader",
+                            "may": "You may read everything here."}
+    view(browser, "models")
+    until(browser, f"churn v{first} waiting for review", lambda: review_card(browser, f"churn:{first}"))
+    card_text = review_card(browser, f"churn:{first}")[0].text
+    assert "Registered by alice@contoso.test." in card_text
+    assert "Approving or rejecting it needs the app role MLOps.Approver." in card_text
+    assert action_buttons(browser) == []
+    refused = stack.admin("POST", f"ops/lifecycles/churn/{first}/review", as_user="alice",
+                          json={"decision": "approve", "reason": "mine, and fine"})
+    assert refused.status_code == 403 and "MLOps.Approver" in refused.json()["error"]
+
+    switch_user(browser, entra, "bob")
+    assert who(browser)["username"] == "bob@contoso.test" and "Bob Baker" in browser.find_element(By.ID, "who").text
+    assert who(browser)["may"] == "You may read everything here and approve or reject versions waiting for review."
+    view(browser, "models")
+    until(browser, f"churn v{first} to decide on", lambda: browser.find_elements(
+        By.CSS_SELECTOR, f'article[data-review="churn:{first}"] button[data-review-action="approve"]'))
+    press(browser, f'article[data-review="churn:{first}"] button[data-review-action="approve"]')
+    until(browser, "the review's confirmation", lambda: js(browser, "return document.getElementById('confirm').open"))
+    assert not driver_enabled(browser, "confirm-ok"), "a review needs a reason before it can be confirmed"
+    assert "promoted along its rule's path" in confirm(browser, "gate table checked with the team")
+    until(browser, f"churn v{first} promoted", lambda: js(
+        browser, f"return document.querySelector('article[data-version=\"churn:{first}\"]')?.dataset.stage")
+        == "promoted")
+    assert f"churn v{first} is promoted" in browser.find_element(By.ID, "problem").text
+    decision = (stack.state.get("lifecycle", f"churn:{first}") or {}).get("review") or {}
+    bob = entra.entra.directory.user("bob")
+    assert bob is not None
+    assert (decision.get("approved"), decision.get("by"), decision.get("by_oid"), decision.get("via")) == (
+        True, "bob@contoso.test", bob.oid, "api")
+
+    second = register_as(stack, "bob", "churn", seed=12)
+    until(browser, f"churn v{second} to decide on", lambda: browser.find_elements(
+        By.CSS_SELECTOR, f'article[data-review="churn:{second}"] button[data-review-action="approve"]'))
+    press(browser, f'article[data-review="churn:{second}"] button[data-review-action="approve"]')
+    confirm(browser, "looks good to me")
+    until(browser, "the refusal", lambda: js(browser, "return document.getElementById('problem').dataset.kind")
+          == "refused")
+    assert browser.find_element(By.ID, "problem").text == (
+        f"Approve churn v{second} was refused: 403: four eyes: Bob Baker (bob@contoso.test) registered "
+        f"churn:{second} and may not approve it")
+    assert (stack.state.get("lifecycle", f"churn:{second}") or {}).get("stage") == "awaiting_review"
+    view(browser, "rollouts")
+    until(browser, "the rollouts drawn", lambda: js(browser, "return document.body.dataset.health") == "ok")
+    assert action_buttons(browser) == [], "an approver does not operate rollouts"
+
+    switch_user(browser, entra, "dave")
+    assert who(browser)["may"] == "You may read everything here."
+    for name in ("rollouts", "models", "setaside"):
+        view(browser, name)
+        redrawn(browser)
+        assert action_buttons(browser) == [], f"a reader sees no action on {name}"
+    view(browser, "models")
+    until(browser, f"churn v{second} waiting, without a button", lambda: review_card(browser, f"churn:{second}"))
+    assert action_buttons(browser) == []
+
+    script_errors = [entry["message"] for entry in browser.get_log("browser")
+                     if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]]
+    assert script_errors == [], "the page's script raised or the CSP refused something"

@@ -1,17 +1,25 @@
 """What one refresh of the control room costs, in a real browser over the local host: it reads
 only the view on screen, and on the rollouts view only the list plus the endpoints whose rollout
 is active (a quiet, ended rollout is not read again on every refresh), yet a change to an ended
-rollout shows on the next refresh. The state is written straight into the host's container."""
+rollout shows on the next refresh. The state is written straight into the host's container.
+
+The host verifies people's tokens against a local Entra ID stand-in of this module's own; dave
+(MLOps.Reader) signs in on its form, and the page's tokens then come from MSAL's cache: a refresh
+asks the authority nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from selenium import webdriver
 
+from devhost.entra import LocalEntraStack, running_local_entra
 from devhost.process import HostProcess
+from localaml.tls import Certificates, make_certificates
 from shared.adapters.storage.clients import blob_service
 from shared.adapters.storage.state import BlobStateStore
 from shared.domain.policy import RolloutPlan
@@ -27,7 +35,7 @@ from shared.domain.records import (
     StageEntry,
 )
 from shared.settings import Settings
-from tests.e2e.test_controlroom_browser import browser, js, until  # noqa: F401  (browser: the fixture)
+from tests.e2e.test_controlroom_browser import browser, js, sign_in, until  # noqa: F401  (browser: the fixture)
 
 pytestmark = pytest.mark.e2e
 LONG_AGO = datetime.now(UTC) - timedelta(days=3)
@@ -43,6 +51,31 @@ def rollout(endpoint: str, state: RolloutState, finished: datetime | None) -> Ro
         history=[RolloutEntry(time=finished or LONG_AGO, actor="system", reason="as planned",
                               action=HistoryAction.SUCCEEDED if finished else HistoryAction.STEP)],
     )
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def entra(certificates: Certificates) -> Iterator[LocalEntraStack]:
+    """The local Entra ID stand-in, where people sign in and whose tokens the host verifies."""
+    with running_local_entra(certificates) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def authority_certificate(certificates: Certificates) -> Path:
+    """The certificate the browser accepts for the stand-in (see test_controlroom_browser.browser)."""
+    return certificates.cert_file
+
+
+@pytest.fixture
+def host_settings(host_settings: dict[str, str], entra: LocalEntraStack) -> dict[str, str]:
+    """The e2e host's settings, with who signs people in (the stand-in) and the CA its keys are served with."""
+    signing_in = {name: value for name, value in entra.app_settings().items() if name.startswith("MLOPS_AUTH_")}
+    return {**host_settings, **signing_in, "REQUESTS_CA_BUNDLE": str(entra.ca_file)}
 
 
 @pytest.fixture
@@ -82,15 +115,20 @@ def card_why(driver: webdriver.Chrome, endpoint: str) -> Any:
 
 
 def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_changed(
-    host: HostProcess, state: BlobStateStore, browser: webdriver.Chrome  # noqa: F811
+    host: HostProcess, state: BlobStateStore, entra: LocalEntraStack, browser: webdriver.Chrome  # noqa: F811
 ) -> None:
-    browser.get(f"{host.url}/api/ops/controlroom?code={host.keys.function}&every=0.5")
+    entra.entra.add_spa_redirect_uri(f"{host.url}/api/ops/controlroom")
+    sign_in(browser, f"{host.url}/api/ops/controlroom?every=0.5", entra, "dave")
     until(browser, "every rollout drawn", lambda: js(
         browser, "return document.querySelectorAll('article.rollout').length") == len(QUIET) + 1)
     js(browser, "performance.setResourceTimingBufferSize(10000)")
 
+    since = js(browser, "return performance.now()")
     paths = refreshes_of(browser, 4)
     assert paths, "the page went on refreshing"
+    assert js(browser, "return performance.getEntriesByType('resource').filter(e => e.startTime >= arguments[0] "
+                       "&& e.name.startsWith(arguments[1])).length", since, entra.base_url) == 0, (
+        "the page's token comes from MSAL's cache: a refresh asks the authority nothing")
     assert set(paths) == {"ops/rollouts", "ops/rollouts/prod/churn-live"}, paths
     assert paths.count("ops/rollouts") == paths.count("ops/rollouts/prod/churn-live") >= 4, "each refresh reads both"
 

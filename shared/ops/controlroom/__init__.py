@@ -2,10 +2,15 @@
 
 The page and its files hold no data and no secret, so the host serves them to anyone
 (`GET /api/ops/controlroom`). The page signs its user in with Entra ID (MSAL.js, authorization
-code with PKCE, where `GET ops/signin` says) and calls the API with their access token; what it
-may do is what their token's roles allow. No key or token ever appears in a URL. Every answer
-forbids inline script, framing and referrers; scripts may talk to this app and the sign-in
-authority only.
+code with PKCE, redirect flow, where `GET ops/signin` says) and calls the API with their access
+token; what it shows them to do is what their token's roles allow (the API decides). No key or
+token ever appears in a URL: the authorization code comes back in the redirect's fragment, which
+MSAL.js removes from the address bar. Every answer forbids inline script, framing and referrers;
+scripts may talk to this app and the sign-in authority only.
+
+MSAL.js is `@azure/msal-browser`'s UMD build, vendored here byte for byte at the version
+package-lock.json pins (`python -m tools.vendor_msal` copies it from node_modules; the function
+app deploys without node_modules), with its licence beside it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from shared.ops.respond import correlation_id, error_response
 
 FOLDER = Path(__file__).parent
 PAGE = "index.html"
+MSAL_SCRIPT = "msal-browser.min.js"
+MSAL_LICENSE = "msal-browser.LICENSE"
 ASSETS: dict[str, str] = {
+    MSAL_SCRIPT: "text/javascript; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
@@ -51,7 +59,11 @@ def asset(name: str, headers: Mapping[str, str], authority: str) -> func.HttpRes
 
 
 def security_headers(authority: str) -> dict[str, str]:
-    """The headers of every answer; `connect-src` lets MSAL.js reach the authority's discovery and token endpoints."""
+    """The headers of every answer; `connect-src` lets MSAL.js reach the authority's discovery and token endpoints.
+
+    Nothing else is needed: MSAL.js evaluates no code, its redirects are top-level navigations (which
+    the CSP does not govern), and it never frames the authority because the page asks it for tokens
+    from its cache and refresh token only (no hidden iframe: `frame-src` stays `'self'`)."""
     origin = "/".join(authority.split("/")[:3])
     policy = CONTENT_SECURITY_POLICY.replace("default-src 'self';", f"default-src 'self'; connect-src 'self' {origin};")
     return {**SECURITY_HEADERS, "Content-Security-Policy": policy}

@@ -1,9 +1,10 @@
-/* The control room: reads the admin API with the function key from the page's own URL (sent as
-   x-functions-key, never in another URL), redraws every few seconds, and asks before it acts. */
+/* The control room: signs its user in with Microsoft Entra ID through MSAL.js (authorization code
+   with PKCE, redirect flow, where GET ops/signin says), calls the admin API with their access token
+   (Authorization: Bearer, never in a URL), shows only the actions their app roles allow (the API
+   decides and refuses the others), redraws every few seconds, and asks before it acts. */
 "use strict";
 
 const PAGE = new URL(window.location.href);
-const KEY = PAGE.searchParams.get("code") || "";
 const API = PAGE.pathname.replace(/ops\/controlroom\/?$/, "");
 const EVERY_MS = Math.max(500, 1000 * (Number(PAGE.searchParams.get("every")) || 2));
 const SET_ASIDE = ["rejected", "ignored", "deadletter"];
@@ -16,6 +17,293 @@ const ACTIONS = {
   promote: ["progressing", "paused", "awaiting_approval"], abort: ["progressing", "paused", "awaiting_approval"],
   undo: ["succeeded"],
 };
+
+// Who may do what (shared/domain/people.py): a role includes the ones listed; an admin is no approver.
+const READER = "MLOps.Reader", OPERATOR = "MLOps.Operator", APPROVER = "MLOps.Approver", ADMIN = "MLOps.Admin";
+const INCLUDES = {[READER]: [], [OPERATOR]: [READER], [APPROVER]: [READER], [ADMIN]: [OPERATOR, READER]};
+
+// Sign-in ----------------------------------------------------------------------------
+
+// Microsoft Entra's login hosts, whose metadata MSAL.js has built in; any other authority (the local
+// Entra ID stand-in on loopback) is listed in knownAuthorities, which is how MSAL.js trusts a host it
+// does not know without asking Microsoft's instance discovery.
+const ENTRA_HOSTS = ["login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
+                     "login.partner.microsoftonline.cn"];
+const SIGNED_OUT = "controlroom.signed-out";  // sessionStorage: the person signed out here; do not sign in again
+const RESIGNED = "controlroom.signed-in-again";  // sessionStorage: when a 401 last sent them to sign in again
+const RESIGN_AFTER_MS = 5 * 60 * 1000;  // a second 401 sooner than this asks the person instead of looping
+const GRANTED = "controlroom.scopes";  // sessionStorage: the scopes the authority's last token was granted for
+
+/** Thrown while the browser leaves for the sign-in page: nothing more is drawn or asked. */
+class SigningIn extends Error {}
+
+/* `scopes`: what the page asks tokens for. First the app's `<client id>/.default`; then the scopes the
+   authority answered with (Entra names the API's delegated scopes, e.g. `<client id>/user_impersonation`),
+   which is what MSAL keys its cached access token by: asking for `.default` again would miss that cache
+   and redeem the refresh token on every call. */
+const auth = {app: null, account: null, clientId: "", authority: "", scope: "", scopes: [], roles: [],
+              leaving: false};
+
+function granted(result) {
+  if (result && Array.isArray(result.scopes) && result.scopes.length) {
+    auth.scopes = result.scopes;
+    sessionStorage.setItem(GRANTED, JSON.stringify({client: auth.clientId, scopes: result.scopes}));
+  }
+}
+
+function grantedBefore(clientId) {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(GRANTED) || "null");
+    return saved && saved.client === clientId && Array.isArray(saved.scopes) && saved.scopes.length
+      && saved.scopes.every((scope) => typeof scope === "string") ? saved.scopes : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Where to sign in, as the app says (GET ops/signin, public), checked before anyone is sent there. */
+async function signInSettings() {
+  let response;
+  try {
+    response = await fetch(API + "ops/signin", {headers: {accept: "application/json"}, cache: "no-store",
+                                               credentials: "same-origin", referrerPolicy: "no-referrer"});
+  } catch (error) {
+    throw new Error(`the app cannot be reached (${error.message})`);
+  }
+  const text = await response.text();
+  let answer = null;
+  try { answer = text ? JSON.parse(text) : null; } catch { answer = null; }
+  if (!response.ok) {
+    const said = (answer && typeof answer.error === "string" && answer.error) || text.slice(0, 300) || "no message";
+    throw new Error(`GET ops/signin answered ${response.status}: ${said}`);
+  }
+  const fields = ["authority", "tenant_id", "client_id", "scope"];
+  if (!answer || fields.some((name) => typeof answer[name] !== "string" || !answer[name])) {
+    throw new Error(`GET ops/signin did not name ${fields.join(", ")}`);
+  }
+  let authority;
+  try { authority = new URL(answer.authority); } catch { authority = null; }
+  const path = authority ? authority.pathname.replace(/\/+$/, "") : "";
+  if (!authority || authority.protocol !== "https:" || path !== `/${answer.tenant_id}`) {
+    throw new Error(`the app's authority ${answer.authority} is not https://<login host>/<tenant>`);
+  }
+  if (answer.scope !== `${answer.client_id}/.default`) {
+    throw new Error(`the app asks for tokens for ${answer.scope}, not for itself (${answer.client_id}/.default)`);
+  }
+  return {...answer, host: authority.host, hostname: authority.hostname};
+}
+
+/** The page's own URL without query or fragment: the redirect URI registered for the control room. */
+function redirectUri() {
+  return `${window.location.origin}${API}ops/controlroom`;
+}
+
+function msalConfiguration(settings) {
+  return {
+    auth: {
+      clientId: settings.client_id,
+      authority: settings.authority,
+      knownAuthorities: ENTRA_HOSTS.includes(settings.hostname.toLowerCase()) ? [] : [settings.host],
+      redirectUri: redirectUri(),
+      postLogoutRedirectUri: redirectUri(),
+    },
+    // The tokens live as long as the tab, not on disk.
+    cache: {cacheLocation: "sessionStorage"},
+    // The default protocol mode (AAD): discovery at {authority}/v2.0/.well-known/openid-configuration,
+    // the code in the redirect's fragment, client_info for the account; see the README.
+    system: {protocolMode: msal.ProtocolMode.AAD},
+  };
+}
+
+/** Sign the person in, or finish signing them in after the redirect back; true once signed in. */
+async function signIn() {
+  let settings;
+  try {
+    settings = await signInSettings();
+  } catch (error) {
+    showSignIn("Signing in is not possible right now", sentence(error.message), "Try again",
+               () => window.location.reload());
+    return false;
+  }
+  const app = new msal.PublicClientApplication(msalConfiguration(settings));
+  await app.initialize();
+  auth.app = app;
+  auth.scope = settings.scope;
+  auth.clientId = settings.client_id;
+  auth.authority = settings.authority;
+  auth.scopes = grantedBefore(settings.client_id) || [settings.scope];
+  let result = null;
+  try {
+    result = await app.handleRedirectPromise();  // reads the code from the fragment and removes it from the URL
+  } catch (error) {
+    showSignIn("Signing in failed", sentence(authError(error)), "Sign in again", () => leaveToSignIn("select_account"));
+    return false;
+  }
+  const account = (result && result.account) || app.getActiveAccount() || app.getAllAccounts()[0] || null;
+  if (!account) {
+    if (sessionStorage.getItem(SIGNED_OUT)) {
+      showSignIn("You signed out", "You signed out of the control room. Nothing is shown until you sign in again.",
+                 "Sign in", () => leaveToSignIn("select_account"));
+      return false;
+    }
+    await leaveToSignIn();
+    return false;
+  }
+  sessionStorage.removeItem(SIGNED_OUT);
+  granted(result);
+  app.setActiveAccount(account);
+  auth.account = account;
+  try {
+    await accessToken();  // reads the roles the page shows actions for
+  } catch (error) {
+    if (error instanceof SigningIn) return false;
+    showSignIn("Signing in failed", sentence(error.message), "Sign in again", () => leaveToSignIn("select_account"));
+    return false;
+  }
+  showWho();
+  return true;
+}
+
+/** Off to the sign-in page; `prompt` as Entra takes it (select_account after a sign-out). */
+async function leaveToSignIn(prompt) {
+  sessionStorage.removeItem(SIGNED_OUT);
+  await leave(() => auth.app.loginRedirect({scopes: auth.scopes, ...(prompt ? {prompt} : {})})).catch(() => null);
+}
+
+/** Run one of MSAL's redirects. Before it leaves, MSAL reads the authority's metadata: when that fails
+    (the authority unreachable, or its certificate not trusted by this browser), say so and stay. */
+async function leave(redirect) {
+  auth.leaving = true;
+  document.body.dataset.auth = "signing-in";
+  try {
+    await redirect();
+  } catch (error) {
+    auth.leaving = false;
+    showSignIn("Signing in is not possible right now",
+               sentence(`The sign-in authority ${auth.authority} could not be used (${authError(error)})`),
+               "Try again", () => window.location.reload());
+    throw new SigningIn("stopped");
+  }
+}
+
+/** The person's access token for the app, from MSAL's cache (renewed with the refresh token when it is
+    near its end); sign-in again when only the person can renew it. */
+async function accessToken() {
+  if (auth.leaving) throw new SigningIn("signing in");
+  const request = {scopes: auth.scopes, account: auth.account,
+                   // From the cache and the refresh token only: MSAL would otherwise try a hidden iframe,
+                   // which the page's CSP (and third-party cookie blocking) forbids.
+                   cacheLookupPolicy: msal.CacheLookupPolicy.AccessTokenAndRefreshToken};
+  let result;
+  try {
+    result = await auth.app.acquireTokenSilent(request);
+  } catch (error) {
+    if (error instanceof msal.InteractionRequiredAuthError) {
+      await leave(() => auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account}));
+      throw new SigningIn("signing in");
+    }
+    throw new ApiProblem(0, `Your sign-in could not be renewed (${authError(error)})`);
+  }
+  granted(result);
+  auth.roles = rolesOf(result.accessToken);
+  return result.accessToken;
+}
+
+/** A 401 from the API: its token was refused, so sign in again; a second 401 soon after asks first. */
+async function signInAgain(problem) {
+  const last = Number(sessionStorage.getItem(RESIGNED)) || 0;
+  if (Date.now() - last < RESIGN_AFTER_MS) return false;
+  sessionStorage.setItem(RESIGNED, String(Date.now()));
+  await leave(() => auth.app.acquireTokenRedirect({scopes: auth.scopes, account: auth.account, prompt: "login"}));
+  return true;
+}
+
+async function signOut() {
+  sessionStorage.setItem(SIGNED_OUT, "1");
+  sessionStorage.removeItem(GRANTED);
+  await leave(() => auth.app.logoutRedirect({account: auth.account, postLogoutRedirectUri: redirectUri()}))
+    .catch(() => null);
+}
+
+/** The `roles` claim of an access token, read for display only: the API verifies the token itself. */
+function rolesOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(part.padEnd(part.length + (4 - part.length % 4) % 4, "=")),
+                                  (c) => c.charCodeAt(0));
+    const roles = JSON.parse(new TextDecoder().decode(bytes)).roles;
+    return Array.isArray(roles) ? roles.filter((role) => typeof role === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether the signed-in person's roles include `role` (as the API decides: people.py's Person.holds). */
+function holds(role) {
+  return auth.roles.includes(role) || auth.roles.some((held) => (INCLUDES[held] || []).includes(role));
+}
+
+/** A message as a sentence: one full stop at its end. */
+function sentence(text) {
+  const said = String(text).trim();
+  return /[.!?]$/.test(said) ? said : `${said}.`;
+}
+
+function authError(error) {
+  const code = error && (error.errorCode || error.name);
+  const message = error && (error.errorMessage || error.message);
+  return [code, message].filter(Boolean).join(": ") || String(error);
+}
+
+/** What the signed-in person may do here, in words, from their roles. */
+function mayDo() {
+  const may = [];
+  if (holds(READER)) may.push("read everything here");
+  if (holds(OPERATOR)) {
+    may.push(holds(ADMIN) ? "act on rollouts (promoting fully too)" : "act on rollouts (promoting one step at a time)");
+    may.push("replay events set aside");
+  }
+  if (holds(APPROVER)) may.push("approve or reject versions waiting for review");
+  if (!may.length) {
+    return "Your account holds no app role on this app, so the API refuses everything: ask an admin to " +
+           `assign you one (${READER}, ${OPERATOR}, ${APPROVER} or ${ADMIN}).`;
+  }
+  const last = may.pop();
+  return `You may ${may.length ? `${may.join(", ")} and ${last}` : last}.`;
+}
+
+function showWho() {
+  const account = auth.account;
+  document.getElementById("who-name").textContent = account.name || account.username;
+  document.getElementById("who-username").textContent = account.username || "";
+  document.getElementById("who-roles").textContent = auth.roles.length ? auth.roles.join(", ") : "no app role";
+  document.getElementById("who-may").textContent = mayDo();
+  document.getElementById("who-may").hidden = false;
+  document.getElementById("who").hidden = false;
+  document.getElementById("signin").hidden = true;
+  document.querySelector("main").hidden = false;
+  document.querySelector("header nav").hidden = false;
+  document.body.dataset.auth = "signed-in";
+  document.body.dataset.roles = auth.roles.join(" ");
+}
+
+/** Nothing but why the person is not signed in, and a button to sign in. */
+function showSignIn(title, text, label, onclick) {
+  document.querySelector("main").hidden = true;
+  document.querySelector("header nav").hidden = true;
+  document.getElementById("who").hidden = true;
+  document.getElementById("who-may").hidden = true;
+  document.getElementById("signin-title").textContent = title;
+  document.getElementById("signin-text").textContent = text;
+  const button = document.getElementById("sign-in");
+  button.textContent = label;
+  button.onclick = onclick;
+  document.getElementById("signin").hidden = false;
+  document.getElementById("status").textContent = "Not signed in.";
+  document.body.dataset.auth = "signed-out";
+}
+
+// The API ------------------------------------------------------------------------------
 
 /** An answer other than 2xx, with what the API said. Status 0: the app could not be reached. */
 class ApiProblem extends Error {
@@ -32,7 +320,7 @@ class ApiProblem extends Error {
 }
 
 async function api(method, path, body) {
-  const headers = {"x-functions-key": KEY, "accept": "application/json"};
+  const headers = {"authorization": `Bearer ${await accessToken()}`, "accept": "application/json"};
   if (body !== undefined) headers["content-type"] = "application/json";
   let response;
   try {
@@ -48,7 +336,9 @@ async function api(method, path, body) {
   if (!response.ok) {
     const message = (payload && typeof payload.error === "string" && payload.error) || text.slice(0, 300)
       || response.statusText || "no message";
-    throw new ApiProblem(response.status, message, payload && payload.field);
+    const problem = new ApiProblem(response.status, message, payload && payload.field);
+    if (response.status === 401 && await signInAgain(problem)) throw new SigningIn("signing in");
+    throw problem;
   }
   return payload;
 }
@@ -153,6 +443,7 @@ async function act({title, text, label, path, body = {}, needsReason = false, ou
     const answer = await api("POST", path, {...body, ...(reason ? {reason} : {})});
     notice(`${title}: ${outcome(answer)}.`);
   } catch (problem) {
+    if (problem instanceof SigningIn) return;
     if (!(problem instanceof ApiProblem)) throw problem;
     notice(problem.notAvailable ? `${title}: not available on this version of the app.`
                                 : `${title} was refused: ${problem.describe()}`, true);
@@ -305,8 +596,12 @@ function actionText(action, record) {
   }[action];
 }
 
+/* The rollout's actions for an operator (an admin also promotes fully); none for the others, whom the
+   API would refuse (403). */
 function actionButtons(record) {
-  return h("div", {class: "actions"}, Object.entries(ACTIONS).map(([action, states]) => {
+  if (!holds(OPERATOR)) return null;
+  const path = `ops/rollouts/${record.workspace}/${record.endpoint}`;
+  const buttons = Object.entries(ACTIONS).map(([action, states]) => {
     const fits = states.includes(record.state) && !(action === "undo" && record.retired)
       && !(action === "promote" && record.phase === "provisioning");
     return h("button", {
@@ -315,10 +610,25 @@ function actionButtons(record) {
       title: fits ? "" : `not while the rollout is ${words(record.state)}`,
       onclick: () => act({title: `${action[0].toUpperCase()}${action.slice(1)} the rollout`,
                           text: actionText(action, record), label: action[0].toUpperCase() + action.slice(1),
-                          path: `ops/rollouts/${record.workspace}/${record.endpoint}/${action}`,
+                          path: `${path}/${action}`,
                           outcome: (answer) => `done; the rollout is ${words(answer.state)}`}),
     }, action);
-  }));
+  });
+  if (holds(ADMIN)) {
+    const fits = ACTIONS.promote.includes(record.state) && record.phase !== "provisioning";
+    const last = (record.plan.steps || []).at(-1);
+    buttons.push(h("button", {
+      type: "button", "data-action": "promote-full", disabled: !fits, class: "danger",
+      title: fits ? `${ADMIN} only` : `not while the rollout is ${words(record.state)}`,
+      onclick: () => act({title: "Promote the rollout fully", label: "Promote fully", path: `${path}/promote`,
+                          body: {full: true}, needsReason: true,
+                          text: `${record.deployment} takes ${last}% of ${record.endpoint} now and the rollout ` +
+                                "finishes without another analysis: every step, analysis and approval left is " +
+                                "skipped.",
+                          outcome: (answer) => `done; the rollout is ${words(answer.state)}`}),
+    }, "promote fully"));
+  }
+  return h("div", {class: "actions"}, buttons);
 }
 
 function historyTable(record) {
@@ -445,18 +755,31 @@ function versionRow(record) {
         .map((e) => [time(e.time), words(e.stage), e.reason, e.cause]))));
 }
 
+/** The app role that decides on a version's review: the rule's `approvers`, as the app wrote it when the
+    version began to wait ("waits for review by a holder of the app role ..."), MLOps.Approver by default. */
+function approversOf(record) {
+  const waiting = [...(record.history || [])].reverse().find((e) => e.stage === "awaiting_review") || {};
+  const named = /by a holder of the app role ([A-Za-z0-9_.:-]+)/.exec(waiting.reason || "");
+  return named ? named[1] : APPROVER;
+}
+
 function reviewCard(record) {
   const who = `${record.model} v${record.version}`;
   const path = `ops/lifecycles/${encodeURIComponent(record.model)}/${encodeURIComponent(record.version)}/review`;
   const last = (record.history || []).at(-1) || {};
+  const approvers = approversOf(record);
   return h("article", {class: "card review", "data-review": `${record.model}:${record.version}`},
     h("header", {}, h("h4", {}, who), h("span", {class: "stage stage-review"}, words(record.stage))),
     h("p", {class: "why"}, last.reason || ""),
+    record.registered_by ? h("p", {class: "muted"}, `Registered by ${record.registered_by}.`) : null,
     details(`review-gates:${who}`, "Gate table", gateTable(record)),
+    !holds(approvers) ? h("p", {class: "muted", "data-field": "may-not-review"},
+                          `Approving or rejecting it needs the app role ${approvers}.`) :
     h("div", {class: "actions"},
       h("button", {type: "button", "data-review-action": "approve", onclick: () => act({
         title: `Approve ${who}`, label: "Approve", path, body: {decision: "approve"}, needsReason: true,
-        text: `${who} passed its gates; approved, it is promoted along its rule's path, then rolled out.`,
+        text: `${who} passed its gates; approved, it is promoted along its rule's path, then rolled out if its ` +
+              "rule has a rollout.",
         outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "approve"),
       h("button", {type: "button", class: "danger", "data-review-action": "reject", onclick: () => act({
         title: `Reject ${who}`, label: "Reject", path, body: {decision: "reject"}, needsReason: true,
@@ -533,7 +856,7 @@ function drawSetAside(loaded) {
     return h("section", {class: "setaside", "data-kind": kind}, h("h3", {}, `${title}: ${items.length}`),
       items.length ? table(["time", "event", "subject", "why", "key", ""], items.map((item) => [
         time(item.time), item.event_type || "-", item.subject || "-", item.reason, h("code", {}, item.key),
-        h("button", {type: "button", "data-replay": item.key, onclick: () => act({
+        !holds(OPERATOR) ? "" : h("button", {type: "button", "data-replay": item.key, onclick: () => act({
           title: `Replay ${kind} item ${item.key}`, label: "Replay", path: "ops/events/replay", body: {kind, key: item.key},
           text: kind === "deadletter"
             ? "The work item is put back on the work queue and runs again; it leaves the dead letters once queued."
@@ -563,7 +886,7 @@ function showView() {
   }
 }
 
-/** A problem that stops every view (no key, a refused key or role, the app unreachable or failing). */
+/** A problem that stops every view (a refused token or role, the app unreachable or failing). */
 function blocking(results) {
   const problems = results.filter((r) => r && !r.ok && !r.problem.notAvailable).map((r) => r.problem);
   return problems.find((p) => [0, 401, 403].includes(p.status) || p.status >= 500) || null;
@@ -571,7 +894,9 @@ function blocking(results) {
 
 function explain(problem) {
   if (problem.status === 401) {
-    return "The function key was refused (401). Open this page as /api/ops/controlroom?code=<function key>.";
+    return `The app refused your sign-in again (401: ${problem.message}). Sign out and sign in again; if ` +
+           "this goes on, the app's sign-in settings (MLOPS_AUTH_*) do not match the registration it signs " +
+           "you in with.";
   }
   if (problem.status === 403) return `Access refused (403): ${problem.message}`;
   if (problem.status === 0) return `${problem.message}. Retrying every ${EVERY_MS / 1000} s.`;
@@ -602,9 +927,18 @@ async function refresh() {
   running = true;
   again = false;
   clearTimeout(timer);
+  let leaving = false;
   try {
     const view = VIEWS[currentView()] || VIEWS.rollouts;
-    const loaded = await view.load();
+    let loaded;
+    try {
+      loaded = await view.load();
+    } catch (error) {
+      if (!(error instanceof SigningIn)) throw error;
+      leaving = true;
+      document.getElementById("status").textContent = "Signing in\u2026";
+      return;
+    }
     const stop = blocking(view.results(loaded));
     const status = document.getElementById("status");
     const box = document.getElementById("problem");
@@ -627,7 +961,7 @@ async function refresh() {
     document.body.dataset.refreshes = String(refreshes);
     running = false;
     clearTimeout(timer);
-    timer = setTimeout(refresh, again ? 50 : EVERY_MS);
+    if (!leaving) timer = setTimeout(refresh, again ? 50 : EVERY_MS);
   }
 }
 
@@ -641,7 +975,10 @@ function refreshSoon(delay = 50) {
   timer = setTimeout(refresh, delay);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  document.getElementById("sign-out").addEventListener("click", () => signOut());
+  // Before anything reads the URL's fragment (the views' names): it may hold the sign-in's answer.
+  if (!await signIn()) return;
   const filter = document.getElementById("audit-filter");
   filter.addEventListener("submit", (event) => { event.preventDefault(); refreshSoon(); });
   filter.addEventListener("change", () => refreshSoon());
@@ -649,8 +986,5 @@ document.addEventListener("DOMContentLoaded", () => {
   filter.addEventListener("input", () => refreshSoon(400));
   window.addEventListener("hashchange", () => { showView(); refreshSoon(); });
   showView();
-  if (!KEY) {
-    notice("This page needs the function key: open it as /api/ops/controlroom?code=<function key>.", true);
-  }
   refresh();
 });
