@@ -39,13 +39,20 @@ class HostKeys:
             return True
         if not key:
             return False
-        if secrets.compare_digest(key, self.master):
+        if _same(key, self.master):
             return True
-        return level == "function" and secrets.compare_digest(key, self.function)
+        return level == "function" and _same(key, self.function)
 
     def allows_extension(self, extension: str, key: str | None) -> bool:
         """Whether `key` opens an extension webhook (its system key, or the master key)."""
         expected = {"eventgrid": self.eventgrid_extension, "blobs": self.blobs_extension}[extension]
         if not key:
             return False
-        return secrets.compare_digest(key, expected) or secrets.compare_digest(key, self.master)
+        return _same(key, expected) or _same(key, self.master)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Whether the key given is the expected one, in constant time. Compared as UTF-8 bytes: `compare_digest`
+    refuses a str that is not ASCII (TypeError, once a 500), and a key may arrive as any text (a header is
+    read as Latin-1, `?code=` percent-decoded as UTF-8, lone surrogates included). No such key matches."""
+    return secrets.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))

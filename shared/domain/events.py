@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.domain.names import WORKSPACE_ID
+from shared.domain.names import ASSET_NAME, JOB_NAME, WORKSPACE_ID
 
 AML_PREFIX = "Microsoft.MachineLearningServices."
 MAX_EVENT_BYTES = 1024 * 1024
@@ -29,7 +29,7 @@ MAX_DEPTH = 32
 # these bounds are far above both and keep ledger entries and audit lines small.
 MAX_ID_CHARS = 1024
 MAX_SUBJECT_CHARS = 4096
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+NAME = ASSET_NAME
 # C0 and C1 control characters (NUL included): never in an id, a subject or a name Azure sends.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -69,8 +69,25 @@ def _empty_if_null(value: object) -> object:
 
 def _safe_name(value: str) -> str:
     if not NAME.match(value):
-        raise ValueError(f"{value!r} is not a valid Azure ML name")
+        raise ValueError(f"{value!r} is not a valid Azure ML name: it must match {NAME.pattern}")
     return value
+
+
+def _job_name(value: str) -> str:
+    """A run id is the job's name, which Azure ML refuses with a `.` in it (`x..y`): such an event could never be
+    looked up, only retried until it is dead-lettered."""
+    if not JOB_NAME.match(value):
+        raise ValueError(f"{value!r} cannot be an Azure ML job name: it must match {JOB_NAME.pattern}")
+    return value
+
+
+def _model_ids(values: list[str]) -> list[str]:
+    """`ModelIds`: each `name:version`, both Azure ML names."""
+    for value in _plain_texts(values):
+        name, colon, version = value.rpartition(":")
+        if not colon or not NAME.match(name) or not NAME.match(version):
+            raise ValueError(f"{value!r} is not a model id `name:version` of Azure ML names ({NAME.pattern})")
+    return values
 
 
 def _plain_text(value: str) -> str:
@@ -118,7 +135,7 @@ class ModelDeployedData(_Data):
         return value
 
     _texts = field_validator("service_name", "service_compute_type")(_plain_text)
-    _ids = field_validator("model_ids")(_plain_texts)
+    _ids = field_validator("model_ids")(_model_ids)
 
 
 class RunData(_Data):
@@ -130,7 +147,7 @@ class RunData(_Data):
     run_properties: dict[str, Any] = Field(default_factory=dict, alias="runproperties")
     run_status: str | None = Field(None, alias="runstatus")
 
-    _names = field_validator("run_id")(_safe_name)
+    _names = field_validator("run_id")(_job_name)
     _texts = field_validator("experiment_id", "experiment_name")(_plain_text)
 
     @field_validator("run_status")
@@ -303,7 +320,7 @@ def unreadable_part(raw: object) -> str | None:
     while pending:
         value, where, depth = pending.pop()
         if depth > MAX_DEPTH:
-            return f"{_field(where)} is nested more than {MAX_DEPTH} levels deep"
+            return f"{_field(cut(where, 160))} is nested more than {MAX_DEPTH} levels deep"
         if isinstance(value, str):
             if not _valid_unicode(value):
                 return f"{_field(where)} is not valid Unicode (a lone surrogate): {_printable(value)[:200]}"
@@ -316,6 +333,11 @@ def unreadable_part(raw: object) -> str | None:
         elif isinstance(value, list):
             pending.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
     return None
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when it is longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _field(where: str) -> str:
@@ -350,9 +372,19 @@ def storable(value: object, depth: int = MAX_DEPTH) -> object:
 
 
 def _problems(error: ValidationError, prefix: str = "") -> str:
+    """Each problem as `data.runId: why`: the field as Azure ML spells it (validation sees the keys folded)."""
     return "; ".join(
-        prefix + ".".join(str(part) for part in item["loc"]) + f": {item['msg']}" for item in error.errors()
+        prefix + ".".join(FIELD_NAMES.get(str(part), str(part)) for part in item["loc"]) + f": {item['msg']}"
+        for item in error.errors()
     )
+
+
+FIELD_NAMES = {
+    str(field.alias): name[0] + name.title().replace("_", "")[1:]
+    for data in (ModelRegisteredData, ModelDeployedData, RunData, DriftData)
+    for name, field in data.model_fields.items() if field.alias
+}
+"""The folded key of each data field -> its name in Azure ML's events (`runid` -> `runId`)."""
 
 
 # -- model monitoring (v2) ----------------------------------------------------------------

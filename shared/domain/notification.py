@@ -31,6 +31,7 @@ Kind = Literal[
     "rollout.awaiting_approval",
     "rollout.failed",
     "work.failed",
+    "work.recovered",
 ]
 Severity = Literal["info", "warning", "error"]
 

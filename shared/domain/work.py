@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from shared.domain.records import Record, Timestamp
 
@@ -99,10 +99,32 @@ class WorkFailure(Record):
 
 
 class FailureReport(Record):
-    """A failure isolated so that the rest went on (one endpoint's tick, one lifecycle's reconcile), told once
-    (under its fingerprint: scope, subject and error)."""
+    """An incident: a subject's failure isolated so that the rest went on (one endpoint's tick, one lifecycle's
+    reconcile), kept under its scope and subject (`shared.reactor.outcomes.report_failure`), whatever the errors
+    say. It opens at the first failure (ops are told once), counts the failures that follow (each distinct
+    error audited, nobody told) and closes at the subject's next success (ops are told it recovered).
+
+    Reports kept before incidents (under a fingerprint of scope, subject and error) load too: no `opened`."""
 
     scope: str
     subject: str
-    reason: str
-    time: Timestamp
+    reason: str = Field(description="the last error")
+    time: Timestamp = Field(description="when the last error happened")
+    opened: Timestamp | None = Field(None, description="when the incident opened")
+    closed: Timestamp | None = Field(None, description="when the subject succeeded again; None while open")
+    incident: int = Field(1, description="the how-manyth incident of this subject and scope (numbers its notices)")
+    told: bool = Field(True, description="whether ops were told it opened (a failed notice is tried again)")
+    errors: int = Field(1, description="failures since it opened")
+    reasons: list[str] = Field(default_factory=list, description="digests of the distinct errors audited")
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A report kept before incidents (no `opened`) is written back as it was, without the incident's fields."""
+        document: dict[str, Any] = handler(self)
+        if self.opened is None:
+            for name in INCIDENT_FIELDS:
+                document.pop(name, None)
+        return document
+
+
+INCIDENT_FIELDS = ("opened", "closed", "incident", "told", "errors", "reasons")

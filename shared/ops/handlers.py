@@ -19,7 +19,7 @@ from shared.domain.decisions import retrain_job_name
 from shared.domain.notification import Notification
 from shared.domain.people import Person
 from shared.domain.policy import PolicyError, Rule, parse_policy
-from shared.domain.ports import NotFound, PlatformError
+from shared.domain.ports import Busy, NotFound, PlatformError
 from shared.domain.records import Lifecycle as LifecycleRecord
 from shared.domain.records import Stage
 from shared.domain.work import WorkItem
@@ -68,6 +68,9 @@ from shared.reactor import rollout as engine
 from shared.settings import Settings
 
 MAX_AUDIT_DAYS = 366
+REPLAYED = "replayed"
+"""The kind of the marker a requeued dead letter leaves under its key: when, by whom, why it had failed."""
+REPLAY_WAIT_SECONDS = 10.0  # a concurrent replay of the same dead letter waits this long for the first one
 
 
 @dataclass(frozen=True)
@@ -215,8 +218,24 @@ def list_rollouts(services: Services, query: RolloutFilter, caller: Caller) -> R
 
 def rollout_history(services: Services, where: HistoryPath, caller: Caller) -> Rollouts:
     """Every finished rollout of the endpoint, newest first, with its analyses and why it ended."""
-    records = engine.history(services, engine.key_for(where.workspace, where.endpoint))
+    key = engine.key_for(where.workspace, where.endpoint)
+    records = engine.history(services, key)
+    if not records and services.state.rollouts.get(key) is None:
+        _known_endpoint(services, where)
     return Rollouts(items=[Rollout.model_validate(record.stored()) for record in records])
+
+
+def _known_endpoint(services: Services, where: EndpointPath) -> None:
+    """404 naming the endpoint when it has no rollout record and the platform does not know it either: an
+    unknown name is a 404 on every route, not an empty answer. A platform that cannot answer for now lets the
+    (empty) records answer."""
+    try:
+        services.platform.get_endpoint(where.workspace, where.endpoint)
+    except NotFound:
+        raise ApiError(404, f"no endpoint {where.endpoint!r} in {where.workspace} and no rollout was ever kept for "
+                            "it", "endpoint") from None
+    except PlatformError:
+        return
 
 
 def get_rollout(services: Services, where: EndpointPath, caller: Caller) -> Rollout:
@@ -256,12 +275,7 @@ def replay(services: Services, request: ReplayRequest, caller: Caller) -> Replay
     """Run a set-aside event through intake again, or put a dead-lettered work item back on
     the queue. A replay that got through removes the stored copy; a failing one is stored anew."""
     if request.kind == "deadletter":
-        letter = services.state.dead_letters.get(request.key)
-        if letter is None:
-            raise NotFound(f"no {request.kind} item with key {request.key!r}")
-        services.work_queue.send(_work_item(letter.work_item(), request.key).message())
-        services.state.dead_letters.delete(request.key)
-        outcome, was = "requeued", letter.reason
+        outcome, was = "requeued", _requeue(services, request.key, caller)
     else:
         store = services.state.set_aside[request.kind]
         kept = store.get(request.key)
@@ -273,6 +287,46 @@ def replay(services: Services, request: ReplayRequest, caller: Caller) -> Replay
             store.delete(request.key)
     _audit(services, caller, f"{request.kind}/{request.key}", "replay", f"was {request.kind}: {was}", outcome)
     return Replayed(kind=request.kind, key=request.key, outcome=outcome)
+
+
+def _requeue(services: Services, key: str, caller: Caller) -> str:
+    """Put a dead letter back on the queue once, however many replays of it run at the same time: under the
+    dead letter's lease, it is taken off the store (a marker of the replay left in its place) before it is
+    sent, and put back if the send fails. A concurrent replay waits for the lease, then finds the marker and
+    answers 409 naming it. Returns why the work item had failed."""
+    letters = services.state.dead_letters
+    try:
+        with letters.lease(key, wait_seconds=REPLAY_WAIT_SECONDS):
+            letter = letters.get(key)
+            if letter is None:
+                raise _not_a_dead_letter(services, key)
+            item = _work_item(letter.work_item(), key)
+            services.state.blobs.put(REPLAYED, key, {
+                "time": services.clock().isoformat(), "by": caller.name, "correlation_id": caller.correlation_id,
+                "reason": letter.reason,
+            })
+            letters.delete(key)  # before the send: the item may fail again and be dead-lettered anew at once
+            try:
+                services.work_queue.send(item.message())
+            except Exception:
+                letters.put(key, letter)
+                services.state.blobs.delete(REPLAYED, key)
+                raise
+            return letter.reason
+    except Busy:
+        raise ApiError(409, f"dead letter {key!r} is being replayed by another request; try again to see how it "
+                            "ended", "key", headers={"Retry-After": "1"}) from None
+
+
+def _not_a_dead_letter(services: Services, key: str) -> Exception:
+    """Why there is no dead letter under `key`: 409 when a replay requeued it (and it has not failed again since),
+    naming when and by whom; else 404."""
+    replayed = services.state.blobs.get(REPLAYED, key)
+    if replayed is None:
+        return NotFound(f"no deadletter item with key {key!r}")
+    return ApiError(409, f"dead letter {key!r} was already replayed at {replayed.get('time')} by "
+                         f"{replayed.get('by')}: it is back on the queue (it is a dead letter again only if it "
+                         "fails again)", "key")
 
 
 def list_lifecycles(services: Services, query: LifecycleFilter, caller: Caller) -> Lifecycles:

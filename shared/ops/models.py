@@ -22,8 +22,9 @@ Workspace = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 Location = Annotated[str, StringConstraints(pattern=r"^(registry:)?[a-z][a-z0-9-]{0,31}$")]
 RegistryLocation = Annotated[str, StringConstraints(pattern=r"^registry:[a-z][a-z0-9-]{0,31}$")]
 RuleName = Workspace
-# Azure ML online endpoint and deployment names: 3-32 letters, digits and '-', from a letter.
-ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9-]{2,31}$")
+# Azure ML's rule for online endpoint and deployment names: 3 to 32 characters, a letter first, letters, digits
+# and hyphens, never a hyphen last (Azure refuses `blue-`: such a name could only ever answer 404).
+ENDPOINT = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 EndpointName = Annotated[str, StringConstraints(pattern=ENDPOINT.pattern)]
 DeploymentName = EndpointName
 Percent = Annotated[int, Field(ge=0, le=100, strict=True)]

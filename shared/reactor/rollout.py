@@ -105,7 +105,8 @@ def tick(services: Services, key: str, actor: str = "timer") -> str:
 
 def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
     """Tick every rollout that has something left to do. Each endpoint fails alone: whatever one
-    tick raises is recorded (audit, ops told once per distinct failure) and the others go on."""
+    tick raises is recorded (an incident of the endpoint: ops told once, and again when a tick succeeds) and the
+    others go on."""
     results = {}
     for listed in services.state.rollouts.listing():
         key = listed.key
@@ -113,6 +114,7 @@ def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
             record = listed.load()
             if record.state in TICKED and not record.retired:
                 results[key] = tick(services, key, actor)
+                outcomes.recovered(services, "rollout", key, actor)  # closes the endpoint's incident, if open
         except Busy as error:  # the endpoint is busy: the next tick goes on, nothing to report
             results[key] = f"later: {error}"
         except Exception as error:

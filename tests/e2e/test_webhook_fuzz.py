@@ -13,7 +13,7 @@ One thing is left to the layer in front of the app, which fails it before any ap
 runs: an `eventTime` (`time`) that is not a date, which the Python worker's Event Grid
 converter cannot read (Event Grid itself sets and validates it); deliveries keep a valid
 time or none. Bodies nest at most 600 deep here; deeper ones, past the JSON parser's
-recursion limit, are the local host's 400 (`tests/unit/test_devhost_webhooks.py`). The
+recursion limit, are cut by the local host and rejected by intake (`tests/unit/test_intake_names.py`). The
 same host also gets the hostile requests of issue 14 on its HTTP routes (admin API,
 scoring), each answered with a 4xx naming the field.
 """

@@ -203,3 +203,34 @@ def test_an_unexpected_channel_error_is_reported_by_type_only(state: BlobStateSt
     assert "TOPSECRET" not in str(error.value)
     assert "TOPSECRET" not in str(state.get("notifications", "model.rejected:credit-risk:3.slack"))
     assert counts(receiver)["/teams"] == 1
+
+
+def test_every_channel_hears_the_same_decisions_one_incident_one_failure_notice_one_recovery(
+    notifier: Notifier, receiver: Receiver, state: BlobStateStore
+) -> None:
+    """The issue's run: a reconcile failing with four error texts once reached Slack and Teams four times, and the
+    channels heard different numbers of decisions. Now, on the real channels (Slack failing for a while in the
+    middle, as it did), each channel hears the same decisions: one failure notice, one recovery."""
+    import dataclasses
+
+    from devhost.receiver import summary
+    from shared.adapters.storage.stores import Stores
+    from shared.reactor import outcomes
+    from tests.unit.test_isolation_fakes import fake_services
+
+    services = dataclasses.replace(fake_services(), state=Stores(state), _notifier=notifier)
+    notifier.notify(rejected(9))
+    receiver.script(*[503] * FAST.attempts, path="/slack")  # Slack is down when the incident opens
+    for text in ("HTTP 503", "timeout", "HTTP 502", "the job's record is corrupt", "timeout"):
+        outcomes.report_failure(services, "reconcile", "credit-risk:9", RuntimeError(text), "resync")
+    outcomes.recovered(services, "reconcile", "credit-risk:9", "resync")
+
+    heard = {path: [(found.kind, found.title) for found in map(summary, (r.body for r in receiver.accepted(path)))
+                    if found] for path in ("/teams", "/slack", "/webhook")}
+    assert heard["/teams"] == heard["/slack"] == heard["/webhook"] == [
+        ("model.rejected", "credit-risk 9 rejected"),
+        ("work.failed", "The reconcile of credit-risk:9 failed"),
+        ("work.recovered", "The reconcile of credit-risk:9 recovered"),
+    ]
+    ids = {r.headers["webhook-id"] for r in receiver.accepted("/webhook")}
+    assert len(ids) == 3, "one webhook id per decision"

@@ -113,3 +113,41 @@ def test_names_the_store_always_took_keep_their_blob_names(name: str) -> None:
 def test_an_empty_or_too_long_name_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="unsafe name"):
         blob_path("records", name)
+
+
+def test_four_concurrent_replays_of_one_dead_letter_on_azurite_requeue_it_once(state: BlobStateStore) -> None:
+    """`handlers.replay` on the real state store: its lease on the dead letter lets one replay requeue it;
+    the three others wait for the lease, find the marker the first left and answer 409 naming it."""
+    import dataclasses
+    import threading
+
+    from shared.domain.work import DeadLetter, WorkItem
+    from shared.ops import handlers
+    from shared.ops.errors import ApiError
+    from shared.ops.models import ReplayRequest
+    from tests.unit.test_isolation_fakes import fake_services
+    from tests.unit.test_replay import SlowQueue
+
+    queue = SlowQueue(0.2)
+    services = dataclasses.replace(fake_services(), state=Stores(state), work_queue=queue)  # type: ignore[arg-type]
+    item = WorkItem(key="k-dead", event={"id": "evt-1"})
+    services.state.dead_letters.put("k-dead", DeadLetter(message=item.model_dump_json(), dequeue_count=5,
+                                                         reason="NotFound", time=datetime.now(UTC)))
+    start = threading.Barrier(4)
+
+    def one(number: int) -> int:
+        start.wait()
+        try:
+            handlers.replay(services, ReplayRequest(kind="deadletter", key="k-dead"),
+                            handlers.Caller(None, f"c-{number}"))
+        except ApiError as error:
+            assert "was already replayed at" in error.message, error.message
+            return error.status
+        return 200
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = sorted(pool.map(one, range(4)))
+
+    assert answers == [200, 409, 409, 409]
+    assert len(queue.sent) == 1
+    assert state.get("deadletter", "k-dead") is None and state.get("replayed", "k-dead") is not None

@@ -45,6 +45,11 @@ def html(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="text")
 def text(req: func.HttpRequest) -> str:
     return "a string"
+
+
+@app.route(route="locked", auth_level=func.AuthLevel.FUNCTION)
+def locked(req: func.HttpRequest) -> str:
+    return "opened"
 '''
 
 
@@ -86,3 +91,24 @@ def test_the_functions_own_headers_stay_and_content_type_is_sent_once(host: Func
     assert response.raw.headers.getlist("Content-Type") == ["application/json"]
     own = requests.get(f"{host.url}/api/header", timeout=10)
     assert own.raw.headers.getlist("Content-Type") == ["text/css; charset=ascii"]
+
+
+@pytest.mark.parametrize("path, headers", [
+    ("/api/locked", {"x-functions-key": "é"}),
+    ("/api/locked?code=%C3%A9", {}),
+    ("/api/locked?code=%ED%A0%80", {}),  # a lone surrogate, percent-encoded
+    ("/api/locked?code=%E2%82%AC" + "x" * 40, {}),
+    ("/admin/host/status", {"x-functions-key": "ü" * 43}),
+    ("/runtime/webhooks/eventgrid?functionName=x&code=%C3%A9", {}),
+])
+def test_a_key_the_host_cannot_match_is_a_401_not_a_500(host: FunctionHost, path: str, headers: dict[str, str]) -> None:
+    """`hmac.compare_digest` refuses a str that is not ASCII: a key such as `é` was a 500 from the local host."""
+    method = requests.post if "webhooks" in path else requests.get
+    response = method(f"{host.url}{path}", headers=headers, timeout=10)
+    assert response.status_code == 401, response.text
+
+
+def test_the_right_function_key_still_opens_a_function_route(host: FunctionHost) -> None:
+    assert requests.get(f"{host.url}/api/locked", timeout=10).status_code == 401
+    opened = requests.get(f"{host.url}/api/locked", headers={"x-functions-key": host.keys.function}, timeout=10)
+    assert opened.status_code == 200 and opened.text == "opened"

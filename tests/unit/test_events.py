@@ -119,8 +119,8 @@ def _broken(change) -> dict:
     ("raw", "message"),
     [
         (_broken(lambda e: e.pop("data")), "'data' must be a JSON object"),
-        (_broken(lambda e: e["data"].update(ModelVersion=[1])), "data.modelversion"),
-        (_broken(lambda e: e["data"].pop("ModelName")), "data.modelname: Field required"),
+        (_broken(lambda e: e["data"].update(ModelVersion=[1])), "data.modelVersion"),
+        (_broken(lambda e: e["data"].pop("ModelName")), "data.modelName: Field required"),
         (_broken(lambda e: e["data"].update(ModelName="../etc")), "not a valid Azure ML name"),
         (_broken(lambda e: e.update(topic="/subscriptions/x/resourceGroups/y")), "not an Azure ML workspace"),
         (_broken(lambda e: e.pop("eventType")), "missing event type 'eventtype'"),
@@ -158,8 +158,8 @@ def _deployed(change) -> dict:
         (_broken(lambda e: e.update(subject="models/a\x1b[31m:1")), "'subject' contains a control character"),
         (_broken(lambda e: e.update(subject=7)), "'subject' must be a string"),
         (_broken(lambda e: e.update(id="x" * 1025)), "'id' is 1025 characters"),
-        (_deployed(lambda e: e["data"].update(ServiceName="svc\u0085")), "data.servicename"),
-        (_deployed(lambda e: e["data"].update(ModelIds="a:1,b\x00:2")), "data.modelids"),
+        (_deployed(lambda e: e["data"].update(ServiceName="svc\u0085")), "data.serviceName"),
+        (_deployed(lambda e: e["data"].update(ModelIds="a:1,b\x00:2")), "data.modelIds"),
         (_broken(lambda e: e["data"].update(ModelTags=_nested(40))), "nested more than 32 levels"),
         (_broken(lambda e: e["data"].update(ModelTags=_nested(2000))), "nested more than 32 levels"),
     ],
@@ -174,7 +174,7 @@ def test_a_drift_coefficient_must_be_a_finite_number() -> None:
     for value in (float("inf"), float("nan")):
         raw = copy.deepcopy(fixture("docs_eventgrid_schema", "dataset_drift_detected"))
         raw["data"]["DriftCoefficient"] = value
-        with pytest.raises(MalformedEvent, match=r"data\.driftcoefficient"):
+        with pytest.raises(MalformedEvent, match=r"data\.driftCoefficient"):
             parse_event(raw)
 
 

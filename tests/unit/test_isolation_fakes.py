@@ -10,6 +10,7 @@ import contextlib
 import copy
 import fnmatch
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class FakeState:
     records: dict[tuple[str, str], dict] = field(default_factory=dict)
     leased: set[tuple[str, str]] = field(default_factory=set)
     entries: list[AuditEntry] = field(default_factory=list)
+    leasing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def get(self, kind: str, key: str) -> dict | None:
         return copy.deepcopy(self.records.get((kind, key)))
@@ -103,11 +105,14 @@ class FakeState:
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60, wait_seconds: float = 0) -> Iterator[None]:
         deadline = time.monotonic() + wait_seconds
-        while (kind, key) in self.leased:
+        while True:  # taken at once or not at all, as Blob Storage grants a lease: threads may race for it
+            with self.leasing:
+                if (kind, key) not in self.leased:
+                    self.leased.add((kind, key))
+                    break
             if time.monotonic() >= deadline:
                 raise Busy(f"{kind}/{key} is leased by another writer")
             time.sleep(0.05)
-        self.leased.add((kind, key))
         try:
             yield
         finally:

@@ -47,7 +47,7 @@ def test_filters_are_query_parameters_and_names_carry_their_patterns() -> None:
     assert audit["limit"]["schema"]["maximum"] == 1000 and not audit["limit"]["required"]
     endpoint = next(p for p in doc["paths"]["/ops/rollouts/{workspace}/{endpoint}"]["get"]["parameters"]
                     if p["name"] == "endpoint")
-    assert endpoint["schema"]["pattern"] == "^[A-Za-z][A-Za-z0-9-]{2,31}$"
+    assert endpoint["schema"]["pattern"] == "^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$"
 
 
 def test_the_blueprint_serves_each_path_once_under_ops() -> None:

@@ -3,7 +3,15 @@ the same version (a restart), whose records share their id."""
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
+from shared.domain.ports import Endpoint, NotFound
 from shared.domain.records import RolloutAction, RolloutState
+from shared.ops import handlers
+from shared.ops.errors import ApiError
+from shared.ops.handlers import Caller
+from shared.ops.models import EndpointPath, HistoryPath
 from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import clock_of, fake_services
 from tests.unit.test_lifecycle_controller import KEY, register, tick_until
@@ -28,3 +36,33 @@ def test_a_restarted_rollout_that_ends_keeps_the_earlier_run_of_the_same_version
     runs = [(record.version, record.state) for record in engine.history(services, KEY)]
 
     assert runs == [("2", RolloutState.SUCCEEDED), ("2", RolloutState.ROLLED_BACK), ("1", RolloutState.SUCCEEDED)]
+
+
+def test_the_history_of_an_endpoint_that_neither_exists_nor_ever_had_a_rollout_is_a_404_naming_it() -> None:
+    """`GET /api/ops/rollouts/prod/CON/history` answered 200 with no items where every other route said 404."""
+    services = fake_services()
+    unknown = EndpointPath(workspace="prod", endpoint="CON")
+
+    def missing(workspace: str, endpoint: str) -> Endpoint:
+        raise NotFound(f"endpoint {endpoint} not found in {workspace}")
+
+    services.platform.get_endpoint = missing  # type: ignore[method-assign]
+    caller = Caller(person=None, correlation_id="c-1")
+    with pytest.raises(ApiError) as refused:
+        handlers.rollout_history(services, HistoryPath(workspace="prod", endpoint="CON", action="history"), caller)
+    assert refused.value.status == 404 and "'CON'" in str(refused.value) and refused.value.field == "endpoint"
+    with pytest.raises(NotFound):  # get_rollout's answer, for comparison
+        handlers.get_rollout(services, unknown, caller)
+
+
+def test_the_history_of_an_endpoint_that_exists_but_never_had_a_rollout_is_empty() -> None:
+    services = fake_services()
+    caller = Caller(person=None, correlation_id="c-1")
+    where = HistoryPath(workspace="prod", endpoint="churn", action="history")
+    assert handlers.rollout_history(services, where, caller).items == []
+
+
+@pytest.mark.parametrize("name", ["blue-", "ab", "1abc", "a" * 33])
+def test_a_name_azure_refuses_for_an_endpoint_is_refused_before_any_lookup(name: str) -> None:
+    with pytest.raises(ValidationError):
+        EndpointPath(workspace="prod", endpoint=name)
