@@ -70,6 +70,7 @@ def reconcile(services: Services, key: str, cause: str) -> str:
                 break
             record = _carry_out(services, rule, record, move, cause)
             follow += move.follow
+    outcomes.recovered(services, "reconcile", key, cause)  # an incident of it, if one is open, is over
     for other in follow:
         if other != key:
             _follow_up(services, other, cause)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devhost.entra import LocalEntraStack, running_local_entra
 
 from devhost.azurite import Azurite
+from devhost.entra import LocalEntraStack, running_local_entra
 from devhost.process import HostProcess
 from localaml.tls import make_certificates
 from tests.e2e import people

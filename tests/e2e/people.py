@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from azure.core.credentials import AccessToken
-from devhost.entra import LocalEntraStack
 
+from devhost.entra import LocalEntraStack
 from opsctl import cli
 
 

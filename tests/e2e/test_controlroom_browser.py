@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -248,42 +247,22 @@ def signed_in(driver: webdriver.Chrome) -> bool:
 def fill_sign_in_form(driver: webdriver.Chrome, entra: LocalEntraStack, user: str) -> None:
     """On the stand-in's sign-in page: type `user`'s UPN and password, as a person would, sign in, and wait
     to be back on the control room, signed in."""
-    until(driver, "the stand-in's sign-in form", lambda: driver.current_url.startswith(entra.base_url)
-          and driver.find_elements(By.CSS_SELECTOR, "input[name=password]"))
-    back_to = urllib.parse.parse_qs(urllib.parse.urlsplit(driver.current_url).query)["redirect_uri"][0]
-    bypass = not form_may_return_to(entra, driver.current_url, back_to)
-    if bypass:  # a page's CSP is read when it loads: load the form again without it
-        driver.execute_cdp_cmd("Page.setBypassCSP", {"enabled": True})
-        driver.refresh()
-        until(driver, "the stand-in's sign-in form again", lambda: driver.find_elements(
-            By.CSS_SELECTOR, "input[name=password]"))
     person = entra.entra.directory.user(user)
     assert person is not None
+    sign_in_as(driver, entra.base_url, person.upn, person.password)
+
+
+def sign_in_as(driver: webdriver.Chrome, authority_host: str, upn: str, password: str) -> None:
+    """What a person does on the sign-in page at `authority_host`: their UPN, their password, Sign in; then the
+    control room, signed in."""
+    until(driver, "the sign-in form", lambda: driver.current_url.startswith(authority_host)
+          and driver.find_elements(By.CSS_SELECTOR, "input[name=password]"))
     username = driver.find_element(By.CSS_SELECTOR, "input[name=username]")
     username.clear()
-    username.send_keys(person.upn)
-    driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(person.password)
+    username.send_keys(upn)
+    driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    until(driver, f"{user} signed in", lambda: signed_in(driver))
-    if bypass:  # the page and MSAL.js under the page's own CSP again, signed in from MSAL's cache
-        driver.execute_cdp_cmd("Page.setBypassCSP", {"enabled": False})
-        driver.refresh()
-        until(driver, f"{user} still signed in", lambda: signed_in(driver))
-
-
-def form_may_return_to(entra: LocalEntraStack, authorize_url: str, redirect_uri: str) -> bool:
-    """Whether the stand-in's sign-in page lets its form's answer, a redirect to the control room, through.
-
-    Chromium applies a page's CSP `form-action` to the redirects that answer its form, and the stand-in's
-    sign-in page allows only `'self'` (Entra's own page sets no such limit). Until it names the redirect
-    URI's origin, the test loads the form again with DevTools' Page.setBypassCSP on, which lets that one
-    redirect through, then reloads the control room with the bypass off, so that everything after it runs
-    under the page's CSP."""
-    with entra.session() as session:
-        policy = session.get(authorize_url, timeout=30).headers.get("Content-Security-Policy", "")
-    directive = next((d.split() for d in policy.split(";") if d.split()[:1] == ["form-action"]), [])
-    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(redirect_uri))
-    return origin in directive or "*" in directive
+    until(driver, f"{upn} signed in", lambda: signed_in(driver))
 
 
 def sign_in(driver: webdriver.Chrome, page: str, entra: LocalEntraStack, user: str) -> None:

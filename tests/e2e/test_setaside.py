@@ -10,8 +10,8 @@ import json
 import pytest
 import requests
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
-from devhost.entra import LocalEntraStack
 
+from devhost.entra import LocalEntraStack
 from devhost.process import HostProcess
 from devhost.waiting import wait_until
 from tests.e2e import people

@@ -172,6 +172,12 @@ def test_the_resync_reports_a_lifecycle_that_keeps_failing_once(services: Servic
     assert [n.kind for n in told(services)] == [outcomes.FAILED]
     assert [outcome for outcome, _ in audited(services, "churn:1")].count("error") == 4
 
+    del services.platform.job_errors["test-churn-v1"]  # type: ignore[attr-defined]
+    reactions.resync(services)
+    reactions.resync(services)
+    incident = [n.kind for n in told(services) if n.kind in (outcomes.FAILED, outcomes.RECOVERED)]
+    assert incident == [outcomes.FAILED, outcomes.RECOVERED], "the next reconcile that runs through closes it, once"
+
 
 def test_incident_notices_go_to_every_configured_channel(services: Services,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
