@@ -23,8 +23,8 @@ LAYERS = ("unit", "integration", "e2e", "contract", "fidelity", "infra")
 
 # The order parallel workers take the tests in: the longest first (each of these files holds a test of one to
 # three minutes), then the layers from the slowest, so that the short tests fill the gaps at the end.
-LONGEST_FIRST = ("e2e/test_webhook_fuzz.py", "e2e/test_by_hand.py", "e2e/test_ops_fuzz.py", "e2e/test_walkthrough.py",
-                 "e2e/test_rollout.py", "e2e/test_lifecycle.py")
+LONGEST_FIRST = ("e2e/test_faults.py", "e2e/test_webhook_fuzz.py", "e2e/test_by_hand.py", "e2e/test_ops_fuzz.py",
+                 "e2e/test_walkthrough.py", "e2e/test_rollout.py", "e2e/test_lifecycle.py")
 SLOWEST_FIRST = ("e2e", "contract", "fidelity", "integration", "infra", "unit")
 SHARED_FIXTURE = re.compile(r'@pytest\.fixture\(scope="(module|package)"')
 

@@ -127,7 +127,7 @@ def _too_big(event: dict) -> dict:
     ("change", "outcome", "reason"),
     [
         (_missing_data, "rejected", "'data' must be a JSON object"),
-        (_wrong_types, "rejected", "data.modelversion"),
+        (_wrong_types, "rejected", "data.modelVersion"),
         (_unknown_type, "ignored", "not an Azure ML event"),
         (_too_big, "rejected", "over Event Grid's limit"),
     ],
