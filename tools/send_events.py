@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default="1")
     parser.add_argument("--coefficient", type=float, default=0.8)
     args = parser.parse_args(argv)
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
     events = load(args.paths)
     if args.generate:
         events.append(generate(args.generate, args.workspace, args.model, args.version, args.coefficient))

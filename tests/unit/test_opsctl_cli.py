@@ -784,3 +784,15 @@ def test_for_a_local_app_the_stack_s_ca_is_trusted_unless_one_is_named(tmp_path:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/mine.pem")
     with trust_local_ca("http://127.0.0.1:7071"):
         assert os.environ["REQUESTS_CA_BUNDLE"] == "/etc/ssl/mine.pem"
+
+
+def test_a_reader_that_goes_away_ends_opsctl_quietly(api: FakeApi) -> None:
+    """`opsctl ... --json | head`: the pipe closes under the CLI; no traceback, exit 1."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    api.answer("GET", "ops/lifecycles", {"items": []})
+    code = cli.main(["--url", api.url, "lifecycles", "--json"], out=ClosedPipe(), credentials=api.credentials)
+    assert code == 1

@@ -68,3 +68,12 @@ def test_the_validation_sample_is_an_event_grid_handshake() -> None:
     [event] = json.loads((ROOT / "samples" / "subscription-validation.json").read_text())
     assert event["eventType"] == "Microsoft.EventGrid.SubscriptionValidationEvent"
     assert event["data"]["validationCode"]
+
+
+def test_sending_a_file_that_does_not_exist_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.send_events import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["samples/nope.json", "--url", "http://127.0.0.1:9", "--key", "k"])
+    assert stopped.value.code == 2
+    assert "no such file or folder: samples/nope.json" in capsys.readouterr().err
