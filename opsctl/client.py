@@ -134,7 +134,7 @@ def function_key(url: str, key: str | None, key_file: Path | None) -> str | None
         return os.environ[KEY_ENV]
     explicit = key_file or (Path(os.environ[KEY_FILE_ENV]) if os.environ.get(KEY_FILE_ENV) else None)
     if explicit is None:
-        found = [path for path in LOCAL_KEY_FILES if path.is_file()]
+        found = [found for path in LOCAL_KEY_FILES if (found := local_file(path)) is not None]
         if not (is_local(url) and found):
             return None
         explicit = found[0]
@@ -154,11 +154,21 @@ def default_url() -> str:
     Functions host's default."""
     if os.environ.get(URL_ENV):
         return os.environ[URL_ENV]
+    connection = local_file(LOCAL_CONNECTION)
     try:
-        host = json.loads(LOCAL_CONNECTION.read_text()).get("host")
+        host = json.loads(connection.read_text()).get("host") if connection else None
     except (OSError, ValueError, AttributeError):
         host = None
     return host if isinstance(host, str) and host else DEFAULT_URL
+
+
+def local_file(relative: Path) -> Path | None:
+    """`relative` (a file `./dev host` writes) in this folder or the nearest one above it that has it, so that
+    opsctl finds the local stack from anywhere in the checkout."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / relative).is_file():
+            return folder / relative
+    return None
 
 
 @contextlib.contextmanager
@@ -178,8 +188,9 @@ def trust_local_ca(url: str) -> Iterator[None]:
 
 
 def _local_ca() -> str | None:
+    connection = local_file(LOCAL_CONNECTION)
     try:
-        ca_file = json.loads(LOCAL_CONNECTION.read_text())["azureml"]["REQUESTS_CA_BUNDLE"]
+        ca_file = json.loads(connection.read_text())["azureml"]["REQUESTS_CA_BUNDLE"] if connection else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return ca_file if isinstance(ca_file, str) and Path(ca_file).is_file() else None

@@ -27,7 +27,15 @@ def model_bytes(file: Path | None, quality: str) -> bytes:
     if file is not None:
         if not file.is_file():
             raise SystemExit(f"--file {file}: no such file")
-        return file.read_bytes()
+        onnx_bytes = file.read_bytes()
+        import onnxruntime
+
+        try:  # what the test job and the endpoint will do with it: refuse it here, with why, not there
+            onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            first_line = next(iter(str(error).splitlines()), type(error).__name__)
+            raise SystemExit(f"--file {file}: not an ONNX model ONNX Runtime can load ({first_line[:200]})") from None
+        return onnx_bytes
     from localaml import samples
 
     return samples.good_model() if quality == "good" else samples.bad_model()

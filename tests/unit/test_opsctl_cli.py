@@ -796,3 +796,21 @@ def test_a_reader_that_goes_away_ends_opsctl_quietly(api: FakeApi) -> None:
     api.answer("GET", "ops/lifecycles", {"items": []})
     code = cli.main(["--url", api.url, "lifecycles", "--json"], out=ClosedPipe(), credentials=api.credentials)
     assert code == 1
+
+
+def test_from_a_folder_inside_the_checkout_opsctl_finds_the_local_stack(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from opsctl.client import default_url, function_key
+
+    (tmp_path / ".localdev").mkdir()
+    (tmp_path / ".localdev" / "connection.json").write_text(json.dumps({"host": "http://127.0.0.1:7171"}))
+    (tmp_path / ".localdev" / "keys.json").write_text(json.dumps({"function": "the-local-key"}))
+    (tmp_path / "samples" / "events").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "samples" / "events")
+    monkeypatch.delenv("MLOPS_API_URL", raising=False)
+    monkeypatch.delenv("MLOPS_FUNCTION_KEY", raising=False)
+    monkeypatch.delenv("MLOPS_KEY_FILE", raising=False)
+    assert default_url() == "http://127.0.0.1:7171"
+    assert function_key("http://127.0.0.1:7171", None, None) == "the-local-key"
+    monkeypatch.chdir(tmp_path.parent)
+    assert default_url() == "http://127.0.0.1:7071", "outside the checkout there is no local stack to find"

@@ -77,3 +77,16 @@ def test_sending_a_file_that_does_not_exist_says_so(capsys: pytest.CaptureFixtur
         main(["samples/nope.json", "--url", "http://127.0.0.1:9", "--key", "k"])
     assert stopped.value.code == 2
     assert "no such file or folder: samples/nope.json" in capsys.readouterr().err
+
+
+def test_registering_a_file_that_is_no_onnx_model_is_refused_saying_why(tmp_path: Path) -> None:
+    from localaml import samples
+    from tools.register_model import model_bytes
+
+    not_a_model = tmp_path / "passwd"
+    not_a_model.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(SystemExit, match=r"--file .*passwd: not an ONNX model ONNX Runtime can load"):
+        model_bytes(not_a_model, "good")
+    model = tmp_path / "model.onnx"
+    model.write_bytes(samples.good_model())
+    assert model_bytes(model, "good") == model.read_bytes()
