@@ -12,7 +12,7 @@ import pytest
 from devhost.azurite import Azurite
 from devhost.entra import LocalEntraStack, running_local_entra
 from devhost.process import HostProcess
-from localaml.tls import make_certificates
+from localaml.tls import Certificates, make_certificates
 from tests.e2e import people
 
 RUN = re.compile(r"(Executing|Executed) 'Functions\.(\w+)'")
@@ -46,10 +46,15 @@ class HostRuns:
 
 
 @pytest.fixture(scope="session")
-def entra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEntraStack]:
+def entra_certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """The certificates the bare hosts' stand-in serves with (a browser accepts its server certificate)."""
+    return make_certificates(tmp_path_factory.mktemp("entra-tls"))
+
+
+@pytest.fixture(scope="session")
+def entra(entra_certificates: Certificates) -> Iterator[LocalEntraStack]:
     """The local Entra ID stand-in for bare hosts (a full stack starts its own with the local Azure ML service)."""
-    certificates = make_certificates(tmp_path_factory.mktemp("entra-tls"))
-    with running_local_entra(certificates) as running:
+    with running_local_entra(entra_certificates) as running:
         yield running
 
 

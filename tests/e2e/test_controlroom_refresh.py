@@ -3,13 +3,12 @@ only the view on screen, and on the rollouts view only the list plus the endpoin
 is active (a quiet, ended rollout is not read again on every refresh), yet a change to an ended
 rollout shows on the next refresh. The state is written straight into the host's container.
 
-The host verifies people's tokens against a local Entra ID stand-in of this module's own; dave
+The host verifies people's tokens against the bare hosts' local Entra ID stand-in (tests/e2e/conftest.py); dave
 (MLOps.Reader) signs in on its form, and the page's tokens then come from MSAL's cache: a refresh
 asks the authority nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ from typing import Any
 import pytest
 from selenium import webdriver
 
-from devhost.entra import LocalEntraStack, running_local_entra
+from devhost.entra import LocalEntraStack
 from devhost.process import HostProcess
-from localaml.tls import Certificates, make_certificates
+from localaml.tls import Certificates
 from shared.adapters.storage.clients import blob_service
 from shared.adapters.storage.state import BlobStateStore
 from shared.domain.policy import RolloutPlan
@@ -54,28 +53,9 @@ def rollout(endpoint: str, state: RolloutState, finished: datetime | None) -> Ro
 
 
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def entra(certificates: Certificates) -> Iterator[LocalEntraStack]:
-    """The local Entra ID stand-in, where people sign in and whose tokens the host verifies."""
-    with running_local_entra(certificates) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def authority_certificate(certificates: Certificates) -> Path:
+def authority_certificate(entra_certificates: Certificates) -> Path:
     """The certificate the browser accepts for the stand-in (see test_controlroom_browser.browser)."""
-    return certificates.cert_file
-
-
-@pytest.fixture
-def host_settings(host_settings: dict[str, str], entra: LocalEntraStack) -> dict[str, str]:
-    """The e2e host's settings, with who signs people in (the stand-in) and the CA its keys are served with."""
-    signing_in = {name: value for name, value in entra.app_settings().items() if name.startswith("MLOPS_AUTH_")}
-    return {**host_settings, **signing_in, "REQUESTS_CA_BUNDLE": str(entra.ca_file)}
+    return entra_certificates.cert_file
 
 
 @pytest.fixture
