@@ -128,7 +128,7 @@ def review_needed(record: Lifecycle, review: Review | None, model: ModelVersion,
     with its gate table, and exactly how to approve or reject it."""
     if review is None or not review.required:
         return None
-    who = f"a holder of the app role {review.approvers or 'MLOps.Approver'}"
+    who = f"a holder of the app role {review.approvers}"
     key = f"{record.model} {record.version}"
     action = (f"Approve with `opsctl review approve {key} --reason \"...\"` or reject with `opsctl review reject "
               f"{key} --reason \"...\"` (POST /api/ops/lifecycles/{record.model}/{record.version}/review, by {who}"

@@ -17,7 +17,7 @@ import shared.domain.lifecycle as machine
 from shared.bootstrap import Services
 from shared.domain.decisions import deployment_name, evaluation_job_name
 from shared.domain.lifecycle import Move, key_of
-from shared.domain.people import Person, Role
+from shared.domain.people import Person
 from shared.domain.policy import Rule
 from shared.domain.ports import Busy, ModelVersion, NotFound, TryLater
 from shared.domain.records import Lifecycle, ReviewDecision, Rollout, Stage, StageEntry
@@ -152,9 +152,8 @@ def review(services: Services, key: str, approved: bool, person: Person, reason:
         policy = rule.review if rule else None
         if record.stage is not Stage.AWAITING_REVIEW or policy is None:
             raise ReviewRefused(409, f"{key} is {record.stage.value}, not awaiting_review: there is nothing to decide")
-        approvers = policy.approvers or Role.APPROVER.value
-        if not person.holds(approvers):
-            raise ReviewRefused(403, f"deciding on a review needs the app role {approvers}; "
+        if not person.holds(policy.approvers):
+            raise ReviewRefused(403, f"deciding on a review needs the app role {policy.approvers}; "
                                      f"{person.display} does not hold it")
         if approved and policy.four_eyes:
             if person.principal is None:
