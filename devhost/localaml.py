@@ -103,11 +103,8 @@ class LocalAzureMLStack:
     def client_as(self, location: str, upn: str) -> MLClient:
         """An azure-ai-ml client of a person signed in as `upn` (a user of the local Entra ID; the service records
         them in systemData): their tokens come from the stand-in, through the device code flow."""
-        settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **self.app_settings()})
-        cloud = configured_cloud(settings)
-        assert cloud is not None, "the service's own settings always name its endpoint"
         credential = PersonCredential(lambda scopes: self.entra.token_for(upn, scopes))
-        return Clients(settings, credential=credential, cloud=cloud).ml(location)
+        return clients_for(self.app_settings(), credential).ml(location)
 
     # -- what people do, through azure-ai-ml as they would -------------------------------------
 
@@ -174,20 +171,17 @@ def person_clients(app_settings: dict[str, str], user: str) -> Clients:
     def tokens(scopes: list[str]) -> str:
         return str(device_code_sign_in(app, base, ca_file, person.upn, person.password, scopes)["access_token"])
 
+    return clients_for(app_settings, PersonCredential(tokens))
+
+
+def clients_for(app_settings: dict[str, str], credential: PersonCredential | None = None) -> Clients:
+    """azure-ai-ml clients made from the app settings that point at the service (`app_settings()`): the app's own
+    (its client secret), or a person's (`credential`)."""
     settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **app_settings})
     cloud = configured_cloud(settings)
     if cloud is None:
         raise ValueError("MLOPS_AZUREML_ENDPOINT is not set: these are not the local service's settings")
-    return Clients(settings, credential=PersonCredential(tokens), cloud=cloud)
-
-
-def clients_for(app_settings: dict[str, str]) -> Clients:
-    """The app's azure-ai-ml clients, made from the app settings that point at the service (`app_settings()`)."""
-    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **app_settings})
-    cloud = configured_cloud(settings)
-    if cloud is None:
-        raise ValueError("MLOPS_AZUREML_ENDPOINT is not set: these are not the local service's settings")
-    return Clients(settings, cloud=cloud)
+    return Clients(settings, credential=credential, cloud=cloud)
 
 
 def register_model_version(
