@@ -26,6 +26,7 @@ import pytest
 from localaml.service import REGISTRY_RESOURCE_GROUP, RESOURCE_GROUP, SUBSCRIPTION, LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
 from shared.domain.ports import ModelVersion
+from tests.contract.test_azureml_models_jobs import seed_pipeline_assets
 
 DEV = LocalAzureML.workspace_id("dev")
 REGISTRY = "registry:mlops-registry"
@@ -82,19 +83,7 @@ CALLS = {"promo": _promote, "readmodel": _read_model, "readjob": _read_job, "rea
 
 def _seed(fake: LocalAzureML, round_: int) -> list[Call]:
     """Resources for one round of calls, and the calls, each on resources of its own."""
-    fake.add(f"{DEV}/computes/cpu-cluster", {"computeType": "AmlCompute"})
-    fake.add(f"{DEV}/components/model_evaluate", {"latestVersion": "1", "properties": {}, "tags": {}})
-    fake.add(
-        f"{DEV}/components/model_evaluate/versions/1",
-        {
-            "componentSpec": {
-                "name": "model_evaluate", "version": "1", "type": "command", "command": "python evaluate.py",
-                "environment": "azureml:evaluate-env:1",
-                "inputs": {"model": {"type": "custom_model"}, "test_data": {"type": "uri_folder"}},
-            },
-            "isAnonymous": False, "properties": {}, "tags": {},
-        },
-    )
+    seed_pipeline_assets(fake)
     calls = []
     for n in range(round_ * PER_KIND, (round_ + 1) * PER_KIND):
         fake.add_model(DEV, f"promo-{n}", "1", {"stage": "tested"})

@@ -113,7 +113,8 @@ def test_promotion_only_goes_from_a_workspace_to_a_registry(platform: AzureMLPla
         platform.promote_model(ModelVersion(location="dev", name="churn", version="3"), "prod")
 
 
-def _seed_pipeline_assets(fake: LocalAzureML) -> None:
+def seed_pipeline_assets(fake: LocalAzureML) -> None:
+    """What a job submission of the model-test pipeline needs in dev: a model, the cluster, the component."""
     fake.add_model(DEV, "churn", "3")
     fake.add(f"{DEV}/computes/cpu-cluster", {"computeType": "AmlCompute"})
     fake.add(f"{DEV}/components/model_evaluate", {"latestVersion": "1", "properties": {}, "tags": {}})
@@ -133,7 +134,7 @@ def _seed_pipeline_assets(fake: LocalAzureML) -> None:
 def test_submit_job_puts_the_repo_pipeline_with_the_model_as_input(
     platform: AzureMLPlatform, fake: LocalAzureML
 ) -> None:
-    _seed_pipeline_assets(fake)
+    seed_pipeline_assets(fake)
 
     inputs, tags = {"model": "azureml:churn:3"}, {"mlops.model": "churn:3"}
     job = platform.submit_job("dev", "mt-churn-3", "model-test", inputs, tags)
@@ -161,7 +162,7 @@ def test_submitting_an_existing_job_returns_it_without_a_put(platform: AzureMLPl
 
 
 def test_a_conflicting_submit_finds_the_job_the_other_one_made(platform: AzureMLPlatform, fake: LocalAzureML) -> None:
-    _seed_pipeline_assets(fake)
+    seed_pipeline_assets(fake)
     fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": "Preparing", "experimentName": "model-test",
                                         "tags": {}, "properties": {}})
     fake.fail("GET", r"/jobs/mt-churn-3$", 404, code="ResourceNotFound")  # not there yet when first looked at
@@ -185,7 +186,7 @@ def test_a_submit_that_loses_the_race_finds_the_job_on_azures_user_error(
 ) -> None:
     from localaml.service import Fault
 
-    _seed_pipeline_assets(fake)
+    seed_pipeline_assets(fake)
     fake.add(f"{DEV}/jobs/mt-churn-3", {"jobType": "Pipeline", "status": "Running", "experimentName": "model-test",
                                         "tags": {}, "properties": {}})
     fake.fail("GET", r"/jobs/mt-churn-3$", 404, code="ResourceNotFound")  # not there yet when first looked at
@@ -203,7 +204,7 @@ def test_a_submit_that_loses_the_race_finds_the_job_on_azures_user_error(
 def test_a_refused_submit_of_a_job_that_does_not_exist_keeps_the_refusal(
     platform: AzureMLPlatform, fake: LocalAzureML
 ) -> None:
-    _seed_pipeline_assets(fake)
+    seed_pipeline_assets(fake)
     fake.fail("PUT", r"/jobs/mt-churn-3$", 400, code="UserError", message="compute cpu-cluster not found")
 
     with pytest.raises(PlatformError, match=r"job mt-churn-3 in dev \(400\): UserError: compute cpu-cluster"):
