@@ -55,7 +55,8 @@ def test_with_every_event_dropped_each_version_is_tested_judged_and_rolled_out(
             f"{MODEL}:{v}" for v in ("1", "2", "3")], "each tested once"
         assert stack.platform.get_model("dev", MODEL, "2").tags["mlops.stage"] == "rejected"
         assert stack.platform.get_endpoint("prod", MODEL).traffic == {"credit-risk-v3": 100}
-        assert stage(stack, "1") in ("superseded", "retired")
+        wait_until(lambda: stage(stack, "1") in ("superseded", "retired"), timeout=60,
+                   what="v1 to step down at its next reconcile")
         print(f"discovered {found_after:.1f} s after registration (resync every {RESYNC_PERIOD:.0f} s)")
 
 
