@@ -4,11 +4,20 @@ files are.
 - Discovery answers as the SDK's recordings show (Azure/azure-sdk-assets,
   python/sdk/ml/azure-ai-ml/tests/recordings/model/e2etests/
   test_model.pyTestModeltest_create_get_download_model_registry.json).
-- Import (sharing a workspace asset) is a long-running operation: "the response is `202 Accepted`
-  with an `Azure-AsyncOperation` header that you poll until the copy completes" (Azure ML docs,
-  "Manage models with deployment templates", step 2 "Share the environment to a registry"). No
-  `Location`: polling ends on the operation status, whose body is what azure-ai-ml gets as the
-  final result. The model's files are copied into the registry's container.
+- Import (sharing a workspace asset) is a long-running operation. The generated client of the registry data
+  plane (Azure/azure-sdk-for-python, sdk/ml/azure-ai-ml/azure/ai/ml/_restclient/v2021_10_01_dataplanepreview/
+  operations/_resource_management_asset_reference_operations.py, `begin_import_method`) takes 200 or 202, reads
+  `Location` and `Retry-After` from a 202 and polls with `final-state-via: location`; the Azure ML docs ("Manage
+  models with deployment templates", step 2 "Share the environment to a registry") name an `Azure-AsyncOperation`
+  header to poll. The sources disagree, so the answer carries both: azure-core polls the operation status and, the
+  request being a POST, ends on a GET of `Location`, as the generated client does. That GET answers 202 while the
+  copy runs, then 204 with no body (ARM's asynchronous operation contract, as `service._operation_result`), so the
+  SDK's final result is empty and azure-ai-ml takes its normal path (`if not result: self._get(...)` in
+  `ModelOperations.create_or_update`). No public recording shows the body Azure gives there.
+  "If the destination resource exists, it will be overwritten" (same generated client): an import onto an
+  existing registry version replaces it. azure-ai-ml itself refuses to send one ("A model with this name and
+  version already exists in registry", `ModelOperations.create_or_update`), so only other clients reach it.
+  The model's files are copied into the registry's container.
 - Temporary data references (`tempdatarefs`) hand out a SAS URL of the registry's container to
   upload a new asset's files (shape from the recording above); for an asset that exists already
   Azure answers 409 "Asset already exists" (azure-ai-ml `_utils/_registry_utils.py`,
@@ -69,6 +78,9 @@ IMMUTABLE = ("properties", "flavors", "modelType", "jobName")
 WORKSPACE_KEY = re.compile(r"/workspaces/[^/]+$")
 STORAGE_ACCOUNT_ID = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
                       f"/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}")
+# Seconds the import's 202 asks a client to wait between polls: the generated client reads the header as an int;
+# no public source shows Azure's value, and the local copy is done before the answer goes.
+IMPORT_RETRY_AFTER = "0"
 SAS_LIFETIME = timedelta(hours=8)  # the recorded SAS URLs run for eight hours (st .. se)
 # A registry model version's properties as the registry answers them, in the recorded order (see the docstring).
 VERSION_PROPERTIES = ("description", "tags", "properties", "isArchived", "isAnonymous", "flavors", "modelType",
@@ -116,17 +128,18 @@ def discovery(
 def import_(
     service: LocalAzureML, reg: str, registry: str, query: dict[str, str], body: Any, headers: dict[str, str]
 ) -> Reply:
-    """Copy a workspace model version (and its files) into the registry; 202 + Azure-AsyncOperation."""
+    """Copy a workspace model version (and its files) into the registry, over any version of that name.
+
+    202 with `Location` and `Retry-After` (the generated client) and `Azure-AsyncOperation` (the docs).
+    """
     request = body["properties"]
     name, version = request["destinationName"], request["destinationVersion"]
     source = _source_model(service, request["sourceAssetId"])
     target = f"{reg}/models/{name}/versions/{version}"
-    if target.lower() in service.resources:
-        # Registry assets cannot be overwritten (Azure ML docs, "Share models, components and environments
-        # across workspaces with registries"); the status and body are this service's, no public source shows them.
-        raise user_error(f"Model {name}:{version} already exists in registry {registry}.", "AssetExists", status=409)
+    overwritten = target.lower() in service.resources
     uri = _copy_files(service, source, registry, name, version)
-    service.add(f"{reg}/models/{name}", {"description": "", "tags": {}, "properties": {}, "latestVersion": version})
+    if not overwritten:
+        service.add(f"{reg}/models/{name}", {"description": "", "tags": {}, "properties": {}, "latestVersion": version})
     properties = source["properties"]
     service.add(
         target,
@@ -135,7 +148,10 @@ def import_(
          "modelType": properties.get("modelType", "custom_model"), "modelUri": uri, "isAnonymous": False,
          "isArchived": False, "provisioningState": "Succeeded"},
     )
-    return Reply(202, None, {"Azure-AsyncOperation": f"{service.base_url}operations/{uuid.uuid4().hex}"})
+    operation = service.start_operation(target)
+    return Reply(202, None, {"Azure-AsyncOperation": f"{service.base_url}operations/{operation.id}",
+                             "Location": f"{service.base_url}operationResults/{operation.id}",
+                             "Retry-After": IMPORT_RETRY_AFTER})
 
 
 def temporary_reference(
@@ -274,6 +290,8 @@ def _copy_files(service: LocalAzureML, source: dict[str, Any], registry: str, na
         client = service.storage.get_container_client(container)
         if not client.exists():
             client.create_container()
+        for stale in list(client.list_blobs(name_starts_with=f"{prefix}/")):  # an overwritten version's files
+            client.delete_blob(stale.name)
         for relative, data in files.items():
             client.upload_blob(f"{prefix}/{relative}", data, overwrite=True)
     return f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/{container}/{prefix}"

@@ -1,8 +1,10 @@
 """Promotion end to end: a workspace model version shared to the registry by the real azure-ai-ml, answered as
 Azure answers it, its files copied into the registry's container and downloaded from there again.
 
-Sources: the import answers 202 with only `Azure-AsyncOperation` (Azure ML docs, "Manage models with deployment
-templates", step 2); a dataref may answer `credentialType: NoCredentials` (Azure/azure-rest-api-specs
+Sources: the import answers 202 with `Location` and `Retry-After` (the generated client, Azure/azure-sdk-for-python
+sdk/ml/azure-ai-ml/azure/ai/ml/_restclient/v2021_10_01_dataplanepreview/operations/
+_resource_management_asset_reference_operations.py, `final-state-via: location`) and `Azure-AsyncOperation` (Azure ML
+docs, "Manage models with deployment templates", step 2); a dataref may answer `credentialType: NoCredentials` (Azure/azure-rest-api-specs
 .../stable/2025-12-01/examples/DataReference/getBlobReferenceSAS.json).
 """
 
@@ -72,9 +74,48 @@ def test_a_promoted_model_is_in_the_registry_with_its_files(
     copied = storage.get_container_client(registry_container("mlops-registry"))
     assert copied.download_blob("models/churn/3/model.onnx").readall() == b"onnx bytes"
     assert onnx.read_bytes() == b"onnx bytes"
+
+
+def test_the_share_takes_the_sdks_normal_path_ending_on_the_location_get(
+    platform: AzureMLPlatform, fake: LocalAzureML, storage: BlobServiceClient
+) -> None:
+    """The import's LRO ends on its `Location` (final-state-via: location) with an empty body, so azure-ai-ml
+    reads the registry version and returns it: no temporary data reference, no upload, no error to recover from
+    (before, the poll ended on the operation status's body and the SDK went on to a tempdataref)."""
+    _workspace_model(fake, storage)
+    client = platform._clients.dedicated("dev")
+
+    shared = client.models.share("churn", "3", share_with_name="churn", share_with_version="3",
+                                 registry_name="mlops-registry")
+
+    assert (shared.name, shared.version) == ("churn", "3")
     [imported] = fake.requests_to("POST", r"/registries/mlops-registry/import$")
-    polls = [r.path for r in fake.requests[fake.requests.index(imported) + 1:] if "operation" in r.path.lower()]
-    assert polls and all(path.startswith("/operations/") for path in polls), "polled on Azure-AsyncOperation only"
+    after = [r.path for r in fake.requests[fake.requests.index(imported) + 1:]]
+    polls = [path for path in after if "operation" in path.lower()]
+    assert polls[0].startswith("/operations/") and polls[-1].startswith("/operationResults/"), polls
+    assert fake.requests_to("PUT", r"/tempdatarefs/") == []
+
+
+def test_an_import_onto_an_existing_registry_version_overwrites_it(
+    fake: LocalAzureML, storage: BlobServiceClient
+) -> None:
+    """"If the destination resource exists, it will be overwritten" (the generated client's `begin_import_method`):
+    before, the service answered 409 AssetExists in its own words."""
+    _workspace_model(fake, storage)
+    workspace = fake.resources[DEV.lower()]["properties"]["workspaceId"]
+    path = (f"/mferp/managementfrontend{fake.registry_id('mlops-registry')}/import"
+            "?api-version=2021-10-01-dataplanepreview")
+    body = {"properties": {"referenceType": "Id", "destinationName": "churn", "destinationVersion": "3",
+                           "sourceAssetId": f"azureml://locations/eastus/workspaces/{workspace}/models/churn/versions/3"}}
+    first = fake.handle("POST", path, json.dumps(body).encode(), _auth(fake))
+    storage.get_container_client(workspace_container("dev")).upload_blob(
+        "models/churn/3/model.onnx", b"new bytes", overwrite=True)
+    second = fake.handle("POST", path, json.dumps(body).encode(), _auth(fake))
+
+    assert (first.status, second.status) == (202, 202)
+    assert {"Location", "Retry-After", "Azure-AsyncOperation"} <= set(second.headers)
+    copied = storage.get_container_client(registry_container("mlops-registry"))
+    assert copied.download_blob("models/churn/3/model.onnx").readall() == b"new bytes"
 
 
 def test_promoting_again_finds_the_registry_version_without_a_second_import(
@@ -94,9 +135,8 @@ def test_the_registry_refuses_a_temporary_reference_for_an_asset_it_has(
 ) -> None:
     platform.promote_model(_workspace_model(fake, storage), REGISTRY)
 
-    [reference] = fake.requests_to("PUT", r"/registries/mlops-registry/tempdatarefs/churn/versions/3$")
-    answer = fake.handle("PUT", reference.path + "?api-version=2021-10-01-dataplanepreview", b"{}",
-                         {"Authorization": reference.headers["Authorization"]})
+    path = f"/mferp/managementfrontend{fake.registry_id('mlops-registry')}/tempdatarefs/churn/versions/3"
+    answer = fake.handle("PUT", path + "?api-version=2021-10-01-dataplanepreview", b"{}", _auth(fake))
 
     assert answer.status == 409  # azure-ai-ml get_sas_uri_for_registry_asset: "Asset already exists" is a 409
 

@@ -170,10 +170,9 @@ class AzureMLPlatform:
                     registry_name=registry,
                 )
         except PlatformError as error:
-            # After the import, the SDK goes on to a temporary data reference and an upload that Azure's
-            # answers break (the import's final body is its operation status, not nothing; see
-            # localaml/registries.py), and a concurrent promotion makes it "already exist": the registry
-            # is the judge of whether the version is there.
+            # A concurrent promotion makes it "already exist" (azure-ai-ml refuses to import onto an existing
+            # registry version): the registry is the judge of whether the version is there. The share's own
+            # path ends on the import's Location with nothing, then reads the version (localaml/registries.py).
             try:
                 return self.get_model(target, model.name, model.version)
             except NotFound:
