@@ -11,6 +11,14 @@ With a `$filter`, Azure returns at most `top` series: "The maximum number of rec
 Valid only if $filter is specified. Defaults to 10." (Metrics - List, parameter `top`). Which series
 are kept is ordered by `orderby`; without it the series with the largest totals are kept here (the
 docs do not say Azure's default order).
+
+A metric name the resource type does not have is refused as Azure Monitor refuses it: 400, body
+`{"code": "BadRequest", "message": "Failed to find metric configuration for provider: <provider>, resource
+Type: <type>, metric: <name>, Valid metrics: <names, comma separated>"}` (answers quoted in
+Azure/azure-sdk-for-net#29584 and Azure/azure-libraries-for-java#688), never a 200 with an empty series.
+A deployment's metric names are the generated reference's (MicrosoftDocs/azure-monitor-docs, "Supported
+metrics for Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments", ms.date 04/16/2025).
+Names are compared without regard to case; no public source settles whether Azure does.
 """
 
 from __future__ import annotations
@@ -32,7 +40,18 @@ DIMENSION = "envoy_response_code"
 DEFAULT_TOP = 10
 DURATION = re.compile(r"^PT(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?$")
 DIMENSION_FILTER = re.compile(rf"{DIMENSION}\s+eq\s+'(?P<value>[^']*)'", re.IGNORECASE)
-PERCENTILES = {"RequestLatency_P95": 95.0, "RequestLatency_P99": 99.0}
+PERCENTILES = {"RequestLatency_P50": 50.0, "RequestLatency_P90": 90.0, "RequestLatency_P95": 95.0,
+               "RequestLatency_P99": 99.0}
+# A deployment's metrics, in the reference's order (see the module docstring); those the request log cannot
+# give (instance and data collection metrics) are answered with points without values.
+DEPLOYMENT_METRICS = (
+    "CpuMemoryUtilizationPercentage", "CpuUtilizationPercentage", "DataCollectionErrorsPerMinute",
+    "DataCollectionEventsPerMinute", "DeploymentCapacity", "DiskUtilization", "GpuEnergyJoules",
+    "GpuMemoryUtilizationPercentage", "GpuUtilizationPercentage", "RequestLatency_P50", "RequestLatency_P90",
+    "RequestLatency_P95", "RequestLatency_P99", "RequestsPerMinute",
+)
+DEPLOYMENT = re.compile(r"/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+/onlineEndpoints/[^/]+"
+                        r"/deployments/[^/]+$", re.IGNORECASE)
 Entry = tuple[float, int, float]  # (unix time, HTTP status, latency in ms)
 
 
@@ -56,6 +75,9 @@ def monitor(
     service: LocalAzureML, resource: str, query: dict[str, str], body: Any, headers: dict[str, str]
 ) -> Reply:
     names = [name for name in query.get("metricnames", "").split(",") if name]
+    unknown = _unknown(resource, names)
+    if unknown is not None:
+        return unknown
     aggregations = [a.strip().lower() for a in query.get("aggregation", "Average").split(",") if a.strip()]
     log = getattr(service, "request_log", {}).get(resource.lower())
     if log is not None:
@@ -88,6 +110,20 @@ def monitor(
         {"cost": 0, "timespan": query.get("timespan", ""), "interval": query.get("interval", "PT1M"),
          "value": value, "namespace": NAMESPACE, "resourceregion": "eastus"},
     )
+
+
+def _unknown(resource: str, names: list[str]) -> Reply | None:
+    """Monitor's 400 for the first name a deployment has no metric of (None when all are known)."""
+    if not DEPLOYMENT.search(resource):
+        return None  # other resource types: their metric sets are not modelled here
+    known = {name.lower() for name in DEPLOYMENT_METRICS}
+    for name in names:
+        if name.strip().lower() not in known:
+            return Reply(400, {"code": "BadRequest", "message": (
+                f"Failed to find metric configuration for provider: Microsoft.MachineLearningServices, resource "
+                f"Type: workspaces/onlineEndpoints/deployments, metric: {name}, Valid metrics: "
+                f"{','.join(DEPLOYMENT_METRICS)}")})
+    return None
 
 
 def _from_log(

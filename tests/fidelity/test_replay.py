@@ -164,6 +164,7 @@ SEEDS: dict[str, Callable[[Client], Overrides]] = {
     "pipeline_job_put": _nothing,
     "job_get": _pipeline_job,
     "monitor_metrics": _metrics,
+    "monitor_metrics_unknown_name": _nothing,
     "mlflow_runs_get": _mlflow_get,
     "mlflow_runs_search": _mlflow_search,
 }

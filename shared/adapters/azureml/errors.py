@@ -15,6 +15,8 @@ holding a function, and puts every wait in one place. A busy resource (409, endp
 | 429, 503 without; other 5xx; 408;    | Transient                                     |
 | timeouts, connection loss            |                                               |
 | 401, 403, no token                   | ConfigurationError naming identity and scope  |
+| 400 "Failed to find metric           | ConfigurationError: a metric name is wrong    |
+|   configuration" (Azure Monitor)     |                                               |
 | anything else (400 ...)              | PlatformError with the service's message      |
 | the SDK's own exceptions             | PlatformError with the SDK's message          |
 | anything else the SDK raises         | PlatformError naming the operation and error  |
@@ -55,6 +57,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+UNKNOWN_METRIC = "Failed to find metric configuration"
+
+
 def from_status(
     status: int, headers: Mapping[str, str], detail: str, *, what: str, identity: str, scope: str
 ) -> PlatformError:
@@ -66,6 +71,10 @@ def from_status(
         return ConfigurationError(
             f"{identity} is not allowed to use {what} ({status}); grant it a role on {scope}: {detail}"
         )
+    if status == 400 and UNKNOWN_METRIC in detail:
+        # Azure Monitor's answer to a metric name the resource type lacks (Azure/azure-sdk-for-net#29584):
+        # the names asked for are wrong, which no retry or wait changes.
+        return ConfigurationError(f"Azure Monitor has no such metric for {what} (400): {detail}")
     if status == 409:
         return TryLater(f"{what} is busy with another operation (409): {detail}", wait)
     if status in (429, 503) and wait is not None:
