@@ -64,8 +64,14 @@ def model_registered(workspace: str, name: str, version: str, tags: dict[str, st
     )
 
 
-def run_finished(job: dict[str, Any]) -> Event:
-    """RunCompleted for a completed job; RunStatusChanged (runStatus `Failed`) otherwise."""
+def run_finished(job: dict[str, Any]) -> list[Event]:
+    """What a finished job raises: RunCompleted when it completed, RunStatusChanged (runStatus `Failed`) when
+    it failed, and nothing when it was canceled.
+
+    RunStatusChanged events "only trigger when the run status is failed" (MicrosoftDocs/azure-ai-docs,
+    articles/machine-learning/how-to-use-event-grid.md, "Filter & subscribe to events"), so a canceled run
+    raises no event: whoever watches runs finds a canceled one by reading it (the app's resync does).
+    """
     data: dict[str, Any] = {
         "experimentId": job["experiment_id"],
         "experimentName": job["experiment"],
@@ -74,11 +80,41 @@ def run_finished(job: dict[str, Any]) -> Event:
         "runTags": dict(job.get("tags") or {}),
         "runProperties": dict(job.get("properties") or {}),
     }
+    if job["status"] == "canceled":
+        return []
     kind = "RunCompleted"
     if job["status"] != "completed":
         kind = "RunStatusChanged"
         data["runStatus"] = job["status"].capitalize()
-    return _event(job["workspace"], kind, f"experiments/{job['experiment_id']}/runs/{job['name']}", data)
+    return [_event(job["workspace"], kind, f"experiments/{job['experiment_id']}/runs/{job['name']}", data)]
+
+
+def step_failed(workspace: str, experiment_id: str, experiment: str, run_id: str, pipeline_run_id: str,
+                node: str) -> Event:
+    """RunStatusChanged of a pipeline step's run that failed: step runs raise their own events.
+
+    The shape is the "Pipeline Step Run" event of Azure-Samples/azure-machine-learning-pipeline-observability-sample
+    (README.md): `runType` `azureml.StepRun`, the pipeline run named by the tag `azureml.pipelinerunid` and the
+    node by `azureml.nodeid` (tags and properties), `azureml.runsource` `azureml.StepRun`. That sample shows a step's
+    `Completed` as RunStatusChanged too; the docs now say RunStatusChanged fires only for failed runs
+    (how-to-use-event-grid.md), so only a failed step raises one here. Whether a completed step raises
+    RunCompleted no public source shows: none is raised.
+    """
+    lineage = {"azureml.pipelinerunid": pipeline_run_id, "azureml.nodeid": node}
+    return _event(
+        workspace,
+        "RunStatusChanged",
+        f"experiments/{experiment_id}/runs/{run_id}",
+        {
+            "experimentId": experiment_id,
+            "experimentName": experiment,
+            "runId": run_id,
+            "runType": "azureml.StepRun",
+            "runTags": dict(lineage),
+            "runProperties": {"azureml.runsource": "azureml.StepRun", **lineage},
+            "runStatus": "Failed",
+        },
+    )
 
 
 def drift_detected(workspace: str, monitor: str, coefficient: float) -> Event:

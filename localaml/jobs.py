@@ -327,7 +327,7 @@ def run_job(service: LocalAzureML, key: str, steps: list[Step]) -> None:
     finally:
         _set_status(service, resource, status)
         mlflow.set_status(service, record.name, "FINISHED" if status == "Completed" else "FAILED")
-        service.events.publish(events.run_finished({
+        service.events.publish(*events.run_finished({
             "workspace": record.workspace, "name": record.name, "experiment": experiment,
             "experiment_id": experiment_id(record.workspace, experiment), "tags": properties.get("tags") or {},
             "properties": properties.get("properties") or {}, "status": status.lower(),
@@ -362,6 +362,9 @@ def _run_step(
     if step.run_id is None:
         mlflow.set_status(service, run_id, "FINISHED" if exit_code == 0 else "FAILED")
     if exit_code != 0:
+        if step.run_id is None:  # a pipeline's step run raises its own RunStatusChanged (events.step_failed)
+            service.events.publish(events.step_failed(
+                record.workspace, experiment, job.get("experimentName") or "Default", run_id, record.name, step.name))
         raise StepFailed(f"step {step.name} failed (exit code {exit_code}): {error}")
 
 

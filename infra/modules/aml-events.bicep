@@ -28,15 +28,27 @@ var roles = loadJsonContent('../roles.json')
 // The subject prefix is known for ModelRegistered only (`models/{name}:{version}`); the other
 // types are delivered whatever their subject, as their subject formats vary across sources.
 //
-// RunStatusChanged is raised for every status of every run and pipeline step; the app acts on two
-// kinds only, so two subscriptions filter it (advanced filters of one subscription are ANDed, hence two):
-// - runs that failed or were canceled (the app tells ops; a failed test job fails its model);
+// RunStatusChanged is raised only when a run fails: runStatusChanged events "only trigger when the run status
+// is failed" (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-use-event-grid.md). A canceled run
+// raises none: the app's resync finds a canceled test job by reading it. Pipeline step runs raise their own
+// (runType azureml.StepRun, Azure-Samples/azure-machine-learning-pipeline-observability-sample); the app acts on
+// the pipeline's own event and records a step's as ignored (shared/reactor/reactions.py). The app acts on two
+// kinds, so two subscriptions filter it (advanced filters of one subscription are ANDed, hence two):
+// - runs that failed (the app tells ops; a failed test job fails its model); `Canceled` stays in the
+//   filter in case a run raises it after all, since the app treats both alike;
 // - model monitor (v2) breaches: the filter the Azure ML docs give, on the tag the monitor's
 //   threshold step sets (MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-monitor-model-performance.md,
 //   "Integrate Azure Machine Learning model monitoring with Azure Event Grid").
 // A breach whose run failed matches both: the app's ledger keeps one of the two deliveries (same event id).
 // String comparisons of advanced filters are case-insensitive (MicrosoftDocs/azure-docs,
 // articles/event-grid/event-filtering.md), so `Failed` matches `failed` too.
+//
+// Filter-key casing is NOT settled by any public source: the payload says `runStatus` / `runTags`, the keys
+// below say `data.RunStatus` / `data.RunTags.…` as the model-monitoring doc writes them, and the Event Grid
+// docs say values compare case-insensitively but say nothing about keys. If keys compared case-sensitively,
+// these two subscriptions would deliver nothing. The app checks this at startup: it reads these subscriptions'
+// filters and warns when a key does not match the payload's casing (shared/adapters/azureml/eventfilters.py);
+// after deploying, send a failed test run and confirm it arrives (docs/fidelity.md, "Filter-key casing").
 var noAdvancedFilters = []
 var deliveries = [
   {

@@ -162,6 +162,21 @@ class RunData(_Data):
         """The model-monitor breach this run reports, or None for any other run."""
         return monitor_breach(self.run_id, self.run_tags, self.run_properties)
 
+    @property
+    def pipeline_run_id(self) -> str | None:
+        """The pipeline run this run is a step of; None for a pipeline run or a job of its own.
+
+        Step runs raise their own run events: `runType` `azureml.StepRun` (or `azureml.ReusedStepRun`), the
+        pipeline run named by `azureml.pipelinerunid` in the tags (Azure-Samples/
+        azure-machine-learning-pipeline-observability-sample, README.md, the "Pipeline Step Run" event) or the
+        properties (PIPELINE_RUN_PROPERTY below). An unnamed pipeline of a step run is the empty string.
+        """
+        folded = {str(key).lower(): value for key, value in (*self.run_properties.items(), *self.run_tags.items())}
+        parent = folded.get(PIPELINE_RUN_PROPERTY)
+        if isinstance(parent, str) and parent and parent != self.run_id:
+            return parent
+        return "" if (self.run_type or "").lower() in STEP_RUN_TYPES else None
+
 
 class DriftData(_Data):
     data_drift_id: str = Field(alias="datadriftid")
@@ -413,6 +428,7 @@ _ROW = re.compile(r"\{[^{}]*\}")
 # component `flow_creation.py`: `run_properties["azureml.pipelinerunid"]`; its path in the repo not confirmed).
 # Without it, the root run named by the MLflow tag `mlflow.rootRunId` (event_utils.py above), else the run.
 PIPELINE_RUN_PROPERTY = "azureml.pipelinerunid"
+STEP_RUN_TYPES = frozenset({"azureml.steprun", "azureml.reusedsteprun"})  # azureml-pipeline-core's run types
 ROOT_RUN_TAG = "mlflow.rootRunId"
 
 

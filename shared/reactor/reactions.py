@@ -114,12 +114,19 @@ def start_lifecycle(services: Services, workspace: str, model: ModelVersion, cau
 def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
     data = event.data
     assert isinstance(data, RunData)
+    breach = data.breach()
+    if breach is None and data.pipeline_run_id is not None:
+        # Step runs raise run events too (domain/events.py, RunData.pipeline_run_id): the app reacts once per
+        # pipeline, to the pipeline's own event, so a failed step and its failed pipeline give one notice.
+        _record(services, event, "ignored",
+                f"run {data.run_id} is a step of pipeline {data.pipeline_run_id or '(unnamed)'}: the pipeline's "
+                "own event is the one acted on")
+        return
     try:
         job = services.platform.get_job(workspace, data.run_id)
     except NotFound:
         _record(services, event, "ignored", f"run {data.run_id} is not a job in {workspace}")
         return
-    breach = data.breach()
     if breach is not None:
         on_monitor_breach(services, event, workspace, job, breach)
         return

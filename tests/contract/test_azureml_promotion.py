@@ -4,7 +4,8 @@ Azure answers it, its files copied into the registry's container and downloaded 
 Sources: the import answers 202 with `Location` and `Retry-After` (the generated client, Azure/azure-sdk-for-python
 sdk/ml/azure-ai-ml/azure/ai/ml/_restclient/v2021_10_01_dataplanepreview/operations/
 _resource_management_asset_reference_operations.py, `final-state-via: location`) and `Azure-AsyncOperation` (Azure ML
-docs, "Manage models with deployment templates", step 2); a dataref may answer `credentialType: NoCredentials` (Azure/azure-rest-api-specs
+docs, "Manage models with deployment templates", step 2); a dataref may answer `credentialType: NoCredentials`
+(Azure/azure-rest-api-specs
 .../stable/2025-12-01/examples/DataReference/getBlobReferenceSAS.json).
 """
 

@@ -128,9 +128,12 @@ def test_a_model_that_does_not_load_fails_the_job_with_the_reason(
     assert platform.get_job("dev", "mt-churn-4").status is JobStatus.FAILED
     assert "step evaluate failed" in (record.error or "")
     assert "does not load in ONNX Runtime" in (record.error or ""), record.error
-    [event] = workspace.events.published
-    assert event["eventType"] == PREFIX + "RunStatusChanged"
-    assert event["data"]["runStatus"] == "Failed"
+    step, event = workspace.events.published  # the failed step's run raises its own (localaml/events.py)
+    assert event["eventType"] == step["eventType"] == PREFIX + "RunStatusChanged"
+    assert event["data"]["runStatus"] == step["data"]["runStatus"] == "Failed"
+    assert (event["data"]["runId"], event["data"]["runType"]) == ("mt-churn-4", "azureml.PipelineRun")
+    assert step["data"]["runType"] == "azureml.StepRun"
+    assert step["data"]["runTags"]["azureml.pipelinerunid"] == "mt-churn-4"
 
 
 def test_the_retraining_pipeline_registers_its_model_output_under_the_rules_name(

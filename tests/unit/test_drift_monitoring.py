@@ -184,8 +184,11 @@ def test_the_run_is_re_read_and_a_run_that_no_longer_reports_a_breach_starts_not
 
 
 def test_a_failed_run_without_a_breach_is_still_a_failed_job_for_ops(services: Services) -> None:
+    """The monitoring pipeline's own run: a step's run without a breach is left to its pipeline's event
+    (tests/unit/test_run_events.py)."""
     raw = breach_event()
     raw["data"]["runTags"] = {}
+    raw["data"]["runProperties"] = {}
     run_the_step(services, raw)
     react(parse_event(raw), services)
     assert services.platform.submitted == []  # type: ignore[attr-defined]
