@@ -58,3 +58,23 @@ def test_a_refused_metric_name_is_a_configuration_error_naming_the_metric(
 
     with pytest.raises(ConfigurationError, match=r"Azure Monitor has no such metric .*metric: RequestLatency_P999"):
         platform.get_deployment_metrics("dev", "churn-ep", "green", datetime.now(UTC) - timedelta(minutes=5))
+
+
+def test_a_batch_invoke_answers_a_job_id_path_polled_at_the_scoring_uri(fake: LocalAzureML) -> None:
+    """Azure/azureml-examples cli/batch-score-rest.sh: the job is the last segment of the answer's `id`, read again at
+    `{scoringUri}/{job}` with `properties.status` (before: a bare name as id and no GET there)."""
+    endpoint = fake.add_batch_endpoint("dev", "score-batch")
+    scoring = endpoint["properties"]["scoringUri"].removeprefix(fake.base_url.rstrip("/"))
+    token = bearer(fake, "https://ml.azure.com")
+    body = {"properties": {"InputData": {"input": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/"
+                                                   "workspaceblobstore/paths/in/"}}}}
+
+    started = fake.handle("POST", scoring, json.dumps(body).encode(), token)
+    job = started.body["id"].rsplit("/", 1)[-1]
+    polled = fake.handle("GET", f"{scoring}/{job}", b"", token)
+    missing = fake.handle("GET", f"{scoring}/batchjob-none", b"", token)
+
+    assert started.status == 200 and started.body["id"].startswith(f"{endpoint['id']}/jobs/")
+    assert job == started.body["name"]
+    assert (polled.status, polled.body["name"], polled.body["properties"]["status"]) == (200, job, "NotStarted")
+    assert missing.status == 404

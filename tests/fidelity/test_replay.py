@@ -68,6 +68,15 @@ def _batch_endpoint(client: Client) -> Overrides:
     return {}
 
 
+def _batch_job(client: Client) -> Overrides:
+    """The job an invoke started: polled at `{scoringUri}/{job}`, the job being the last segment of the answer's id."""
+    _batch_endpoint(client)
+    started = client.replay("batch_invoke")
+    started.raise_for_status()
+    job = started.json()["id"].rsplit("/", 1)[-1]
+    return {"path": load("batch_job_get").request["path"].replace("{job}", job)}
+
+
 def _pipeline_job(client: Client) -> Overrides:
     client.replay("pipeline_job_put").raise_for_status()
     return {}
@@ -161,6 +170,7 @@ SEEDS: dict[str, Callable[[Client], Overrides]] = {
     "online_deployment_delete": _idle_deployment,
     "batch_endpoint_get": _batch_endpoint,
     "batch_invoke": _batch_endpoint,
+    "batch_job_get": _batch_job,
     "pipeline_job_put": _nothing,
     "job_get": _pipeline_job,
     "monitor_metrics": _metrics,

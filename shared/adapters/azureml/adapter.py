@@ -257,7 +257,10 @@ class AzureMLPlatform:
                 endpoint_name=endpoint, input=Input(type=kind, path=input_uri), job_name=job_name
             )
         status = JobStatus.parse(started.status or "queued")
-        return Job(workspace=workspace, name=started.name or job_name, status=status)
+        # The answer's id is a path ending in the job (Azure/azureml-examples cli/batch-score-rest.sh reads the
+        # job from it); the name, when Azure gives one, is the same job.
+        name = started.name or str(started.id or "").rstrip("/").rsplit("/", 1)[-1] or job_name
+        return Job(workspace=workspace, name=name, status=status)
 
     def _tracking_url(self, workspace: str) -> str:
         if workspace not in self._tracking:
