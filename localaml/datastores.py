@@ -7,6 +7,18 @@ reads the datastore (`GET .../datastores/workspaceblobstore`) and its key
 (REST spec examples `Datastore/get.json`, `Datastore/listSecrets.json`). Registries keep
 their assets in a container `azureml-registry-<registry>`, reached through SAS URLs that
 the registry hands out (datarefs).
+
+A workspace may use identity-based access to its storage account instead of the account key
+(`identity_based`): the workspace answers `"systemDatastoresAuthMode": "identity"` (recorded in a 2025
+workspace GET: Azure/azure-sdk-assets, python/sdk/ml/azure-ai-ml/tests/recordings/online_services/e2etests/
+test_online_deployment.pyTestOnlineDeploymenttest_online_deployment_update.json; the property and its values
+`identity` / `accesskey`: MicrosoftDocs/azure-ai-docs, articles/machine-learning/how-to-disable-local-auth-storage.md),
+its default datastore stores no credentials (`credentialsType: None`, `serviceDataAccessAuthIdentity:
+WorkspaceSystemAssignedIdentity`, as Azure/bicep-types-az#2468 shows such a datastore), and a key is not handed
+out: `listSecrets` is refused. azure-ai-ml then reads and writes the files with the caller's own token
+(`get_datastore_info`: "Identity-based datastore detected. Skipping _list_secrets call"), which needs a Storage
+Blob Data role on the storage account (same docs page: Storage Blob Data Reader to read, Contributor to write).
+The status and body of that refusal are this service's: no public source shows Azure's.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 # account name in a host name by its ".blob.core." part, as in every Azure cloud's suffix.
 STORAGE_SUFFIX = "core.localaml.test"
 DEFAULT_DATASTORE = "workspaceblobstore"
+AUTH_MODE = "systemDatastoresAuthMode"  # a workspace's property: `identity` or `accesskey`
 # azureml://subscriptions/<s>/resourcegroups/<rg>/workspaces/<ws>/datastores/<ds>/paths/<path>, or the
 # workspace-relative short form azureml://datastores/<ds>/paths/<path>.
 DATASTORE_URI = re.compile(
@@ -120,10 +133,28 @@ def add_datastore(service: LocalAzureML, workspace: str) -> None:
             container.create_container()
 
 
+def identity_based(service: LocalAzureML, workspace: str, *, identity: bool = True) -> None:
+    """Switch a workspace to identity-based access to its storage account (see the module docstring), or back
+    to the account key (`accesskey`, the docs' value to revert)."""
+    with service.lock:
+        properties = service.resources[service.workspace_id(workspace).lower()]["properties"]
+        properties[AUTH_MODE] = "identity" if identity else "accesskey"
+        datastore = service.resources[f"{service.workspace_id(workspace)}/datastores/{DEFAULT_DATASTORE}".lower()]
+        datastore["properties"].update(
+            credentials={"credentialsType": "None" if identity else "AccountKey"},
+            serviceDataAccessAuthIdentity="WorkspaceSystemAssignedIdentity" if identity else "None")
+
+
 def list_secrets(
     service: LocalAzureML, workspace: str, name: str, query: dict[str, str], body: Any, headers: dict[str, str]
 ) -> Reply:
-    """The datastore's account key (REST spec example `Datastore/listSecrets.json`)."""
-    if f"{workspace}/datastores/{name}".lower() not in service.resources:
+    """The datastore's account key (REST spec example `Datastore/listSecrets.json`); none for a datastore that
+    stores no credentials (identity-based access)."""
+    datastore = service.resources.get(f"{workspace}/datastores/{name}".lower())
+    if datastore is None:
         raise AzureError(404, "UserError", f"Datastore {name} was not found.")
+    if (datastore["properties"].get("credentials") or {}).get("credentialsType") == "None":
+        raise user_error(
+            f"Datastore {name} uses identity-based access and stores no secrets: read its files with your own "
+            "identity (a Storage Blob Data role on the storage account).", "NoSecrets")
     return Reply(200, {"secretsType": "AccountKey", "key": ACCOUNT_KEY})

@@ -191,4 +191,14 @@ resource monitoringReader 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// Model files in the workspace's default datastore, read with the app's own identity: a workspace with
+// identity-based storage access hands out no key (storage-data-role.bicep says why and where).
+module workspaceStorageReader 'storage-data-role.bicep' = {
+  name: 'storage-reader-${uniqueString(workspace.id, appPrincipalId)}'
+  params: {
+    storageAccountName: last(split(workspace.properties.storageAccount, '/'))
+    appPrincipalId: appPrincipalId
+  }
+}
+
 output systemTopicName string = systemTopic.name

@@ -78,3 +78,4 @@ def test_a_batch_invoke_answers_a_job_id_path_polled_at_the_scoring_uri(fake: Lo
     assert job == started.body["name"]
     assert (polled.status, polled.body["name"], polled.body["properties"]["status"]) == (200, job, "NotStarted")
     assert missing.status == 404
+

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from devhost.localaml import LocalAzureMLStack, running_local_azureml
 from shared.adapters.azureml import AzureMLPlatform
-from shared.domain.ports import ModelVersion
+from shared.domain.ports import ConfigurationError, ModelVersion
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken, TokenCredential
+
+ARM = "https://management.azure.com/.default"
 
 # What the registry answers in a model version's properties, and nothing else (the recording above): no stage
 # and no provisioningState, unlike a workspace version.
@@ -146,3 +152,51 @@ def test_a_person_registers_under_their_own_name_and_the_app_under_its_own(local
     assert (app["createdBy"], app["createdByType"]) == (local.entra.app_client_id, "Application")
     assert local.app_settings()["AZURE_CLIENT_SECRET"] == local.entra.app_client_secret
     assert "MLOPS_AZUREML_LOCAL_TOKEN" not in local.app_settings()
+
+
+class _Recording:
+    """The app's own credential, noting the scopes asked of it."""
+
+    def __init__(self, credential: TokenCredential) -> None:
+        self.credential = credential
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.scopes += scopes
+        return self.credential.get_token(*scopes, **kwargs)
+
+
+def test_an_identity_mode_workspace_reads_files_with_the_apps_own_token_never_a_key(
+    local: LocalAzureMLStack, tmp_path: Path
+) -> None:
+    """`systemDatastoresAuthMode: identity` (recorded: Azure/azure-sdk-assets ... test_online_deployment.py
+    TestOnlineDeploymenttest_online_deployment_update.json, a workspace GET): the datastore stores no credentials
+    and listSecrets is refused, so azure-ai-ml reads the files with the caller's own storage token
+    (`get_datastore_info`). Before, the workspace answered no mode and listSecrets handed out the account key.
+
+    The local storage account (Azurite) cannot check the local tenant's tokens, so the read itself is refused,
+    as Azure refuses it to an identity without a Storage Blob Data role: the app names the role to grant
+    (infra grants it in Azure: infra/modules/storage-data-role.bicep)."""
+    from localaml.datastores import identity_based
+
+    local.register_model("dev", "secured", b"onnx bytes", {})
+    settings = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", **local.app_settings()})
+    platform = AzureMLPlatform.from_settings(settings)
+    credential = _Recording(platform._clients.credential)
+    platform = AzureMLPlatform(settings, credential=credential, cloud=platform._clients.cloud)
+    before = len(local.service.requests_to("POST", r"/listSecrets$"))
+    identity_based(local.service, "dev")
+    try:
+        mode = platform._clients.ml("dev").workspaces.get("dev").system_datastores_auth_mode
+        with pytest.raises(ConfigurationError, match=r"Storage Blob Data Reader on the workspace's storage account"):
+            platform.download_model(ModelVersion(location="dev", name="secured", version="1"), tmp_path)
+        refused = local.service.handle(
+            "POST", f"{local.service.workspace_id('dev')}/datastores/workspaceblobstore/listSecrets"
+            "?api-version=2024-04-01", b"", {"Authorization": f"Bearer {credential.get_token(ARM).token}"})
+    finally:
+        identity_based(local.service, "dev", identity=False)
+
+    assert mode == "identity"
+    assert len(local.service.requests_to("POST", r"/listSecrets$")) == before + 1, "the SDK asked for no key"
+    assert (refused.status, refused.body["error"]["details"][0]["code"]) == (400, "NoSecrets")
+    assert "https://storage.azure.com/.default" in credential.scopes

@@ -184,8 +184,19 @@ class AzureMLPlatform:
         _check("model name", model.name, SAFE_NAME)
         _check("model version", model.version, SAFE_NAME)
         client = self._clients.ml(model.location)
-        with self._translated(f"downloading model {model.name}:{model.version}", model.location):
-            client.models.download(model.name, model.version, download_path=str(destination))
+        try:
+            with self._translated(f"downloading model {model.name}:{model.version}", model.location):
+                client.models.download(model.name, model.version, download_path=str(destination))
+        except ConfigurationError as error:
+            if registry_name(model.location) is not None:
+                raise
+            # A workspace with identity-based storage access (`systemDatastoresAuthMode: identity`) hands out no
+            # key: the files are read with the app's own token (azure-ai-ml `get_datastore_info`), which needs a
+            # data role on the storage account (MicrosoftDocs/azure-ai-docs, how-to-disable-local-auth-storage.md).
+            raise ConfigurationError(
+                f"{error} (if the workspace uses identity-based storage access, the app needs Storage Blob Data "
+                "Reader on the workspace's storage account)"
+            ) from error
         found = sorted(destination.rglob("*.onnx"))
         if len(found) != 1:
             raise PlatformError(
