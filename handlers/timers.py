@@ -17,8 +17,10 @@ log = logging.getLogger(__name__)
 def resync(timer: func.TimerRequest) -> None:
     """Reconcile every lifecycle in flight and every rollout from platform state."""
     from shared.adapters import telemetry
+    from shared.adapters.azureml.eventfilters import warn_once
     from shared.reactor import reactions
 
+    warn_once(services().platform)  # the process's first resync checks the run events' Event Grid filters
     with telemetry.span("resync", kind="consumer"):
         results = reactions.resync(services())
     log.info("resync: %s", results or "nothing in flight")

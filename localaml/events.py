@@ -7,6 +7,12 @@ URL with `aeg-event-type: Notification`, from a background thread, as Event Grid
 delivers after the operation. Like Event Grid it retries 5xx answers and connection
 errors a few times; unlike it, it then gives up (logged): the app's resync finds
 whatever an event failed to announce.
+
+Its subscribers are answered as a workspace's Event Grid system topic lists them (REST
+`SystemTopicEventSubscriptions_ListBySystemTopic`, Azure/azure-rest-api-specs specification/eventgrid/
+resource-manager/Microsoft.EventGrid/stable/2025-02-15; the topic named `evgst-<workspace>` as
+infra/main.bicep names it): one webhook subscription per subscriber URL, every event type, no
+advanced filters, since this publisher filters nothing.
 """
 
 from __future__ import annotations
@@ -16,13 +22,47 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from localaml.errors import Reply, arm_error
+
+if TYPE_CHECKING:
+    from localaml.service import LocalAzureML
 
 PREFIX = "Microsoft.MachineLearningServices."
 NAMESPACE = uuid.UUID("6f1c1f0e-4d4a-4a58-9a47-5d7f3f0c2b11")
 
 Event = dict[str, Any]
 log = logging.getLogger(__name__)
+TOPIC_SUBSCRIPTIONS = (r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)/providers/"
+                       r"Microsoft\.EventGrid/systemTopics/evgst-(?P<workspace>[A-Za-z0-9][A-Za-z0-9_-]{0,254})"
+                       r"/eventSubscriptions$")
+
+
+def install(service: LocalAzureML) -> None:
+    service.route("GET", TOPIC_SUBSCRIPTIONS, lambda **kw: topic_subscriptions(service, **kw))
+
+
+def topic_subscriptions(
+    service: LocalAzureML, subscription: str, group: str, workspace: str, query: dict[str, str], body: Any,
+    headers: dict[str, str],
+) -> Reply:
+    """The subscriptions of a workspace's system topic: the publisher's subscriber URLs, unfiltered."""
+    topic = f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.EventGrid/systemTopics/" \
+            f"evgst-{workspace}"
+    workspace_id = service.workspace_id(workspace).lower()
+    if workspace_id not in service.resources or not workspace_id.startswith(topic.split("/providers/")[0].lower()):
+        return arm_error(404, "ResourceNotFound", f"The Resource 'Microsoft.EventGrid/systemTopics/evgst-{workspace}' "
+                         f"under resource group '{group}' was not found.")
+    value = [
+        {"id": f"{topic}/eventSubscriptions/local-{index}", "name": f"local-{index}",
+         "type": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+         "properties": {"provisioningState": "Succeeded", "eventDeliverySchema": "EventGridSchema",
+                        "destination": {"endpointType": "WebHook", "properties": {"endpointBaseUrl": url}},
+                        "filter": {"subjectBeginsWith": "", "subjectEndsWith": "", "advancedFilters": []}}}
+        for index, url in enumerate(service.events.urls)
+    ]
+    return Reply(200, {"value": value})
 
 
 def topic(workspace: str) -> str:

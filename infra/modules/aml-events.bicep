@@ -191,6 +191,18 @@ resource monitoringReader 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// The app's startup self-check reads these subscriptions' filters (shared/adapters/azureml/eventfilters.py):
+// Reader of the topic lets it list them (Microsoft.EventGrid/systemTopics/eventSubscriptions/read), nothing more.
+resource topicReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(systemTopic.id, appPrincipalId, roles['Reader'])
+  scope: systemTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles['Reader'])
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // Model files in the workspace's default datastore, read with the app's own identity: a workspace with
 // identity-based storage access hands out no key (storage-data-role.bicep says why and where).
 module workspaceStorageReader 'storage-data-role.bicep' = {

@@ -79,3 +79,23 @@ def test_a_batch_invoke_answers_a_job_id_path_polled_at_the_scoring_uri(fake: Lo
     assert (polled.status, polled.body["name"], polled.body["properties"]["status"]) == (200, job, "NotStarted")
     assert missing.status == 404
 
+
+
+def test_the_filter_self_check_reads_the_local_topics_unfiltered_subscriptions(
+    platform: AzureMLPlatform, fake: LocalAzureML
+) -> None:
+    """The local publisher filters nothing, and says so as a system topic's subscriptions
+    (SystemTopicEventSubscriptions_ListBySystemTopic): the app's self-check finds nothing to warn about."""
+    before = fake.events.urls
+    fake.events.urls = ["https://127.0.0.1:7071/runtime/webhooks/eventgrid?functionName=aml_events"]
+    try:
+        warnings = platform.event_filter_warnings()
+        missing = fake.handle("GET", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventGrid/systemTopics/"
+                              "evgst-nowhere/eventSubscriptions", b"", bearer(fake))
+    finally:
+        fake.events.urls = before
+
+    assert warnings == []
+    assert [r.path.rsplit("/", 2)[-2] for r in fake.requests_to("GET", r"/eventSubscriptions$")][:2] == [
+        "evgst-dev", "evgst-prod"]
+    assert missing.status == 404

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.adapters.azureml.clients import Clients, Cloud, registry_name
 from shared.adapters.azureml.errors import translated
+from shared.adapters.azureml.eventfilters import check_workspace
 from shared.adapters.azureml.listing import created_at, newest_versions, recent, wanted
 from shared.adapters.azureml.metrics import Rest, deployment_metrics, job_metrics, tracking_url
 from shared.adapters.azureml.pipelines import pipeline_job
@@ -365,6 +366,19 @@ class AzureMLPlatform:
             found.traffic = _nonzero(traffic)
             found.mirror_traffic = _nonzero(mirror_traffic)
             client.online_endpoints.begin_create_or_update(found)
+
+    def event_filter_warnings(self) -> list[str]:
+        """The self-check of the Event Grid filters of every watched workspace's run events (eventfilters.py)."""
+        warnings = []
+        for name in sorted(self._clients.settings.workspaces):
+            scope = self._clients.workspace(name).resource_id
+            what = f"the Event Grid subscriptions of workspace {name}"
+
+            def read(url: str, what: str = what, scope: str = scope) -> dict[str, Any]:
+                return self._rest.call("GET", url, what=what, scope=scope)
+
+            warnings += check_workspace(read, self._clients.cloud.resource_manager, name, scope)
+        return warnings
 
     def get_deployment_metrics(
         self, workspace: str, endpoint: str, deployment: str, since: datetime
