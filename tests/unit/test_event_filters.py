@@ -64,7 +64,7 @@ def test_a_workspace_whose_filters_cannot_be_read_is_a_warning_not_a_failure() -
 
 def test_every_page_of_subscriptions_is_read_from_the_topic_infra_makes() -> None:
     asked: list[str] = []
-    pages = {
+    pages: dict[str, dict[str, Any]] = {
         "first": {"value": [_subscription("a", "data.runStatus")], "nextLink": "https://arm/next"},
         "https://arm/next": {"value": [_subscription("b", "data.RunStatus")]},
     }
