@@ -61,6 +61,8 @@ from localaml.errors import AzureError, Reply, arm_error, user_error
 from localaml.service import REGISTRY_RESOURCE_GROUP, SUBSCRIPTION
 
 if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
     from localaml.service import LocalAzureML
 
 REGISTRY_PATH = r"^/mferp/managementfrontend(?P<reg>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/" \
@@ -162,9 +164,13 @@ def temporary_reference(
     if f"{reg}/models/{name}/versions/{version}".lower() in service.resources:
         raise user_error("Asset already exists", "AssetExists", status=409)
     container = registry_container(registry)
+    _ensure_container(service, container)
     return Reply(
         200,
-        {"blobReferenceForConsumption": {"blobUri": _container_url(service, container),
+        # The container by the account's host name, as recorded (`https://<account>.blob.<suffix>/<container>`):
+        # azure-ai-ml makes the new version's path from it and, downloading, reads the container from that path's
+        # first segment. Only the SAS URL leads to the storage account itself.
+        {"blobReferenceForConsumption": {"blobUri": f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/{container}",
                                          "storageAccountArmId": STORAGE_ACCOUNT_ID,
                                          "credential": {"credentialType": "SAS",
                                                         "sasUri": _sas_url(service, container, write=True)}},
@@ -284,17 +290,32 @@ def _copy_files(service: LocalAzureML, source: dict[str, Any], registry: str, na
     """Copy the source model's files into the registry container; the registry model's URI."""
     container = registry_container(registry)
     prefix = f"models/{name}/{version}"
-    if service.storage is not None:  # tests without files have no storage account
+    client = _ensure_container(service, container)
+    if client is not None:
         workspace = source["id"].split("/workspaces/", 1)[1].split("/", 1)[0]
         files = read_files(service, locate(source["properties"]["modelUri"], workspace))
-        client = service.storage.get_container_client(container)
-        if not client.exists():
-            client.create_container()
         for stale in list(client.list_blobs(name_starts_with=f"{prefix}/")):  # an overwritten version's files
             client.delete_blob(stale.name)
         for relative, data in files.items():
             client.upload_blob(f"{prefix}/{relative}", data, overwrite=True)
     return f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/{container}/{prefix}"
+
+
+def _ensure_container(service: LocalAzureML, container: str) -> ContainerClient | None:
+    """The registry's container, made if it is not there yet: a SAS URL is only handed out for one that exists.
+
+    Before, a tempdataref named a container no import had made yet; every upload to it failed with
+    ContainerNotFound, and azure-ai-ml (1.35.2, `_utils/_asset_utils.upload_directory`) reads its upload
+    threads' results only when it shows progress, so a folder's failed uploads left `BlobStorageClient.upload`
+    waiting for ever for a count of uploaded files that never came (azure-ai-ml's own
+    test_model.py::test_create_get_download_model_registry, re-expressed, hung there).
+    """
+    if service.storage is None:
+        return None  # tests without files have no storage account
+    client = service.storage.get_container_client(container)
+    if not client.exists():
+        client.create_container()
+    return client
 
 
 def _container_url(service: LocalAzureML, container: str) -> str:

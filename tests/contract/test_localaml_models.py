@@ -200,3 +200,30 @@ def test_an_identity_mode_workspace_reads_files_with_the_apps_own_token_never_a_
     assert len(local.service.requests_to("POST", r"/listSecrets$")) == before + 1, "the SDK asked for no key"
     assert (refused.status, refused.body["error"]["details"][0]["code"]) == (400, "NoSecrets")
     assert "https://storage.azure.com/.default" in credential.scopes
+
+
+def test_a_model_folder_uploads_to_the_registry_and_downloads_back(local: LocalAzureMLStack, tmp_path: Path) -> None:
+    """azure-ai-ml's test_model.py::test_create_get_download_model_registry, re-expressed: a folder registered
+    straight into the registry (tempdataref, upload, version PUT). Before, the tempdataref's container did not
+    exist yet: every file's upload failed and the SDK, reading its upload threads' results only when it shows
+    progress, waited for ever (localaml/registries.py, `_ensure_container`)."""
+    import threading
+
+    from azure.ai.ml.entities import Model
+
+    folder = tmp_path / "folder-model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx bytes")
+    (folder / "sub" / "conda.yml").write_text("name: scoring\n")
+    registry = local.clients().ml(f"registry:{local.registry}")
+    done: list[Model] = []
+    upload = threading.Thread(target=lambda: done.append(registry.models.create_or_update(
+        Model(name="folder-model", version="1", path=str(folder)))), daemon=True)
+    upload.start()
+    upload.join(timeout=30)
+
+    assert done, "the folder upload did not finish in 30 s"
+    registry.models.download("folder-model", "1", download_path=str(tmp_path / "back"))
+    back = {p.relative_to(tmp_path / "back").as_posix(): p.read_bytes() for p in (tmp_path / "back").rglob("*")
+            if p.is_file()}
+    assert sorted(back.values()) == [b"name: scoring\n", b"onnx bytes"], back
