@@ -118,7 +118,7 @@ def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
     if breach is None and data.pipeline_run_id is not None:
         # Step runs raise run events too (domain/events.py, RunData.pipeline_run_id): the app reacts once per
         # pipeline, to the pipeline's own event, so a failed step and its failed pipeline give one notice.
-        _record(services, event, "ignored",
+        _record(services, event, "recorded",
                 f"run {data.run_id} is a step of pipeline {data.pipeline_run_id or '(unnamed)'}: the pipeline's "
                 "own event is the one acted on")
         return

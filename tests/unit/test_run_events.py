@@ -87,7 +87,7 @@ def test_a_failed_step_s_event_is_left_to_its_pipeline_and_reads_nothing(service
 
     assert read == []
     assert [(e.outcome, e.reason) for e in fake_state(services).entries if e.action == "react"] == [
-        ("ignored", "run step-run-1 is a step of pipeline test-churn-v4: the pipeline's own event is the one acted on")
+        ("recorded", "run step-run-1 is a step of pipeline test-churn-v4: the pipeline's own event is the one acted on")
     ]
 
 
