@@ -212,6 +212,7 @@ def put_model_version(
     (REST reference), 200 for an update.
     """
     path = f"{reg}/models/{name}/versions/{version}"
+    body = _by_host_name(service, body)
     existing = service.resources.get(path.lower())
     if existing is not None:
         _refuse_immutable_changes(existing["properties"], (body or {}).get("properties") or {}, name, version)
@@ -299,6 +300,25 @@ def _copy_files(service: LocalAzureML, source: dict[str, Any], registry: str, na
         for relative, data in files.items():
             client.upload_blob(f"{prefix}/{relative}", data, overwrite=True)
     return f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/{container}/{prefix}"
+
+
+def _by_host_name(service: LocalAzureML, body: Any) -> Any:
+    """The body with a modelUri on the service's storage account named by the account's host name.
+
+    azure-ai-ml names an uploaded version by the URL of the SAS it uploaded with; the local storage account's
+    is path-style (`https://127.0.0.1:<port>/<account>/<container>/...`, an Azurite), where Azure's is
+    `https://<account>.blob.<suffix>/<container>/...`, and azure-ai-ml, downloading, takes the container from
+    the path's first segment. The version keeps the name Azure would give it.
+    """
+    properties = (body or {}).get("properties") or {}
+    uri = properties.get("modelUri")
+    if service.storage is None or not isinstance(uri, str):
+        return body
+    base = service.storage.url.rstrip("/") + "/"
+    if not uri.startswith(base):
+        return body
+    host = f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/{uri[len(base):]}"
+    return {**body, "properties": {**properties, "modelUri": host}}
 
 
 def _ensure_container(service: LocalAzureML, container: str) -> ContainerClient | None:
