@@ -68,6 +68,14 @@ def _batch_endpoint(client: Client) -> Overrides:
     return {}
 
 
+def _identity_workspace(client: Client) -> Overrides:
+    """Workspace `dev` switched to identity-based storage access, as the recorded workspace is."""
+    from localaml.datastores import identity_based
+
+    identity_based(client.service, "dev")
+    return {}
+
+
 def _batch_job(client: Client) -> Overrides:
     """The job an invoke started: polled at `{scoringUri}/{job}`, the job being the last segment of the answer's id."""
     _batch_endpoint(client)
@@ -147,6 +155,7 @@ def _mlflow_search(client: Client) -> Overrides:
 
 SEEDS: dict[str, Callable[[Client], Overrides]] = {
     "workspace_get": _nothing,
+    "workspace_get_identity": _identity_workspace,
     "datastore_get": _nothing,
     "datastore_list_secrets": _nothing,
     "model_version_put": _nothing,
