@@ -75,6 +75,7 @@ def test_a_promoted_model_is_in_the_registry_with_its_files(
     copied = storage.get_container_client(registry_container("mlops-registry"))
     assert copied.download_blob("models/churn/3/model.onnx").readall() == b"onnx bytes"
     assert onnx.read_bytes() == b"onnx bytes"
+    assert fake.requests_to("PUT", r"/tempdatarefs/") == [], "the share's own path: no upload after the import"
 
 
 def test_the_share_takes_the_sdks_normal_path_ending_on_the_location_get(
