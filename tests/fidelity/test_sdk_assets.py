@@ -23,7 +23,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.core.paging import ItemPaged
 
 from devhost.localaml import LocalAzureMLStack, quiet_uploads
-from tests.fidelity.sdk import randstr, sdk_stack
+from tests.fidelity.sdk import randstr, sdk_client, sdk_stack
 
 LONG_URI = re.compile(r"^azureml://subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/datastores/[^/]+/paths/",
                       re.IGNORECASE)  # azure-ai-ml LONG_URI_REGEX_FORMAT, as test_crud_file matches it
@@ -39,7 +39,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzureMLStac
 @pytest.fixture(scope="module")
 def client(local: LocalAzureMLStack) -> Iterator[MLClient]:
     with quiet_uploads():
-        yield local.client("dev")
+        yield sdk_client(local)
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def test_code_same_content_again_is_the_same_version(client: MLClient, code_file
 # -- environment/e2etests/test_environment.py ---------------------------------------------------------
 
 
-def _environment_id(client: MLClient, name: str, version: str) -> str:
+def _environment_id(client: MLClient, name: str | None, version: str) -> str:
     scope = client._operation_scope
     return (f"/subscriptions/{scope.subscription_id}/resourceGroups/{scope.resource_group_name}/providers/"
             f"Microsoft.MachineLearningServices/workspaces/{scope.workspace_name}/environments/{name}/versions/"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from azure.ai.ml import MLClient, load_job
@@ -22,7 +23,7 @@ from azure.core.polling import LROPoller
 from devhost.localaml import LocalAzureMLStack, quiet_uploads
 from devhost.waiting import wait_until
 from localaml.datastores import workspace_container
-from tests.fidelity.sdk import randstr, sdk_stack
+from tests.fidelity.sdk import randstr, sdk_client, sdk_stack
 
 ENVIRONMENT = "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu"
 IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"
@@ -38,7 +39,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzureMLStac
 def client(local: LocalAzureMLStack) -> Iterator[MLClient]:
     """dev, with the curated environment the SDK's job configs name and the blob `python/data.csv` they read."""
     with quiet_uploads():
-        ml = local.client("dev")
+        ml = sdk_client(local)
         ml.environments.create_or_update(Environment(name=ENVIRONMENT, version="33", image=IMAGE))
         assert local.service.storage is not None
         container = local.service.storage.get_container_client(workspace_container("dev"))
@@ -74,8 +75,13 @@ def _studio_has_tid(job: object) -> bool:
 
 
 def _ended(client: MLClient, name: str) -> str:
-    return wait_until(lambda: client.jobs.get(name).status in RunHistoryConstants.TERMINAL_STATUSES
-                      and client.jobs.get(name).status, timeout=60, what=f"job {name} to end")
+    """The job's status once it has ended (the job really runs: a wall-clock wait, as the SDK's wait_until_done)."""
+
+    def ended() -> str | None:
+        status = client.jobs.get(name).status
+        return status if status in RunHistoryConstants.TERMINAL_STATUSES else None
+
+    return cast(str, wait_until(ended, timeout=60, what=f"job {name} to end"))
 
 
 COMMAND_JOB = f"""command: echo ${{{{inputs.hello_input}}}}
@@ -111,8 +117,9 @@ def test_command_job(client: MLClient, configs: Path) -> None:
     assert created.environment.removeprefix("azureml:") == f"{ENVIRONMENT}:33"
     assert created.compute == "cpu-cluster"
     assert _studio_has_tid(created)
-    assert job.inputs["hello_input"].type == "uri_folder"
-    assert job.inputs["hello_input"].path.endswith("/")
+    hello: Any = job.inputs["hello_input"]  # type: ignore[attr-defined]  # a Command builder: it has inputs
+    assert hello.type == "uri_folder"
+    assert str(hello.path).endswith("/")
 
     got = client.jobs.get(name)
     assert got.name == created.name
