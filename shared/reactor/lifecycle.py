@@ -51,6 +51,11 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
             services.platform.set_model_tags(model.location, model.name, model.version, {machine.TAG: "testing"})
     if created:
         outcomes.audit(services, cause, key, "test", "submitted", f"test job {job_name} ({rule.test.pipeline})")
+        # Older versions still testing under this rule are superseded now, their test jobs canceled.
+        for other in services.state.lifecycles.list(prefix=f"{model.name}:"):
+            if other.stage is Stage.TESTING and other.rule == rule.name and machine.is_newer(model.version,
+                                                                                              other.version):
+                _follow_up(services, other.key, cause)
     return current or record
 
 
@@ -98,6 +103,9 @@ def _follow_up(services: Services, key: str, cause: str) -> None:
 def _decide(services: Services, rule: Rule, record: Lifecycle, cause: str) -> Move | None:
     if record.stage is Stage.TESTING:
         job = services.platform.get_job(record.workspace, record.test_job)
+        overtaken = machine.overtaken_in_testing(record, job, services.state.lifecycles.list(prefix=f"{record.model}:"))
+        if overtaken is not None:
+            return overtaken
         champion = _champion(services, rule)
         return machine.judged(record, job, rule.gates, champion.metrics if champion else None)
     if record.stage is Stage.PASSED:
@@ -234,6 +242,11 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
     """Tags, champion and notifications first: if one fails for now, the move is taken again next
     time (each is idempotent); then the record and the audit trail."""
     now = services.clock()
+    if move.cancel is not None:
+        try:
+            services.platform.cancel_job(record.workspace, move.cancel)
+        except NotFound:
+            log.warning("job %s is gone from %s; nothing to cancel", move.cancel, record.workspace)
     if move.tag is not None:
         # The registry's copy is the artefact that serves: it tells the same stage as the version it came from.
         serving = move.changes.get("serving_location", record.serving_location)
