@@ -51,7 +51,8 @@ def _status(platform: AzureMLPlatform, name: str) -> JobStatus:
         status = platform.get_job("dev", name).status
         return status if status.is_terminal else None
 
-    found: JobStatus = wait_until(ended, timeout=60, what=f"job {name} to end")
+    found = wait_until(ended, timeout=60, what=f"job {name} to end")
+    assert found is not None
     return found
 
 
