@@ -379,12 +379,12 @@ def run_job(service: LocalAzureML, key: str, steps: list[Step]) -> None:
             status, record.error = "Canceled", None
         _set_status(service, resource, status)
         mlflow.set_status(service, record.name, {"Completed": "FINISHED", "Canceled": "KILLED"}.get(status, "FAILED"))
-        _cancel_done(service, record)
         service.events.publish(events.run_finished({
             "workspace": record.workspace, "name": record.name, "experiment": experiment,
             "experiment_id": experiment_id(record.workspace, experiment), "tags": properties.get("tags") or {},
             "properties": properties.get("properties") or {}, "status": status.lower(),
         }))
+        _cancel_done(service, record)  # last: whoever waits for the job sees its event published
 
 
 def _run_step(
