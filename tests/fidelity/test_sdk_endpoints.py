@@ -176,3 +176,39 @@ def test_mlflow_batch_endpoint_create_and_update(client: MLClient) -> None:
     """test_batch_endpoint.py::TestBatchEndpoint::test_mlflow_batch_endpoint_create_and_update
     (batch_endpoint_mlflow.yaml)."""
     _create_get_delete_batch(client, BatchEndpoint(name=randstr("batch"), description="mlflow batch endpoint"))
+
+
+# -- batch_services/e2etests/test_batch_deployment.py -------------------------------------------------
+
+
+def test_batch_deployment_dependency_label_resolution(client: MLClient, scoring_code: Path, tmp_path: Path) -> None:
+    """test_batch_deployment.py::test_batch_deployment_dependency_label_resolution: a batch deployment naming
+    `environment@latest` and `model@latest` is created with their last versions (bar, 2)."""
+    from azure.ai.ml._utils._arm_id_utils import AMLVersionedArmId
+    from azure.ai.ml.entities import BatchDeployment
+
+    environment = randstr("environment")
+    for version in ("foo", "bar"):
+        client.environments.create_or_update(Environment(name=environment, version=version, image=IMAGE,
+                                                         conda_file={"dependencies": ["python=3.10"]}))
+    model = randstr("model")
+    weights = tmp_path / "model.pkl"
+    weights.write_text("hello world")
+    for version in ("1", "2"):
+        client.models.create_or_update(Model(name=model, version=version, path=str(weights)))
+    name = randstr("batch-ept")
+    client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=name))
+    client.batch_deployments.begin_create_or_update(BatchDeployment(
+        # `load_batch_deployment` strips the YAML's `azureml:` prefix before the SDK resolves the label.
+        name=randstr("batch-dpm"), endpoint_name=name, model=f"{model}@latest",
+        environment=f"{environment}@latest", compute="cpu-cluster",
+        code_configuration=CodeConfiguration(code=str(scoring_code), scoring_script="score.py"),
+    ))
+    deployments = list(client.batch_deployments.list(endpoint_name=name))
+    assert len(deployments) == 1
+    found = client.batch_deployments.get(name=deployments[0].name, endpoint_name=name)
+    client.batch_endpoints.begin_delete(name=name)
+
+    resolved_environment, resolved_model = AMLVersionedArmId(found.environment), AMLVersionedArmId(found.model)
+    assert (resolved_environment.asset_name, resolved_environment.asset_version) == (environment, "bar")
+    assert (resolved_model.asset_name, resolved_model.asset_version) == (model, "2")
