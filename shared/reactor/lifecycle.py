@@ -51,11 +51,6 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
             services.platform.set_model_tags(model.location, model.name, model.version, {machine.TAG: "testing"})
     if created:
         outcomes.audit(services, cause, key, "test", "submitted", f"test job {job_name} ({rule.test.pipeline})")
-        # Older versions still testing under this rule are superseded now, their test jobs canceled.
-        for other in services.state.lifecycles.list(prefix=f"{model.name}:"):
-            if other.stage is Stage.TESTING and other.rule == rule.name and machine.is_newer(model.version,
-                                                                                              other.version):
-                _follow_up(services, other.key, cause)
     return current or record
 
 
@@ -75,6 +70,10 @@ def reconcile(services: Services, key: str, cause: str) -> str:
                 break
             record = _carry_out(services, rule, record, move, cause)
             follow += move.follow
+            if move.stage is Stage.PASSED:  # older versions still testing are superseded now, their jobs canceled
+                follow += [other.key for other in services.state.lifecycles.list(prefix=f"{record.model}:")
+                           if other.stage is Stage.TESTING and other.rule == record.rule
+                           and machine.is_newer(record.version, other.version)]
     outcomes.recovered(services, "reconcile", key, cause)  # an incident of it, if one is open, is over
     for other in follow:
         if other != key:

@@ -166,8 +166,8 @@ def test_a_version_judged_by_another_worker_right_after_its_record_is_created_ke
 
 
 def test_an_older_version_still_testing_is_superseded_and_its_test_job_canceled() -> None:
-    """A newer version registered while v1's test job runs: v1's job is canceled, v1 is superseded by v2, and v2
-    goes on as usual."""
+    """A newer version registered while v1's test job runs passes its test: v1's job is canceled, v1 is
+    superseded by v2, and v2 goes on as usual."""
     services = fake_services()
     platform = services.platform
     platform.running.add("test-churn-v1")  # type: ignore[attr-defined]
@@ -184,8 +184,8 @@ def test_an_older_version_still_testing_is_superseded_and_its_test_job_canceled(
 
 
 def test_a_version_whose_test_job_has_ended_is_judged_though_a_newer_one_came() -> None:
-    """Only a running test job is canceled: a newer version registered after v1's job completed leaves v1 to
-    its verdict, and a newer version that is not a number orders nothing."""
+    """Only a running test job is canceled: a newer version that passes after v1's job completed leaves v1 to
+    its verdict, and a version that is not a number is never superseded (it orders nothing)."""
     services = fake_services()
     register(services, "1")
     platform = services.platform
@@ -199,3 +199,21 @@ def test_a_version_whose_test_job_has_ended_is_judged_though_a_newer_one_came() 
     assert platform.canceled == []  # type: ignore[attr-defined]
     assert stage(services, "1") != "superseded"
     assert stage(services, "x") == "testing"
+
+
+def test_an_older_version_testing_is_superseded_only_once_the_newer_one_has_passed() -> None:
+    """Both test jobs run: nothing is canceled (the newer one may fail, and then the older one is the one to
+    deploy). Once v2's job completes and v2 passes, v1's running job is canceled and v1 superseded."""
+    services = fake_services()
+    platform = services.platform
+    platform.running.update({"test-churn-v1", "test-churn-v2"})  # type: ignore[attr-defined]
+    register(services, "1")
+    register(services, "2")
+    assert (stage(services, "1"), stage(services, "2")) == ("testing", "testing")
+    assert platform.canceled == []  # type: ignore[attr-defined]
+
+    platform.running.discard("test-churn-v2")  # type: ignore[attr-defined]
+    lifecycle.reconcile(services, machine.key_of("churn", "2"), cause="RunCompleted")
+
+    assert platform.canceled == ["test-churn-v1"]  # type: ignore[attr-defined]
+    assert (stage(services, "1"), stage(services, "2")) == ("superseded", "rolling_out")

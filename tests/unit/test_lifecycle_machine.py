@@ -244,9 +244,10 @@ def test_an_ended_rollout_is_followed_by_its_version_only_when_the_outcome_is_ne
     assert machine.awaits(lifecycle(stage=Stage(stage)), rollout(state=state)) is awaits
 
 
-def test_testing_is_superseded_by_a_newer_version_on_its_way_and_its_running_job_canceled() -> None:
+def test_testing_is_superseded_by_a_newer_version_that_passed_and_its_running_job_canceled() -> None:
     record = lifecycle("3")
-    newer = [lifecycle("4"), lifecycle("5", Stage.PROMOTED), lifecycle("9", Stage.FAILED), record]
+    newer = [lifecycle("4", Stage.PASSED), lifecycle("5", Stage.PROMOTED), lifecycle("6"), lifecycle("9", Stage.FAILED),
+             record]
 
     move = machine.overtaken_in_testing(record, job(JobStatus.RUNNING), newer)
 
@@ -259,12 +260,13 @@ def test_testing_is_superseded_by_a_newer_version_on_its_way_and_its_running_job
 @pytest.mark.parametrize(
     ("status", "others"),
     [
-        (JobStatus.COMPLETED, [lifecycle("4")]),  # the job has ended: it is judged
-        (JobStatus.RUNNING, [lifecycle("2")]),  # only older versions
-        (JobStatus.RUNNING, [lifecycle("4").model_copy(update={"rule": "other"})]),  # another rule's
+        (JobStatus.COMPLETED, [lifecycle("4", Stage.PASSED)]),  # the job has ended: it is judged
+        (JobStatus.RUNNING, [lifecycle("4")]),  # the newer one is still testing: it may fail
+        (JobStatus.RUNNING, [lifecycle("2", Stage.PASSED)]),  # only older versions
+        (JobStatus.RUNNING, [lifecycle("4", Stage.PASSED).model_copy(update={"rule": "other"})]),  # another rule's
         (JobStatus.RUNNING, [lifecycle("4", Stage.REJECTED)]),  # the newer one is no longer on its way
-        (JobStatus.RUNNING, [lifecycle("latest")]),  # versions that are not numbers are not ordered
+        (JobStatus.RUNNING, [lifecycle("latest", Stage.PASSED)]),  # versions that are not numbers are not ordered
     ],
 )
-def test_testing_goes_on_when_nothing_newer_is_on_its_way(status: JobStatus, others: list[Lifecycle]) -> None:
+def test_testing_goes_on_when_no_newer_version_passed(status: JobStatus, others: list[Lifecycle]) -> None:
     assert machine.overtaken_in_testing(lifecycle("3"), job(status), others) is None
