@@ -24,6 +24,20 @@ output with `assetName` is registered as a model version when the job completes 
 inputs and outputs of component and pipeline", "Register output as named asset"). At the end
 the service publishes RunCompleted, or RunStatusChanged (Failed), to Event Grid.
 
+What azure-ai-ml's own e2e tests (`Azure/azure-sdk-for-python`, `sdk/ml/azure-ai-ml/tests/command_job/
+e2etests/test_command_job.py`) expect of Azure, re-expressed in `tests/fidelity/test_sdk_jobs.py`:
+
+- `isArchived` changes on a PUT of an existing job: `jobs.archive()` / `restore()` PUT the job as GET
+  answers it with the flag flipped (azure-ai-ml `_archive_or_restore`), and an archived job leaves the
+  active list (`test_command_job_archive_restore`);
+- a job input on a datastore the workspace does not have is refused: "The datastore <name> could not be
+  found in this workspace" (`test_command_job_invalid_datastore`);
+- `POST .../jobs/<name>/cancel` cancels (REST spec example `stable/2022-10-01/examples/Job/cancel.json`,
+  "Cancels a Job (asynchronous)"; generated client `JobsOperations._cancel_initial`: 200 or 202 with
+  `Location` and `Retry-After`, polled at `Location` until it ends): the job reads `CancelRequested`, its
+  running step is stopped, and it ends `Canceled` (`test_command_job_cancel` accepts either state right
+  after the poller's result). Canceling a job that has ended changes nothing.
+
 Code assets are uploaded the way azure-ai-ml does it: `POST .../codes/<name>/versions/<v>/
 startPendingUpload` answers a SAS URL of a fresh container (REST spec example
 `CodeVersion/createOrGetStartPendingUpload.json`), the SDK uploads there and PUTs the code
@@ -42,8 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 from localaml import events, mlflow
 from localaml.datastores import ACCOUNT, ACCOUNT_KEY, DEFAULT_DATASTORE
-from localaml.errors import AzureError, Reply, user_error
-from localaml.service import Hooks
+from localaml.errors import AzureError, Reply, not_found, user_error
+from localaml.service import Hooks, Operation, now
 
 if TYPE_CHECKING:
     from localaml.service import LocalAzureML
@@ -51,7 +65,7 @@ if TYPE_CHECKING:
 JOB_PATH = re.compile(r"^(?P<scope>/subscriptions/.+/workspaces/(?P<workspace>[^/]+))/jobs/(?P<name>[^/]+)$", re.I)
 BINDING = re.compile(r"^\$\{\{\s*parent\.(?P<kind>inputs|outputs|jobs)\.(?P<name>[^.}\s]+)(?P<rest>[^}]*)\}\}$")
 # What may change on a second PUT of a job; the rest is what Azure ML refuses to change.
-MUTABLE = ("tags", "description", "displayName", "status", "services")
+MUTABLE = ("tags", "description", "displayName", "status", "services", "isArchived")
 TERMINAL = ("Completed", "Failed", "Canceled")
 # What the service adds to a new job's property bag (Azure/azureml-examples
 # cli/pipelines/5a_env_public_docker_image/README.md shows a created pipeline job's).
@@ -67,6 +81,8 @@ class JobRecord:
     error: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    canceled: bool = False  # a cancel was asked: the job ends Canceled
+    cancel: Operation | None = None  # the cancel's operation, finished when the job has ended
 
 
 _RECORDS: weakref.WeakKeyDictionary[LocalAzureML, dict[str, JobRecord]] = weakref.WeakKeyDictionary()
@@ -79,6 +95,8 @@ def records(service: LocalAzureML) -> dict[str, JobRecord]:
 
 def install(service: LocalAzureML) -> None:
     service.on("workspaces/jobs", Hooks(put=put_job))
+    service.route("POST", r"^(?P<scope>/subscriptions/.+/workspaces/[^/]+)/jobs/(?P<name>[^/]+)/cancel$",
+                  lambda **kw: cancel_job(service, **kw))
     service.route(
         "POST", r"^(?P<scope>/subscriptions/.+/workspaces/[^/]+)/codes/(?P<name>[^/]+)/versions/(?P<version>[^/]+)"
         r"/startPendingUpload$", lambda **kw: start_pending_upload(service, **kw),
@@ -122,7 +140,7 @@ def put_job(service: LocalAzureML, path: str, resource: dict[str, Any], existing
         changed = sorted(k for k in set(before) | set(submitted) if before.get(k) != submitted.get(k))
         if changed:
             raise immutable(match["name"], changed)
-        for name in ("tags", "description", "displayName"):
+        for name in ("tags", "description", "displayName", "isArchived"):
             if name in properties:
                 existing["properties"][name] = properties[name]
         return Reply(200, existing)
@@ -163,9 +181,29 @@ class Step:
     run_id: str | None = None  # a command job logs into its own run; a pipeline step gets a child run
 
 
+def datastore_missing(name: str) -> AzureError:
+    """The SDK e2e test `test_command_job.py::test_command_job_invalid_datastore` expects these words."""
+    return user_error(f"The datastore {name} could not be found in this workspace.", "DatastoreNotFound",
+                      target="inputs")
+
+
+def _check_datastores(service: LocalAzureML, scope: str, properties: dict[str, Any]) -> None:
+    """Every input on a datastore names one the workspace has."""
+    from localaml.datastores import DATASTORE_URI
+
+    for value in (properties.get("inputs") or {}).values():
+        match = DATASTORE_URI.match(str(value.get("uri", ""))) if isinstance(value, dict) else None
+        if match is None:
+            continue
+        workspace_scope = service.workspace_id(match["workspace"]) if match["workspace"] else scope
+        if f"{workspace_scope}/datastores/{match['datastore']}".lower() not in service.resources:
+            raise datastore_missing(match["datastore"])
+
+
 def check_job(service: LocalAzureML, scope: str, properties: dict[str, Any]) -> list[Step]:
     """The steps of a job Azure ML would accept; its refusal otherwise."""
     kind = properties.get("jobType")
+    _check_datastores(service, scope, properties)
     if kind == "Pipeline":
         return _check_pipeline(service, scope, properties)
     if kind == "Command":
@@ -299,8 +337,14 @@ class StepFailed(Exception):
 
 
 def _set_status(service: LocalAzureML, resource: dict[str, Any], status: str) -> None:
+    """The job's status; a job whose cancel was asked keeps reading `CancelRequested` until it has ended."""
     with service.lock:
-        resource["properties"]["status"] = status
+        if resource["properties"].get("status") != "CancelRequested" or status in TERMINAL:
+            resource["properties"]["status"] = status
+
+
+class JobCanceled(Exception):
+    """The job's cancel was asked: it runs no further step."""
 
 
 def run_job(service: LocalAzureML, key: str, steps: list[Step]) -> None:
@@ -317,22 +361,30 @@ def run_job(service: LocalAzureML, key: str, steps: list[Step]) -> None:
         _set_status(service, resource, "Running")
         produced: dict[tuple[str, str], str] = {}  # (step, output) -> datastore URI
         for step in steps:
+            if record.canceled:
+                raise JobCanceled
             _run_step(service, record, scope, experiment_id(record.workspace, experiment), step, properties, produced)
+        if record.canceled:
+            raise JobCanceled
         _register_outputs(service, record, scope, steps, properties, produced)
         status = "Completed"
+    except JobCanceled:
+        pass
     except (StepFailed, AzureError) as error:
         record.error = str(error)
     except Exception as error:  # the job fails with the reason, as Azure ML reports a system error
         record.error = f"{type(error).__name__}: {error}"
     finally:
+        if record.canceled:  # a step stopped by the cancel ends the job Canceled, not Failed
+            status, record.error = "Canceled", None
         _set_status(service, resource, status)
-        mlflow.set_status(service, record.name, "FINISHED" if status == "Completed" else "FAILED")
+        mlflow.set_status(service, record.name, {"Completed": "FINISHED", "Canceled": "KILLED"}.get(status, "FAILED"))
         service.events.publish(*events.run_finished({
             "workspace": record.workspace, "name": record.name, "experiment": experiment,
             "experiment_id": experiment_id(record.workspace, experiment), "tags": properties.get("tags") or {},
             "properties": properties.get("properties") or {}, "status": status.lower(),
         }))
-        record.done.set()
+        _cancel_done(service, record)  # last: whoever waits for the job sees its event published
 
 
 def _run_step(
@@ -358,11 +410,12 @@ def _run_step(
         "log": {"container": log["container"], "blob": log["prefix"]},
     }
     tracking = f"{service.base_url.rstrip('/')}/mlflow/v1.0{scope}"
-    exit_code, error = runner.launch(service, spec, {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_RUN_ID": run_id})
+    exit_code, error = runner.launch(service, spec, {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_RUN_ID": run_id},
+                                     job=f"{record.workspace}/{record.name}", stopped=lambda: record.canceled)
     if step.run_id is None:
-        mlflow.set_status(service, run_id, "FINISHED" if exit_code == 0 else "FAILED")
+        mlflow.set_status(service, run_id, "FINISHED" if exit_code == 0 else "KILLED" if record.canceled else "FAILED")
     if exit_code != 0:
-        if step.run_id is None:  # a pipeline's step run raises its own RunStatusChanged (events.step_failed)
+        if step.run_id is None and not record.canceled:  # a failed step raises its own event (events.step_failed)
             service.events.publish(events.step_failed(
                 record.workspace, experiment, job.get("experimentName") or "Default", run_id, record.name, step.name))
         raise StepFailed(f"step {step.name} failed (exit code {exit_code}): {error}")
@@ -450,6 +503,45 @@ def _register_outputs(
             where = _location(service, record.workspace, produced[(step.name, port)])
             files = read_files(service, Location(where["container"], where["prefix"]))
             register_version(service, scope, declared["assetName"], files, job_name=record.name)
+
+
+# -- cancel ----------------------------------------------------------------------------------
+
+
+def cancel_job(
+    service: LocalAzureML, scope: str, name: str, query: dict[str, str], body: Any, headers: dict[str, str]
+) -> Reply:
+    """Ask the job to stop: 202 with `Location` (its operation's result: 202 while the job stops, then 204)."""
+    from localaml import runner
+
+    key = f"{scope}/jobs/{name}".lower()
+    resource = service.resources.get(key)
+    if resource is None:
+        raise not_found("JobNotFound", f"Job with name: {name} not found.")
+    record = records(service).get(key)
+    operation = service.start_operation(resource["id"], status="InProgress")
+    if record is None or resource["properties"].get("status") in TERMINAL or record.done.is_set():
+        operation.status, operation.end = "Succeeded", now()
+    elif record.cancel is not None:  # asked before: the same stop goes on
+        operation = record.cancel
+    else:
+        record.canceled, record.cancel = True, operation
+        _set_status(service, resource, "CancelRequested")
+        if record.thread is None:  # nothing runs it (a service without storage): it ends now
+            _set_status(service, resource, "Canceled")
+            mlflow.set_status(service, record.name, "KILLED")
+            _cancel_done(service, record)
+        else:
+            runner.stop(service, f"{record.workspace}/{record.name}")
+    result = service.operation_url(operation.id, query).replace("/mfeOperationsStatus/", "/mfeOperationResults/")
+    return Reply(202, None, {"Location": result, "Retry-After": "0"})
+
+
+def _cancel_done(service: LocalAzureML, record: JobRecord) -> None:
+    """The job has ended: the cancel asked of it, if any, is done, and waiting for the job is over."""
+    if record.cancel is not None and record.cancel.end is None:
+        record.cancel.status, record.cancel.end = "Succeeded", now()
+    record.done.set()
 
 
 def wait(service: LocalAzureML, workspace: str, name: str, timeout: float = 120) -> JobRecord:

@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from localaml import events, registries
+from localaml.assets import count_version
 from localaml.datastores import (
     ACCOUNT,
     DEFAULT_DATASTORE,
@@ -66,29 +67,12 @@ def put_version(
     properties.setdefault("isArchived", False)
     properties.setdefault("tags", {})
     properties.setdefault("properties", {})
-    _count_version(service, path)
+    count_version(service, path)
     match = SCOPE.match(path)
     if match and match["kind"] == "workspaces":
         name, version = path.rsplit("/", 3)[-3], path.rsplit("/", 1)[-1]
         service.events.publish(events.model_registered(match["where"], name, version, properties["tags"]))
     return None
-
-
-def _count_version(service: LocalAzureML, path: str) -> None:
-    """Make or update the model's container: latest and next version numbers."""
-    container_path, version = path.rsplit("/versions/", 1)
-    container = service.resources.get(container_path.lower())
-    if container is None:
-        container = service.resource(
-            container_path, {"properties": {"description": "", "tags": {}, "properties": {}, "isArchived": False}}
-        )
-        service.resources[container_path.lower()] = container
-    numbers = [int(version)] if version.isdigit() else []
-    latest = container["properties"].get("latestVersion")
-    if isinstance(latest, str) and latest.isdigit():
-        numbers.append(int(latest))
-    container["properties"]["latestVersion"] = str(max(numbers)) if numbers else version
-    container["properties"]["nextVersion"] = str(max(numbers) + 1) if numbers else "1"
 
 
 def next_version(service: LocalAzureML, scope: str, name: str) -> str:

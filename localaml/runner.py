@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +36,17 @@ OPTIONAL = re.compile(r"\$\[\[(?P<body>.*?)\]\]", re.S)  # an optional argument:
 ERROR_LINES = 5
 DEADLINE_SECONDS = 600
 _RUNNING: weakref.WeakKeyDictionary[LocalAzureML, set[subprocess.Popen[str]]] = weakref.WeakKeyDictionary()
+_BY_JOB: weakref.WeakKeyDictionary[LocalAzureML, dict[str, subprocess.Popen[str]]] = weakref.WeakKeyDictionary()
 
 
-def launch(service: LocalAzureML, spec: dict[str, Any], env: dict[str, str]) -> tuple[int, str]:
-    """Run the step described by `spec`; (exit code, the end of its error output)."""
+def launch(
+    service: LocalAzureML, spec: dict[str, Any], env: dict[str, str], *, job: str = "",
+    stopped: Callable[[], bool] = lambda: False,
+) -> tuple[int, str]:
+    """Run the step described by `spec` for `job`; (exit code, the end of its error output).
+
+    `stop(service, job)` ends it; so does `stopped()` turning true before it started (a cancel that
+    came while the step was being set up)."""
     from localaml.credential import issue
 
     assert service.storage is not None
@@ -64,6 +72,10 @@ def launch(service: LocalAzureML, spec: dict[str, Any], env: dict[str, str]) -> 
     )
     running = _RUNNING.setdefault(service, set())
     running.add(process)
+    by_job = _BY_JOB.setdefault(service, {})
+    by_job[job] = process
+    if stopped():  # the stop came before the process was known: it ends here (see `stop`)
+        _kill(process)
     try:
         _, errors = process.communicate(timeout=DEADLINE_SECONDS)
     except subprocess.TimeoutExpired:
@@ -71,8 +83,20 @@ def launch(service: LocalAzureML, spec: dict[str, Any], env: dict[str, str]) -> 
         return 1, f"the step did not finish within {DEADLINE_SECONDS} s"
     finally:
         running.discard(process)
+        if by_job.get(job) is process:
+            del by_job[job]
         Path(file.name).unlink(missing_ok=True)
     return process.returncode, _tail(errors)
+
+
+def stop(service: LocalAzureML, job: str) -> None:
+    """End the step `job` is running, if any (its job was canceled).
+
+    The caller makes `stopped()` true first: then either this finds the process, or `launch` sees
+    the flag once it has registered it."""
+    process = _BY_JOB.get(service, {}).get(job)
+    if process is not None:
+        _kill(process)
 
 
 def stop_all(service: LocalAzureML) -> None:

@@ -403,6 +403,11 @@ class LocalAzureML:
         kind = type_of(path).lower()
         items = [r for k, r in self.resources.items() if k.rsplit("/", 1)[0] == key and type_of(k).lower() == kind]
         items = _in_view(items, query.get("listViewType", "ActiveOnly"))
+        content_hash = _query(query, "hash")
+        if content_hash:
+            # Versions with this content (generated client `CodeVersionsOperations.list`: `hash`, `hashVersion`):
+            # how azure-ai-ml finds a code version it uploaded before (SDK test_code.py::test_asset_path_update).
+            items = [r for r in items if (r["properties"].get("properties") or {}).get("hash_sha256") == content_hash]
         order = _query(query, "$orderBy")
         if order:
             field_name, _, direction = order.strip().partition(" ")

@@ -4,7 +4,7 @@ Nothing here does I/O. `shared.reactor.lifecycle` observes (the test job, the pr
 copies, the endpoint's rollout, the rule's champion, the endpoint), calls these functions and
 carries out the move: tags on the version, the champion, notifications, the record, the audit.
 
-    testing -> passed | failed
+    testing -> passed | failed | superseded (a newer version passed its test first: its test job is canceled)
     passed -> awaiting_review (the rule requires review) | promoted (copied to the rule's registries)
     awaiting_review -> promoted (approved, or review no longer required) | rejected | expired
     awaiting_review -> awaiting_review (ops reminded once; an approval by tag refused under four eyes)
@@ -43,6 +43,8 @@ _NUMERIC_VERSION = re.compile(r"^\d{1,30}(\.\d{1,30}){0,9}$")
 TRANSITIONS: Final[tuple[Transition, ...]] = (
     Transition(Stage.TESTING, Stage.PASSED, "judged", "the test job completed and every gate passed"),
     Transition(Stage.TESTING, Stage.FAILED, "judged", "the test job failed or was canceled, or a gate failed"),
+    Transition(Stage.TESTING, Stage.SUPERSEDED, "overtaken_in_testing",
+               "while its test job runs, a newer version of the model passed its test under the same rule"),
     Transition(Stage.PASSED, Stage.AWAITING_REVIEW, "review_needed", "the rule requires a person's review"),
     Transition(Stage.PASSED, Stage.PROMOTED, "promoted", "no review needed: copied along the promotion path"),
     Transition(Stage.AWAITING_REVIEW, Stage.PROMOTED, "promoted",
@@ -74,6 +76,7 @@ class Move:
     told: list[Notification] = field(default_factory=list)
     succession: Succession | None = None  # the rule's champion changes
     follow: list[str] = field(default_factory=list)  # lifecycles to reconcile after this one
+    cancel: str | None = None  # a job of the version's workspace to cancel (its test job, no longer wanted)
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,31 @@ def overtaken(record: Lifecycle, newer: tuple[str, str]) -> Move:
         id=f"{SUPERSEDED}:{record.key}", kind=SUPERSEDED, severity="warning",
         title=f"{record.model} v{record.version} superseded by v{version}", summary=reason, subject=record.key,
     )])
+
+
+PASSED_ON = (Stage.PASSED, Stage.AWAITING_REVIEW, Stage.PROMOTED, Stage.ROLLING_OUT, Stage.LIVE)
+
+
+def overtaken_in_testing(record: Lifecycle, job: Job, others: list[Lifecycle]) -> Move | None:
+    """testing -> superseded, while its test job still runs, when a newer version of the same model has passed
+    its test under the same rule and is on its way (`PASSED_ON`): the job is canceled, since its verdict could
+    only be for a version the newer one replaces. A newer version still testing cancels nothing (it may fail,
+    and then the older one is the one to deploy); a test job that has ended is judged as usual; versions that
+    are not numbers are never ordered (see `is_newer`)."""
+    if job.status.is_terminal:
+        return None
+    newer = [other.version for other in others if other.model == record.model and other.rule == record.rule
+             and other.stage in PASSED_ON and is_newer(other.version, record.version)]
+    if not newer:
+        return None
+    version = max(newer, key=version_order)
+    reason = f"v{version} of {record.model} is newer and passed its test: test job {job.name} canceled"
+    return Move(Stage.SUPERSEDED, reason, {"superseded_by": version}, tag="superseded", cancel=job.name,
+                told=[Notification(
+                    id=f"{SUPERSEDED}:{record.key}", kind=SUPERSEDED, severity="info",
+                    title=f"{record.model} v{record.version} superseded by v{version} while testing",
+                    summary=reason, subject=record.key,
+                )])
 
 
 def rollout_started(record: Lifecycle, rollout: Rollout) -> Move:

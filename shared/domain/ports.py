@@ -232,6 +232,11 @@ class MLPlatform(Protocol):
 
     def get_job(self, workspace: str, job_name: str) -> Job: ...
 
+    def cancel_job(self, workspace: str, job_name: str) -> None:
+        """Ask the job to stop (not awaited: it reads CancelRequested, then Canceled); a job that has ended stays
+        as it ended."""
+        ...
+
     def promote_model(
         self, model: ModelVersion, target: str, lineage: dict[str, str] | None = None
     ) -> ModelVersion:

@@ -29,7 +29,8 @@ class Stage(enum.StrEnum):
     """Where a model version is: testing -> passed | failed -> [awaiting_review -> rejected | expired]
     -> promoted -> rolling_out -> live | rolled_back; a live version that another replaces becomes
     superseded, then retired once its deployment is deleted. A promoted version that a newer one
-    overtakes while it waits is superseded without ever being deployed."""
+    overtakes while it waits is superseded without ever being deployed, and so is a version still
+    testing when a newer one has passed (its test job canceled)."""
 
     TESTING = "testing"
     PASSED = "passed"

@@ -70,6 +70,10 @@ def reconcile(services: Services, key: str, cause: str) -> str:
                 break
             record = _carry_out(services, rule, record, move, cause)
             follow += move.follow
+            if move.stage is Stage.PASSED:  # older versions still testing are superseded now, their jobs canceled
+                follow += [other.key for other in services.state.lifecycles.list(prefix=f"{record.model}:")
+                           if other.stage is Stage.TESTING and other.rule == record.rule
+                           and machine.is_newer(record.version, other.version)]
     outcomes.recovered(services, "reconcile", key, cause)  # an incident of it, if one is open, is over
     for other in follow:
         if other != key:
@@ -98,6 +102,9 @@ def _follow_up(services: Services, key: str, cause: str) -> None:
 def _decide(services: Services, rule: Rule, record: Lifecycle, cause: str) -> Move | None:
     if record.stage is Stage.TESTING:
         job = services.platform.get_job(record.workspace, record.test_job)
+        overtaken = machine.overtaken_in_testing(record, job, services.state.lifecycles.list(prefix=f"{record.model}:"))
+        if overtaken is not None:
+            return overtaken
         champion = _champion(services, rule)
         return machine.judged(record, job, rule.gates, champion.metrics if champion else None)
     if record.stage is Stage.PASSED:
@@ -234,6 +241,11 @@ def _carry_out(services: Services, rule: Rule, record: Lifecycle, move: Move, ca
     """Tags, champion and notifications first: if one fails for now, the move is taken again next
     time (each is idempotent); then the record and the audit trail."""
     now = services.clock()
+    if move.cancel is not None:
+        try:
+            services.platform.cancel_job(record.workspace, move.cancel)
+        except NotFound:
+            log.warning("job %s is gone from %s; nothing to cancel", move.cancel, record.workspace)
     if move.tag is not None:
         # The registry's copy is the artefact that serves: it tells the same stage as the version it came from.
         serving = move.changes.get("serving_location", record.serving_location)

@@ -310,3 +310,17 @@ def test_mlflow_tracking_keeps_each_metrics_latest_value_and_refuses_unknown_run
     assert {"key": "mlflow.parentRunId", "value": "job-1"} in got["run"]["data"]["tags"]
     assert unknown.status_code == 404
     assert unknown.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_a_test_pipeline_canceled_by_the_app_ends_canceled(workspace: LocalAzureML, platform: AzureMLPlatform) -> None:
+    """The app's path for a superseded version (`shared.domain.lifecycle.overtaken_in_testing`): its test pipeline
+    is canceled through the adapter while it runs, its running step is stopped, and no step runs after it."""
+    add_model(workspace, "churn", "5", samples.good_model())
+    platform.submit_job("dev", "mt-churn-5", "model-test", {"model": "azureml:churn:5"}, {"mlops.model": "churn:5"})
+
+    platform.cancel_job("dev", "mt-churn-5")
+    record = jobs.wait(workspace, "dev", "mt-churn-5")
+
+    assert platform.get_job("dev", "mt-churn-5").status is JobStatus.CANCELED
+    assert record.error is None
+    assert workspace.runs["mt-churn-5"]["info"]["status"] == "KILLED"

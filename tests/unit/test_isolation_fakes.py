@@ -142,6 +142,9 @@ class FakePlatform:
     hidden: set[tuple[str, str]] = field(default_factory=set)
     """Versions announced but not shown yet (eventual consistency): `get_model` says NotFound."""
     listings: list[tuple[str, datetime, datetime | None, int]] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)
+    """Jobs that run until canceled (the others complete at once)."""
+    canceled: list[str] = field(default_factory=list)
 
     def get_model(self, location: str, name: str, version: str) -> ModelVersion:
         """As Azure ML shows a version: who registered it, the tags a person set in studio and who changed it last."""
@@ -190,7 +193,17 @@ class FakePlatform:
     def get_job(self, workspace: str, job_name: str) -> Job:
         if job_name in self.job_errors:
             raise self.job_errors[job_name]
+        if job_name in self.canceled:
+            return Job(workspace=workspace, name=job_name, status=JobStatus.CANCELED)
+        if job_name in self.running:
+            return Job(workspace=workspace, name=job_name, status=JobStatus.RUNNING)
         return Job(workspace=workspace, name=job_name, status=JobStatus.COMPLETED, metrics={"accuracy": 0.9})
+
+    def cancel_job(self, workspace: str, job_name: str) -> None:
+        """A running job ends Canceled; one that has ended stays as it ended."""
+        if job_name in self.running:
+            self.running.discard(job_name)
+            self.canceled.append(job_name)
 
     def promote_model(self, model: ModelVersion, target: str, lineage: dict[str, str] | None = None) -> ModelVersion:
         """The copy carries the source's tags and the lineage (kept in `copies` by target, name and version)."""

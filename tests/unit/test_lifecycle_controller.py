@@ -163,3 +163,57 @@ def test_a_version_judged_by_another_worker_right_after_its_record_is_created_ke
     judged = stage(services, "1")
     assert judged != "testing", "the other worker took it on (its fake test job ends at once)"
     assert services.platform.tags[("churn", "1")][machine.TAG] != "testing"  # type: ignore[attr-defined]
+
+
+def test_an_older_version_still_testing_is_superseded_and_its_test_job_canceled() -> None:
+    """A newer version registered while v1's test job runs passes its test: v1's job is canceled, v1 is
+    superseded by v2, and v2 goes on as usual."""
+    services = fake_services()
+    platform = services.platform
+    platform.running.add("test-churn-v1")  # type: ignore[attr-defined]
+    register(services, "1")
+    assert stage(services, "1") == "testing"
+
+    register(services, "2")
+
+    assert platform.canceled == ["test-churn-v1"]  # type: ignore[attr-defined]
+    record = services.state.lifecycles.get("churn:1")
+    assert record is not None and record.stage.value == "superseded" and record.superseded_by == "2"
+    assert platform.tags[("churn", "1")][machine.TAG] == "superseded"  # type: ignore[attr-defined]
+    assert stage(services, "2") == "rolling_out"
+
+
+def test_a_version_whose_test_job_has_ended_is_judged_though_a_newer_one_came() -> None:
+    """Only a running test job is canceled: a newer version that passes after v1's job completed leaves v1 to
+    its verdict, and a version that is not a number is never superseded (it orders nothing)."""
+    services = fake_services()
+    register(services, "1")
+    platform = services.platform
+    platform.running.add("test-churn-vx")  # type: ignore[attr-defined]
+    rule = services.policy.rule_named("churn")
+    assert rule is not None
+    lifecycle.start_testing(services, rule, ModelVersion(location="dev", name="churn", version="x",
+                                                         uri="azureml:churn:x"), cause="event-x")
+    register(services, "2")
+
+    assert platform.canceled == []  # type: ignore[attr-defined]
+    assert stage(services, "1") != "superseded"
+    assert stage(services, "x") == "testing"
+
+
+def test_an_older_version_testing_is_superseded_only_once_the_newer_one_has_passed() -> None:
+    """Both test jobs run: nothing is canceled (the newer one may fail, and then the older one is the one to
+    deploy). Once v2's job completes and v2 passes, v1's running job is canceled and v1 superseded."""
+    services = fake_services()
+    platform = services.platform
+    platform.running.update({"test-churn-v1", "test-churn-v2"})  # type: ignore[attr-defined]
+    register(services, "1")
+    register(services, "2")
+    assert (stage(services, "1"), stage(services, "2")) == ("testing", "testing")
+    assert platform.canceled == []  # type: ignore[attr-defined]
+
+    platform.running.discard("test-churn-v2")  # type: ignore[attr-defined]
+    lifecycle.reconcile(services, machine.key_of("churn", "2"), cause="RunCompleted")
+
+    assert platform.canceled == ["test-churn-v1"]  # type: ignore[attr-defined]
+    assert (stage(services, "1"), stage(services, "2")) == ("superseded", "rolling_out")

@@ -242,3 +242,31 @@ def test_the_resync_watches_every_stage_that_has_somewhere_to_go(stored: dict, w
 def test_an_ended_rollout_is_followed_by_its_version_only_when_the_outcome_is_new(
         stage: str, state: RolloutState, awaits: bool) -> None:
     assert machine.awaits(lifecycle(stage=Stage(stage)), rollout(state=state)) is awaits
+
+
+def test_testing_is_superseded_by_a_newer_version_that_passed_and_its_running_job_canceled() -> None:
+    record = lifecycle("3")
+    newer = [lifecycle("4", Stage.PASSED), lifecycle("5", Stage.PROMOTED), lifecycle("6"), lifecycle("9", Stage.FAILED),
+             record]
+
+    move = machine.overtaken_in_testing(record, job(JobStatus.RUNNING), newer)
+
+    assert move is not None
+    assert (move.stage, move.changes, move.tag, move.cancel) == (
+        Stage.SUPERSEDED, {"superseded_by": "5"}, "superseded", "test-churn-v3")
+    assert [notice.kind for notice in move.told] == [machine.SUPERSEDED]
+
+
+@pytest.mark.parametrize(
+    ("status", "others"),
+    [
+        (JobStatus.COMPLETED, [lifecycle("4", Stage.PASSED)]),  # the job has ended: it is judged
+        (JobStatus.RUNNING, [lifecycle("4")]),  # the newer one is still testing: it may fail
+        (JobStatus.RUNNING, [lifecycle("2", Stage.PASSED)]),  # only older versions
+        (JobStatus.RUNNING, [lifecycle("4", Stage.PASSED).model_copy(update={"rule": "other"})]),  # another rule's
+        (JobStatus.RUNNING, [lifecycle("4", Stage.REJECTED)]),  # the newer one is no longer on its way
+        (JobStatus.RUNNING, [lifecycle("latest", Stage.PASSED)]),  # versions that are not numbers are not ordered
+    ],
+)
+def test_testing_goes_on_when_no_newer_version_passed(status: JobStatus, others: list[Lifecycle]) -> None:
+    assert machine.overtaken_in_testing(lifecycle("3"), job(status), others) is None

@@ -245,6 +245,14 @@ class AzureMLPlatform:
             job.metrics = job_metrics(self._rest, base, job_name, scope=self._clients.scope(workspace))
         return job
 
+    def cancel_job(self, workspace: str, job_name: str) -> None:
+        """`POST .../jobs/<name>/cancel` through `jobs.begin_cancel`, started and not polled (`polling=False`: no
+        polling thread left behind, as for the other operations the app starts, see started.py)."""
+        _check("job name", job_name, JOB_NAME)
+        client = self._clients.ml(workspace)
+        with self._translated(f"job {job_name} in {workspace}", workspace):
+            client.jobs.begin_cancel(job_name, polling=False)
+
     def invoke_batch_endpoint(self, workspace: str, endpoint: str, job_name: str, input_uri: str) -> Job:
         """Start a batch scoring job on `input_uri` (a folder if it ends in '/'); the Job returned has its real name.
 
