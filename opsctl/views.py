@@ -78,13 +78,31 @@ def health(document: Mapping[str, Any], width: int | None = None) -> str:
     return table(["check", "ok", "detail"], checks, width)
 
 
+def ending(rollout: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The rollout's last entry that says where it stands: not the later deletion of the deployments it
+    replaced (`retired`), which is housekeeping of the previous version, not this one's news."""
+    return next((e for e in reversed(rollout.get("history") or []) if e.get("action") != "retired"), {})
+
+
+def analysis_text(rollout: Mapping[str, Any]) -> str:
+    """The last analysis, or why there is none (a first deployment or a full promotion skips them)."""
+    analyses = [e for e in rollout.get("history") or [] if str(e.get("action", "")).startswith("analysis:")]
+    if analyses:
+        return f"{analyses[-1]['action'].split(':', 1)[1]} - {analyses[-1]['reason']}"
+    if rollout.get("skip_analysis"):
+        if not any((((rollout.get("baseline") or {}).get("traffic")) or {}).values()):
+            return "none: a first deployment on an empty endpoint has nothing to compare with"
+        return "none: promoted without analysis"
+    return "none yet"
+
+
 def rollouts(items: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     if not items:
         return "no rollouts"
     return table(
-        ["endpoint", "model", "version", "state", "step", "traffic", "last", "started"],
+        ["endpoint", "model", "version", "state", "step", "traffic", "last action", "started"],
         [[f"{r['workspace']}/{r['endpoint']}", r["model"], r["version"], r["state"], current_percent(r),
-          traffic_now(r), (r["history"][-1]["action"] if r.get("history") else "-"), _minute(r.get("started"))]
+          traffic_now(r), ending(r).get("action", "-"), _minute(r.get("started"))]
          for r in items],
         width, wrap={5},
     )
@@ -92,8 +110,6 @@ def rollouts(items: Sequence[Mapping[str, Any]], width: int | None = None) -> st
 
 def rollout(r: Mapping[str, Any], names: Mapping[str, str], width: int | None = None) -> str:
     history = r.get("history") or []
-    analyses = [entry for entry in history if str(entry.get("action", "")).startswith("analysis:")]
-    last = analyses[-1] if analyses else None
     plan = r.get("plan") or {}
     head = fields([
         ("rollout", f"{r['id']} ({r['model']} v{r['version']}, rule {r['rule']})"),
@@ -101,7 +117,7 @@ def rollout(r: Mapping[str, Any], names: Mapping[str, str], width: int | None = 
         ("steps", f"{plan.get('steps')}  manual gates {plan.get('manual_gates') or '-'}"),
         ("traffic", traffic_now(r)),
         ("mirror", mirror_now(r)),
-        ("analysis", f"{last['action'].split(':', 1)[1]} - {last['reason']}" if last else "-"),
+        ("analysis", analysis_text(r)),
     ], width)
     rows = [[str(e.get("time", ""))[11:19], e.get("action", ""), actor_name(e.get("actor", ""), names),
              split_text(e.get("traffic")), e.get("reason", "")] for e in history[-HISTORY_TAIL:]]
@@ -113,9 +129,8 @@ def rollout_history(items: Sequence[Mapping[str, Any]], width: int | None = None
         return "no finished rollouts"
     rows = []
     for r in items:
-        last = (r.get("history") or [{}])[-1]
         rows.append([f"{r['model']} v{r['version']}", r["state"], _minute(r.get("started")),
-                     _minute(r.get("finished")), last.get("reason", "")])
+                     _minute(r.get("finished")), r.get("rollback_reason") or ending(r).get("reason", "")])
     return table(["version", "state", "started", "finished", "how it ended"], rows, width)
 
 
