@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from opsctl.style import badge
 from opsctl.tables import fields, split_text, table
 
 HISTORY_TAIL = 10
@@ -72,8 +73,9 @@ def mirror_now(rollout: Mapping[str, Any]) -> str:
 
 
 def health(document: Mapping[str, Any], width: int | None = None) -> str:
-    checks = [["platform", "yes", document.get("platform", "")]]
-    checks += [[name, "yes" if (document.get(name) or {}).get("ok") else "NO", (document.get(name) or {}).get("detail")]
+    checks = [["platform", badge("yes"), document.get("platform", "")]]
+    checks += [[name, badge("yes" if (document.get(name) or {}).get("ok") else "NO"),
+                (document.get(name) or {}).get("detail")]
                for name in ("policy", "storage")]
     return table(["check", "ok", "detail"], checks, width)
 
@@ -101,7 +103,7 @@ def rollouts(items: Sequence[Mapping[str, Any]], width: int | None = None) -> st
         return "no rollouts"
     return table(
         ["endpoint", "model", "version", "state", "step", "traffic", "last action", "started"],
-        [[f"{r['workspace']}/{r['endpoint']}", r["model"], r["version"], r["state"], current_percent(r),
+        [[f"{r['workspace']}/{r['endpoint']}", r["model"], r["version"], badge(r["state"]), current_percent(r),
           traffic_now(r), ending(r).get("action", "-"), _minute(r.get("started"))]
          for r in items],
         width, wrap={5},
@@ -113,7 +115,7 @@ def rollout(r: Mapping[str, Any], names: Mapping[str, str], width: int | None = 
     plan = r.get("plan") or {}
     head = fields([
         ("rollout", f"{r['id']} ({r['model']} v{r['version']}, rule {r['rule']})"),
-        ("state", f"{r['state']}, phase {r['phase']}, step {current_percent(r)}"),
+        ("state", f"{badge(r['state'])}, phase {r['phase']}, step {current_percent(r)}"),
         ("steps", f"{plan.get('steps')}  manual gates {plan.get('manual_gates') or '-'}"),
         ("traffic", traffic_now(r)),
         ("mirror", mirror_now(r)),
@@ -129,7 +131,7 @@ def rollout_history(items: Sequence[Mapping[str, Any]], width: int | None = None
         return "no finished rollouts"
     rows = []
     for r in items:
-        rows.append([f"{r['model']} v{r['version']}", r["state"], _minute(r.get("started")),
+        rows.append([f"{r['model']} v{r['version']}", badge(r["state"]), _minute(r.get("started")),
                      _minute(r.get("finished")), r.get("rollback_reason") or ending(r).get("reason", "")])
     return table(["version", "state", "started", "finished", "how it ended"], rows, width)
 
@@ -151,7 +153,7 @@ def lifecycles(items: Sequence[Mapping[str, Any]], width: int | None = None) -> 
     rows = []
     for r in items:
         last = (r.get("history") or [{}])[-1]
-        rows.append([r["model"], r["version"], r["stage"], r["rule"], _minute(last.get("time")),
+        rows.append([r["model"], r["version"], badge(r["stage"]), r["rule"], _minute(last.get("time")),
                      last.get("reason", "")])
     return table(["model", "version", "stage", "rule", "since", "reason"], rows, width)
 
@@ -159,7 +161,7 @@ def lifecycles(items: Sequence[Mapping[str, Any]], width: int | None = None) -> 
 def lifecycle(r: Mapping[str, Any], names: Mapping[str, str], width: int | None = None) -> str:
     head = fields([
         ("model", f"{r['model']} v{r['version']} in {r['workspace']} (rule {r['rule']})"),
-        ("stage", r["stage"]),
+        ("stage", badge(r["stage"])),
         ("test job", " ".join(filter(None, (r.get("test_job") or "-", r.get("test_job_url"))))),
         ("metrics", _pairs(r.get("metrics"), "=")),
         ("promoted", _pairs(r.get("promoted_to") or r.get("promoted"))),

@@ -32,6 +32,7 @@ from devhost.azurite import running_azurite
 from devhost.localaml import write_atomically
 from devhost.receiver import Receiver, describe
 from devhost.stack import Stack, TrafficGenerator, local_stack
+from opsctl.client import remember_local_stack
 
 WORKDIR = Path(".localdev")
 CONNECTION_FILE = "connection.json"
@@ -204,6 +205,8 @@ def main() -> None:
                        args.review) as stack:
         for line in reach_lines(connection(stack), args.workdir):
             print(line, flush=True)
+        if args.workdir.resolve() == (Path.cwd() / WORKDIR).resolve():  # opsctl finds `.localdev/` in a checkout
+            print(f"opsctl finds this stack from any folder: {remember_local_stack(Path.cwd())}", flush=True)
         print(f"Client traffic      prod/{TRAFFIC_ENDPOINT[1]}: " + (
             f"{args.traffic:g} requests/s (--traffic changes it, 0 stops it)" if args.traffic else "off"), flush=True)
         echo = threading.Thread(target=echo_notifications, args=(stack.receiver, stop), daemon=True)
