@@ -8,9 +8,20 @@ Not part of the function app: it is never deployed.
 
 from __future__ import annotations
 
-from localaml import batch, datastores, endpoints, jobs, mlflow, models, monitor, monitoring, registries
+from localaml import (
+    batch,
+    datastores,
+    endpoints,
+    jobs,
+    mlflow,
+    models,
+    monitor,
+    monitoring,
+    registries,
+    runhistory,
+)
 
 FEATURES = [
     registries.install, mlflow.install, monitor.install, batch.install, datastores.install, models.install,
-    monitoring.install, jobs.install, endpoints.install,
+    monitoring.install, jobs.install, endpoints.install, runhistory.install,
 ]

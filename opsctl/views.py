@@ -168,6 +168,9 @@ def lifecycle(r: Mapping[str, Any], names: Mapping[str, str], width: int | None 
         ("review", _review(r.get("review"))),
     ], width)
     parts = [head]
+    if r.get("test_job_log"):  # why a failed test job failed, as Azure ML kept its log
+        log = "\n".join("  " + line for line in r["test_job_log"].splitlines())
+        parts.append(f"the end of the test job's log:\n{log}")
     gates = r.get("gates")
     if isinstance(gates, dict) and gates.get("header"):
         parts.append(table(gates["header"], gates.get("rows") or [], width))

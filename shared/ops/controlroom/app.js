@@ -791,6 +791,8 @@ function versionRow(record) {
     h("dl", {}, h("dt", {}, "Test job"), h("dd", {}, jobLink(record)),
       record.promoted_to ? [h("dt", {}, "Promoted to"), h("dd", {}, Object.keys(record.promoted_to).join(", ") || "-")] : null,
       record.rollout ? [h("dt", {}, "Rollout"), h("dd", {}, h("a", {href: "#rollouts"}, record.rollout))] : null),
+    record.test_job_log ? h("div", {class: "job-log"}, h("h5", {}, "The end of the test job's log"),
+                            h("pre", {"data-field": "test-job-log"}, record.test_job_log)) : null,
     details(`gates:${key}`, "Gate table", gateTable(record)),
     details(`stages:${key}`, `Stage history (${(record.history || []).length})`,
       table(["time", "stage", "why", "cause"], [...(record.history || [])].reverse()
