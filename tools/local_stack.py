@@ -138,17 +138,18 @@ def workspace_names(app_settings: dict[str, str]) -> list[str]:
 
 def reason_lines(body: Any) -> list[str]:
     """Why a notification was sent, from the webhook's document (which carries it whole): its summary (the
-    rollback's cause, the job's error), then the rows of its table that did not pass (the failed gates)."""
+    rollback's cause, the job's error and the end of its log, the failed gates), else the gates of its table
+    that did not pass."""
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict) or "summary" not in data:
         return []
     lines = [line for line in str(data.get("summary") or "").splitlines() if line.strip()]
     table = data.get("table") or {}
     header, rows = table.get("header") or [], table.get("rows") or []
-    failing = [row for row in rows if str(row[-1]).lower() not in ("pass", "passed", "ok")]
-    if failing and header and str(header[-1]) == "result":
-        lines += ["not passed: " + ", ".join(" ".join(str(cell) for cell in row[:4] if cell != "-")
-                                             for row in failing)]
+    failing = [row for row in rows if not str(row[-1]).lower().startswith("pass")]  # `pass (no champion yet)`
+    if failing and not lines and list(header[:4]) == ["metric", "check", "value", "threshold"]:
+        lines = ["failed gates: " + ", ".join(f"{metric} {value} (needs {check} {threshold})"
+                                              for metric, check, value, threshold, *_ in failing)]
     shown = lines[:REASON_LINES] + ([f"... {len(lines) - REASON_LINES} more lines"] if len(lines) > REASON_LINES
                                     else [])
     return ["    " + line for line in shown]

@@ -22,10 +22,17 @@ def test_a_rejection_prints_the_gates_that_failed() -> None:
     told = Notification(id="model.rejected:credit-risk:3", kind="model.rejected", severity="warning",
                         title="credit-risk v3 rejected", summary="failed gates: accuracy 0.478 < 0.8",
                         subject="credit-risk:3", table=verdict.table())
-    lines = reason_lines(received(told))
-    assert lines[0] == "    failed gates: accuracy 0.478 < 0.8"
-    [failed] = [line for line in lines if "not passed" in line]
-    assert "accuracy" in failed and "0.478" in failed and "auc" not in failed
+    assert reason_lines(received(told)) == ["    failed gates: accuracy 0.478 < 0.8"]
+    table_only = told.model_copy(update={"summary": ""})
+    assert reason_lines(received(table_only)) == ["    failed gates: accuracy 0.478 (needs >= 0.8)"]
+
+
+def test_a_pass_with_a_note_is_a_pass() -> None:
+    verdict = judge([Gate(metric="auc", max_drop=0.01)], {"auc": 0.98}, None)
+    assert verdict.table().rows[0][-1] == "pass (no champion yet)"
+    told = Notification(id="model.tested:credit-risk:1", kind="model.tested", title="credit-risk v1 passed its gates",
+                        subject="credit-risk:1", table=verdict.table())
+    assert reason_lines(received(told)) == []
 
 
 def test_a_rollback_prints_its_cause_and_a_title_only_notification_nothing() -> None:
