@@ -54,10 +54,11 @@ def policy_with_review(workdir: Path) -> Path:
 
 @contextlib.contextmanager
 def by_hand_stack(workdir: Path, host_port: int = 7071, azureml_port: int = 8443,
-                  storage_port: int = 10000, entra_port: int = 8444, review: bool = False) -> Iterator[Stack]:
+                  storage_port: int = 10000, entra_port: int = 8444, review: bool = False,
+                  fast: bool = False) -> Iterator[Stack]:
     """The stack `./dev host` runs: every port fixed and every piece of state kept in `workdir`. With
     `review`, the app's policy gets the review step (`./dev host --review`): a version that passes its gates
-    waits for an approver."""
+    waits for an approver. `fast` (the tests') ticks the rollouts every second instead of every 30 s."""
     workdir = workdir.resolve()
     settings = {"MLOPS_STATE_CONTAINER": STATE_CONTAINER}
     if review:
@@ -67,7 +68,7 @@ def by_hand_stack(workdir: Path, host_port: int = 7071, azureml_port: int = 8443
         azurite = stack.enter_context(running_azurite(location=str(workdir / "azurite"), blob_port=storage_port,
                                                       queue_port=storage_port + 1))
         running = stack.enter_context(local_stack(
-            workdir, extra_settings=settings, fast=False, azurite=azurite, host_port=host_port,
+            workdir, extra_settings=settings, fast=fast, azurite=azurite, host_port=host_port,
             azureml_port=azureml_port, azureml_state=workdir / "localaml" / "state.json", entra_port=entra_port,
         ))
         # Runs through first on the way out: jobs still running when the host stops would otherwise retry
