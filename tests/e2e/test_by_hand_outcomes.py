@@ -39,7 +39,9 @@ def test_the_by_hand_path_gives_what_the_readme_predicts(tmp_path: Path) -> None
     workdir = tmp_path / ".localdev"
     ports = {"host_port": free_port(), "azureml_port": free_port(), "storage_port": free_pair(),
              "entra_port": free_port()}
-    with by_hand_stack(workdir, fast=True, **ports) as stack, client_traffic(stack, 20):
+    # On the fast timers a rollout is analysed every second, not every 30 s: more clients, so that a 10 % step
+    # sees its 20 requests before the policy's 10 inconclusive analyses run out, as 10 a second do at 30 s.
+    with by_hand_stack(workdir, fast=True, **ports) as stack, client_traffic(stack, 100):
         registered = run("tools.register_model", "--workdir", str(workdir))
         assert registered.returncode == 0, registered.stderr
         wait_until(lambda: stage(stack, "1") == "live", timeout=120, what="v1 live")
@@ -53,13 +55,16 @@ def test_the_by_hand_path_gives_what_the_readme_predicts(tmp_path: Path) -> None
         assert stage(stack, "2") is None, "samples/events starts no retraining"
         sent = run("tools.send_events", "samples/drift", "--url", stack.host.url, "--key", key)
         assert sent.returncode == 0, sent.stderr
-        wait_until(lambda: stage(stack, "2") == "live", timeout=240, what="the retrained v2 live")
+        wait_until(lambda: stage(stack, "2") in ("live", "rolled_back", "failed"), timeout=240,
+                   what="the retrained v2 to be judged")
+        assert stage(stack, "2") == "live", rollout(stack)["history"]
         judged = rollout(stack)
         analyses = [e for e in judged["history"] if e["action"].startswith("analysis:")]
         assert judged["version"] == "2" and judged["state"] == "succeeded"
-        assert {e["action"] for e in analyses} == {"analysis:pass"}, judged["history"]
-        assert len(analyses) >= 4, "the mirror phase and each of 10, 50, 100 % judged"
-        assert all(e["metrics"]["requests"] >= 20 for e in analyses), "judged on the clients' requests"
+        passed = [e for e in analyses if e["action"] == "analysis:pass"]
+        assert "analysis:fail" not in {e["action"] for e in analyses}, judged["history"]
+        assert len(passed) == 4, "the mirror phase and each of 10, 50, 100 % passed"
+        assert all(e["metrics"]["requests"] >= 20 for e in passed), "judged on the clients' requests"
 
         bad = run("tools.register_model", "--workdir", str(workdir), "--quality", "bad")
         assert bad.returncode == 0, bad.stderr
