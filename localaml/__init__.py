@@ -8,18 +8,7 @@ Not part of the function app: it is never deployed.
 
 from __future__ import annotations
 
-from localaml import (
-    batch,
-    datastores,
-    endpoints,
-    jobs,
-    mlflow,
-    models,
-    monitor,
-    monitoring,
-    registries,
-    runhistory,
-)
+from localaml import batch, datastores, endpoints, jobs, mlflow, models, monitor, monitoring, registries, runhistory
 
 FEATURES = [
     registries.install, mlflow.install, monitor.install, batch.install, datastores.install, models.install,
