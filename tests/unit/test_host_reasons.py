@@ -43,3 +43,18 @@ def test_a_rollback_prints_its_cause_and_a_title_only_notification_nothing() -> 
     plain = Notification(id="n", kind="model.promoted", title="credit-risk v1 promoted", subject="credit-risk:1")
     assert reason_lines(received(plain)) == []
     assert reason_lines({"text": "a Slack body"}) == [] and reason_lines([1, 2]) == []
+
+
+def test_the_host_s_traffic_rate_is_bounded_and_zero_switches_it_off() -> None:
+    import argparse
+    import contextlib
+
+    import pytest
+
+    from tools.local_stack import TRAFFIC_PER_SECOND, client_traffic, rate
+
+    assert rate("0") == 0 and rate("2.5") == 2.5 and TRAFFIC_PER_SECOND == 10
+    for wrong in ("-1", "201"):
+        with pytest.raises(argparse.ArgumentTypeError, match="requests a second from 0"):
+            rate(wrong)
+    assert isinstance(client_traffic(None, 0), contextlib.nullcontext)  # type: ignore[arg-type]
