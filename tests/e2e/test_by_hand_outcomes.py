@@ -39,9 +39,11 @@ def test_the_by_hand_path_gives_what_the_readme_predicts(tmp_path: Path) -> None
     workdir = tmp_path / ".localdev"
     ports = {"host_port": free_port(), "azureml_port": free_port(), "storage_port": free_pair(),
              "entra_port": free_port()}
-    # On the fast timers a rollout is analysed every second, not every 30 s: more clients, so that a 10 % step
-    # sees its 20 requests before the policy's 10 inconclusive analyses run out, as 10 a second do at 30 s.
-    with by_hand_stack(workdir, fast=True, **ports) as stack, client_traffic(stack, 100):
+    # On the fast timers a rollout is analysed every second, not every 30 s: more clients (two, as each waits for
+    # its answers), so that a 10 % step sees its 20 requests well before the policy's 10 inconclusive analyses run
+    # out, as 10 a second do at 30 s.
+    with by_hand_stack(workdir, fast=True, **ports) as stack, client_traffic(stack, 100), \
+            client_traffic(stack, 100):
         registered = run("tools.register_model", "--workdir", str(workdir))
         assert registered.returncode == 0, registered.stderr
         wait_until(lambda: stage(stack, "1") == "live", timeout=120, what="v1 live")
