@@ -14,7 +14,9 @@ through azure-ai-ml by `tools.register_assets`, as a user does), the test and tr
 and the prod online endpoint.
 
 `python -m devhost.localaml` runs it until Ctrl-C and prints the app settings that point the
-app (under `func start` or the local host) at it; its resources are kept in
+app (under `func start` or the local host) at it; with `--settings local.settings.json` it also
+writes them into that file at each start (the app's client secret and the proxy's port are the
+service's of this run), so `func start` needs no hand editing. Its resources are kept in
 `<workdir>/state.json` between runs (`--fresh` forgets them).
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import secrets
 import signal
@@ -349,6 +352,20 @@ def seed(local: LocalAzureMLStack) -> None:
                what="the prod endpoint credit-risk to finish provisioning")
 
 
+EXAMPLE_SETTINGS = Path(__file__).resolve().parents[1] / "local.settings.example.json"
+
+
+def write_settings(path: Path, values: dict[str, str], example: Path = EXAMPLE_SETTINGS) -> Path:
+    """Put `values` into the `Values` of Core Tools' `local.settings.json` at `path` (made from the repo's
+    example when missing), keeping every other setting as it is; 0600, as it holds the app's secret."""
+    document = json.loads((path if path.exists() else example).read_text())
+    if not isinstance(document, dict) or not isinstance(document.get("Values", {}), dict):
+        raise SystemExit(f"{path} is not a local.settings.json: no Values object")
+    document.setdefault("Values", {}).update(values)
+    write_atomically(path, json.dumps(document, indent=2) + "\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8443)
@@ -357,6 +374,8 @@ def main() -> None:
     parser.add_argument("--events-url", action="append", default=[],
                         help="an Event Grid subscriber URL (the app's webhook); repeat for several")
     parser.add_argument("--fresh", action="store_true", help="forget the resources kept in <workdir>/state.json")
+    parser.add_argument("--settings", type=Path, metavar="LOCAL_SETTINGS_JSON",
+                        help="write the app settings into this local.settings.json at each start (for func start)")
     args = parser.parse_args()
     state = args.workdir.resolve() / "state.json"
     if args.fresh:
@@ -371,6 +390,8 @@ def main() -> None:
         print("app settings (local.settings.json Values):")
         for name, value in local.app_settings().items():
             print(f'  "{name}": "{value}",')
+        if args.settings:
+            print(f"written into {write_settings(args.settings, local.app_settings())}: func start reads them there")
         stop.wait()
 
 

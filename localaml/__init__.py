@@ -8,9 +8,22 @@ Not part of the function app: it is never deployed.
 
 from __future__ import annotations
 
-from localaml import assets, batch, datastores, endpoints, events, jobs, mlflow, models, monitor, monitoring, registries
+from localaml import (
+    assets,
+    batch,
+    datastores,
+    endpoints,
+    events,
+    jobs,
+    mlflow,
+    models,
+    monitor,
+    monitoring,
+    registries,
+    runhistory,
+)
 
 FEATURES = [
     registries.install, mlflow.install, monitor.install, batch.install, datastores.install, models.install,
-    monitoring.install, jobs.install, endpoints.install, events.install, assets.install,
+    monitoring.install, jobs.install, endpoints.install, events.install, assets.install, runhistory.install,
 ]

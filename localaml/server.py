@@ -26,9 +26,12 @@ def _handler_for(service: LocalAzureML) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             reply = service.handle(self.command, self.path, body, dict(self.headers.items()))
-            data = b"" if reply.body is None else json.dumps(reply.body).encode()
+            page = isinstance(reply.body, bytes)  # a page of the service's own (localaml/runhistory.py)
+            data = reply.body if isinstance(reply.body, bytes) else (
+                b"" if reply.body is None else json.dumps(reply.body).encode())
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            if not page:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("x-ms-request-id", str(uuid.uuid4()))
             for name, value in reply.headers.items():
                 self.send_header(name, value)

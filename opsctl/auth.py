@@ -30,7 +30,6 @@ from typing import Any, Protocol, TextIO, TypeVar
 
 from opsctl.client import ApiFailure, is_local
 
-CONFIG_ENV = "OPSCTL_CONFIG_DIR"
 CREDENTIAL_ENV = "OPSCTL_CREDENTIAL"
 CACHE_NAME = "opsctl"  # azure-identity's persistent token cache, shared by every opsctl sign-in
 DEVICE_CODE, BROWSER, AZURE_CLI = "device-code", "browser", "azure-cli"
@@ -150,14 +149,6 @@ def check_transport(app_url: str) -> None:
 
 
 # What is saved ----------------------------------------------------------------------------
-
-
-def config_dir() -> Path:
-    """`$OPSCTL_CONFIG_DIR`, else `$XDG_CONFIG_HOME/opsctl`, else `~/.config/opsctl`."""
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "opsctl"
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from opsctl import auth
+from opsctl import auth, style
 from opsctl import commands as c
 from opsctl.auth import Auth, CredentialFactory, Store
-from opsctl.client import DEFAULT_URL, URL_ENV, ApiFailure, Client, default_url, function_key, trust_local_ca
+from opsctl.client import (
+    DEFAULT_URL,
+    URL_ENV,
+    ApiFailure,
+    Client,
+    config_dir,
+    default_url,
+    function_key,
+    trust_local_ca,
+)
 from opsctl.commands import Command, Shown
 
 ROLLOUT_ACTIONS = ("pause", "resume", "approve", "promote", "abort", "undo")
@@ -200,6 +209,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     # azure-identity logs each failure as a warning, which Python would print as well as opsctl's one line.
     for sdk in ("azure", "msal"):
         logging.getLogger(sdk).addHandler(logging.NullHandler())
+    style.use(out, as_json=args.json)
     try:
         return _run(args, out, name, credentials or auth.azure_identity)
     except KeyboardInterrupt:
@@ -220,7 +230,7 @@ def _run(args: argparse.Namespace, out: TextIO, name: str, credentials: Credenti
 
 def _signed_in(args: argparse.Namespace, out: TextIO, name: str, credentials: CredentialFactory) -> int:
     try:
-        signed = Auth(args.url, Store(auth.config_dir()), credentials,
+        signed = Auth(args.url, Store(config_dir()), credentials,
                       azure_cli=args.azure_cli or auth.azure_cli_from_env())
     except ApiFailure as failure:
         print(f"opsctl {name}: {failure}", file=sys.stderr)
@@ -272,7 +282,7 @@ def watch(run: Callable[[], Shown], seconds: float, as_json: bool, out: TextIO, 
 def _render(shown: Shown, as_json: bool, compact: bool = False) -> str:
     if as_json:
         return json.dumps(shown.document, separators=(",", ":")) if compact else json.dumps(shown.document, indent=2)
-    return shown.text
+    return style.paint(shown.text)
 
 
 if __name__ == "__main__":

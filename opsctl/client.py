@@ -23,6 +23,8 @@ DEFAULT_URL = "http://127.0.0.1:7071"
 # (devhost.keys.HostKeys), and where `./dev host` says which URL it serves.
 LOCAL_KEY_FILES = (Path(".localdev/keys.json"), Path(".devhost/keys.json"))
 LOCAL_CONNECTION = Path(".localdev/connection.json")
+LOCAL_STACK_FILE = "local-stack.json"  # in the opsctl config folder: the checkout whose ./dev host last started
+CONFIG_ENV = "OPSCTL_CONFIG_DIR"
 
 
 class ApiFailure(Exception):
@@ -162,13 +164,44 @@ def default_url() -> str:
     return host if isinstance(host, str) and host else DEFAULT_URL
 
 
+def config_dir() -> Path:
+    """`$OPSCTL_CONFIG_DIR`, else `$XDG_CONFIG_HOME/opsctl`, else `~/.config/opsctl`."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "opsctl"
+
+
 def local_file(relative: Path) -> Path | None:
     """`relative` (a file `./dev host` writes) in this folder or the nearest one above it that has it, so that
-    opsctl finds the local stack from anywhere in the checkout."""
+    opsctl finds the local stack from anywhere in the checkout; from elsewhere, in the checkout whose
+    `./dev host` last started (it says where in the user's opsctl config, `local-stack.json`)."""
     for folder in (Path.cwd(), *Path.cwd().parents):
         if (folder / relative).is_file():
             return folder / relative
-    return None
+    checkout = last_local_stack()
+    return checkout / relative if checkout and (checkout / relative).is_file() else None
+
+
+def last_local_stack() -> Path | None:
+    """The checkout whose `./dev host` last started on this machine, or None."""
+    try:
+        folder = json.loads((config_dir() / LOCAL_STACK_FILE).read_text()).get("checkout")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(folder) if isinstance(folder, str) and Path(folder).is_absolute() else None
+
+
+def remember_local_stack(checkout: Path) -> Path:
+    """Note in the user's opsctl config that `checkout` runs the local stack, so that opsctl finds it from any
+    folder (`./dev host` calls this). The file names a folder only: no key, no token. 0600, as opsctl's others."""
+    path = config_dir() / LOCAL_STACK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"checkout": str(checkout.resolve())}))
+    temporary.chmod(0o600)
+    temporary.replace(path)
+    return path
 
 
 @contextlib.contextmanager

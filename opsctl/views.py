@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from opsctl.style import badge
 from opsctl.tables import fields, split_text, table
 
 HISTORY_TAIL = 10
@@ -72,19 +73,38 @@ def mirror_now(rollout: Mapping[str, Any]) -> str:
 
 
 def health(document: Mapping[str, Any], width: int | None = None) -> str:
-    checks = [["platform", "yes", document.get("platform", "")]]
-    checks += [[name, "yes" if (document.get(name) or {}).get("ok") else "NO", (document.get(name) or {}).get("detail")]
+    checks = [["platform", badge("yes"), document.get("platform", "")]]
+    checks += [[name, badge("yes" if (document.get(name) or {}).get("ok") else "NO"),
+                (document.get(name) or {}).get("detail")]
                for name in ("policy", "storage")]
     return table(["check", "ok", "detail"], checks, width)
+
+
+def ending(rollout: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The rollout's last entry that says where it stands: not the later deletion of the deployments it
+    replaced (`retired`), which is housekeeping of the previous version, not this one's news."""
+    return next((e for e in reversed(rollout.get("history") or []) if e.get("action") != "retired"), {})
+
+
+def analysis_text(rollout: Mapping[str, Any]) -> str:
+    """The last analysis, or why there is none (a first deployment or a full promotion skips them)."""
+    analyses = [e for e in rollout.get("history") or [] if str(e.get("action", "")).startswith("analysis:")]
+    if analyses:
+        return f"{analyses[-1]['action'].split(':', 1)[1]} - {analyses[-1]['reason']}"
+    if rollout.get("skip_analysis"):
+        if not any((((rollout.get("baseline") or {}).get("traffic")) or {}).values()):
+            return "none: a first deployment on an empty endpoint has nothing to compare with"
+        return "none: promoted without analysis"
+    return "none yet"
 
 
 def rollouts(items: Sequence[Mapping[str, Any]], width: int | None = None) -> str:
     if not items:
         return "no rollouts"
     return table(
-        ["endpoint", "model", "version", "state", "step", "traffic", "last", "started"],
-        [[f"{r['workspace']}/{r['endpoint']}", r["model"], r["version"], r["state"], current_percent(r),
-          traffic_now(r), (r["history"][-1]["action"] if r.get("history") else "-"), _minute(r.get("started"))]
+        ["endpoint", "model", "version", "state", "step", "traffic", "last action", "started"],
+        [[f"{r['workspace']}/{r['endpoint']}", r["model"], r["version"], badge(r["state"]), current_percent(r),
+          traffic_now(r), ending(r).get("action", "-"), _minute(r.get("started"))]
          for r in items],
         width, wrap={5},
     )
@@ -92,16 +112,14 @@ def rollouts(items: Sequence[Mapping[str, Any]], width: int | None = None) -> st
 
 def rollout(r: Mapping[str, Any], names: Mapping[str, str], width: int | None = None) -> str:
     history = r.get("history") or []
-    analyses = [entry for entry in history if str(entry.get("action", "")).startswith("analysis:")]
-    last = analyses[-1] if analyses else None
     plan = r.get("plan") or {}
     head = fields([
         ("rollout", f"{r['id']} ({r['model']} v{r['version']}, rule {r['rule']})"),
-        ("state", f"{r['state']}, phase {r['phase']}, step {current_percent(r)}"),
+        ("state", f"{badge(r['state'])}, phase {r['phase']}, step {current_percent(r)}"),
         ("steps", f"{plan.get('steps')}  manual gates {plan.get('manual_gates') or '-'}"),
         ("traffic", traffic_now(r)),
         ("mirror", mirror_now(r)),
-        ("analysis", f"{last['action'].split(':', 1)[1]} - {last['reason']}" if last else "-"),
+        ("analysis", analysis_text(r)),
     ], width)
     rows = [[str(e.get("time", ""))[11:19], e.get("action", ""), actor_name(e.get("actor", ""), names),
              split_text(e.get("traffic")), e.get("reason", "")] for e in history[-HISTORY_TAIL:]]
@@ -113,9 +131,8 @@ def rollout_history(items: Sequence[Mapping[str, Any]], width: int | None = None
         return "no finished rollouts"
     rows = []
     for r in items:
-        last = (r.get("history") or [{}])[-1]
-        rows.append([f"{r['model']} v{r['version']}", r["state"], _minute(r.get("started")),
-                     _minute(r.get("finished")), last.get("reason", "")])
+        rows.append([f"{r['model']} v{r['version']}", badge(r["state"]), _minute(r.get("started")),
+                     _minute(r.get("finished")), r.get("rollback_reason") or ending(r).get("reason", "")])
     return table(["version", "state", "started", "finished", "how it ended"], rows, width)
 
 
@@ -136,7 +153,7 @@ def lifecycles(items: Sequence[Mapping[str, Any]], width: int | None = None) -> 
     rows = []
     for r in items:
         last = (r.get("history") or [{}])[-1]
-        rows.append([r["model"], r["version"], r["stage"], r["rule"], _minute(last.get("time")),
+        rows.append([r["model"], r["version"], badge(r["stage"]), r["rule"], _minute(last.get("time")),
                      last.get("reason", "")])
     return table(["model", "version", "stage", "rule", "since", "reason"], rows, width)
 
@@ -144,13 +161,16 @@ def lifecycles(items: Sequence[Mapping[str, Any]], width: int | None = None) -> 
 def lifecycle(r: Mapping[str, Any], names: Mapping[str, str], width: int | None = None) -> str:
     head = fields([
         ("model", f"{r['model']} v{r['version']} in {r['workspace']} (rule {r['rule']})"),
-        ("stage", r["stage"]),
+        ("stage", badge(r["stage"])),
         ("test job", " ".join(filter(None, (r.get("test_job") or "-", r.get("test_job_url"))))),
         ("metrics", _pairs(r.get("metrics"), "=")),
         ("promoted", _pairs(r.get("promoted_to") or r.get("promoted"))),
         ("review", _review(r.get("review"))),
     ], width)
     parts = [head]
+    if r.get("test_job_log"):  # why a failed test job failed, as Azure ML kept its log
+        log = "\n".join("  " + line for line in r["test_job_log"].splitlines())
+        parts.append(f"the end of the test job's log:\n{log}")
     gates = r.get("gates")
     if isinstance(gates, dict) and gates.get("header"):
         parts.append(table(gates["header"], gates.get("rows") or [], width))

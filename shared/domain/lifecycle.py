@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from shared.domain.champions import Champion
 from shared.domain.decisions import judge
-from shared.domain.notification import Notification, Table
+from shared.domain.notification import MAX_SUMMARY, Notification, Table
 from shared.domain.policy import Gate, Review, RolloutPlan
 from shared.domain.ports import Endpoint, Job, JobStatus, ModelVersion
 from shared.domain.records import HistoryAction, Lifecycle, ReviewDecision, Rollout, RolloutState, Stage
@@ -103,8 +103,11 @@ def judged(record: Lifecycle, job: Job, gates: list[Gate],
     if not job.status.is_terminal:
         return None
     if job.status is not JobStatus.COMPLETED:
-        reason = f"test job {job.name} {job.status.value}: {job.error or 'no error given'}"
-        return _rejected(record, reason, None, job, {"metrics": job.metrics, "test_job_url": job.studio_url})
+        said = job.error or ("no error given; the end of its log is below" if job.log else
+                             "Azure ML gave no error and kept no log")
+        reason = f"test job {job.name} {job.status.value}: {said}"
+        return _rejected(record, reason, None, job, {"metrics": job.metrics, "test_job_url": job.studio_url,
+                                                     "test_job_log": job.log}, log=job.log)
     verdict = judge(gates, job.metrics, champion_metrics)
     table = verdict.table()
     changes = {"metrics": job.metrics, "gates": table, "verdict": verdict, "test_job_url": job.studio_url}
@@ -118,10 +121,15 @@ def judged(record: Lifecycle, job: Job, gates: list[Gate],
     )])
 
 
-def _rejected(record: Lifecycle, reason: str, table: Table | None, job: Job, changes: dict[str, Any]) -> Move:
+def _rejected(record: Lifecycle, reason: str, table: Table | None, job: Job, changes: dict[str, Any],
+              log: str | None = None) -> Move:
+    """failed, with ops told why: the failed gates, or the job's error and the end of its log."""
+    head = f"{reason}\n\nThe end of its log:\n"
+    room = MAX_SUMMARY - len(head)  # the log's last lines matter most: keep those, not its start
+    summary = head + (log if len(log) <= room else "…" + log[-room + 1:]) if log and room > 100 else reason
     return Move(Stage.FAILED, reason, changes, tag="rejected", told=[Notification(
         id=f"model.rejected:{record.key}", kind="model.rejected", severity="warning",
-        title=f"{record.model} v{record.version} rejected", summary=reason, subject=record.key,
+        title=f"{record.model} v{record.version} rejected", summary=summary, subject=record.key,
         table=table, link=job.studio_url,
     )])
 

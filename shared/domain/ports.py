@@ -140,6 +140,8 @@ class Job(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    log: str | None = Field(None, description="a failed job's last log lines (its, or its failed step's, "
+                                              "user_logs/std_log.txt)")
     studio_url: str | None = None
 
 

@@ -162,6 +162,7 @@ class Lifecycle(Record):
     stage: Stage
     test_job: str = ""
     test_job_url: str | None = Field(None, description="the test job in Azure ML studio, once it has been judged")
+    test_job_log: str | None = Field(None, description="a failed test job's last log lines, as Azure ML kept them")
     history: list[StageEntry] = Field(default_factory=list)
     metrics: dict[str, float | None] = Field(default_factory=dict)
     gates: Table | None = Field(None, description="the gate table, for people: header and rows")

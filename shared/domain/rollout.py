@@ -179,7 +179,9 @@ def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
     if r.phase is Phase.PROVISIONING:
         return _next_phase(r, now, actor)
     if r.skip_analysis:
-        return _finish(r, now, actor, "promoted without analysis")
+        first = not any(r.baseline.traffic.values())
+        return _finish(r, now, actor, "first deployment on an empty endpoint: live without analysis" if first
+                       else "promoted without analysis")
     plan = r.plan
     bake = plan.mirror.bake_seconds if r.phase is Phase.MIRROR and plan.mirror else plan.bake_seconds
     started = r.step_started or now
@@ -250,7 +252,8 @@ def retire(record: Rollout, endpoint: Endpoint, now: datetime, actor: str, grace
     names = tuple(name for name in r.baseline.traffic if name != r.deployment
                   and not endpoint.traffic.get(name) and not endpoint.mirror_traffic.get(name))
     r.retired = True
-    _log(r, HistoryAction.RETIRED, actor, f"previous deployments deleted: {list(names) or 'none'}", now)
+    said = f"previous deployments deleted: {', '.join(names)}" if names else "no previous deployment to delete"
+    _log(r, HistoryAction.RETIRED, actor, said, now)
     return Move(r, [Retire(names)])
 
 

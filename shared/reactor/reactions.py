@@ -137,8 +137,9 @@ def on_run_event(services: Services, event: AmlEvent, workspace: str) -> None:
         outcomes.notify(services, Notification(
             id=f"job.failed:{workspace}:{job.name}", kind="job.failed", severity="error",
             title=f"Job {job.name} {job.status.value}",
-            # Azure ML's job resource carries no failure reason: it is in the job's logs, behind the link.
-            summary=job.error or "the reason is in the job's logs in Azure ML studio",
+            # Azure ML's job resource carries no failure reason: the adapter reads it from the run's details.
+            summary=(job.error or "Azure ML gave no error") + (f"\n\nThe end of its log:\n{job.log}" if job.log
+                                                                else ""),
             subject=job.name, link=job.studio_url,
             facts=(("experiment", data.experiment_name or job.experiment), ("run id", job.name),
                    ("status", job.status.value), ("workspace", workspace)),

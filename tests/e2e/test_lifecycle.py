@@ -144,9 +144,12 @@ def test_unmatched_models_are_ignored_and_failed_jobs_and_deployments_reach_ops(
         failed = wait_until(lambda: [n for n in ops_notifications(stack) if n["kind"] == "job.failed"], timeout=60)
         facts = {fact["name"]: fact["value"] for fact in failed[0]["facts"]}
         assert facts["run id"] == "nightly-eval-1" and facts["status"] == "failed"
-        # The job's page in studio, where its logs say why (Azure's job resource carries no reason).
-        assert failed[0]["link"].startswith("https://ml.azure.com/runs/nightly-eval-1?wsid=")
+        # Why, as Azure ML keeps it (the run's error and its step's std_log.txt), and the local service's own job
+        # page, where Azure ML studio cannot show this job.
         assert "does not load in ONNX Runtime" in (jobs.wait(stack.aml.service, "dev", "nightly-eval-1").error or "")
+        assert "does not load in ONNX Runtime" in failed[0]["summary"]
+        assert "The end of its log:\n$ " in failed[0]["summary"]
+        assert failed[0]["link"] == f"{stack.aml.service.base_url}localaml/jobs/dev/nightly-eval-1"
 
         deployed = json.loads((FIXTURES / "aml-events/docs_eventgrid_schema/model_deployed.json").read_text())
         deployed[0]["topic"] = stack.aml.service.workspace_id("prod")

@@ -353,7 +353,7 @@ def test_the_cli_prints_the_rollout_table(stack: Stack, live: dict, capsys: pyte
 
     assert cli("dave", "rollouts") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["endpoint", "model", "version", "state", "step", "traffic", "last", "started"]
+    assert lines[0].split() == ["endpoint", "model", "version", "state", "step", "traffic", "last", "action", "started"]
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].split()[0] == "prod/credit-risk"
     assert cli("dave", "rollout", "prod", "credit-risk") == 0

@@ -159,3 +159,126 @@ def test_every_opsctl_command_in_the_apps_text_is_built_and_checked_here() -> No
         assert any(snippet.split()[:len(literal)] == literal for snippet in built), (
             f"{where} tells people to run `{template}`, which no notification built in this test has: "
             "build it in NOTIFICATIONS and say what it must mean")
+
+
+# Every opsctl command the README, docs/ and `opsctl --help` show ----------------------------------------
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+COMMAND_LINE = re.compile(r"^\s*(?:\.venv/bin/)?(?:python -m )?(opsctl(?:\s.*)?)$")
+PLACEHOLDER = "x"  # what a `<key from setaside>`, `ID` or `JOB` stands for in a check
+SAMPLES = {"SECONDS": "5", "N": "10", "KIND": "deadletter"}
+# What a positional word must look like for the command to mean what the page says: the local stack's names.
+KINDS: dict[str, Callable[[str], bool]] = {
+    "decision": lambda word: word in ("approve", "reject"),
+    "workspace": lambda word: word in ("dev", "prod"),
+    "endpoint": lambda word: word == "credit-risk",
+    "location": lambda word: word in ("dev", "prod", "registry:shared"),
+    "name": lambda word: word.startswith("credit-risk"),
+    "rule": lambda word: word == "credit-risk",
+    "version": lambda word: word.isdigit() or word == PLACEHOLDER,
+    "kind": lambda word: word in ("rejected", "ignored", "deadletter"),
+}
+
+
+def shown_commands() -> Iterator[tuple[str, str]]:
+    """(where, command line) of each opsctl command a page shows: the lines of its code blocks (fenced or
+    indented) that run opsctl, its backquoted `opsctl <command> ...`, and the example lines of opsctl's
+    own --help."""
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        where = str(page.relative_to(ROOT))
+        fenced = False
+        for line in text.splitlines():
+            if line.startswith("```"):
+                fenced = not fenced
+            elif (fenced or line.startswith("    ")) and (found := COMMAND_LINE.match(line)):
+                yield where, found[1]
+        for found in re.findall(r"`((?:\.venv/bin/)?(?:python -m )?opsctl [a-z][^`]*)`", text):
+            yield where, found
+    for line in (cli.__doc__ or "").splitlines():
+        if line.startswith("    ") and (found := COMMAND_LINE.match(line)):
+            yield "opsctl --help", found[1]
+
+
+def expanded(line: str) -> list[list[str]]:
+    """The command lines `line` stands for: comments and prose cut, `a; b` split, each `[optional part]`
+    with and without it, each `a|b` alternative apart, placeholders filled in."""
+    line = re.sub(r"\s(#|\s{2,}[a-z(]).*$", "", line.split("`")[0])  # a comment, or the prose beside it
+    line = re.sub(r"^(?:\.venv/bin/)?(?:python -m )?", "", line)
+    out: list[list[str]] = []
+    for part in line.split(";"):
+        part = part.strip()
+        if not part.startswith("opsctl"):
+            continue
+        variants = [part]
+        while any("[" in variant for variant in variants):
+            variants = [v for variant in variants for v in _optional(variant)]
+        for variant in variants:
+            words = shlex.split(re.sub(r"<[^>]*>", PLACEHOLDER, variant))
+            choices = [word.split("|") if "|" in word and not word.startswith("-") else [word] for word in words]
+            width = max(len(c) for c in choices)
+            for n in range(width):
+                command = [SAMPLES.get(c[n % len(c)], PLACEHOLDER if re.fullmatch(r"[A-Z]+", c[n % len(c)])
+                                       else c[n % len(c)]).replace("...", REASON) for c in choices]
+                if command not in out:
+                    out.append(command)
+    return out
+
+
+def _optional(text: str) -> list[str]:
+    """`text` with its innermost `[...]` left out, and with it kept (its alternatives `a|b` one by one)."""
+    found = re.search(r"\[([^\[\]]*)\]", text)
+    if not found:
+        return [text]
+    before, after = text[:found.start()], text[found.end():]
+    return [" ".join((before + after).split()), *(before + choice + after for choice in found[1].split("|")
+                                                   if choice.startswith("-") or "|" not in found[1])]
+
+
+def what_it_means(words: list[str]) -> list[str]:
+    """The ways `opsctl <words>` does not mean what it says: refused, another command, a positional that is no
+    such thing."""
+    import argparse
+
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    if len(words) == 2:  # prose naming a command: `opsctl score`
+        return [] if words[1] in sub.choices or words[1] == "--help" else [f"no command {words[1]!r}"]
+    try:
+        args = cli.parser().parse_args(words[1:])
+    except SystemExit:
+        return [f"opsctl refuses {' '.join(words)!r}"]
+    problems = [] if args.command == words[1] else [f"{words!r} runs {args.command}"]
+    for action in sub.choices[args.command]._actions:
+        check = KINDS.get(action.dest)
+        value = getattr(args, action.dest, None)
+        if not action.option_strings and check and isinstance(value, str) and not check(value):
+            problems.append(f"{' '.join(words)!r}: {action.dest} {value!r} is not one")
+    return problems
+
+
+def test_the_pages_and_help_show_opsctl_commands() -> None:
+    found = {where for where, _ in shown_commands()}
+    assert {"README.md", "docs/admin-api.md", "opsctl --help"} <= found
+
+
+@pytest.mark.parametrize("where", sorted({where for where, _ in shown_commands()}))
+def test_every_command_a_page_shows_parses_and_means_what_it_says(where: str) -> None:
+    lines = [line for page, line in shown_commands() if page == where]
+    wrong = [problem for line in lines for words in expanded(line) for problem in what_it_means(words)]
+    assert not wrong, wrong
+
+
+def test_the_reading_of_a_page_s_command_lines() -> None:
+    assert expanded("opsctl pause|resume prod credit-risk --reason \"error budget\"") == [
+        ["opsctl", "pause", "prod", "credit-risk", "--reason", "error budget"],
+        ["opsctl", "resume", "prod", "credit-risk", "--reason", "error budget"]]
+    assert expanded("opsctl setaside [--kind deadletter];  opsctl replay deadletter <key from setaside>") == [
+        ["opsctl", "setaside"], ["opsctl", "setaside", "--kind", "deadletter"],
+        ["opsctl", "replay", "deadletter", "x"]]
+    assert expanded("opsctl status [--watch [SECONDS]]            health checks") == [
+        ["opsctl", "status"], ["opsctl", "status", "--watch"], ["opsctl", "status", "--watch", "5"]]
+    assert what_it_means(["opsctl", "score"]) == [] and what_it_means(["opsctl", "scores"]) == ["no command 'scores'"]
+    assert what_it_means(["opsctl", "review", "credit-risk", "5", "approve"]) == [
+        "'opsctl review credit-risk 5 approve': decision 'credit-risk' is not one",
+        "'opsctl review credit-risk 5 approve': name '5' is not one",
+        "'opsctl review credit-risk 5 approve': version 'approve' is not one"]

@@ -810,6 +810,7 @@ def test_from_a_folder_inside_the_checkout_opsctl_finds_the_local_stack(tmp_path
     monkeypatch.delenv("MLOPS_API_URL", raising=False)
     monkeypatch.delenv("MLOPS_FUNCTION_KEY", raising=False)
     monkeypatch.delenv("MLOPS_KEY_FILE", raising=False)
+    monkeypatch.setenv("OPSCTL_CONFIG_DIR", str(tmp_path / "no-stack-remembered"))
     assert default_url() == "http://127.0.0.1:7171"
     assert function_key("http://127.0.0.1:7171", None, None) == "the-local-key"
     monkeypatch.chdir(tmp_path.parent)

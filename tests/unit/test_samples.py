@@ -1,6 +1,8 @@
-"""The sample events in `samples/events` are ones `./dev send samples/events` can act on: each
-parses, comes from a workspace the local stack watches, and names something the repo's policy
-acts on (issue 16: the fixtures from the docs came from a workspace no rule watches)."""
+"""The sample events in `samples/*/` are ones `./dev send` can act on: each parses, comes from a
+workspace the local stack watches, and names something the repo's policy acts on (issue 16: the
+fixtures from the docs came from a workspace no rule watches). Each folder's name says what it
+starts: `samples/events`, which the README's by-hand path sends right after `./dev register`, starts
+no retraining (issue 26: it once held the drift sample, and a newcomer got a v2 nobody asked for)."""
 
 from __future__ import annotations
 
@@ -16,14 +18,14 @@ from shared.domain.policy import load_policy
 from tools.send_events import load
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples" / "events"
-FILES = sorted(SAMPLES.glob("*.json"))
+SAMPLES = ROOT / "samples"
+FILES = sorted(SAMPLES.glob("*/*.json"))
 WATCHED = {LocalAzureML.workspace_id(name).lower(): name for name in WORKSPACES}
 POLICY = load_policy(str(ROOT / "policy" / "policy.yaml"))
 
 
 def test_there_are_samples_of_both_schemas_and_every_kind_the_local_stack_acts_on() -> None:
-    events = [parse_event(raw) for raw in load([SAMPLES])]
+    events = [parse_event(raw) for raw in load(FILES)]
     assert {event.schema_name for event in events} == {"eventgrid", "cloudevents"}
     assert {event.kind for event in events} >= {EventKind.MODEL_REGISTERED, EventKind.RUN_COMPLETED,
                                                  EventKind.DATASET_DRIFT_DETECTED, EventKind.MODEL_DEPLOYED}
@@ -62,6 +64,13 @@ def test_each_sample_names_what_the_policy_acts_on(path: Path) -> None:
             assert data.drift_coefficient >= rule.drift.threshold, "below the threshold it would only be recorded"
         else:
             assert isinstance(data, ModelDeployedData) and workspace == "prod"
+
+
+def test_the_events_the_by_hand_path_sends_first_start_no_retraining_and_deploy_nothing() -> None:
+    kinds = {parse_event(raw).kind for raw in load([SAMPLES / "events"])}
+    assert kinds == {EventKind.MODEL_REGISTERED, EventKind.RUN_COMPLETED}
+    assert {parse_event(raw).kind for raw in load([SAMPLES / "drift"])} == {EventKind.DATASET_DRIFT_DETECTED}
+    assert {parse_event(raw).kind for raw in load([SAMPLES / "deployed"])} == {EventKind.MODEL_DEPLOYED}
 
 
 def test_the_validation_sample_is_an_event_grid_handshake() -> None:

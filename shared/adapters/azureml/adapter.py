@@ -20,8 +20,10 @@ from shared.adapters.azureml.clients import Clients, Cloud, registry_name
 from shared.adapters.azureml.errors import translated
 from shared.adapters.azureml.eventfilters import check_workspace
 from shared.adapters.azureml.listing import created_at, newest_versions, recent, wanted
+from shared.adapters.azureml.localservice import local_job_page
 from shared.adapters.azureml.metrics import Rest, deployment_metrics, job_metrics, tracking_url
 from shared.adapters.azureml.pipelines import pipeline_job
+from shared.adapters.azureml.runlogs import failure
 from shared.domain.ports import (
     SAFE_NAME,
     ConfigurationError,
@@ -65,6 +67,7 @@ class AzureMLPlatform:
         self._rest = Rest(self._clients.arm_token, self._clients.identity)
         self._pipelines = pipelines
         self._tracking: dict[str, str] = {}
+        self._local_pages = settings.azureml_endpoint  # the local Azure ML service's URL, when it stands in
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureMLPlatform:
@@ -243,6 +246,12 @@ class AzureMLPlatform:
         if job.status is JobStatus.COMPLETED:
             base = self._tracking_url(workspace)
             job.metrics = job_metrics(self._rest, base, job_name, scope=self._clients.scope(workspace))
+        elif job.status is JobStatus.FAILED:
+            why = failure(self._rest, self._tracking_url(workspace), job_name, scope=self._clients.scope(workspace))
+            job.error, job.log = why.error, why.log
+        if self._local_pages:  # Azure ML studio cannot show the local service's jobs; the service's own page can
+            job.studio_url = local_job_page(self._local_pages, self._clients.workspace(workspace).workspace_name,
+                                            job_name)
         return job
 
     def cancel_job(self, workspace: str, job_name: str) -> None:

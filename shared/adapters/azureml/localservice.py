@@ -46,3 +46,9 @@ def configured_cloud(settings: Settings) -> Cloud | None:
         },
         audience=RESOURCE_MANAGER_AUDIENCE,
     )
+
+
+def local_job_page(endpoint: str, workspace_name: str, job_name: str) -> str:
+    """The local Azure ML service's own page of a job (status, error, each step's log): what a job's
+    Studio link is locally, where Azure ML studio cannot show it (localaml/runhistory.py)."""
+    return f"{endpoint.rstrip('/')}/localaml/jobs/{workspace_name}/{job_name}"

@@ -77,7 +77,7 @@ def job_metrics(rest: Rest, base: str, job_name: str, *, scope: str) -> dict[str
     parent = run["run"]
     metrics = _latest(parent)
     experiment = parent["info"]["experiment_id"]
-    for child in _descendants(rest, base, experiment, job_name, scope=scope):
+    for child in descendants(rest, base, experiment, job_name, scope=scope):
         step = child["info"].get("run_name") or child["info"]["run_id"]
         for key, value in _latest(child).items():
             metrics[f"{step}.{key}"] = value
@@ -85,7 +85,7 @@ def job_metrics(rest: Rest, base: str, job_name: str, *, scope: str) -> dict[str
     return metrics
 
 
-def _descendants(rest: Rest, base: str, experiment: str, run_id: str, *, scope: str) -> list[dict[str, Any]]:
+def descendants(rest: Rest, base: str, experiment: str, run_id: str, *, scope: str) -> list[dict[str, Any]]:
     """Child runs, breadth first (a pipeline's steps, and steps of nested pipelines), oldest first per level."""
     found: list[dict[str, Any]] = []
     level = [run_id]

@@ -505,17 +505,41 @@ function stepPlan(record) {
   if (plan.mirror) steps.push({label: `mirror ${plan.mirror.percent}%`, phase: "mirror", index: -1});
   (plan.steps || []).forEach((share, index) => steps.push({label: `${share}%`, phase: "step", index, share}));
   const gates = new Set(plan.manual_gates || []);
+  const history = record.history || [];
+  // A chip is done only when its traffic was set (a first deployment and a full promotion skip some).
+  const reached = (s) => (s.phase === "mirror" ? history.some((e) => e.action === "mirror")
+    : history.some((e) => (e.traffic || {})[record.deployment] === s.share && e.action !== "rolled_back"));
   const current = (s) => (s.phase === "mirror" ? record.phase === "mirror"
                                                : record.phase === "step" && record.step === s.index);
-  const done = (s) => (s.phase === "mirror" ? record.phase === "step" || record.state === "succeeded"
-                                            : record.step > s.index || (record.state === "succeeded"));
+  const position = (s) => (s.phase === "mirror" ? -1 : s.index);
+  const at = record.phase === "mirror" ? -1 : record.phase === "step" ? record.step : -2;
   const stopped = ["rolled_back", "rolling_back", "failed"].includes(record.state);
+  const live = record.state === "succeeded";
+  const done = (s) => reached(s) && (live || !current(s));
+  const skipped = (s) => !reached(s) && (position(s) < at || live);
   return h("ol", {class: "plan", "aria-label": "step plan"}, steps.map((s) => h("li", {
-    class: [current(s) && record.state !== "succeeded" ? (stopped ? "current stopped" : "current") : "",
-            done(s) && !current(s) ? "done" : "", gates.has(s.share) ? "gated" : ""].join(" ").trim(),
-    "data-step": s.label, title: gates.has(s.share) ? "waits for approval" : ""},
-  s.label, gates.has(s.share) ? " (approval)" : "", current(s) && stopped ? " (stopped here)" : "")));
+    class: [current(s) && !live ? (stopped ? "current stopped" : "current") : "",
+            done(s) ? "done" : "", skipped(s) ? "skipped" : "", gates.has(s.share) ? "gated" : ""].join(" ").trim(),
+    "data-step": s.label, title: skipped(s) ? "skipped" : gates.has(s.share) ? "waits for approval" : ""},
+  s.label, gates.has(s.share) ? " (approval)" : "", skipped(s) ? " (skipped)" : "",
+  current(s) && stopped ? " (stopped here)" : "")));
 }
+
+/** The entry that says how the rollout ended: not the later housekeeping of deleting what it replaced. */
+function ending(record) {
+  return [...(record.history || [])].reverse().find((e) => e.action !== "retired") || {};
+}
+
+/** Why a rollout takes 100 % without analysis: a first deployment has nothing to compare with, or who promoted it. */
+function skippedBecause(record) {
+  if (!Object.values(record.baseline.traffic || {}).some((share) => share > 0)) {
+    return "a first deployment on an empty endpoint has nothing to compare with or roll back to";
+  }
+  const entry = [...(record.history || [])].reverse().find((e) => ["promote", "promote-full"].includes(e.action)) || {};
+  return `promoted${entry.action === "promote-full" ? " fully" : ""} by ${entry.actor || "?"}: ${entry.reason || ""}`;
+}
+
+const plural = (count, one, many = `${one}s`) => `${count} ${count === 1 ? one : many}`;
 
 function why(record) {
   const last = (record.history || []).at(-1) || {};
@@ -529,12 +553,23 @@ function why(record) {
       return `Paused${pause.actor ? ` by ${pause.actor}` : ""}: ${pause.reason}. Nothing moves until it is resumed.`;
     }
     case "awaiting_approval": return `Waiting for approval: ${last.reason}`;
-    case "succeeded": return `Live: ${last.reason}${by}`;
+    case "succeeded": {
+      const end = ending(record);
+      const retired = record.retired ? `; ${(last.action === "retired" && last.reason) || "previous deployments deleted"}` : "";
+      return `Live: ${end.reason}${end.actor ? ` (${end.actor})` : ""}${retired}`;
+    }
     default: {
       const plan = record.plan || {};
       if (record.phase === "provisioning") return `Provisioning deployment ${record.deployment}.`;
-      const where = record.phase === "mirror" ? "the mirror phase" : `step ${plan.steps ? plan.steps[record.step] : "?"}%`;
-      return `Baking ${where}; analysed every ${plan.bake_seconds} s. Last: ${last.action} — ${last.reason}${by}`;
+      if (record.skip_analysis) {
+        return `Taking 100% without analysis: ${skippedBecause(record)}. The next rollout tick finishes it.`;
+      }
+      const mirror = record.phase === "mirror";
+      const where = mirror ? "the mirror phase" : `step ${plan.steps ? plan.steps[record.step] : "?"}%`;
+      const bake = mirror && plan.mirror ? plan.mirror.bake_seconds : plan.bake_seconds;
+      const since = record.step_started ? ` from ${time(record.step_started)}` : "";
+      return `Baking ${where} (bake ${bake} s${since}); the first rollout tick after the bake judges it. ` +
+             `Last: ${words(last.action).replace(":", " ")} — ${last.reason}${by}`;
     }
   }
 }
@@ -570,7 +605,14 @@ function analyses(record) {
     h("div", {class: "charts"}, charts),
     entries.length ? table(["time", "result", "requests", "errors", "error rate", "p95", "why"], rows,
                            (i) => ({class: "analysis"}))
-                   : h("p", {class: "muted"}, "No analysis yet: each step is judged after its bake time."));
+                   : h("p", {class: "muted"}, noAnalysis(record)));
+}
+
+function noAnalysis(record) {
+  if (record.skip_analysis) return `No analysis: ${skippedBecause(record)}.`;
+  if (record.phase === "provisioning") return "No analysis yet: the deployment is still provisioning.";
+  if (["rolled_back", "rolling_back", "failed"].includes(record.state)) return "No analysis was made.";
+  return "No analysis yet: each step is judged at the first rollout tick after its bake time.";
 }
 
 function actionText(action, record) {
@@ -633,7 +675,7 @@ function actionButtons(record) {
 
 function historyTable(record) {
   const rows = [...(record.history || [])].reverse().map((e) => [time(e.time), e.action, e.actor, e.reason]);
-  return details(`history:${record.key}`, `Full history (${rows.length} entries)`,
+  return details(`history:${record.key}`, `Full history (${plural(rows.length, "entry", "entries")})`,
                  table(["time", "action", "by", "why"], rows, () => ({class: "history-entry"})));
 }
 
@@ -646,7 +688,7 @@ function pastRollouts(record, past) {
   return details(`past:${record.key}`, `Past rollouts (${items.length})`, items.length
     ? table(["started", "model", "state", "finished", "why"], items.map((r) => [
         time(r.started), `${r.model} v${r.version}`, h("span", {class: `state state-${r.state}`}, words(r.state)),
-        time(r.finished), r.rollback_reason || ((r.history || []).at(-1) || {}).reason || ""]))
+        time(r.finished), r.rollback_reason || ending(r).reason || ""]))
     : h("p", {class: "muted"}, "None before this one."));
 }
 
@@ -749,6 +791,8 @@ function versionRow(record) {
     h("dl", {}, h("dt", {}, "Test job"), h("dd", {}, jobLink(record)),
       record.promoted_to ? [h("dt", {}, "Promoted to"), h("dd", {}, Object.keys(record.promoted_to).join(", ") || "-")] : null,
       record.rollout ? [h("dt", {}, "Rollout"), h("dd", {}, h("a", {href: "#rollouts"}, record.rollout))] : null),
+    record.test_job_log ? h("div", {class: "job-log"}, h("h5", {}, "The end of the test job's log"),
+                            h("pre", {"data-field": "test-job-log"}, record.test_job_log)) : null,
     details(`gates:${key}`, "Gate table", gateTable(record)),
     details(`stages:${key}`, `Stage history (${(record.history || []).length})`,
       table(["time", "stage", "why", "cause"], [...(record.history || [])].reverse()
