@@ -91,7 +91,8 @@ def compare(canary: DeploymentMetrics, champion: DeploymentMetrics, rule: Compar
     plan has (alpha is shared out over them and the metrics)."""
     alpha = rule.alpha / max(1, phases)
     per_metric = alpha / len(rule.metrics)
-    lines = [_judge_metric(canary, champion, metric, per_metric, rule.beta, shares) for metric in rule.metrics]
+    lines = [_judge_metric(canary, champion, metric, per_metric, rule.beta, shares, rule.indifference)
+             for metric in rule.metrics]
     decided = [line for line in lines if line.classification != "nodata"]
     total = sum(line.weight for line in decided)
     score = 100.0 * sum(line.weight for line in decided if not line.is_bad) / total if total else None
@@ -138,11 +139,18 @@ def _per_minute_rate(metrics: DeploymentMetrics) -> float:
 
 
 def _judge_metric(canary: DeploymentMetrics, champion: DeploymentMetrics, metric: MetricComparison,
-                  alpha: float, beta: float, shares: tuple[float, float]) -> MetricVerdict:
+                  alpha: float, beta: float, shares: tuple[float, float], indifference: float) -> MetricVerdict:
     pairs = _paired(canary, champion)
     if metric.metric == "RequestsPerMinute":
-        return _judge_counts(canary, champion, metric, alpha, beta, shares, pairs)
-    return _judge_values(canary, champion, metric, alpha, beta, pairs)
+        return _judge_counts(canary, champion, metric, alpha, beta, shares, pairs, indifference)
+    return _judge_values(canary, champion, metric, alpha, beta, pairs, indifference)
+
+
+def bounds(metric: MetricComparison, indifference: float) -> tuple[float, float]:
+    """The ratios canary / champion that fail (worse than this) and pass (better than this) the metric."""
+    if metric.direction == "increase":
+        return 1 + metric.tolerance, 1 + indifference * metric.tolerance
+    return 1 - metric.tolerance, max(0.05, 1 - indifference * metric.tolerance)
 
 
 def _line(metric: MetricComparison, alpha: float, **found: object) -> MetricVerdict:
@@ -175,7 +183,7 @@ def log_ratio_interval(logs: np.ndarray, alpha: float) -> tuple[float, float, fl
 
 
 def _judge_values(canary: DeploymentMetrics, champion: DeploymentMetrics, metric: MetricComparison,
-                  alpha: float, beta: float, pairs: list[tuple[int, int]]) -> MetricVerdict:
+                  alpha: float, beta: float, pairs: list[tuple[int, int]], indifference: float) -> MetricVerdict:
     ours = canary.series.get(metric.metric, [])
     theirs = champion.series.get(metric.metric, [])
     both = [(ours[i], theirs[j]) for i, j in pairs if i < len(ours) and j < len(theirs)]
@@ -188,30 +196,31 @@ def _judge_values(canary: DeploymentMetrics, champion: DeploymentMetrics, metric
     mean, low, high = log_ratio_interval(logs, alpha)
     _, pass_low, pass_high = log_ratio_interval(logs, beta)
     sign = 1.0 if metric.direction == "increase" else -1.0
-    limit = math.log1p(metric.tolerance) if sign > 0 else -math.log1p(-metric.tolerance)
+    fail_at, pass_at = (sign * math.log(ratio) for ratio in bounds(metric, indifference))
     worse_low = low if sign > 0 else -high  # the least bad the canary can be, on the bad side's scale
     better_high = pass_high if sign > 0 else -pass_low
-    if worse_low > limit:
+    if worse_low > fail_at:
         classification: Classification = "high" if sign > 0 else "low"
-    elif better_high < limit:
+    elif better_high < pass_at:
         classification = "pass"
     else:
         classification = "nodata"
     sigma = max(MIN_SIGMA, float(logs.std(ddof=1)) if len(logs) > 2 else PRIOR_SIGMA)
-    needs = _minutes_to_decide(len(values), abs(sign * mean - limit), sigma, min(alpha, beta)) \
-        if classification == "nodata" else None
+    gap = max(sign * mean - fail_at, pass_at - sign * mean)
+    needs = _minutes_to_decide(len(values), gap, sigma, min(alpha, beta)) if classification == "nodata" else None
     return _line(metric, alpha, classification=classification,
                  canary=float(np.median([a for a, _ in values])), champion=float(np.median([b for _, b in values])),
                  ratio=math.exp(mean), ratio_low=math.exp(low), ratio_high=math.exp(high),
-                 evidence=_normal_evidence(logs, limit * sign, sign), minutes=len(values), needs_minutes=needs,
+                 evidence=_normal_evidence(logs, sign * fail_at, sign), minutes=len(values), needs_minutes=needs,
                  **series)
 
 
 def _normal_evidence(logs: np.ndarray, limit: float, sign: float) -> float:
-    """The normal mixture's e-value against 'the mean is on the good side of `limit`' (for the table)."""
+    """The normal mixture's e-value against 'the mean log-ratio is on the good side of `limit`' (for the
+    table; `sign` is -1 when a decrease is bad)."""
     n = len(logs)
     sigma = max(MIN_SIGMA, math.sqrt((float(((logs - logs.mean()) ** 2).sum()) + 2 * PRIOR_SIGMA**2) / (n + 1)))
-    excess = sign * float((logs - limit * sign).sum())
+    excess = sign * float((logs - limit).sum())
     if excess <= 0:
         return 1.0
     v, rho = n * sigma**2, PLANNING_MINUTES * sigma**2
@@ -255,7 +264,7 @@ def mixture_evidence(hits: np.ndarray, totals: np.ndarray, exposure: tuple[np.nd
 
 def _judge_counts(canary: DeploymentMetrics, champion: DeploymentMetrics, metric: MetricComparison,
                   alpha: float, beta: float, shares: tuple[float, float],
-                  pairs: list[tuple[int, int]]) -> MetricVerdict:
+                  pairs: list[tuple[int, int]], indifference: float) -> MetricVerdict:
     requests_c = np.array([_at(canary.requests_per_minute, i) for i, _ in pairs], dtype=float)
     requests_b = np.array([_at(champion.requests_per_minute, j) for _, j in pairs], dtype=float)
     if metric.responses:  # errors among requests: the exposure is each deployment's requests
@@ -279,18 +288,18 @@ def _judge_counts(canary: DeploymentMetrics, champion: DeploymentMetrics, metric
     if rate_c is not None and rate_b:
         found["ratio"] = rate_c / rate_b
     increase = metric.direction == "increase"
-    bound = 1 + metric.tolerance if increase else 1 - metric.tolerance
+    bound, good = bounds(metric, indifference)
     worse = [bound * k for k in RATIO_GRID] if increase else [bound / k for k in RATIO_GRID]
-    better = [bound / k for k in RATIO_GRID] if increase else [min(bound * k, 1e6) for k in RATIO_GRID]
+    better = [good / k for k in RATIO_GRID] if increase else [min(good * k, 1e6) for k in RATIO_GRID]
     exposure = (exposure_c, exposure_b)
     against_good = mixture_evidence(hits, totals, exposure, bound, worse) if totals.sum() else 1.0
-    against_bad = mixture_evidence(hits, totals, exposure, bound, better) if totals.sum() else 1.0
+    against_bad = mixture_evidence(hits, totals, exposure, good, better) if totals.sum() else 1.0
     found["evidence"] = against_good
     if against_good >= 1 / alpha:
         return _line(metric, alpha, classification="high" if increase else "low", **found)
     if against_bad >= 1 / beta or _no_errors_shown(metric, hits, other, exposure_c, beta):
         return _line(metric, alpha, classification="pass", **found)
-    needs = _counts_needed(hits, totals, exposure, bound, worse, better, alpha, beta)
+    needs = _counts_needed(hits, totals, exposure, (bound, good), worse, better, alpha, beta)
     if needs is None and metric.responses and not totals.sum() and exposure_c.sum():
         # No error on either side yet: the zero-error bound decides after enough canary requests.
         short = math.log(1 / beta) / ERRORS_NEGLIGIBLE - exposure_c.sum()
@@ -311,16 +320,17 @@ def _no_errors_shown(metric: MetricComparison, hits: np.ndarray, other: np.ndarr
 ERRORS_NEGLIGIBLE = 0.01
 
 
-def _counts_needed(hits: np.ndarray, totals: np.ndarray, exposure: tuple[np.ndarray, np.ndarray], bound: float,
-                   worse: list[float], better: list[float], alpha: float, beta: float) -> int | None:
+def _counts_needed(hits: np.ndarray, totals: np.ndarray, exposure: tuple[np.ndarray, np.ndarray],
+                   nulls: tuple[float, float], worse: list[float], better: list[float], alpha: float,
+                   beta: float) -> int | None:
     """More minutes like these until one of the two tests decides: the evidence's log grows about
     linearly with minutes when the minutes keep looking like the ones so far."""
     minutes = len(hits)
     if not minutes:
         return None
     best: int | None = None
-    for alternatives, level in ((worse, alpha), (better, beta)):
-        grown = math.log(max(mixture_evidence(hits, totals, exposure, bound, alternatives), 1e-300))
+    for null, alternatives, level in ((nulls[0], worse, alpha), (nulls[1], better, beta)):
+        grown = math.log(max(mixture_evidence(hits, totals, exposure, null, alternatives), 1e-300))
         if grown > 0:
             more = math.ceil(minutes * (math.log(1 / level) - grown) / grown)
             best = more if best is None else min(best, more)

@@ -209,16 +209,19 @@ def _default_comparisons() -> list[MetricComparison]:
 class Comparison(_Strict):
     """Judge the canary against its champion over the same minutes, sequentially (docs/judging.md).
 
-    `alpha` is the chance, over the whole rollout, that a canary as good as its champion is rolled back
+    `alpha` is the chance, over the whole rollout, that a canary within its tolerances is rolled back
     by this comparison: it is shared out evenly over the plan's phases and the metrics, each tested with
-    an anytime-valid test, so looking at every tick does not raise it. `beta` is, per phase and metric,
-    the chance that a canary worse than its tolerance is classified pass. Scores are Kayenta's: the
+    an anytime-valid test, so looking at every tick does not raise it. A metric passes once the canary
+    is shown to be better than `indifference` times its tolerance (10 % and 2 give 20 %); between the
+    two is Wald's indifference zone, where neither test has to decide. `beta` is, per phase and metric,
+    the chance that a canary worse than that is classified pass. Scores are Kayenta's: the
     weighted share of metrics that pass; at `pass_score` or more the comparison passes, below
     `marginal_score` it fails, between the two it is marginal (the step holds and keeps judging)."""
 
     metrics: list[MetricComparison] = Field(default_factory=_default_comparisons, min_length=1, max_length=20)
     alpha: float = Field(0.01, gt=0, le=0.2, allow_inf_nan=False)
     beta: float = Field(0.05, gt=0, le=0.5, allow_inf_nan=False)
+    indifference: float = Field(2.0, ge=1, le=10, allow_inf_nan=False)
     pass_score: float = Field(95, ge=0, le=100, allow_inf_nan=False)
     marginal_score: float = Field(75, ge=0, le=100, allow_inf_nan=False)
 
