@@ -8,6 +8,7 @@ the plan compares, the canary against its champion minute by minute (`shared.dom
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -96,10 +97,13 @@ def judge_step(metrics: DeploymentMetrics, plan: RolloutPlan, champion: Deployme
     """The absolute gates (hard limits), then, when the plan compares and there is a champion, the
     canary against it: either failing fails; both must pass to pass; anything else is inconclusive
     (a marginal score, or not enough evidence yet, with what would decide it)."""
-    absolute = analyze(metrics, plan.gates)
     if plan.compare is None or champion is None:
-        return absolute
-    phases = len(plan.steps) + (1 if plan.mirror else 0)
+        return analyze(metrics, plan.gates)
+    platform = platform_minutes(champion, plan.gates)
+    absolute = analyze(without(metrics, platform), plan.gates)
+    if platform:
+        absolute.reasons.append(f"{len(platform)} minutes left out of the hard limits: {champion_name} broke them too")
+    phases = len(plan.steps) - 1 + (1 if plan.mirror else 0)  # the last step is 100 %: no champion serves
     judged = compare(metrics, champion, plan.compare, champion_name=champion_name, shares=shares, phases=phases)
     observed = {**absolute.observed, "score": judged.score}
     rate = metrics.requests / len(metrics.minutes) if metrics.minutes else 0.0
@@ -118,6 +122,43 @@ def judge_step(metrics: DeploymentMetrics, plan: RolloutPlan, champion: Deployme
         minutes = math.ceil(requests / rate)
     return Analysis(result="inconclusive", reasons=reasons, observed=observed, comparison=judged,
                     needs_requests=requests, needs_minutes=minutes)
+
+
+def platform_minutes(champion: DeploymentMetrics, gates: HealthGates) -> set[datetime]:
+    """The minutes the champion broke a hard limit in too: the platform's, not the canary's, to judge."""
+    found = set()
+    p95 = champion.series.get("RequestLatency_P95", [])
+    p99 = champion.series.get("RequestLatency_P99", [])
+    for index, minute in enumerate(champion.minutes):
+        requests = champion.requests_per_minute[index] if index < len(champion.requests_per_minute) else 0
+        errors = champion.errors_per_minute[index] if index < len(champion.errors_per_minute) else 0
+        slow = [(values[index] if index < len(values) else None, limit)
+                for values, limit in ((p95, gates.max_latency_p95_ms), (p99, gates.max_latency_p99_ms))]
+        if any(value is not None and limit and value > limit for value, limit in slow) or (
+                requests and errors / requests > gates.max_error_rate):
+            found.add(minute)
+    return found
+
+
+def without(metrics: DeploymentMetrics, minutes: set[datetime]) -> DeploymentMetrics:
+    """The deployment's window without `minutes`, its totals counted again from the minutes kept."""
+    if not minutes:
+        return metrics
+    keep = [index for index, minute in enumerate(metrics.minutes) if minute not in minutes]
+
+    def kept(values: list[float | None]) -> list[float | None]:
+        return [values[index] for index in keep if index < len(values)]
+
+    series = {name: kept(values) for name, values in metrics.series.items()}
+    worst = {name: max((v for v in series.get(name, []) if v is not None), default=None)
+             for name in ("RequestLatency_P95", "RequestLatency_P99")}
+    requests = [metrics.requests_per_minute[index] for index in keep if index < len(metrics.requests_per_minute)]
+    errors = [metrics.errors_per_minute[index] for index in keep if index < len(metrics.errors_per_minute)]
+    return metrics.model_copy(update={
+        "requests": round(sum(requests)), "errors": round(sum(errors)), "minutes": [metrics.minutes[i] for i in keep],
+        "requests_per_minute": requests, "errors_per_minute": errors, "series": series,
+        "latency_p95_ms": worst["RequestLatency_P95"], "latency_p99_ms": worst["RequestLatency_P99"],
+    })
 
 
 def split(baseline: dict[str, int], new: str, percent: int) -> dict[str, int]:

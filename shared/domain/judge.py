@@ -35,12 +35,13 @@ from shared.domain.ports import DeploymentMetrics
 
 Classification = Literal["pass", "high", "low", "nodata"]
 Verdict = Literal["pass", "marginal", "fail", "nodata"]
-PLANNING_MINUTES = 10  # the normal mixture is tightest near this many paired minutes
+PLANNING_MINUTES = 3  # the normal mixture is tightest near a few paired minutes: an early decision
 PRIOR_SIGMA = 0.15  # a minute's log-ratio spread assumed before there is data (two pseudo-minutes)
 MIN_SIGMA = 0.02
 MAX_LOG_RATIO = math.log(20.0)  # one wild minute (a cold start) moves the mean by a bounded amount
 RATIO_GRID = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0)  # alternatives the mixture SPRT spreads its bet over
 MAX_MINUTES_NEEDED = 24 * 60
+MIN_REQUESTS_PER_MINUTE = 5  # a minute's percentile of fewer requests is one request's latency, not a percentile
 
 
 class MetricVerdict(BaseModel):
@@ -187,8 +188,12 @@ def _judge_values(canary: DeploymentMetrics, champion: DeploymentMetrics, metric
     ours = canary.series.get(metric.metric, [])
     theirs = champion.series.get(metric.metric, [])
     both = [(ours[i], theirs[j]) for i, j in pairs if i < len(ours) and j < len(theirs)]
-    values = [(a, b) for a, b in both if a is not None and b is not None and a > 0 and b > 0]
+    enough = [i < len(ours) and j < len(theirs) and _at(canary.requests_per_minute, i) >= MIN_REQUESTS_PER_MINUTE
+              and _at(champion.requests_per_minute, j) >= MIN_REQUESTS_PER_MINUTE for i, j in pairs]
     series = {"canary_series": [a for a, _ in both], "champion_series": [b for _, b in both]}
+    if metric.metric.startswith("RequestLatency") and canary.requests_per_minute:
+        both = [pair if ok else (None, None) for pair, ok in zip(both, enough, strict=False)]
+    values = [(a, b) for a, b in both if a is not None and b is not None and a > 0 and b > 0]
     if len(values) < 2:
         return _line(metric, alpha, classification="nodata", minutes=len(values), needs_minutes=2 - len(values),
                      **series)

@@ -201,7 +201,7 @@ class MetricComparison(_Strict):
 def _default_comparisons() -> list[MetricComparison]:
     return [
         MetricComparison(metric="RequestLatency_P95", tolerance=0.1, weight=2, critical=True),
-        MetricComparison(metric=REQUESTS, responses="5xx", tolerance=1.0, weight=2, critical=True),
+        MetricComparison(metric=REQUESTS, responses="5xx", tolerance=1.5, weight=2, critical=True),
         MetricComparison(metric=REQUESTS, direction="decrease", tolerance=0.2, weight=1),
     ]
 

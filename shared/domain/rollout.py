@@ -190,6 +190,8 @@ def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
     if now - started < timedelta(seconds=bake):
         return Move(r)
     compared = champion_of(r) if plan.compare else None
+    if compared is not None and not _shares(r, compared)[1]:
+        compared = None  # the champion serves nothing (the last step): the absolute gates alone judge it
     if metrics is None:
         names = tuple(dict.fromkeys(m.metric for m in plan.compare.metrics)) if plan.compare else ()
         return Move(r, [Measure(started, compared, names)])
