@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from shared.domain.judge import Judgement, compare
 from shared.domain.policy import HealthGates, RolloutPlan
@@ -30,6 +30,7 @@ class Closeness(BaseModel):
     needs_requests: int | None = None
     needs_minutes: int | None = None
 
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way: the text is stored too
     @property
     def text(self) -> str:
         """`inconclusive 3 of 10: rolls back after 10; needs about 40 more requests (about 4 minutes)`."""

@@ -166,12 +166,13 @@ def deployment_metrics(
             if server_error:
                 errors_per[stamp] = errors_per.get(stamp, 0.0) + (point.get("average") or 0.0)
     per_metric = {name: _per_minute(values, name) for name in names}
-    stamps = sorted({*requests_per, *(stamp for found in per_metric.values() for stamp in found)} - {""})
+    stamps = sorted(stamp for stamp in {*requests_per, *(stamp for found in per_metric.values() for stamp in found)}
+                    if _parse(stamp) is not None)
     p95, p99 = (_worst(values, name) for name in LATENCY_METRICS)
     return DeploymentMetrics(
         requests=round(sum(requests_per.values())), errors=round(sum(errors_per.values())),
         latency_p95_ms=p95, latency_p99_ms=p99, window_start=start,
-        minutes=[_parse(stamp) for stamp in stamps],
+        minutes=[moment for moment in map(_parse, stamps) if moment is not None],
         requests_per_minute=[requests_per.get(stamp, 0.0) for stamp in stamps],
         errors_per_minute=[errors_per.get(stamp, 0.0) for stamp in stamps],
         series={name: [found.get(stamp) for stamp in stamps] for name, found in per_metric.items()},
@@ -185,8 +186,12 @@ def _per_minute(answer: dict[str, Any], metric: str) -> dict[str, float]:
             if point.get("average") is not None and point.get("timeStamp")}
 
 
-def _parse(stamp: str) -> datetime:
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+def _parse(stamp: str) -> datetime | None:
+    """A point's `timeStamp` (ISO 8601, UTC); None for one that is not, left out of the series."""
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
