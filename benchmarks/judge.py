@@ -36,9 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.domain.analysis import analyze, judge_step  # noqa: E402
-from shared.domain.policy import Comparison, HealthGates, RolloutPlan  # noqa: E402
-from shared.domain.ports import DeploymentMetrics  # noqa: E402
+from shared.domain.analysis import analyze, judge_step
+from shared.domain.policy import Comparison, HealthGates, RolloutPlan
+from shared.domain.ports import DeploymentMetrics
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 MEDIAN_MS, SIGMA = 30.0, 0.5

@@ -10,6 +10,7 @@ from devhost.waiting import wait_until
 from localaml.endpoints import online
 from localaml.service import LocalAzureML
 from shared.adapters.azureml import AzureMLPlatform
+from shared.domain.ports import DeploymentMetrics
 from tests.contract.test_localaml_endpoints import (  # noqa: F401  (fixtures: service, fake, onnx_models)
     ENDPOINT,
     add_model,
@@ -39,9 +40,12 @@ def test_a_deployment_made_slower_answers_that_much_later_and_its_p95_shows_it(
     assert slowed.status_code == 200 and slowed.json()["latencyMs"] == 120
     assert all(answer.status_code == 200 for answer in answers)
     assert all(scored.latency_ms >= 120 for scored in online(fake).scored)
-    metrics = wait_until(lambda: (m := platform.get_deployment_metrics("dev", "churn-ep", "blue", since)).requests
-                         >= 3 and m, timeout=5, what="the three requests in blue's metrics")
-    assert metrics.latency_p95_ms is not None and metrics.latency_p95_ms >= 120
+    def measured() -> DeploymentMetrics | None:
+        found = platform.get_deployment_metrics("dev", "churn-ep", "blue", since)
+        return found if found.requests >= 3 else None
+
+    metrics = wait_until(measured, timeout=5, what="the three requests in blue's metrics")
+    assert metrics is not None and metrics.latency_p95_ms is not None and metrics.latency_p95_ms >= 120
     assert any(value is not None and value >= 120 for value in metrics.series["RequestLatency_P95"])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,10 +12,10 @@ import pytest
 
 from shared.domain import rollout as machine
 from shared.domain.analysis import judge_step
-from shared.domain.judge import compare, mixture_evidence, mixture_halfwidth
+from shared.domain.judge import Judgement, MetricVerdict, compare, mixture_evidence, mixture_halfwidth
 from shared.domain.policy import Comparison, HealthGates, MetricComparison, PolicyError, RolloutPlan, parse_policy
 from shared.domain.ports import Deployment, DeploymentMetrics, Endpoint
-from shared.domain.records import Phase, RolloutState, Split
+from shared.domain.records import Phase, Rollout, RolloutState, Split
 from shared.domain.rollout import Measure, Tell
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -22,7 +23,7 @@ P95 = "RequestLatency_P95"
 RULE = Comparison()
 
 
-def minutes(requests: list[float], errors: list[float] | None = None, p95: list[float | None] | None = None,
+def minutes(requests: list[float], errors: list[float] | None = None, p95: Sequence[float | None] | None = None,
             start: datetime = NOW) -> DeploymentMetrics:
     """A deployment's window, minute by minute from `start`."""
     errors = errors or [0.0] * len(requests)
@@ -30,19 +31,19 @@ def minutes(requests: list[float], errors: list[float] | None = None, p95: list[
         requests=round(sum(requests)), errors=round(sum(errors)), latency_p95_ms=max(filter(None, p95 or []),
                                                                                      default=None),
         minutes=[start + timedelta(minutes=i) for i in range(len(requests))], requests_per_minute=requests,
-        errors_per_minute=errors, series={P95: p95 or [None] * len(requests)})
+        errors_per_minute=errors, series={P95: list(p95) if p95 else [None] * len(requests)})
 
 
-def noisy(level: float, count: int, seed: int, spread: float = 0.1) -> list[float | None]:
+def noisy(level: float, count: int, seed: int, spread: float = 0.1) -> list[float]:
     rng = random.Random(seed)
     return [level * rng.lognormvariate(0, spread) for _ in range(count)]
 
 
-def judged(canary: DeploymentMetrics, champion: DeploymentMetrics, rule: Comparison = RULE):
+def judged(canary: DeploymentMetrics, champion: DeploymentMetrics, rule: Comparison = RULE) -> Judgement:
     return compare(canary, champion, rule, champion_name="blue", shares=(0.1, 0.9), phases=1)
 
 
-def by_label(judgement, label: str):
+def by_label(judgement: Judgement, label: str) -> MetricVerdict:
     return next(line for line in judgement.metrics if line.label == label)
 
 
@@ -101,7 +102,7 @@ def test_a_spike_on_both_deployments_cancels_in_the_ratio() -> None:
 
 def test_too_few_minutes_is_nodata_with_what_would_decide_it() -> None:
     found = judged(minutes([3], p95=[40]), minutes([27], p95=[41]))
-    assert found.verdict == "nodata" and found.score is None or found.verdict == "nodata"
+    assert found.verdict == "nodata"
     assert found.needs_minutes is not None and found.needs_requests is not None
 
 
@@ -168,7 +169,7 @@ def compared_plan(**change: object) -> RolloutPlan:
                        inconclusive_limit=3, **change)  # type: ignore[arg-type]
 
 
-def at_ten_percent(plan: RolloutPlan):
+def at_ten_percent(plan: RolloutPlan) -> Rollout:
     record = machine.begin("churn", plan, "churn", "3", "green",
                            Endpoint(workspace="prod", name="churn", provisioning_state="Succeeded",
                                     traffic={"blue": 100}), "test", NOW, "created").record
