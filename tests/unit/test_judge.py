@@ -248,3 +248,39 @@ def test_without_a_champion_the_step_is_judged_on_the_absolute_gates() -> None:
     found = judge_step(minutes([100] * 3, p95=[40] * 3), plan)
     assert found.result == "pass" and found.comparison is None
     assert math.isclose(found.observed["requests"] or 0, 300)
+
+
+# the engine: both deployments read over the same minutes ------------------------------------------
+
+
+def test_the_engine_reads_the_canary_and_its_champion_over_the_same_minutes_and_rolls_back_a_slower_one() -> None:
+    from shared.reactor import rollout as engine
+    from tests.unit.test_isolation_fakes import POLICY, clock_of, fake_services
+
+    compared = POLICY.replace("steps: [50, 100]", "steps: [50, 100]\n      compare: {}").replace(
+        "bake_seconds: 0", "bake_seconds: 600")
+    services = fake_services(compared)
+    platform = services.platform
+    platform.add_serving("churn", "0")  # type: ignore[attr-defined]
+    asked: list[tuple[str, datetime, datetime | None, tuple[str, ...]]] = []
+    latency = {"churn-v0": noisy(50, 10, 21, 0.05), "churn-v1": noisy(75, 10, 22)}
+
+    def read(workspace: str, endpoint: str, deployment: str, since: datetime, until: datetime | None = None,
+             metrics: Sequence[str] = ()) -> DeploymentMetrics:
+        asked.append((deployment, since, until, tuple(metrics)))
+        return minutes([500.0] * 10, p95=latency[deployment], start=since)
+
+    platform.get_deployment_metrics = read  # type: ignore[method-assign]
+    rule = services.policy.rule_named("churn")
+    assert rule is not None and rule.rollout is not None
+    engine.start(services, rule.name, rule.rollout, "dev", "churn", "1", "event-1")
+    engine.tick(services, engine.key_for("prod", "churn"))  # the first step: 50 %
+    clock_of(services).advance(seconds=600)
+    state = engine.tick(services, engine.key_for("prod", "churn"))
+
+    [(canary, since, until, names), (champion, since_b, until_b, _)] = asked
+    assert (canary, champion) == ("churn-v1", "churn-v0") and (since, until) == (since_b, until_b)
+    assert until == clock_of(services).now and names == (P95, "RequestsPerMinute")
+    assert state in ("rolling_back", "rolled_back")
+    record = services.state.rollouts.get(engine.key_for("prod", "churn"))
+    assert record is not None and "RequestLatency_P95 higher than the champion's" in record.rollback_reason
