@@ -151,7 +151,7 @@ def main() -> None:
     assert compare is not None
     print(f"{args.rollouts} rollouts per scenario; one analysis = {args.window} minutes (PT1M points); "
           f"steps {STEPS} of up to {ANALYSES} analyses each; alpha {compare.alpha} over the rollout "
-          f"(3 phases x {len(compare.metrics)} metrics), beta {compare.beta}")
+          f"(2 compared steps x {len(compare.metrics)} metrics), beta {compare.beta}")
     print(f"{'scenario':<24}{'judge':<13}{'rolled back':>12}{'promoted':>10}{'held':>7}"
           f"{'caught <=2':>11}{'analyses to roll back':>23}")
     found: dict[tuple[str, str], dict[str, float]] = {}

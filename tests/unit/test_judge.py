@@ -152,12 +152,18 @@ rules:
         parse_policy(text)
 
 
-def test_the_shipped_policy_compares_and_holds_for_lack_of_evidence() -> None:
-    from shared.domain.policy import load_policy
+def test_the_shipped_policy_holds_for_lack_of_evidence_and_its_comparison_example_is_valid() -> None:
+    from shared.domain.policy import APP_ROOT
 
-    rule = load_policy("policy/policy.yaml").rules[0]
-    assert rule.rollout is not None and rule.rollout.compare is not None
-    assert rule.rollout.on_no_evidence == "hold"
+    text = (APP_ROOT / "policy" / "policy.yaml").read_text()
+    rule = parse_policy(text).rules[0]
+    assert rule.rollout is not None and rule.rollout.on_no_evidence == "hold"
+    example = "\n".join(line.replace("      # ", "      ", 1) if line.startswith("      # compare") or
+                        (line.startswith("      #   ") and not line.startswith("      #   Its") and
+                        not line.startswith("      #   2 s")) else line for line in text.splitlines())
+    compared = parse_policy(example).rules[0].rollout
+    assert compared is not None and compared.compare is not None
+    assert [m.label for m in compared.compare.metrics] == ["RequestLatency_P95", "errors (5xx)", "request rate"]
 
 
 # the rollout's moves on a comparison, on a fake clock -----------------------------------------
