@@ -168,7 +168,8 @@ class MetricComparison(_Strict):
     `RequestsPerMinute` is compared normalised by each deployment's traffic share; with `responses: 5xx`
     it is the deployment's server errors as a proportion of its requests (two proportions compared)."""
 
-    metric: str
+    metric: str = Field(description="an Azure Monitor metric of online deployments, as its REST API names it",
+                        json_schema_extra={"enum": list(DEPLOYMENT_METRICS)})
     responses: Literal["5xx"] | None = Field(None, description="RequestsPerMinute only: count these responses")
     direction: Literal["increase", "decrease"] = Field("increase", description="which change is bad")
     tolerance: float = Field(0.1, ge=0, le=100, allow_inf_nan=False,
