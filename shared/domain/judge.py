@@ -17,7 +17,7 @@ with an anytime-valid test instead (Ville's inequality holds at every look, howe
   Walsh's mSPRT, "Always valid inference", 2017) decides "worse than tolerance" and "within it".
   "3 errors in 30 requests against 0 in 300" fails; "1 in 30 against 10 in 300" does not.
 
-Pure: numpy only, no I/O. The false-rollback rate `alpha` of `Comparison` is shared over the plan's
+Pure: no I/O; numpy is imported lazily, by the tick that judges, not at every cold start. The false-rollback rate `alpha` of `Comparison` is shared over the plan's
 phases and its metrics (Bonferroni), so it holds for the whole rollout.
 """
 
@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from shared.domain.policy import Comparison, MetricComparison
 from shared.domain.ports import DeploymentMetrics
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Classification = Literal["pass", "high", "low", "nodata"]
 Verdict = Literal["pass", "marginal", "fail", "nodata"]
@@ -175,6 +177,7 @@ def mixture_halfwidth(n: int, sigma: float, alpha: float, planning: int = PLANNI
 def log_ratio_interval(logs: np.ndarray, alpha: float) -> tuple[float, float, float]:
     """The mean log-ratio and its anytime-valid bounds. The spread is the sample's, pulled towards
     PRIOR_SIGMA by two pseudo-minutes so that three calm minutes do not claim certainty."""
+
     n = len(logs)
     mean = float(logs.mean())
     squares = float(((logs - mean) ** 2).sum()) + 2 * PRIOR_SIGMA**2
@@ -185,6 +188,8 @@ def log_ratio_interval(logs: np.ndarray, alpha: float) -> tuple[float, float, fl
 
 def _judge_values(canary: DeploymentMetrics, champion: DeploymentMetrics, metric: MetricComparison,
                   alpha: float, beta: float, pairs: list[tuple[int, int]], indifference: float) -> MetricVerdict:
+    import numpy as np  # lazily: the tick that judges pays for it, not every cold start
+
     ours = canary.series.get(metric.metric, [])
     theirs = champion.series.get(metric.metric, [])
     both = [(ours[i], theirs[j]) for i, j in pairs if i < len(ours) and j < len(theirs)]
@@ -257,6 +262,8 @@ def mixture_evidence(hits: np.ndarray, totals: np.ndarray, exposure: tuple[np.nd
     the mean over `alternatives` of the likelihood ratio of the canary's part of each minute's events,
     binomial given the minute's total. It is a test martingale under the null, so Ville's inequality
     bounds the chance it ever reaches 1/alpha by alpha (Robbins 1970; Johari et al. 2017)."""
+    import numpy as np  # lazily: the tick that judges pays for it, not every cold start
+
     canary, champion = exposure
     q0 = np.clip(canary_part(null, canary, champion), 1e-12, 1 - 1e-12)
     logs = []
@@ -270,6 +277,8 @@ def mixture_evidence(hits: np.ndarray, totals: np.ndarray, exposure: tuple[np.nd
 def _judge_counts(canary: DeploymentMetrics, champion: DeploymentMetrics, metric: MetricComparison,
                   alpha: float, beta: float, shares: tuple[float, float],
                   pairs: list[tuple[int, int]], indifference: float) -> MetricVerdict:
+    import numpy as np  # lazily: the tick that judges pays for it, not every cold start
+
     requests_c = np.array([_at(canary.requests_per_minute, i) for i, _ in pairs], dtype=float)
     requests_b = np.array([_at(champion.requests_per_minute, j) for _, j in pairs], dtype=float)
     if metric.responses:  # errors among requests: the exposure is each deployment's requests

@@ -290,3 +290,17 @@ def test_the_engine_reads_the_canary_and_its_champion_over_the_same_minutes_and_
     assert state in ("rolling_back", "rolled_back")
     record = services.state.rollouts.get(engine.key_for("prod", "churn"))
     assert record is not None and "RequestLatency_P95 higher than the champion's" in record.rollback_reason
+
+
+def test_importing_the_app_leaves_numpy_to_the_tick_that_judges() -> None:
+    """The comparison's statistics are numpy's: a cold start that judges nothing must not pay for it."""
+    import subprocess
+    import sys
+
+    from shared.domain.policy import APP_ROOT
+
+    probe = "import sys, function_app; print('numpy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=APP_ROOT, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
