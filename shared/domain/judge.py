@@ -17,8 +17,9 @@ with an anytime-valid test instead (Ville's inequality holds at every look, howe
   Walsh's mSPRT, "Always valid inference", 2017) decides "worse than tolerance" and "within it".
   "3 errors in 30 requests against 0 in 300" fails; "1 in 30 against 10 in 300" does not.
 
-Pure: no I/O; numpy is imported lazily, by the tick that judges, not at every cold start. The false-rollback rate `alpha` of `Comparison` is shared over the plan's
-phases and its metrics (Bonferroni), so it holds for the whole rollout.
+Pure: no I/O; numpy is imported lazily, by the tick that judges, not at every cold start. The
+false-rollback rate `alpha` of `Comparison` is shared over the plan's compared phases and its metrics
+(Bonferroni), so it holds for the whole rollout.
 """
 
 from __future__ import annotations
