@@ -10,8 +10,9 @@ or a busy endpoint is a transition of this machine, tested like every other.
     progressing | awaiting_approval -> paused (pause, or traffic set by hand) -> progressing (resume, promote)
     progressing -> succeeded (the last step passed its analysis, or needs none) -> retired (the grace
         period for an undo is over, or the endpoint's next rollout starts: the previous deployments deleted)
-    progressing -> rolling_back (the deployment failed, analyses failed or were inconclusive too often,
-        the platform refused a step); progressing | paused | awaiting_approval -> rolling_back (abort)
+    progressing -> rolling_back (the deployment failed, analyses failed, or were inconclusive too often
+        and the policy says `on_no_evidence: roll_back`, the platform refused a step);
+        progressing | paused | awaiting_approval -> rolling_back (abort)
     succeeded -> rolling_back (undo, before retirement)
     rolling_back -> rolled_back (the baseline's traffic restored) | failed (the platform refused the restore)
 
@@ -39,11 +40,12 @@ RETIRED: Final = "retired"
 
 TRANSITIONS: Final[tuple[Transition, ...]] = (
     Transition(State.PROGRESSING, State.PROGRESSING, "advance",
-               "the next phase or step, a change applied again, metrics asked for, an analysis not passed yet"),
+               "the next phase or step, a change applied again, metrics asked for, an analysis not passed yet, "
+               "a step holding for lack of evidence (ops told once)"),
     Transition(State.PROGRESSING, State.AWAITING_APPROVAL, "advance", "the next step is a manual gate"),
     Transition(State.PROGRESSING, State.SUCCEEDED, "advance", "the last step passed its analysis (or needs none)"),
     Transition(State.PROGRESSING, State.ROLLING_BACK, "advance",
-               "the deployment failed, or analyses failed or were inconclusive too often"),
+               "the deployment failed, analyses failed, or were inconclusive too often (on_no_evidence: roll_back)"),
     Transition(State.PROGRESSING, State.ROLLING_BACK, "applied", "the platform refused a step's traffic"),
     Transition(State.ROLLING_BACK, State.ROLLING_BACK, "advance", "the restore asked for again"),
     Transition(State.ROLLING_BACK, State.ROLLING_BACK, "applied", "the endpoint was busy: the next tick restores"),

@@ -304,3 +304,15 @@ def test_importing_the_app_leaves_numpy_to_the_tick_that_judges() -> None:
                             check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_minutes_the_champion_broke_a_hard_limit_in_too_are_the_platform_s_not_the_canary_s() -> None:
+    plan = compared_plan()  # p95 at most 250 ms
+    spike = [1.0] * 3 + [6.0] * 3 + [1.0] * 6
+    canary = minutes([100] * 12, p95=[v * s for v, s in zip(noisy(50, 12, 31), spike, strict=True)])
+    champion = minutes([900] * 12, p95=[v * s for v, s in zip(noisy(50, 12, 32, 0.035), spike, strict=True)])
+    shared = judge_step(canary, plan, champion, "blue", (0.1, 0.9))
+    assert shared.result == "pass", shared.reasons
+    assert "3 minutes left out of the hard limits: blue broke them too" in shared.reasons
+    alone = judge_step(canary, plan, minutes([900] * 12, p95=noisy(50, 12, 33, 0.035)), "blue", (0.1, 0.9))
+    assert alone.result == "fail" and any("latency p95" in reason for reason in alone.reasons)
