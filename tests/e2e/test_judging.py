@@ -84,7 +84,8 @@ def test_a_spike_on_both_deployments_does_not_roll_back_the_canary(azurite: Azur
             wait_until(lambda: "step" in actions(stack), timeout=60)
             for deployment in ("credit-risk-v1", "credit-risk-v2"):
                 slow(stack, deployment, 500)
-            began = datetime.fromisoformat(rollout(stack)["step_started"])
+            started = wait_until(lambda: rollout(stack).get("step_started"), timeout=30, what="the step's start")
+            began = started if isinstance(started, datetime) else datetime.fromisoformat(str(started))
             # The local monitor's minutes start when the step did: the spike fills the first one.
             time.sleep(max(0.0, (began + timedelta(seconds=61) - datetime.now(UTC)).total_seconds()))
             for deployment in ("credit-risk-v1", "credit-risk-v2"):
