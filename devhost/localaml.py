@@ -132,10 +132,12 @@ class LocalAzureMLStack:
         """A v2 model monitor's scheduled run computes these signal metrics (see localaml/monitoring.py)."""
         return self.control("POST", f"/localaml/workspaces/{workspace}/monitors/{monitor}/runs", {"signals": signals})
 
-    def set_deployment_fault(self, workspace: str, endpoint: str, deployment: str, error_rate: float) -> None:
-        """Make a deployment fail this share (0 to 1) of its requests with HTTP 500 (local-only control)."""
+    def set_deployment_fault(self, workspace: str, endpoint: str, deployment: str, error_rate: float = 0.0,
+                             latency_ms: float = 0.0) -> None:
+        """Make a deployment fail this share (0 to 1) of its requests with HTTP 500, and answer each
+        `latency_ms` later than it would (local-only controls)."""
         path = f"{self.service.workspace_id(workspace)}/onlineEndpoints/{endpoint}/deployments/{deployment}"
-        self.control("POST", f"/localaml{path}/faults", {"errorRate": error_rate})
+        self.control("POST", f"/localaml{path}/faults", {"errorRate": error_rate, "latencyMs": latency_ms})
 
     def report_dataset_drift(self, workspace: str, monitor: str, coefficient: float) -> None:
         """A v1 dataset monitor's run finds drift: the workspace publishes DatasetDriftDetected (legacy path)."""

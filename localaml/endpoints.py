@@ -62,6 +62,7 @@ BUSY = frozenset({"Creating", "Updating", "Deleting", "Scaling"})
 ENDS = frozenset({"Succeeded", "Failed", "Canceled"})
 NEVER = "Never"  # a provisioning fault: the operation stays in progress for good
 MAX_MIRROR_PERCENT = 50
+MAX_ADDED_LATENCY_MS = 10_000  # Azure's default request_timeout_ms is 5000 (OnlineRequestSettings): beyond it is moot
 Resource = dict[str, Any]
 
 
@@ -73,6 +74,7 @@ class Faults:
     reason: str = ""  # the error message of a Failed or Canceled provisioning
     error_rate: float = 0.0  # share of scoring requests that fail
     error_status: int = 500  # 500 (infrastructure) or 424 (the model's code answered an error)
+    latency_ms: float = 0.0  # added to each answer: a slower deployment, or a platform spike when set on all
 
 
 @dataclass
@@ -115,6 +117,9 @@ class OnlineEndpoints:
 
     def set_faults(self, path: str, **changes: Any) -> Faults:
         """Local-only: change the faults of the endpoint or deployment at ARM `path` (it may not exist yet)."""
+        added = changes.get("latency_ms", 0.0)
+        if isinstance(added, bool) or not isinstance(added, int | float) or not 0 <= added <= MAX_ADDED_LATENCY_MS:
+            raise AzureError(400, "BadRequest", f"latencyMs must be a number from 0 to {MAX_ADDED_LATENCY_MS}")
         faults = self.faults.setdefault(path.lower(), Faults())
         for name, value in changes.items():
             if not hasattr(faults, name):
@@ -556,19 +561,21 @@ def operation_result(service: LocalAzureML, op: str, query: dict[str, str], body
 def post_faults(service: LocalAzureML, path: str, query: dict[str, str], body: Any,
                 headers: dict[str, str]) -> Reply:
     """Local-only (no Azure API): `{"provisioning": "Never"|"Failed"|"Canceled"|"Succeeded", "reason": str,
-    "errorRate": 0..1, "errorStatus": 500|424|502|503, "scaling": seconds | null}` for an endpoint or deployment."""
+    "errorRate": 0..1, "errorStatus": 500|424|502|503, "latencyMs": 0..10000, "scaling": seconds | null}` for an
+    endpoint or deployment."""
     request = dict(body or {})
     feature = online(service)
     if "scaling" in request:
         feature.scale(path, request.pop("scaling"))
     names = {"provisioning": "provisioning", "reason": "reason", "errorRate": "error_rate",
-             "errorStatus": "error_status"}
+             "errorStatus": "error_status", "latencyMs": "latency_ms"}
     unknown = sorted(set(request) - set(names))
     if unknown:
         raise AzureError(400, "BadRequest", f"unknown faults {unknown}; known: {sorted(names)} and scaling")
     faults = feature.set_faults(path, **{names[k]: v for k, v in request.items()})
     return Reply(200, {"provisioning": faults.provisioning, "reason": faults.reason,
-                       "errorRate": faults.error_rate, "errorStatus": faults.error_status})
+                       "errorRate": faults.error_rate, "errorStatus": faults.error_status,
+                       "latencyMs": faults.latency_ms})
 
 
 def provisioning_state(service: LocalAzureML, path: str) -> str:

@@ -224,6 +224,8 @@ def _invoke(service: LocalAzureML, deployment: Resource, rows: np.ndarray, *, mi
     started = time.perf_counter()
     state = str(deployment["properties"].get("provisioningState") or "Succeeded")
     faults = feature.faults.get(deployment["id"].lower(), endpoints.Faults())
+    if faults.latency_ms:  # local-only: a deployment made slower on purpose (to judge a canary against its champion)
+        time.sleep(faults.latency_ms / 1000)
     if state not in SERVING_STATES:
         answer = arm_error(503, "ServiceUnavailable", f"Deployment {deployment['name']} is {state}.")
     elif faults.error_rate and feature.rng.random() < faults.error_rate:

@@ -29,6 +29,7 @@ Kind = Literal[
     "model.awaiting_review",
     "model.expired",
     "rollout.awaiting_approval",
+    "rollout.holding",
     "rollout.failed",
     "work.failed",
     "work.recovered",

@@ -12,7 +12,7 @@ import fnmatch
 import functools
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -148,6 +148,91 @@ class HealthGates(_Strict):
                               description="fewer requests in a step is inconclusive, not a pass")
 
 
+DEPLOYMENT_METRICS: Final = (
+    "CpuMemoryUtilizationPercentage", "CpuUtilizationPercentage", "DataCollectionErrorsPerMinute",
+    "DataCollectionEventsPerMinute", "DeploymentCapacity", "DiskUtilization", "GpuEnergyJoules",
+    "GpuMemoryUtilizationPercentage", "GpuUtilizationPercentage", "RequestLatency_P50", "RequestLatency_P90",
+    "RequestLatency_P95", "RequestLatency_P99", "RequestsPerMinute",
+)
+"""Azure Monitor's metrics of a managed online deployment, as named in its REST API: "Supported metrics for
+Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments" (learn.microsoft.com, azure-monitor
+reference; MicrosoftDocs/azure-docs includes `microsoft-machinelearningservices-workspaces-onlineendpoints-
+deployments-metrics-include.md`). A rule's comparison may name only these, so a typo fails at validation."""
+REQUESTS: Final = "RequestsPerMinute"
+
+
+class MetricComparison(_Strict):
+    """One metric of the canary compared with the champion's over the same minutes (Kayenta's metric
+    configuration: which direction is bad, how much worse is tolerated, how much it weighs in the score).
+
+    `RequestsPerMinute` is compared normalised by each deployment's traffic share; with `responses: 5xx`
+    it is the deployment's server errors as a proportion of its requests (two proportions compared)."""
+
+    metric: str = Field(description="an Azure Monitor metric of online deployments, as its REST API names it",
+                        json_schema_extra={"enum": list(DEPLOYMENT_METRICS)})
+    responses: Literal["5xx"] | None = Field(None, description="RequestsPerMinute only: count these responses")
+    direction: Literal["increase", "decrease"] = Field("increase", description="which change is bad")
+    tolerance: float = Field(0.1, ge=0, le=100, allow_inf_nan=False,
+                             description="how much worse is tolerated, as a ratio: 0.1 is 10 % worse")
+    weight: float = Field(1.0, gt=0, le=1000, allow_inf_nan=False)
+    critical: bool = Field(False, description="worse beyond tolerance fails the analysis whatever the score")
+
+    @field_validator("metric")
+    @classmethod
+    def _documented(cls, value: str) -> str:
+        if value not in DEPLOYMENT_METRICS:
+            raise ValueError(f"{value!r} is not a metric of an online deployment in Azure Monitor; "
+                             f"known: {', '.join(DEPLOYMENT_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _responses_of_requests(self) -> MetricComparison:
+        if self.responses is not None and self.metric != REQUESTS:
+            raise ValueError(f"responses applies to {REQUESTS} only")
+        if self.direction == "decrease" and self.tolerance >= 1:
+            raise ValueError("a decrease of 100 % or more is not a tolerance: take a tolerance below 1")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The metric as the analysis table names it."""
+        return "errors (5xx)" if self.responses else ("request rate" if self.metric == REQUESTS else self.metric)
+
+
+def _default_comparisons() -> list[MetricComparison]:
+    return [
+        MetricComparison(metric="RequestLatency_P95", tolerance=0.1, weight=2, critical=True),
+        MetricComparison(metric=REQUESTS, responses="5xx", tolerance=1.5, weight=2, critical=True),
+        MetricComparison(metric=REQUESTS, direction="decrease", tolerance=0.2, weight=1),
+    ]
+
+
+class Comparison(_Strict):
+    """Judge the canary against its champion over the same minutes, sequentially (docs/judging.md).
+
+    `alpha` is the chance, over the whole rollout, that a canary within its tolerances is rolled back
+    by this comparison: it is shared out evenly over the plan's phases and the metrics, each tested with
+    an anytime-valid test, so looking at every tick does not raise it. A metric passes once the canary
+    is shown to be better than `indifference` times its tolerance (10 % and 2 give 20 %); between the
+    two is Wald's indifference zone, where neither test has to decide. `beta` is, per phase and metric,
+    the chance that a canary worse than that is classified pass. Scores are Kayenta's: the
+    weighted share of metrics that pass; at `pass_score` or more the comparison passes, below
+    `marginal_score` it fails, between the two it is marginal (the step holds and keeps judging)."""
+
+    metrics: list[MetricComparison] = Field(default_factory=_default_comparisons, min_length=1, max_length=20)
+    alpha: float = Field(0.01, gt=0, le=0.2, allow_inf_nan=False)
+    beta: float = Field(0.05, gt=0, le=0.5, allow_inf_nan=False)
+    indifference: float = Field(2.0, ge=1, le=10, allow_inf_nan=False)
+    pass_score: float = Field(95, ge=0, le=100, allow_inf_nan=False)
+    marginal_score: float = Field(75, ge=0, le=100, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered_scores(self) -> Comparison:
+        if self.marginal_score > self.pass_score:
+            raise ValueError("marginal_score must not exceed pass_score")
+        return self
+
+
 class MirrorPhase(_Strict):
     percent: int = Field(ge=1, le=50)
     bake_seconds: Seconds = 60
@@ -163,7 +248,10 @@ class RolloutPlan(_Strict):
     gates: HealthGates = Field(default_factory=HealthGates)
     failure_limit: int = Field(1, ge=1, le=MAX_FAILURES, description="failed analyses before rolling back")
     inconclusive_limit: int = Field(10, ge=1, le=MAX_INCONCLUSIVE,
-                                    description="inconclusive analyses of one step before rolling back")
+                                    description="inconclusive analyses of one step before `on_no_evidence`")
+    on_no_evidence: Literal["hold", "roll_back"] = Field(
+        "hold", description="after inconclusive_limit analyses: hold the step (ops told once) or roll back")
+    compare: Comparison | None = Field(None, description="judge the canary against its champion too")
     manual_gates: list[int] = Field(default_factory=list, max_length=100,
                                     description="steps that wait for approval first")
     retire_previous_after_seconds: Seconds = 300

@@ -193,13 +193,22 @@ class Endpoint(BaseModel):
 
 
 class DeploymentMetrics(BaseModel):
-    """Live health of one deployment over a window, for rollout gates."""
+    """Live health of one deployment over a window: totals for the absolute gates, and the same
+    minutes as series (Azure Monitor's PT1M grain) to compare a canary with its champion.
+
+    `minutes` are the starts of the window's minutes; `requests_per_minute` and `errors_per_minute`
+    (5xx answers) have one count per minute; `series` has one value per minute of each other metric
+    asked for (None where the minute has none, e.g. a latency percentile without requests)."""
 
     requests: int = 0
     errors: int = 0
     latency_p95_ms: float | None = None
     latency_p99_ms: float | None = None
     window_start: datetime | None = None
+    minutes: list[datetime] = Field(default_factory=list)
+    requests_per_minute: list[float] = Field(default_factory=list)
+    errors_per_minute: list[float] = Field(default_factory=list)
+    series: dict[str, list[float | None]] = Field(default_factory=dict)
 
     @property
     def error_rate(self) -> float:
@@ -263,8 +272,12 @@ class MLPlatform(Protocol):
         ...
 
     def get_deployment_metrics(
-        self, workspace: str, endpoint: str, deployment: str, since: datetime
-    ) -> DeploymentMetrics: ...
+        self, workspace: str, endpoint: str, deployment: str, since: datetime, until: datetime | None = None,
+        metrics: Sequence[str] = (),
+    ) -> DeploymentMetrics:
+        """The deployment's requests, errors and latency from `since` to `until` (now when None), in
+        totals and per minute; `metrics` names more Azure Monitor metrics to return as series."""
+        ...
 
     def download_model(self, model: ModelVersion, destination: Path) -> Path:
         """Download the model's files under `destination`; return the path of its ONNX file."""

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
-from shared.domain.analysis import Result
+from shared.domain.analysis import Analysis, Result
 from shared.domain.decisions import Verdict
 from shared.domain.notification import Table
 from shared.domain.policy import MAX_SECONDS, RolloutPlan
@@ -212,6 +212,7 @@ class RolloutEntry(BaseModel):
     traffic: dict[str, int] | None = None
     mirror: dict[str, int] | None = None
     metrics: dict[str, Any] | None = None
+    analysis: Analysis | None = Field(None, description="an analysis entry's table (without its series)")
 
 
 _SECONDS_FIELDS = ("bake_seconds", "retire_previous_after_seconds")
@@ -245,6 +246,7 @@ class Rollout(Record):
     finished: datetime | None = None
     rollback_reason: str = ""
     rollback_metrics: dict[str, Any] | None = None
+    analysis: Analysis | None = Field(None, description="the latest analysis, with both deployments' series")
     history: list[RolloutEntry] = Field(default_factory=list)
 
     @property

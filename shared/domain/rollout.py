@@ -10,8 +10,9 @@ or a busy endpoint is a transition of this machine, tested like every other.
     progressing | awaiting_approval -> paused (pause, or traffic set by hand) -> progressing (resume, promote)
     progressing -> succeeded (the last step passed its analysis, or needs none) -> retired (the grace
         period for an undo is over, or the endpoint's next rollout starts: the previous deployments deleted)
-    progressing -> rolling_back (the deployment failed, analyses failed or were inconclusive too often,
-        the platform refused a step); progressing | paused | awaiting_approval -> rolling_back (abort)
+    progressing -> rolling_back (the deployment failed, analyses failed, or were inconclusive too often
+        and the policy says `on_no_evidence: roll_back`, the platform refused a step);
+        progressing | paused | awaiting_approval -> rolling_back (abort)
     succeeded -> rolling_back (undo, before retirement)
     rolling_back -> rolled_back (the baseline's traffic restored) | failed (the platform refused the restore)
 
@@ -27,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from shared.domain.analysis import analyze, split
-from shared.domain.notification import Kind, Severity
+from shared.domain.analysis import Analysis, Closeness, judge_step, split
+from shared.domain.notification import Kind, Severity, Table
 from shared.domain.policy import RolloutPlan
 from shared.domain.ports import DeploymentMetrics, Endpoint
 from shared.domain.records import HistoryAction, Phase, Rollout, RolloutAction, RolloutEntry, RolloutState, Split
@@ -39,11 +40,12 @@ RETIRED: Final = "retired"
 
 TRANSITIONS: Final[tuple[Transition, ...]] = (
     Transition(State.PROGRESSING, State.PROGRESSING, "advance",
-               "the next phase or step, a change applied again, metrics asked for, an analysis not passed yet"),
+               "the next phase or step, a change applied again, metrics asked for, an analysis not passed yet, "
+               "a step holding for lack of evidence (ops told once)"),
     Transition(State.PROGRESSING, State.AWAITING_APPROVAL, "advance", "the next step is a manual gate"),
     Transition(State.PROGRESSING, State.SUCCEEDED, "advance", "the last step passed its analysis (or needs none)"),
     Transition(State.PROGRESSING, State.ROLLING_BACK, "advance",
-               "the deployment failed, or analyses failed or were inconclusive too often"),
+               "the deployment failed, analyses failed, or were inconclusive too often (on_no_evidence: roll_back)"),
     Transition(State.PROGRESSING, State.ROLLING_BACK, "applied", "the platform refused a step's traffic"),
     Transition(State.ROLLING_BACK, State.ROLLING_BACK, "advance", "the restore asked for again"),
     Transition(State.ROLLING_BACK, State.ROLLING_BACK, "applied", "the endpoint was busy: the next tick restores"),
@@ -81,9 +83,12 @@ class SetTraffic:
 
 @dataclass(frozen=True)
 class Measure:
-    """The analysis needs the deployment's metrics since `since`: call `advance` again with them."""
+    """The analysis needs the deployment's metrics since `since` (and its champion's, over the same
+    minutes, when `champion` is named; `metrics` are the series to read): call `advance` again with them."""
 
     since: datetime
+    champion: str | None = None
+    metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class Tell:
     severity: Severity = "info"
     facts: tuple[tuple[str, str], ...] = ()
     suffix: str = ""
+    table: Table | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,7 @@ def needs_endpoint(record: Rollout, now: datetime) -> bool:
 
 
 def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
-            metrics: DeploymentMetrics | None = None) -> Move:
+            metrics: DeploymentMetrics | None = None, champion: DeploymentMetrics | None = None) -> Move:
     """One tick's decision: wait (bake time, endpoint busy, deployment provisioning), apply again a
     change that did not take, start the next phase or step, finish, or roll back."""
     r = record.model_copy(deep=True)
@@ -187,25 +193,92 @@ def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
     started = r.step_started or now
     if now - started < timedelta(seconds=bake):
         return Move(r)
+    compared = champion_of(r) if plan.compare else None
+    if compared is not None and not _shares(r, compared)[1]:
+        compared = None  # the champion serves nothing (the last step): the absolute gates alone judge it
     if metrics is None:
-        return Move(r, [Measure(started)])
-    verdict = analyze(metrics, plan.gates)
+        names = tuple(dict.fromkeys(m.metric for m in plan.compare.metrics)) if plan.compare else ()
+        return Move(r, [Measure(started, compared, names)])
+    verdict = judge_step(metrics, plan, champion if compared else None, compared or "", _shares(r, compared))
     reasons = "; ".join(verdict.reasons)
-    _log(r, HistoryAction.analysis(verdict.result), actor, reasons, now, metrics=verdict.observed)
     if verdict.result == "fail":
         r.failures += 1
+        verdict.closeness = Closeness(counter="failures", count=r.failures, limit=plan.failure_limit, rolls_back=True)
+    elif verdict.result == "inconclusive":
+        r.inconclusive += 1
+        verdict.closeness = Closeness(counter="inconclusive", count=r.inconclusive, limit=plan.inconclusive_limit,
+                                      rolls_back=plan.on_no_evidence == "roll_back",
+                                      needs_requests=verdict.needs_requests, needs_minutes=verdict.needs_minutes)
+    r.analysis = verdict
+    _log(r, HistoryAction.analysis(verdict.result), actor, reasons, now, metrics=verdict.observed,
+         analysis=verdict.summary())
+    if verdict.result == "fail":
         if r.failures >= plan.failure_limit:
             return _rollback(r, now, actor, reasons, verdict.observed)
         r.step_started = now
         return Move(r)
     if verdict.result == "inconclusive":
-        r.inconclusive += 1
-        if r.inconclusive >= plan.inconclusive_limit:
+        if r.inconclusive >= plan.inconclusive_limit and plan.on_no_evidence == "roll_back":
             return _rollback(r, now, actor, "inconclusive too long: " + reasons, verdict.observed)
+        if r.inconclusive == plan.inconclusive_limit:  # holds: ops told once per step
+            return Move(r, [_holding(r, verdict)])
         return Move(r)
     if r.phase is Phase.STEP and r.percent == 100:
         return _finish(r, now, actor, reasons)
     return _next_phase(r, now, actor)
+
+
+def champion_of(record: Rollout) -> str | None:
+    """The deployment the canary is compared with: the one that served most of the traffic before."""
+    others = {name: share for name, share in record.baseline.traffic.items() if name != record.deployment and share}
+    return max(others, key=lambda name: others[name]) if others else None
+
+
+def _shares(r: Rollout, champion: str | None) -> tuple[float, float]:
+    """The canary's and the champion's parts of the live traffic now (a mirror's copies count as its part)."""
+    target = r.target or r.baseline
+    canary = target.traffic.get(r.deployment) or target.mirror.get(r.deployment) or 0
+    return canary / 100, (target.traffic.get(champion, 0) / 100 if champion else 0.0)
+
+
+def analysis_table(analysis: Analysis) -> Table | None:
+    """The comparison as a notification's table: one row per metric (Kayenta's report, in short)."""
+    if analysis.comparison is None:
+        return None
+    rows = []
+    for line in analysis.comparison.metrics:
+        bounds = "-" if line.ratio_low is None or line.ratio_high is None else \
+            f"{line.ratio_low:.2f}-{line.ratio_high:.2f}"
+        rows.append((line.label, line.classification, _number(line.canary), _number(line.champion),
+                     "-" if line.ratio is None else f"{line.ratio:.2f}x", bounds, f"{line.tolerance:.0%}",
+                     f"{line.weight:g}"))
+    return Table(header=("metric", "class", "canary", "champion", "ratio", "bounds", "tolerance", "weight"),
+                 rows=tuple(rows))
+
+
+def analysis_facts(analysis: Analysis) -> tuple[tuple[str, str], ...]:
+    """The comparison's score and how close a rollback is, as notification facts."""
+    facts: list[tuple[str, str]] = []
+    if analysis.comparison is not None:
+        judged = analysis.comparison
+        score = "-" if judged.score is None else f"{judged.score:.0f}"
+        facts.append(("comparison", f"{judged.verdict}, score {score} against {judged.champion} over "
+                                    f"{judged.minutes} min (false-rollback rate {judged.alpha:.2%} this phase)"))
+    if analysis.closeness is not None:
+        facts.append(("rollback", analysis.closeness.text))
+    return tuple(facts)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _holding(r: Rollout, verdict: Analysis) -> Tell:
+    needs = verdict.closeness.text if verdict.closeness else ""
+    return Tell("rollout.holding", f"Rollout of {r.model} v{r.version} holds at {r.percent}%: not enough evidence",
+                f"{r.inconclusive} analyses could not decide; the step holds and keeps judging ({needs}). "
+                f"Promote or abort it by hand to decide now.", severity="warning", facts=analysis_facts(verdict),
+                table=analysis_table(verdict), suffix=f"{r.step}")
 
 
 def applied(record: Rollout, outcome: Outcome, detail: str, now: datetime, actor: str) -> Move:
@@ -226,8 +299,11 @@ def applied(record: Rollout, outcome: Outcome, detail: str, now: datetime, actor
         _log(r, HistoryAction.ROLLED_BACK, actor, r.rollback_reason, now, metrics=r.rollback_metrics)
         facts = tuple((name, "-" if value is None else f"{value:.4g}")
                       for name, value in (r.rollback_metrics or {}).items())
+        judged = r.analysis if r.analysis is not None and r.analysis.result != "pass" else None
+        facts += analysis_facts(judged) if judged else ()
         return Move(r, [Tell("rollout.rolled_back", f"Rollout of {r.model} v{r.version} rolled back",
-                             r.rollback_reason, severity="error", facts=facts)])
+                             r.rollback_reason, severity="error", facts=facts,
+                             table=analysis_table(judged) if judged else None)])
     if outcome is Outcome.REFUSED:
         return _rollback(r, now, actor, f"the platform refused a traffic change: {detail}")
     return Move(r)
@@ -377,8 +453,8 @@ def _require(r: Rollout, action: RolloutAction, *states: State) -> None:
 
 
 def _log(r: Rollout, action: HistoryAction, actor: str, reason: str, now: datetime,
-         metrics: dict[str, Any] | None = None) -> None:
+         metrics: dict[str, Any] | None = None, analysis: Analysis | None = None) -> None:
     target = r.target
     r.history.append(RolloutEntry(time=now, action=action, actor=actor, reason=reason,
                                   traffic=target.traffic if target else None,
-                                  mirror=target.mirror if target else None, metrics=metrics))
+                                  mirror=target.mirror if target else None, metrics=metrics, analysis=analysis))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 
 from shared.adapters import telemetry
 from shared.bootstrap import Services
@@ -19,7 +20,7 @@ from shared.domain import rollout as machine
 from shared.domain.decisions import deployment_name
 from shared.domain.notification import Notification
 from shared.domain.policy import RolloutPlan
-from shared.domain.ports import Busy, NotFound, PlatformError, Transient
+from shared.domain.ports import Busy, DeploymentMetrics, NotFound, PlatformError, Transient
 from shared.domain.records import Rollout, RolloutAction
 from shared.domain.rollout import Measure, Move, Outcome, Retire, RolloutError, SetTraffic, Tell, key_for
 from shared.reactor import outcomes
@@ -184,10 +185,25 @@ def _advance(services: Services, record: Rollout, actor: str) -> Rollout:
     move = machine.advance(record, endpoint, now, actor)
     measure = next((action for action in move.actions if isinstance(action, Measure)), None)
     if measure is not None:
-        metrics = services.platform.get_deployment_metrics(record.workspace, record.endpoint, record.deployment,
-                                                           measure.since)
-        move = machine.advance(record, endpoint, now, actor, metrics)
+        metrics, champion = _measure(services, record, measure, now)
+        move = machine.advance(record, endpoint, now, actor, metrics, champion)
     return _carry_out(services, move, actor)
+
+
+def _measure(services: Services, record: Rollout, measure: Measure,
+             now: datetime) -> tuple[DeploymentMetrics, DeploymentMetrics | None]:
+    """The canary's metrics since the step began, and its champion's over the same minutes (one `until`)."""
+    def read(deployment: str) -> DeploymentMetrics:
+        return services.platform.get_deployment_metrics(record.workspace, record.endpoint, deployment, measure.since,
+                                                        until=now, metrics=measure.metrics)
+
+    canary = read(record.deployment)
+    if measure.champion is None:
+        return canary, None
+    try:
+        return canary, read(measure.champion)
+    except NotFound:  # the champion was deleted by hand: judged on the absolute gates alone
+        return canary, None
 
 
 def _carry_out(services: Services, move: Move, actor: str) -> Rollout:
@@ -225,5 +241,5 @@ def _tell(services: Services, record: Rollout, tell: Tell) -> None:
     outcomes.notify_for_rule(services, record.rule, Notification(
         id=f"{tell.kind}:{record.endpoint}:{record.deployment}{suffix}", kind=tell.kind,
         title=tell.title, summary=tell.summary, severity=tell.severity,
-        subject=record.id.replace("/", ":"), facts=tell.facts,
+        subject=record.id.replace("/", ":"), facts=tell.facts, table=tell.table,
     ))

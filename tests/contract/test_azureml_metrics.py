@@ -103,3 +103,26 @@ def test_latency_percentiles_per_minute(fake: LocalAzureML, credential: TokenCre
     assert [point.get("average") for point in by_name["RequestLatency_P99"]] == [99.0, 7.0, None]
     assert [point.get("average") for point in by_name["RequestsPerMinute"]] == [100.0, 1.0, 0.0]
     assert by_name["RequestsPerMinute"][0]["timeStamp"] == "2026-11-21T09:00:00Z"
+
+
+def test_the_window_comes_back_minute_by_minute_for_comparing_two_deployments(
+    platform: AzureMLPlatform, fake: LocalAzureML
+) -> None:
+    """The port's series: requests, 5xx errors and each latency metric per minute, over the window asked
+    (`until` fixes its end, so the canary and its champion are read over the same minutes)."""
+    blue = f"{DEV}/onlineEndpoints/churn-ep/deployments/blue"
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=4)
+    for minute, (count, errors, latency) in enumerate([(10, 0, 20.0), (20, 2, 30.0), (0, 0, 0.0), (5, 5, 40.0)]):
+        for i in range(count):
+            record_request(fake, GREEN, 503 if i < errors else 200, latency, at=start.timestamp() + minute * 60 + 5)
+    record_request(fake, blue, 200, 10.0, at=start.timestamp() + 5)
+
+    metrics = platform.get_deployment_metrics("dev", "churn-ep", "green", start, until=start + timedelta(minutes=4),
+                                              metrics=["RequestLatency_P95"])
+    other = platform.get_deployment_metrics("dev", "churn-ep", "blue", start, until=start + timedelta(minutes=4))
+
+    assert metrics.minutes == [start + timedelta(minutes=i) for i in range(4)] == other.minutes
+    assert metrics.requests_per_minute == [10, 20, 0, 5] and metrics.errors_per_minute == [0, 2, 0, 5]
+    assert metrics.series["RequestLatency_P95"] == [20.0, 30.0, None, 40.0], "no latency in a minute without requests"
+    assert (metrics.requests, metrics.errors, metrics.latency_p95_ms) == (35, 7, 40.0)
+    assert other.requests_per_minute == [1, 0, 0, 0]

@@ -95,6 +95,7 @@ rules:
       bake_seconds: {bake}
       gates: {{max_error_rate: 0.05, min_requests: {min_requests}}}
       inconclusive_limit: {inconclusive_limit}
+      on_no_evidence: roll_back
       manual_gates: {manual_gates}
       retire_previous_after_seconds: {retire}
     drift:

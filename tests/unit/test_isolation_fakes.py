@@ -230,8 +230,8 @@ class FakePlatform:
         found = self.get_endpoint(workspace, endpoint)
         found.traffic, found.mirror_traffic = dict(traffic), dict(mirror)
 
-    def get_deployment_metrics(self, workspace: str, endpoint: str, deployment: str,
-                               since: datetime) -> DeploymentMetrics:
+    def get_deployment_metrics(self, workspace: str, endpoint: str, deployment: str, since: datetime,
+                               until: datetime | None = None, metrics: Sequence[str] = ()) -> DeploymentMetrics:
         self.measured.append(since)
         return DeploymentMetrics(requests=100, errors=0, latency_p95_ms=10, latency_p99_ms=20)
 

@@ -226,13 +226,29 @@ def test_failed_analyses_at_the_limit_roll_back_with_what_was_observed() -> None
     assert traffic_of(move) == [{"blue": 100}]
 
 
-def test_an_inconclusive_analysis_waits_and_too_many_roll_back() -> None:
-    record = at_step(1, plan=plan(inconclusive_limit=2))
+def test_an_inconclusive_analysis_waits_and_too_many_roll_back_when_the_policy_says_so() -> None:
+    record = at_step(1, plan=plan(inconclusive_limit=2, on_no_evidence="roll_back"))
     once = machine.advance(record, live(record), LATER, "timer", QUIET)
     assert (once.record.state, once.record.inconclusive, once.actions) == (RolloutState.PROGRESSING, 1, [])
     twice = machine.advance(once.record, live(once.record), LATER, "timer", QUIET)
     assert twice.record.state is RolloutState.ROLLING_BACK
     assert twice.record.rollback_reason.startswith("inconclusive too long: only 2 requests")
+
+
+def test_too_little_evidence_holds_by_default_tells_ops_once_and_says_what_it_needs() -> None:
+    record = at_step(1, plan=plan(inconclusive_limit=2))
+    once = machine.advance(record, live(record), LATER, "timer", QUIET)
+    closeness = once.record.analysis.closeness if once.record.analysis else None
+    assert closeness is not None and closeness.text == "inconclusive 1 of 2: holds after 2; needs about 8 more requests"
+    twice = machine.advance(once.record, live(once.record), LATER, "timer", QUIET)
+    assert twice.record.state is RolloutState.PROGRESSING and told(twice) == ["rollout.holding"]
+    [tell] = twice.actions
+    assert isinstance(tell, Tell) and tell.severity == "warning" and ("rollback", (
+        "inconclusive 2 of 2: holds, ops told (the policy does not roll back for lack of evidence); "
+        "needs about 8 more requests")) in tell.facts
+    thrice = machine.advance(twice.record, live(twice.record), LATER, "timer", QUIET)
+    assert (thrice.record.state, thrice.record.inconclusive, thrice.actions) == (RolloutState.PROGRESSING, 3, [])
+    assert thrice.record.history[-1].analysis is not None, "each analysis entry keeps its table"
 
 
 def test_a_rollback_that_the_endpoint_was_too_busy_for_is_applied_again() -> None:
@@ -256,7 +272,7 @@ def test_a_restored_split_ends_the_rollback_and_ops_hear_why_with_the_metrics() 
     assert isinstance(tell, Tell) and tell.kind == "rollout.rolled_back" and tell.severity == "error"
     assert tell.summary == "error rate 30.0% > 1.0%"
     assert tell.facts == (("requests", "100"), ("errors", "30"), ("error_rate", "0.3"), ("latency_p95_ms", "-"),
-                          ("latency_p99_ms", "-"))
+                          ("latency_p99_ms", "-"), ("rollback", "failures 1 of 1: rolls back"))
 
 
 def test_a_rollback_the_endpoint_is_too_busy_for_stays_pending() -> None:

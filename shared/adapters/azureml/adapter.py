@@ -398,7 +398,8 @@ class AzureMLPlatform:
         return warnings
 
     def get_deployment_metrics(
-        self, workspace: str, endpoint: str, deployment: str, since: datetime
+        self, workspace: str, endpoint: str, deployment: str, since: datetime, until: datetime | None = None,
+        metrics: Sequence[str] = (),
     ) -> DeploymentMetrics:
         _check("endpoint name", endpoint, ENDPOINT_NAME)
         _check("deployment name", deployment, ENDPOINT_NAME)
@@ -406,7 +407,8 @@ class AzureMLPlatform:
             f"{self._clients.workspace(workspace).resource_id}/onlineEndpoints/{endpoint}/deployments/{deployment}"
         )
         return deployment_metrics(
-            self._rest, self._clients.cloud.resource_manager, resource_id, since, scope=self._clients.scope(workspace)
+            self._rest, self._clients.cloud.resource_manager, resource_id, since, scope=self._clients.scope(workspace),
+            now=until, metrics=metrics,
         )
 
 

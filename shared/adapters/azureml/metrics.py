@@ -8,7 +8,7 @@ the online deployment. Both accept the same ARM bearer token the SDK uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,9 +132,11 @@ def _latest(run: dict[str, Any]) -> dict[str, float]:
 
 
 def deployment_metrics(
-    rest: Rest, arm_url: str, resource_id: str, since: datetime, *, scope: str, now: datetime | None = None
+    rest: Rest, arm_url: str, resource_id: str, since: datetime, *, scope: str, now: datetime | None = None,
+    metrics: Sequence[str] = (),
 ) -> DeploymentMetrics:
-    """Requests, 5xx errors and worst-minute P95 / P99 latency of an online deployment since `since`."""
+    """Requests, 5xx errors and worst-minute P95 / P99 latency of an online deployment since `since`, and
+    the same minutes as series (requests, errors, and each latency metric and metric of `metrics`)."""
     end = now or datetime.now(UTC)
     start = since if since.tzinfo else since.replace(tzinfo=UTC)
     url = f"{arm_url.rstrip('/')}{resource_id}/providers/Microsoft.Insights/metrics"
@@ -151,19 +153,46 @@ def deployment_metrics(
         params={**common, "metricnames": REQUESTS_METRIC, "$filter": "envoy_response_code eq '*'",
                 "top": str(MAX_SERIES)},
     )
-    latencies = rest.call(
-        "GET", url, what=what, scope=scope, params={**common, "metricnames": ",".join(LATENCY_METRICS)}
-    )
-    requests_total = errors = 0.0
+    names = [*LATENCY_METRICS, *(name for name in dict.fromkeys(metrics)
+                                 if name not in LATENCY_METRICS and name != REQUESTS_METRIC)]
+    values = rest.call("GET", url, what=what, scope=scope, params={**common, "metricnames": ",".join(names)})
+    requests_per: dict[str, float] = {}
+    errors_per: dict[str, float] = {}
     for series in _series(counts, REQUESTS_METRIC):
-        count = sum(point.get("average") or 0.0 for point in series.get("data", []))
-        requests_total += count
-        if _dimension(series, "envoy_response_code").startswith("5"):
-            errors += count
-    p95, p99 = (_worst(latencies, name) for name in LATENCY_METRICS)
+        server_error = _dimension(series, "envoy_response_code").startswith("5")
+        for point in series.get("data", []):
+            stamp = point.get("timeStamp", "")
+            requests_per[stamp] = requests_per.get(stamp, 0.0) + (point.get("average") or 0.0)
+            if server_error:
+                errors_per[stamp] = errors_per.get(stamp, 0.0) + (point.get("average") or 0.0)
+    per_metric = {name: _per_minute(values, name) for name in names}
+    stamps = sorted(stamp for stamp in {*requests_per, *(stamp for found in per_metric.values() for stamp in found)}
+                    if _parse(stamp) is not None)
+    p95, p99 = (_worst(values, name) for name in LATENCY_METRICS)
     return DeploymentMetrics(
-        requests=round(requests_total), errors=round(errors), latency_p95_ms=p95, latency_p99_ms=p99, window_start=start
+        requests=round(sum(requests_per.values())), errors=round(sum(errors_per.values())),
+        latency_p95_ms=p95, latency_p99_ms=p99, window_start=start,
+        minutes=[moment for moment in map(_parse, stamps) if moment is not None],
+        requests_per_minute=[requests_per.get(stamp, 0.0) for stamp in stamps],
+        errors_per_minute=[errors_per.get(stamp, 0.0) for stamp in stamps],
+        series={name: [found.get(stamp) for stamp in stamps] for name, found in per_metric.items()},
     )
+
+
+def _per_minute(answer: dict[str, Any], metric: str) -> dict[str, float]:
+    """The metric's minutes that have a value, by time stamp (a metric without dimensions has one series)."""
+    return {point["timeStamp"]: float(point["average"])
+            for series in _series(answer, metric) for point in series.get("data", [])
+            if point.get("average") is not None and point.get("timeStamp")}
+
+
+def _parse(stamp: str) -> datetime | None:
+    """A point's `timeStamp` (ISO 8601, UTC); None for one that is not, left out of the series."""
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _series(answer: dict[str, Any], metric: str) -> list[dict[str, Any]]:

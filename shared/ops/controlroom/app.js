@@ -615,6 +615,35 @@ function noAnalysis(record) {
   return "No analysis yet: each step is judged at the first rollout tick after its bake time.";
 }
 
+/* The latest analysis against the champion (shared/domain/judge.py): each metric's classification with
+   both deployments' minutes, the weighted score, and how close the step is to rolling back. */
+function comparison(record) {
+  const analysis = record.analysis;
+  const judged = analysis && analysis.comparison;
+  const close = analysis && analysis.closeness;
+  if (!judged) return close ? h("p", {class: "closeness", "data-field": "closeness"}, `Rollback: ${close.text}`) : null;
+  const rule = (record.plan && record.plan.compare) || {};
+  const format = (line) => (line.metric.startsWith("RequestLatency") ? ms
+    : line.label.startsWith("errors") ? percent : (v) => (typeof v === "number" ? v.toFixed(1) : "-"));
+  const ratio = (v) => (typeof v === "number" ? `${v.toFixed(2)}x` : "-");
+  const rows = judged.metrics.map((line) => [
+    line.label, h("span", {class: `result class-${line.classification}`}, line.classification),
+    format(line)(line.canary), format(line)(line.champion), ratio(line.ratio),
+    line.ratio_low == null ? "-" : `${ratio(line.ratio_low)} – ${ratio(line.ratio_high)}`,
+    `${line.direction === "increase" ? "+" : "−"}${Math.round(line.tolerance * 100)}%`, String(line.weight),
+    line.needs_minutes ? `about ${line.needs_minutes} min` : ""]);
+  const score = judged.score == null ? "no score yet" : `score ${Math.round(judged.score)}`;
+  return h("div", {class: "comparison", "data-verdict": judged.verdict},
+    h("h4", {}, `Against ${judged.champion}: ${judged.verdict}, ${score} (pass at ${rule.pass_score ?? 95}, ` +
+                `marginal at ${rule.marginal_score ?? 75}), over ${judged.minutes} minutes; false-rollback rate ` +
+                `${(judged.alpha * 100).toFixed(2)}% this phase`),
+    close ? h("p", {class: "closeness", "data-field": "closeness"}, `Rollback: ${close.text}`) : null,
+    h("div", {class: "charts"}, judged.metrics.map((line) => Charts.pair(
+      line.label, line.canary_series || [], line.champion_series || [], line.classification, format(line)))),
+    table(["metric", "class", "canary", "champion", "ratio", "bounds", "tolerance", "weight", "decides in"], rows,
+          () => ({class: "comparison-metric"})));
+}
+
 function actionText(action, record) {
   const who = `${record.model} v${record.version} on ${record.workspace}/${record.endpoint}`;
   const before = Object.entries(record.baseline.traffic || {}).map(([n, p]) => `${n} ${p}%`).join(", ") || "no traffic";
@@ -700,7 +729,7 @@ function rolloutCard(record, past) {
       h("span", {class: `state state-${record.state}`, "data-field": "state"}, words(record.state)),
       h("span", {class: "muted"}, `${record.model} v${record.version} as ${record.deployment}, started ${time(record.started)}`)),
     h("p", {class: `why why-${record.state}`, "data-field": "why"}, why(record)),
-    bars(record), stepPlan(record), actionButtons(record), analyses(record), historyTable(record),
+    bars(record), stepPlan(record), actionButtons(record), comparison(record), analyses(record), historyTable(record),
     pastRollouts(record, past));
 }
 

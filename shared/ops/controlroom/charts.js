@@ -71,5 +71,37 @@ const Charts = (() => {
     return chart;
   }
 
-  return {trafficBar, series};
+  /** The canary's and the champion's values minute by minute, side by side (the comparison's evidence).
+      canary, champion: [number | null], one per minute; classification colours the canary's line. */
+  function pair(title, canary, champion, classification, format) {
+    const width = 320, height = 120, left = 44, right = 8, top = 18, bottom = 20;
+    const values = canary.concat(champion).filter((v) => typeof v === "number" && isFinite(v));
+    const top_value = Math.max(...values, 0) * 1.15 || 1;
+    const count = Math.max(canary.length, champion.length);
+    const x = (i) => left + (count < 2 ? (width - left - right) / 2 : i * (width - left - right) / (count - 1));
+    const y = (v) => top + (height - top - bottom) * (1 - v / top_value);
+    const chart = svg("svg", {viewBox: `0 0 ${width} ${height}`, class: "series pair", role: "img",
+                              "aria-label": `${title}: canary against champion over ${count} minutes, ${classification}`,
+                              "data-classification": classification});
+    chart.append(svg("text", {x: left, y: 12, class: "series-title"}, `${title}: ${classification}`));
+    chart.append(svg("line", {x1: left, y1: y(0), x2: width - right, y2: y(0), class: "axis"}));
+    chart.append(svg("text", {x: left - 4, y: y(0) + 3, class: "tick", "text-anchor": "end"}, format(0)));
+    chart.append(svg("text", {x: left - 4, y: y(top_value / 1.15) + 3, class: "tick", "text-anchor": "end"},
+                     format(top_value / 1.15)));
+    [["champion", champion], ["canary", canary]].forEach(([who, points]) => {
+      const drawn = points.map((v, i) => ({v, i})).filter((p) => typeof p.v === "number" && isFinite(p.v));
+      const line = svg("polyline", {points: drawn.map((p) => `${x(p.i)},${y(p.v)}`).join(" "),
+                                    class: `line line-${who} class-${who === "canary" ? classification : "champion"}`,
+                                    "data-deployment": who});
+      line.append(svg("title", {}, `${who}: ${drawn.map((p) => format(p.v)).join(", ")}`));
+      chart.append(line);
+    });
+    if (!values.length) {
+      chart.append(svg("text", {x: width / 2, y: height / 2, class: "tick", "text-anchor": "middle"},
+                       "no minute measured on both yet"));
+    }
+    return chart;
+  }
+
+  return {trafficBar, series, pair};
 })();
