@@ -47,7 +47,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from localaml import scoring
+from localaml import collector, scoring
 from localaml.errors import AzureError, Reply
 from localaml.service import Hooks, Operation, now
 
@@ -73,6 +73,7 @@ class Faults:
     reason: str = ""  # the error message of a Failed or Canceled provisioning
     error_rate: float = 0.0  # share of scoring requests that fail
     error_status: int = 500  # 500 (infrastructure) or 424 (the model's code answered an error)
+    flip_rate: float = 0.0  # share of rows whose predicted class is changed (answers differently on purpose)
 
 
 @dataclass
@@ -124,6 +125,9 @@ class OnlineEndpoints:
             raise AzureError(400, "BadRequest", f"provisioning must be one of {sorted({*ENDS, NEVER})}")
         if not 0 <= float(faults.error_rate) <= 1 or faults.error_status not in (424, 500, 502, 503):
             raise AzureError(400, "BadRequest", "errorRate must be from 0 to 1 and errorStatus 424, 500, 502 or 503")
+        if isinstance(faults.flip_rate, bool) or not isinstance(faults.flip_rate, int | float) \
+                or not 0 <= faults.flip_rate <= 1:
+            raise AzureError(400, "BadRequest", "flipRate must be a number from 0 to 1")
         return faults
 
     def scale(self, path: str, seconds: float | None = None) -> None:
@@ -405,6 +409,7 @@ def put_deployment(service: LocalAzureML, path: str, resource: Resource, existin
     properties = resource["properties"]
     model = find_model(service, properties.get("model"))
     _check_runtime(properties, model)
+    collector.check(properties)
     resource.setdefault("location", endpoint.get("location", "eastus"))
     resource.setdefault("kind", "Managed")
     resource.setdefault("tags", {})
@@ -497,19 +502,21 @@ def operation_result(service: LocalAzureML, op: str, query: dict[str, str], body
 def post_faults(service: LocalAzureML, path: str, query: dict[str, str], body: Any,
                 headers: dict[str, str]) -> Reply:
     """Local-only (no Azure API): `{"provisioning": "Never"|"Failed"|"Canceled"|"Succeeded", "reason": str,
-    "errorRate": 0..1, "errorStatus": 500|424|502|503, "scaling": seconds | null}` for an endpoint or deployment."""
+    "errorRate": 0..1, "errorStatus": 500|424|502|503, "flipRate": 0..1, "scaling": seconds | null}` for an
+    endpoint or deployment."""
     request = dict(body or {})
     feature = online(service)
     if "scaling" in request:
         feature.scale(path, request.pop("scaling"))
     names = {"provisioning": "provisioning", "reason": "reason", "errorRate": "error_rate",
-             "errorStatus": "error_status"}
+             "errorStatus": "error_status", "flipRate": "flip_rate"}
     unknown = sorted(set(request) - set(names))
     if unknown:
         raise AzureError(400, "BadRequest", f"unknown faults {unknown}; known: {sorted(names)} and scaling")
     faults = feature.set_faults(path, **{names[k]: v for k, v in request.items()})
     return Reply(200, {"provisioning": faults.provisioning, "reason": faults.reason,
-                       "errorRate": faults.error_rate, "errorStatus": faults.error_status})
+                       "errorRate": faults.error_rate, "errorStatus": faults.error_status,
+                       "flipRate": faults.flip_rate})
 
 
 def provisioning_state(service: LocalAzureML, path: str) -> str:
