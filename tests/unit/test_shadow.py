@@ -194,7 +194,7 @@ def test_the_engine_compares_the_shadows_rows_with_the_champions_and_never_gives
         specs.append(args[-1])
         create(*args)
 
-    services.platform.create_deployment = recording  # type: ignore[method-assign]
+    services.platform.create_deployment = recording  # type: ignore[method-assign,assignment]
     services.platform.add_serving("churn", "0")  # type: ignore[attr-defined]
     rule = services.policy.rule_named("churn")
     assert rule is not None and rule.rollout is not None
