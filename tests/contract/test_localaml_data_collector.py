@@ -22,8 +22,8 @@ from azure.ai.ml.entities import ManagedOnlineEndpoint
 from devhost.localaml import LocalAzureMLStack, running_local_azureml
 from devhost.waiting import wait_until
 from localaml import collector
-from localaml.endpoints import online
 from localaml.datastores import workspace_container
+from localaml.endpoints import online
 from localaml.samples import good_model
 from shared.adapters.azureml import AzureMLPlatform
 from shared.adapters.azureml.collected import CollectedPredictions
