@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from shared.domain import rollout as machine
 from shared.domain import shadow
 from shared.domain.analysis import Analysis
-from shared.domain.policy import MirrorPhase, ShadowGate
+from shared.domain.policy import MirrorPhase, PolicyError, ShadowGate, parse_policy
 from shared.domain.ports import CollectedPrediction, DeploymentSpec
 from shared.domain.records import Phase, RolloutState, Split
 from shared.domain.rollout import SetTraffic, Tell
@@ -221,3 +222,25 @@ def test_the_engine_compares_the_shadows_rows_with_the_champions_and_never_gives
     sent = services.notifier.sent  # type: ignore[attr-defined]
     rolled_back = next(n for n in sent.values() if n.kind == "rollout.rolled_back")
     assert "differently" in rolled_back.summary and "shadow_disagreement" in dict(rolled_back.facts)
+
+
+# the policy section ----------------------------------------------------------------------------------------
+
+
+def test_the_policy_reads_the_mirror_phases_prediction_gate_and_names_the_field_at_fault() -> None:
+    rule = parse_policy(MIRRORED).rule_named("churn")
+    assert rule is not None and rule.rollout is not None and rule.rollout.mirror is not None
+    assert rule.rollout.mirror.predictions == ShadowGate(max_disagreement=0.05, min_rows=100)
+    with pytest.raises(PolicyError, match=r"rules\[0\] \(churn\)\.rollout\.mirror\.predictions\.max_disagreement"):
+        parse_policy(MIRRORED.replace("max_disagreement: 0.05", "max_disagreement: 2"))
+    with pytest.raises(PolicyError, match=r"mirror\.predictions\.max_rate: Extra inputs"):
+        parse_policy(MIRRORED.replace("max_disagreement: 0.05", "max_rate: 0.05"))
+
+
+def test_the_shipped_policys_commented_prediction_gate_is_valid() -> None:
+    text = (Path(__file__).resolve().parents[2] / "policy" / "policy.yaml").read_text()
+    example = next(line for line in text.splitlines() if "# mirror:" in line and "predictions" in line)
+    enabled = text.replace("      mirror: {percent: 20, bake_seconds: 2}\n", example.replace("# ", "", 1) + "\n", 1)
+    rule = parse_policy(enabled).rule_named("credit-risk")
+    assert rule is not None and rule.rollout is not None and rule.rollout.mirror is not None
+    assert rule.rollout.mirror.predictions == ShadowGate(max_disagreement=0.05, min_rows=100)
