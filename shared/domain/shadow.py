@@ -23,7 +23,6 @@ import bisect
 import math
 from collections import Counter
 from collections.abc import Sequence
-from statistics import NormalDist
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -98,7 +97,7 @@ def judged(verdict: Analysis, comparison: ShadowComparison | None) -> Analysis:
 
 def _paired(pairs: list[tuple[CollectedPrediction, CollectedPrediction]], gate: ShadowGate,
             base: dict[str, Any]) -> ShadowComparison:
-    z = NormalDist().inv_cdf(gate.confidence)
+    z = _z(gate.confidence)
     labelled = [(a.label, b.label) for a, b in pairs if a.label is not None and b.label is not None]
     scores = _scores([a for a, _ in pairs], [b for _, b in pairs])
     figures = dict(compared=len(pairs), **scores)
@@ -127,7 +126,7 @@ def _paired(pairs: list[tuple[CollectedPrediction, CollectedPrediction]], gate: 
 
 def _unpaired(champion: Sequence[CollectedPrediction], shadow: Sequence[CollectedPrediction], gate: ShadowGate,
               base: dict[str, Any]) -> ShadowComparison:
-    z = NormalDist().inv_cdf(gate.confidence)
+    z = _z(gate.confidence)
     a = Counter(row.label for row in champion if row.label is not None)
     b = Counter(row.label for row in shadow if row.label is not None)
     scores = _scores(champion, shadow)
@@ -185,6 +184,14 @@ def _scores(champion: Sequence[CollectedPrediction], shadow: Sequence[CollectedP
         return {}
     ks, p = kolmogorov_smirnov(a, b)
     return {"psi": psi(a, b), "ks": ks, "ks_p": p}
+
+
+def _z(confidence: float) -> float:
+    """The standard normal quantile of a one-sided confidence (statistics is imported only when judging: the
+    rollout tick's cold start does not pay for it)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(confidence)
 
 
 def wilson(k: int, n: int, z: float) -> tuple[float, float]:
