@@ -105,7 +105,7 @@ def sampled(request_id: str, rate: float) -> bool:
 class _Pending:
     """Rows waiting for the next flush, by blob folder."""
 
-    rows: dict[tuple[str, str, str, str], list[tuple[str, list[dict[str, Any]]]]] = field(default_factory=dict)
+    rows: dict[tuple[str, str, str], list[tuple[str, list[dict[str, Any]]]]] = field(default_factory=dict)
     started: datetime | None = None
 
 
@@ -118,7 +118,6 @@ class Collector:
         self._pending = _Pending()
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
-        self.written: list[str] = []  # blob names, for tests
 
     def collect(self, deployment: Resource, request_id: str, rows: list[list[float]], answer: dict[str, Any]) -> None:
         """Log a scored request's inputs and outputs, when the deployment collects them."""
@@ -137,7 +136,7 @@ class Collector:
             for name, rate in wanted.items():
                 if sampled(request_id, rate):
                     folder = _folder(deployment["id"], name, now.strftime(ROLLING.get(rolling, ROLLING["hour"])))
-                    self._pending.rows.setdefault((deployment["id"], name, folder, rolling), []).append(
+                    self._pending.rows.setdefault((deployment["id"], name, folder), []).append(
                         (request_id, data[name]))
             self._pending.started = self._pending.started or now
             if self._timer is None:
@@ -153,14 +152,13 @@ class Collector:
         storage = self.service.storage
         if storage is None or not pending:
             return
-        for (deployment_id, name, folder, _), requests in pending.items():
+        for (deployment_id, name, folder), requests in pending.items():
             workspace = deployment_id.split("/workspaces/", 1)[1].split("/", 1)[0]
             blob = f"{folder}/{uuid.uuid4()}.jsonl"
             line = json.dumps(_record(deployment_id, name, started, requests), separators=(",", ":"))
             try:
                 storage.get_blob_client(workspace_container(workspace), blob).upload_blob(
                     line.encode() + b"\n", overwrite=True)
-                self.written.append(blob)
             except Exception as error:  # the collector's failures never fail scoring (the SDK's `on_error`)
                 log.warning("data collector: %s not written: %s", blob, error)
 
