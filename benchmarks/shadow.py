@@ -38,24 +38,33 @@ SCENARIOS = (0.0, 0.03, 0.10)
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
 
-def rows(rng: random.Random, n: int, flip: float, start: int, ids: bool = True
-         ) -> tuple[list[CollectedPrediction], list[CollectedPrediction]]:
-    champion, shadow = [], []
-    for index in range(start, start + n):
-        label = int(rng.random() < 0.5)
-        other = 1 - label if rng.random() < flip else label
-        row_id = f"r{index}:0" if ids else None
-        champion.append(CollectedPrediction(id=row_id, time=NOW, label=str(label)))
-        shadow.append(CollectedPrediction(id=row_id, time=NOW, label=str(other)))
-    return champion, shadow
+class Rows:
+    """Rows made once per id and label, drawn by index: a simulated request costs a draw, not an object."""
+
+    def __init__(self, most: int) -> None:
+        self.made = {ids: [[CollectedPrediction(id=f"r{i}:0" if ids else None, time=NOW, label=str(label))
+                            for label in (0, 1)] for i in range(most)] for ids in (True, False)}
+
+    def draw(self, rng: random.Random, n: int, flip: float, start: int, ids: bool = True
+             ) -> tuple[list[CollectedPrediction], list[CollectedPrediction]]:
+        """n requests from index `start`: the champion's class is 1 with probability 0.5, the shadow answers
+        the other class with probability `flip`."""
+        made, champion, shadow = self.made[ids], [], []
+        for index in range(start, start + n):
+            label = int(rng.random() < 0.5)
+            other = 1 - label if rng.random() < flip else label
+            champion.append(made[index][label])
+            shadow.append(made[index][other])
+        return champion, shadow
 
 
-def phase(rng: random.Random, flip: float, window: int, limit: int, ids: bool = True) -> tuple[str, int]:
+def phase(pool: Rows, rng: random.Random, flip: float, window: int, limit: int, ids: bool = True
+          ) -> tuple[str, int]:
     """One mirror phase: its outcome (caught, passed, undecided) and the rows it had at the end."""
     champion: list[CollectedPrediction] = []
     shadow: list[CollectedPrediction] = []
     for _ in range(limit):
-        more = rows(rng, window, flip, len(champion), ids)
+        more = pool.draw(rng, window, flip, len(champion), ids)
         champion += more[0]
         shadow += more[1]
         result = compare(champion, shadow, GATE).result
@@ -72,6 +81,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    sizes = (100, 200, 400, 800)
+    pool = Rows(max(args.window * args.limit, *sizes))
     started = time.perf_counter()
 
     print(f"Mirror phases: {args.phases} per scenario; an analysis every {args.window} mirrored requests (rows "
@@ -81,20 +92,19 @@ def main() -> None:
           f"{args.limit} | mean rows at decision |")
     print("|---|---|---|---|---|")
     for flip in SCENARIOS:
-        outcomes = [phase(rng, flip, args.window, args.limit) for _ in range(args.phases)]
+        outcomes = [phase(pool, rng, flip, args.window, args.limit) for _ in range(args.phases)]
         share = {name: sum(o == name for o, _ in outcomes) / args.phases for name in ("caught", "passed", "undecided")}
         decided = [n for o, n in outcomes if o != "undecided"]
         mean = f"{statistics.fmean(decided):.0f}" if decided else "-"
         print(f"| {flip:.0%} | {share['caught']:.1%} | {share['passed']:.1%} | {share['undecided']:.1%} | {mean} |")
 
     print(f"\nOne analysis at a fixed sample size ({args.phases} each): share failed (caught) / passed.\n")
-    sizes = (100, 200, 400, 800)
     print("| shadow disagrees on | " + " | ".join(f"n = {n}" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for flip in SCENARIOS:
         cells = []
         for n in sizes:
-            results = [compare(*rows(rng, n, flip, 0), GATE).result for _ in range(args.phases)]
+            results = [compare(*pool.draw(rng, n, flip, 0), GATE).result for _ in range(args.phases)]
             cells.append(f"{results.count('fail') / args.phases:.1%} / {results.count('pass') / args.phases:.1%}")
         print(f"| {flip:.0%} | " + " | ".join(cells) + " |")
 
@@ -103,7 +113,7 @@ def main() -> None:
     print("| shadow disagrees on | caught | passed | undecided |")
     print("|---|---|---|---|")
     for flip in (0.0, 0.10):
-        outcomes = [phase(rng, flip, args.window, args.limit, ids=False) for _ in range(args.phases)]
+        outcomes = [phase(pool, rng, flip, args.window, args.limit, ids=False) for _ in range(args.phases)]
         share = {name: sum(o == name for o, _ in outcomes) / args.phases for name in ("caught", "passed", "undecided")}
         print(f"| {flip:.0%} | {share['caught']:.1%} | {share['passed']:.1%} | {share['undecided']:.1%} |")
     print(f"\nBenchmark ran in {time.perf_counter() - started:.0f} s (seed {args.seed}).")
