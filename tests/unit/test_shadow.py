@@ -4,6 +4,7 @@ deployments' collected rows through the `PredictionLogs` port (a fake here) on a
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from localaml.collector import sampled
+from localaml.scoring import flipped
+from shared.adapters.azureml.collected import records
 from shared.domain import rollout as machine
 from shared.domain import shadow
 from shared.domain.analysis import Analysis
@@ -244,3 +248,27 @@ def test_the_shipped_policys_commented_prediction_gate_is_valid() -> None:
     rule = parse_policy(enabled).rule_named("credit-risk")
     assert rule is not None and rule.rollout is not None and rule.rollout.mirror is not None
     assert rule.rollout.mirror.predictions == ShadowGate(max_disagreement=0.05, min_rows=100)
+
+
+# reading the collector's lines, and the local service's faults ------------------------------------------------
+
+
+def test_collected_lines_are_read_as_rows_and_what_is_not_a_record_is_skipped() -> None:
+    record = {"time": "2026-12-01T09:00:30Z", "data": [
+        {"correlationid": "a:0", "prediction": 1, "probabilities": [0.2, 0.8]},
+        {"correlationid": "a:1", "prediction": 2.5},  # a regression: its value is the score
+        {"prediction": [1, 2]},  # not a class nor a score
+    ]}
+    early = {**record, "time": "2026-12-01T08:59:59Z"}
+    content = "\n".join([json.dumps(record), "not json", json.dumps({"time": "x"}), json.dumps(early)]).encode()
+    found = records(content, NOW, NOW + timedelta(minutes=1))
+    assert [(row.id, row.label, row.score) for row in found] == [("a:0", "1", 0.8), ("a:1", None, 2.5)]
+
+
+def test_the_local_flip_fault_changes_that_share_of_classes_and_rolls_their_probabilities() -> None:
+    predictions, probabilities = [0, 1] * 500, [[0.9, 0.1], [0.3, 0.7]] * 500
+    answer = flipped({"predictions": predictions, "probabilities": probabilities}, 0.1, random.Random(3))
+    changed = [i for i, (a, b) in enumerate(zip(predictions, answer["predictions"], strict=True)) if a != b]
+    assert 60 < len(changed) < 140
+    assert all(answer["probabilities"][i] == probabilities[i][::-1] for i in changed)
+    assert sampled("request-1", 0.5) == sampled("request-1", 0.5) and sampled("any", 1.0)
