@@ -20,8 +20,9 @@ data in Blob Storage" and "Data collector batching"):
   "contentrange", "correlationid", "xrequestid", "modelversion", "collectdatatype", "agent"}`;
 - requests close in time are batched into one record with one `correlationid`, so each row also carries its own
   id in a column (the docs recommend logging your own id as a column): here `correlationid`,
-  `<request id>:<row>`. The request id is the caller's `x-request-id` (or `x-ms-client-request-id`) or one the
-  service makes, and a mirrored copy keeps it (no document says whether Azure's does: the local choice).
+  `<request id>:<row>`. The request id is one the service makes per request (the records' documented
+  `xrequestid`), never a caller's, which could repeat; the service answers it in the `x-request-id` header (the
+  local choice of header), and a mirrored copy keeps it (no document says whether Azure's does: the local choice).
 
 Sampling decides per request from a hash of its id, so a request and its mirrored copy are both collected or
 neither (the local choice; the docs only say "the percentage of data to collect").
@@ -200,15 +201,3 @@ def of(service: LocalAzureML) -> Collector:
         if service not in _COLLECTORS:
             _COLLECTORS[service] = Collector(service)
         return _COLLECTORS[service]
-
-
-def request_id(headers: dict[str, str]) -> str:
-    """The caller's `x-request-id` / `x-ms-client-request-id` when it is a plain id, else a new one."""
-    for key, value in headers.items():
-        if key.lower() in ("x-request-id", "x-ms-client-request-id") and _plain(value):
-            return value
-    return str(uuid.uuid4())
-
-
-def _plain(value: str) -> bool:
-    return 0 < len(value) <= 128 and all(c.isalnum() or c in "-_." for c in value)

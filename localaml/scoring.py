@@ -12,6 +12,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -185,7 +186,7 @@ def score(
             return arm_error(404, "NotFound", "The endpoint doesn't have any valid deployment with positive weight.")
         mirrors = [deployments[n.lower()] for n, percent in sorted(mirror.items())
                    if percent and n.lower() in deployments and feature.rng.random() * 100 < percent]
-    request_id = collector.request_id(headers)  # a mirrored copy keeps the live request's id
+    request_id = str(uuid.uuid4())  # answered in x-request-id; a mirrored copy keeps it (collector.py)
     answer = _invoke(service, target, rows, request_id, mirrored=False)
     for deployment in mirrors:
         _invoke(service, deployment, rows, request_id, mirrored=True)
