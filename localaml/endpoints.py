@@ -47,7 +47,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from localaml import scoring
+from localaml import collector, scoring
 from localaml.errors import AzureError, Reply
 from localaml.service import Hooks, Operation, now
 
@@ -75,6 +75,7 @@ class Faults:
     error_rate: float = 0.0  # share of scoring requests that fail
     error_status: int = 500  # 500 (infrastructure) or 424 (the model's code answered an error)
     latency_ms: float = 0.0  # added to each answer: a slower deployment, or a platform spike when set on all
+    flip_rate: float = 0.0  # share of rows whose predicted class is changed (answers differently on purpose)
 
 
 @dataclass
@@ -117,9 +118,11 @@ class OnlineEndpoints:
 
     def set_faults(self, path: str, **changes: Any) -> Faults:
         """Local-only: change the faults of the endpoint or deployment at ARM `path` (it may not exist yet)."""
-        added = changes.get("latency_ms", 0.0)
+        added, flipped = changes.get("latency_ms", 0.0), changes.get("flip_rate", 0.0)
         if isinstance(added, bool) or not isinstance(added, int | float) or not 0 <= added <= MAX_ADDED_LATENCY_MS:
             raise AzureError(400, "BadRequest", f"latencyMs must be a number from 0 to {MAX_ADDED_LATENCY_MS}")
+        if isinstance(flipped, bool) or not isinstance(flipped, int | float) or not 0 <= flipped <= 1:
+            raise AzureError(400, "BadRequest", "flipRate must be a number from 0 to 1")
         faults = self.faults.setdefault(path.lower(), Faults())
         for name, value in changes.items():
             if not hasattr(faults, name):
@@ -469,6 +472,7 @@ def put_deployment(service: LocalAzureML, path: str, resource: Resource, existin
     properties = resource["properties"]
     model = find_model(service, properties.get("model"))
     _check_runtime(properties, model)
+    collector.check(properties)
     resource.setdefault("location", endpoint.get("location", "eastus"))
     resource.setdefault("kind", "Managed")
     resource.setdefault("tags", {})
@@ -561,21 +565,21 @@ def operation_result(service: LocalAzureML, op: str, query: dict[str, str], body
 def post_faults(service: LocalAzureML, path: str, query: dict[str, str], body: Any,
                 headers: dict[str, str]) -> Reply:
     """Local-only (no Azure API): `{"provisioning": "Never"|"Failed"|"Canceled"|"Succeeded", "reason": str,
-    "errorRate": 0..1, "errorStatus": 500|424|502|503, "latencyMs": 0..10000, "scaling": seconds | null}` for an
-    endpoint or deployment."""
+    "errorRate": 0..1, "errorStatus": 500|424|502|503, "latencyMs": 0..10000, "flipRate": 0..1,
+    "scaling": seconds | null}` for an endpoint or deployment."""
     request = dict(body or {})
     feature = online(service)
     if "scaling" in request:
         feature.scale(path, request.pop("scaling"))
     names = {"provisioning": "provisioning", "reason": "reason", "errorRate": "error_rate",
-             "errorStatus": "error_status", "latencyMs": "latency_ms"}
+             "errorStatus": "error_status", "latencyMs": "latency_ms", "flipRate": "flip_rate"}
     unknown = sorted(set(request) - set(names))
     if unknown:
         raise AzureError(400, "BadRequest", f"unknown faults {unknown}; known: {sorted(names)} and scaling")
     faults = feature.set_faults(path, **{names[k]: v for k, v in request.items()})
     return Reply(200, {"provisioning": faults.provisioning, "reason": faults.reason,
                        "errorRate": faults.error_rate, "errorStatus": faults.error_status,
-                       "latencyMs": faults.latency_ms})
+                       "latencyMs": faults.latency_ms, "flipRate": faults.flip_rate})
 
 
 def provisioning_state(service: LocalAzureML, path: str) -> str:

@@ -12,9 +12,11 @@ import random
 import re
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from localaml import collector
 from localaml.datastores import Location, locate, read_files
 from localaml.errors import Reply, arm_error
 
@@ -184,9 +186,11 @@ def score(
             return arm_error(404, "NotFound", "The endpoint doesn't have any valid deployment with positive weight.")
         mirrors = [deployments[n.lower()] for n, percent in sorted(mirror.items())
                    if percent and n.lower() in deployments and feature.rng.random() * 100 < percent]
-    answer = _invoke(service, target, rows, mirrored=False)
+    request_id = str(uuid.uuid4())  # answered in x-request-id; a mirrored copy keeps it (collector.py)
+    answer = _invoke(service, target, rows, request_id, mirrored=False)
     for deployment in mirrors:
-        _invoke(service, deployment, rows, mirrored=True)
+        _invoke(service, deployment, rows, request_id, mirrored=True)
+    answer.headers["x-request-id"] = request_id
     return answer
 
 
@@ -216,8 +220,9 @@ def choose(weights: dict[str, int], rng: random.Random) -> str | None:
     return rng.choices(names, weights=values)[0]
 
 
-def _invoke(service: LocalAzureML, deployment: Resource, rows: np.ndarray, *, mirrored: bool) -> Reply:
-    """One deployment's answer, its faults applied, measured and recorded."""
+def _invoke(service: LocalAzureML, deployment: Resource, rows: np.ndarray, request_id: str, *,
+            mirrored: bool) -> Reply:
+    """One deployment's answer, its faults applied, measured, recorded and collected (`collector.py`)."""
     from localaml import endpoints
 
     feature = endpoints.online(service)
@@ -232,11 +237,32 @@ def _invoke(service: LocalAzureML, deployment: Resource, rows: np.ndarray, *, mi
         answer = _injected(faults.error_status, deployment["name"])
     else:
         answer = _predict(service, feature, deployment, rows)
+        if answer.status == 200 and faults.flip_rate:
+            answer = Reply(200, flipped(answer.body, faults.flip_rate, feature.rng))
     latency_ms = (time.perf_counter() - started) * 1000
     feature.scored.append(endpoints.Scored(deployment["name"], answer.status, latency_ms, mirrored))
     record_request(service, deployment["id"], answer.status, latency_ms)
     answer.headers[DEPLOYMENT_HEADER] = deployment["name"]
+    if answer.status == 200:
+        collector.of(service).collect(deployment, request_id, rows.tolist(), answer.body)
     return answer
+
+
+def flipped(body: dict[str, Any], rate: float, rng: random.Random) -> dict[str, Any]:
+    """A local-only fault: each row's class changed with probability `rate` (to the next class, its
+    probabilities rolled with it), so a deployment disagrees with an identical model on purpose."""
+    predictions, probabilities = list(body["predictions"]), body.get("probabilities")
+    probabilities = [list(p) for p in probabilities] if probabilities else None
+    for index, label in enumerate(predictions):
+        if rng.random() >= rate:
+            continue
+        classes = len(probabilities[index]) if probabilities else 2
+        if isinstance(label, bool) or not isinstance(label, int):
+            continue  # only integer class labels are flipped
+        predictions[index] = (label + 1) % classes
+        if probabilities:
+            probabilities[index] = probabilities[index][-1:] + probabilities[index][:-1]
+    return {**body, "predictions": predictions, **({"probabilities": probabilities} if probabilities else {})}
 
 
 def _injected(status: int, deployment: str) -> Reply:

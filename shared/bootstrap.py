@@ -19,7 +19,7 @@ from shared.settings import Settings, get_settings
 if TYPE_CHECKING:
     from shared.adapters.notify import Notifier
     from shared.domain.policy import Policy
-    from shared.domain.ports import MLPlatform, TokenVerifier
+    from shared.domain.ports import MLPlatform, PredictionLogs, TokenVerifier
 
 
 def system_clock() -> datetime:
@@ -39,6 +39,7 @@ class Services:
     _notifier: Notifier | None = field(default=None, repr=False)
     _policy: Policy | None = field(default=None, repr=False)
     _identities: TokenVerifier | None = field(default=None, repr=False)
+    _predictions: PredictionLogs | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -56,6 +57,15 @@ class Services:
             # Traced inside the retries: each attempt is its own span, so a retried call shows as retried.
             self._platform = RetryingPlatform(telemetry.traced_platform(build_platform(self.settings)))
         return self._platform
+
+    @property
+    def predictions(self) -> PredictionLogs:
+        """What deployments' data collectors logged (the mirror phase compares predictions with it)."""
+        if self._predictions is None:
+            from shared.adapters.azureml.collected import CollectedPredictions
+
+            self._predictions = CollectedPredictions.from_settings(self.settings)
+        return self._predictions
 
     @property
     def notifier(self) -> Notifier:

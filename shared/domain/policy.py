@@ -233,9 +233,29 @@ class Comparison(_Strict):
         return self
 
 
+class ShadowGate(_Strict):
+    """Judge the mirror phase on what the shadow predicts, compared with the champion on the same requests
+    (both deployments collect their predictions with Azure ML's data collector; `shared.domain.shadow`).
+
+    It fails when the share of requests they classify differently is above `max_disagreement` with
+    `confidence` (the lower bound of its interval is above it), passes when it is below (the upper bound is),
+    and waits for more rows otherwise. With `max_psi`, a shift of the score distribution beyond it fails too.
+    """
+
+    max_disagreement: float = Field(0.05, ge=0, le=1, allow_inf_nan=False,
+                                    description="the share of requests the shadow may classify differently")
+    max_psi: float | None = Field(None, gt=0, le=MAX_DRIFT, allow_inf_nan=False,
+                                  description="the largest population stability index of the scores")
+    confidence: float = Field(0.95, ge=0.5, le=0.9999, allow_inf_nan=False,
+                              description="one-sided confidence of each decision")
+    min_rows: int = Field(100, ge=1, le=MAX_REQUESTS, description="fewer compared rows is inconclusive")
+
+
 class MirrorPhase(_Strict):
     percent: int = Field(ge=1, le=50)
     bake_seconds: Seconds = 60
+    predictions: ShadowGate | None = Field(None, description="compare the shadow's predictions with the "
+                                                             "champion's; data collection is turned on")
 
 
 class RolloutPlan(_Strict):

@@ -161,6 +161,9 @@ class DeploymentSpec(BaseModel):
     environment: str | None = Field("azureml:onnx-runtime:1", description="None for an MLflow model")
     code: str | None = Field("azureml:onnx-score:1", description="the scoring code asset; None for an MLflow model")
     scoring_script: str = Field("score.py", pattern=r"^[A-Za-z0-9_./-]{1,128}\.py$")
+    collect_predictions: bool = Field(False, description="turn on Azure ML's data collector (model_inputs, "
+                                                         "model_outputs); on by itself when the mirror phase "
+                                                         "compares predictions")
 
 
 class Deployment(BaseModel):
@@ -213,6 +216,27 @@ class DeploymentMetrics(BaseModel):
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+
+class CollectedPrediction(BaseModel):
+    """One row a deployment's data collector logged: its id column, when, the class it predicted and its score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None = Field(None, description="the per-request id column (`correlationid`), None when not logged")
+    time: datetime
+    label: str | None = Field(None, description="the predicted class, None for a regression")
+    score: float | None = Field(None, description="the positive class's probability, or a regression's value")
+
+
+class PredictionLogs(Protocol):
+    """What deployments' data collectors logged (Azure ML's `model_outputs` collection in the workspace's blob
+    storage). May raise a PlatformError."""
+
+    def collected(self, workspace: str, endpoint: str, deployment: str, since: datetime,
+                  until: datetime) -> list[CollectedPrediction]:
+        """The rows `deployment` logged from `since` to `until`, oldest first (at most a bounded number)."""
+        ...
 
 
 class MLPlatform(Protocol):

@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from shared.domain import shadow
 from shared.domain.analysis import Analysis, Closeness, judge_step, split
 from shared.domain.notification import Kind, Severity, Table
 from shared.domain.policy import RolloutPlan
 from shared.domain.ports import DeploymentMetrics, Endpoint
 from shared.domain.records import HistoryAction, Phase, Rollout, RolloutAction, RolloutEntry, RolloutState, Split
+from shared.domain.shadow import ShadowComparison
 from shared.domain.transitions import Transition
 
 State = RolloutState
@@ -163,9 +165,12 @@ def needs_endpoint(record: Rollout, now: datetime) -> bool:
 
 
 def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
-            metrics: DeploymentMetrics | None = None, champion: DeploymentMetrics | None = None) -> Move:
+            metrics: DeploymentMetrics | None = None, champion: DeploymentMetrics | None = None,
+            predictions: ShadowComparison | None = None) -> Move:
     """One tick's decision: wait (bake time, endpoint busy, deployment provisioning), apply again a
-    change that did not take, start the next phase or step, finish, or roll back."""
+    change that did not take, start the next phase or step, finish, or roll back. In a mirror phase whose
+    plan compares predictions, `predictions` (the shadow's against the champion's) is judged with the metrics:
+    a shadow that disagrees beyond the gate fails its analysis and never takes live traffic."""
     r = record.model_copy(deep=True)
     if r.state is State.SUCCEEDED:
         return retire(r, endpoint, now, actor)
@@ -200,6 +205,8 @@ def advance(record: Rollout, endpoint: Endpoint, now: datetime, actor: str,
         names = tuple(dict.fromkeys(m.metric for m in plan.compare.metrics)) if plan.compare else ()
         return Move(r, [Measure(started, compared, names)])
     verdict = judge_step(metrics, plan, champion if compared else None, compared or "", _shares(r, compared))
+    if r.phase is Phase.MIRROR and plan.mirror and plan.mirror.predictions:
+        verdict = shadow.judged(verdict, predictions)
     reasons = "; ".join(verdict.reasons)
     if verdict.result == "fail":
         r.failures += 1

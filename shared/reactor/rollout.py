@@ -17,12 +17,14 @@ from datetime import datetime
 from shared.adapters import telemetry
 from shared.bootstrap import Services
 from shared.domain import rollout as machine
+from shared.domain import shadow
 from shared.domain.decisions import deployment_name
 from shared.domain.notification import Notification
 from shared.domain.policy import RolloutPlan
 from shared.domain.ports import Busy, DeploymentMetrics, NotFound, PlatformError, Transient
-from shared.domain.records import Rollout, RolloutAction
+from shared.domain.records import Phase, Rollout, RolloutAction
 from shared.domain.rollout import Measure, Move, Outcome, Retire, RolloutError, SetTraffic, Tell, key_for
+from shared.domain.shadow import ShadowComparison
 from shared.reactor import outcomes
 
 __all__ = ["RolloutError", "act", "key_for", "set_traffic", "start", "tick", "tick_all"]
@@ -80,7 +82,10 @@ def start(services: Services, rule: str, plan: RolloutPlan, location: str, model
             services.state.archived_rollouts.put(archived, record)
         endpoint = services.platform.get_endpoint(plan.workspace, plan.endpoint)
         serving = services.platform.get_model(location, model, version)
-        services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, serving, plan.deployment)
+        spec = plan.deployment
+        if plan.mirror and plan.mirror.predictions:  # the mirror phase compares what both deployments collect
+            spec = spec.model_copy(update={"collect_predictions": True})
+        services.platform.create_deployment(plan.workspace, plan.endpoint, deployment, serving, spec)
         move = machine.begin(rule, plan, model, version, deployment, endpoint, cause, services.clock(),
                              f"deployment {deployment} created for {serving.uri}")
         _store(services, move.record, since=0)
@@ -186,7 +191,8 @@ def _advance(services: Services, record: Rollout, actor: str) -> Rollout:
     measure = next((action for action in move.actions if isinstance(action, Measure)), None)
     if measure is not None:
         metrics, champion = _measure(services, record, measure, now)
-        move = machine.advance(record, endpoint, now, actor, metrics, champion)
+        move = machine.advance(record, endpoint, now, actor, metrics, champion,
+                               _predictions(services, record, measure.since))
     return _carry_out(services, move, actor)
 
 
@@ -204,6 +210,19 @@ def _measure(services: Services, record: Rollout, measure: Measure,
         return canary, read(measure.champion)
     except NotFound:  # the champion was deleted by hand: judged on the absolute gates alone
         return canary, None
+
+
+def _predictions(services: Services, record: Rollout, since: datetime) -> ShadowComparison | None:
+    """In a mirror phase that compares predictions: the shadow's collected rows against the champion's
+    (the baseline's deployments with live traffic) over the same window; None otherwise."""
+    gate = record.plan.mirror.predictions if record.plan.mirror else None
+    if record.phase is not Phase.MIRROR or gate is None:
+        return None
+    until, logs = services.clock(), services.predictions
+    champion = [row for name, share in sorted(record.baseline.traffic.items()) if share
+                for row in logs.collected(record.workspace, record.endpoint, name, since, until)]
+    return shadow.compare(champion, logs.collected(record.workspace, record.endpoint, record.deployment, since,
+                                                   until), gate)
 
 
 def _carry_out(services: Services, move: Move, actor: str) -> Rollout:

@@ -349,6 +349,7 @@ class AzureMLPlatform:
                         CodeConfiguration(code=spec.code, scoring_script=spec.scoring_script) if spec.code else None
                     ),
                     instance_type=spec.instance_type, instance_count=spec.instance_count,
+                    data_collector=_data_collector() if spec.collect_predictions else None,
                 ),
                 skip_script_validation=True,
             )
@@ -410,6 +411,15 @@ class AzureMLPlatform:
             self._rest, self._clients.cloud.resource_manager, resource_id, since, scope=self._clients.scope(workspace),
             now=until, metrics=metrics,
         )
+
+
+def _data_collector() -> Any:
+    """Azure ML's data collector for the scoring code's `model_inputs` and `model_outputs`, rolled hourly (docs
+    "Collect production data from models deployed for real-time inferencing"; read by `collected.py`)."""
+    from azure.ai.ml.entities import DataCollector, DeploymentCollection
+
+    return DataCollector(collections={name: DeploymentCollection(enabled="true")
+                                      for name in ("model_inputs", "model_outputs")}, rolling_rate="Hour")
 
 
 def _check_traffic(traffic: dict[str, int], mirror_traffic: dict[str, int]) -> None:
