@@ -158,9 +158,13 @@ def test_the_shipped_policy_holds_for_lack_of_evidence_and_its_comparison_exampl
     text = (APP_ROOT / "policy" / "policy.yaml").read_text()
     rule = parse_policy(text).rules[0]
     assert rule.rollout is not None and rule.rollout.on_no_evidence == "hold"
-    example = "\n".join(line.replace("      # ", "      ", 1) if line.startswith("      # compare") or
-                        (line.startswith("      #   ") and not line.startswith("      #   Its") and
-                        not line.startswith("      #   2 s")) else line for line in text.splitlines())
+    lines, block = text.splitlines(), False
+    for i, line in enumerate(lines):  # uncomment the `compare:` example down to its prose
+        block = line.startswith("      # compare") or (block and line.startswith("      #   ") and
+                                                       not line.startswith("      #   Its"))
+        if block:
+            lines[i] = line.replace("      # ", "      ", 1)
+    example = "\n".join(lines)
     compared = parse_policy(example).rules[0].rollout
     assert compared is not None and compared.compare is not None
     assert [m.label for m in compared.compare.metrics] == ["RequestLatency_P95", "errors (5xx)", "request rate"]

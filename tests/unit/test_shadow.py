@@ -131,7 +131,7 @@ def mirroring(gate: ShadowGate | None = GATE) -> machine.Rollout:
 def test_a_disagreeing_shadow_rolls_back_from_the_mirror_phase_with_the_comparison_recorded_and_told() -> None:
     record = mirroring()
     comparison = shadow.compare(*rows(400, flip=0.10), GATE)
-    move = machine.advance(record, endpoint({"blue": 100}, {"green": 20}), LATER, "timer", HEALTHY, comparison)
+    move = machine.advance(record, endpoint({"blue": 100}, {"green": 20}), LATER, "timer", HEALTHY, predictions=comparison)
     assert move.record.state is RolloutState.ROLLING_BACK
     assert [a.traffic for a in move.actions if isinstance(a, SetTraffic)] == [{"blue": 100}]
     analysis = move.record.history[-1]
@@ -149,7 +149,7 @@ def test_a_disagreeing_shadow_rolls_back_from_the_mirror_phase_with_the_comparis
 
 def test_an_agreeing_shadow_goes_on_to_the_first_step() -> None:
     move = machine.advance(mirroring(), endpoint({"blue": 100}, {"green": 20}), LATER, "timer", HEALTHY,
-                           shadow.compare(*rows(200), GATE))
+                           predictions=shadow.compare(*rows(200), GATE))
     assert move.record.phase is Phase.STEP and move.record.step == 0
 
 
