@@ -74,7 +74,7 @@ def main() -> None:
 
     cpu, handled = time.process_time(), 0
     while handled < args.events + 1:
-        batch = list(queue.client.receive_messages(max_messages=16, visibility_timeout=60))
+        batch = list(queue.client.receive_messages(messages_per_page=16, max_messages=16, visibility_timeout=60))
         for message in batch:
             worker.process(WorkItem.model_validate_json(message.content), services)
             queue.client.delete_message(message)
