@@ -1,4 +1,4 @@
-"""The storage clients read the environment's proxy and CA settings per request only when it has some."""
+"""The storage clients read the environment per request only when it sets a proxy; else once, when built."""
 
 from __future__ import annotations
 
@@ -10,20 +10,34 @@ from shared.settings import Settings
 SETTINGS = Settings.from_environ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
 
 
-def env_settings_used(fast: bool) -> tuple[bool, bool]:
-    blob, queue = blob_service(SETTINGS, fast=fast), queue_service(SETTINGS, fast=fast)
-    return blob._pipeline._transport._use_env_settings, queue._pipeline._transport._use_env_settings  # type: ignore[attr-defined]
+NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@pytest.fixture(autouse=True)
+def bare_environment(monkeypatch) -> None:
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def transports(fast: bool) -> list:
+    return [blob_service(SETTINGS, fast=fast)._pipeline._transport,  # type: ignore[attr-defined]
+            queue_service(SETTINGS, fast=fast)._pipeline._transport]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("fast", [False, True])
-def test_without_proxy_or_ca_settings_requests_leave_the_environment_alone(monkeypatch, fast: bool) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    assert env_settings_used(fast) == (False, False)
+def test_without_a_proxy_requests_leave_the_environment_alone(fast: bool) -> None:
+    assert [transport._use_env_settings for transport in transports(fast)] == [False, False]
+    assert [transport.connection_config.verify for transport in transports(fast)] == [True, True]
 
 
-@pytest.mark.parametrize("name", ["HTTPS_PROXY", "https_proxy", "no_proxy", "REQUESTS_CA_BUNDLE"])
-def test_a_proxy_or_ca_bundle_in_the_environment_applies_as_before(monkeypatch, name: str) -> None:
+def test_a_ca_bundle_in_the_environment_is_read_once_and_verifies_every_request(monkeypatch) -> None:
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    assert [transport._use_env_settings for transport in transports(True)] == [False, False]
+    assert [transport.connection_config.verify for transport in transports(True)] == ["/etc/ssl/corporate.pem"] * 2
+
+
+@pytest.mark.parametrize("name", ["HTTPS_PROXY", "https_proxy", "no_proxy"])
+def test_a_proxy_in_the_environment_applies_per_request_as_before(monkeypatch, name: str) -> None:
     monkeypatch.setenv(name, "http://proxy.example:3128")
-    assert env_settings_used(fast=True) == (True, True)
+    assert [transport._use_env_settings for transport in transports(True)] == [True, True]

@@ -44,24 +44,27 @@ FAST_RETRIES = 1
 FAST_BACKOFF_SECONDS = 0.2
 
 
-ENVIRONMENT_SETTINGS = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy", "requests_ca_bundle",
-                                  "curl_ca_bundle"})
-"""What `requests` reads from the environment on every request (names in any case)."""
+PROXY_SETTINGS = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
+"""The proxy settings `requests` looks for in the environment on every request (names in any case)."""
+CA_BUNDLE_SETTINGS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""The CA bundle `requests` takes from the environment on every request, the first set."""
 
 
 def _transport_options() -> dict[str, Any]:
-    """Leave the environment out of each request when it sets no proxy and no CA bundle.
+    """Read the environment once, when the clients are built, unless it sets a proxy.
 
     With `trust_env`, `requests` looks for proxies by scanning the whole environment twice per
     request: about 1.4 ms of CPU (under the GIL) per storage call with a host's environment, half
-    of what intake's one call costs (`benchmarks/intake_cost.py`). When the process starts with
-    none of those settings, there is nothing to find; when it has some, they apply as before.
-    (`trust_env` would also read `~/.netrc`, whose Basic credentials would replace the storage
-    request's own Authorization header.)
+    of what intake's one call costs (`benchmarks/intake_cost.py`). When the process has no proxy
+    setting there is nothing to find, and the one other thing it reads, a CA bundle, is read here
+    instead; with a proxy setting, everything applies per request as before. (`trust_env` would
+    also read `~/.netrc`, whose Basic credentials would replace the storage request's own
+    Authorization header.)
     """
-    if any(name.lower() in ENVIRONMENT_SETTINGS for name in os.environ):
+    if any(name.lower() in PROXY_SETTINGS for name in os.environ):
         return {}
-    return {"use_env_settings": False}
+    bundle = next((os.environ[name] for name in CA_BUNDLE_SETTINGS if os.environ.get(name)), None)
+    return {"use_env_settings": False, **({"connection_verify": bundle} if bundle else {})}
 
 
 def _fast_options(retry: type) -> dict[str, Any]:
