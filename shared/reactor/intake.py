@@ -90,8 +90,8 @@ def _receive(raw: dict[str, Any], state: Stores, work_queue: WorkQueue, clock: C
 def work_item(key: str, event: AmlEvent, state: Stores, clock: Clock) -> WorkItem:
     """The work item for a delivery of an event: the event itself, or a claim check when it is too large.
 
-    A reference keeps the event's id, subject and type under `event`, so that the worker's
-    ledger entry, error records, dead letters and their replay read it like any other item.
+    A reference keeps the event's id, subject and type under `event`, so that the worker's error
+    records, dead letters, their replay and telemetry read it like any other item.
     """
     delivery, received = uuid.uuid4().hex, clock()
     item = WorkItem(key=key, event=event.raw, traceparent=telemetry.traceparent(), delivery=delivery,
