@@ -1,31 +1,43 @@
-"""Events per second through the local host's Event Grid webhook, on a real Azurite.
+"""Events per second through the local host's Event Grid webhook, against its health route, on a real Azurite.
 
-Sends unique DatasetDriftDetected events (for a monitor no rule watches, so each
-reaction is cheap and the figure is the intake's) from several concurrent clients, one
-event per request as Event Grid does by default, and reports:
-- intake: events/s answered 202 (validated, de-duplicated in the ledger, audited, queued);
-- end to end: events/s until the queue worker has recorded every one;
-- the latency of the webhook answer (p50, p95), which must stay far below Event Grid's 30 s.
+For each app measured (the current tree, and with `--baseline REF` that revision too, in the same run on
+the same Azurite), a local host is started and:
+- `GET /api/ops/health` (one storage round trip) is called `--events` times from `--clients` concurrent
+  clients, half before the webhook's measure and half after it: the rate and answer latency of the host
+  itself with one round trip;
+- as many unique DatasetDriftDetected events (for a monitor no rule watches, so that each reaction is
+  cheap and the figure is the intake's) are posted, one event per request as Event Grid does by default:
+  intake's rate (answered 202), its answer latency, and end to end (until every reaction is audited);
+- one array of `--array` events is posted in one request, as Event Grid may batch them: its answer time
+  must stay well under Event Grid's 30 s delivery timeout;
+- `benchmarks/intake_cost.py` counts what one event costs in storage round trips and CPU.
 
-    python benchmarks/webhook.py [--events 600] [--clients 8]
+    python benchmarks/webhook.py [--events 600] [--clients 8] [--array 1000] [--baseline 9a69ffd]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from azure.storage.queue import QueueClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devhost.azurite import running_azurite
+from devhost.azurite import Azurite, running_azurite
 from devhost.process import HostProcess
 from devhost.waiting import wait_until
 from shared.adapters.storage.clients import blob_service
@@ -33,51 +45,152 @@ from shared.adapters.storage.state import BlobStateStore
 from shared.settings import Settings
 from tools.send_events import generate
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Rate:
+    """Requests answered per second by concurrent clients, and the answers' latencies (seconds, sorted)."""
+
+    per_second: float
+    latencies: list[float]
+
+    def merged(self, other: Rate) -> Rate:
+        """Both measures as one: calls over the time both took, all latencies."""
+        calls = len(self.latencies) + len(other.latencies)
+        seconds = len(self.latencies) / self.per_second + len(other.latencies) / other.per_second
+        return Rate(calls / seconds, sorted(self.latencies + other.latencies))
+
+    def percentile(self, p: float) -> float:
+        return self.latencies[min(len(self.latencies) - 1, int(len(self.latencies) * p))]
+
+    def line(self, what: str) -> str:
+        return (f"{what:<34} {self.per_second:7.1f}/s   p50 {statistics.median(self.latencies) * 1000:5.0f} ms   "
+                f"p95 {self.percentile(0.95) * 1000:5.0f} ms   p99 {self.percentile(0.99) * 1000:5.0f} ms")
+
+
+@dataclass
+class Figures:
+    health: Rate
+    webhook: Rate
+    end_to_end: float
+    array_seconds: float
+    cost: dict[str, dict[str, float]]
+
+
+def concurrently(calls: list[Callable[[], None]], clients: int) -> Rate:
+    def timed(call: Callable[[], None]) -> float:
+        started = time.perf_counter()
+        call()
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = sorted(pool.map(timed, calls))
+    return Rate(len(calls) / (time.perf_counter() - started), latencies)
+
+
+def drift_events(count: int) -> list[dict]:
+    events = [generate("drift", "dev", "bench-model", "1", 0.9) for _ in range(count)]
+    for event in events:
+        event["data"]["DataDriftName"] = "unwatched-monitor"
+    return events
+
+
+def measure(root: Path, azurite: Azurite, args: argparse.Namespace, workdir: Path) -> Figures:
+    values = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "MLOPS_STATE_CONTAINER": f"bench-{uuid.uuid4().hex[:8]}",
+        "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *",
+        "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *",
+        "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.2",
+    }
+    state = BlobStateStore(blob_service(Settings.from_environ(values)), values["MLOPS_STATE_CONTAINER"])
+    keys = workdir / f"keys-{uuid.uuid4().hex[:8]}.json"
+    with HostProcess(values, keys, log_file=workdir / "host.log", root=root) as host:
+        session = requests.Session()
+        health_url = f"{host.url}/api/ops/health?code={host.keys.function}"
+
+        def health() -> None:
+            response = session.get(health_url, timeout=30)
+            assert response.status_code == 200, response.text
+
+        def post(events: list[dict], timeout: float = 30) -> None:
+            response = session.post(host.eventgrid_url, json=events, headers={"aeg-event-type": "Notification"},
+                                    timeout=timeout)
+            assert response.status_code == 202, response.text
+
+        health()
+        post(drift_events(1))  # warm-up: the first call builds the clients and the queue
+        # Half the health calls before the webhook's, half after its work is done: the two bracket it in time, so
+        # that a change in the machine's load (other processes) weighs on both figures alike.
+        health_before = concurrently([health] * (args.events // 2), args.clients)
+        events = drift_events(args.events)
+        started = time.perf_counter()
+        webhook_rate = concurrently([functools.partial(post, [event]) for event in events], args.clients)
+        # The queue's message count is one cheap call; reading the audit trail (thousands of lines) every
+        # 0.2 s would take CPU from the host being measured. Once every message is deleted, the audit says.
+        queue = QueueClient.from_connection_string(azurite.connection_string, "aml-work")
+        wait_until(lambda: queue.get_queue_properties().approximate_message_count == 0, timeout=600, interval=0.1,
+                   what="the work queue to drain")
+        ids = {event["id"] for event in events}
+        wait_until(lambda: ids <= {e.correlation_id for e in state.read_audit() if e.action == "react"},
+                   timeout=600, interval=0.5, what=f"the reactions to all {len(ids)} events in the audit")
+        end_to_end = args.events / (time.perf_counter() - started)
+        health_rate = health_before.merged(concurrently([health] * (args.events - args.events // 2), args.clients))
+        array = drift_events(args.array)
+        started = time.perf_counter()
+        post(array, timeout=300)
+        array_seconds = time.perf_counter() - started
+    cost = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "intake_cost.py"), "--root", str(root), "--connection",
+         azurite.connection_string, "--events", str(args.cost_events)],
+        check=True, capture_output=True, text=True, cwd=root,
+    )
+    return Figures(health_rate, webhook_rate, end_to_end, array_seconds, json.loads(cost.stdout.splitlines()[-1]))
+
+
+def checkout(ref: str, workdir: Path) -> Path:
+    """The tree of `ref`, extracted from git (no worktree), to run its app and host."""
+    target = workdir / f"baseline-{ref}"
+    archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, check=True, capture_output=True)
+    target.mkdir()
+    archive_file = workdir / "baseline.tar"
+    archive_file.write_bytes(archive.stdout)
+    with tarfile.open(archive_file) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def report(label: str, figures: Figures, events: int, array: int) -> None:
+    health, webhook = figures.health, figures.webhook
+    print(f"\n== {label}")
+    print(health.line("GET /api/ops/health"))
+    print(webhook.line("webhook (answered 202)"))
+    print(f"{'end to end (reaction audited)':<34} {figures.end_to_end:7.1f}/s")
+    print(f"{f'array of {array} events answered in':<34} {figures.array_seconds:7.1f} s")
+    print(f"webhook / health: rate {webhook.per_second / health.per_second:.2f}x, "
+          f"p99 {webhook.percentile(0.99) / health.percentile(0.99):.2f}x; "
+          f"end to end / health rate {figures.end_to_end / health.per_second:.2f}x")
+    for stage, cost in figures.cost.items():
+        print(f"one event, {stage:<7} " + ", ".join(f"{name} {value:g}" for name, value in cost.items()))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=600)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--array", type=int, default=1000, help="events in the one batched delivery")
+    parser.add_argument("--cost-events", type=int, default=200, help="events for the round trip and CPU count")
+    parser.add_argument("--baseline", help="a git revision measured too, before the current tree, in the same run")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
+    roots = ([(f"baseline {args.baseline}", checkout(args.baseline, workdir))] if args.baseline else []) + [
+        ("current tree", ROOT)]
+    print(f"events: {args.events} per measure, concurrent clients: {args.clients}")
     with running_azurite() as azurite:
-        values = {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "MLOPS_STATE_CONTAINER": f"bench-{uuid.uuid4().hex[:8]}",
-            "MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *",
-            "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *",
-            "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.2",
-        }
-        state = BlobStateStore(blob_service(Settings.from_environ(values)), values["MLOPS_STATE_CONTAINER"])
-        with HostProcess(values, workdir / "keys.json", log_file=workdir / "host.log") as host:
-            events = [generate("drift", "dev", "bench-model", "1", 0.9) for _ in range(args.events)]
-            for event in events:
-                event["data"]["DataDriftName"] = "unwatched-monitor"
-            session = requests.Session()
-            url = host.eventgrid_url
-
-            def send(event: dict) -> float:
-                started = time.perf_counter()
-                response = session.post(url, json=[event], headers={"aeg-event-type": "Notification"}, timeout=30)
-                assert response.status_code == 202, response.text
-                return time.perf_counter() - started
-
-            send(generate("drift", "dev", "warm-up", "1", 0.1))
-            started = time.perf_counter()
-            with ThreadPoolExecutor(args.clients) as pool:
-                latencies = list(pool.map(send, events))
-            intake_seconds = time.perf_counter() - started
-            ids = {event["id"] for event in events}
-            wait_until(lambda: ids <= {e.correlation_id for e in state.read_audit() if e.action == "react"},
-                       timeout=600, what=f"the reactions to all {len(ids)} events in the audit")
-            end_to_end_seconds = time.perf_counter() - started
-
-    latencies.sort()
-    print(f"events: {args.events}, concurrent clients: {args.clients}")
-    print(f"intake (webhook answered 202):   {args.events / intake_seconds:7.1f} events/s")
-    print(f"end to end (reaction recorded):  {args.events / end_to_end_seconds:7.1f} events/s")
-    print(f"webhook latency: p50 {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms")
+        for label, root in roots:
+            report(label, measure(root, azurite, args, workdir), args.events, args.array)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ log = logging.getLogger("devhost")
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize
 SETTING_REFERENCE = re.compile(r"%([A-Za-z0-9_]+)%")
 RESOLVED_PROPERTIES = ("queueName", "path", "schedule")
+WORKER_THREADS = min(32, (os.cpu_count() or 1) + 4)
+"""The Python worker's pool for synchronous functions: PYTHON_THREADPOOL_THREAD_COUNT unset on Python 3.9+
+leaves it to ThreadPoolExecutor's default (Azure/azure-functions-python-worker#890)."""
 
 
 def load_local_settings(app_dir: Path) -> None:
@@ -124,6 +128,9 @@ class FunctionHost:
         self.routes = [HttpRoute(f) for f in self.functions.values() if f.trigger_type == "httpTrigger"]
         self._listeners: list[Listener] = []
         self._server: ThreadingHTTPServer | None = None
+        threads = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or WORKER_THREADS)
+        self._worker_pool = ThreadPoolExecutor(threads, thread_name_prefix="worker")
+        """Runs the events of one Event Grid delivery at once (each request runs on its own server thread)."""
 
     @property
     def url(self) -> str:
@@ -150,6 +157,7 @@ class FunctionHost:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+        self._worker_pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> FunctionHost:
         self.start()
@@ -240,8 +248,9 @@ class FunctionHost:
             return Reply.text(405, "POST or OPTIONS")
         run = self.invoker(function)
         if extension == "eventgrid":
-            return webhooks.deliver(headers, body, lambda event: run(_event_grid_value(event)))
-        return webhooks.deliver(headers, body, lambda event: run(blobs.binding_value(function, event)))
+            return webhooks.deliver(headers, body, lambda event: run(_event_grid_value(event)), self._worker_pool)
+        return webhooks.deliver(headers, body, lambda event: run(blobs.binding_value(function, event)),
+                                self._worker_pool)
 
     def _run_non_http(self, name: str, body: bytes) -> Reply:
         function = self.functions.get(name)

@@ -19,8 +19,10 @@ from shared.settings import binding_defaults
 class HostProcess:
     """`python -m devhost` in a child process, with its own settings and keys."""
 
-    def __init__(self, settings: dict[str, str], keys_file: Path, port: int = 0, log_file: Path | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, settings: dict[str, str], keys_file: Path, port: int = 0, log_file: Path | None = None,
+                 root: Path = ROOT) -> None:
+        """`root`: the checkout whose app and host run (another revision's, for a before/after benchmark)."""
+        self.port, self.root = port or free_port(), root
         self.settings, self.keys_file, self.log_file = settings, keys_file, log_file
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -46,7 +48,7 @@ class HostProcess:
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--port", str(self.port), "--keys", str(self.keys_file)],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+            cwd=self.root, env=env, stdout=output, stderr=subprocess.STDOUT,
         )
         wait_until(self._answers, timeout=timeout, interval=0.1, what=f"the local host to answer on {self.url}")
         return self

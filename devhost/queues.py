@@ -4,12 +4,18 @@ Messages are received with a long visibility timeout while they run; on success 
 are deleted; on failure they become visible again after host.json's
 `visibilityTimeout`, and after `maxDequeueCount` attempts they move to `<queue>-poison`.
 Polling backs off to `maxPollingInterval` while the queue is empty.
+
+As the host does, a batch of `batchSize` messages is one Get Messages request, and the next
+batch is fetched as soon as the messages in hand fall to `newBatchThreshold` (batchSize/2 by
+default on the Consumption and Flex plans), so at most batchSize + newBatchThreshold run at once:
+https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue#host-json
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +40,7 @@ class QueueOptions:
     """host.json `extensions.queues`, with the Functions host's defaults."""
 
     batch_size: int = 16
+    new_batch_threshold: int = 8
     max_dequeue_count: int = 5
     visibility_timeout: float = 0.0
     max_polling_interval: float = 60.0
@@ -42,8 +49,10 @@ class QueueOptions:
     @classmethod
     def from_host_json(cls, host: dict) -> QueueOptions:
         queues = host.get("extensions", {}).get("queues", {})
+        batch_size = int(queues.get("batchSize", 16))
         return cls(
-            batch_size=int(queues.get("batchSize", 16)),
+            batch_size=batch_size,
+            new_batch_threshold=int(queues.get("newBatchThreshold", batch_size // 2)),
             max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
             visibility_timeout=_seconds(queues.get("visibilityTimeout", "00:00:00")),
             max_polling_interval=_seconds(queues.get("maxPollingInterval", "00:01:00")),
@@ -81,7 +90,10 @@ class QueueListener(Listener):
         super().__init__(f"queue-{function_name}")
         self.function_name = function_name
         self._client, self._poison, self._run, self._options = client, poison, run, options
-        self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=function_name)
+        self._pool = ThreadPoolExecutor(max_workers=options.batch_size + options.new_batch_threshold,
+                                        thread_name_prefix=function_name)
+        self._in_hand = 0
+        self._fewer = threading.Condition()
 
     def stop(self) -> None:
         super().stop()
@@ -90,22 +102,36 @@ class QueueListener(Listener):
     def _loop(self) -> None:
         delay = 0.1
         while not self._stop.is_set():
+            with self._fewer:
+                self._fewer.wait_for(lambda: self._in_hand <= self._options.new_batch_threshold, timeout=1)
+                if self._in_hand > self._options.new_batch_threshold:
+                    continue
             try:
-                messages = list(
-                    self._client.receive_messages(
-                        max_messages=self._options.batch_size, visibility_timeout=self._options.lease_seconds
-                    )
-                )
+                size = self._options.batch_size
+                messages = list(self._client.receive_messages(
+                    messages_per_page=size, max_messages=size, visibility_timeout=self._options.lease_seconds))
             except AzureError as error:
                 log.warning("%s: polling failed: %s", self.function_name, error)
                 messages = []
             if messages:
                 delay = 0.1
-                for _ in self._pool.map(self._handle, messages):
-                    pass
+                with self._fewer:
+                    self._in_hand += len(messages)
+                for message in messages:
+                    self._pool.submit(self._handle_one, message)
                 continue
             self._stop.wait(delay)
             delay = min(delay * 2, self._options.max_polling_interval)
+
+    def _handle_one(self, message: QueueMessage) -> None:
+        try:
+            self._handle(message)
+        except Exception:
+            log.exception("%s: message %s could not be handled", self.function_name, message.id)
+        finally:
+            with self._fewer:
+                self._in_hand -= 1
+                self._fewer.notify()
 
     def _handle(self, message: QueueMessage) -> None:
         if _dequeues(message) > self._options.max_dequeue_count:

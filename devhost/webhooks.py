@@ -4,6 +4,10 @@ Faithful to the host: `aeg-event-type: SubscriptionValidation` is answered with 
 validation code; CloudEvents' abuse-protection `OPTIONS` with `WebHook-Allowed-Origin`;
 a notification body is a JSON array (or one CloudEvent), one invocation per element,
 202 when every invocation succeeded and 500 when any failed (Event Grid redelivers).
+The elements of an array run concurrently, as the extension starts them all and awaits them
+together (`ProcessEventsAsync` in Azure/azure-sdk-for-net,
+sdk/eventgrid/Microsoft.Azure.WebJobs.Extensions.EventGrid/src/Config/EventGridExtensionConfigProvider.cs),
+on the Python worker's thread pool for synchronous functions (the caller's `pool`).
 A body that is not an array of JSON objects is refused with 400 (not retried).
 
 A body nested deeper than Python's JSON parser goes (about 990 levels: its recursion limit)
@@ -18,6 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +55,9 @@ def abuse_protection(headers: dict[str, str]) -> Reply:
     return Reply(200, b"", {"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"})
 
 
-def deliver(headers: dict[str, str], body: bytes, invoke: Callable[[dict[str, Any]], None]) -> Reply:
-    """Handle one webhook POST; `invoke` runs the function for one event object."""
+def deliver(headers: dict[str, str], body: bytes, invoke: Callable[[dict[str, Any]], None],
+            pool: Executor | None = None) -> Reply:
+    """Handle one webhook POST; `invoke` runs the function for one event object, on `pool` when there are several."""
     try:
         payload = parse(body)
     except (ValueError, RecursionError):
@@ -68,13 +74,17 @@ def deliver(headers: dict[str, str], body: bytes, invoke: Callable[[dict[str, An
         return Reply.json(200, {"validationResponse": code})
     if kind not in ("Notification", "Unsubscribe"):
         return Reply.text(400, f"unknown aeg-event-type {kind!r}")
-    failures = 0
-    for event in events:
+
+    def succeeds(event: dict[str, Any]) -> bool:
         try:
             invoke(event)
         except Exception:
-            failures += 1
             log.exception("invocation failed for event %s", event.get("id"))
+            return False
+        return True
+
+    runs = pool.map(succeeds, events) if pool is not None and len(events) > 1 else map(succeeds, events)
+    failures = sum(not succeeded for succeeded in runs)
     if failures:
         return Reply.text(500, f"{failures} of {len(events)} invocations failed")
     return Reply(202)

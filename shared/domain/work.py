@@ -29,6 +29,9 @@ class WorkItem(BaseModel):
     claim: str | None = Field(None, description="the key of the claim check that keeps the event")
     traceparent: str | None = Field(None, description="the intake's trace context (W3C), when telemetry is on")
     redeliveries: int = Field(0, description="times the worker put it back on the queue after contention")
+    delivery: str | None = Field(None, description="the id intake gave this delivery of the event: the worker claims "
+                                 "the event's ledger entry for it (None: claimed by intake before the item was queued)")
+    received: Timestamp | None = Field(None, description="when intake received the event")
 
     @classmethod
     def read(cls, message: str) -> WorkItem | None:
@@ -53,12 +56,23 @@ class WorkItem(BaseModel):
 
 
 class LedgerEntry(Record):
-    """An event intake has claimed: a second delivery of the same event finds it and is a duplicate."""
+    """An event claimed for one delivery of it: another delivery of the same event finds it and is a duplicate."""
 
     event_id: str
     type: str
     subject: str
     received: Timestamp
+    delivery: str | None = Field(None, description="the delivery that claimed it (`WorkItem.delivery`); a retry "
+                                 "of that delivery finds its own claim. None: claimed by intake (before the worker "
+                                 "claimed events)")
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An entry intake claimed (no `delivery`) is written as it always was."""
+        document: dict[str, Any] = handler(self)
+        if self.delivery is None:
+            document.pop("delivery", None)
+        return document
 
 
 class Claim(Record):

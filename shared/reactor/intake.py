@@ -1,23 +1,33 @@
-"""Event intake: validate, de-duplicate, record and enqueue; nothing slow.
+"""Event intake: validate, then record and enqueue in one storage round trip: the queue message is the record.
 
-This runs inside Event Grid's webhook request (30 s budget), so the reaction itself is
-left to the queue worker. Every event ends queued, duplicate, ignored or rejected, and
-each outcome is in the audit trail; only a transient storage fault raises, so that
-Event Grid redelivers.
+This runs inside Event Grid's webhook request (30 s budget), so everything else is left to the
+queue worker: it claims the event in the ledger for this delivery (a duplicate finds the claim of
+another delivery and stops there), audits intake's outcome, then reacts (`shared.reactor.worker`).
+Every event ends queued, duplicate, ignored or rejected, and each outcome is in the audit trail;
+only a transient storage fault raises, so that Event Grid redelivers. What is acknowledged is on
+the queue, so it is handled; a delivery that failed left nothing behind but, at most, a message
+that the worker will take as the first delivery or a duplicate: handled once in effect.
+
+Each delivery gets its own id (`WorkItem.delivery`): the ledger entry names the delivery that
+claimed the event, so the queue's retries of that delivery go on, and other deliveries stop.
+An event that intake cannot process (rejected or ignored) is set aside and audited at once: it
+never reaches the queue.
 
 Intake has the state store and the work queue it is given (`fast_stores`), not the app's
 `Services`: the time comes as the clock the caller passes (`Services.clock`).
 
 An event too large for a queue message (Storage queues hold 64 KiB, Event Grid delivers
 up to 1 MiB) goes through a claim check: the event is kept in the state store
-(`records/claims/<ledger key>.json`) and the queue gets a reference, which the worker
-resolves (`shared.reactor.worker.load_event`) and deletes once the event is handled.
+(`records/claims/<ledger key>.<delivery>.json`, one per delivery, so that a duplicate's never
+outlives it) and the queue gets a reference, which the worker resolves
+(`shared.reactor.worker.load_event`) and deletes once the delivery is handled or found a duplicate.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import uuid
 from typing import Any
 
 from shared.adapters import telemetry
@@ -67,38 +77,54 @@ def _receive(raw: dict[str, Any], state: Stores, work_queue: WorkQueue, clock: C
     except MalformedEvent as error:
         return _set_aside(state, key, raw, Outcome.REJECTED, str(error), clock)
 
-    claimed = state.ledger.create(
-        key, LedgerEntry(event_id=event.id, type=event.event_type, subject=event.subject, received=clock())
-    )
-    if not claimed:
-        _audit(state, clock, event.id, event.subject, Outcome.DUPLICATE, "event id already in the ledger")
-        return Outcome.DUPLICATE
-    item: WorkItem | None = None
+    item = work_item(key, event, state, clock)
     try:
-        item = work_item(key, event, state, clock)
         work_queue.send(item.message())
     except Exception:
-        # Release the claim so Event Grid's redelivery is not mistaken for a duplicate.
-        state.ledger.delete(key)
-        if item is not None and item.claim is not None:
-            state.claims.delete(key)
+        if item.claim is not None:  # this delivery's own: Event Grid's redelivery keeps its event anew
+            state.claims.delete(item.claim)
         raise
-    _audit(state, clock, event.id, event.subject, Outcome.QUEUED, f"{event.kind.value} queued for the worker")
     return Outcome.QUEUED
 
 
 def work_item(key: str, event: AmlEvent, state: Stores, clock: Clock) -> WorkItem:
-    """The work item for an event: the event itself, or a claim check when it is too large.
+    """The work item for a delivery of an event: the event itself, or a claim check when it is too large.
 
-    A reference keeps the event's id and subject under `event`, so that the worker's error
-    records, dead letters and their replay read it like any other item.
+    A reference keeps the event's id, subject and type under `event`, so that the worker's error
+    records, dead letters, their replay and telemetry read it like any other item.
     """
-    item = WorkItem(key=key, event=event.raw, traceparent=telemetry.traceparent())
+    delivery, received = uuid.uuid4().hex, clock()
+    item = WorkItem(key=key, event=event.raw, traceparent=telemetry.traceparent(), delivery=delivery,
+                    received=received)
     if fits(item.message()):
         return item
-    state.claims.put(key, Claim(event=event.raw, received=clock()))
-    return WorkItem(key=key, claim=key, event={"id": event.id, "subject": event.subject[:300]},
-                    traceparent=telemetry.traceparent())
+    claim = f"{key}.{delivery}"
+    state.claims.put(claim, Claim(event=event.raw, received=received))
+    return item.model_copy(update={"claim": claim, "event": {
+        "id": event.id, "subject": event.subject[:300], "eventType": event.event_type}})
+
+
+def claimed(item: WorkItem, event: AmlEvent, state: Stores, clock: Clock) -> bool:
+    """Claim the event in the ledger for the item's delivery, and audit intake's outcome; False for a duplicate.
+
+    Of several deliveries of one event, exactly one claims it (the ledger entry is created with
+    If-None-Match: *); a retry of that delivery (the queue's, or a replay of its dead letter) finds
+    its own claim and goes on, unaudited. An item queued by an intake that claimed the event itself
+    (no `delivery`) is claimed already.
+    """
+    if item.delivery is None:
+        return True
+    received = item.received or clock()
+    entry = LedgerEntry(event_id=event.id, type=event.event_type, subject=event.subject, received=received,
+                        delivery=item.delivery)
+    if state.ledger.create(item.key, entry):
+        _audit(state, clock, event.id, event.subject, Outcome.QUEUED, f"{event.kind.value} queued for the worker")
+        return True
+    found = state.ledger.get(item.key)
+    if found is not None and found.delivery == item.delivery:
+        return True
+    _audit(state, clock, event.id, event.subject, Outcome.DUPLICATE, "event id already in the ledger")
+    return False
 
 
 def _set_aside(state: Stores, key: str, raw: object, outcome: Outcome, reason: str, clock: Clock) -> Outcome:

@@ -1,4 +1,8 @@
-"""The queue worker: runs the reaction to one queued event, and records dead letters.
+"""The queue worker: claims a queued event for its delivery, runs the reaction, and records dead letters.
+
+Intake only enqueues (the queue message is the record); the worker claims the event in the
+ledger first (`intake.claimed`), so that a duplicate delivery stops there, audited, and its
+claim check, if any, is deleted.
 
 Contention is not failure. A work item that meets a lock or lease held by someone else (a
 lifecycle being reconciled elsewhere, an endpoint's lease, a record changed under it) or a
@@ -21,6 +25,7 @@ from shared.domain.events import AmlEvent, parse_event
 from shared.domain.ports import Busy
 from shared.domain.records import AuditEntry
 from shared.domain.work import DeadLetter, WorkFailure, WorkItem
+from shared.reactor import intake
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ def _process(item: WorkItem, services: Services, attempt: int) -> None:
         return
     try:
         event = parse_event(raw)
+        if not intake.claimed(item, event, services.state, services.clock):
+            _forget_claim(item, services)
+            return
         react(event, services)
     except Exception as error:
         if isinstance(error, Busy) and redeliver(item, services, error):
@@ -65,6 +73,11 @@ def _process(item: WorkItem, services: Services, attempt: int) -> None:
         _audit(services, item, "error", reason)
         raise
     telemetry.reacted(event.event_type, event.time)
+    _forget_claim(item, services)
+
+
+def _forget_claim(item: WorkItem, services: Services) -> None:
+    """Delete the item's claim check, once its delivery is handled or found a duplicate."""
     if item.claim is not None:
         services.state.claims.delete(item.claim)
 

@@ -194,7 +194,7 @@ def test_no_delivery_gets_a_5xx_and_the_host_stays_healthy(host: HostProcess) ->
     assert health.status_code == 200 and health.json()["ok"] is True, health.text
     event = registered("credit-risk..v2")
     assert send(json.dumps([event]).encode()) == 202
-    assert outcomes(host, event["id"], "intake") == ["queued"]
+    assert wait_until(lambda: outcomes(host, event["id"], "intake"), timeout=60) == ["queued"]
     assert wait_until(lambda: outcomes(host, event["id"], "react"), timeout=60)
     queues = QueueServiceClient.from_connection_string(host.settings["AzureWebJobsStorage"])
     for name in ("aml-work", "aml-work-poison"):  # every accepted event handled, none left to dead-letter

@@ -1,4 +1,5 @@
-"""Intake on Azurite: the claim check of large events, invalid Unicode, and failing fast in an outage."""
+"""Intake on Azurite: one queue message per event, the claim check of large events, invalid Unicode, and failing
+fast in an outage."""
 
 from __future__ import annotations
 
@@ -41,6 +42,24 @@ def queued_items(queue: WorkQueue, key: str) -> list[dict]:
     return items
 
 
+def test_intake_writes_the_queue_message_only_and_the_worker_claims_and_audits(stores) -> None:
+    state, queue = stores
+    event = registered_event()
+    key = intake.dedupe_key(event)
+
+    assert intake.receive(copy.deepcopy(event), state, queue, clock=system_clock) is Outcome.QUEUED
+    assert intake.receive(copy.deepcopy(event), state, queue, clock=system_clock) is Outcome.QUEUED
+
+    first, second = queued_items(queue, key)
+    assert first["delivery"] != second["delivery"], "each delivery is told apart"
+    assert state.ledger.get(key) is None and state.read_audit() == [], "nothing but the message before the answer"
+    parsed = intake.parse_event(event)
+    assert intake.claimed(WorkItem.model_validate(first), parsed, state, system_clock)
+    assert intake.claimed(WorkItem.model_validate(first), parsed, state, system_clock), "its retry goes on"
+    assert not intake.claimed(WorkItem.model_validate(second), parsed, state, system_clock)
+    assert [(e.action, e.outcome) for e in state.read_audit()] == [("intake", "queued"), ("intake", "duplicate")]
+
+
 def test_an_event_too_large_for_a_queue_message_is_queued_by_claim_check(stores) -> None:
     state, queue = stores
     event = registered_event(**{f"tag{i}": "x" * 1000 for i in range(900)})  # ~900 KB
@@ -50,7 +69,7 @@ def test_an_event_too_large_for_a_queue_message_is_queued_by_claim_check(stores)
 
     [item] = queued_items(queue, key)
     assert len(json.dumps(item)) < 1024, "the queue holds a small reference"
-    assert item["claim"] == key and item["event"]["id"] == event["id"]
+    assert item["claim"] == f"{key}.{item['delivery']}" and item["event"]["id"] == event["id"]
     assert worker.load_event(WorkItem.model_validate(item), state) == event, "the worker reads the whole event back"
 
 
@@ -59,8 +78,9 @@ def test_an_event_that_fits_is_queued_as_it_is(stores) -> None:
     event = registered_event(note="y" * (MAX_MESSAGE_BYTES - 2000))
     assert intake.receive(event, state, queue, clock=system_clock) is Outcome.QUEUED
     [item] = queued_items(queue, intake.dedupe_key(event))
-    assert item == {"key": intake.dedupe_key(event), "event": event}
-    assert state.claims.get(intake.dedupe_key(event)) is None
+    assert item == {"key": intake.dedupe_key(event), "event": event, "delivery": item["delivery"],
+                    "received": item["received"]}
+    assert state.claims.items() == []
 
 
 @pytest.mark.parametrize(
@@ -138,7 +158,7 @@ def test_a_claim_check_that_cannot_be_queued_is_released_for_the_redelivery(stor
     working_send, queue.send = queue.send, refuse  # type: ignore[method-assign]
     with pytest.raises(AzureError):
         intake.receive(event, state, queue, clock=system_clock)
-    assert state.claims.get(key) is None and state.ledger.get(key) is None
+    assert state.claims.items() == [] and state.ledger.get(key) is None
 
     queue.send = working_send  # type: ignore[method-assign]
     assert intake.receive(event, state, queue, clock=system_clock) is Outcome.QUEUED, \

@@ -35,6 +35,12 @@ class MemoryState:
     def put(self, kind: str, key: str, doc: dict) -> None:
         self.docs[(kind, key)] = json.loads(json.dumps(doc))
 
+    def create(self, kind: str, key: str, doc: dict) -> bool:
+        if (kind, key) in self.docs:
+            return False
+        self.put(kind, key, doc)
+        return True
+
     def delete(self, kind: str, key: str) -> None:
         self.docs.pop((kind, key), None)
 
@@ -234,3 +240,71 @@ def test_a_message_that_is_no_work_item_is_dead_lettered_as_unreadable(world, me
     letter = DeadLetter.model_validate(state.get("deadletter", key))
     assert letter.message == message and letter.work_item() is None
     assert letter.reason == "the message could not be read as a work item"
+
+
+def delivered(raw: dict, delivery: str, **fields: Any) -> dict:
+    """A work item as intake queues one delivery of the event."""
+    return {"key": "k10", "event": raw, "delivery": delivery, "received": "2026-11-30T10:00:00+00:00", **fields}
+
+
+def intake_outcomes(state: MemoryState) -> list[str]:
+    return [entry.outcome for entry in state.entries if entry.action == "intake"]
+
+
+def test_of_two_deliveries_of_one_event_the_worker_handles_the_first_and_audits_the_second_a_duplicate(world) -> None:
+    state, queue, services, install = world
+    reactions = install(Reactions())
+    raw = event()
+    queue.send(delivered(raw, "d1"))
+    queue.send(delivered(raw, "d2"))
+
+    queue.drain(services)
+
+    assert [handled.raw for handled in reactions.handled] == [raw]
+    assert intake_outcomes(state) == ["queued", "duplicate"]
+    entry = state.get("ledger", "k10")
+    assert entry["delivery"] == "d1" and entry["received"].startswith("2026-11-30T10:00:00"), \
+        "the ledger keeps when intake received it, for the reactions that measure how long since"
+
+
+def test_a_retry_of_the_delivery_that_claimed_the_event_goes_on(world) -> None:
+    state, queue, services, install = world
+    reactions = install(Reactions(NotFound("not yet"), NotFound("not yet")))
+    raw = event()
+    queue.send(delivered(raw, "d1"))
+
+    queue.drain(services)
+
+    assert [handled.raw for handled in reactions.handled] == [raw], "the third attempt reacts"
+    assert intake_outcomes(state) == ["queued"], "its own claim is no duplicate"
+
+
+def test_a_replayed_dead_letter_finds_its_own_claim_and_is_handled(world) -> None:
+    state, queue, services, install = world
+    reactions = install(Reactions(*[NotFound("gone")] * MAX_DEQUEUE_COUNT))
+    raw = event()
+    queue.send(delivered(raw, "d1"))
+    queue.drain(services)
+    assert queue.poisoned and not reactions.handled
+
+    queue.send(queue.poisoned.pop())
+    queue.drain(services)
+
+    assert [handled.raw for handled in reactions.handled] == [raw]
+    assert intake_outcomes(state) == ["queued"]
+
+
+def test_a_duplicate_s_own_claim_check_is_deleted_and_the_first_keeps_its_own(world) -> None:
+    state, queue, services, install = world
+    reactions = install(Reactions(TryLater("busy")))
+    raw = event()
+    reference = {"id": raw["id"], "subject": raw["subject"]}
+    for delivery in ("d1", "d2"):
+        state.put("claims", f"k10.{delivery}", {"event": raw, "received": "2026-11-30T10:00:00+00:00"})
+        queue.send(delivered(reference, delivery, claim=f"k10.{delivery}"))
+
+    queue.drain(services)
+
+    assert [handled.raw for handled in reactions.handled] == [raw]
+    assert not [key for kind, key in state.docs if kind == "claims"], "each delivery deleted its own"
+    assert intake_outcomes(state) == ["queued", "duplicate"]

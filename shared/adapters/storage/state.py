@@ -3,7 +3,8 @@
 - `ledger/<key>.json`: one blob per handled event, created with If-None-Match: * so
   that of two concurrent deliveries of one event exactly one claims it.
 - `records/<kind>/<id>.json`: JSON documents updated under ETag concurrency control.
-- `audit/<day>.jsonl`: append blobs, one JSON line per decision; never rewritten.
+- `audit/<day>.jsonl`: append blobs, one JSON line per decision; never rewritten. Lines appended
+  at the same time share one block (`shared.adapters.storage.appends`).
 - leases on records give one writer per endpoint (rollouts) or model version (lifecycles).
 
 The app reads and writes its records through the typed stores built on this one, one store per
@@ -32,6 +33,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared.adapters import telemetry
+from shared.adapters.storage.appends import GroupAppend
 from shared.domain.ports import Busy
 from shared.domain.records import AuditEntry
 
@@ -94,6 +96,7 @@ class BlobStateStore:
     def __init__(self, service: BlobServiceClient, container: str) -> None:
         self._container: ContainerClient = service.get_container_client(container)
         self._ready = False
+        self._appends = GroupAppend(self._append_block)
 
     @property
     def container(self) -> ContainerClient:
@@ -254,7 +257,10 @@ class BlobStateStore:
         telemetry.audited(entry)
 
     def append_lines(self, name: str, data: bytes) -> None:
-        """Append to an append blob, creating it first if needed (concurrent writers are safe)."""
+        """Append to an append blob, creating it first if needed; concurrent appends share a block."""
+        self._appends.append(name, data)
+
+    def _append_block(self, name: str, data: bytes) -> None:
         blob = self.container.get_blob_client(name)
         try:
             blob.append_block(data)
