@@ -89,7 +89,12 @@ def parse_csv(
 
 
 def _read_csv(
-    data: bytes | memoryview, columns: list[str], features: list[str], ids: list[str], feature_type: pa.DataType, threads: bool
+    data: bytes | memoryview,
+    columns: list[str],
+    features: list[str],
+    ids: list[str],
+    feature_type: pa.DataType,
+    threads: bool,
 ) -> tuple[pa.Table, list[tuple[int | None, str]]]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -259,10 +264,7 @@ def to_matrix(table: pa.Table, features: list[str], dtype: np.dtype, out: np.nda
     """
     import numpy as np
 
-    if out is None:
-        matrix = np.empty((table.num_rows, len(features)), dtype=dtype, order="C")
-    else:
-        matrix = out[: table.num_rows]
+    matrix = np.empty((table.num_rows, len(features)), dtype=dtype) if out is None else out[: table.num_rows]
     for index, name in enumerate(features):
         row = 0
         for chunk in table.column(name).chunks:
