@@ -439,11 +439,12 @@ def main() -> None:
                 measured.append((name, fmt, floor, engine, before, limit, ceiling))
         per = 1_000_000 / args.rows
         print("\ncpu/run: the engine's CPU per row over session.run's (the limit's passes), in this run")
+        print("by CPU: the floor's CPU per row over the engine's and Azurite's: eng/ceil if the cores were all its own")
         print("CPU, core-seconds per 1 M rows; the floor's steps run one after another (MB/s: its GETs and PUTs)")
         steps = ["download", "decode", "score", "encode", "upload"]
         print(
             f"{'model':5} {'format':8} " + " ".join(f"{step:>8}" for step in steps)
-            + f" {'Azurite':>8} {'floor':>7} | {'engine':>7} {'Azurite':>8} {'busy':>5} {'faults':>7}"
+            + f" {'Azurite':>8} {'floor':>7} | {'engine':>7} {'Azurite':>8} {'by CPU':>6} {'busy':>5} {'faults':>7}"
             + f" | {'GET MB/s':>8} {'PUT MB/s':>8}"
         )  # fmt: skip
         for name, fmt, floor, engine, _, _, _ in measured:
@@ -454,7 +455,8 @@ def main() -> None:
             print(
                 f"{name:5} {fmt:8} " + " ".join(f"{spent[step]['cpu'] * per:8.2f}" for step in steps)
                 + f" {azurite * per:8.2f} {by_cpu(floor) * per:7.2f} | {engine['cpu'] * per:7.2f}"
-                f" {engine['azurite_cpu'] * per:8.2f} {busy(engine, cores):5.0%} {engine['page_faults'] * per:7,.0f}"
+                f" {engine['azurite_cpu'] * per:8.2f} {by_cpu(floor) / (engine['cpu'] + engine['azurite_cpu']):6.2f}"
+                f" {busy(engine, cores):5.0%} {engine['page_faults'] * per:7,.0f}"
                 f" | {get_rate:8,.0f} {put_rate:8,.0f}"
             )  # fmt: skip
         if before_children:
