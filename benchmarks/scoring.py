@@ -135,16 +135,17 @@ def child_limit(model: str, data: str, threads: int, batch_rows: int) -> dict:
     del table
     loaded = load_model(model)
     batches = [matrix[start : start + batch_rows] for start in range(0, len(matrix), batch_rows)]
-    timings = []
+    passes = []
     with ThreadPoolExecutor(threads) as runs:
         # The first pass grows each thread's buffers; the limit is the best of the passes after it.
         for _ in range(4):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in runs.map(loaded.run, batches):
                 pass
-            timings.append(time.perf_counter() - started)
-    seconds = min(timings[1:])
-    return {"rows_per_second": len(matrix) / seconds, "seconds": seconds}
+            passes.append((time.perf_counter() - started, time.process_time() - cpu))
+    seconds = min(wall for wall, _ in passes[1:])
+    cpu = min(cpu for _, cpu in passes[1:])  # the least CPU a pass took: other work on the machine only adds to it
+    return {"rows_per_second": len(matrix) / seconds, "seconds": seconds, "cpu": cpu}
 
 
 def child_engine(source: str, model_blob: str, output: str) -> dict:
@@ -165,6 +166,9 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     ports = Scoring.from_settings(get_settings())  # first: starting scoring tunes the allocators before pyarrow
     for module in ("pyarrow.csv", "pyarrow.parquet"):  # loaded before the clock, as a warm worker has them
         importlib.import_module(module)
+    # pyarrow imports pandas on its first conversion from NumPy where pandas is installed (here, for the
+    # pandas script; never in Azure): ~0.7 s of CPU a worker pays once, not per job, so before the clock.
+    importlib.import_module("pyarrow").array(np.zeros(1))
 
     blobs, config = ports.blobs, ports.config
     # A new output per run: the same request would find the job that is already done.
@@ -172,10 +176,10 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     request = ScoringRequest(input=source, model={"blob": model_blob}, output={"path": output})
     cache = Path(config.model_cache)
     load_model(str(model_file(request.model, None, blobs, cache)))
-    started, cpu = time.time(), time.process_time()
+    started, cpu, usage = time.time(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     job = submit(request, ports)
     drain(ports, visibility=300, idle_exit=0.2)
-    cpu = time.process_time() - cpu
+    cpu, after = time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF)
     job = status(job["job_id"], ports) or {}
     seconds = datetime.fromisoformat(job["finished"]).timestamp() - started if job.get("finished") else 0
     if job.get("state") != "completed" or seconds <= 0:
@@ -185,6 +189,8 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
         "rows_per_second": job["rows_done"] / seconds,
         "seconds": seconds,
         "cpu": cpu,
+        "system_cpu": after.ru_stime - usage.ru_stime,  # mostly first touches of new pages (page faults)
+        "page_faults": after.ru_minflt - usage.ru_minflt,
         "ranges": job["ranges"]["total"],
         "output_bytes": written,
     }
@@ -231,12 +237,11 @@ def child_floor(source: str, model: str, threads: int, batch_rows: int, azurite_
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow as pa
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
     from azure.storage.blob import BlobServiceClient
 
     from shared.scoring.blobio import BLOCK_BYTES, BlockSink, commit_blocks, read_spans
-    from shared.scoring.formats import open_writer, to_matrix
+    from shared.scoring.formats import open_writer, parse_csv, to_matrix
     from shared.scoring.session import load_model
     from shared.settings import get_settings
 
@@ -263,10 +268,9 @@ def child_floor(source: str, model: str, threads: int, batch_rows: int, azurite_
     def decode(data: memoryview) -> np.ndarray:
         if fmt == "parquet":
             table = pq.read_table(pa.py_buffer(data), columns=FEATURES)
-        else:
-            types = dict.fromkeys(FEATURES, pa.float32())
-            options = pacsv.ConvertOptions(column_types=types)
-            table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), convert_options=options)
+        else:  # as the engine parses (the cheapest way pyarrow has: float64, one thread), all at once
+            body = bytes(data[: 1 << 16]).find(b"\n") + 1
+            table = parse_csv(data[body:], FEATURES, FEATURES, [], first_row=1)[0]
         return to_matrix(table, FEATURES, np.dtype(np.float32))
 
     def score(matrix: np.ndarray) -> list[np.ndarray]:
@@ -318,11 +322,16 @@ class Children:
 
     environment: dict[str, str]
     azurite_pid: int
+    code: Path = ROOT
 
     def run(self, *arguments: str) -> dict:
-        command = [sys.executable, "-m", "benchmarks.scoring", *arguments]
+        """This file's child in a fresh process whose `shared` (the code measured) is `self.code`'s."""
+        start = f"import runpy; runpy.run_path({str(Path(__file__).resolve())!r}, run_name='__main__')"
+        command = [sys.executable, "-c", start, *arguments]
         before = cpu_seconds(self.azurite_pid)
-        done = subprocess.run(command, cwd=ROOT, env=self.environment, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, cwd=self.code, env=self.environment, capture_output=True, text=True, check=False
+        )
         azurite = cpu_seconds(self.azurite_pid) - before
         if done.returncode:
             raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
@@ -356,6 +365,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=cpu_count())
     parser.add_argument("--batch-rows", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement of engine, floor and pandas")
+    parser.add_argument("--before", type=Path, help="a checkout of the code before a change: its engine runs too")
     parser.add_argument("--child", choices=["limit", "floor", "engine", "pandas"], help=argparse.SUPPRESS)
     for option in ("--model", "--data", "--source", "--model-blob", "--output", "--azurite-pid"):
         parser.add_argument(option, help=argparse.SUPPRESS)
@@ -378,6 +388,7 @@ def main() -> None:
             },
             azurite.process.pid,
         )
+        before_children = Children(children.environment, children.azurite_pid, args.before) if args.before else None
         blobs = BlobServiceClient.from_connection_string(azurite.connection_string)
         for container in (INPUT, OUTPUT, MODELS):
             blobs.create_container(container)
@@ -393,19 +404,21 @@ def main() -> None:
         print(f"{args.rows:,} rows x {len(FEATURES)} float features; {args.threads} scoring threads; {cores} cores")
         print("ratios: the engine's, and in brackets the ceiling's (the most any pipeline could reach here)")
         header = f"{'model':5} {'format':8} {'limit r/s':>11} {'ceiling r/s':>11} {'engine r/s':>11} "
-        header += f"{'pandas r/s':>11} {'÷ limit':>13} {'÷ pandas':>13} {'eng/ceil':>8} "
+        header += f"{'pandas r/s':>11} {'÷ limit':>13} {'÷ pandas':>13} {'eng/ceil':>8} {'cpu/run':>7} "
         print(header + f"{'engine MB':>9} {'pandas MB':>9}")
-        cpu_lines = []
+        measured = []
         for name in model_names:
             model, data = str(models[name]), str(inputs[args.rows]["parquet"])
             threads = ("--threads", str(args.threads), "--batch-rows", str(args.batch_rows))
             limit = children.run("--child", "limit", "--model", model, "--data", data, *threads)
             for fmt in formats:
                 source = f"{INPUT}/{inputs[args.rows][fmt].name}"
-                engine = children.median(
-                    args.repeat, by_rate, "--child", "engine", "--source", source,
-                    "--model-blob", f"{MODELS}/{name}.onnx", "--output", f"{name}.{fmt}",
+                engine_args = (
+                    "--child", "engine", "--source", source, "--model-blob", f"{MODELS}/{name}.onnx",
+                    "--output", f"{name}.{fmt}",
                 )  # fmt: skip
+                engine = children.median(args.repeat, by_rate, *engine_args)
+                before = before_children.median(args.repeat, by_rate, *engine_args) if before_children else None
                 floor = children.median(
                     args.repeat, by_cpu, "--child", "floor", "--source", source, "--model", model, *threads,
                     "--azurite-pid", str(children.azurite_pid),
@@ -420,29 +433,48 @@ def main() -> None:
                     f"{name:5} {fmt:8} {limit_rate:11,.0f} {ceiling:11,.0f} {rate:11,.0f} {pandas_rate:11,.0f} "
                     f"{rate / limit_rate:6.2f} ({ceiling / limit_rate:4.2f}) "
                     f"{rate / pandas_rate:6.2f} ({ceiling / pandas_rate:4.2f}) {rate / ceiling:8.2f} "
-                    f"{engine['peak_rss_mb']:9.0f} {pandas['peak_rss_mb']:9.0f}",
+                    f"{engine['cpu'] / limit['cpu']:7.2f} {engine['peak_rss_mb']:9.0f} {pandas['peak_rss_mb']:9.0f}",
                     flush=True,
                 )
-                cpu_lines.append((name, fmt, floor, engine))
+                measured.append((name, fmt, floor, engine, before, limit, ceiling))
         per = 1_000_000 / args.rows
-        print("\nCPU, core-seconds per 1 M rows; the floor's steps run one after another (MB/s: its GETs and PUTs)")
+        print("\ncpu/run: the engine's CPU per row over session.run's (the limit's passes), in this run")
+        print("by CPU: the floor's CPU per row over the engine's and Azurite's: eng/ceil if the cores were all its own")
+        print("CPU, core-seconds per 1 M rows; the floor's steps run one after another (MB/s: its GETs and PUTs)")
         steps = ["download", "decode", "score", "encode", "upload"]
         print(
             f"{'model':5} {'format':8} " + " ".join(f"{step:>8}" for step in steps)
-            + f" {'Azurite':>8} {'floor':>7} | {'engine':>7} {'Azurite':>8} {'busy':>5}"
+            + f" {'Azurite':>8} {'floor':>7} | {'engine':>7} {'Azurite':>8} {'by CPU':>6} {'busy':>5} {'faults':>7}"
             + f" | {'GET MB/s':>8} {'PUT MB/s':>8}"
         )  # fmt: skip
-        for name, fmt, floor, engine in cpu_lines:
+        for name, fmt, floor, engine, _, _, _ in measured:
             spent = floor["steps"]
             azurite = sum(step["azurite"] for step in spent.values())
-            busy = (engine["cpu"] + engine["azurite_cpu"]) / (engine["seconds"] * cores)
             get_rate = floor["input_bytes"] / 2**20 / spent["download"]["seconds"]
             put_rate = floor["output_bytes"] / 2**20 / spent["upload"]["seconds"]
             print(
                 f"{name:5} {fmt:8} " + " ".join(f"{spent[step]['cpu'] * per:8.2f}" for step in steps)
                 + f" {azurite * per:8.2f} {by_cpu(floor) * per:7.2f} | {engine['cpu'] * per:7.2f}"
-                f" {engine['azurite_cpu'] * per:8.2f} {busy:5.0%} | {get_rate:8,.0f} {put_rate:8,.0f}"
+                f" {engine['azurite_cpu'] * per:8.2f} {by_cpu(floor) / (engine['cpu'] + engine['azurite_cpu']):6.2f}"
+                f" {busy(engine, cores):5.0%} {engine['page_faults'] * per:7,.0f}"
+                f" | {get_rate:8,.0f} {put_rate:8,.0f}"
             )  # fmt: skip
+        if before_children:
+            print(f"\nbefore -> after, measured in this run (before: the engine of {args.before})")
+            print(
+                f"{'model':5} {'format':8} {'engine r/s':>21} {'eng/ceil':>12} {'cpu/run':>12} "
+                f"{'CPU s/M rows':>13} {'faults/M rows':>17} {'peak MB':>11}"
+            )
+            for name, fmt, _, engine, old, limit, ceiling in measured:
+                assert old is not None
+                print(
+                    f"{name:5} {fmt:8} {pair(old, engine, 'rows_per_second', 1, ',.0f', 8):>21} "
+                    f"{old['rows_per_second'] / ceiling:4.2f} -> {engine['rows_per_second'] / ceiling:4.2f} "
+                    f"{old['cpu'] / limit['cpu']:4.2f} -> {engine['cpu'] / limit['cpu']:4.2f} "
+                    f"{pair(old, engine, 'cpu', per, '.2f', 5):>13} "
+                    f"{pair(old, engine, 'page_faults', per, ',.0f', 7):>17} "
+                    f"{pair(old, engine, 'peak_rss_mb', 1, '.0f', 4):>11}"
+                )
         if args.memory_rows:
             print(f"\npeak RSS of the engine (gbt), MB: rows -> {' / '.join(formats)}")
             for rows in sizes:
@@ -454,6 +486,15 @@ def main() -> None:
                     )  # fmt: skip
                     figures.append(f"{engine['peak_rss_mb']:.0f} ({engine['rows_per_second']:,.0f} r/s)")
                 print(f"{rows:>10,} -> {' / '.join(figures)}", flush=True)
+
+
+def pair(old: dict, new: dict, key: str, scale: float, form: str, width: int) -> str:
+    return f"{old[key] * scale:{width}{form}} -> {new[key] * scale:{width}{form}}"
+
+
+def busy(engine: dict, cores: int) -> float:
+    """How busy the cores were while the engine ran (its CPU and Azurite's over wall time x cores)."""
+    return (engine["cpu"] + engine["azurite_cpu"]) / (engine["seconds"] * cores)
 
 
 if __name__ == "__main__":

@@ -95,15 +95,19 @@ def read_spans(blob: BlobClient, spans: list[tuple[int, int]], etag: str | None 
 
     fetched: dict[int, memoryview] = {}
     for start, end in spans:
-        buffer = pa.allocate_buffer(end - start)
-        view = memoryview(buffer).cast("B")
-        for offset in range(start, end, GET_BYTES):
-            length = min(GET_BYTES, end - offset)
-            into = _Into(view[offset - start : offset - start + length])
-            blob.download_blob(offset=offset, length=length, max_concurrency=1, **_conditions(etag)).readinto(
-                into)  # type: ignore[arg-type]  # _Into has the write() the downloader calls, not all of IO
+        view = memoryview(pa.allocate_buffer(end - start)).cast("B")
+        read_into(blob, start, view, etag)
         fetched[start] = view
     return fetched
+
+
+def read_into(blob: BlobClient, offset: int, view: memoryview, etag: str | None = None) -> None:
+    """Fill `view` with the blob's bytes from `offset`, in GETs of at most `GET_BYTES`."""
+    for start in range(0, len(view), GET_BYTES):
+        length = min(GET_BYTES, len(view) - start)
+        into = _Into(view[start : start + length])
+        blob.download_blob(offset=offset + start, length=length, max_concurrency=1, **_conditions(etag)).readinto(
+            into)  # type: ignore[arg-type]  # _Into has the write() the downloader calls, not all of IO
 
 
 class _Into:
@@ -132,38 +136,43 @@ def open_reader(
 
 def read_lines_range(
     blob: BlobClient, size: int, start: int, end: int, piece: int, etag: str | None = None
-) -> Iterator[bytes]:
+) -> Iterator[memoryview]:
     """Whole lines that start in [start, end), in pieces of about `piece` bytes.
 
     The Hadoop convention: a range owns every line that starts inside it, so a range
     that starts mid-line skips to the next line and its last line is read past `end`.
+    Each piece is downloaded into a buffer of its own, after the partial line the last
+    one left, and yielded as a view of it: its bytes are copied once, not per slice.
     """
     position, carry = max(start - 1, 0), b""
     # Reading from start - 1 tells whether a line starts exactly at `start`.
     drop_first = start > 0
     while position < size:
-        data = read_range(blob, position, min(piece, size - position), etag)
-        position += len(data)
-        buffer = carry + data
-        buffer_start = position - len(buffer)
+        length = min(piece, size - position)
+        buffer = bytearray(len(carry) + length)
+        buffer[: len(carry)] = carry
+        read_into(blob, position, memoryview(buffer)[len(carry) :], etag)
+        position += length
+        buffer_start, first = position - len(buffer), 0  # the blob offset of buffer[0]; our first byte in it
         if drop_first:
             newline = buffer.find(b"\n")
             if newline < 0:
                 carry = b""
                 continue
-            buffer, buffer_start, drop_first = buffer[newline + 1 :], buffer_start + newline + 1, False
-        if buffer_start >= end:
+            first, drop_first = newline + 1, False
+        if buffer_start + first >= end:
             return
-        cut = buffer.rfind(b"\n") + 1
-        complete, carry = buffer[:cut], buffer[cut:]
-        first_not_ours = complete.find(b"\n", end - buffer_start - 1) + 1
-        if first_not_ours:
-            yield complete[:first_not_ours]
+        cut = buffer.rfind(b"\n", first) + 1 or first
+        carry = bytes(buffer[cut:])
+        view = memoryview(buffer)
+        last_ours = buffer.find(b"\n", end - buffer_start - 1, cut)
+        if last_ours >= 0:
+            yield view[first : last_ours + 1]
             return
-        if complete:
-            yield complete
+        if cut > first:
+            yield view[first:cut]
     if carry and not drop_first and size - len(carry) < end:
-        yield carry + b"\n"
+        yield memoryview(carry + b"\n")
 
 
 def block_id(part: int, sequence: int) -> str:

@@ -58,8 +58,10 @@ class Source:
 
 @dataclass
 class Chunk:
-    ids: pa.Table
-    matrix: np.ndarray
+    """Parsed rows (features and ids) of the input, the bad rows dropped from them, and how many there were."""
+
+    table: pa.Table
+    ids: list[str]
     errors: list[RowError]
     rows: int
 
@@ -97,9 +99,9 @@ def score_range(
         raise InvalidInput(f"id column(s) {sorted(clash)} have the names of prediction columns")
     result = RangeResult()
     writer: Any = open_writer(output_format, sink, schema, header)
-    chunks = prefetch(_as_matrices(tables, features, ids, model.input_dtype))
+    chunks = prefetch(_chunks(tables, ids))
     with ThreadPoolExecutor(threads, thread_name_prefix="scoring-run") as runs:
-        for chunk_ids, outputs in prefetch(_scored(chunks, model, batch_rows, runs, result)):
+        for chunk_ids, outputs in prefetch(_scored(chunks, model, features, batch_rows, runs, result)):
             started = time.perf_counter()
             columns = [chunk_ids.column(name) for name in ids] + [pa.array(values) for values in outputs]
             writer.write_table(pa.table(columns, schema=schema))
@@ -110,16 +112,29 @@ def score_range(
 
 
 def _scored(
-    chunks: Iterator[Chunk], model: LoadedModel, batch_rows: int, runs: ThreadPoolExecutor, result: RangeResult
+    chunks: Iterator[Chunk],
+    model: LoadedModel,
+    features: list[str],
+    batch_rows: int,
+    runs: ThreadPoolExecutor,
+    result: RangeResult,
 ) -> Iterator[tuple[pa.Table, list[np.ndarray]]]:
     """The id columns and the model's output columns of each chunk; counts rows and errors into `result`.
 
     The batches of a chunk are scored on the `runs` threads, as many at once as it has.
+    Each thread copies its batch's features into a batch-sized matrix of its own, reused
+    from batch to batch: the copy is still in that core's cache when the session reads
+    it, and no chunk-sized matrix is allocated (new pages cost this VM ~1.8 us each).
     """
     import numpy as np
 
-    def score(matrix: np.ndarray) -> list[np.ndarray]:
-        return model.output_columns(model.run(matrix))
+    local = threading.local()
+
+    def score(batch: pa.Table) -> list[np.ndarray]:
+        matrix = getattr(local, "matrix", None)
+        if matrix is None:
+            matrix = local.matrix = np.empty((batch_rows, len(features)), dtype=model.input_dtype)
+        return model.output_columns(model.run(to_matrix(batch, features, model.input_dtype, out=matrix)))
 
     while True:
         started = time.perf_counter()
@@ -131,14 +146,14 @@ def _scored(
         result.errors.extend(chunk.errors)
         started = time.perf_counter()
         # Batches bound the size of the session's intermediate tensors (an MLP's activations).
-        starts = range(0, chunk.matrix.shape[0], batch_rows)
-        batches = list(runs.map(score, [chunk.matrix[start : start + batch_rows] for start in starts]))
+        starts = range(0, chunk.table.num_rows, batch_rows)
+        batches = list(runs.map(score, [chunk.table.slice(start, batch_rows) for start in starts]))
         result.seconds["score"] += time.perf_counter() - started
         if batches:
             # One write per chunk: Parquet row groups of a chunk's rows, not of a batch's.
             outputs = [np.concatenate(columns) for columns in zip(*batches, strict=True)]
             result.scored += len(outputs[0]) if outputs else 0
-            yield chunk.ids, outputs
+            yield chunk.table.select(chunk.ids), outputs
 
 
 def _tables(
@@ -198,13 +213,14 @@ def _parse_parquet(
 
 
 def _parse_text(
-    source: Source, pieces: Iterator[bytes], features: list[str], ids: list[str]
+    source: Source, pieces: Iterator[memoryview], features: list[str], ids: list[str]
 ) -> Iterator[tuple[pa.Table, list[RowError], int]]:
     first_row = 1
-    for piece in pieces:
+    for view in pieces:
         if source.format == "csv":
-            parsed = parse_csv(piece, source.info["columns"], features, ids, first_row)
+            parsed = parse_csv(view, source.info["columns"], features, ids, first_row)
         else:
+            piece = bytes(view)
             if first_row == 1:
                 _check_first_record(piece, features, ids, source.where)
             parsed = parse_jsonl(piece, features, ids, first_row)
@@ -225,11 +241,9 @@ def _check_first_record(piece: bytes, features: list[str], ids: list[str], where
             raise InvalidInput(f"{where}: missing column(s) {', '.join(map(repr, missing))}; it has {sorted(record)}")
 
 
-def _as_matrices(
-    chunks: Iterator[tuple[pa.Table, list[RowError], int]], features: list[str], ids: list[str], dtype: np.dtype
-) -> Iterator[Chunk]:
-    for table, errors, rows in chunks:
-        yield Chunk(table.select(ids), to_matrix(table, features, dtype), errors, rows)
+def _chunks(tables: Iterator[tuple[pa.Table, list[RowError], int]], ids: list[str]) -> Iterator[Chunk]:
+    for table, errors, rows in tables:
+        yield Chunk(table, ids, errors, rows)
 
 
 def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:

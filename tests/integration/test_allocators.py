@@ -22,11 +22,11 @@ START = (
 HOLES = """
 import json, numpy as np
 def rss_mb(): return int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20
-first = np.ones(8 << 20, np.uint8); del first
+first = np.ones(24 << 20, np.uint8); del first
 before = rss_mb()
 blocks, pins = [], []
-for _ in range(10):
-    blocks.append(np.ones(4 << 20, np.uint8)); pins.append(np.ones(100_000, np.uint8))
+for _ in range(5):
+    blocks.append(np.ones(20 << 20, np.uint8)); pins.append(np.ones(100_000, np.uint8))
 del blocks
 print(json.dumps({"kept_mb": rss_mb() - before}))
 """
@@ -41,8 +41,8 @@ def run(code: str, environment: dict[str, str] | None = None) -> subprocess.Comp
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_large_blocks_freed_after_scoring_starts_go_back_to_the_os() -> None:
-    # With glibc's defaults this pattern keeps ~40 MB: the first freed 8 MiB block raises the
-    # mmap threshold, and the 4 MiB blocks after it come from the heap.
+    # With glibc's defaults this pattern keeps ~100 MB: the first freed 24 MiB block raises the
+    # mmap threshold, and the 20 MiB blocks after it come from the heap.
     done = run(START + HOLES)
     assert json.loads(done.stdout)["kept_mb"] < 8
 

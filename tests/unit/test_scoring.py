@@ -112,6 +112,40 @@ def test_empty_cells_are_missing_values_not_errors() -> None:
     assert np.isnan(to_matrix(table, ["a", "b"], np.dtype(np.float32))[0, 0])
 
 
+def test_features_of_any_number_type_in_several_chunks_fill_a_given_batch_matrix() -> None:
+    """What a scoring thread does per batch: a slice of a parsed chunk into its own reused matrix."""
+    import decimal
+
+    import pyarrow as pa
+
+    table = pa.table({
+        "a": pa.chunked_array([[1.0, None], [3.0, 4.0]], pa.float64()),
+        "b": pa.chunked_array([[1], [None, 3, 4]], pa.int64()),
+        "c": pa.array([decimal.Decimal("1.5"), None, decimal.Decimal("2"), decimal.Decimal("0.25")]),
+        "d": pa.array([True, False, None, True]),
+    }).slice(1)
+    out = np.full((8, 4), -1, dtype=np.float32)
+
+    matrix = to_matrix(table, ["a", "b", "c", "d"], np.dtype(np.float32), out=out)
+
+    assert np.shares_memory(matrix, out) and matrix.shape == (3, 4)
+    np.testing.assert_array_equal(matrix, np.array(
+        [[np.nan, np.nan, np.nan, 0], [3, 3, 2, np.nan], [4, 4, 0.25, 1]], dtype=np.float32))
+    assert (out[3:] == -1).all()
+
+
+def test_a_number_column_without_nulls_is_read_in_place() -> None:
+    import pyarrow as pa
+
+    from shared.scoring.formats import column_values
+
+    array = pa.array(np.arange(10, dtype=np.float32)).slice(2, 5)
+    values = column_values(array)
+
+    assert values.tolist() == [2, 3, 4, 5, 6]
+    assert values.ctypes.data == array.buffers()[1].address + 2 * 4
+
+
 def test_json_lines_that_do_not_parse_are_numbered_and_dropped() -> None:
     data = b'{"id": 1, "a": 1, "b": 2}\n{"id": 2, "a": "x", "b": 2}\nnot json\n{"id": 3, "a": 3.5, "b": null}\n'
 
