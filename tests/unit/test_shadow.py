@@ -131,7 +131,8 @@ def mirroring(gate: ShadowGate | None = GATE) -> machine.Rollout:
 def test_a_disagreeing_shadow_rolls_back_from_the_mirror_phase_with_the_comparison_recorded_and_told() -> None:
     record = mirroring()
     comparison = shadow.compare(*rows(400, flip=0.10), GATE)
-    move = machine.advance(record, endpoint({"blue": 100}, {"green": 20}), LATER, "timer", HEALTHY, predictions=comparison)
+    move = machine.advance(record, endpoint({"blue": 100}, {"green": 20}), LATER, "timer", HEALTHY,
+                           predictions=comparison)
     assert move.record.state is RolloutState.ROLLING_BACK
     assert [a.traffic for a in move.actions if isinstance(a, SetTraffic)] == [{"blue": 100}]
     analysis = move.record.history[-1]
