@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, LinearRetry
 from azure.storage.queue import LinearRetry as QueueLinearRetry
 from azure.storage.queue import QueueServiceClient
@@ -67,3 +68,19 @@ def queue_service(settings: Settings, fast: bool = False) -> QueueServiceClient:
     if settings.storage_connection:
         return QueueServiceClient.from_connection_string(settings.storage_connection, **options)
     return QueueServiceClient(settings.storage_queue_uri or "", credential=_credential(settings), **options)
+
+
+def table_uri(settings: Settings) -> str:
+    """The table service of the app's storage account: `AzureWebJobsStorage__tableServiceUri`, else the blob
+    service's with `.table.` for `.blob.` (the account's endpoints differ only there)."""
+    if settings.storage_table_uri:
+        return settings.storage_table_uri
+    return (settings.storage_blob_uri or "").replace(".blob.", ".table.", 1)
+
+
+def table_service(settings: Settings, **options: Any) -> TableServiceClient:
+    """The table service that keeps the state index: the connection string locally (Azurite), the app's
+    managed identity in Azure, by the same credential as the blob and queue services."""
+    if settings.storage_connection:
+        return TableServiceClient.from_connection_string(settings.storage_connection, **options)
+    return TableServiceClient(table_uri(settings), credential=_credential(settings), **options)

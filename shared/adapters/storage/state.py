@@ -195,7 +195,8 @@ class BlobStateStore:
                 names.append((key, item.name))
         return sorted(names)
 
-    def _download_all(self, names: builtins.list[str]) -> builtins.list[Doc | None]:
+    def _download_all(self, names: builtins.list[str], download: Callable[[str], Any] | None = None
+                      ) -> builtins.list[Any]:
         """The documents of `names` in their order (None: deleted), downloaded concurrently.
 
         Each download runs in a copy of the caller's context, so that its spans stay in the
@@ -203,19 +204,35 @@ class BlobStateStore:
         timers (the rollout tick's every 30 s), and starting a few threads costs less than one
         round trip.
         """
+        download = download or self._download
         workers = min(self.listing_workers, len(names))
         if workers <= 1:
-            return [self._download(name) for name in names]
+            return [download(name) for name in names]
         context = contextvars.copy_context()
         with ThreadPoolExecutor(workers, thread_name_prefix="state-listing") as pool:
             # map cancels the downloads not yet started when one raises.
-            return builtins.list(pool.map(lambda name: context.copy().run(self._download, name), names))
+            return builtins.list(pool.map(lambda name: context.copy().run(download, name), names))
 
     def _download(self, name: str) -> Doc | None:
         try:
             return json.loads(self.container.get_blob_client(name).download_blob().readall())
         except ResourceNotFoundError:
             return None
+
+    def documents(self, kind: str, batch: int = 1000) -> Iterator[builtins.list[tuple[str, Doc | ValueError]]]:
+        """Every record of a kind with its key, `batch` at a time, downloaded as `items` does; a document that
+        is not JSON comes as the ValueError saying so (one unreadable record must not stop the others)."""
+        names = self._record_names(kind, "")
+        for start in range(0, len(names), batch):
+            chunk = names[start:start + batch]
+            found = self._download_all([name for _, name in chunk], self._readable)
+            yield [(key, doc) for (key, _), doc in zip(chunk, found, strict=True) if doc is not None]
+
+    def _readable(self, name: str) -> Doc | ValueError | None:
+        try:
+            return self._download(name)
+        except ValueError as error:
+            return ValueError(f"not JSON: {error}")
 
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60, wait_seconds: float = 0) -> Iterator[None]:
