@@ -25,6 +25,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -280,6 +281,39 @@ class BlobStateStore:
                 blob.create_append_blob(if_none_match="*")
             blob.append_block(data)
 
+    def audit_page(self, limit: int, match: Callable[[AuditEntry], bool], since: datetime | None = None,
+                   before: tuple[str, int] | None = None) -> tuple[builtins.list[AuditEntry], tuple[str, int] | None]:
+        """The most recent `limit` entries that `match`, at or after `since`, before the cursor `before` (a day
+        and a byte offset in its blob), oldest first; and the cursor of the entries before them (None: none).
+
+        Each day's blob is read backwards `AUDIT_CHUNK` bytes at a time, so that a page costs what it reads,
+        not the trail's size; a line that is not an entry is skipped (one bad line hides nothing)."""
+        floor = since.date().isoformat() if since else ""
+        days = [day for day in self._audit_days() if day >= floor and (before is None or day <= before[0])]
+        found: builtins.list[AuditEntry] = []
+        for number in range(len(days) - 1, -1, -1):
+            day = days[number]
+            blob = self.container.get_blob_client(f"audit/{day}.jsonl")
+            end = before[1] if before and day == before[0] else None
+            if end is None:
+                try:
+                    end = int(blob.get_blob_properties().size)
+                except ResourceNotFoundError:
+                    continue
+            for start, line in _lines_backwards(blob, end):
+                entry = _entry(line)
+                if entry is None or (since is not None and entry.time < since) or not match(entry):
+                    continue
+                found.append(entry)
+                if len(found) == limit:
+                    more = start > 0 or number > 0
+                    return found[::-1], (day, start) if more else None
+        return found[::-1], None
+
+    def _audit_days(self) -> builtins.list[str]:
+        return sorted(item.name[len("audit/"):].removesuffix(".jsonl")
+                      for item in self.container.list_blobs(name_starts_with="audit/"))
+
     def read_audit(self, days: builtins.list[str] | None = None) -> builtins.list[AuditEntry]:
         """Audit entries of the given days (`YYYY-MM-DD`), or of every day, oldest first."""
         names = [f"audit/{day}.jsonl" for day in days] if days else [
@@ -293,6 +327,37 @@ class BlobStateStore:
                 continue
             entries.extend(AuditEntry.model_validate_json(line) for line in text.splitlines() if line.strip())
         return entries
+
+
+AUDIT_CHUNK = 256 * 1024
+"""Bytes of an audit blob read at once, backwards: about a thousand entries."""
+
+
+def _lines_backwards(blob: Any, end: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of the blob's first `end` bytes, last first, each with the offset it starts at."""
+    chunk = AUDIT_CHUNK
+    while end > 0:
+        start = max(0, end - chunk)
+        data = blob.download_blob(offset=start, length=end - start).readall()
+        if start > 0:
+            cut = data.find(b"\n")
+            if cut < 0:  # one line longer than the chunk: read more at once
+                chunk *= 2
+                continue
+            data, start = data[cut + 1:], start + cut + 1
+        offset = end
+        for line in reversed(data.split(b"\n")):
+            offset -= len(line) + 1
+            if line.strip():
+                yield max(offset + 1, start), line
+        end = start
+
+
+def _entry(line: bytes) -> AuditEntry | None:
+    try:
+        return AuditEntry.model_validate_json(line)
+    except ValueError:
+        return None
 
 
 def _dump(doc: Doc) -> bytes:

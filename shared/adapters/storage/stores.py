@@ -16,13 +16,15 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.adapters.storage.index import BadToken, Field, Row, TableIndex, entity
+from shared.adapters.storage.index import BadToken, Field, Row, TableIndex, decode_token, encode_token, entity
 from shared.adapters.storage.state import LEDGER, BlobStateStore, Doc
 from shared.domain import lifecycle as machine
 from shared.domain.champions import Champion, ChampionHistory
@@ -244,6 +246,17 @@ def _raise(error: Exception) -> BaseModel:
     raise error
 
 
+def _audit_cursor(token: str) -> tuple[str, int]:
+    found = decode_token("audit", token)
+    day, offset = found["PartitionKey"], found["RowKey"]
+    if not DAY.fullmatch(day) or not offset.isdigit():
+        raise BadToken("not a continuation token this API gave")
+    return day, int(offset)
+
+
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _offset(token: str | None) -> int:
     if token is None:
         return 0
@@ -315,6 +328,14 @@ class Stores:
     def audit(self, entry: AuditEntry) -> None:
         """Append one entry to the audit trail."""
         self.blobs.audit(entry)
+
+    def audit_page(self, limit: int, match: Callable[[AuditEntry], bool], since: datetime | None = None,
+                   token: str | None = None) -> tuple[builtins.list[AuditEntry], str | None]:
+        """The most recent `limit` entries that match, at or after `since`, before the page `token` names
+        (None: the newest), oldest first; and the token of the page before (None: none). BadToken for a token
+        no page gave."""
+        entries, cursor = self.blobs.audit_page(limit, match, since, _audit_cursor(token) if token else None)
+        return entries, encode_token("audit", {"PartitionKey": cursor[0], "RowKey": str(cursor[1])}) if cursor else None
 
     def read_audit(self, days: builtins.list[str] | None = None) -> builtins.list[AuditEntry]:
         """Audit entries of the given days (`YYYY-MM-DD`), or of every day, oldest first."""
