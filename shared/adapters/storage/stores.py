@@ -93,12 +93,15 @@ class Store(Generic[M]):
         self._index.put(self.kind, key, document, fields)
 
     def get(self, key: str) -> M | None:
-        found = self._state.get(self.kind, key)
-        return None if found is None else self._load(key, found)
+        found = self.read(key)
+        return None if found is None else found[0]
 
     def read(self, key: str) -> tuple[M, str] | None:
-        """The record and its ETag, or None."""
-        found = self._state.read(self.kind, key)
+        """The record and its ETag, or None; InvalidRecord when what is stored is not one (nor JSON)."""
+        try:
+            found = self._state.read(self.kind, key)
+        except ValueError as error:
+            raise InvalidRecord(f"{self.kind}/{key} is not JSON: {error}", self.kind, key, "record") from error
         return None if found is None else (self._load(key, found[0]), found[1])
 
     def write(self, key: str, record: M, etag: str | None) -> str:
@@ -171,9 +174,8 @@ class Store(Generic[M]):
 
     def set_invalid(self, error: InvalidRecord) -> None:
         """Keep the document out of the listings that filter (it stays listed as invalid, to be reported)."""
-        if self._index is not None:
-            found = self._state.get(self.kind, error.key)
-            self._index.put(self.kind, error.key, found or {}, {}, str(error))
+        if self._index is not None:  # the document stays in its blob, for diagnosis
+            self._index.put(self.kind, error.key, {}, {}, str(error))
 
     def _listed(self, found: Row) -> Listed[M]:
         if found.problem is not None:
