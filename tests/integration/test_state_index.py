@@ -50,7 +50,7 @@ class Calls:
 
 def services_on(settings: Settings, calls: Calls | None = None) -> Services:
     """The app's services on Azurite, as `Services.from_settings` wires them, with a notifier that records."""
-    hook = {"raw_request_hook": calls} if calls else {}
+    hook: dict[str, Any] = {"raw_request_hook": calls} if calls else {}
     connection = settings.storage_connection or ""
     blobs = BlobStateStore(BlobServiceClient.from_connection_string(connection, **hook), settings.state_container)
     index_service = TableServiceClient.from_connection_string(connection, **hook)
