@@ -93,8 +93,12 @@ class Store(Generic[M]):
         self._index.put(self.kind, key, document, fields)
 
     def get(self, key: str) -> M | None:
-        found = self.read(key)
-        return None if found is None else found[0]
+        """The record, or None; InvalidRecord when what is stored is not one (nor JSON)."""
+        try:
+            found = self._state.get(self.kind, key)
+        except ValueError as error:
+            raise InvalidRecord(f"{self.kind}/{key} is not JSON: {error}", self.kind, key, "record") from error
+        return None if found is None else self._load(key, found)
 
     def read(self, key: str) -> tuple[M, str] | None:
         """The record and its ETag, or None; InvalidRecord when what is stored is not one (nor JSON)."""
@@ -152,7 +156,7 @@ class Store(Generic[M]):
                                                                        invalid=None if not where else False)]
         listed = [Listed(key, functools.partial(self._load, key, found)) for key, found in self._state.items(
             self.kind, prefix)]
-        return [item for item in listed if not where or self._matches(item, where)]
+        return listed if not where else [matched for item in listed if (matched := self._matching(item, where))]
 
     def page(self, prefix: str = "", where: dict[str, Field] | None = None, limit: int = 100,
              token: str | None = None) -> Page[M]:
@@ -197,12 +201,17 @@ class Store(Generic[M]):
             raise InvalidRecord(f"{self.kind}/{key} is indexed but not stored", self.kind, key, "key")
         return record
 
-    def _matches(self, listed: Listed[M], where: dict[str, Field]) -> bool:
+    def _matching(self, listed: Listed[M], where: dict[str, Field]) -> Listed[M] | None:
+        """The listed record, loaded once, if its fields are `where`; one that does not load is kept, for its
+        caller's load to report it (as the index lists an invalid document with `where` empty)."""
         try:
-            fields = self._fields(listed.load())
+            record = listed.load()
         except InvalidRecord:
-            return True  # the caller's load reports it, as from the index with `where` empty
-        return all(fields.get(name) == value for name, value in where.items())
+            return listed
+        fields = self._fields(record)
+        if any(fields.get(name) != value for name, value in where.items()):
+            return None
+        return Listed(listed.key, lambda: record)
 
     def entities(self, documents: builtins.list[tuple[str, Doc | ValueError]]) -> builtins.list[dict[str, Any]]:
         """The index entities of stored documents (for the first start's indexing)."""
