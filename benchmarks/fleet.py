@@ -2,7 +2,7 @@
 the state index (every record downloaded) and with it, measured in one run on the same seeded state.
 
     python benchmarks/fleet.py [--sizes 1000,10000] [--huge] [--in-flight 500] [--endpoints 300]
-                               [--audit 100000] [--runs 30] [--json]
+                               [--audit 100000] [--runs 30] [--json] [--compare-tags 2000]
 
 For each fleet size (versions; `--huge` adds 100,000), a fresh state container on a really started
 Azurite (blob and table services) is seeded in today's layout, fast (16 uploads at once, audit lines
@@ -18,8 +18,8 @@ Then the app starts on it (its first start indexes what is stored: timed), and i
 storage requests it made (counted on the clients, each attempt):
 
 - the resync (`reactions.resync`), before (the same code on stores without the index, which list every
-  record as the app did before it) and after. The lifecycles it reconciles are of rules the policy does not have, so that a
-  reconcile reads the record under its lease and asks no platform: this measures storage, not Azure ML;
+  record as the app did before it) and after. The lifecycles it reconciles are of rules the policy does not
+  have, so that a reconcile reads the record under its lease and asks no platform: this measures storage;
 - the rollout tick's listing (before: every rollout; after: the index's ticked ones);
 - each listing route's p50/p95 for a page of 100 (`--runs` requests through the app's HTTP layer,
   in process), and before, `GET /api/ops/lifecycles` as it was (every record, no page).
@@ -28,6 +28,7 @@ storage requests it made (counted on the clients, each attempt):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import statistics
@@ -175,15 +176,68 @@ def fleet(connection: str, versions: int, args: argparse.Namespace) -> dict[str,
     figures["tick_after"] = measured(calls, lambda: after.state.rollouts.listing(where={"ticked": True}))
     routes = {}
     for path, params in ROUTES:
-        samples, requests = [], []
+        samples: list[float] = []
+        requests: list[int] = []
+        query = {**params, "limit": "100"}
         for _ in range(args.runs):
-            seconds, made = measured(calls, lambda path=path, params=params: get(after, path, {**params,
-                                                                                               "limit": "100"}))
+            seconds, made = measured(calls, functools.partial(get, after, path, query))
             samples.append(seconds)
             requests.append(made)
         routes[f"{path}?{'&'.join(f'{k}={v}' for k, v in params.items())}".rstrip("?")] = (
             *percentiles(samples), statistics.median(requests))
     figures["routes"] = routes
+    return figures
+
+
+def compare_tags(connection: str, records: int, in_flight: int, runs: int) -> dict[str, tuple[float, float, float]]:
+    """Blob index tags against the table, on the same records: `records` lifecycles, `in_flight` of them
+    tagged (and indexed) as in flight; each way's p50/p95 seconds and requests to list the in-flight ones with
+    their documents (tags: Find Blobs by Tags, then a download each; the table: one query)."""
+    rng = random.Random(5)
+    calls = Calls()
+    container = f"tags-{random.getrandbits(24):06x}"
+    service = BlobServiceClient.from_connection_string(connection, raw_request_hook=calls)
+    blobs = service.get_container_client(container)
+    blobs.create_container()
+    indexed = services_on(connection, container, calls, indexed=True)
+    documents = []
+    for number in range(records):
+        record = lifecycle(f"m{number % 50}", number, 10**9, rng)
+        flying = number < in_flight
+        documents.append((record.key, record.stored(), flying))
+
+    def upload(found: tuple[str, dict[str, Any], bool]) -> None:
+        key, document, flying = found
+        blobs.upload_blob(f"records/lifecycle/{key}.json", json.dumps(document), overwrite=True,
+                          tags={"inflight": str(flying).lower()})
+        indexed.state.index.put("lifecycle", key, document, {"inflight": flying})  # type: ignore[union-attr]
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(upload, documents))
+    indexed.state.index._ready = True  # type: ignore[union-attr]  # indexed above: no first-start pass
+    expression = f"@container='{container}' AND inflight='true'"
+
+    def by_tags() -> int:
+        names = [item.name for item in service.find_blobs_by_tags(expression)]
+        def download(name: str) -> bytes:
+            return blobs.download_blob(name).readall()
+
+        with ThreadPoolExecutor(8) as pool:
+            return len(list(pool.map(download, names)))
+
+    def by_table() -> int:
+        return len(indexed.state.lifecycles.listing(where={"inflight": True}))
+
+    figures = {}
+    for name, way in (("blob index tags", by_tags), ("table", by_table)):
+        if way() != in_flight:
+            raise RuntimeError(f"{name} found {way()} of {in_flight}")
+        samples, made = [], []
+        for _ in range(runs):
+            seconds, requests = measured(calls, way)
+            samples.append(seconds)
+            made.append(requests)
+        figures[name] = (*percentiles(samples), statistics.median(made))
     return figures
 
 
@@ -221,6 +275,8 @@ def main() -> None:
     parser.add_argument("--audit", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--compare-tags", type=int, metavar="N", default=0,
+                        help="also list N/20 in-flight lifecycles of N by blob index tags and by the table")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")] + ([100_000] if args.huge else [])
     with running_azurite() as azurite:
@@ -228,7 +284,14 @@ def main() -> None:
         for versions in sizes:
             results.append(fleet(azurite.connection_string, versions, args))
             print(f"measured {versions:,} versions", file=sys.stderr)
+        tags = compare_tags(azurite.connection_string, args.compare_tags, args.compare_tags // 20, args.runs) \
+            if args.compare_tags else {}
     report(results)
+    if tags:
+        print(f"\nThe {args.compare_tags // 20} in-flight lifecycles of {args.compare_tags:,}, with their documents: "
+              "p50 / p95 ms, requests")
+        for name, (p50, p95, made) in tags.items():
+            print(f"  {name:<16} {p50 * 1000:8.1f} / {p95 * 1000:8.1f} ms  {made:.0f} req")
     if args.json:
         print(json.dumps(results, default=str))
 
