@@ -26,7 +26,7 @@ from shared.domain.policy import PolicyError, Rule, parse_policy
 from shared.domain.ports import Busy, NotFound, PlatformError
 from shared.domain.records import AuditEntry, Stage
 from shared.domain.records import Lifecycle as LifecycleRecord
-from shared.domain.work import WorkItem
+from shared.domain.work import DeadLetter, SetAside, WorkItem
 from shared.ops import traffic
 from shared.ops.errors import ApiError
 from shared.ops.models import (
@@ -457,40 +457,30 @@ def _audit(services: Services, caller: Caller, subject: str, action: str, reason
 
 
 def list_set_aside(services: Services, query: SetAsideFilter, caller: Caller) -> SetAsideItems:
-    """Events set aside by intake (rejected, ignored) and dead-lettered work items, newest first,
-    with the keys `replay` takes."""
-    kinds: list[SetAsideKind] = [query.kind] if query.kind else list(typing.get_args(SetAsideKind))
-    kind, _, token = (query.next or f"{kinds[0]}-").partition("-")
-    if kind not in kinds:
-        raise ApiError(400, "next: not a continuation token of this listing", "next")
-    items: list[SetAsideItem] = []
-    following: str | None = None
-    for position in range(kinds.index(kind), len(kinds)):
-        found, more = _set_aside_items(services, kinds[position], query.model_copy(update={
-            "limit": query.limit - len(items), "next": token or None}), caller)
-        items += found
-        token = ""
-        if more is not None:
-            following = f"{kinds[position]}-{more}"
-            break
-        if len(items) >= query.limit and position + 1 < len(kinds):
-            following = f"{kinds[position + 1]}-"
-            break
-    items.sort(key=lambda item: item.time, reverse=True)
+    """A page of the events set aside by intake (rejected, ignored), dead-lettered work items and invalid records,
+    newest first across the kinds (one index query), with the keys `replay` takes."""
+    kinds: list[str] = [query.kind] if query.kind else list(typing.get_args(SetAsideKind))
+    try:
+        listed, following = services.state.set_aside_page(kinds, query.limit, query.next)
+    except BadToken as error:
+        raise ApiError(400, f"next: {error}", "next") from None
+    items = []
+    for kind, item in listed:
+        store = services.state.dead_letters if kind == "deadletter" else (
+            services.state.invalid if kind == "invalid" else services.state.set_aside[kind])
+        for key, kept in _loaded(services, store, [item], caller):
+            items.append(_set_aside_entry(typing.cast(SetAsideKind, kind), key, kept))
     return SetAsideItems(items=items, next=following)
 
 
-def _set_aside_items(services: Services, kind: SetAsideKind, query: SetAsideFilter, caller: Caller
-                     ) -> tuple[list[SetAsideItem], str | None]:
-    """A page of the stored items of a kind, as listed: intake keeps the event itself, a dead letter the queue
-    message, `invalid` the record's kind, key and field."""
-    if kind == "deadletter":
-        letters, following = _page(services, services.state.dead_letters, {}, query, caller)
-        return [_set_aside_item(kind, key, letter.reason, letter.time, item.event if item else None)
-                for key, letter, item in ((key, letter, letter.work_item()) for key, letter in letters)], following
-    store = services.state.invalid if kind == "invalid" else services.state.set_aside[kind]
-    kept, following = _page(services, store, {}, query, caller)
-    return [_set_aside_item(kind, key, entry.reason, entry.received, entry.event) for key, entry in kept], following
+def _set_aside_entry(kind: SetAsideKind, key: str, kept: BaseModel) -> SetAsideItem:
+    """An item as listed: intake keeps the event itself, a dead letter the queue message, `invalid` the record's
+    kind, key and field."""
+    if isinstance(kept, DeadLetter):
+        item = kept.work_item()
+        return _set_aside_item(kind, key, kept.reason, kept.time, item.event if item else None)
+    assert isinstance(kept, SetAside)
+    return _set_aside_item(kind, key, kept.reason, kept.received, kept.event)
 
 
 def _set_aside_item(kind: SetAsideKind, key: str, reason: str, when: datetime, event: object) -> SetAsideItem:

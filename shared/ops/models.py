@@ -295,7 +295,7 @@ class SetAsideItem(BaseModel):
 
 
 class SetAsideItems(BaseModel):
-    items: list[SetAsideItem] = Field(description="newest first within the page; pages go kind by kind")
+    items: list[SetAsideItem] = Field(description="newest first, across the kinds")
     next: str | None = NEXT
 
 

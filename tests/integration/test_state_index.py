@@ -21,6 +21,7 @@ from shared.adapters.storage.stores import Stores
 from shared.bootstrap import Services
 from shared.domain.people import Person, Role
 from shared.domain.records import AuditEntry, Lifecycle
+from shared.domain.work import DeadLetter, SetAside
 from shared.ops.http import serve
 from shared.ops.routes import by_function
 from shared.reactor import outcomes, reactions
@@ -195,3 +196,27 @@ def test_resync_storage_calls_grow_with_the_lifecycles_in_flight_not_with_every_
     per_lifecycle = (forty_of_1530 - ten_of_1500) / 30
     assert per_lifecycle >= 1 and forty_of_1530 - ten_of_1500 == pytest.approx(per_lifecycle * 30)
     assert ten_of_1000 <= 10 * per_lifecycle + 10, (ten_of_1000, per_lifecycle)
+
+
+def test_what_is_set_aside_pages_newest_first_across_kinds_and_leaves_the_listing_when_deleted(
+        settings: Settings) -> None:
+    services = services_on(settings)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    for number in range(7):
+        kind = ("rejected", "ignored")[number % 2]
+        services.state.set_aside[kind].put(f"{kind}-{number}", SetAside(
+            reason=f"r{number}", received=start + timedelta(minutes=number), event={"id": f"e{number}"}))
+    services.state.dead_letters.put("dead-1", DeadLetter(message="{}", dequeue_count=5, reason="failed",
+                                                         time=start + timedelta(minutes=3, seconds=30)))
+    services.state.set_aside["ignored"].put("ignored-1", SetAside(  # set aside again, later: listed once, newer
+        reason="again", received=start + timedelta(minutes=9), event={"id": "e1"}))
+    services.state.set_aside["rejected"].delete("rejected-6")
+
+    pages = list(every_page(services, "ops/events/setaside", limit="3"))
+
+    listed = [(item["kind"], item["key"]) for page in pages for item in page["items"]]
+    assert listed == [("ignored", "ignored-1"), ("ignored", "ignored-5"), ("rejected", "rejected-4"),
+                      ("deadletter", "dead-1"), ("ignored", "ignored-3"), ("rejected", "rejected-2"),
+                      ("rejected", "rejected-0")]
+    only = json.loads(get(services, "ops/events/setaside", kind="rejected").get_body())["items"]
+    assert [item["key"] for item in only] == ["rejected-4", "rejected-2", "rejected-0"]

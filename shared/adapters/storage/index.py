@@ -27,6 +27,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -44,6 +45,14 @@ META = "~meta"
 LAYOUT = "layout-1"
 """The marker of an index complete for the records stored before it (`ready`)."""
 MAX_PAGE = 1000  # entities in one query answer, Azure's limit
+NEWEST = "~newest"
+"""The partition that lists the kinds kept newest first (what is set aside): a second entity per record, its
+RowKey the time inverted (`stamp`), then the kind and key."""
+
+
+def stamp(moment: datetime) -> str:
+    """A RowKey prefix that sorts newer times first (milliseconds before year 2286, inverted)."""
+    return f"{10**13 - int(moment.timestamp() * 1000):013d}"
 
 
 class BadToken(ValueError):
@@ -58,6 +67,7 @@ class Row:
     key: str
     doc: dict[str, Any] | None
     problem: str | None = None
+    kind: str = ""
 
 
 def table_name(container: str) -> str:
@@ -82,7 +92,14 @@ def entity(kind: str, key: str, doc: dict[str, Any], fields: dict[str, Field], p
 def row(found: dict[str, Any]) -> Row:
     parts = int(found.get("parts", 0))
     doc = json.loads("".join(found[f"doc{number}"] for number in range(parts))) if parts else None
-    return Row(decode_part(found["RowKey"]), doc, found.get("problem") or None if found.get("invalid") else None)
+    key = found["key"] if found["PartitionKey"] == NEWEST else decode_part(found["RowKey"])
+    return Row(key, doc, found.get("problem") or None if found.get("invalid") else None, found.get("kind", ""))
+
+
+def newest_entity(found: dict[str, Any], kind: str, key: str, at: str) -> dict[str, Any]:
+    """The record's entity in the newest-first partition: its entity's properties under another key."""
+    return {**found, "PartitionKey": NEWEST, "RowKey": f"{at}~{kind}~{encode_part(key)}", "kind": kind, "key": key,
+            "stamp": at}
 
 
 def encode_token(kind: str, token: Any) -> str | None:
@@ -142,9 +159,25 @@ class TableIndex:
             self._ready = True
 
     def put(self, kind: str, key: str, doc: dict[str, Any], fields: dict[str, Field],
-            problem: str | None = None) -> None:
-        """Index the record as written (replaces what was indexed)."""
-        self._upsert(entity(kind, key, doc, fields, problem))
+            problem: str | None = None, at: str | None = None) -> None:
+        """Index the record as written (replaces what was indexed); `at` (a `stamp`): list it newest first
+        too, in place of where it was listed before."""
+        found = entity(kind, key, doc, fields, problem)
+        if at is None:
+            self._upsert(found)
+            return
+        before = self._stamp(kind, key)
+        self._upsert({**found, "stamp": at})
+        self._upsert(newest_entity(found, kind, key, at))
+        if before is not None and before != at:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._table.delete_entity(NEWEST, f"{before}~{kind}~{encode_part(key)}")
+
+    def _stamp(self, kind: str, key: str) -> str | None:
+        try:
+            return str(self._table.get_entity(kind, encode_part(key), select=["stamp"]).get("stamp") or "") or None
+        except ResourceNotFoundError:
+            return None
 
     def _upsert(self, found: dict[str, Any]) -> None:
         try:
@@ -154,13 +187,24 @@ class TableIndex:
                 self._table.create_table()
             self._table.upsert_entity(found, mode=UpdateMode.REPLACE)
 
-    def remove(self, kind: str, key: str) -> None:
+    def remove(self, kind: str, key: str, newest: bool = False) -> None:
+        """Unindex the record (`newest`: from the newest-first partition too)."""
+        before = self._stamp(kind, key) if newest else None
         with contextlib.suppress(ResourceNotFoundError):
             self._table.delete_entity(kind, encode_part(key))
+            if before is not None:
+                self._table.delete_entity(NEWEST, f"{before}~{kind}~{encode_part(key)}")
 
     def add_missing(self, entities: list[dict[str, Any]]) -> None:
-        """Insert entities of one kind that are not indexed yet, `BATCH` per transaction; one the app indexed
+        """Insert entities that are not indexed yet, `BATCH` of a partition per transaction; one the app indexed
         meanwhile (a newer write) is left as it is."""
+        partitions: dict[str, list[dict[str, Any]]] = {}
+        for found in entities:
+            partitions.setdefault(found["PartitionKey"], []).append(found)
+        for partition in partitions.values():
+            self._add_missing(partition)
+
+    def _add_missing(self, entities: list[dict[str, Any]]) -> None:
         for start in range(0, len(entities), BATCH):
             batch = entities[start:start + BATCH]
             try:

@@ -19,12 +19,23 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.adapters.storage.index import BadToken, Field, Row, TableIndex, decode_token, encode_token, entity
+from shared.adapters.storage.index import (
+    NEWEST,
+    BadToken,
+    Field,
+    Row,
+    TableIndex,
+    decode_token,
+    encode_token,
+    entity,
+    newest_entity,
+    stamp,
+)
 from shared.adapters.storage.state import LEDGER, BlobStateStore, Doc
 from shared.domain import lifecycle as machine
 from shared.domain.champions import Champion, ChampionHistory
@@ -73,9 +84,9 @@ class Store(Generic[M]):
     """The records of one kind, as `model`."""
 
     def __init__(self, state: BlobStateStore, kind: str, model: type[M], index: TableIndex | None = None,
-                 fields: Fields[M] = _no_fields) -> None:
+                 fields: Fields[M] = _no_fields, newest: Callable[[M], datetime] | None = None) -> None:
         self._state, self.kind, self._model = state, kind, model
-        self._index, self._fields = index, fields
+        self._index, self._fields, self._newest = index, fields, newest
 
     @property
     def indexed(self) -> bool:
@@ -86,11 +97,12 @@ class Store(Generic[M]):
         if self._index is None:
             return
         try:
-            fields = self._fields(self._load(key, document))
+            record = self._load(key, document)
         except InvalidRecord as error:
             self._index.put(self.kind, key, document, {}, str(error))
             return
-        self._index.put(self.kind, key, document, fields)
+        self._index.put(self.kind, key, document, self._fields(record),
+                        at=stamp(self._newest(record)) if self._newest else None)
 
     def get(self, key: str) -> M | None:
         """The record, or None; InvalidRecord when what is stored is not one (nor JSON)."""
@@ -145,7 +157,7 @@ class Store(Generic[M]):
     def delete(self, key: str) -> None:
         self._state.delete(self.kind, key)
         if self._index is not None:
-            self._index.remove(self.kind, key)
+            self._index.remove(self.kind, key, newest=self._newest is not None)
 
     def listing(self, prefix: str = "", where: dict[str, Field] | None = None) -> builtins.list[Listed[M]]:
         """Every record whose key starts with `prefix` (and whose fields are `where`), in key order, each
@@ -180,6 +192,18 @@ class Store(Generic[M]):
         """Keep the document out of the listings that filter (it stays listed as invalid, to be reported)."""
         if self._index is not None:  # the document stays in its blob, for diagnosis
             self._index.put(self.kind, error.key, {}, {}, str(error))
+
+    def listed(self, found: Row) -> Listed[M]:
+        """A row of the index as listed: its record loaded when asked for."""
+        return self._listed(found)
+
+    def newest_of(self, listed: Listed[M]) -> datetime:
+        """When the listed record was set aside (the kinds kept newest first); the oldest time for one that does
+        not load."""
+        try:
+            return self._newest(listed.load()) if self._newest else datetime.min.replace(tzinfo=UTC)
+        except InvalidRecord:
+            return datetime.min.replace(tzinfo=UTC)
 
     def _listed(self, found: Row) -> Listed[M]:
         if found.problem is not None:
@@ -221,7 +245,12 @@ class Store(Generic[M]):
                 found.append(entity(self.kind, key, {}, {}, f"{self.kind}/{key} is {document}"))
                 continue
             try:
-                found.append(entity(self.kind, key, document, self._fields(self._load(key, document))))
+                record = self._load(key, document)
+                found.append(entity(self.kind, key, document, self._fields(record)))
+                if self._newest:
+                    at = stamp(self._newest(record))
+                    found[-1]["stamp"] = at
+                    found.append(newest_entity(found[-1], self.kind, key, at))
             except InvalidRecord as error:
                 found.append(entity(self.kind, key, document, {}, str(error)))
         return found
@@ -276,6 +305,14 @@ def _offset(token: str | None) -> int:
     return int(token)
 
 
+def _received(record: SetAside) -> datetime:
+    return record.received
+
+
+def _dead(record: DeadLetter) -> datetime:
+    return record.time
+
+
 def lifecycle_fields(record: Lifecycle) -> dict[str, Field]:
     """What the lifecycle listings filter on: stage, model, rule, and whether the resync reconciles it."""
     return {"stage": record.stage.value, "model": record.model, "rule": record.rule,
@@ -297,11 +334,12 @@ class Stores:
         self.blobs, self.index = blobs, index
         self.ledger = Store(blobs, LEDGER, LedgerEntry)
         self.claims = Store(blobs, "claims", Claim)
-        self.set_aside = {kind: Store(blobs, kind, SetAside, index) for kind in ("rejected", "ignored")}
+        self.set_aside = {kind: Store(blobs, kind, SetAside, index, newest=_received)
+                          for kind in ("rejected", "ignored")}
         """Events intake set aside, by intake's outcome."""
-        self.invalid = Store(blobs, "invalid", SetAside, index)
+        self.invalid = Store(blobs, "invalid", SetAside, index, newest=_received)
         """Stored documents that are not valid records, set aside (by `<kind>/<key>`) and left out of listings."""
-        self.dead_letters = Store(blobs, "deadletter", DeadLetter, index)
+        self.dead_letters = Store(blobs, "deadletter", DeadLetter, index, newest=_dead)
         # One kind, two records that never share a key: a work item's key, a failure's fingerprint.
         self.work_failures = Store(blobs, FAILURES, WorkFailure)
         self.failure_reports = Store(blobs, FAILURES, FailureReport)
@@ -339,6 +377,22 @@ class Stores:
     def audit(self, entry: AuditEntry) -> None:
         """Append one entry to the audit trail."""
         self.blobs.audit(entry)
+
+    def set_aside_page(self, kinds: builtins.list[str], limit: int, token: str | None
+                       ) -> tuple[builtins.list[tuple[str, Listed[Any]]], str | None]:
+        """A page of what is set aside of `kinds` (each kind's store, by kind), newest first across them, with
+        each item's kind; and the next page's token. BadToken for a token no page gave."""
+        kept: builtins.list[Store[Any]] = [*self.set_aside.values(), self.invalid, self.dead_letters]
+        stores = {store.kind: store for store in kept}
+        if self.index is None:  # every item, sorted (the fakes of unit tests)
+            every = sorted(((stores[kind].newest_of(listed), kind, listed) for kind in kinds
+                            for listed in stores[kind].listing()), key=lambda item: item[0], reverse=True)
+            start = _offset(token)
+            following = str(start + limit) if start + limit < len(every) else None
+            return [(kind, listed) for _, kind, listed in every[start:start + limit]], following
+        where: dict[str, Field] = {"kind": kinds[0]} if len(kinds) == 1 else {}
+        rows, following = self.index.page(NEWEST, where, "", limit, token, invalid=None)
+        return [(found.kind, stores[found.kind].listed(found)) for found in rows if found.kind in kinds], following
 
     def audit_page(self, limit: int, match: Callable[[AuditEntry], bool], since: datetime | None = None,
                    token: str | None = None) -> tuple[builtins.list[AuditEntry], str | None]:
