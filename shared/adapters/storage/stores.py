@@ -84,9 +84,12 @@ class Store(Generic[M]):
     """The records of one kind, as `model`."""
 
     def __init__(self, state: BlobStateStore, kind: str, model: type[M], index: TableIndex | None = None,
-                 fields: Fields[M] = _no_fields, newest: Callable[[M], datetime] | None = None) -> None:
+                 fields: Fields[M] = _no_fields, newest: Callable[[M], datetime] | None = None,
+                 summary: Callable[[Doc], Doc] | None = None) -> None:
         self._state, self.kind, self._model = state, kind, model
         self._index, self._fields, self._newest = index, fields, newest
+        self._summary = summary or (lambda document: document)
+        """What the index keeps of a record, and so what its listing loads (`get` reads the whole record)."""
 
     @property
     def indexed(self) -> bool:
@@ -101,7 +104,7 @@ class Store(Generic[M]):
         except InvalidRecord as error:
             self._index.put(self.kind, key, document, {}, str(error))
             return
-        self._index.put(self.kind, key, document, self._fields(record),
+        self._index.put(self.kind, key, self._summary(document), self._fields(record),
                         at=stamp(self._newest(record)) if self._newest else None)
 
     def get(self, key: str) -> M | None:
@@ -246,7 +249,7 @@ class Store(Generic[M]):
                 continue
             try:
                 record = self._load(key, document)
-                found.append(entity(self.kind, key, document, self._fields(record)))
+                found.append(entity(self.kind, key, self._summary(document), self._fields(record)))
                 if self._newest:
                     at = stamp(self._newest(record))
                     found[-1]["stamp"] = at
@@ -313,6 +316,13 @@ def _dead(record: DeadLetter) -> datetime:
     return record.time
 
 
+def last_entry(document: Doc) -> Doc:
+    """A rollout as listed: its history cut to the last entry (an endpoint's rollout gathers hundreds of
+    analyses; a listing shows the last, `get` has them all)."""
+    history = document.get("history")
+    return {**document, "history": history[-1:]} if isinstance(history, list) else document
+
+
 def lifecycle_fields(record: Lifecycle) -> dict[str, Field]:
     """What the lifecycle listings filter on: stage, model, rule, and whether the resync reconciles it."""
     return {"stage": record.stage.value, "model": record.model, "rule": record.rule,
@@ -344,8 +354,8 @@ class Stores:
         self.work_failures = Store(blobs, FAILURES, WorkFailure)
         self.failure_reports = Store(blobs, FAILURES, FailureReport)
         self.lifecycles = Store(blobs, "lifecycle", Lifecycle, index, lifecycle_fields)
-        self.rollouts = Store(blobs, "rollout", Rollout, index, rollout_fields)
-        """Each endpoint's current (latest) rollout, by endpoint key."""
+        self.rollouts = Store(blobs, "rollout", Rollout, index, rollout_fields, summary=last_entry)
+        """Each endpoint's current (latest) rollout, by endpoint key; listed with its last history entry."""
         self.archived_rollouts = Store(blobs, "rollout-archive", Rollout, index, rollout_fields)
         """The endpoint's rollouts before the current one, by `<endpoint key>.<deployment>.<started>`."""
         self.champions = Store(blobs, "champion", Champion)
