@@ -24,7 +24,7 @@ from shared.domain.records import AuditEntry, Lifecycle
 from shared.domain.work import DeadLetter, SetAside
 from shared.ops.http import serve
 from shared.ops.routes import by_function
-from shared.reactor import outcomes, reactions
+from shared.reactor import intake, outcomes, reactions
 from shared.settings import Settings
 from tests.unit.test_isolation_fakes import FakeClock, FakeNotifier
 
@@ -220,3 +220,17 @@ def test_what_is_set_aside_pages_newest_first_across_kinds_and_leaves_the_listin
                       ("rejected", "rejected-0")]
     only = json.loads(get(services, "ops/events/setaside", kind="rejected").get_body())["items"]
     assert [item["key"] for item in only] == ["rejected-4", "rejected-2", "rejected-0"]
+
+
+def test_what_intake_sets_aside_after_the_first_start_is_listed(settings: Settings) -> None:
+    """Intake writes on its own fail-fast stores: they index too (they did not, and the control room showed
+    no rejected event once the index was complete)."""
+    services = services_on(settings)
+    services.state.lifecycles.listing()  # the first start: the index is complete from here on
+    intake_state, _ = intake.fast_stores(settings)
+    intake_state.set_aside["rejected"].put("rejected-late", SetAside(
+        reason="'data' must be a JSON object", received=datetime(2026, 12, 7, tzinfo=UTC), event={"id": "late"}))
+
+    items = json.loads(get(services, "ops/events/setaside").get_body())["items"]
+
+    assert [(item["kind"], item["key"]) for item in items] == [("rejected", "rejected-late")]

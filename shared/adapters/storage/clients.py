@@ -78,9 +78,13 @@ def table_uri(settings: Settings) -> str:
     return (settings.storage_blob_uri or "").replace(".blob.", ".table.", 1)
 
 
-def table_service(settings: Settings, **options: Any) -> TableServiceClient:
+def table_service(settings: Settings, fast: bool = False, **options: Any) -> TableServiceClient:
     """The table service that keeps the state index: the connection string locally (Azurite), the app's
-    managed identity in Azure, by the same credential as the blob and queue services."""
+    managed identity in Azure, by the same credential as the blob and queue services; `fast` as for
+    `blob_service` (azure-core's own retry policy: the tables client exports no LinearRetry)."""
+    if fast:
+        options = {"connection_timeout": FAST_CONNECT_SECONDS, "read_timeout": FAST_READ_SECONDS,
+                   "retry_total": FAST_RETRIES, "retry_backoff_factor": FAST_BACKOFF_SECONDS, **options}
     if settings.storage_connection:
         return TableServiceClient.from_connection_string(settings.storage_connection, **options)
     return TableServiceClient(table_uri(settings), credential=_credential(settings), **options)
