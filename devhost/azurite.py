@@ -28,6 +28,7 @@ class Azurite:
     queue_port: int
     process: subprocess.Popen[bytes] | None = None
     scheme: str = "http"
+    table_port: int | None = None
 
     @property
     def connection_string(self) -> str:
@@ -35,6 +36,7 @@ class Azurite:
             f"DefaultEndpointsProtocol={self.scheme};AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
             f"BlobEndpoint={self.scheme}://127.0.0.1:{self.blob_port}/{ACCOUNT};"
             f"QueueEndpoint={self.scheme}://127.0.0.1:{self.queue_port}/{ACCOUNT};"
+            + (f"TableEndpoint={self.scheme}://127.0.0.1:{self.table_port}/{ACCOUNT};" if self.table_port else "")
         )
 
 
@@ -83,9 +85,11 @@ def _listens(port: int) -> bool:
 def running_azurite(
     location: str | None = None, blob_port: int = 0, queue_port: int = 0, tls: tuple[str, str] | None = None
 ) -> Iterator[Azurite]:
-    """Run Azurite (blob and queue services) until the block ends; over HTTPS with `tls` (cert, key PEM files)."""
+    """Run Azurite (blob, queue and table services) until the block ends; over HTTPS with `tls` (cert, key PEM
+    files). The table service keeps the state index (`shared.adapters.storage.index`)."""
     blob_port = blob_port or free_port()
     queue_port = queue_port or free_port()
+    table_port = free_port()
     with contextlib.ExitStack() as stack:
         folder = location or stack.enter_context(tempfile.TemporaryDirectory(prefix="azurite-"))
         os.makedirs(folder, exist_ok=True)
@@ -94,15 +98,16 @@ def running_azurite(
             "--location", folder,
             "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
             "--queueHost", "127.0.0.1", "--queuePort", str(queue_port),
-            "--tableHost", "127.0.0.1", "--tablePort", str(free_port()),
+            "--tableHost", "127.0.0.1", "--tablePort", str(table_port),
         ]
         if tls:
             command += ["--cert", tls[0], "--key", tls[1]]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_until(lambda: _listens(blob_port) and _listens(queue_port), timeout=90, interval=0.1,
-                       what=f"Azurite to listen on ports {blob_port} (blob) and {queue_port} (queue)")
-            yield Azurite(blob_port, queue_port, process, "https" if tls else "http")
+            wait_until(lambda: _listens(blob_port) and _listens(queue_port) and _listens(table_port), timeout=90,
+                       interval=0.1, what=f"Azurite to listen on ports {blob_port} (blob), {queue_port} (queue) and "
+                                          f"{table_port} (table)")
+            yield Azurite(blob_port, queue_port, process, "https" if tls else "http", table_port)
         finally:
             # Azurite shuts down at once on SIGINT; on SIGTERM it lingers for 10 s.
             process.send_signal(signal.SIGINT)

@@ -211,6 +211,10 @@ var appSettings = [
     value: storage.outputs.queueEndpoint
   }
   {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: storage.outputs.tableEndpoint
+  }
+  {
     name: 'AzureWebJobsStorage__credential'
     value: 'managedidentity'
   }

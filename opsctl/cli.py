@@ -11,11 +11,13 @@
     opsctl traffic prod credit-risk credit-risk-v1=90 credit-risk-v2=10 [--mirror credit-risk-v3=10]
     opsctl promote-model dev credit-risk 2 [--target registry:shared]
     opsctl retrain credit-risk [--request-id ID]
-    opsctl lifecycles [--stage S] [--model M];  opsctl lifecycle credit-risk 2
+    opsctl lifecycles [--stage S] [--model M] [--rule R] [--limit N] [--next TOKEN | --all]
+    opsctl lifecycle credit-risk 2
     opsctl champions credit-risk                 a rule's champions: who served when, why each stopped
     opsctl review approve|reject credit-risk 2 --reason "..."
-    opsctl audit [--since 2026-11-01] [--limit 50] [--correlation-id ID] [--subject S] [--action A]
-    opsctl setaside [--kind rejected|ignored|deadletter] [--limit N];  opsctl replay KIND KEY
+    opsctl audit [--since 2026-11-01] [--limit 50] [--correlation-id ID] [--subject S] [--action A] [--next TOKEN]
+    opsctl setaside [--kind rejected|ignored|deadletter|invalid] [--limit N] [--next TOKEN | --all]
+    opsctl replay KIND KEY
     opsctl score submit scoring-input/batch.csv --model registry:shared/credit-risk/2;  opsctl score status JOB
     opsctl validate-policy policy/policy.yaml;  opsctl health;  opsctl openapi
 
@@ -111,6 +113,13 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("endpoint")
         return command
 
+    def paged(command: argparse.ArgumentParser, limit: int | None = None) -> argparse.ArgumentParser:
+        command.add_argument("--limit", type=int, default=limit, help="the most items in a page (API default: 100)")
+        pages = command.add_mutually_exclusive_group()
+        pages.add_argument("--next", metavar="TOKEN", help="the page after the one that printed this token")
+        pages.add_argument("--all", action="store_true", help="every page, one after another")
+        return command
+
     def model(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
         command.add_argument("name")
         command.add_argument("version")
@@ -137,7 +146,7 @@ def parser() -> argparse.ArgumentParser:
     add("signin-info", c.signin_info, "where the app has people sign in (GET ops/signin), and whether opsctl will")
     add("health", c.health, "the app's health checks (function key)")
     add("status", c.status, "health checks and rollouts", watch=True).set_defaults(state=None, endpoint=None)
-    command = add("rollouts", c.rollouts, "every endpoint's rollout, newest first", watch=True)
+    command = paged(add("rollouts", c.rollouts, "the endpoints' rollouts, by endpoint, a page at a time", watch=True))
     command.add_argument("--state", help="only rollouts in this state (the API names the states it knows)")
     command.add_argument("--endpoint")
     endpoint(add("rollout", c.rollout, "one rollout's progress and history", watch=True))
@@ -159,9 +168,10 @@ def parser() -> argparse.ArgumentParser:
     command = add("retrain", c.retrain, "submit a rule's retraining pipeline")
     command.add_argument("rule")
     command.add_argument("--request-id", help="names the job: the same id never retrains twice (default: now)")
-    command = add("lifecycles", c.lifecycles, "model lifecycles")
+    command = paged(add("lifecycles", c.lifecycles, "model lifecycles, by model and version, a page at a time"))
     command.add_argument("--stage", help="only this stage (the API names the stages it knows)")
     command.add_argument("--model")
+    command.add_argument("--rule")
     model(add("lifecycle", c.lifecycle, "one model version's lifecycle, gates and history"))
     add("champions", c.champions, "a rule's champions: who served from when to when, and why each stopped"
         ).add_argument("rule")
@@ -169,15 +179,14 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("decision", help="approve or reject")
     model(command)
     command.add_argument("--reason", help="why, for the lifecycle and the audit trail (the API requires one)")
-    command = add("audit", c.audit, "the audit trail")
+    command = paged(add("audit", c.audit, "the audit trail, newest page first (--next: the entries before)"), 50)
     command.add_argument("--since", help="ISO date or date-time")
-    command.add_argument("--limit", type=int, default=50)
     command.add_argument("--correlation-id")
     command.add_argument("--subject")
     command.add_argument("--action")
-    command = add("setaside", c.set_aside, "events set aside (rejected, ignored) and dead letters, with replay keys")
-    command.add_argument("--kind", help="rejected, ignored or deadletter (every kind by default)")
-    command.add_argument("--limit", type=int)
+    command = paged(add("setaside", c.set_aside, "events set aside (rejected, ignored), dead letters and invalid "
+                                                 "records, with replay keys"))
+    command.add_argument("--kind", help="rejected, ignored, deadletter or invalid (every kind by default)")
     command = add("replay", c.replay, "replay a rejected or ignored event, or a dead letter")
     command.add_argument("kind", help="rejected, ignored or deadletter (as `setaside` lists it)")
     # Not `key`: that is the function key (`--key`), which a positional of the same name would replace.

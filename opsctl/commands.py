@@ -46,11 +46,27 @@ def status(client: Client, args: argparse.Namespace) -> Shown:
 def rollouts(client: Client, args: argparse.Namespace) -> Shown:
     """The list, and for the text each endpoint's rollout again: only that answer has the
     endpoint's live traffic, which is what the traffic column shows."""
-    document = client.call("GET", "ops/rollouts", params={"state": args.state, "endpoint": args.endpoint})
+    document = listing(client, "ops/rollouts", {"state": args.state, "endpoint": args.endpoint}, args)
     if args.json:
         return Shown(document, "")
     items = [_with_live(client, r) for r in document["items"]]
-    return Shown(document, views.rollouts(items))
+    return Shown(document, views.rollouts(items) + _more(document))
+
+
+def listing(client: Client, path: str, params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """A listing route's page (`--limit`, from `--next TOKEN`), or with `--all` every page after it, joined;
+    `next` is the token of the page after the last one shown (absent: no more)."""
+    params = {**params, "limit": getattr(args, "limit", None), "next": getattr(args, "next", None)}
+    document: dict[str, Any] = client.call("GET", path, params=params)
+    while getattr(args, "all", False) and document.get("next"):
+        following = client.call("GET", path, params={**params, "next": document["next"]})
+        document = {**following, "items": [*document["items"], *following["items"]]}
+    return document
+
+
+def _more(document: dict[str, Any]) -> str:
+    """The hint to the next page, when there is one."""
+    return f"\nmore: --next {document['next']} (or --all)" if document.get("next") else ""
 
 
 def _with_live(client: Client, listed: dict[str, Any]) -> dict[str, Any]:
@@ -115,8 +131,9 @@ def retrain(client: Client, args: argparse.Namespace) -> Shown:
 
 
 def lifecycles(client: Client, args: argparse.Namespace) -> Shown:
-    document = client.call("GET", "ops/lifecycles", params={"stage": args.stage, "model": args.model})
-    return Shown(document, views.lifecycles(document["items"]))
+    document = listing(client, "ops/lifecycles", {"stage": args.stage, "model": args.model,
+                                                  "rule": getattr(args, "rule", None)}, args)
+    return Shown(document, views.lifecycles(document["items"]) + _more(document))
 
 
 def lifecycle(client: Client, args: argparse.Namespace) -> Shown:
@@ -140,16 +157,15 @@ def review(client: Client, args: argparse.Namespace) -> Shown:
 
 
 def audit(client: Client, args: argparse.Namespace) -> Shown:
-    document = client.call("GET", "ops/audit", params={
-        "since": args.since, "limit": args.limit, "correlation_id": args.correlation_id, "subject": args.subject,
-        "action": args.action,
-    })
-    return Shown(document, views.audit(document["items"]))
+    document = listing(client, "ops/audit", {
+        "since": args.since, "correlation_id": args.correlation_id, "subject": args.subject, "action": args.action,
+    }, args)
+    return Shown(document, views.audit(document["items"]) + _more(document))
 
 
 def set_aside(client: Client, args: argparse.Namespace) -> Shown:
-    document = client.call("GET", "ops/events/setaside", params={"kind": args.kind, "limit": args.limit})
-    return Shown(document, views.set_aside(document["items"]))
+    document = listing(client, "ops/events/setaside", {"kind": args.kind}, args)
+    return Shown(document, views.set_aside(document["items"]) + _more(document))
 
 
 def replay(client: Client, args: argparse.Namespace) -> Shown:

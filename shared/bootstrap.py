@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shared.adapters import telemetry
-from shared.adapters.storage.clients import blob_service, queue_service
+from shared.adapters.storage.clients import blob_service, queue_service, table_service
+from shared.adapters.storage.index import TableIndex, table_name
 from shared.adapters.storage.queue import WorkQueue
 from shared.adapters.storage.state import BlobStateStore
 from shared.adapters.storage.stores import Stores
@@ -45,7 +46,8 @@ class Services:
     def from_settings(cls, settings: Settings) -> Services:
         return cls(
             settings=settings,
-            state=Stores(BlobStateStore(blob_service(settings), settings.state_container)),
+            state=Stores(BlobStateStore(blob_service(settings), settings.state_container),
+                         TableIndex(table_service(settings), table_name(settings.state_container))),
             work_queue=WorkQueue(queue_service(settings), WORK_QUEUE),
         )
 

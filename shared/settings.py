@@ -30,6 +30,7 @@ class Settings(BaseModel):
     storage_connection: str | None = Field(None, alias="AzureWebJobsStorage")
     storage_blob_uri: str | None = Field(None, alias="AzureWebJobsStorage__blobServiceUri")
     storage_queue_uri: str | None = Field(None, alias="AzureWebJobsStorage__queueServiceUri")
+    storage_table_uri: str | None = Field(None, alias="AzureWebJobsStorage__tableServiceUri")
     storage_client_id: str | None = Field(None, alias="AzureWebJobsStorage__clientId")
 
     policy_path: str = Field("policy/policy.yaml", alias="MLOPS_POLICY_PATH")

@@ -15,6 +15,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import ValidationError
 
+from shared.adapters.storage.stores import InvalidRecord
 from shared.domain.policy import PolicyError
 from shared.domain.ports import Busy, ConfigurationError, NotFound, PlatformError, Transient, TryLater, UnknownLocation
 from shared.ops.respond import Problem, error_body, json_response
@@ -61,6 +62,9 @@ def response(error: Exception, correlation_id: str) -> func.HttpResponse:
 
 def answer(error: Exception, correlation_id: str) -> Answer:
     """The HTTP answer for an exception raised while serving a request: status, body, headers."""
+    if isinstance(error, InvalidRecord):  # a stored record that does not load: the record's fault, named
+        error = ApiError(409, f"the stored record {error.kind}/{error.key} is not valid (field {error.field}); it is "
+                              "set aside for ops (GET ops/events/setaside?kind=invalid)", error.field or None)
     status, message, retry_after = _refusal(error, correlation_id)
     field, problems = (error.field, error.problems) if isinstance(error, ApiError) else (None, None)
     headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else {}

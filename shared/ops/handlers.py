@@ -11,8 +11,12 @@ import json
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from pydantic import BaseModel
+
+from shared.adapters.storage.index import BadToken, Field
+from shared.adapters.storage.stores import InvalidRecord, Listed, Store
 from shared.bootstrap import Services
 from shared.domain import lifecycle as machine
 from shared.domain.decisions import retrain_job_name
@@ -20,9 +24,9 @@ from shared.domain.notification import Notification
 from shared.domain.people import Person
 from shared.domain.policy import PolicyError, Rule, parse_policy
 from shared.domain.ports import Busy, NotFound, PlatformError
+from shared.domain.records import AuditEntry, Stage
 from shared.domain.records import Lifecycle as LifecycleRecord
-from shared.domain.records import Stage
-from shared.domain.work import WorkItem
+from shared.domain.work import DeadLetter, SetAside, WorkItem
 from shared.ops import traffic
 from shared.ops.errors import ApiError
 from shared.ops.models import (
@@ -42,6 +46,7 @@ from shared.ops.models import (
     LifecyclePath,
     Lifecycles,
     ModelPath,
+    Paged,
     PolicyDraft,
     PolicyValid,
     Promoted,
@@ -63,7 +68,7 @@ from shared.ops.models import (
     TrafficApplied,
     TrafficChange,
 )
-from shared.reactor import intake, lifecycle, outcomes
+from shared.reactor import intake, lifecycle, outcomes, setaside
 from shared.reactor import rollout as engine
 from shared.settings import Settings
 
@@ -207,13 +212,46 @@ def rollout_action(services: Services, where: ActionPath, request: ActionRequest
 
 
 def list_rollouts(services: Services, query: RolloutFilter, caller: Caller) -> Rollouts:
-    records = [
-        record for record in services.state.rollouts.list()
-        if query.state in (None, record.state) and query.endpoint in (None, record.endpoint)
-    ]
-    records.sort(key=lambda record: record.started, reverse=True)
-    return Rollouts(items=[Rollout.model_validate(record.model_copy(update={"history": record.history[-1:]}).stored())
-                           for record in records])
+    """A page of the endpoints' rollouts, by endpoint, each with its last history entry."""
+    where = _where(state=query.state.value if query.state else None, endpoint=query.endpoint)
+    records, following = _page(services, services.state.rollouts, where, query, caller)
+    return Rollouts(items=[_as(Rollout, record.model_copy(update={"history": record.history[-1:]}))
+                           for _, record in records], next=following)
+
+
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def _where(**fields: str | None) -> dict[str, Field]:
+    """The index fields a listing filters on: the ones the query gives."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _page(services: Services, store: Store[M], where: dict[str, Field], query: Paged, caller: Caller,
+          prefix: str = "") -> tuple[list[tuple[str, M]], str | None]:
+    """A page of the store's records with their keys (one index query) and the next page's token; a bad token
+    is a 400 naming `next`, a record that is not valid is set aside and left out."""
+    try:
+        page = store.page(prefix, where, query.limit, query.next)
+    except BadToken as error:
+        raise ApiError(400, f"next: {error}", "next") from None
+    return _loaded(services, store, page.items, caller), page.next
+
+
+def _as(model: type[M], record: BaseModel) -> M:
+    """The API's model of a record the store validated as it loaded it (a subclass of the record's: the same
+    fields, and more with defaults), without validating it again: a page of 100 costs one validation each."""
+    return model.model_construct(record.model_fields_set, **dict(record))  # dict(): fields and extras
+
+
+def _loaded(services: Services, store: Store[M], items: list[Listed[M]], caller: Caller) -> list[tuple[str, M]]:
+    records = []
+    for listed in items:
+        try:
+            records.append((listed.key, listed.load()))
+        except InvalidRecord as error:
+            setaside.set_aside(services, store, error, caller.correlation_id)
+    return records
 
 
 def rollout_history(services: Services, where: HistoryPath, caller: Caller) -> Rollouts:
@@ -330,11 +368,10 @@ def _not_a_dead_letter(services: Services, key: str) -> Exception:
 
 
 def list_lifecycles(services: Services, query: LifecycleFilter, caller: Caller) -> Lifecycles:
-    records = [
-        record for record in services.state.lifecycles.list()
-        if query.stage in (None, record.stage) and query.model in (None, record.model)
-    ]
-    return Lifecycles(items=[Lifecycle.model_validate(record.stored()) for record in records])
+    """A page of the lifecycles, by model and version, of a stage, model or rule when asked."""
+    where = _where(stage=query.stage.value if query.stage else None, model=query.model, rule=query.rule)
+    records, following = _page(services, services.state.lifecycles, where, query, caller)
+    return Lifecycles(items=[_as(Lifecycle, record) for _, record in records], next=following)
 
 
 def get_lifecycle(services: Services, where: LifecyclePath, caller: Caller) -> Lifecycle:
@@ -356,20 +393,20 @@ def champion_history(services: Services, where: ChampionPath, caller: Caller) ->
 
 
 def audit_log(services: Services, query: AuditFilter, caller: Caller) -> AuditEntries:
-    """The most recent `limit` entries that match, oldest first."""
+    """The most recent `limit` entries that match, oldest first; `next` pages to the ones before them."""
     since = query.since.replace(tzinfo=query.since.tzinfo or UTC) if query.since else None
-    today = services.clock().date()
-    if since and since.date() > today:
+    if since and since.date() > services.clock().date():
         return AuditEntries(items=[])
-    days = None
-    if since and (today - since.date()).days < MAX_AUDIT_DAYS:
-        days = [(since.date() + timedelta(days=n)).isoformat() for n in range((today - since.date()).days + 1)]
-    entries = [
-        entry for entry in services.state.read_audit(days)
-        if (since is None or entry.time >= since) and query.correlation_id in (None, entry.correlation_id)
-        and query.subject in (None, entry.subject) and query.action in (None, entry.action)
-    ]
-    return AuditEntries(items=entries[-query.limit:])
+
+    def match(entry: AuditEntry) -> bool:
+        return (query.correlation_id in (None, entry.correlation_id) and query.subject in (None, entry.subject)
+                and query.action in (None, entry.action))
+
+    try:
+        entries, following = services.state.audit_page(query.limit, match, since, query.next)
+    except BadToken as error:
+        raise ApiError(400, f"next: {error}", "next") from None
+    return AuditEntries(items=entries, next=following)
 
 
 def validate_policy(services: Services, draft: PolicyDraft, caller: Caller) -> PolicyValid:
@@ -420,22 +457,30 @@ def _audit(services: Services, caller: Caller, subject: str, action: str, reason
 
 
 def list_set_aside(services: Services, query: SetAsideFilter, caller: Caller) -> SetAsideItems:
-    """Events set aside by intake (rejected, ignored) and dead-lettered work items, newest first,
-    with the keys `replay` takes."""
-    kinds = [query.kind] if query.kind else list(typing.get_args(SetAsideKind))
-    items = [item for kind in kinds for item in _set_aside_items(services, kind)]
-    items.sort(key=lambda item: item.time, reverse=True)
-    return SetAsideItems(items=items[:query.limit])
+    """A page of the events set aside by intake (rejected, ignored), dead-lettered work items and invalid records,
+    newest first across the kinds (one index query), with the keys `replay` takes."""
+    kinds: list[str] = [query.kind] if query.kind else list(typing.get_args(SetAsideKind))
+    try:
+        listed, following = services.state.set_aside_page(kinds, query.limit, query.next)
+    except BadToken as error:
+        raise ApiError(400, f"next: {error}", "next") from None
+    items = []
+    for kind, item in listed:
+        store = services.state.dead_letters if kind == "deadletter" else (
+            services.state.invalid if kind == "invalid" else services.state.set_aside[kind])
+        for key, kept in _loaded(services, store, [item], caller):
+            items.append(_set_aside_entry(typing.cast(SetAsideKind, kind), key, kept))
+    return SetAsideItems(items=items, next=following)
 
 
-def _set_aside_items(services: Services, kind: SetAsideKind) -> list[SetAsideItem]:
-    """The stored items of a kind, as listed: intake keeps the event itself, a dead letter the queue message."""
-    if kind == "deadletter":
-        letters = [(key, letter, letter.work_item()) for key, letter in services.state.dead_letters.items()]
-        return [_set_aside_item(kind, key, letter.reason, letter.time, item.event if item else None)
-                for key, letter, item in letters]
-    return [_set_aside_item(kind, key, kept.reason, kept.received, kept.event)
-            for key, kept in services.state.set_aside[kind].items()]
+def _set_aside_entry(kind: SetAsideKind, key: str, kept: BaseModel) -> SetAsideItem:
+    """An item as listed: intake keeps the event itself, a dead letter the queue message, `invalid` the record's
+    kind, key and field."""
+    if isinstance(kept, DeadLetter):
+        item = kept.work_item()
+        return _set_aside_item(kind, key, kept.reason, kept.time, item.event if item else None)
+    assert isinstance(kept, SetAside)
+    return _set_aside_item(kind, key, kept.reason, kept.received, kept.event)
 
 
 def _set_aside_item(kind: SetAsideKind, key: str, reason: str, when: datetime, event: object) -> SetAsideItem:

@@ -79,22 +79,32 @@ class ChampionPath(Input):
 # Query parameters ---------------------------------------------------------------------
 
 
-class RolloutFilter(Input):
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,4000}$")]
+
+
+class Paged(Input):
+    """A page of a listing: `next` is the token the previous page gave (its `next`), absent for the first."""
+
+    limit: int = Field(100, ge=1, le=1000, description="the most items in the page")
+    next: Token | None = Field(None, description="the `next` of the previous page; absent for the first page")
+
+
+class RolloutFilter(Paged):
     state: RolloutState | None = None
     endpoint: EndpointName | None = None
 
 
-class LifecycleFilter(Input):
+class LifecycleFilter(Paged):
     stage: Stage | None = None
     model: ModelName | None = None
+    rule: RuleName | None = None
 
 
-class AuditFilter(Input):
+class AuditFilter(Paged):
     since: datetime | None = Field(None, description="ISO date or date-time (UTC when no offset is given)")
     correlation_id: str | None = Field(None, max_length=200)
     subject: str | None = Field(None, max_length=300)
     action: str | None = Field(None, max_length=100)
-    limit: int = Field(100, ge=1, le=1000, description="the most recent entries to return")
 
 
 # Bodies -------------------------------------------------------------------------------
@@ -221,8 +231,13 @@ class Rollout(RolloutRecord):
     live: EndpointView | None = Field(None, description="the endpoint as the platform reports it now")
 
 
+NEXT = Field(None, description="the token of the next page (the `next` query parameter); absent on the last page")
+
+
 class Rollouts(BaseModel):
-    items: list[Rollout] = Field(description="rollouts, newest first")
+    items: list[Rollout] = Field(description="rollouts: by endpoint (the listing), newest first (an endpoint's "
+                                             "history)")
+    next: str | None = NEXT
 
 
 class Lifecycle(LifecycleRecord):
@@ -230,11 +245,14 @@ class Lifecycle(LifecycleRecord):
 
 
 class Lifecycles(BaseModel):
-    items: list[Lifecycle]
+    items: list[Lifecycle] = Field(description="by model and version (the key)")
+    next: str | None = NEXT
 
 
 class AuditEntries(BaseModel):
-    items: list[AuditEntry]
+    items: list[AuditEntry] = Field(description="the most recent that match, oldest first; `next` gives the ones "
+                                                "before them")
+    next: str | None = NEXT
 
 
 class RetrainSubmitted(BaseModel):
@@ -258,12 +276,12 @@ class PolicyValid(BaseModel):
 
 # Events set aside (rejected, ignored, dead-lettered) ------------------------------------
 
-SetAsideKind = Literal["rejected", "ignored", "deadletter"]
+SetAsideKind = Literal["rejected", "ignored", "deadletter", "invalid"]
+"""`invalid`: a stored record that is not valid, left out of listings (key `<kind>/<key>`; not replayable)."""
 
 
-class SetAsideFilter(Input):
+class SetAsideFilter(Paged):
     kind: SetAsideKind | None = Field(None, description="one kind; every kind when omitted")
-    limit: int = Field(100, ge=1, le=1000, description="the newest items to return")
 
 
 class SetAsideItem(BaseModel):
@@ -277,7 +295,8 @@ class SetAsideItem(BaseModel):
 
 
 class SetAsideItems(BaseModel):
-    items: list[SetAsideItem] = Field(description="newest first")
+    items: list[SetAsideItem] = Field(description="newest first, across the kinds")
+    next: str | None = NEXT
 
 
 class ChampionHistory(ChampionHistoryRecord):

@@ -31,7 +31,8 @@ import uuid
 from typing import Any
 
 from shared.adapters import telemetry
-from shared.adapters.storage.clients import blob_service, queue_service
+from shared.adapters.storage.clients import blob_service, queue_service, table_service
+from shared.adapters.storage.index import TableIndex, table_name
 from shared.adapters.storage.queue import WorkQueue, fits
 from shared.adapters.storage.state import BlobStateStore
 from shared.adapters.storage.stores import Stores
@@ -54,7 +55,8 @@ class Outcome(enum.StrEnum):
 def fast_stores(settings: Settings) -> tuple[Stores, WorkQueue]:
     """The state store and work queue for intake, on clients that fail within seconds in a storage
     outage (`shared.adapters.storage.clients`): the webhook then answers 5xx quickly and Event Grid redelivers."""
-    state = Stores(BlobStateStore(blob_service(settings, fast=True), settings.state_container))
+    state = Stores(BlobStateStore(blob_service(settings, fast=True), settings.state_container),
+                   TableIndex(table_service(settings, fast=True), table_name(settings.state_container)))
     return state, WorkQueue(queue_service(settings, fast=True), WORK_QUEUE)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, timedelta
 
+from shared.adapters.storage.stores import InvalidRecord
 from shared.bootstrap import Services
 from shared.domain import discovery
 from shared.domain import lifecycle as machine
@@ -24,7 +25,7 @@ from shared.domain.events import (
 from shared.domain.notification import Notification, Table
 from shared.domain.ports import Busy, Job, JobStatus, ModelVersion, NotFound
 from shared.domain.records import Lifecycle
-from shared.reactor import lifecycle, outcomes
+from shared.reactor import lifecycle, outcomes, setaside
 from shared.reactor import rollout as engine
 
 log = logging.getLogger(__name__)
@@ -257,11 +258,17 @@ def resync(services: Services) -> dict[str, str]:
     results = tick_rollouts(services, actor="resync")  # first, so that lifecycles see their outcomes
     results.update(discover(services))  # before the lifecycles, so that what it starts moves on at once
     records = []
-    for listed in services.state.lifecycles.listing():
+    store = services.state.lifecycles
+    for listed in store.listing(where={"inflight": True}):  # the index's in-flight ones: O(in flight)
         try:
             records.append(listed.load())
+        except InvalidRecord as error:
+            _failed(services, results, listed.key, error)
+            setaside.set_aside(services, store, error, "resync", report=False)
         except Exception as error:
             _failed(services, results, listed.key, error)
+    for kind in (store, services.state.rollouts):
+        results.update(setaside.set_aside_known(services, kind, "resync"))
     for record in in_flight(records):
         try:
             results[record.key] = lifecycle.reconcile(services, record.key, cause="resync")

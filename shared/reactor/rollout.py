@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from shared.adapters import telemetry
+from shared.adapters.storage.stores import InvalidRecord
 from shared.bootstrap import Services
 from shared.domain import rollout as machine
 from shared.domain import shadow
@@ -25,7 +26,7 @@ from shared.domain.ports import Busy, DeploymentMetrics, NotFound, PlatformError
 from shared.domain.records import Phase, Rollout, RolloutAction
 from shared.domain.rollout import Measure, Move, Outcome, Retire, RolloutError, SetTraffic, Tell, key_for
 from shared.domain.shadow import ShadowComparison
-from shared.reactor import outcomes
+from shared.reactor import outcomes, setaside
 
 __all__ = ["RolloutError", "act", "key_for", "set_traffic", "start", "tick", "tick_all"]
 TICKED = (*(state.value for state in machine.State if state.is_active), "succeeded")  # until retired
@@ -114,7 +115,8 @@ def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
     tick raises is recorded (an incident of the endpoint: ops told once, and again when a tick succeeds) and the
     others go on."""
     results = {}
-    for listed in services.state.rollouts.listing():
+    store = services.state.rollouts
+    for listed in store.listing(where={"ticked": True}):  # the index's ticked ones: O(active rollouts)
         key = listed.key
         try:
             record = listed.load()
@@ -126,6 +128,8 @@ def tick_all(services: Services, actor: str = "timer") -> dict[str, str]:
         except Exception as error:
             results[key] = f"error: {type(error).__name__}: {error}"
             outcomes.report_failure(services, "rollout", key, error, actor)
+            if isinstance(error, InvalidRecord) and error.key == key:
+                setaside.set_aside(services, store, error, actor, report=False)
     return results
 
 

@@ -448,7 +448,7 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
     view(browser, "setaside")
     sections = until(browser, "the set-aside view drawn", lambda: browser.find_elements(
         By.CSS_SELECTOR, "#setaside section.setaside"))  # a view's data is read once it is on screen
-    assert [s.get_attribute("data-kind") for s in sections] == ["rejected", "ignored", "deadletter"]
+    assert [s.get_attribute("data-kind") for s in sections] == ["rejected", "ignored", "deadletter", "invalid"]
     until(browser, "the rejected and the ignored event", lambda: js(
         browser, "return document.querySelectorAll('#setaside tr.setaside-item').length") == 2)
     rejected = browser.find_element(By.CSS_SELECTOR, '#setaside section[data-kind="rejected"]').text

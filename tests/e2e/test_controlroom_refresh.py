@@ -19,8 +19,10 @@ from selenium import webdriver
 from devhost.entra import LocalEntraStack
 from devhost.process import HostProcess
 from localaml.tls import Certificates
-from shared.adapters.storage.clients import blob_service
+from shared.adapters.storage.clients import blob_service, table_service
+from shared.adapters.storage.index import TableIndex, table_name
 from shared.adapters.storage.state import BlobStateStore
+from shared.adapters.storage.stores import Stores
 from shared.domain.policy import RolloutPlan
 from shared.domain.records import (
     HistoryAction,
@@ -59,14 +61,17 @@ def authority_certificate(entra_certificates: Certificates) -> Path:
 
 
 @pytest.fixture
-def state(host: HostProcess) -> BlobStateStore:
-    store = BlobStateStore(blob_service(Settings.from_environ(host.settings)), host.settings["MLOPS_STATE_CONTAINER"])
+def state(host: HostProcess) -> Stores:
+    """The host's state, written as the app writes it (each record indexed: `docs/state.md`)."""
+    settings = Settings.from_environ(host.settings)
+    store = Stores(BlobStateStore(blob_service(settings), settings.state_container),
+                   TableIndex(table_service(settings), table_name(settings.state_container)))
     for endpoint in QUIET:
-        store.put("rollout", f"prod.{endpoint}", rollout(endpoint, RolloutState.SUCCEEDED, LONG_AGO).stored())
-    store.put("rollout", "prod.churn-live", rollout("churn-live", RolloutState.PROGRESSING, None).stored())
+        store.rollouts.put(f"prod.{endpoint}", rollout(endpoint, RolloutState.SUCCEEDED, LONG_AGO))
+    store.rollouts.put("prod.churn-live", rollout("churn-live", RolloutState.PROGRESSING, None))
     record = Lifecycle(model="churn", version="2", workspace="dev", rule="churn", stage=Stage.LIVE, test_job="t",
                        history=[StageEntry(stage=Stage.LIVE, time=LONG_AGO, cause="event", reason="serving")])
-    store.put("lifecycle", record.key, record.stored())
+    store.lifecycles.put(record.key, record)
     return store
 
 
@@ -95,7 +100,7 @@ def card_why(driver: webdriver.Chrome, endpoint: str) -> Any:
 
 
 def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_changed(
-    host: HostProcess, state: BlobStateStore, entra: LocalEntraStack, browser: webdriver.Chrome  # noqa: F811
+    host: HostProcess, state: Stores, entra: LocalEntraStack, browser: webdriver.Chrome  # noqa: F811
 ) -> None:
     entra.entra.add_spa_redirect_uri(f"{host.url}/api/ops/controlroom")
     sign_in(browser, f"{host.url}/api/ops/controlroom?every=0.5", entra, "dave")
@@ -115,7 +120,7 @@ def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_
     # Someone undoes a quiet rollout: its list entry changes, so the next refreshes read it again.
     undone = rollout("churn-3", RolloutState.ROLLED_BACK, datetime.now(UTC)).model_copy(
         update={"rollback_reason": "undone by ops: checking a complaint"})
-    state.put("rollout", "prod.churn-3", undone.stored())
+    state.rollouts.put("prod.churn-3", undone)
     until(browser, "the undo drawn", lambda: card_why(browser, "churn-3") == (
         "Rolled back: undone by ops: checking a complaint"), timeout=10)
 
@@ -125,5 +130,5 @@ def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_
     assert set(refreshes_of(browser, 3)) == {"ops/lifecycles"}
     js(browser, "window.location.hash = '#setaside'")
     until(browser, "the set-aside view drawn", lambda: js(
-        browser, "return document.querySelectorAll('#setaside section.setaside').length") == 3, timeout=10)
+        browser, "return document.querySelectorAll('#setaside section.setaside').length") == 4, timeout=10)
     assert sorted(set(refreshes_of(browser, 2))) == ["ops/events/setaside"]

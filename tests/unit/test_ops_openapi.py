@@ -43,7 +43,7 @@ def test_the_document_is_openapi_3_1_with_the_function_key_scheme_and_resolvable
 def test_filters_are_query_parameters_and_names_carry_their_patterns() -> None:
     doc = document(ROUTES)
     audit = {p["name"]: p for p in doc["paths"]["/ops/audit"]["get"]["parameters"]}
-    assert set(audit) == {"since", "correlation_id", "subject", "action", "limit"}
+    assert set(audit) == {"since", "correlation_id", "subject", "action", "limit", "next"}
     assert audit["limit"]["schema"]["maximum"] == 1000 and not audit["limit"]["required"]
     endpoint = next(p for p in doc["paths"]["/ops/rollouts/{workspace}/{endpoint}"]["get"]["parameters"]
                     if p["name"] == "endpoint")

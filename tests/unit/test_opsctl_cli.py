@@ -815,3 +815,27 @@ def test_from_a_folder_inside_the_checkout_opsctl_finds_the_local_stack(tmp_path
     assert function_key("http://127.0.0.1:7171", None, None) == "the-local-key"
     monkeypatch.chdir(tmp_path.parent)
     assert default_url() == "http://127.0.0.1:7071", "outside the checkout there is no local stack to find"
+
+
+def test_a_listing_prints_the_token_of_the_next_page_and_all_follows_every_token(api: FakeApi) -> None:
+    pages = {None: (["churn:1", "churn:2"], "t2"), "t2": (["churn:3"], "t3"), "t3": (["churn:4"], None)}
+
+    def page(seen: Seen) -> dict[str, Any]:
+        keys, following = pages[seen.query.get("next")]
+        items = [{"model": key.split(":")[0], "version": key.split(":")[1], "stage": "failed", "rule": "churn",
+                  "workspace": "dev", "history": []} for key in keys]
+        return {"items": items, **({"next": following} if following else {})}
+
+    api.answer("GET", "ops/lifecycles", page)
+    code, first = run(api, "lifecycles", "--limit", "2")
+    assert code == 0 and first.rstrip().endswith("more: --next t2 (or --all)")
+    assert api.seen[-1].query == {"limit": "2"}
+
+    code, second = run(api, "lifecycles", "--next", "t2")
+    assert code == 0 and api.seen[-1].query == {"next": "t2"} and "more: --next t3" in second
+
+    code, every = run(api, "--json", "lifecycles", "--all", "--stage", "failed")
+    document = json.loads(every)
+    assert [item["version"] for item in document["items"]] == ["1", "2", "3", "4"] and "next" not in document
+    assert [seen.query.get("next") for seen in api.seen[-3:]] == [None, "t2", "t3"]
+    assert all(seen.query["stage"] == "failed" for seen in api.seen[-3:])

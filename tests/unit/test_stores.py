@@ -108,7 +108,7 @@ def test_each_kind_is_named_once_and_only_the_two_failure_records_share_one() ->
 
     assert sorted(kinds) == sorted(["ledger", "claims", "rejected", "ignored", "deadletter", "failures", "failures",
                                     "lifecycle", "rollout", "rollout-archive", "champion", "champion-history",
-                                    "discovery"])
+                                    "discovery", "invalid"])
     assert stores.work_failures.kind == stores.failure_reports.kind
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, LinearRetry
 from azure.storage.queue import LinearRetry as QueueLinearRetry
 from azure.storage.queue import QueueServiceClient
@@ -91,3 +92,23 @@ def queue_service(settings: Settings, fast: bool = False) -> QueueServiceClient:
     if settings.storage_connection:
         return QueueServiceClient.from_connection_string(settings.storage_connection, **options)
     return QueueServiceClient(settings.storage_queue_uri or "", credential=_credential(settings), **options)
+
+
+def table_uri(settings: Settings) -> str:
+    """The table service of the app's storage account: `AzureWebJobsStorage__tableServiceUri`, else the blob
+    service's with `.table.` for `.blob.` (the account's endpoints differ only there)."""
+    if settings.storage_table_uri:
+        return settings.storage_table_uri
+    return (settings.storage_blob_uri or "").replace(".blob.", ".table.", 1)
+
+
+def table_service(settings: Settings, fast: bool = False, **options: Any) -> TableServiceClient:
+    """The table service that keeps the state index: the connection string locally (Azurite), the app's
+    managed identity in Azure, by the same credential as the blob and queue services; `fast` as for
+    `blob_service` (azure-core's own retry policy: the tables client exports no LinearRetry)."""
+    if fast:
+        options = {"connection_timeout": FAST_CONNECT_SECONDS, "read_timeout": FAST_READ_SECONDS,
+                   "retry_total": FAST_RETRIES, "retry_backoff_factor": FAST_BACKOFF_SECONDS, **options}
+    if settings.storage_connection:
+        return TableServiceClient.from_connection_string(settings.storage_connection, **options)
+    return TableServiceClient(table_uri(settings), credential=_credential(settings), **options)

@@ -26,6 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -198,7 +199,8 @@ class BlobStateStore:
                 names.append((key, item.name))
         return sorted(names)
 
-    def _download_all(self, names: builtins.list[str]) -> builtins.list[Doc | None]:
+    def _download_all(self, names: builtins.list[str], download: Callable[[str], Any] | None = None
+                      ) -> builtins.list[Any]:
         """The documents of `names` in their order (None: deleted), downloaded concurrently.
 
         Each download runs in a copy of the caller's context, so that its spans stay in the
@@ -206,19 +208,35 @@ class BlobStateStore:
         timers (the rollout tick's every 30 s), and starting a few threads costs less than one
         round trip.
         """
+        download = download or self._download
         workers = min(self.listing_workers, len(names))
         if workers <= 1:
-            return [self._download(name) for name in names]
+            return [download(name) for name in names]
         context = contextvars.copy_context()
         with ThreadPoolExecutor(workers, thread_name_prefix="state-listing") as pool:
             # map cancels the downloads not yet started when one raises.
-            return builtins.list(pool.map(lambda name: context.copy().run(self._download, name), names))
+            return builtins.list(pool.map(lambda name: context.copy().run(download, name), names))
 
     def _download(self, name: str) -> Doc | None:
         try:
             return json.loads(self.container.get_blob_client(name).download_blob().readall())
         except ResourceNotFoundError:
             return None
+
+    def documents(self, kind: str, batch: int = 1000) -> Iterator[builtins.list[tuple[str, Doc | ValueError]]]:
+        """Every record of a kind with its key, `batch` at a time, downloaded as `items` does; a document that
+        is not JSON comes as the ValueError saying so (one unreadable record must not stop the others)."""
+        names = self._record_names(kind, "")
+        for start in range(0, len(names), batch):
+            chunk = names[start:start + batch]
+            found = self._download_all([name for _, name in chunk], self._readable)
+            yield [(key, doc) for (key, _), doc in zip(chunk, found, strict=True) if doc is not None]
+
+    def _readable(self, name: str) -> Doc | ValueError | None:
+        try:
+            return self._download(name)
+        except ValueError as error:
+            return ValueError(f"not JSON: {error}")
 
     @contextlib.contextmanager
     def lease(self, kind: str, key: str, seconds: int = 60, wait_seconds: float = 0) -> Iterator[None]:
@@ -269,6 +287,39 @@ class BlobStateStore:
                 blob.create_append_blob(if_none_match="*")
             blob.append_block(data)
 
+    def audit_page(self, limit: int, match: Callable[[AuditEntry], bool], since: datetime | None = None,
+                   before: tuple[str, int] | None = None) -> tuple[builtins.list[AuditEntry], tuple[str, int] | None]:
+        """The most recent `limit` entries that `match`, at or after `since`, before the cursor `before` (a day
+        and a byte offset in its blob), oldest first; and the cursor of the entries before them (None: none).
+
+        Each day's blob is read backwards `AUDIT_CHUNK` bytes at a time, so that a page costs what it reads,
+        not the trail's size; a line that is not an entry is skipped (one bad line hides nothing)."""
+        floor = since.date().isoformat() if since else ""
+        days = [day for day in self._audit_days() if day >= floor and (before is None or day <= before[0])]
+        found: builtins.list[AuditEntry] = []
+        for number in range(len(days) - 1, -1, -1):
+            day = days[number]
+            blob = self.container.get_blob_client(f"audit/{day}.jsonl")
+            end = before[1] if before and day == before[0] else None
+            if end is None:
+                try:
+                    end = int(blob.get_blob_properties().size)
+                except ResourceNotFoundError:
+                    continue
+            for start, line in _lines_backwards(blob, end):
+                entry = _entry(line)
+                if entry is None or (since is not None and entry.time < since) or not match(entry):
+                    continue
+                found.append(entry)
+                if len(found) == limit:
+                    more = start > 0 or number > 0
+                    return found[::-1], (day, start) if more else None
+        return found[::-1], None
+
+    def _audit_days(self) -> builtins.list[str]:
+        return sorted(item.name[len("audit/"):].removesuffix(".jsonl")
+                      for item in self.container.list_blobs(name_starts_with="audit/"))
+
     def read_audit(self, days: builtins.list[str] | None = None) -> builtins.list[AuditEntry]:
         """Audit entries of the given days (`YYYY-MM-DD`), or of every day, oldest first."""
         names = [f"audit/{day}.jsonl" for day in days] if days else [
@@ -282,6 +333,37 @@ class BlobStateStore:
                 continue
             entries.extend(AuditEntry.model_validate_json(line) for line in text.splitlines() if line.strip())
         return entries
+
+
+AUDIT_CHUNK = 256 * 1024
+"""Bytes of an audit blob read at once, backwards: about a thousand entries."""
+
+
+def _lines_backwards(blob: Any, end: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of the blob's first `end` bytes, last first, each with the offset it starts at."""
+    chunk = AUDIT_CHUNK
+    while end > 0:
+        start = max(0, end - chunk)
+        data = blob.download_blob(offset=start, length=end - start).readall()
+        if start > 0:
+            cut = data.find(b"\n")
+            if cut < 0:  # one line longer than the chunk: read more at once
+                chunk *= 2
+                continue
+            data, start = data[cut + 1:], start + cut + 1
+        offset = end
+        for line in reversed(data.split(b"\n")):
+            offset -= len(line) + 1
+            if line.strip():
+                yield max(offset + 1, start), line
+        end = start
+
+
+def _entry(line: bytes) -> AuditEntry | None:
+    try:
+        return AuditEntry.model_validate_json(line)
+    except ValueError:
+        return None
 
 
 def _dump(doc: Doc) -> bytes:

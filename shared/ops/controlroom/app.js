@@ -7,7 +7,7 @@
 const PAGE = new URL(window.location.href);
 const API = PAGE.pathname.replace(/ops\/controlroom\/?$/, "");
 const EVERY_MS = Math.max(500, 1000 * (Number(PAGE.searchParams.get("every")) || 2));
-const SET_ASIDE = ["rejected", "ignored", "deadletter"];
+const SET_ASIDE = ["rejected", "ignored", "deadletter", "invalid"];
 const STAGES = ["testing", "passed", "awaiting_review", "promoted", "rolling_out", "live"];
 const ENDINGS = ["failed", "rejected", "expired", "rolled_back", "superseded", "retired"];
 // Which rollout states each action fits (shared/reactor/rollout.py's _require): the others are disabled.
@@ -352,6 +352,31 @@ async function attempt(method, path) {
 }
 
 // Small DOM helpers ------------------------------------------------------------------
+
+// Listings come a page at a time (the API's `next`): how many pages each list shows, one more per "more".
+const shown = {rollouts: 1, models: 1, audit: 1, rejected: 1, ignored: 1, deadletter: 1, invalid: 1};
+
+/** The first `shown[name]` pages of a listing, as one answer with the `next` of the last; `older`: each page
+    holds the entries before the previous one's (the audit trail), so it goes first. */
+async function pages(name, path, older = false) {
+  const join = path.includes("?") ? "&" : "?";
+  let answer = await attempt("GET", path);
+  for (let page = 1; answer.ok && answer.value.next && page < shown[name]; page++) {
+    const following = await attempt("GET", `${path}${join}next=${encodeURIComponent(answer.value.next)}`);
+    if (!following.ok) return following;
+    const items = older ? following.value.items.concat(answer.value.items)
+                        : answer.value.items.concat(following.value.items);
+    answer = {ok: true, value: {...following.value, items}};
+  }
+  return answer;
+}
+
+/** The "more" control under a list that has another page: it shows one page more, at once and at each refresh. */
+function more(name, answer) {
+  if (!answer || !answer.ok || !answer.value.next) return null;
+  return h("button", {type: "button", class: "more", "data-more": name,
+                      onclick: () => { shown[name] += 1; refreshSoon(); }}, "more");
+}
 
 function h(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -767,19 +792,20 @@ async function loadRollout(summary, now) {
 }
 
 async function loadRollouts() {
-  const list = await attempt("GET", "ops/rollouts");
+  const list = await pages("rollouts", "ops/rollouts");
   if (!list.ok) return {problem: list.problem};
   const now = Date.now();
   const listed = new Set(list.value.items.map((summary) => summary.key));
   for (const key of rolloutCache.keys()) if (!listed.has(key)) rolloutCache.delete(key);
-  return {items: await Promise.all(list.value.items.map((summary) => loadRollout(summary, now)))};
+  return {items: await Promise.all(list.value.items.map((summary) => loadRollout(summary, now))), list};
 }
 
 function drawRollouts(loaded) {
   if (loaded.problem) return replace("rollouts", failed("Rollouts", loaded.problem));
   if (!loaded.items.length) return replace("rollouts", h("p", {class: "empty"}, "No rollout yet."));
   replace("rollouts", loaded.items.map(({record, past, problem}) => [
-    problem ? failed(`The rollout of ${record.endpoint}`, problem) : null, rolloutCard(record, past)]));
+    problem ? failed(`The rollout of ${record.endpoint}`, problem) : null, rolloutCard(record, past)]),
+    more("rollouts", loaded.list));
 }
 
 // Models -----------------------------------------------------------------------------
@@ -866,7 +892,7 @@ function drawModels(loaded) {
     return replace("models", failed("Model lifecycles", loaded.problem));
   }
   const items = loaded.value.items;
-  const waiting = items.filter((r) => r.stage === "awaiting_review");
+  const waiting = loaded.value.waiting || items.filter((r) => r.stage === "awaiting_review");
   replace("reviews", waiting.length ? waiting.map(reviewCard) : h("p", {class: "empty"}, "None waiting."));
   if (!items.length) return replace("models", h("p", {class: "empty"}, "No model version yet."));
   const byRule = new Map();
@@ -879,14 +905,23 @@ function drawModels(loaded) {
     for (let i = 0; i < Math.max(x.length, y.length); i++) if ((y[i] || 0) !== (x[i] || 0)) return (y[i] || 0) - (x[i] || 0);
     return b.version.localeCompare(a.version); };
   replace("models", [...byRule.entries()].sort().map(([rule, records]) => h("section", {class: "rule", "data-rule": rule},
-    h("h3", {}, `Rule ${rule}`), records.sort(newest).map(versionRow))));
+    h("h3", {}, `Rule ${rule}`), records.sort(newest).map(versionRow))), more("models", loaded));
+}
+
+/** A page of the lifecycles (more with "more"), and every version waiting for review (one filtered query). */
+async function loadModels() {
+  const [listed, waiting] = await Promise.all([
+    pages("models", "ops/lifecycles"), attempt("GET", "ops/lifecycles?stage=awaiting_review&limit=1000")]);
+  if (!listed.ok) return listed;
+  if (!waiting.ok) return waiting;
+  return {ok: true, value: {...listed.value, waiting: waiting.value.items}};
 }
 
 // Audit ------------------------------------------------------------------------------
 
 function auditQuery() {
   const form = new FormData(document.getElementById("audit-filter"));
-  const query = new URLSearchParams({limit: "1000"});
+  const query = new URLSearchParams({limit: "300"});
   for (const name of ["action", "correlation_id"]) if (form.get(name)) query.set(name, String(form.get(name)).trim());
   return query;
 }
@@ -906,11 +941,11 @@ function drawAudit(loaded) {
     && (!endpoint || subject(e).includes(endpoint))).reverse();
   replace("audit", h("p", {class: "muted"}, `${items.length} entries, newest first`), table(
     ["time", "action", "outcome", "subject", "why", "correlation id"],
-    items.slice(0, 300).map((e) => [time(e.time), e.action, e.outcome, e.subject, e.reason,
+    items.map((e) => [time(e.time), e.action, e.outcome, e.subject, e.reason,
       h("a", {href: "#audit", class: "correlation", title: "show only this correlation id",
               onclick: () => { document.querySelector("#audit-filter [name=correlation_id]").value = e.correlation_id;
                                refreshSoon(); }}, e.correlation_id)]),
-    (i) => ({class: "audit-entry", "data-action": items[i].action})));
+    (i) => ({class: "audit-entry", "data-action": items[i].action})), more("audit", loaded));
 }
 
 // Set aside --------------------------------------------------------------------------
@@ -919,7 +954,8 @@ function drawSetAside(loaded) {
   replace("setaside", SET_ASIDE.map((kind) => {
     const answer = loaded[kind];
     const title = {rejected: "Rejected (malformed)", ignored: "Ignored (not a type the app handles)",
-                   deadletter: "Dead-lettered (failed 5 times)"}[kind];
+                   deadletter: "Dead-lettered (failed 5 times)",
+                   invalid: "Invalid records (left out of listings; fix or delete the record)"}[kind];
     if (!answer.ok) {
       return h("section", {class: "setaside", "data-kind": kind}, h("h3", {}, title),
                answer.problem.notAvailable ? unavailable("Listing events set aside")
@@ -929,14 +965,14 @@ function drawSetAside(loaded) {
     return h("section", {class: "setaside", "data-kind": kind}, h("h3", {}, `${title}: ${items.length}`),
       items.length ? table(["time", "event", "subject", "why", "key", ""], items.map((item) => [
         time(item.time), item.event_type || "-", item.subject || "-", item.reason, h("code", {}, item.key),
-        !holds(OPERATOR) ? "" : h("button", {type: "button", "data-replay": item.key, onclick: () => act({
+        !holds(OPERATOR) || kind === "invalid" ? "" : h("button", {type: "button", "data-replay": item.key, onclick: () => act({
           title: `Replay ${kind} item ${item.key}`, label: "Replay", path: "ops/events/replay", body: {kind, key: item.key},
           text: kind === "deadletter"
             ? "The work item is put back on the work queue and runs again; it leaves the dead letters once queued."
             : "The event goes through intake again as if Event Grid delivered it now; it leaves this list if it " +
               "is accepted, and is set aside anew if it is refused again.",
           outcome: (answer) => `outcome ${answer.outcome}`})}, "replay")]),
-      (i) => ({class: "setaside-item"})) : h("p", {class: "empty"}, "None."));
+      (i) => ({class: "setaside-item"})) : h("p", {class: "empty"}, "None."), more(kind, answer));
   }));
 }
 
@@ -981,11 +1017,11 @@ function explain(problem) {
 const VIEWS = {
   rollouts: {load: loadRollouts, results: (r) => [r.problem ? {ok: false, problem: r.problem} : null],
              draw: drawRollouts},
-  models: {load: () => attempt("GET", "ops/lifecycles"), results: (r) => [r], draw: drawModels},
-  audit: {load: () => attempt("GET", `ops/audit?${auditQuery()}`), results: (r) => [r], draw: drawAudit},
+  models: {load: loadModels, results: (r) => [r], draw: drawModels},
+  audit: {load: () => pages("audit", `ops/audit?${auditQuery()}`, true), results: (r) => [r], draw: drawAudit},
   setaside: {
     load: async () => Object.fromEntries(await Promise.all(SET_ASIDE.map(
-      async (kind) => [kind, await attempt("GET", `ops/events/setaside?kind=${kind}&limit=100`)]))),
+      async (kind) => [kind, await pages(kind, `ops/events/setaside?kind=${kind}&limit=100`)]))),
     results: (r) => Object.values(r), draw: drawSetAside,
   },
 };
