@@ -193,6 +193,7 @@ def test_the_sdk_creates_an_endpoint_and_polls_it_until_it_has_succeeded(
 
     client = MLClient(credential, SUBSCRIPTION, RESOURCE_GROUP, "dev", cloud=cloud.name,
                       cloud_metadata=dict(cloud.metadata or {}), polling_interval=0.1, show_progress=False)
+    online(fake).endpoint_create_seconds = 3.0  # long enough to look while it is Creating on a loaded machine
     poller = client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="churn-ep", auth_mode="key"))
 
     assert platform.get_endpoint("dev", "churn-ep").provisioning_state == "Creating"
