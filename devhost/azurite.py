@@ -83,13 +83,14 @@ def _listens(port: int) -> bool:
 
 @contextlib.contextmanager
 def running_azurite(
-    location: str | None = None, blob_port: int = 0, queue_port: int = 0, tls: tuple[str, str] | None = None
+    location: str | None = None, blob_port: int = 0, queue_port: int = 0, tls: tuple[str, str] | None = None,
+    table_port: int = 0,
 ) -> Iterator[Azurite]:
     """Run Azurite (blob, queue and table services) until the block ends; over HTTPS with `tls` (cert, key PEM
     files). The table service keeps the state index (`shared.adapters.storage.index`)."""
     blob_port = blob_port or free_port()
     queue_port = queue_port or free_port()
-    table_port = free_port()
+    table_port = table_port or free_port()
     with contextlib.ExitStack() as stack:
         folder = location or stack.enter_context(tempfile.TemporaryDirectory(prefix="azurite-"))
         os.makedirs(folder, exist_ok=True)

@@ -66,7 +66,7 @@ def by_hand_stack(workdir: Path, host_port: int = 7071, azureml_port: int = 8443
         settings["MLOPS_POLICY_PATH"] = str(policy_with_review(workdir))
     with contextlib.ExitStack() as stack:
         azurite = stack.enter_context(running_azurite(location=str(workdir / "azurite"), blob_port=storage_port,
-                                                      queue_port=storage_port + 1))
+                                                      queue_port=storage_port + 1, table_port=storage_port + 2))
         running = stack.enter_context(local_stack(
             workdir, extra_settings=settings, fast=fast, azurite=azurite, host_port=host_port,
             azureml_port=azureml_port, azureml_state=workdir / "localaml" / "state.json", entra_port=entra_port,
@@ -189,7 +189,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=7071, help="the Functions host's port")
     parser.add_argument("--azureml-port", type=int, default=8443, help="the local Azure ML service's port")
-    parser.add_argument("--storage-port", type=int, default=10000, help="Azurite's blob port (queues: the next)")
+    parser.add_argument("--storage-port", type=int, default=10000,
+                        help="Azurite's blob port (queue, table: the next two)")
     parser.add_argument("--entra-port", type=int, default=8444, help="the local Entra ID's port")
     parser.add_argument("--review", action="store_true",
                         help="the app's policy with a review step: a version that passes waits for an approver")
