@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devhost.azurite import Azurite
 from devhost.stack import Stack, TrafficGenerator, local_stack
-from devhost.waiting import wait_until
+from devhost.waiting import WaitTimeout, wait_until
 from localaml import samples
 from tests.e2e.conftest import write_policy
 
@@ -91,7 +91,10 @@ def test_a_rollout_resumes_after_the_app_is_killed_and_restarted(azurite: Azurit
             stack.host.stop(kill=True)
             at_kill = rollout(stack)
             stack.host.start()
-            wait_until(lambda: rollout(stack).get("state") == "succeeded", timeout=90)
+            try:  # three bakes and analyses after a cold start: on a loaded CI machine that took over 90 s
+                wait_until(lambda: rollout(stack).get("state") == "succeeded", timeout=180)
+            except WaitTimeout as timeout:
+                raise AssertionError(f"{timeout}; last moves: {rollout(stack).get('history', [])[-4:]}") from None
         wait_until(lambda: stage(stack, "2") == "live", timeout=30)
 
         assert at_kill["state"] == "progressing"
