@@ -46,14 +46,16 @@ def test_a_canary_failing_20_percent_of_requests_is_rolled_back_within_one_step(
     with local_stack(tmp_path, {"MLOPS_POLICY_PATH": str(policy)}, azurite=azurite) as stack:
         first_version_live(stack)
         with TrafficGenerator(stack.aml, "prod", MODEL, per_second=60):
-            canary_deployment(stack, "2")
+            # Set before the deployment exists: set after, its first requests (many on a loaded machine) were
+            # clean, and the first analysis could pass.
             stack.aml.set_deployment_fault("prod", MODEL, "credit-risk-v2", error_rate=0.2)
+            canary_deployment(stack, "2")
             wait_until(lambda: rollout(stack).get("state") == "rolled_back", timeout=60)
         wait_until(lambda: stage(stack, "2") == "rolled_back", timeout=30)
 
         record = rollout(stack)
         steps = [e for e in record["history"] if e["action"] == "step"]
-        assert len(steps) == 1, "rolled back at the first step, never given more traffic"
+        assert len(steps) == 1, f"rolled back at the first step, never given more traffic: {record['history']}"
         failed = next(e for e in record["history"] if e["action"] == "analysis:fail")
         assert "error" in failed["reason"] and failed["metrics"]["error_rate"] > 0.05
         endpoint = stack.platform.get_endpoint("prod", MODEL)
