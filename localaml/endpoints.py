@@ -380,12 +380,7 @@ def regenerate_keys(
     expects the key changed and the other one kept (`online_services/e2etests/test_online_endpoint.py::
     test_online_endpoint_e2e`): a `keyValue` other than the current key becomes the key, else a new one is made.
     """
-    resource = service.resources.get(endpoint.lower())
-    if resource is None:
-        raise AzureError(404, "ResourceNotFound", f"The resource {endpoint} was not found.")
-    if str(resource["properties"].get("authMode", "Key")).lower() != "key":
-        raise bad_request("InvalidAuthMode", f"Endpoint {resource['name']} does not use keys (authMode "
-                          f"{resource['properties'].get('authMode')}).", target="keyType")
+    resource = _endpoint_using(service, endpoint, "Key", "keys", target="keyType")
     request = body if isinstance(body, dict) else {}
     kind = str(request.get("keyType", ""))
     if kind.lower() not in ("primary", "secondary"):
@@ -400,6 +395,17 @@ def regenerate_keys(
     return Reply(202, None, {"Location": result, "Retry-After": "0"})
 
 
+def _endpoint_using(service: LocalAzureML, endpoint: str, mode: str, what: str, target: str) -> Resource:
+    """The endpoint at ARM path `endpoint` when its authMode is `mode` (Key is the default); 404 or 400 otherwise."""
+    resource = service.resources.get(endpoint.lower())
+    if resource is None:
+        raise AzureError(404, "ResourceNotFound", f"The resource {endpoint} was not found.")
+    if str(resource["properties"].get("authMode", "Key")).lower() != mode.lower():
+        raise bad_request("InvalidAuthMode", f"Endpoint {resource['name']} does not use {what} (authMode "
+                          f"{resource['properties'].get('authMode')}).", target=target)
+    return resource
+
+
 def get_token(
     service: LocalAzureML, endpoint: str, query: dict[str, str], body: Any, headers: dict[str, str]
 ) -> Reply:
@@ -411,12 +417,7 @@ def get_token(
 
     from localaml.credential import issue
 
-    resource = service.resources.get(endpoint.lower())
-    if resource is None:
-        raise AzureError(404, "ResourceNotFound", f"The resource {endpoint} was not found.")
-    if str(resource["properties"].get("authMode", "")).lower() != "amltoken":
-        raise bad_request("InvalidAuthMode", f"Endpoint {resource['name']} does not use AML tokens (authMode "
-                          f"{resource['properties'].get('authMode')}).", target="authMode")
+    _endpoint_using(service, endpoint, "AMLToken", "AML tokens", target="authMode")
     lifetime = 3600
     issued = int(time.time())
     return Reply(200, {"accessToken": issue(service.token_secret, "https://ml.azure.com", lifetime),

@@ -141,20 +141,8 @@ def step_failed(workspace: str, experiment_id: str, experiment: str, run_id: str
     RunCompleted no public source shows: none is raised.
     """
     lineage = {"azureml.pipelinerunid": pipeline_run_id, "azureml.nodeid": node}
-    return _event(
-        workspace,
-        "RunStatusChanged",
-        f"experiments/{experiment_id}/runs/{run_id}",
-        {
-            "experimentId": experiment_id,
-            "experimentName": experiment,
-            "runId": run_id,
-            "runType": "azureml.StepRun",
-            "runTags": dict(lineage),
-            "runProperties": {"azureml.runsource": "azureml.StepRun", **lineage},
-            "runStatus": "Failed",
-        },
-    )
+    return _run_failed(workspace, experiment_id, experiment, run_id, "azureml.StepRun", lineage,
+                       {"azureml.runsource": "azureml.StepRun", **lineage})
 
 
 def drift_detected(workspace: str, monitor: str, coefficient: float) -> Event:
@@ -234,17 +222,13 @@ def monitor_breached(
     articles/machine-learning/how-to-monitor-model-performance.md); the shape and casing are those of the
     RunStatusChanged sample of the Event Grid schema docs, `runType` null as there.
     """
-    return _event(
-        workspace,
-        "RunStatusChanged",
-        f"experiments/{experiment_id}/runs/{run_id}",
-        {
-            "experimentId": experiment_id,
-            "experimentName": experiment,
-            "runId": run_id,
-            "runType": None,
-            "runTags": dict(tags),
-            "runProperties": dict(properties),
-            "runStatus": "Failed",
-        },
-    )
+    return _run_failed(workspace, experiment_id, experiment, run_id, None, tags, properties)
+
+
+def _run_failed(workspace: str, experiment_id: str, experiment: str, run_id: str, run_type: str | None,
+                tags: dict[str, str], properties: dict[str, str]) -> Event:
+    """RunStatusChanged of a run that failed, in the casing of the Event Grid schema docs' sample."""
+    return _event(workspace, "RunStatusChanged", f"experiments/{experiment_id}/runs/{run_id}", {
+        "experimentId": experiment_id, "experimentName": experiment, "runId": run_id, "runType": run_type,
+        "runTags": dict(tags), "runProperties": dict(properties), "runStatus": "Failed",
+    })
