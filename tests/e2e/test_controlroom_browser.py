@@ -38,6 +38,7 @@ from devhost.azurite import Azurite
 from devhost.entra import LocalEntraStack
 from devhost.localaml import register_model_version
 from devhost.stack import Stack, TrafficGenerator, local_stack
+from devhost.waiting import patience, wait_until
 from localaml import samples
 from tests.e2e.test_webhook import post, registered_event
 
@@ -148,7 +149,10 @@ def js(driver: webdriver.Chrome, script: str, *args: Any) -> Any:
 
 
 def until(driver: webdriver.Chrome, what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    """Wait for `probe` to return something truthy in the page; fail naming what was awaited."""
+    """Wait for `probe` to return something truthy in the page; fail naming what was awaited. The
+    timeout is stretched as `wait_until`'s are (devhost.waiting.patience)."""
+    timeout *= patience()
+
     def check(_: Any) -> Any:
         try:
             return probe()
@@ -400,14 +404,17 @@ def test_a_rollout_followed_from_its_start_to_its_rollback_in_the_control_room(
                  ".map(a => a.dataset.version + '=' + "
                  "a.dataset.stage).sort().join(' ')") == "credit-risk:1=live credit-risk:2=rolled_back")
 
-    def v2_opened() -> tuple[list[str], str, str]:
+    def v2_opened() -> tuple[list[str], str, str] | None:
         """v2's stages, its current one and its gate table once opened by a click; `until` reads it again
-        when the page redraws (every second) between finding an element and using it."""
+        when the page redraws (every second) between finding an element and using it. A click lands only
+        on a closed table (a second click would close it) and the table counts once it shows text."""
         v2 = browser.find_element(By.CSS_SELECTOR, 'article[data-version="credit-risk:2"]')
         stages = [str(li.get_attribute("data-stage")) for li in v2.find_elements(By.CSS_SELECTOR, "ol.stages li")]
         current = str(v2.find_element(By.CSS_SELECTOR, "ol.stages li.current").get_attribute("data-stage"))
-        v2.find_element(By.CSS_SELECTOR, "details summary").click()
-        return stages, current, v2.find_element(By.CSS_SELECTOR, "details table").text
+        if v2.find_element(By.CSS_SELECTOR, "details").get_attribute("open") is None:
+            v2.find_element(By.CSS_SELECTOR, "details summary").click()
+        gates = v2.find_element(By.CSS_SELECTOR, "details table").text
+        return (stages, current, gates) if gates else None
 
     stages, current, gates = until(browser, "v2's stages and its gate table opened", v2_opened)
     assert stages == ["testing", "passed", "promoted", "rolling_out", "rolled_back"]
@@ -537,7 +544,6 @@ def register_as(stack: Stack, user: str, name: str, seed: int) -> str:
 
 
 def until_state(stack: Stack, what: str, probe: Callable[[], Any], timeout: float = 90) -> None:
-    from devhost.waiting import wait_until
 
     try:
         wait_until(probe, timeout=timeout)

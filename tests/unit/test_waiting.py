@@ -6,7 +6,13 @@ import time
 
 import pytest
 
-from devhost.waiting import WaitTimeout, wait_until
+from devhost.waiting import WaitTimeout, patience, wait_until
+
+
+@pytest.fixture(autouse=True)
+def no_stretch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`./dev test` stretches every timeout; these tests measure the written ones unless they say so."""
+    monkeypatch.delenv("WAIT_PATIENCE", raising=False)
 
 
 def test_returns_the_first_truthy_value_of_the_probe() -> None:
@@ -52,3 +58,21 @@ def test_an_error_in_the_probe_is_not_swallowed() -> None:
 
     with pytest.raises(RuntimeError, match="exited with 1"):
         wait_until(probe, timeout=5)
+
+
+def test_patience_stretches_the_timeout_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAIT_PATIENCE", "3")
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as raised:
+        wait_until(lambda: False, timeout=0.05, interval=0.01, what="never")
+    assert time.monotonic() - started >= 0.15
+    assert str(raised.value).startswith("gave up after 0.15 s (0.05 s x patience 3) waiting for never")
+
+
+@pytest.mark.parametrize("raw", ["three", "0.5", "0", "-1", "21", "nan", ""])
+def test_a_patience_that_is_no_number_from_1_to_20_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("WAIT_PATIENCE", raw)
+    with pytest.raises(ValueError, match=f"WAIT_PATIENCE must be a number from 1 to 20, not {raw!r}"):
+        patience()
