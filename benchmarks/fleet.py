@@ -9,7 +9,7 @@ Azurite (blob and table services) is seeded in today's layout, fast (16 uploads 
 appended 500 to a block):
 
 - lifecycles as `benchmarks/controlroom.py` writes them (histories, metrics, gate tables), about 500
-  of them (about) in flight: 167 models, each with its three newest versions testing, waiting for review
+  of them in flight: 167 models, each with its three newest versions testing, waiting for review
   or rolling out, and live, the others finished;
 - `--endpoints` endpoints, each with its current rollout and three archived ones (their history);
 - `--audit` audit entries.
