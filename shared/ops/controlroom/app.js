@@ -374,9 +374,11 @@ async function pages(name, path, older = false) {
 /** The "more" control under a list that has another page: it shows one page more, at once and at each refresh. */
 function more(name, answer) {
   if (!answer || !answer.ok || !answer.value.next) return null;
-  return h("button", {type: "button", class: "more", "data-more": name,
-                      onclick: () => { shown[name] += 1; refreshSoon(); }}, "more");
+  moreButtons[name] ||= h("button", {type: "button", class: "more", "data-more": name,
+                                     onclick: () => { shown[name] += 1; refreshSoon(); }}, "more");
+  return moreButtons[name];  // one node, so that a list whose cards did not change is left in place
 }
+const moreButtons = {};
 
 function h(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -393,17 +395,46 @@ function h(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** Show `children` in the element `id`; the same nodes in the same order are left in place (no layout). */
 function replace(id, ...children) {
-  document.getElementById(id).replaceChildren(...children.flat(Infinity).filter(Boolean));
+  const element = document.getElementById(id);
+  const nodes = children.flat(Infinity).filter(Boolean);
+  const current = element.childNodes || [];
+  if (current.length === nodes.length && nodes.every((node, index) => current[index] === node)) return;
+  element.replaceChildren(...nodes);
 }
+
+/* Formatting a date with toLocaleString builds a formatter each call, which was most of a refresh's drawing
+   (a card shows hundreds of times): these are toLocaleTimeString's and toLocaleString's own defaults, built once. */
+const CLOCK = {hour: "numeric", minute: "numeric", second: "numeric", hour12: false};
+const TIME_OF_DAY = new Intl.DateTimeFormat([], CLOCK);
+const DATE_AND_TIME = new Intl.DateTimeFormat([], {year: "numeric", month: "numeric", day: "numeric", ...CLOCK});
 
 function time(value) {
   if (!value) return "";
   const date = new Date(value);
   if (isNaN(date)) return String(value);
   const today = new Date().toDateString() === date.toDateString();
-  return today ? date.toLocaleTimeString([], {hour12: false})
-               : date.toLocaleString([], {hour12: false});
+  return (today ? TIME_OF_DAY : DATE_AND_TIME).format(date);
+}
+
+/** The cards of one list as last drawn, by key, with what each showed: a refresh draws again only the cards
+    whose records changed and keeps the others as they are (their open tables too), so refreshing a quiet
+    fleet costs reading it, not drawing it. What a card shows depends on its record, the day (times of today
+    show no date) and the person's roles, which do not change while the page is open. */
+class Drawn {
+  constructor() { this.cards = new Map(); this.drawing = new Map(); }
+
+  card(key, shows, draw) {
+    const signature = JSON.stringify([new Date().toDateString(), shows]);
+    const found = this.cards.get(key);
+    const card = found && found.signature === signature ? found.card : draw();
+    this.drawing.set(key, {signature, card});
+    return card;
+  }
+
+  /** The list is drawn: forget the cards it no longer shows. */
+  done() { this.cards = this.drawing; this.drawing = new Map(); }
 }
 
 const percent = (value) => (typeof value === "number" ? `${(100 * value).toFixed(1)}%` : "-");
@@ -800,12 +831,17 @@ async function loadRollouts() {
   return {items: await Promise.all(list.value.items.map((summary) => loadRollout(summary, now))), list};
 }
 
+const rolloutCards = new Drawn();
+
 function drawRollouts(loaded) {
   if (loaded.problem) return replace("rollouts", failed("Rollouts", loaded.problem));
   if (!loaded.items.length) return replace("rollouts", h("p", {class: "empty"}, "No rollout yet."));
   replace("rollouts", loaded.items.map(({record, past, problem}) => [
-    problem ? failed(`The rollout of ${record.endpoint}`, problem) : null, rolloutCard(record, past)]),
+    problem ? failed(`The rollout of ${record.endpoint}`, problem) : null,
+    rolloutCards.card(record.key, [record, past && (past.ok ? past.value : past.problem.describe())],
+                      () => rolloutCard(record, past))]),
     more("rollouts", loaded.list));
+  rolloutCards.done();
 }
 
 // Models -----------------------------------------------------------------------------
@@ -886,6 +922,8 @@ function reviewCard(record) {
         outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "reject")));
 }
 
+const versionCards = new Drawn(), reviewCards = new Drawn();
+
 function drawModels(loaded) {
   if (!loaded.ok) {
     replace("reviews", failed("Versions waiting for review", loaded.problem));
@@ -893,7 +931,9 @@ function drawModels(loaded) {
   }
   const items = loaded.value.items;
   const waiting = loaded.value.waiting || items.filter((r) => r.stage === "awaiting_review");
-  replace("reviews", waiting.length ? waiting.map(reviewCard) : h("p", {class: "empty"}, "None waiting."));
+  replace("reviews", waiting.length ? waiting.map((record) => reviewCards.card(
+    `${record.model}:${record.version}`, record, () => reviewCard(record))) : h("p", {class: "empty"}, "None waiting."));
+  reviewCards.done();
   if (!items.length) return replace("models", h("p", {class: "empty"}, "No model version yet."));
   const byRule = new Map();
   for (const record of items) {
@@ -905,7 +945,9 @@ function drawModels(loaded) {
     for (let i = 0; i < Math.max(x.length, y.length); i++) if ((y[i] || 0) !== (x[i] || 0)) return (y[i] || 0) - (x[i] || 0);
     return b.version.localeCompare(a.version); };
   replace("models", [...byRule.entries()].sort().map(([rule, records]) => h("section", {class: "rule", "data-rule": rule},
-    h("h3", {}, `Rule ${rule}`), records.sort(newest).map(versionRow))), more("models", loaded));
+    h("h3", {}, `Rule ${rule}`), records.sort(newest).map((record) => versionCards.card(
+      `${record.model}:${record.version}`, record, () => versionRow(record))))), more("models", loaded));
+  versionCards.done();
 }
 
 /** A page of the lifecycles (more with "more"), and every version waiting for review (one filtered query). */
