@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from shared.settings import setting_expression
+from shared.bindings import setting_expression
 
 if TYPE_CHECKING:
     from shared.scoring.jobs import Scoring

@@ -13,8 +13,8 @@ from shared.adapters.storage.index import TableIndex, table_name
 from shared.adapters.storage.queue import WorkQueue
 from shared.adapters.storage.state import BlobStateStore
 from shared.adapters.storage.stores import Stores
+from shared.bindings import WORK_QUEUE
 from shared.domain.ports import Clock
-from shared.reactor.intake import WORK_QUEUE
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:

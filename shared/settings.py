@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.bindings import BINDING_SETTINGS
 from shared.domain.names import LOGICAL_NAME, WORKSPACE_ID
 from shared.scoring.config import ScoringConfig
 
@@ -141,23 +142,6 @@ class Settings(BaseModel):
         """Every app-setting name the code reads."""
         own = [str(field.alias) for name, field in cls.model_fields.items() if name != "scoring"]
         return sorted([*own, *ScoringConfig.names()])
-
-
-# The settings function bindings read (`%NAME%`): the Functions host resolves them when it starts, so
-# each must be set wherever the app runs (local.settings.json, infra/, the local host); see `binding_defaults`.
-BINDING_SETTINGS = (
-    "MLOPS_RESYNC_SCHEDULE",
-    "MLOPS_ROLLOUT_SCHEDULE",
-    "MLOPS_SCORING_INPUT_CONTAINER",
-    "MLOPS_SCORING_QUEUE",
-)
-
-
-def setting_expression(name: str) -> str:
-    """`%NAME%`, the binding expression the Functions host replaces with app setting NAME at start."""
-    if name not in BINDING_SETTINGS:
-        raise ValueError(f"{name} is not one of the settings bindings read: {', '.join(BINDING_SETTINGS)}")
-    return f"%{name}%"
 
 
 def binding_defaults() -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The route table: the one list the function app registers and the OpenAPI document
-describes, so the two cannot drift apart. It is also the one matrix of who may do what: each route
+"""The route table: the one list the function app serves and the OpenAPI document
+describes, so the two cannot drift apart (the app registers its functions from `paths.FUNCTIONS`,
+which a test checks is `by_function()`'s projection). It is also the one matrix of who may do what: each route
 names the app role it needs (every GET: `MLOps.Reader`), and the requests that need more. Routes live
 under `ops/`, since the Functions host keeps routes and function names starting with `admin` for itself.
 

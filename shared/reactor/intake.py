@@ -36,13 +36,12 @@ from shared.adapters.storage.index import TableIndex, table_name
 from shared.adapters.storage.queue import WorkQueue, fits
 from shared.adapters.storage.state import BlobStateStore
 from shared.adapters.storage.stores import Stores
+from shared.bindings import WORK_QUEUE
 from shared.domain.events import AmlEvent, MalformedEvent, UnknownEventType, dedupe_key, parse_event, storable
 from shared.domain.ports import Clock
 from shared.domain.records import AuditEntry
 from shared.domain.work import Claim, LedgerEntry, SetAside, WorkItem
 from shared.settings import Settings
-
-WORK_QUEUE = "aml-work"
 
 
 class Outcome(enum.StrEnum):

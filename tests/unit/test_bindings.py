@@ -19,7 +19,8 @@ import pytest
 
 from devhost.host import RESOLVED_PROPERTIES, SETTING_REFERENCE, resolve_bindings
 from devhost.indexing import IndexedFunction, IndexingError
-from shared.settings import BINDING_SETTINGS, Settings, binding_defaults, setting_expression
+from shared.bindings import BINDING_SETTINGS, setting_expression
+from shared.settings import Settings, binding_defaults
 from tests.unit import app_index
 
 ROOT = Path(__file__).resolve().parents[2]
