@@ -14,6 +14,8 @@ from shared.ops import handlers
 from shared.ops.errors import ApiError
 from shared.ops.handlers import Caller
 from shared.ops.models import EndpointPath, HistoryPath, Paged
+from shared.ops.openapi import document
+from shared.ops.routes import ROUTES
 from shared.reactor import rollout as engine
 from tests.unit.test_isolation_fakes import clock_of, fake_services
 from tests.unit.test_lifecycle_controller import KEY, register, tick_until
@@ -109,3 +111,11 @@ def test_the_history_of_an_endpoint_that_exists_but_never_had_a_rollout_is_empty
 def test_a_name_azure_refuses_for_an_endpoint_is_refused_before_any_lookup(name: str) -> None:
     with pytest.raises(ValidationError):
         EndpointPath(workspace="prod", endpoint=name)
+
+
+def test_the_openapi_document_gives_the_history_its_page_parameters() -> None:
+    path = document(ROUTES)["paths"]["/ops/rollouts/{workspace}/{endpoint}/{action}"]["get"]
+    parameters = {parameter["name"]: parameter for parameter in path["parameters"]}
+
+    assert {"limit", "next"} <= set(parameters) and parameters["limit"]["schema"]["maximum"] == 1000
+    assert path["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Rollouts")
