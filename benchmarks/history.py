@@ -7,7 +7,7 @@ index query), measured in one run on the same seeded state.
 For each size, a fresh state container on a really started Azurite holds, in today's layout (blobs only), that
 many archived rollouts of one endpoint (as `benchmarks/controlroom.py` writes them: a mirror phase, steps,
 analyses every minute, how it ended) and 50 of another; the app's first start indexes them (timed). Then, through
-the app's HTTP layer in process, `--runs` requests each:
+the app's HTTP layer in process, `--runs` requests each, taken in turn:
 
 - before: the route as it answered before it paged: the same HTTP layer and handler on `rollout.history` as it
   was (`archived_rollouts.list(prefix=...)` sorted newest first: every archived rollout of the endpoint);
@@ -111,14 +111,16 @@ def sized(connection: str, count: int, args: argparse.Namespace) -> dict[str, An
     ways = {"before (every archived rollout)": functools.partial(the_route_before, services, endpoint),
             "first page": functools.partial(history, services, endpoint, {"limit": str(args.limit)}),
             "a page in the middle": functools.partial(history, services, endpoint, deep)}
-    for name, way in ways.items():
+    samples: dict[str, list[float]] = {name: [] for name in ways}
+    made: dict[str, list[int]] = {name: [] for name in ways}
+    for way in ways.values():
         way()
-        samples, made = [], []
-        for _ in range(args.runs):
+    for _ in range(args.runs):  # one of each in turn: a load that drifts weighs on every way alike
+        for name, way in ways.items():
             seconds, requests = measured(calls, way)
-            samples.append(seconds)
-            made.append(requests)
-        figures[name] = (*percentiles(samples), statistics.median(made))
+            samples[name].append(seconds)
+            made[name].append(requests)
+    figures.update({name: (*percentiles(samples[name]), statistics.median(made[name])) for name in ways})
     return figures
 
 
