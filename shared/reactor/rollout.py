@@ -48,8 +48,8 @@ def find(services: Services, key: str, deployment: str) -> Rollout | None:
 
 def history(services: Services, key: str, limit: int = 100, token: str | None = None) -> Page[Rollout]:
     """A page of the endpoint's finished rollouts, newest first, each loaded when asked for: the current one first
-    when it has ended, then the archived ones from `token` on (the first page's `next` when None). One index query
-    a page, and the current record. BadToken for a token that no page of this endpoint's history gave."""
+    when it has ended, then the archived ones. `token` is the `next` of the page before (None: the first page).
+    One index query a page, and the current record. BadToken for a token no page of this endpoint's history gave."""
     archive = services.state.archived_rollouts
     found = services.state.rollouts.get(key)
     ended = found if found is not None and found.state.has_ended else None

@@ -323,6 +323,7 @@ def _loaded(listed: Listed[M]) -> M | None:
 
 
 def _kept(key: str, record: M) -> Listed[M]:
+    """A record loaded already, as listed."""
     return Listed(key, lambda: record)
 
 
