@@ -18,7 +18,7 @@ from shared.bootstrap import Services
 from shared.domain.records import Rollout
 from shared.ops.http import serve
 from shared.ops.routes import by_function
-from shared.reactor.rollout import archive_key
+from shared.reactor.rollout import archive_key, find
 from shared.settings import Settings
 from tests.integration.test_state_index import Calls, lifecycle, services_on
 
@@ -123,8 +123,8 @@ def test_archives_stored_before_the_index_are_found_on_first_start(state: BlobSt
     found = [item["version"] for page, _ in pages(services, "ep-mid", 5) for item in page]
     assert found == [str(n) for n in range(11, -1, -1)]
     assert [item["version"] for page, _ in pages(services, "ep-b", 100) for item in page] == ["4", "3", "2", "1", "0"]
-    latest = services.state.archived_rollouts.list(prefix="prod.ep-mid.m-v7.")  # as `rollout.find` reads it
-    assert [record.version for record in latest] == ["7"]
+    latest = find(services, "prod.ep-mid", "m-v7")  # the latest archived rollout of a deployment
+    assert latest is not None and latest.version == "7"
 
 
 def test_an_index_of_layout_1_gets_the_newest_first_entries_alone(settings: Settings) -> None:
