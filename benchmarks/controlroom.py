@@ -368,7 +368,7 @@ def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
     routes = {
         "ops/rollouts": "ops/rollouts",
         "ops/rollouts/{ws}/{ep}": f"ops/rollouts/prod/{FIRST_ENDPOINT}",
-        "ops/rollouts/{ws}/{ep}/history": f"ops/rollouts/prod/{FIRST_ENDPOINT}/history",
+        "ops/rollouts/{ws}/{ep}/history": f"ops/rollouts/prod/{FIRST_ENDPOINT}/history?limit=20",  # as the page
         "ops/lifecycles": "ops/lifecycles",
         "ops/audit": "ops/audit?limit=1000",
         "ops/events/setaside": "ops/events/setaside?kind=rejected&limit=100",

@@ -5,7 +5,7 @@
     opsctl status [--watch [SECONDS]]            health checks and rollouts
     opsctl rollouts [--state S] [--watch]        every endpoint's rollout, with the endpoint's live split
     opsctl rollout prod credit-risk [--watch]    one rollout: step, split, last analysis, history
-    opsctl history prod credit-risk              the endpoint's finished rollouts and how they ended
+    opsctl history prod credit-risk [--limit N] [--next TOKEN | --all]   finished rollouts, how they ended
     opsctl start-rollout registry:shared credit-risk 2 --rule credit-risk [--plan plan.json]
     opsctl pause|resume|approve|promote|abort|undo prod credit-risk [--reason "..."]
     opsctl traffic prod credit-risk credit-risk-v1=90 credit-risk-v2=10 [--mirror credit-risk-v3=10]
@@ -150,7 +150,7 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--state", help="only rollouts in this state (the API names the states it knows)")
     command.add_argument("--endpoint")
     endpoint(add("rollout", c.rollout, "one rollout's progress and history", watch=True))
-    endpoint(add("history", c.history, "an endpoint's finished rollouts, newest first"))
+    paged(endpoint(add("history", c.history, "an endpoint's finished rollouts, newest first, a page at a time")))
     command = add("start-rollout", c.start_rollout, "roll a model version out by a rule's plan")
     command.add_argument("location", help="where deployments read the version: a workspace or registry:<name>")
     model(command)

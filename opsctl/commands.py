@@ -86,8 +86,8 @@ def rollout(client: Client, args: argparse.Namespace) -> Shown:
 
 
 def history(client: Client, args: argparse.Namespace) -> Shown:
-    document = client.call("GET", f"ops/rollouts/{segment(args.workspace)}/{segment(args.endpoint)}/history")
-    return Shown(document, views.rollout_history(document["items"]))
+    document = listing(client, f"ops/rollouts/{segment(args.workspace)}/{segment(args.endpoint)}/history", {}, args)
+    return Shown(document, views.rollout_history(document["items"]) + _more(document))
 
 
 def start_rollout(client: Client, args: argparse.Namespace) -> Shown:

@@ -254,13 +254,18 @@ def _loaded(services: Services, store: Store[M], items: list[Listed[M]], caller:
     return records
 
 
-def rollout_history(services: Services, where: HistoryPath, caller: Caller) -> Rollouts:
-    """Every finished rollout of the endpoint, newest first, with its analyses and why it ended."""
+def rollout_history(services: Services, where: HistoryPath, query: Paged, caller: Caller) -> Rollouts:
+    """A page of the endpoint's finished rollouts, newest first, with their analyses and why they ended (one index
+    query a page); a bad token is a 400 naming `next`, a record that is not valid is set aside and left out."""
     key = engine.key_for(where.workspace, where.endpoint)
-    records = engine.history(services, key)
-    if not records and services.state.rollouts.get(key) is None:
+    try:
+        page = engine.history(services, key, query.limit, query.next)
+    except BadToken as error:
+        raise ApiError(400, f"next: {error}", "next") from None
+    records = _loaded(services, services.state.archived_rollouts, page.items, caller)
+    if not records and query.next is None and services.state.rollouts.get(key) is None:
         _known_endpoint(services, where)
-    return Rollouts(items=[Rollout.model_validate(record.stored()) for record in records])
+    return Rollouts(items=[_as(Rollout, record) for _, record in records], next=page.next)
 
 
 def _known_endpoint(services: Services, where: EndpointPath) -> None:

@@ -52,7 +52,7 @@ ROUTES: tuple[Route, ...] = (
           role=OPERATOR, elevated=Elevated(ADMIN, "full: true", lambda where, request: request.full)),
     Route("GET", "ops/rollouts/{workspace}/{endpoint}/{action}", "ops_rollout_action",
           "`history`: the endpoint's finished rollouts, newest first, with their analyses and how they ended",
-          h.rollout_history, m.Rollouts, params=m.HistoryPath, errors=(400,)),
+          h.rollout_history, m.Rollouts, params=m.HistoryPath, query=m.Paged, errors=(400,)),
     Route("POST", "ops/retrain", "ops_retrain", "Submit a rule's retraining pipeline (one job per request id)",
           h.retrain, m.RetrainSubmitted, body=m.RetrainRequest, status=202, errors=(400, 404, 409, 503),
           role=OPERATOR),

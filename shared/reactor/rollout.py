@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from shared.adapters import telemetry
-from shared.adapters.storage.stores import InvalidRecord
+from shared.adapters.storage.stores import InvalidRecord, Listed, Page
 from shared.bootstrap import Services
 from shared.domain import rollout as machine
 from shared.domain import shadow
@@ -46,15 +46,31 @@ def find(services: Services, key: str, deployment: str) -> Rollout | None:
     return max(archived, key=lambda found: found.started) if archived else None
 
 
-def history(services: Services, key: str) -> list[Rollout]:
-    """Every finished rollout of the endpoint, newest first."""
-    records = services.state.archived_rollouts.list(prefix=f"{key}.")
+def history(services: Services, key: str, limit: int = 100, token: str | None = None) -> Page[Rollout]:
+    """A page of the endpoint's finished rollouts, newest first, each loaded when asked for: the current one first
+    when it has ended, then the archived ones. `token` is the `next` of the page before (None: the first page).
+    One index query a page, and the current record. BadToken for a token no page of this endpoint's history gave."""
+    archive = services.state.archived_rollouts
     found = services.state.rollouts.get(key)
-    if found is not None and found.state.has_ended:
-        records.append(found)
-    # A restart runs the same version again under the same id: a run is its id and when it started.
-    unique = {(record.id, record.started): record for record in records if record.key == key}
-    return sorted(unique.values(), key=lambda record: record.started, reverse=True)
+    ended = found if found is not None and found.state.has_ended else None
+    # A restart runs the same version again under the same id: a run is its id and when it started, and the
+    # current run is archived under `archive_key` (only when the next one starts: once only a crash between).
+    again = archive_key(ended) if ended else None
+    if ended is None or token is not None:
+        page = archive.newest_page(key, limit, token)
+        return Page([listed for listed in page.items if listed.key != again], page.next)
+    current = Listed(key, lambda: ended)
+    if limit > 1:
+        page = archive.newest_page(key, limit - 1)
+        return Page([current, *(listed for listed in page.items if listed.key != again)], page.next)
+    page = archive.newest_page(key, 2)  # a page of the current run alone: is anything archived after it?
+    more = page.next is not None or any(listed.key != again for listed in page.items)
+    return Page([current], archive.first_token(key) if more else None)
+
+
+def archive_key(record: Rollout) -> str:
+    """Where an endpoint's rollout is archived when the next one starts: `<endpoint key>.<deployment>.<started>`."""
+    return f"{record.key}.{record.deployment}.{record.started:%Y%m%dT%H%M%S%f}"
 
 
 def start(services: Services, rule: str, plan: RolloutPlan, location: str, model: str, version: str, cause: str,
@@ -79,8 +95,7 @@ def start(services: Services, rule: str, plan: RolloutPlan, location: str, model
                     endpoint = services.platform.get_endpoint(record.workspace, record.endpoint)
                     retired = machine.retire(record, endpoint, services.clock(), cause, grace=False)
                     record = _carry_out(services, retired, cause)
-            archived = f"{key}.{record.deployment}.{record.started:%Y%m%dT%H%M%S%f}"
-            services.state.archived_rollouts.put(archived, record)
+            services.state.archived_rollouts.put(archive_key(record), record)
         endpoint = services.platform.get_endpoint(plan.workspace, plan.endpoint)
         serving = services.platform.get_model(location, model, version)
         spec = plan.deployment

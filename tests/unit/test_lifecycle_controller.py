@@ -97,8 +97,9 @@ def test_every_finished_rollout_is_kept_newest_first() -> None:
     register(services, "2")
     tick_until(services, "2", "live")
 
-    assert [record.version for record in engine.history(services, KEY)] == ["2", "1"]
-    assert all(record.state is RolloutState.SUCCEEDED for record in engine.history(services, KEY))
+    history = [listed.load() for listed in engine.history(services, KEY).items]
+    assert [record.version for record in history] == ["2", "1"]
+    assert all(record.state is RolloutState.SUCCEEDED for record in history)
 
 
 def test_restarting_an_ended_rollout_must_be_asked_for_and_then_uses_the_new_plan() -> None:
@@ -114,7 +115,7 @@ def test_restarting_an_ended_rollout_must_be_asked_for_and_then_uses_the_new_pla
     again = engine.start(services, "churn", faster, "registry:shared", "churn", "1", "request-2", restart=True)
 
     assert again.state is RolloutState.PROGRESSING and again.plan.steps == [100]
-    assert [record.state for record in engine.history(services, KEY)] == [RolloutState.SUCCEEDED]
+    assert [listed.load().state for listed in engine.history(services, KEY).items] == [RolloutState.SUCCEEDED]
 
 
 def test_an_abort_rolls_back_at_once_and_the_version_takes_the_outcome() -> None:

@@ -839,3 +839,21 @@ def test_a_listing_prints_the_token_of_the_next_page_and_all_follows_every_token
     assert [item["version"] for item in document["items"]] == ["1", "2", "3", "4"] and "next" not in document
     assert [seen.query.get("next") for seen in api.seen[-3:]] == [None, "t2", "t3"]
     assert all(seen.query["stage"] == "failed" for seen in api.seen[-3:])
+
+
+def test_history_pages_like_the_other_listings(api: FakeApi) -> None:
+    pages = {None: ([rollout_record(), rollout_record("rolled_back")], "h2"), "h2": ([rollout_record("failed")], None)}
+
+    def page(seen: Seen) -> dict[str, Any]:
+        items, following = pages[seen.query.get("next")]
+        return {"items": items, **({"next": following} if following else {})}
+
+    api.answer("GET", "ops/rollouts/prod/credit-risk/history", page)
+    code, first = run(api, "history", "prod", "credit-risk", "--limit", "2")
+    assert code == 0 and first.rstrip().endswith("more: --next h2 (or --all)")
+    assert api.seen[-1].query == {"limit": "2"}
+
+    code, every = run(api, "--json", "history", "prod", "credit-risk", "--all")
+    document = json.loads(every)
+    assert [item["state"] for item in document["items"]] == ["succeeded", "rolled_back", "failed"]
+    assert "next" not in document and [seen.query.get("next") for seen in api.seen[-2:]] == [None, "h2"]

@@ -16,6 +16,10 @@ query (a page holds up to 1,000 entities), and a page of a listing is one call, 
 Why tables and not blob index tags: `docs/state.md` (measured).
 
 Existing state is indexed on the first start (`ready`): a marker entity says the index is complete.
+
+The kinds kept newest first have a second entity per record, its RowKey the time inverted (`stamp`): in the
+`~newest` partition across kinds (what is set aside), or in a partition of their own group (`newest_partition`:
+each endpoint's archived rollouts, its history), so that a page of them, newest first, is one query.
 """
 
 from __future__ import annotations
@@ -42,12 +46,20 @@ under the 64 KiB a string property holds."""
 MAX_PARTS = 15  # 15 x 60 KB stays under the 1 MiB of an entity with its other properties
 BATCH = 100  # operations in one entity group transaction, Azure's limit
 META = "~meta"
-LAYOUT = "layout-1"
-"""The marker of an index complete for the records stored before it (`ready`)."""
+LAYOUT = "layout-2"
+"""The marker of an index complete for the records stored before it (`ready`). Layout 2 added the newest-first
+entities of grouped kinds (each endpoint's archived rollouts); an index of `EARLIER` gets only what it lacks."""
+EARLIER = "layout-1"
 MAX_PAGE = 1000  # entities in one query answer, Azure's limit
 NEWEST = "~newest"
 """The partition that lists the kinds kept newest first (what is set aside): a second entity per record, its
 RowKey the time inverted (`stamp`), then the kind and key."""
+
+
+def newest_partition(kind: str, group: str = "") -> str:
+    """The partition that lists a kind's records newest first: `NEWEST`, or one per group of the kind (an
+    endpoint's archived rollouts)."""
+    return f"{NEWEST}~{kind}~{encode_part(group)}" if group else NEWEST
 
 
 def stamp(moment: datetime) -> str:
@@ -92,14 +104,17 @@ def entity(kind: str, key: str, doc: dict[str, Any], fields: dict[str, Field], p
 def row(found: dict[str, Any]) -> Row:
     parts = int(found.get("parts", 0))
     doc = json.loads("".join(found[f"doc{number}"] for number in range(parts))) if parts else None
-    key = found["key"] if found["PartitionKey"] == NEWEST else decode_part(found["RowKey"])
+    key = found["key"] if found["PartitionKey"].startswith(NEWEST) else decode_part(found["RowKey"])
     return Row(key, doc, found.get("problem") or None if found.get("invalid") else None, found.get("kind", ""))
 
 
-def newest_entity(found: dict[str, Any], kind: str, key: str, at: str) -> dict[str, Any]:
-    """The record's entity in the newest-first partition: its entity's properties under another key."""
-    return {**found, "PartitionKey": NEWEST, "RowKey": f"{at}~{kind}~{encode_part(key)}", "kind": kind, "key": key,
-            "stamp": at}
+def newest_entities(found: dict[str, Any], kind: str, key: str, at: str, group: str = ""
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The record's entity `found` with where its newest-first entity is (`stamp`, `group`), and that entity in
+    its partition (`newest_partition`): the same properties under another key."""
+    placed = {**found, "stamp": at, **({"group": group} if group else {})}
+    return placed, {**placed, "PartitionKey": newest_partition(kind, group),
+                    "RowKey": f"{at}~{kind}~{encode_part(key)}", "kind": kind, "key": key}
 
 
 def encode_token(kind: str, token: Any) -> str | None:
@@ -126,13 +141,20 @@ def decode_token(kind: str, text: str) -> dict[str, str]:
     return token
 
 
+def first_token(kind: str) -> str:
+    """A token of `kind`'s first page, for a listing that shows something else before it (an endpoint's history
+    shows its current rollout first): `page` starts from the beginning on it."""
+    return encode_token(kind, {"PartitionKey": "", "RowKey": ""}) or ""
+
+
 class TableIndex:
     """The state index on one table, created on first use; `migrate` indexes the records stored before it."""
 
     def __init__(self, service: TableServiceClient, table: str) -> None:
         self._table: TableClient = service.get_table_client(table)
-        self.migrate: Callable[[], None] | None = None
-        """Indexes the records stored before the index (set by `Stores`); run once by `ready`."""
+        self.migrate: Callable[[str | None], None] | None = None
+        """Indexes the records stored before the index (set by `Stores`), given the earlier layout the index has
+        (None: none); run once by `ready`."""
         self._ready = False
         self._lock = threading.Lock()
 
@@ -142,7 +164,7 @@ class TableIndex:
 
     def ready(self) -> None:
         """Create the table and, on the first start, index what was stored before: once per process (one
-        call when the marker is there)."""
+        call when the marker is there; an index of the `EARLIER` layout gets what it lacks)."""
         if self._ready:
             return
         with self._lock:
@@ -150,34 +172,44 @@ class TableIndex:
                 return
             with contextlib.suppress(ResourceExistsError):
                 self._table.create_table()
-            try:
-                self._table.get_entity(META, LAYOUT)
-            except ResourceNotFoundError:
+            if not self._marked(LAYOUT):
                 if self.migrate is not None:
-                    self.migrate()
+                    self.migrate(EARLIER if self._marked(EARLIER) else None)
                 self._table.upsert_entity({"PartitionKey": META, "RowKey": LAYOUT, "complete": True})
             self._ready = True
 
+    def _marked(self, layout: str) -> bool:
+        try:
+            self._table.get_entity(META, layout)
+        except ResourceNotFoundError:
+            return False
+        return True
+
     def put(self, kind: str, key: str, doc: dict[str, Any], fields: dict[str, Field],
-            problem: str | None = None, at: str | None = None) -> None:
+            problem: str | None = None, at: str | None = None, group: str = "") -> None:
         """Index the record as written (replaces what was indexed); `at` (a `stamp`): list it newest first
-        too, in place of where it was listed before."""
+        too (in its `group`'s partition, if any), in place of where it was listed before."""
         found = entity(kind, key, doc, fields, problem)
         if at is None:
             self._upsert(found)
             return
-        before = self._stamp(kind, key)
-        self._upsert({**found, "stamp": at})
-        self._upsert(newest_entity(found, kind, key, at))
-        if before is not None and before != at:
+        before = self._placed(kind, key)
+        placed, newest = newest_entities(found, kind, key, at, group)
+        self._upsert(placed)
+        self._upsert(newest)
+        if before is not None and before != (newest["PartitionKey"], newest["RowKey"]):
             with contextlib.suppress(ResourceNotFoundError):
-                self._table.delete_entity(NEWEST, f"{before}~{kind}~{encode_part(key)}")
+                self._table.delete_entity(*before)
 
-    def _stamp(self, kind: str, key: str) -> str | None:
+    def _placed(self, kind: str, key: str) -> tuple[str, str] | None:
+        """Where the record's newest-first entity is (PartitionKey, RowKey), as its entity says; None: nowhere."""
         try:
-            return str(self._table.get_entity(kind, encode_part(key), select=["stamp"]).get("stamp") or "") or None
+            found = self._table.get_entity(kind, encode_part(key), select=["stamp", "group"])
         except ResourceNotFoundError:
             return None
+        at = str(found.get("stamp") or "")
+        return (newest_partition(kind, str(found.get("group") or "")), f"{at}~{kind}~{encode_part(key)}") if at \
+            else None
 
     def _upsert(self, found: dict[str, Any]) -> None:
         try:
@@ -188,12 +220,12 @@ class TableIndex:
             self._table.upsert_entity(found, mode=UpdateMode.REPLACE)
 
     def remove(self, kind: str, key: str, newest: bool = False) -> None:
-        """Unindex the record (`newest`: from the newest-first partition too)."""
-        before = self._stamp(kind, key) if newest else None
+        """Unindex the record (`newest`: from its newest-first partition too)."""
+        before = self._placed(kind, key) if newest else None
         with contextlib.suppress(ResourceNotFoundError):
             self._table.delete_entity(kind, encode_part(key))
             if before is not None:
-                self._table.delete_entity(NEWEST, f"{before}~{kind}~{encode_part(key)}")
+                self._table.delete_entity(*before)
 
     def add_missing(self, entities: list[dict[str, Any]]) -> None:
         """Insert entities that are not indexed yet, `BATCH` of a partition per transaction; one the app indexed
@@ -221,6 +253,7 @@ class TableIndex:
         takes them too, True only them. BadToken for a token not given by this listing."""
         self.ready()
         resume = decode_token(kind, token) if token else None
+        resume = resume if resume and resume["PartitionKey"] else None  # `first_token`: the first page
         query, parameters = _query(kind, where or {}, prefix, invalid)
         pages: Any = self._table.query_entities(query, parameters=parameters, results_per_page=min(limit, MAX_PAGE)
                                                 ).by_page(continuation_token=resume)  # type: ignore[arg-type]

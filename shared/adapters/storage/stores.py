@@ -33,7 +33,9 @@ from shared.adapters.storage.index import (
     decode_token,
     encode_token,
     entity,
-    newest_entity,
+    first_token,
+    newest_entities,
+    newest_partition,
     stamp,
 )
 from shared.adapters.storage.state import LEDGER, BlobStateStore, Doc
@@ -85,15 +87,25 @@ class Store(Generic[M]):
 
     def __init__(self, state: BlobStateStore, kind: str, model: type[M], index: TableIndex | None = None,
                  fields: Fields[M] = _no_fields, newest: Callable[[M], datetime] | None = None,
-                 summary: Callable[[Doc], Doc] | None = None) -> None:
+                 summary: Callable[[Doc], Doc] | None = None, group: Callable[[M], str] | None = None) -> None:
         self._state, self.kind, self._model = state, kind, model
-        self._index, self._fields, self._newest = index, fields, newest
+        self._index, self._fields, self._newest, self._group = index, fields, newest, group
+        """`newest`: the time a kind kept newest first is listed by; `group`: listed newest first per group
+        (`newest_page`), not across the kind."""
         self._summary = summary or (lambda document: document)
         """What the index keeps of a record, and so what its listing loads (`get` reads the whole record)."""
 
     @property
     def indexed(self) -> bool:
         return self._index is not None
+
+    @property
+    def grouped(self) -> bool:
+        """Whether the kind is listed newest first per group (`newest_page`)."""
+        return self._group is not None
+
+    def _group_of(self, record: M) -> str:
+        return self._group(record) if self._group else ""
 
     def _indexed(self, key: str, document: Doc) -> None:
         """Index the record just written (a write that is not a valid record is indexed as invalid)."""
@@ -105,7 +117,7 @@ class Store(Generic[M]):
             self._index.put(self.kind, key, document, {}, str(error))
             return
         self._index.put(self.kind, key, self._summary(document), self._fields(record),
-                        at=stamp(self._newest(record)) if self._newest else None)
+                        at=stamp(self._newest(record)) if self._newest else None, group=self._group_of(record))
 
     def get(self, key: str) -> M | None:
         """The record, or None; InvalidRecord when what is stored is not one (nor JSON)."""
@@ -185,6 +197,28 @@ class Store(Generic[M]):
         every = self.listing(prefix, where)
         return Page(every[start:start + limit], str(start + limit) if start + limit < len(every) else None)
 
+    def newest_page(self, group: str, limit: int = 100, token: str | None = None) -> Page[M]:
+        """A page of the group's records, newest first (one index query), each loaded when asked for, from `token`
+        on (None, or `first_token`: the first page); BadToken for a token no page of this group gave."""
+        if self._index is not None:
+            rows, following = self._index.page(newest_partition(self.kind, group), None, "", limit, token,
+                                               invalid=None)
+            return Page([self._listed(found) for found in rows], following)
+        every = []  # every record, in the index's order (the fakes of unit tests)
+        for listed in self.listing():
+            record = _loaded(listed)
+            if record is not None and self._group_of(record) == group:
+                at = stamp(self._newest(record)) if self._newest else ""
+                every.append((at, listed.key, record))
+        every.sort(key=lambda item: item[:2])
+        start = _offset(token)
+        return Page([_kept(key, record) for _, key, record in every[start:start + limit]],
+                    str(start + limit) if start + limit < len(every) else None)
+
+    def first_token(self, group: str) -> str:
+        """The token of the group's first page (`newest_page`), for a listing that shows something else first."""
+        return first_token(newest_partition(self.kind, group)) if self._index is not None else "0"
+
     def invalid(self) -> builtins.list[InvalidRecord]:
         """The stored documents of the kind that the index knows are not valid records (none without one)."""
         if self._index is None:
@@ -251,9 +285,8 @@ class Store(Generic[M]):
                 record = self._load(key, document)
                 found.append(entity(self.kind, key, self._summary(document), self._fields(record)))
                 if self._newest:
-                    at = stamp(self._newest(record))
-                    found[-1]["stamp"] = at
-                    found.append(newest_entity(found[-1], self.kind, key, at))
+                    found[-1:] = newest_entities(found[-1], self.kind, key, stamp(self._newest(record)),
+                                                 self._group_of(record))
             except InvalidRecord as error:
                 found.append(entity(self.kind, key, document, {}, str(error)))
         return found
@@ -279,6 +312,19 @@ class Store(Generic[M]):
             field = ".".join(str(part) for part in first) or "record"
             raise InvalidRecord(f"{self.kind}/{key} is not a valid {self._model.__name__}: {error}", self.kind, key,
                                 field) from error
+
+
+def _loaded(listed: Listed[M]) -> M | None:
+    """The listed record, or None when it does not load (a listing of everything goes on with the others)."""
+    try:
+        return listed.load()
+    except InvalidRecord:
+        return None
+
+
+def _kept(key: str, record: M) -> Listed[M]:
+    """A record loaded already, as listed."""
+    return Listed(key, lambda: record)
 
 
 def _document(record: BaseModel) -> Doc:
@@ -314,6 +360,14 @@ def _received(record: SetAside) -> datetime:
 
 def _dead(record: DeadLetter) -> datetime:
     return record.time
+
+
+def _started(record: Rollout) -> datetime:
+    return record.started
+
+
+def _endpoint(record: Rollout) -> str:
+    return record.key
 
 
 def last_entry(document: Doc) -> Doc:
@@ -356,8 +410,10 @@ class Stores:
         self.lifecycles = Store(blobs, "lifecycle", Lifecycle, index, lifecycle_fields)
         self.rollouts = Store(blobs, "rollout", Rollout, index, rollout_fields, summary=last_entry)
         """Each endpoint's current (latest) rollout, by endpoint key; listed with its last history entry."""
-        self.archived_rollouts = Store(blobs, "rollout-archive", Rollout, index, rollout_fields)
-        """The endpoint's rollouts before the current one, by `<endpoint key>.<deployment>.<started>`."""
+        self.archived_rollouts = Store(blobs, "rollout-archive", Rollout, index, rollout_fields, newest=_started,
+                                       group=_endpoint)
+        """The endpoint's rollouts before the current one, by `<endpoint key>.<deployment>.<started>`; listed newest
+        first per endpoint (its key) by `newest_page`."""
         self.champions = Store(blobs, "champion", Champion)
         """Each rule's champion, by rule."""
         self.champion_histories = Store(blobs, "champion-history", ChampionHistory)
@@ -373,16 +429,22 @@ class Stores:
             *self.set_aside.values()]
         return [store for store in stores if store.indexed]
 
-    def migrate(self) -> None:
+    def migrate(self, earlier: str | None = None) -> None:
         """Index every record stored before the index (the first start): per kind, the records' names are
         listed, their documents downloaded concurrently and inserted `BATCH` to a transaction; a record the
         app indexed meanwhile keeps its newer entity. A document that is not a valid record is indexed as
-        invalid, to be set aside by the first listing or resync that meets it."""
+        invalid, to be set aside by the first listing or resync that meets it.
+
+        An index of an `earlier` layout (`index.EARLIER`) gets only what it lacks: the newest-first entities of
+        the grouped kinds (each endpoint's archived rollouts), not every kind again."""
         if self.index is None:
             return
         for store in self.indexed():
+            if earlier and not store.grouped:
+                continue
             for documents in self.blobs.documents(store.kind):
-                self.index.add_missing(store.entities(documents))
+                found = store.entities(documents)
+                self.index.add_missing([item for item in found if not earlier or item["PartitionKey"] != store.kind])
 
     def audit(self, entry: AuditEntry) -> None:
         """Append one entry to the audit trail."""

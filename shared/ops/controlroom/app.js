@@ -353,15 +353,17 @@ async function attempt(method, path) {
 
 // Small DOM helpers ------------------------------------------------------------------
 
-// Listings come a page at a time (the API's `next`): how many pages each list shows, one more per "more".
+// Listings come a page at a time (the API's `next`): how many pages each list shows, one more per "more"
+// (a list not named here, such as an endpoint's past rollouts `past:<key>`, shows one until then).
 const shown = {rollouts: 1, models: 1, audit: 1, rejected: 1, ignored: 1, deadletter: 1, invalid: 1};
+const pagesShown = (name) => shown[name] || 1;
 
-/** The first `shown[name]` pages of a listing, as one answer with the `next` of the last; `older`: each page
+/** The first `pagesShown(name)` pages of a listing, as one answer with the `next` of the last; `older`: each page
     holds the entries before the previous one's (the audit trail), so it goes first. */
 async function pages(name, path, older = false) {
   const join = path.includes("?") ? "&" : "?";
   let answer = await attempt("GET", path);
-  for (let page = 1; answer.ok && answer.value.next && page < shown[name]; page++) {
+  for (let page = 1; answer.ok && answer.value.next && page < pagesShown(name); page++) {
     const following = await attempt("GET", `${path}${join}next=${encodeURIComponent(answer.value.next)}`);
     if (!following.ok) return following;
     const items = older ? following.value.items.concat(answer.value.items)
@@ -375,7 +377,7 @@ async function pages(name, path, older = false) {
 function more(name, answer) {
   if (!answer || !answer.ok || !answer.value.next) return null;
   moreButtons[name] ||= h("button", {type: "button", class: "more", "data-more": name,
-                                     onclick: () => { shown[name] += 1; refreshSoon(); }}, "more");
+                                     onclick: () => { shown[name] = pagesShown(name) + 1; refreshSoon(); }}, "more");
   return moreButtons[name];  // one node, so that a list whose cards did not change is left in place
 }
 const moreButtons = {};
@@ -770,11 +772,12 @@ function pastRollouts(record, past) {
     return past.problem.notAvailable ? unavailable("Past rollouts") : failed("Past rollouts", past.problem);
   }
   const items = (past.value.items || []).filter((r) => r.deployment !== record.deployment || r.started !== record.started);
-  return details(`past:${record.key}`, `Past rollouts (${items.length})`, items.length
+  const count = `${items.length}${past.value.next ? "+" : ""}`;
+  return details(`past:${record.key}`, `Past rollouts (${count})`, items.length
     ? table(["started", "model", "state", "finished", "why"], items.map((r) => [
         time(r.started), `${r.model} v${r.version}`, h("span", {class: `state state-${r.state}`}, words(r.state)),
         time(r.finished), r.rollback_reason || ending(r).reason || ""]))
-    : h("p", {class: "muted"}, "None before this one."));
+    : h("p", {class: "muted"}, "None before this one."), more(`past:${record.key}`, past));
 }
 
 function rolloutCard(record, past) {
@@ -795,6 +798,7 @@ function rolloutCard(record, past) {
    (someone may change an ended rollout's traffic by hand). Its past rollouts change only when a rollout
    starts or ends. So a refresh of 20 quiet endpoints is one request, not 41. */
 const REREAD_MS = 30000;
+const PAST_PAGE = 20;  // past rollouts a page: the newest, then 20 more per "more"
 const rolloutCache = new Map();
 
 function moved(summary) {
@@ -811,12 +815,14 @@ async function loadRollout(summary, now) {
   const path = `ops/rollouts/${summary.workspace}/${summary.endpoint}`;
   const cached = rolloutCache.get(summary.key);
   const reuse = cached && cached.moved === moved(summary) && settled(summary, now) && now - cached.at < REREAD_MS;
-  const ended = `${summary.id}|${summary.state}`;
-  const reusePast = cached && cached.past.ok && cached.ended === ended && now - cached.pastAt < REREAD_MS;
-  const [full, past] = await Promise.all([reuse ? cached.full : attempt("GET", path),
-                                          reusePast ? cached.past : attempt("GET", `${path}/history`)]);
+  // The past rollouts change when a rollout starts or ends; "more" under them reads them again, a page longer.
+  const pastOf = `${summary.id}|${summary.state}|${pagesShown(`past:${summary.key}`)}`;
+  const reusePast = cached && cached.past.ok && cached.pastOf === pastOf && now - cached.pastAt < REREAD_MS;
+  const [full, past] = await Promise.all([
+    reuse ? cached.full : attempt("GET", path),
+    reusePast ? cached.past : pages(`past:${summary.key}`, `${path}/history?limit=${PAST_PAGE}`)]);
   if (full.ok) {
-    rolloutCache.set(summary.key, {moved: moved(summary), full, at: reuse ? cached.at : now, past, ended,
+    rolloutCache.set(summary.key, {moved: moved(summary), full, at: reuse ? cached.at : now, past, pastOf,
                                    pastAt: reusePast ? cached.pastAt : now});
   }
   return {record: full.ok ? full.value : summary, past, problem: full.ok ? null : full.problem};
