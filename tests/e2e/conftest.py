@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -116,3 +117,10 @@ def write_policy(folder: Path, bake: float = 1, min_requests: int = 10, inconclu
     path.write_text(POLICY.format(bake=bake, min_requests=min_requests, inconclusive_limit=inconclusive_limit,
                                   manual_gates=manual_gates, retire=retire))
     return path
+
+
+def user_shell() -> dict[str, str]:
+    """The environment of a person's shell: none of what earlier tests in this worker set for their clients
+    (azure-ai-ml's current cloud, a CA bundle, a proxy), which a person running the command does not have."""
+    kept = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "CI", "WAIT_PATIENCE")
+    return {name: os.environ[name] for name in kept if name in os.environ}

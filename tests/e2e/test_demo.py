@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devhost.waiting import patience
+from tests.e2e.conftest import user_shell
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def quick_start_command(name: str) -> str:
 def test_the_quick_starts_demo_runs_the_whole_chain_to_its_expected_end() -> None:
     command = quick_start_command("demo")
     assert command == "./dev demo"
-    done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True, env=user_shell(),
                           timeout=600 * patience())
     tail = done.stdout[-3000:] + done.stderr[-2000:]
     assert done.returncode == 0, tail

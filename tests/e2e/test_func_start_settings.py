@@ -18,6 +18,7 @@ import pytest
 
 from devhost.azurite import free_port
 from devhost.waiting import patience, wait_until
+from tests.e2e.conftest import user_shell
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def test_the_func_start_command_writes_settings_the_app_reaches_the_service_with
     assert command[:5] == ["python", "-m", "devhost.localaml", "--settings", "local.settings.json"]
     port, entra_port = free_port(), free_port()
     extra = ["--port", str(port), "--entra-port", str(entra_port), "--workdir", str(tmp_path / ".localaml")]
-    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environ = {**user_shell(), "PYTHONPATH": str(ROOT)}
     service = subprocess.Popen([sys.executable, *command[1:], *extra], cwd=tmp_path, env=environ,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     settings = tmp_path / "local.settings.json"
