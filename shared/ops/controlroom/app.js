@@ -928,7 +928,7 @@ function reviewCard(record) {
         outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "reject")));
 }
 
-const versionCards = new Drawn(), reviewCards = new Drawn();
+const versionCards = new Drawn(), reviewCards = new Drawn(), ruleSections = new Drawn();
 
 function drawModels(loaded) {
   if (!loaded.ok) {
@@ -950,10 +950,14 @@ function drawModels(loaded) {
   const newest = (a, b) => { const x = order(a), y = order(b);
     for (let i = 0; i < Math.max(x.length, y.length); i++) if ((y[i] || 0) !== (x[i] || 0)) return (y[i] || 0) - (x[i] || 0);
     return b.version.localeCompare(a.version); };
-  replace("models", [...byRule.entries()].sort().map(([rule, records]) => h("section", {class: "rule", "data-rule": rule},
-    h("h3", {}, `Rule ${rule}`), records.sort(newest).map((record) => versionCards.card(
-      `${record.model}:${record.version}`, record, () => versionRow(record))))), more("models", loaded));
+  replace("models", [...byRule.entries()].sort().map(([rule, records]) => {
+    const cards = records.sort(newest).map((record) => versionCards.card(
+      `${record.model}:${record.version}`, record, () => versionRow(record)));
+    return ruleSections.card(rule, records, () => h("section", {class: "rule", "data-rule": rule},
+                                                    h("h3", {}, `Rule ${rule}`), cards));
+  }), more("models", loaded));
   versionCards.done();
+  ruleSections.done();
 }
 
 /** A page of the lifecycles (more with "more"), and every version waiting for review (one filtered query). */
@@ -987,19 +991,25 @@ function drawAudit(loaded) {
   const subject = (e) => String(e.subject).toLowerCase();
   const items = loaded.value.items.filter((e) => (!model || subject(e).includes(model))
     && (!endpoint || subject(e).includes(endpoint))).reverse();
-  replace("audit", h("p", {class: "muted"}, `${items.length} entries, newest first`), table(
-    ["time", "action", "outcome", "subject", "why", "correlation id"],
-    items.map((e) => [time(e.time), e.action, e.outcome, e.subject, e.reason,
-      h("a", {href: "#audit", class: "correlation", title: "show only this correlation id",
-              onclick: () => { document.querySelector("#audit-filter [name=correlation_id]").value = e.correlation_id;
-                               refreshSoon(); }}, e.correlation_id)]),
-    (i) => ({class: "audit-entry", "data-action": items[i].action})), more("audit", loaded));
+  replace("audit", auditTable.card("audit", items, () => [
+    h("p", {class: "muted"}, `${items.length} entries, newest first`), table(
+      ["time", "action", "outcome", "subject", "why", "correlation id"],
+      items.map((e) => [time(e.time), e.action, e.outcome, e.subject, e.reason,
+        h("a", {href: "#audit", class: "correlation", title: "show only this correlation id",
+                onclick: () => { document.querySelector("#audit-filter [name=correlation_id]").value = e.correlation_id;
+                                 refreshSoon(); }}, e.correlation_id)]),
+      (i) => ({class: "audit-entry", "data-action": items[i].action}))]), more("audit", loaded));
+  auditTable.done();
 }
+const auditTable = new Drawn();
 
 // Set aside --------------------------------------------------------------------------
 
+const setAsideSections = new Drawn();
+
 function drawSetAside(loaded) {
-  replace("setaside", SET_ASIDE.map((kind) => {
+  replace("setaside", SET_ASIDE.map((kind) => setAsideSections.card(kind, loaded[kind].ok ? loaded[kind].value
+                                                                    : loaded[kind].problem.describe(), () => {
     const answer = loaded[kind];
     const title = {rejected: "Rejected (malformed)", ignored: "Ignored (not a type the app handles)",
                    deadletter: "Dead-lettered (failed 5 times)",
@@ -1021,7 +1031,8 @@ function drawSetAside(loaded) {
               "is accepted, and is set aside anew if it is refused again.",
           outcome: (answer) => `outcome ${answer.outcome}`})}, "replay")]),
       (i) => ({class: "setaside-item"})) : h("p", {class: "empty"}, "None."), more(kind, answer));
-  }));
+  })));
+  setAsideSections.done();
 }
 
 // The loop ---------------------------------------------------------------------------
