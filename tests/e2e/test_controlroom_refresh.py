@@ -108,8 +108,11 @@ def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_
         browser, "return document.querySelectorAll('article.rollout').length") == len(QUIET) + 1)
     js(browser, "performance.setResourceTimingBufferSize(10000)")
 
+    js(browser, "window.__quiet = document.querySelector('article[data-rollout=\"prod.churn-3\"]')")
     since = js(browser, "return performance.now()")
     paths = refreshes_of(browser, 4)
+    assert js(browser, "return window.__quiet === document.querySelector('article[data-rollout=\"prod.churn-3\"]')"), (
+        "a card whose rollout did not change is kept as drawn, not drawn again at each refresh")
     assert paths, "the page went on refreshing"
     assert js(browser, "return performance.getEntriesByType('resource').filter(e => e.startTime >= arguments[0] "
                        "&& e.name.startsWith(arguments[1])).length", since, entra.base_url) == 0, (
@@ -123,6 +126,7 @@ def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_
     state.rollouts.put("prod.churn-3", undone)
     until(browser, "the undo drawn", lambda: card_why(browser, "churn-3") == (
         "Rolled back: undone by ops: checking a complaint"), timeout=10)
+    assert not js(browser, "return document.contains(window.__quiet)"), "the changed card was drawn anew"
 
     js(browser, "window.location.hash = '#models'")
     until(browser, "the models view drawn", lambda: js(
