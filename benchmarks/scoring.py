@@ -366,6 +366,9 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement of engine, floor and pandas")
     parser.add_argument("--before", type=Path, help="a checkout of the code before a change: its engine runs too")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="only the limit and the engine (and --before's): CPU ratios, fast"
+    )
     parser.add_argument("--child", choices=["limit", "floor", "engine", "pandas"], help=argparse.SUPPRESS)
     for option in ("--model", "--data", "--source", "--model-blob", "--output", "--azurite-pid"):
         parser.add_argument(option, help=argparse.SUPPRESS)
@@ -419,6 +422,9 @@ def main() -> None:
                 )  # fmt: skip
                 engine = children.median(args.repeat, by_rate, *engine_args)
                 before = before_children.median(args.repeat, by_rate, *engine_args) if before_children else None
+                if args.engine_only:
+                    print(engine_line(name, fmt, limit, engine, before, args.rows), flush=True)
+                    continue
                 floor = children.median(
                     args.repeat, by_cpu, "--child", "floor", "--source", source, "--model", model, *threads,
                     "--azurite-pid", str(children.azurite_pid),
@@ -486,6 +492,20 @@ def main() -> None:
                     )  # fmt: skip
                     figures.append(f"{engine['peak_rss_mb']:.0f} ({engine['rows_per_second']:,.0f} r/s)")
                 print(f"{rows:>10,} -> {' / '.join(figures)}", flush=True)
+
+
+def engine_line(name: str, fmt: str, limit: dict, engine: dict, before: dict | None, rows: int) -> str:
+    """One line of `--engine-only`: CPU per million rows, cpu/run, page faults and peak RSS (before -> after)."""
+    per = 1_000_000 / rows
+    figures = [("cpu/run", "cpu", 1 / limit["cpu"], ".2f"), ("CPU s/M rows", "cpu", per, ".2f")]
+    figures += [("system s/M", "system_cpu", per, ".2f"), ("faults/M rows", "page_faults", per, ",.0f")]
+    figures += [("peak MB", "peak_rss_mb", 1, ".0f"), ("r/s", "rows_per_second", 1, ",.0f")]
+    shown = [
+        f"{label} {before[key] * scale:{form}} -> {engine[key] * scale:{form}}" if before
+        else f"{label} {engine[key] * scale:{form}}"
+        for label, key, scale, form in figures
+    ]
+    return f"{name:5} {fmt:8} run {limit['cpu'] * per:.2f} s/M rows; " + "; ".join(shown)
 
 
 def pair(old: dict, new: dict, key: str, scale: float, form: str, width: int) -> str:
