@@ -34,6 +34,7 @@ which come from one run.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import io
 import json
@@ -176,10 +177,12 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     request = ScoringRequest(input=source, model={"blob": model_blob}, output={"path": output})
     cache = Path(config.model_cache)
     load_model(str(model_file(request.model, None, blobs, cache)))
+    collecting = gc_timer()
     started, cpu, usage = time.time(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     job = submit(request, ports)
     drain(ports, visibility=300, idle_exit=0.2)
     cpu, after = time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF)
+    gc.callbacks.remove(collecting)
     job = status(job["job_id"], ports) or {}
     seconds = datetime.fromisoformat(job["finished"]).timestamp() - started if job.get("finished") else 0
     if job.get("state") != "completed" or seconds <= 0:
@@ -191,9 +194,26 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
         "cpu": cpu,
         "system_cpu": after.ru_stime - usage.ru_stime,  # mostly first touches of new pages (page faults)
         "page_faults": after.ru_minflt - usage.ru_minflt,
+        "gc_seconds": collecting.seconds,  # type: ignore[attr-defined]
+        "gc_collections": collecting.collections,  # type: ignore[attr-defined]
         "ranges": job["ranges"]["total"],
         "output_bytes": written,
     }
+
+
+def gc_timer() -> Any:
+    """A `gc.callbacks` entry that adds up the wall time and number of the collections from now on."""
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            callback.started = time.perf_counter()  # type: ignore[attr-defined]
+        else:
+            callback.seconds += time.perf_counter() - callback.started  # type: ignore[attr-defined]
+            callback.collections[info["generation"]] += 1  # type: ignore[attr-defined]
+
+    callback.seconds, callback.collections = 0.0, [0, 0, 0]  # type: ignore[attr-defined]
+    gc.callbacks.append(callback)
+    return callback
 
 
 def child_pandas(source: str, model: str, threads: int) -> dict:
@@ -506,6 +526,7 @@ def engine_line(name: str, fmt: str, limit: dict, engine: dict, before: dict | N
     figures = [("cpu/run", "cpu", 1 / limit["cpu"], ".2f"), ("CPU s/M rows", "cpu", per, ".2f")]
     figures += [("system s/M", "system_cpu", per, ".2f"), ("faults/M rows", "page_faults", per, ",.0f")]
     figures += [("peak MB", "peak_rss_mb", 1, ".0f"), ("r/s", "rows_per_second", 1, ",.0f")]
+    figures += [("gc s/M rows", "gc_seconds", per, ".3f")]
     shown = [
         f"{label} {before[key] * scale:{form}} -> {engine[key] * scale:{form}}" if before
         else f"{label} {engine[key] * scale:{form}}"
