@@ -194,8 +194,8 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
         "cpu": cpu,
         "system_cpu": after.ru_stime - usage.ru_stime,  # mostly first touches of new pages (page faults)
         "page_faults": after.ru_minflt - usage.ru_minflt,
-        "gc_seconds": collecting.seconds,  # type: ignore[attr-defined]
-        "gc_collections": collecting.collections,  # type: ignore[attr-defined]
+        "gc_seconds": collecting.seconds,
+        "gc_collections": collecting.collections,
         "ranges": job["ranges"]["total"],
         "output_bytes": written,
     }
