@@ -528,7 +528,8 @@ def engine_line(name: str, fmt: str, limit: dict, engine: dict, before: dict | N
     figures += [("peak MB", "peak_rss_mb", 1, ".0f"), ("r/s", "rows_per_second", 1, ",.0f")]
     figures += [("gc s/M rows", "gc_seconds", per, ".3f")]
     shown = [
-        f"{label} {before[key] * scale:{form}} -> {engine[key] * scale:{form}}" if before
+        f"{label} {before[key] * scale:{form}} -> {engine[key] * scale:{form}}"
+        if before
         else f"{label} {engine[key] * scale:{form}}"
         for label, key, scale, form in figures
     ]

@@ -38,7 +38,12 @@ def test_the_connection_is_reused_after_a_body_read_into_a_buffer(blob, monkeypa
 
     connects = []
     connect = HTTPConnection.connect
-    monkeypatch.setattr(HTTPConnection, "connect", lambda self: connects.append(1) or connect(self))
+
+    def counted(self: HTTPConnection) -> None:
+        connects.append(1)
+        connect(self)
+
+    monkeypatch.setattr(HTTPConnection, "connect", counted)
     view = memoryview(bytearray(1000))
     for offset in range(0, 50_000, 1000):
         read_into(blob, offset, view)
