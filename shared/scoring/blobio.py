@@ -85,62 +85,20 @@ class BlobReader(io.RawIOBase):
         return memoryview(data)[offset - start : offset - start + length]
 
 
-def read_spans(
-    blob: BlobClient, spans: list[tuple[int, int]], etag: str | None = None, buffers: Buffers | None = None
-) -> dict[int, memoryview]:
+def read_spans(blob: BlobClient, spans: list[tuple[int, int]], etag: str | None = None) -> dict[int, memoryview]:
     """The bytes of each [start, end) span, fetched in GETs of at most `GET_BYTES` straight into one buffer.
 
-    The buffers come from `buffers` (a new `Buffers` when None), which reuses a buffer once
-    nothing reads the span it held.
+    The buffers come from pyarrow's memory pool, which reuses them from one span to the
+    next (`allocators` sets how soon it returns what is freed).
     """
-    buffers = buffers or Buffers()
+    import pyarrow as pa
+
     fetched: dict[int, memoryview] = {}
     for start, end in spans:
-        view = buffers.take(end - start)
+        view = memoryview(pa.allocate_buffer(end - start)).cast("B")
         read_into(blob, start, view, etag)
         fetched[start] = view
     return fetched
-
-
-class Buffers:
-    """Byte buffers reused from one span to the next while nothing reads them any more.
-
-    A row group's span is 8-32 MiB. A new buffer for each is new pages (~1.8 us each on
-    this VM) whenever the allocator has returned the last one to the OS, which mimalloc
-    does 250 ms after a free and glibc does at once for a block over its mmap threshold
-    (`allocators`): under load, a row group takes longer than that to go through. A
-    buffer here is taken again only when no view of it is alive: a bytearray cannot be
-    resized while anything (a memoryview, an Arrow buffer made from one) holds a view of
-    it, so a failed resize tells that a reader still holds it.
-    """
-
-    def __init__(self, keep: int = 6) -> None:
-        self._keep = keep
-        self._held: list[bytearray] = []
-
-    def take(self, size: int) -> memoryview:
-        """A view of `size` bytes (their content undefined) of a buffer no one else holds."""
-        for buffer in self._held:
-            if len(buffer) >= size and _unviewed(buffer):
-                return memoryview(buffer)[:size]
-        buffer = bytearray(size)
-        if len(self._held) >= self._keep:
-            free = [held for held in self._held if _unviewed(held)]
-            if free:  # the smallest free one gives way to the larger new one
-                self._held.remove(min(free, key=len))
-        if len(self._held) < self._keep:
-            self._held.append(buffer)
-        return memoryview(buffer)[:size]
-
-
-def _unviewed(buffer: bytearray) -> bool:
-    """True when no view of `buffer` is alive: shrinking and growing it back by one byte is then allowed."""
-    try:
-        last = buffer.pop()  # within its allocation: no copy, but refused while it is viewed
-    except BufferError:
-        return False
-    buffer.append(last)
-    return True
 
 
 def read_into(blob: BlobClient, offset: int, view: memoryview, etag: str | None = None) -> None:

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.scoring.blobio import BlobReader, BlockSink, Buffers, read_lines_range, read_spans
+from shared.scoring.blobio import BlobReader, BlockSink, read_lines_range, read_spans
 from shared.scoring.errors import InvalidInput, RowError
 from shared.scoring.formats import (
     Format,
@@ -189,13 +189,12 @@ def _row_group_spans(
     A row group whose columns exceed four chunks is not fetched ahead (None): it is
     read as a stream instead, so memory stays bounded whatever the writer chose.
     """
-    buffers = Buffers()
     for row_group in row_groups:
         spans = parquet_spans(metadata, row_group, columns, gap=1 << 20)
         if sum(end - start for start, end in spans) > 4 * chunk_bytes:
             yield row_group, None
         else:
-            yield row_group, read_spans(source.blob, spans, source.etag, buffers)
+            yield row_group, read_spans(source.blob, spans, source.etag)
 
 
 def _parse_parquet(
