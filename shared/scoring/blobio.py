@@ -131,6 +131,7 @@ def get_into(blob: BlobClient, offset: int, view: memoryview, etag: str | None =
             _read_body(response, view)
             return
         except (IncompleteReadError, ServiceResponseError, OSError):
+            response.close()
             if attempt == attempts - 1:
                 raise
 
@@ -166,14 +167,15 @@ def _read_body(response: Any, view: memoryview) -> None:
             if not read:
                 break
             filled += read
-        if filled == len(view):
+        if filled == len(view) and body.length == 0:
             raw.release_conn()  # the whole body is read: the connection is clean for the next request
+        else:
+            response.close()  # bytes left on it (or a body cut short): the connection is not reused
     else:
         for piece in response.iter_bytes():
             view[filled : filled + len(piece)] = piece
             filled += len(piece)
     if filled != len(view):
-        response.close()
         raise IncompleteReadError(f"expected {len(view)} bytes of the blob, got {filled}")
 
 

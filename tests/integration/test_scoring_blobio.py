@@ -62,3 +62,21 @@ def test_a_range_past_the_end_of_the_blob_fails_rather_than_leaving_bytes_unread
 
     with pytest.raises(HttpResponseError):
         read_into(blob, len(DATA) - 10, memoryview(bytearray(100)))
+
+
+def test_a_body_cut_short_is_asked_for_again(blob, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from azure.core.exceptions import IncompleteReadError
+
+    read_body, calls = blobio._read_body, []
+
+    def cut_once(response: object, view: memoryview) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            view[:] = b"\0" * len(view)
+            raise IncompleteReadError("connection reset mid-body")
+        read_body(response, view)
+
+    monkeypatch.setattr(blobio, "_read_body", cut_once)
+    view = memoryview(bytearray(5000))
+    read_into(blob, 777, view)
+    assert bytes(view) == DATA[777:5777] and len(calls) == 2
