@@ -34,6 +34,7 @@ which come from one run.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import io
 import json
@@ -176,10 +177,12 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     request = ScoringRequest(input=source, model={"blob": model_blob}, output={"path": output})
     cache = Path(config.model_cache)
     load_model(str(model_file(request.model, None, blobs, cache)))
+    collecting = gc_timer()
     started, cpu, usage = time.time(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     job = submit(request, ports)
     drain(ports, visibility=300, idle_exit=0.2)
     cpu, after = time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF)
+    gc.callbacks.remove(collecting)
     job = status(job["job_id"], ports) or {}
     seconds = datetime.fromisoformat(job["finished"]).timestamp() - started if job.get("finished") else 0
     if job.get("state") != "completed" or seconds <= 0:
@@ -191,9 +194,26 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
         "cpu": cpu,
         "system_cpu": after.ru_stime - usage.ru_stime,  # mostly first touches of new pages (page faults)
         "page_faults": after.ru_minflt - usage.ru_minflt,
+        "gc_seconds": collecting.seconds,
+        "gc_collections": collecting.collections,
         "ranges": job["ranges"]["total"],
         "output_bytes": written,
     }
+
+
+def gc_timer() -> Any:
+    """A `gc.callbacks` entry that adds up the wall time and number of the collections from now on."""
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            callback.started = time.perf_counter()  # type: ignore[attr-defined]
+        else:
+            callback.seconds += time.perf_counter() - callback.started  # type: ignore[attr-defined]
+            callback.collections[info["generation"]] += 1  # type: ignore[attr-defined]
+
+    callback.seconds, callback.collections = 0.0, [0, 0, 0]  # type: ignore[attr-defined]
+    gc.callbacks.append(callback)
+    return callback
 
 
 def child_pandas(source: str, model: str, threads: int) -> dict:
@@ -347,6 +367,10 @@ def by_rate(run: dict) -> float:
     return run["rows_per_second"]
 
 
+def by_engine_cpu(run: dict) -> float:
+    return run["cpu"]
+
+
 def by_cpu(run: dict) -> float:
     return sum(step["cpu"] + step["azurite"] for step in run["steps"].values())
 
@@ -366,6 +390,9 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement of engine, floor and pandas")
     parser.add_argument("--before", type=Path, help="a checkout of the code before a change: its engine runs too")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="only the limit and the engine (and --before's): CPU ratios, fast"
+    )
     parser.add_argument("--child", choices=["limit", "floor", "engine", "pandas"], help=argparse.SUPPRESS)
     for option in ("--model", "--data", "--source", "--model-blob", "--output", "--azurite-pid"):
         parser.add_argument(option, help=argparse.SUPPRESS)
@@ -417,8 +444,13 @@ def main() -> None:
                     "--child", "engine", "--source", source, "--model-blob", f"{MODELS}/{name}.onnx",
                     "--output", f"{name}.{fmt}",
                 )  # fmt: skip
-                engine = children.median(args.repeat, by_rate, *engine_args)
-                before = before_children.median(args.repeat, by_rate, *engine_args) if before_children else None
+                # --engine-only judges CPU: its run with the median CPU, not the median rate.
+                key = by_engine_cpu if args.engine_only else by_rate
+                engine = children.median(args.repeat, key, *engine_args)
+                before = before_children.median(args.repeat, key, *engine_args) if before_children else None
+                if args.engine_only:
+                    print(engine_line(name, fmt, limit, engine, before, args.rows), flush=True)
+                    continue
                 floor = children.median(
                     args.repeat, by_cpu, "--child", "floor", "--source", source, "--model", model, *threads,
                     "--azurite-pid", str(children.azurite_pid),
@@ -486,6 +518,22 @@ def main() -> None:
                     )  # fmt: skip
                     figures.append(f"{engine['peak_rss_mb']:.0f} ({engine['rows_per_second']:,.0f} r/s)")
                 print(f"{rows:>10,} -> {' / '.join(figures)}", flush=True)
+
+
+def engine_line(name: str, fmt: str, limit: dict, engine: dict, before: dict | None, rows: int) -> str:
+    """One line of `--engine-only`: CPU per million rows, cpu/run, page faults and peak RSS (before -> after)."""
+    per = 1_000_000 / rows
+    figures = [("cpu/run", "cpu", 1 / limit["cpu"], ".2f"), ("CPU s/M rows", "cpu", per, ".2f")]
+    figures += [("system s/M", "system_cpu", per, ".2f"), ("faults/M rows", "page_faults", per, ",.0f")]
+    figures += [("peak MB", "peak_rss_mb", 1, ".0f"), ("r/s", "rows_per_second", 1, ",.0f")]
+    figures += [("gc s/M rows", "gc_seconds", per, ".3f")]
+    shown = [
+        f"{label} {before[key] * scale:{form}} -> {engine[key] * scale:{form}}"
+        if before
+        else f"{label} {engine[key] * scale:{form}}"
+        for label, key, scale, form in figures
+    ]
+    return f"{name:5} {fmt:8} run {limit['cpu'] * per:.2f} s/M rows; " + "; ".join(shown)
 
 
 def pair(old: dict, new: dict, key: str, scale: float, form: str, width: int) -> str:

@@ -104,22 +104,79 @@ def read_spans(blob: BlobClient, spans: list[tuple[int, int]], etag: str | None 
 def read_into(blob: BlobClient, offset: int, view: memoryview, etag: str | None = None) -> None:
     """Fill `view` with the blob's bytes from `offset`, in GETs of at most `GET_BYTES`."""
     for start in range(0, len(view), GET_BYTES):
-        length = min(GET_BYTES, len(view) - start)
-        into = _Into(view[start : start + length])
-        blob.download_blob(offset=offset + start, length=length, max_concurrency=1, **_conditions(etag)).readinto(
-            into)  # type: ignore[arg-type]  # _Into has the write() the downloader calls, not all of IO
+        get_into(blob, offset + start, view[start : start + GET_BYTES], etag)
 
 
-class _Into:
-    """A write-only stream over a slice of a preallocated buffer."""
+def get_into(blob: BlobClient, offset: int, view: memoryview, etag: str | None = None, attempts: int = 3) -> None:
+    """One ranged GET whose body is read from the socket straight into `view`.
 
-    def __init__(self, view: memoryview) -> None:
-        self._view, self._pos = view, 0
+    `download_blob(...).readinto` reads a body in 256 KiB pieces and joins them into a
+    new bytes object before writing it out: two copies of every byte, and an 8 MiB
+    object per GET. This sends the same request through the blob client's own pipeline
+    (its credential, retries, tracing), as the SDK's downloader does
+    (`_clients.blob.download`, `azure/storage/blob/_download.py`), keeps the response
+    streaming, and lets the socket write into the caller's buffer. A body cut short is
+    requested again, as the SDK's downloader does (3 attempts).
+    """
+    from azure.core.exceptions import HttpResponseError, IncompleteReadError, ServiceResponseError
 
-    def write(self, data: bytes) -> int:
-        self._view[self._pos : self._pos + len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    for attempt in range(attempts):
+        try:
+            response = _ranged_get(blob, offset, len(view), etag)
+        except HttpResponseError as error:
+            from azure.storage.blob._shared.response_handlers import process_storage_error
+
+            process_storage_error(error)  # as download_blob: 412 -> ResourceModifiedError, 404 -> ...NotFound
+        try:
+            _read_body(response, view)
+            return
+        except (IncompleteReadError, ServiceResponseError, OSError):
+            response.close()
+            if attempt == attempts - 1:
+                raise
+
+
+def _ranged_get(blob: BlobClient, offset: int, length: int, etag: str | None) -> Any:
+    """The streaming HTTP response to `GET` bytes [offset, offset + length), if the ETag still matches."""
+    from azure.storage.blob._generated.models import ModifiedAccessConditions
+
+    conditions = ModifiedAccessConditions(if_match=etag) if etag else None
+    return blob._client.blob.download(  # the SDK's own operation, without its downloader's join
+        range=f"bytes={offset}-{offset + length - 1}",
+        modified_access_conditions=conditions,
+        cls=lambda pipeline_response, _body, _headers: pipeline_response.http_response,
+    )
+
+
+def _read_body(response: Any, view: memoryview) -> None:
+    """Read the response's body, exactly `len(view)` bytes, into `view`, then return its connection to the pool.
+
+    With the requests transport (the SDK's default), the body is read by http.client's
+    `readinto`, which fills the buffer from the socket without an intermediate object
+    (urllib3's own `readinto` reads into a new bytes object and copies it). With any
+    other transport the body's pieces are copied in as they come.
+    """
+    from azure.core.exceptions import IncompleteReadError
+
+    raw: Any = getattr(getattr(response, "internal_response", None), "raw", None)
+    body = getattr(raw, "_fp", None)
+    filled = 0
+    if body is not None and hasattr(body, "readinto") and not raw.headers.get("content-encoding"):
+        while filled < len(view):
+            read = body.readinto(view[filled:])
+            if not read:
+                break
+            filled += read
+        if filled == len(view) and body.length == 0:
+            raw.release_conn()  # the whole body is read: the connection is clean for the next request
+        else:
+            response.close()  # bytes left on it (or a body cut short): the connection is not reused
+    else:
+        for piece in response.iter_bytes():
+            view[filled : filled + len(piece)] = piece
+            filled += len(piece)
+    if filled != len(view):
+        raise IncompleteReadError(f"expected {len(view)} bytes of the blob, got {filled}")
 
 
 def read_range(blob: BlobClient, offset: int, length: int, etag: str | None = None) -> bytes:
