@@ -796,11 +796,12 @@ function rolloutCard(record, past) {
    every refresh, says what changed: an endpoint is read again when its rollout moved (a new history entry,
    state, step), while it is active or has just ended (its traffic settles), and at least every REREAD_MS
    (someone may change an ended rollout's traffic by hand). Its past rollouts change only when a rollout
-   starts or ends. So a refresh of 20 quiet endpoints is one request, not 41. The quiet endpoints due again are
-   re-read REREADS_PER_REFRESH at a time, the longest unread first: all read at the page's first load, they would
-   otherwise all fall due on the same refresh (200 requests for a page of 100 endpoints). */
+   starts or ends, which the list shows (its id and state). So a refresh of 20 quiet endpoints is one request,
+   not 41. The quiet endpoints due again are re-read REREADS_PER_REFRESH at a time, the longest unread first:
+   all read at the page's first load, they would otherwise all fall due on the same refresh (100 requests for
+   a page of 100 endpoints); with a page of 100 at the default 2 s, each is re-read about every 40 s. */
 const REREAD_MS = 30000;
-const REREADS_PER_REFRESH = 10;
+const REREADS_PER_REFRESH = 5;
 const PAST_PAGE = 20;  // past rollouts a page: the newest, then 20 more per "more"
 const rolloutCache = new Map();
 
@@ -820,14 +821,11 @@ async function loadRollout(summary, now, reread) {
   const reuse = cached && cached.moved === moved(summary) && settled(summary, now) && !reread;
   // The past rollouts change when a rollout starts or ends; "more" under them reads them again, a page longer.
   const pastOf = `${summary.id}|${summary.state}|${pagesShown(`past:${summary.key}`)}`;
-  const reusePast = cached && cached.past.ok && cached.pastOf === pastOf && !reread;
+  const reusePast = cached && cached.past.ok && cached.pastOf === pastOf;
   const [full, past] = await Promise.all([
     reuse ? cached.full : attempt("GET", path),
     reusePast ? cached.past : pages(`past:${summary.key}`, `${path}/history?limit=${PAST_PAGE}`)]);
-  if (full.ok) {
-    rolloutCache.set(summary.key, {moved: moved(summary), full, at: reuse ? cached.at : now, past, pastOf,
-                                   pastAt: reusePast ? cached.pastAt : now});
-  }
+  if (full.ok) rolloutCache.set(summary.key, {moved: moved(summary), full, at: reuse ? cached.at : now, past, pastOf});
   return {record: full.ok ? full.value : summary, past, problem: full.ok ? null : full.problem};
 }
 
@@ -837,7 +835,7 @@ async function loadRollouts() {
   const now = Date.now();
   const listed = new Set(list.value.items.map((summary) => summary.key));
   for (const key of rolloutCache.keys()) if (!listed.has(key)) rolloutCache.delete(key);
-  const lastRead = (summary) => Math.min(rolloutCache.get(summary.key).at, rolloutCache.get(summary.key).pastAt);
+  const lastRead = (summary) => rolloutCache.get(summary.key).at;
   const due = list.value.items.filter((summary) => rolloutCache.has(summary.key) && now - lastRead(summary) >= REREAD_MS)
     .sort((a, b) => lastRead(a) - lastRead(b)).slice(0, REREADS_PER_REFRESH);
   const rereads = new Set(due.map((summary) => summary.key));
