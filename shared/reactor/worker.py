@@ -143,8 +143,11 @@ def dead_letter(body: bytes, dequeue_count: int, services: Services) -> str:
     key = item.key if item else "unreadable-" + hashlib.sha256(body).hexdigest()[:32]
     failure = services.state.work_failures.get(key) if item else None
     reason = failure.error if failure else "the message could not be read as a work item"
-    services.state.dead_letters.put(key, DeadLetter(message=text, dequeue_count=dequeue_count, reason=reason,
-                                                    time=services.clock()))
+    # One dead letter per work item until it is replayed: a poison message delivered again (its visibility
+    # timeout ran out while it was being kept) finds it kept, and is not kept twice.
+    if not services.state.dead_letters.create(key, DeadLetter(message=text, dequeue_count=dequeue_count,
+                                                              reason=reason, time=services.clock())):
+        return key
     services.state.audit(
         AuditEntry(
             time=services.clock(),

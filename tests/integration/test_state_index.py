@@ -15,7 +15,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
-from shared.adapters.storage.index import TableIndex, table_name
+from shared.adapters.storage.index import TableIndex, encode_part, stamp, table_name
 from shared.adapters.storage.state import BlobStateStore, blob_path
 from shared.adapters.storage.stores import Stores
 from shared.bootstrap import Services
@@ -234,3 +234,25 @@ def test_what_intake_sets_aside_after_the_first_start_is_listed(settings: Settin
     items = json.loads(get(services, "ops/events/setaside").get_body())["items"]
 
     assert [(item["kind"], item["key"]) for item in items] == [("rejected", "rejected-late")]
+
+
+def test_a_record_two_writers_set_aside_at_once_is_listed_once_the_newer(settings: Settings) -> None:
+    """Two writers of one dead letter at once (a poison message delivered again while it was being kept) each
+    read "not indexed yet" and each left a newest-first entity: the fresh-clone CI run listed the dead letter
+    twice. Written here as those two writers leave the index."""
+    services = services_on(settings)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    index = services.state.index
+    assert index is not None
+    for minute in (1, 2):  # the second writer read `before` as the first did: nothing to delete
+        record = DeadLetter(message="{}", dequeue_count=5, reason=f"writer {minute}",
+                            time=start + timedelta(minutes=minute))
+        index.put("deadletter", "dead-1", record.model_dump(mode="json"), {}, at=stamp(record.time))
+        if minute == 1:
+            index.table.update_entity({"PartitionKey": "deadletter", "RowKey": encode_part("dead-1"), "stamp": ""})
+    services.state.set_aside["rejected"].put("rejected-0", SetAside(reason="r", received=start, event={"id": "e"}))
+
+    items = json.loads(get(services, "ops/events/setaside").get_body())["items"]
+
+    assert [(item["kind"], item["key"], item["reason"]) for item in items] == [
+        ("deadletter", "dead-1", "writer 2"), ("rejected", "rejected-0", "r")]

@@ -242,6 +242,20 @@ def test_a_message_that_is_no_work_item_is_dead_lettered_as_unreadable(world, me
     assert letter.reason == "the message could not be read as a work item"
 
 
+def test_a_poison_message_delivered_again_is_kept_once_with_its_first_time_and_audited_once(world) -> None:
+    """The poison queue may deliver a message again (its visibility timeout ran out while it was being kept):
+    the dead letter stays as first kept, listed and audited once."""
+    state, _queue, services, _install = world
+    body = json.dumps({"key": "k-poison", "event": {"id": "evt-p", "eventType": "x", "subject": "s"}}).encode()
+    first = worker.dead_letter(body, MAX_DEQUEUE_COUNT, services)
+    kept = state.get("deadletter", first)
+
+    assert worker.dead_letter(body, MAX_DEQUEUE_COUNT, services) == first
+
+    assert state.get("deadletter", first) == kept, "the first dead letter, not rewritten with a later time"
+    assert [entry.action for entry in state.entries].count("dead-letter") == 1
+
+
 def delivered(raw: dict, delivery: str, **fields: Any) -> dict:
     """A work item as intake queues one delivery of the event."""
     return {"key": "k10", "event": raw, "delivery": delivery, "received": "2026-11-30T10:00:00+00:00", **fields}
