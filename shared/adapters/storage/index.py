@@ -257,8 +257,13 @@ class TableIndex:
         query, parameters = _query(kind, where or {}, prefix, invalid)
         pages: Any = self._table.query_entities(query, parameters=parameters, results_per_page=min(limit, MAX_PAGE)
                                                 ).by_page(continuation_token=resume)  # type: ignore[arg-type]
-        found = [row(item) for item in next(pages, [])]
-        return [item for item in found if item.key.startswith(prefix)], encode_token(kind, pages.continuation_token)
+        found, seen = [], set()
+        for item in map(row, next(pages, [])):
+            # Two writers of one record at once may each leave a newest-first entity (`put`): the newer is listed.
+            if item.key.startswith(prefix) and (item.kind, item.key) not in seen:
+                seen.add((item.kind, item.key))
+                found.append(item)
+        return found, encode_token(kind, pages.continuation_token)
 
     def rows(self, kind: str, where: dict[str, Field] | None = None, prefix: str = "",
              invalid: bool | None = False) -> Iterator[Row]:

@@ -464,14 +464,7 @@ class Stores:
             return [(kind, listed) for _, kind, listed in every[start:start + limit]], following
         where: dict[str, Field] = {"kind": kinds[0]} if len(kinds) == 1 else {}
         rows, following = self.index.page(NEWEST, where, "", limit, token, invalid=None)
-        # Two writers of one record at once may each leave its newest-first entity (`TableIndex.put`): the
-        # newer one is listed, once.
-        listed, seen = [], set()
-        for found in rows:
-            if found.kind in kinds and (found.kind, found.key) not in seen:
-                seen.add((found.kind, found.key))
-                listed.append((found.kind, stores[found.kind].listed(found)))
-        return listed, following
+        return [(found.kind, stores[found.kind].listed(found)) for found in rows if found.kind in kinds], following
 
     def audit_page(self, limit: int, match: Callable[[AuditEntry], bool], since: datetime | None = None,
                    token: str | None = None) -> tuple[builtins.list[AuditEntry], str | None]:
