@@ -34,7 +34,8 @@ EMPTY_NULLS = [""]
 """The null spellings of CSV's first try: an empty cell. "NaN" and "inf" parse as numbers anyway; the
 rest of pyarrow's default spellings ("NULL", "NA", "#N/A", ...) are read by a second try with them all.
 Each cell is looked up among the null spellings before it is parsed: with pyarrow's seventeen that
-look-up cost 15-20% of the parse of a piece of floats."""
+look-up cost 13-20% of the engine's parse of floats (docs/scoring.md, third round). A piece with a bad
+row is tried twice before it is parsed row by row: a bad file costs one more try, a good one less."""
 NUMBER = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[Nn]a[Nn]|[Ii]nf(inity)?)\s*$"
 
 
