@@ -177,6 +177,7 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
     request = ScoringRequest(input=source, model={"blob": model_blob}, output={"path": output})
     cache = Path(config.model_cache)
     load_model(str(model_file(request.model, None, blobs, cache)))
+    steps = step_timer()
     collecting = gc_timer()
     started, cpu, usage = time.time(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     job = submit(request, ports)
@@ -195,10 +196,91 @@ def child_engine(source: str, model_blob: str, output: str) -> dict:
         "system_cpu": after.ru_stime - usage.ru_stime,  # mostly first touches of new pages (page faults)
         "page_faults": after.ru_minflt - usage.ru_minflt,
         "gc_seconds": collecting.seconds,
+        "steps": dict(steps),
         "gc_collections": collecting.collections,
         "ranges": job["ranges"]["total"],
         "output_bytes": written,
     }
+
+
+STEPS = {
+    "GET": ("read_lines_range", "read_spans"),
+    "parse": ("parse_csv", "parse_jsonl", "parquet_batches"),
+    "copy": ("to_matrix",),
+    "write": ("open_writer",),
+}
+"""The engine's steps whose CPU `step_timer` counts, by the names `shared.scoring.pipeline` calls them by."""
+
+
+def step_timer() -> dict[str, float]:
+    """Count the CPU of each of the engine's steps on the thread that runs it (`time.thread_time`).
+
+    Wraps the functions the pipeline calls (and `LoadedModel.run`: "run"), so any checkout's
+    engine is counted the same way; generators are counted item by item, a writer per
+    `write_table`. What runs on pyarrow's own threads (a Parquet decode with its threads)
+    is counted in none of them, only in the process's CPU ("rest").
+    """
+    import threading
+
+    from shared.scoring import pipeline, session
+
+    spent: dict[str, float] = dict.fromkeys([*STEPS, "run"], 0.0)
+    lock = threading.Lock()
+
+    def add(step: str, since: float) -> None:
+        with lock:
+            spent[step] += time.thread_time() - since
+
+    def counted(step: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                result = function(*args, **kwargs)
+            finally:
+                add(step, started)
+            if hasattr(result, "__next__"):
+                return _counted_items(step, result, add)
+            if hasattr(result, "write_table"):
+                return _CountedWriter(result, step, add)
+            return result
+
+        return call
+
+    for step, names in STEPS.items():
+        for name in names:
+            if hasattr(pipeline, name):
+                setattr(pipeline, name, counted(step, getattr(pipeline, name)))
+    session.LoadedModel.run = counted("run", session.LoadedModel.run)  # type: ignore[method-assign]
+    return spent
+
+
+def _counted_items(step: str, items: Any, add: Any) -> Any:
+    while True:
+        started = time.thread_time()
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        finally:
+            add(step, started)
+        yield item
+
+
+@dataclass
+class _CountedWriter:
+    writer: Any
+    step: str
+    add: Any
+
+    def write_table(self, table: Any) -> None:
+        started = time.thread_time()
+        self.writer.write_table(table)
+        self.add(self.step, started)
+
+    def close(self) -> None:
+        started = time.thread_time()
+        self.writer.close()
+        self.add(self.step, started)
 
 
 def gc_timer() -> Any:
@@ -533,7 +615,19 @@ def engine_line(name: str, fmt: str, limit: dict, engine: dict, before: dict | N
         else f"{label} {engine[key] * scale:{form}}"
         for label, key, scale, form in figures
     ]
-    return f"{name:5} {fmt:8} run {limit['cpu'] * per:.2f} s/M rows; " + "; ".join(shown)
+    line = f"{name:5} {fmt:8} run {limit['cpu'] * per:.2f} s/M rows; " + "; ".join(shown)
+    steps = [
+        f"{step} {step_line(before, step, per) + ' -> ' if before else ''}{step_line(engine, step, per)}"
+        for step in [*STEPS, "run", "rest"]
+    ]
+    return f"{line}\n{'':15}steps, CPU s/M rows: " + ", ".join(steps)
+
+
+def step_line(engine: dict, step: str, per: float) -> str:
+    """One step's CPU per million rows; "rest" is the process's CPU in no counted step."""
+    steps = engine.get("steps", {})
+    spent = engine["cpu"] - sum(steps.values()) if step == "rest" else steps.get(step, 0.0)
+    return f"{spent * per:.2f}"
 
 
 def pair(old: dict, new: dict, key: str, scale: float, form: str, width: int) -> str:

@@ -30,6 +30,12 @@ EXTENSIONS: dict[str, Format] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
+EMPTY_NULLS = [""]
+"""The null spellings of CSV's first try: an empty cell. "NaN" and "inf" parse as numbers anyway; the
+rest of pyarrow's default spellings ("NULL", "NA", "#N/A", ...) are read by a second try with them all.
+Each cell is looked up among the null spellings before it is parsed: with pyarrow's seventeen that
+look-up cost 13-20% of the engine's parse of floats (docs/scoring.md, third round). A piece with a bad
+row is tried twice before it is parsed row by row: a bad file costs one more try, a good one less."""
 NUMBER = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[Nn]a[Nn]|[Ii]nf(inity)?)\s*$"
 
 
@@ -76,15 +82,17 @@ def parse_csv(
     """Parse whole CSV lines; return the good rows, the bad ones and how many rows there were."""
     import pyarrow as pa
 
-    try:
-        # float64, cast to float32 by `to_matrix`: pyarrow parses text into float64 ~20% faster. On
-        # one thread: the pipeline parses while other threads score, and pyarrow's own threads cost
-        # ~20% more CPU for the same piece (2.4 against 2.0 core-seconds per million rows of 30 floats).
-        table, invalid = _read_csv(data, columns, features, ids, pa.float64(), threads=False)
-        if not invalid:
-            return table, [], table.num_rows
-    except pa.ArrowInvalid:
-        pass
+    # float64, cast to float32 by `to_matrix`: pyarrow parses text into float64 ~20% faster. On one
+    # thread: the pipeline parses while other threads score, and pyarrow's own threads cost ~20% more
+    # CPU for the same piece (2.4 against 2.0 core-seconds per million rows of 30 floats).
+    for nulls in (EMPTY_NULLS, None):
+        try:
+            table, invalid = _read_csv(data, columns, features, ids, pa.float64(), threads=False, nulls=nulls)
+        except pa.ArrowInvalid:
+            continue
+        if invalid:
+            break
+        return table, [], table.num_rows
     return _parse_csv_slowly(data, columns, features, ids, first_row)
 
 
@@ -95,7 +103,9 @@ def _read_csv(
     ids: list[str],
     feature_type: pa.DataType,
     threads: bool,
+    nulls: list[str] | None = None,
 ) -> tuple[pa.Table, list[tuple[int | None, str]]]:
+    """pyarrow's CSV reader; `nulls` are the cells read as null (None: pyarrow's default spellings)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -111,7 +121,10 @@ def _read_csv(
         read_options=pacsv.ReadOptions(column_names=columns, use_threads=threads, block_size=1 << 22),
         parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
         convert_options=pacsv.ConvertOptions(
-            column_types=types, include_columns=[*features, *ids], strings_can_be_null=feature_type == pa.string()
+            column_types=types,
+            include_columns=[*features, *ids],
+            strings_can_be_null=feature_type == pa.string(),
+            **({} if nulls is None else {"null_values": nulls}),
         ),
     )
     return table, invalid

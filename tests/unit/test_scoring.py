@@ -112,6 +112,18 @@ def test_empty_cells_are_missing_values_not_errors() -> None:
     assert np.isnan(to_matrix(table, ["a", "b"], np.dtype(np.float32))[0, 0])
 
 
+@pytest.mark.parametrize("spelling", ["", '""', "NaN", "-nan", "NULL", "null", "NA", "N/A", "n/a", "#N/A", "1.#IND"])
+def test_every_null_spelling_pyarrow_knows_is_a_missing_value_not_an_error(spelling: str) -> None:
+    """The first try reads only empty cells as null; the other spellings must still be NaN, not errors."""
+    data = f"r1,{spelling},2\nr2,3,4\n".encode()
+
+    table, errors, rows = parse_csv(data, COLUMNS, ["a", "b"], ["id"], first_row=1)
+
+    assert (errors, rows) == ([], 2)
+    matrix = to_matrix(table, ["a", "b"], np.dtype(np.float32))
+    assert np.isnan(matrix[0, 0]) and matrix[1].tolist() == [3, 4]
+
+
 def test_features_of_any_number_type_in_several_chunks_fill_a_given_batch_matrix() -> None:
     """What a scoring thread does per batch: a slice of a parsed chunk into its own reused matrix."""
     import decimal
