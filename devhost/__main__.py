@@ -18,6 +18,9 @@ from devhost import split
 from devhost.host import TRIGGER_KINDS, FunctionHost, trigger_kinds
 from devhost.keys import HostKeys
 
+READY_SECONDS = 120.0
+"""How long the host waits for its queue process to start listening (both index the app at once)."""
+
 
 def kinds(text: str) -> frozenset[str]:
     try:
@@ -34,6 +37,7 @@ def main() -> None:
     parser.add_argument("--triggers", type=kinds, default=None,
                         help=f"comma-separated trigger kinds this one process listens to ({', '.join(TRIGGER_KINDS)})")
     parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
@@ -52,7 +56,12 @@ def main() -> None:
 
     queues = None if args.triggers else split.QueueProcess(app_dir, args.keys, on_exit=queues_exited).start()
     try:
-        with FunctionHost(app_dir, args.port, keys, triggers=args.triggers or split.FRONT_KINDS) as host:
+        host = FunctionHost(app_dir, args.port, keys, triggers=args.triggers or split.FRONT_KINDS)
+        if queues:
+            queues.wait_ready(READY_SECONDS)  # the app was indexed here meanwhile
+        with host:
+            if args.ready_fd is not None:
+                split.report_ready(args.ready_fd)
             if host.serves_http:
                 print(f"Local Functions host listening on {host.url} (keys in {args.keys})", flush=True)
             else:

@@ -9,7 +9,9 @@ Event Grid intake never shares a process with the queue worker. `python -m devho
 machine: it serves HTTP, the extension webhooks, the admin routes and the timers (`FRONT_KINDS`), and starts
 `python -m devhost --triggers queue` beside it. The two share nothing but storage, as instances do.
 
-The child writes where its parent writes (one log). It ends with its parent: the parent stops it on the way
+The parent opens its HTTP server once the child's listeners run (the child says so on a pipe of its own), so
+that a host that answers has its queues, as a single process had. The child writes where its parent writes
+(one log). It ends with its parent: the parent stops it on the way
 out (SIGTERM: it finishes the work in hand, as a host that drains), and if the parent dies without doing so
 (killed), the pipe the child reads from closes and the child exits at once, as the instance would have with it.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -32,6 +35,7 @@ QUEUE_KINDS = frozenset({"queue"})
 FRONT_KINDS = ALL_KINDS - QUEUE_KINDS
 STOP_SECONDS = 15.0
 """How long the parent waits for the child to finish its work in hand before killing it."""
+READY = b"ready"
 
 
 class QueueProcess:
@@ -45,19 +49,32 @@ class QueueProcess:
         self.app_dir, self.keys_file, self._on_exit = app_dir, keys_file, on_exit
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
+        self._ready = -1
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
     def start(self) -> QueueProcess:
+        self._ready, ready = os.pipe()
         command = [sys.executable, "-m", "devhost", "--triggers", ",".join(sorted(QUEUE_KINDS)),
-                   "--app-dir", str(self.app_dir), "--keys", str(self.keys_file), "--exit-with-parent"]
+                   "--app-dir", str(self.app_dir), "--keys", str(self.keys_file), "--exit-with-parent",
+                   "--ready-fd", str(ready)]
         # stdin is the pipe the child watches: it closes when this process dies, however it dies.
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE)
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(ready,))
+        os.close(ready)
         log.info("Queue triggers run in process %d", self._process.pid)
         threading.Thread(target=self._watch, name="devhost-queue-process", daemon=True).start()
         return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until the child's listeners run; RuntimeError if it exits first or takes longer than `timeout`."""
+        readable, _, _ = select.select([self._ready], [], [], timeout)
+        said = os.read(self._ready, len(READY)) if readable else b""
+        os.close(self._ready)
+        if said != READY:
+            state = "exited" if readable else f"did not start its listeners within {timeout:.0f} s"
+            raise RuntimeError(f"the queue triggers' process {self.pid} {state}")
 
     def request_stop(self) -> None:
         """Ask the child to stop (it finishes its work in hand); `stop` waits for it."""
@@ -84,6 +101,12 @@ class QueueProcess:
         if not self._stopping.is_set():
             log.error("the queue process exited with %s while the host runs: stopping the host", code)
             self._on_exit(code)
+
+
+def report_ready(fd: int) -> None:
+    """Tell the parent (`QueueProcess.wait_ready`) that this process's listeners run."""
+    os.write(fd, READY)
+    os.close(fd)
 
 
 def exit_with_parent(pipe: BinaryIO | None = None) -> None:
