@@ -18,6 +18,7 @@ the same Azurite), a local host is started and:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import statistics
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -107,6 +109,15 @@ def measure(root: Path, azurite: Azurite, args: argparse.Namespace, workdir: Pat
     }
     state = BlobStateStore(blob_service(Settings.from_environ(values)), values["MLOPS_STATE_CONTAINER"])
     keys = workdir / f"keys-{uuid.uuid4().hex[:8]}.json"
+    # Every app measured here uses the one work queue on the one Azurite: each starts on an empty queue and
+    # leaves it empty, so that no app's worker spends its measure on another's events.
+    queue = QueueClient.from_connection_string(azurite.connection_string, "aml-work")
+    with contextlib.suppress(ResourceNotFoundError):
+        queue.clear_messages()
+
+    def drained() -> bool:
+        return queue.get_queue_properties().approximate_message_count == 0
+
     with HostProcess(values, keys, log_file=workdir / "host.log", root=root) as host:
         session = requests.Session()
         health_url = f"{host.url}/api/ops/health?code={host.keys.function}"
@@ -130,9 +141,7 @@ def measure(root: Path, azurite: Azurite, args: argparse.Namespace, workdir: Pat
         webhook_rate = concurrently([functools.partial(post, [event]) for event in events], args.clients)
         # The queue's message count is one cheap call; reading the audit trail (thousands of lines) every
         # 0.2 s would take CPU from the host being measured. Once every message is deleted, the audit says.
-        queue = QueueClient.from_connection_string(azurite.connection_string, "aml-work")
-        wait_until(lambda: queue.get_queue_properties().approximate_message_count == 0, timeout=600, interval=0.1,
-                   what="the work queue to drain")
+        wait_until(drained, timeout=600, interval=0.1, what="the work queue to drain")
         ids = {event["id"] for event in events}
         wait_until(lambda: ids <= {e.correlation_id for e in state.read_audit() if e.action == "react"},
                    timeout=600, interval=0.5, what=f"the reactions to all {len(ids)} events in the audit")
@@ -142,6 +151,7 @@ def measure(root: Path, azurite: Azurite, args: argparse.Namespace, workdir: Pat
         started = time.perf_counter()
         post(array, timeout=300)
         array_seconds = time.perf_counter() - started
+        wait_until(drained, timeout=600, interval=0.5, what="the array's work to drain")
     cost = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "intake_cost.py"), "--root", str(root), "--connection",
          azurite.connection_string, "--events", str(args.cost_events)],
