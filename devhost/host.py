@@ -326,6 +326,11 @@ def _event_grid_value(event: dict[str, Any]) -> Any:
 def _handler(host: FunctionHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        """TCP_NODELAY, as Kestrel (the Functions host's server) sets by default
+        (https://learn.microsoft.com/dotnet/api/microsoft.aspnetcore.server.kestrel.kestrelserveroptions.nodelay).
+        Without it the body, written after the headers, waited for the client's delayed ACK: about 40 ms added to
+        every answer with a body on a kept-alive connection."""
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
