@@ -11,6 +11,9 @@ the same Azurite), a local host is started and:
 - one array of `--array` events is posted in one request, as Event Grid may batch them: its answer time
   must stay well under Event Grid's 30 s delivery timeout;
 - `benchmarks/intake_cost.py` counts what one event costs in storage round trips and CPU;
+- when the host runs its queue triggers in a process of their own, the webhook once more with that process
+  paused (SIGSTOP), as Azure's front end answers while the worker runs on other instances: intake's own rate,
+  beside the figures measured with the worker running on the same cores;
 - on Linux, the CPU each process spent (from /proc) per health call and per event end to end: the host's
   process(es), Azurite and this benchmark (its clients and polls), which share the machine's cores.
 
@@ -24,6 +27,7 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -83,6 +87,8 @@ class Figures:
     cost: dict[str, dict[str, float]]
     cpu: dict[str, dict[str, float]]
     """CPU ms by process, per health call and per event end to end (empty without /proc)."""
+    intake_alone: Rate | None
+    """The webhook with the queue process paused; None for a host of one process."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -199,6 +205,16 @@ def measure(root: Path, azurite: Azurite, args: argparse.Namespace, workdir: Pat
         health_cpu.start()
         health_rate = health_before.merged(concurrently([health] * (args.events - args.events // 2), args.clients))
         health_cpu.stop()
+        intake_alone = None
+        if "queue process" in webhook_cpu.processes:
+            paused = webhook_cpu.processes["queue process"]
+            os.kill(paused, signal.SIGSTOP)
+            try:
+                intake_alone = concurrently([functools.partial(post, [event]) for event in drift_events(args.events)],
+                                            args.clients)
+            finally:
+                os.kill(paused, signal.SIGCONT)
+            wait_until(drained, timeout=600, interval=0.5, what="the paused measure's work to drain")
         array = drift_events(args.array)
         started = time.perf_counter()
         post(array, timeout=300)
@@ -211,7 +227,7 @@ def measure(root: Path, azurite: Azurite, args: argparse.Namespace, workdir: Pat
     )
     cpu = {"health call": health_cpu.per(args.events), "event end to end": webhook_cpu.per(args.events)}
     return Figures(health_rate, webhook_rate, end_to_end, array_seconds, json.loads(cost.stdout.splitlines()[-1]),
-                   cpu)
+                   cpu, intake_alone)
 
 
 def checkout(ref: str, workdir: Path) -> Path:
@@ -236,6 +252,11 @@ def report(label: str, figures: Figures, events: int, array: int) -> None:
     print(f"webhook / health: rate {webhook.per_second / health.per_second:.2f}x, "
           f"p99 {webhook.percentile(0.99) / health.percentile(0.99):.2f}x; "
           f"end to end / health rate {figures.end_to_end / health.per_second:.2f}x")
+    if figures.intake_alone is not None:
+        alone = figures.intake_alone
+        print(alone.line("webhook, queue process paused"))
+        print(f"paused / health: rate {alone.per_second / health.per_second:.2f}x, "
+              f"p99 {alone.percentile(0.99) / health.percentile(0.99):.2f}x")
     for stage, cost in figures.cost.items():
         print(f"one event, {stage:<7} " + ", ".join(f"{name} {value:g}" for name, value in cost.items()))
     for what, spent in figures.cpu.items():
