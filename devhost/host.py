@@ -51,6 +51,8 @@ TRIGGER_KINDS = {"http": "httpTrigger", "eventgrid": "eventGridTrigger", "blob":
 ALL_KINDS = frozenset(TRIGGER_KINDS)
 SERVED_KINDS = frozenset({"http", "eventgrid", "blob"})
 """The kinds that arrive over the host's HTTP server (routes and extension webhooks)."""
+WEBHOOK_KINDS = {"eventgrid": "eventgrid", "blobs": "blob"}
+"""The extension webhooks (`/runtime/webhooks/<name>`) and the trigger kind each delivers to."""
 WORKER_THREADS = min(32, (os.cpu_count() or 1) + 4)
 """The Python worker's pool for synchronous functions: PYTHON_THREADPOOL_THREAD_COUNT unset on Python 3.9+
 leaves it to ThreadPoolExecutor's default (Azure/azure-functions-python-worker#890)."""
@@ -279,7 +281,7 @@ class FunctionHost:
 
     def _webhook(self, extension: str, method: str, name: str, headers: dict[str, str], body: bytes) -> Reply:
         function = self.functions.get(name.removeprefix("Host.Functions."))
-        expected = TRIGGER_KINDS[extension]
+        expected = TRIGGER_KINDS[WEBHOOK_KINDS[extension]]
         if function is None or function.trigger_type != expected or not self.listens_to(function):
             return Reply.text(404, f"no {expected} function named {name!r}")
         if method == "OPTIONS":

@@ -40,6 +40,12 @@ def work(msg: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *")
 def tick(timer: func.TimerRequest) -> None:
     pass
+
+
+@app.blob_trigger(arg_name="blob", path="inbox/{name}", connection="AzureWebJobsStorage",
+                  source=func.BlobSource.EVENT_GRID)
+def landed(blob: func.InputStream) -> None:
+    pass
 '''
 
 
@@ -68,18 +74,18 @@ def test_the_queue_process_takes_only_the_queue_triggers_and_serves_no_http(app_
     assert listened(host) == ["work"]
     assert not host.serves_http
     assert host.handle("GET", "/api/hello", {}, b"").status == 404, "no HTTP function runs here"
-    assert sorted(host.functions) == ["events", "hello", "tick", "work"], "it indexes the whole app, as instances do"
+    assert sorted(host.functions) == ["events", "hello", "landed", "tick", "work"], "it indexes the whole app"
 
 
 def test_the_front_process_takes_every_trigger_but_the_queue_ones(app_dir: Path) -> None:
     host = FunctionHost(app_dir, port=0, triggers=FRONT_KINDS)
-    assert listened(host) == ["events", "hello", "tick"]
+    assert listened(host) == ["events", "hello", "landed", "tick"]
     assert host.serves_http
     assert host.handle("GET", "/api/hello", {}, b"").body == b"hello"
 
 
 def test_by_default_a_host_takes_every_trigger(app_dir: Path) -> None:
-    assert listened(FunctionHost(app_dir, port=0)) == ["events", "hello", "tick", "work"]
+    assert listened(FunctionHost(app_dir, port=0)) == ["events", "hello", "landed", "tick", "work"]
 
 
 def test_an_event_grid_webhook_for_a_host_without_event_grid_triggers_is_a_404(app_dir: Path) -> None:
@@ -87,6 +93,15 @@ def test_an_event_grid_webhook_for_a_host_without_event_grid_triggers_is_a_404(a
     url = f"/runtime/webhooks/eventgrid?functionName=events&code={host.keys.eventgrid_extension}"
     reply = host.handle("POST", url, {"aeg-event-type": "Notification"}, json.dumps([]).encode())
     assert reply.status == 404
+
+
+@pytest.mark.parametrize("triggers, status", [(FRONT_KINDS, 200), (QUEUE_KINDS, 404)])
+def test_the_blob_webhook_finds_its_function_by_kind(app_dir: Path, triggers: frozenset[str], status: int) -> None:
+    """Regression: the blobs webhook looked its kind up by the extension's name ("blobs"): a KeyError, a 500."""
+    host = FunctionHost(app_dir, port=0, triggers=triggers)
+    url = f"/runtime/webhooks/blobs?functionName=Host.Functions.landed&code={host.keys.blobs_extension}"
+    reply = host.handle("OPTIONS", url, {"webhook-request-origin": "eventgrid.azure.net"}, b"")
+    assert reply.status == status, reply.body
 
 
 def test_unknown_or_no_trigger_kinds_are_refused_naming_them() -> None:
