@@ -5,6 +5,10 @@ routes): HTTP triggers under `/api` with keys by auth level, the Event Grid and 
 extension webhooks under `/runtime/webhooks/`, queue triggers polling Azurite, timers
 on their NCRONTAB schedules, and Core Tools' admin routes to run a non-HTTP function
 (`POST /admin/functions/<name>`) and read the host status.
+
+A host listens to the trigger kinds it is given (`TRIGGER_KINDS`; all by default): `python -m devhost`
+runs the queue triggers in a process of their own (`devhost.split`), as Azure runs them apart from the
+HTTP front end. Every process indexes the whole app, as every instance in Azure does.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,9 +45,27 @@ log = logging.getLogger("devhost")
 MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize
 SETTING_REFERENCE = re.compile(r"%([A-Za-z0-9_]+)%")
 RESOLVED_PROPERTIES = ("queueName", "path", "schedule")
+TRIGGER_KINDS = {"http": "httpTrigger", "eventgrid": "eventGridTrigger", "blob": "blobTrigger",
+                 "timer": "timerTrigger", "queue": "queueTrigger"}
+"""The trigger kinds a host can be told to listen to, and the binding type of each."""
+ALL_KINDS = frozenset(TRIGGER_KINDS)
+SERVED_KINDS = frozenset({"http", "eventgrid", "blob"})
+"""The kinds that arrive over the host's HTTP server (routes and extension webhooks)."""
+WEBHOOK_KINDS = {"eventgrid": "eventgrid", "blobs": "blob"}
+"""The extension webhooks (`/runtime/webhooks/<name>`) and the trigger kind each delivers to."""
 WORKER_THREADS = min(32, (os.cpu_count() or 1) + 4)
 """The Python worker's pool for synchronous functions: PYTHON_THREADPOOL_THREAD_COUNT unset on Python 3.9+
 leaves it to ThreadPoolExecutor's default (Azure/azure-functions-python-worker#890)."""
+
+
+def trigger_kinds(names: Iterable[str]) -> frozenset[str]:
+    """The kinds named; ValueError naming any that is not one of `TRIGGER_KINDS`, or none at all."""
+    kinds = frozenset(names)
+    unknown = sorted(kinds - TRIGGER_KINDS.keys())
+    if unknown or not kinds:
+        what = f"unknown trigger kind {', '.join(map(repr, unknown))}" if unknown else "no trigger kind given"
+        raise ValueError(f"{what}: expected some of {', '.join(TRIGGER_KINDS)}")
+    return kinds
 
 
 def load_local_settings(app_dir: Path) -> None:
@@ -116,16 +138,24 @@ class HttpRoute:
 
 
 class FunctionHost:
-    """Loads the app from `app_dir` and serves it on loopback until stopped."""
+    """Loads the app from `app_dir` and serves it on loopback until stopped.
 
-    def __init__(self, app_dir: Path, port: int = 7071, keys: HostKeys | None = None) -> None:
+    `triggers`: the kinds it listens to (`TRIGGER_KINDS`). It opens its HTTP server (routes, webhooks and
+    the admin routes) only with one of `SERVED_KINDS`; a route or webhook of a kind it does not listen to
+    is a 404, as on an instance that does not host it.
+    """
+
+    def __init__(self, app_dir: Path, port: int = 7071, keys: HostKeys | None = None,
+                 triggers: Iterable[str] = ALL_KINDS) -> None:
+        self.triggers = trigger_kinds(triggers)
         load_local_settings(app_dir)
         self.app_dir, self.port = app_dir, port
         self.keys = keys or HostKeys.generate()
         self.host_json = host_settings(json.loads((app_dir / "host.json").read_text()), os.environ)
         indexed = index_function_app(load_app_module(app_dir))
         self.functions = {f.name: resolve_bindings(f, os.environ) for f in indexed}
-        self.routes = [HttpRoute(f) for f in self.functions.values() if f.trigger_type == "httpTrigger"]
+        self.routes = [HttpRoute(f) for f in self.functions.values() if f.trigger_type == "httpTrigger"] \
+            if "http" in self.triggers else []
         self._listeners: list[Listener] = []
         self._server: ThreadingHTTPServer | None = None
         threads = int(os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT") or WORKER_THREADS)
@@ -136,18 +166,30 @@ class FunctionHost:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def serves_http(self) -> bool:
+        return bool(self.triggers & SERVED_KINDS)
+
+    def listens_to(self, function: IndexedFunction) -> bool:
+        """Whether this host runs `function` when its trigger fires."""
+        return any(TRIGGER_KINDS[kind] == function.trigger_type for kind in self.triggers)
+
     def start(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True).start()
+        if self.serves_http:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
+            self._server.daemon_threads = True
+            self.port = self._server.server_address[1]
+            threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True).start()
         options = QueueOptions.from_host_json(self.host_json)
         for function in self.functions.values():
-            listener = self._listener(function, options)
+            listener = self._listener(function, options) if self.listens_to(function) else None
             if listener:
                 listener.start()
                 self._listeners.append(listener)
-        log.info("Host started on %s with functions: %s", self.url, ", ".join(sorted(self.functions)))
+        listened = sorted(name for name, function in self.functions.items() if self.listens_to(function))
+        where = f"on {self.url}" if self.serves_http else "without HTTP"
+        log.info("Host started %s (%s triggers) with functions: %s", where, ", ".join(sorted(self.triggers)),
+                 ", ".join(listened))
 
     def stop(self) -> None:
         for listener in self._listeners:  # all stop polling at once, then each finishes its work
@@ -239,8 +281,8 @@ class FunctionHost:
 
     def _webhook(self, extension: str, method: str, name: str, headers: dict[str, str], body: bytes) -> Reply:
         function = self.functions.get(name.removeprefix("Host.Functions."))
-        expected = "eventGridTrigger" if extension == "eventgrid" else "blobTrigger"
-        if function is None or function.trigger_type != expected:
+        expected = TRIGGER_KINDS[WEBHOOK_KINDS[extension]]
+        if function is None or function.trigger_type != expected or not self.listens_to(function):
             return Reply.text(404, f"no {expected} function named {name!r}")
         if method == "OPTIONS":
             return webhooks.abuse_protection(headers)
@@ -286,6 +328,11 @@ def _event_grid_value(event: dict[str, Any]) -> Any:
 def _handler(host: FunctionHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        """TCP_NODELAY, as Kestrel (the Functions host's server) sets by default
+        (https://learn.microsoft.com/dotnet/api/microsoft.aspnetcore.server.kestrel.kestrelserveroptions.nodelay).
+        Without it the body, written after the headers, waited for the client's delayed ACK: about 40 ms added to
+        every answer with a body on a kept-alive connection."""
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -17,7 +17,11 @@ from shared.settings import binding_defaults
 
 
 class HostProcess:
-    """`python -m devhost` in a child process, with its own settings and keys."""
+    """`python -m devhost` in a child process, with its own settings and keys.
+
+    That process runs the queue triggers in a process of its own (`devhost.split`), whose output goes to the
+    same log, and which stops with it, even when it is killed.
+    """
 
     def __init__(self, settings: dict[str, str], keys_file: Path, port: int = 0, log_file: Path | None = None,
                  root: Path = ROOT) -> None:
@@ -29,6 +33,11 @@ class HostProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The host's process (the one serving HTTP), while started."""
+        return self._process.pid if self._process else None
 
     @property
     def keys(self) -> HostKeys:
