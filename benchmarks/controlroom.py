@@ -322,7 +322,7 @@ def retained_heap_mb(driver: Any) -> float:
     return metrics(driver)["JSHeapUsedSize"] / 2**20
 
 
-def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
+def refresh_cost(driver: Any, view: str, count: int, profile: bool = False) -> dict[str, Any]:
     """`count` refreshes on one view: per refresh, its time, requests, bytes and main-thread time. The page
     is looked at once a second only, so that the browser's main thread does little else than the page's work."""
     driver.execute_script(f"window.location.hash = '#{view}'")
@@ -330,11 +330,16 @@ def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
     wait(f"a refresh on {view}", lambda: len(marks(driver)) >= first + 2)  # one that began on this view
     begin = len(marks(driver))
     since = driver.execute_script("return performance.now()")
+    if profile:
+        driver.execute_cdp_cmd("Profiler.enable", {})
+        driver.execute_cdp_cmd("Profiler.setSamplingInterval", {"interval": 100})
+        driver.execute_cdp_cmd("Profiler.start", {})
     before = metrics(driver)
     deadline = time.monotonic() + 120
     while len(marks(driver)) < begin + count and time.monotonic() < deadline:
         time.sleep(1)
     after = metrics(driver)
+    spent = self_times(driver.execute_cdp_cmd("Profiler.stop", {})["profile"]) if profile else []
     ended = marks(driver)[begin:begin + count]
     if len(ended) < count:
         raise SystemExit(f"the control room refreshed {len(ended)} times on {view} in 120 s, not {count}")
@@ -342,11 +347,12 @@ def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
     refreshed = len(marks(driver)) - begin  # the main-thread figures cover every refresh since `before`
     # One cycle: from its first API call to the redraw that ends it.
     calls = [c for c in driver.execute_script("return window.__calls") if since <= c <= ended[-1]]
-    cycles, previous = [], since
+    cycles, phases, previous = [], [], since
     for mark in ended:
         started = [c for c in calls if previous <= c <= mark]
         if started:
             cycles.append(mark - started[0])
+            phases.append(phases_of(started[0], [e for e in entries if previous <= e["start"] <= mark], mark))
         previous = mark
     per_route: dict[str, list[float]] = defaultdict(list)
     for entry in entries:
@@ -359,8 +365,41 @@ def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
         "layout_style_ms": 1000 * (after["LayoutDuration"] + after["RecalcStyleDuration"]
                                    - before["LayoutDuration"] - before["RecalcStyleDuration"]) / refreshed,
         "ttfb_ms": {route: statistics.median(values) for route, values in sorted(per_route.items())},
+        "phases_ms": {name: statistics.median(p[name] for p in phases) for name in PHASES} if phases else {},
+        "phases_slowest_ms": max(phases, key=lambda p: sum(p.values())) if phases else {},
         "heap_mb": retained_heap_mb(driver),
+        "profile": [(name, ms / refreshed) for name, ms in spent],
     }
+
+
+def self_times(profile: dict[str, Any], top: int = 15) -> list[tuple[str, float]]:
+    """The functions the page's main thread spent most time in (self time, ms), from a CDP CPU profile."""
+    interval = {node["id"]: 0 for node in profile["nodes"]}
+    deltas = profile.get("timeDeltas", [])
+    for sample, delta in zip(profile.get("samples", []), [*deltas[1:], 0], strict=True):
+        interval[sample] += delta  # a sample lasts until the next one
+    spent: dict[str, float] = defaultdict(float)
+    for node in profile["nodes"]:
+        frame = node["callFrame"]
+        where = frame["url"].rsplit("/", 1)[-1]
+        name = f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber'] + 1}" if where \
+            else frame["functionName"] or "(program)"
+        spent[name] += interval[node["id"]] / 1000
+    spent.pop("(idle)", None)
+    return sorted(spent.items(), key=lambda item: -item[1])[:top]
+
+
+PHASES = ("first", "rest", "draw")
+
+
+def phases_of(begun: float, entries: list[dict[str, Any]], mark: float) -> dict[str, float]:
+    """Where one refresh went: its first request (the list), the requests that followed it until the last answer
+    ended, and what came after, until the redraw (reading the answers' JSON and drawing)."""
+    if not entries:
+        return {"first": 0.0, "rest": 0.0, "draw": mark - begun}
+    first = min(entries, key=lambda entry: entry["start"])["end"]
+    last = max(entry["end"] for entry in entries)
+    return {"first": first - begun, "rest": last - first, "draw": mark - last}
 
 
 def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
@@ -395,6 +434,8 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=5, help="refreshes measured on each view")
     parser.add_argument("--every", type=float, default=2, help="the page's refresh interval, seconds")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--views", default=",".join(VIEWS), help="the views measured, comma-separated")
+    parser.add_argument("--profile", action="store_true", help="Chrome's CPU profiler over each view's refreshes")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-controlroom-"))
     quiet = {"MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *", "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *"}
@@ -412,7 +453,7 @@ def main() -> None:
         driver = browser(stack, page)
         try:
             load = page_load(driver, page)
-            costs = [refresh_cost(driver, view, args.refreshes) for view in VIEWS]
+            costs = [refresh_cost(driver, view, args.refreshes, args.profile) for view in args.views.split(",")]
         finally:
             driver.quit()
     report(load, costs, server, args)
@@ -440,6 +481,17 @@ def report(load: dict[str, float], costs: list[dict[str, Any]], server: dict[str
     for route, (alone, size) in server.items():
         within = f"{statistics.median(seen[route]):.0f} ms" if seen.get(route) else "-"
         print(f"  {route:<34} {alone:>6.0f} ms  {size / 1024:>7.0f} KiB | {within}")
+    print("\nwhere a refresh went, median (and the slowest refresh): the first request (the list), the requests "
+          "after it, reading and drawing")
+    for cost in costs:
+        median, slowest = cost["phases_ms"], cost["phases_slowest_ms"]
+        print(f"  {cost['view']:<10} " + ", ".join(f"{name} {median.get(name, 0):.0f} ({slowest.get(name, 0):.0f}) ms"
+                                              for name in PHASES))
+    for cost in costs:
+        if cost.get("profile"):
+            print(f"\nChrome's profiler on {cost['view']}, self time a refresh (the top functions):")
+            for name, spent in cost["profile"]:
+                print(f"  {spent:>7.1f} ms  {name}")
     if args.json:
         print(json.dumps({"load": load, "refresh": costs, "server": server}, indent=2))
 
