@@ -24,6 +24,7 @@ on the local Entra ID stand-in's form, and the script prints:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -41,6 +42,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devhost.azurite import running_azurite
 from devhost.stack import Stack, local_stack
 from shared.adapters.storage.clients import table_service
 from shared.adapters.storage.index import TableIndex, table_name
@@ -347,13 +349,16 @@ def refresh_cost(driver: Any, view: str, count: int, profile: bool = False) -> d
     refreshed = len(marks(driver)) - begin  # the main-thread figures cover every refresh since `before`
     # One cycle: from its first API call to the redraw that ends it.
     calls = [c for c in driver.execute_script("return window.__calls") if since <= c <= ended[-1]]
-    cycles, phases, previous = [], [], since
+    cycles, phases, seen, previous = [], [], [], since
     for mark in ended:
         started = [c for c in calls if previous <= c <= mark]
         if started:
             cycles.append(mark - started[0])
-            phases.append(phases_of(started[0], [e for e in entries if previous <= e["start"] <= mark], mark))
+            within = [e for e in entries if previous <= e["start"] <= mark]
+            phases.append(phases_of(started[0], within, mark))
+            seen.append(requests_of(started[0], within))
         previous = mark
+    slowest = max(range(len(cycles)), key=cycles.__getitem__) if cycles else None
     per_route: dict[str, list[float]] = defaultdict(list)
     for entry in entries:
         per_route[route_of(entry["name"])].append(entry["ttfb"])
@@ -366,7 +371,8 @@ def refresh_cost(driver: Any, view: str, count: int, profile: bool = False) -> d
                                    - before["LayoutDuration"] - before["RecalcStyleDuration"]) / refreshed,
         "ttfb_ms": {route: statistics.median(values) for route, values in sorted(per_route.items())},
         "phases_ms": {name: statistics.median(p[name] for p in phases) for name in PHASES} if phases else {},
-        "phases_slowest_ms": max(phases, key=lambda p: sum(p.values())) if phases else {},
+        "phases_slowest_ms": phases[slowest] if slowest is not None else {},
+        "slowest_requests": seen[slowest] if slowest is not None else [],
         "heap_mb": retained_heap_mb(driver),
         "profile": [(name, ms / refreshed) for name, ms in spent],
     }
@@ -397,9 +403,16 @@ def phases_of(begun: float, entries: list[dict[str, Any]], mark: float) -> dict[
     ended, and what came after, until the redraw (reading the answers' JSON and drawing)."""
     if not entries:
         return {"first": 0.0, "rest": 0.0, "draw": mark - begun}
-    first = min(entries, key=lambda entry: entry["start"])["end"]
+    listing = [entry for entry in entries if "{ep}" not in route_of(entry["name"])] or entries
+    first = min(listing, key=lambda entry: entry["start"])["end"]
     last = max(entry["end"] for entry in entries)
-    return {"first": first - begun, "rest": last - first, "draw": mark - last}
+    return {"first": first - begun, "rest": max(0.0, last - first), "draw": mark - last}
+
+
+def requests_of(begun: float, entries: list[dict[str, Any]]) -> list[str]:
+    """One refresh's requests: route, when each started after the refresh began, how long it took (ms)."""
+    return [f"{route_of(entry['name'])} +{entry['start'] - begun:.0f} {entry['end'] - entry['start']:.0f}"
+            for entry in sorted(entries, key=lambda entry: entry["start"])]
 
 
 def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
@@ -427,6 +440,26 @@ def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
     return found
 
 
+def seeded(stack: Stack, args: argparse.Namespace) -> None:
+    """Seed the state (and index it as the first start does), unless `--keep`'s folder holds it already."""
+    size = {"versions": args.versions, "endpoints": args.endpoints}
+    marker = args.keep / "seeded.json" if args.keep else None
+    if marker and marker.exists():
+        if json.loads(marker.read_text()) != size:
+            raise SystemExit(f"{args.keep} holds a fleet of {marker.read_text()}, not {size}: give another folder")
+        print(f"the fleet seeded before in {args.keep}: {size}")
+        return
+    started = time.perf_counter()
+    counts = seed(stack.state, args.versions, args.endpoints)
+    # Written as blobs, in the layout before the index: index them as the first start does (docs/state.md).
+    stores = Stores(stack.state, TableIndex(table_service(stack.settings), table_name(stack.settings.state_container)))
+    stores.index.ready()  # type: ignore[union-attr]  # the table (the host may have marked it complete)
+    stores.migrate()
+    print(f"seeded in {time.perf_counter() - started:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if marker:
+        marker.write_text(json.dumps(size))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--versions", type=int, default=200)
@@ -436,18 +469,18 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--views", default=",".join(VIEWS), help="the views measured, comma-separated")
     parser.add_argument("--profile", action="store_true", help="Chrome's CPU profiler over each view's refreshes")
+    parser.add_argument("--keep", type=Path, help="Azurite's data in this folder: seeded on the first run, used "
+                                                   "again as it is by the next runs of the same size")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-controlroom-"))
     quiet = {"MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *", "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *"}
-    with local_stack(workdir, quiet, fast=False) as stack:
-        started = time.perf_counter()
-        counts = seed(stack.state, args.versions, args.endpoints)
-        # Written as blobs, in the layout before the index: index them as the first start does (docs/state.md).
-        stores = Stores(stack.state, TableIndex(table_service(stack.settings),
-                                                table_name(stack.settings.state_container)))
-        stores.index.ready()  # type: ignore[union-attr]  # the table (the host may have marked it complete)
-        stores.migrate()
-        print(f"seeded in {time.perf_counter() - started:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    with contextlib.ExitStack() as running:
+        azurite = None
+        if args.keep:
+            azurite = running.enter_context(running_azurite(location=str(args.keep / "azurite")))
+            quiet["MLOPS_STATE_CONTAINER"] = "state-controlroom"
+        stack = running.enter_context(local_stack(workdir, quiet, fast=False, azurite=azurite))
+        seeded(stack, args)
         server = server_times(stack)
         page = f"{stack.host.url}/api/ops/controlroom?every={args.every}"
         driver = browser(stack, page)
@@ -487,6 +520,8 @@ def report(load: dict[str, float], costs: list[dict[str, Any]], server: dict[str
         median, slowest = cost["phases_ms"], cost["phases_slowest_ms"]
         print(f"  {cost['view']:<10} " + ", ".join(f"{name} {median.get(name, 0):.0f} ({slowest.get(name, 0):.0f}) ms"
                                               for name in PHASES))
+        print(f"  {'':<10} the slowest's requests (route +start duration, ms): "
+              + ", ".join(cost["slowest_requests"]))
     for cost in costs:
         if cost.get("profile"):
             print(f"\nChrome's profiler on {cost['view']}, self time a refresh (the top functions):")

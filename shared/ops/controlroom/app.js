@@ -186,9 +186,14 @@ async function leave(redirect) {
   }
 }
 
+/* The requests a refresh starts together share one look-up of the token: each would otherwise ask MSAL's cache in
+   turn (a few ms of the main thread each), and the last would start that much later. */
+let tokenAsked = null;
+const accessToken = () => (tokenAsked ||= lookUpToken().finally(() => { tokenAsked = null; }));
+
 /** The person's access token for the app, from MSAL's cache (renewed with the refresh token when it is
     near its end); sign-in again when only the person can renew it. */
-async function accessToken() {
+async function lookUpToken() {
   if (auth.leaving) throw new SigningIn("signing in");
   const request = {scopes: auth.scopes, account: auth.account,
                    // From the cache and the refresh token only: MSAL would otherwise try a hidden iframe,
@@ -862,17 +867,18 @@ async function loadRollout(summary, now, early, read) {
 
 async function loadRollouts() {
   const now = Date.now();
+  const listed = pages("rollouts", "ops/rollouts");
   const early = new Map(toRead(lastRollouts, now).map((summary) => {
     const read = attempt("GET", endpointPath(summary));
     read.catch(() => {});  // awaited below, unless the list fails first
     return [summary.key, read];
   }));
-  const list = await pages("rollouts", "ops/rollouts");
+  const list = await listed;
   if (!list.ok) return {problem: list.problem};
   const summaries = list.value.items;
   lastRollouts = summaries;
-  const listed = new Set(summaries.map((summary) => summary.key));
-  for (const key of rolloutCache.keys()) if (!listed.has(key)) rolloutCache.delete(key);
+  const keys = new Set(summaries.map((summary) => summary.key));
+  for (const key of rolloutCache.keys()) if (!keys.has(key)) rolloutCache.delete(key);
   const later = new Set(toRead(summaries, now).map((summary) => summary.key).filter((key) => !early.has(key)));
   return {items: await Promise.all(summaries.map((summary) => loadRollout(summary, now, early.get(summary.key),
                                                                           later.has(summary.key)))), list};
