@@ -1,6 +1,7 @@
 """The control room's cost at size: page load and one refresh with 200 model versions and 20 endpoints.
 
     python benchmarks/controlroom.py [--versions 200] [--endpoints 20] [--refreshes 5] [--every 2]
+                                     [--views rollouts,models,audit,setaside] [--profile] [--keep DIR] [--json]
 
 A state container on a really started Azurite is seeded with what months of work leave there, as
 `shared.domain.records` types it: 200 lifecycles over four rules (stage histories, test metrics, gate
@@ -18,7 +19,15 @@ on the local Entra ID stand-in's form, and the script prints:
   browser's main-thread time (all of it, and layout with style) per refresh, from the Performance domain;
 - server time per route: each route alone, sequentially (median of 5), and as the page sees it
   (time to first byte while the refresh's requests run together);
+- where a refresh went: until the list (the view's first route) answered, the requests still running after it,
+  and reading and drawing after the last answer; the slowest refresh's requests, each with its start and duration;
+- with `--profile`, Chrome's CPU profiler over each view's refreshes: the functions of the most self time;
 - the JS heap (after a garbage collection) after the first render and after each view's refreshes.
+
+`--keep DIR` keeps Azurite's data in DIR: the first run seeds it, the next runs of the same size measure the same
+fleet again without seeding it (10,000 versions take about 4 minutes to seed), for instance with another revision
+of the code. The seeded endpoints are not on the local Azure ML service: the endpoint route's one platform call
+finds none and the record answers alone (in Azure, that route makes two calls to ARM).
 """
 
 from __future__ import annotations
