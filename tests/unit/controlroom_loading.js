@@ -3,7 +3,8 @@
    stdin: at each refresh the clock reads `now` (ms) and each request of `path` gets its next answer (the last one
    again when they run out). Prints, for each refresh, its requests and answers in order (`> path` when asked,
    `< path` when answered) and what each card shows: [{events, cards: [{key, last, problem}]}], `last` being the
-   reason of the record's last history entry. */
+   reason of the record's last history entry. With {drawn: [[key, shows, same]]} instead, it draws cards through
+   app.js's Drawn and prints which draw each call showed. */
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -44,6 +45,17 @@ for (const name of ["charts.js", "app.js"]) {
 vm.runInContext("auth.app = {acquireTokenSilent: async () => ({accessToken: 'x.e30.y', scopes: []})};", context);
 
 (async () => {
+  if (input.drawn) {  // [[key, shows, same]]: which draw of a Drawn each card is, `same`: the shows of the call before
+    const drawn = new (vm.runInContext("Drawn", context))();
+    let draws = 0;
+    const shown = input.drawn.map(([key, shows, same], index) => {
+      const card = drawn.card(key, same ? input.drawn[index - 1][1] : shows, () => ({draw: ++draws}));
+      drawn.done();
+      return card.draw;
+    });
+    process.stdout.write(JSON.stringify(shown));
+    return;
+  }
   const out = [];
   for (const refresh of input.refreshes) {
     clock = refresh.now;

@@ -42,13 +42,16 @@ def answers(*records: dict[str, Any], reads: dict[str, list[dict[str, Any]]] | N
 
 
 def loaded(*refreshes: tuple[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    return list(run({"refreshes": [{"now": now, "answers": found} for now, found in refreshes]}))
+
+
+def run(cases: dict[str, Any]) -> Any:
     node = shutil.which("node")
     assert node, "Node.js is needed (the project installs Azurite with it)"
-    cases = {"refreshes": [{"now": now, "answers": found} for now, found in refreshes]}
     result = subprocess.run([node, str(HERE / "controlroom_loading.js")], input=json.dumps(cases),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    return list(json.loads(result.stdout))
+    return json.loads(result.stdout)
 
 
 ACTIVE = rollout("live", "progressing", "baking step 10%")
@@ -83,3 +86,16 @@ def test_an_endpoint_that_moved_since_it_was_read_is_read_again_and_shows_what_t
     assert moved["events"].index("> ops/rollouts/prod/quiet") > moved["events"].index("< ops/rollouts")
     assert "> ops/rollouts/prod/quiet" + PAST in requests, "a rollout that ended has its past read again"
     assert [card["last"] for card in moved["cards"]] == ["next step: 50%", "undone by ops"]
+
+
+def test_a_card_is_drawn_again_only_when_what_it_shows_changed_whether_one_record_or_several() -> None:
+    record = {"model": "churn", "version": "2", "stage": "live"}
+    draws = run({"drawn": [
+        ["churn:2", record, False], ["churn:2", None, True],  # the very record again
+        ["churn:2", dict(record), False],  # the same, read again
+        ["churn:2", {**record, "stage": "retired"}, False],
+        ["prod.a", [ACTIVE, {"items": []}], False], ["prod.a", [ACTIVE, {"items": []}], False],
+        ["prod.a", [ACTIVE, "503: unavailable"], False],
+    ]})
+
+    assert draws == [1, 1, 1, 2, 3, 3, 4]

@@ -436,8 +436,9 @@ class Drawn {
     const day = new Date().toDateString();
     const found = this.cards.get(key);
     // The very records last shown (as kept, not read again) show the same: no need to serialise them to know.
-    const same = found && found.day === day && shows.length === found.shows.length
-      && shows.every((part, index) => part === found.shows[index]);
+    const same = found && found.day === day && (shows === found.shows || (Array.isArray(shows)
+      && Array.isArray(found.shows) && shows.length === found.shows.length
+      && shows.every((part, index) => part === found.shows[index])));
     const signature = same ? found.signature : JSON.stringify([day, shows]);
     const card = found && found.signature === signature ? found.card : draw();
     this.drawing.set(key, {signature, card, shows, day});
