@@ -1,6 +1,7 @@
 """The control room's cost at size: page load and one refresh with 200 model versions and 20 endpoints.
 
     python benchmarks/controlroom.py [--versions 200] [--endpoints 20] [--refreshes 5] [--every 2]
+                                     [--views rollouts,models,audit,setaside] [--profile] [--keep DIR] [--json]
 
 A state container on a really started Azurite is seeded with what months of work leave there, as
 `shared.domain.records` types it: 200 lifecycles over four rules (stage histories, test metrics, gate
@@ -18,12 +19,21 @@ on the local Entra ID stand-in's form, and the script prints:
   browser's main-thread time (all of it, and layout with style) per refresh, from the Performance domain;
 - server time per route: each route alone, sequentially (median of 5), and as the page sees it
   (time to first byte while the refresh's requests run together);
+- where a refresh went: until the list (the view's first route) answered, the requests still running after it,
+  and reading and drawing after the last answer; the slowest refresh's requests, each with its start and duration;
+- with `--profile`, Chrome's CPU profiler over each view's refreshes: the functions of the most self time;
 - the JS heap (after a garbage collection) after the first render and after each view's refreshes.
+
+`--keep DIR` keeps Azurite's data in DIR: the first run seeds it, the next runs of the same size measure the same
+fleet again without seeding it (10,000 versions take about 4 minutes to seed), for instance with another revision
+of the code. The seeded endpoints are not on the local Azure ML service: the endpoint route's one platform call
+finds none and the record answers alone (in Azure, that route makes two calls to ARM).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -41,6 +51,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devhost.azurite import running_azurite
 from devhost.stack import Stack, local_stack
 from shared.adapters.storage.clients import table_service
 from shared.adapters.storage.index import TableIndex, table_name
@@ -322,7 +333,7 @@ def retained_heap_mb(driver: Any) -> float:
     return metrics(driver)["JSHeapUsedSize"] / 2**20
 
 
-def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
+def refresh_cost(driver: Any, view: str, count: int, profile: bool = False) -> dict[str, Any]:
     """`count` refreshes on one view: per refresh, its time, requests, bytes and main-thread time. The page
     is looked at once a second only, so that the browser's main thread does little else than the page's work."""
     driver.execute_script(f"window.location.hash = '#{view}'")
@@ -330,11 +341,16 @@ def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
     wait(f"a refresh on {view}", lambda: len(marks(driver)) >= first + 2)  # one that began on this view
     begin = len(marks(driver))
     since = driver.execute_script("return performance.now()")
+    if profile:
+        driver.execute_cdp_cmd("Profiler.enable", {})
+        driver.execute_cdp_cmd("Profiler.setSamplingInterval", {"interval": 100})
+        driver.execute_cdp_cmd("Profiler.start", {})
     before = metrics(driver)
     deadline = time.monotonic() + 120
     while len(marks(driver)) < begin + count and time.monotonic() < deadline:
         time.sleep(1)
     after = metrics(driver)
+    spent = self_times(driver.execute_cdp_cmd("Profiler.stop", {})["profile"]) if profile else []
     ended = marks(driver)[begin:begin + count]
     if len(ended) < count:
         raise SystemExit(f"the control room refreshed {len(ended)} times on {view} in 120 s, not {count}")
@@ -342,12 +358,16 @@ def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
     refreshed = len(marks(driver)) - begin  # the main-thread figures cover every refresh since `before`
     # One cycle: from its first API call to the redraw that ends it.
     calls = [c for c in driver.execute_script("return window.__calls") if since <= c <= ended[-1]]
-    cycles, previous = [], since
+    cycles, phases, seen, previous = [], [], [], since
     for mark in ended:
         started = [c for c in calls if previous <= c <= mark]
         if started:
             cycles.append(mark - started[0])
+            within = [e for e in entries if previous <= e["start"] <= mark]
+            phases.append(phases_of(started[0], within, mark))
+            seen.append(requests_of(started[0], within))
         previous = mark
+    slowest = max(range(len(cycles)), key=cycles.__getitem__) if cycles else None
     per_route: dict[str, list[float]] = defaultdict(list)
     for entry in entries:
         per_route[route_of(entry["name"])].append(entry["ttfb"])
@@ -359,8 +379,49 @@ def refresh_cost(driver: Any, view: str, count: int) -> dict[str, Any]:
         "layout_style_ms": 1000 * (after["LayoutDuration"] + after["RecalcStyleDuration"]
                                    - before["LayoutDuration"] - before["RecalcStyleDuration"]) / refreshed,
         "ttfb_ms": {route: statistics.median(values) for route, values in sorted(per_route.items())},
+        "phases_ms": {name: statistics.median(p[name] for p in phases) for name in PHASES} if phases else {},
+        "phases_slowest_ms": phases[slowest] if slowest is not None else {},
+        "slowest_requests": seen[slowest] if slowest is not None else [],
         "heap_mb": retained_heap_mb(driver),
+        "profile": [(name, ms / refreshed) for name, ms in spent],
     }
+
+
+def self_times(profile: dict[str, Any], top: int = 15) -> list[tuple[str, float]]:
+    """The functions the page's main thread spent most time in (self time, ms), from a CDP CPU profile."""
+    interval = {node["id"]: 0 for node in profile["nodes"]}
+    deltas = profile.get("timeDeltas", [])
+    for sample, delta in zip(profile.get("samples", []), [*deltas[1:], 0], strict=True):
+        interval[sample] += delta  # a sample lasts until the next one
+    spent: dict[str, float] = defaultdict(float)
+    for node in profile["nodes"]:
+        frame = node["callFrame"]
+        where = frame["url"].rsplit("/", 1)[-1]
+        name = f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber'] + 1}" if where \
+            else frame["functionName"] or "(program)"
+        spent[name] += interval[node["id"]] / 1000
+    spent.pop("(idle)", None)
+    return sorted(spent.items(), key=lambda item: -item[1])[:top]
+
+
+PHASES = ("first", "rest", "draw")
+
+
+def phases_of(begun: float, entries: list[dict[str, Any]], mark: float) -> dict[str, float]:
+    """Where one refresh went: its first request (the list), the requests that followed it until the last answer
+    ended, and what came after, until the redraw (reading the answers' JSON and drawing)."""
+    if not entries:
+        return {"first": 0.0, "rest": 0.0, "draw": mark - begun}
+    listing = [entry for entry in entries if "{ep}" not in route_of(entry["name"])] or entries
+    first = min(listing, key=lambda entry: entry["start"])["end"]
+    last = max(entry["end"] for entry in entries)
+    return {"first": first - begun, "rest": max(0.0, last - first), "draw": mark - last}
+
+
+def requests_of(begun: float, entries: list[dict[str, Any]]) -> list[str]:
+    """One refresh's requests: route, when each started after the refresh began, how long it took (ms)."""
+    return [f"{route_of(entry['name'])} +{entry['start'] - begun:.0f} {entry['end'] - entry['start']:.0f}"
+            for entry in sorted(entries, key=lambda entry: entry["start"])]
 
 
 def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
@@ -388,6 +449,26 @@ def server_times(stack: Stack, runs: int = 5) -> dict[str, tuple[float, int]]:
     return found
 
 
+def seeded(stack: Stack, args: argparse.Namespace) -> None:
+    """Seed the state (and index it as the first start does), unless `--keep`'s folder holds it already."""
+    size = {"versions": args.versions, "endpoints": args.endpoints}
+    marker = args.keep / "seeded.json" if args.keep else None
+    if marker and marker.exists():
+        if json.loads(marker.read_text()) != size:
+            raise SystemExit(f"{args.keep} holds a fleet of {marker.read_text()}, not {size}: give another folder")
+        print(f"the fleet seeded before in {args.keep}: {size}")
+        return
+    started = time.perf_counter()
+    counts = seed(stack.state, args.versions, args.endpoints)
+    # Written as blobs, in the layout before the index: index them as the first start does (docs/state.md).
+    stores = Stores(stack.state, TableIndex(table_service(stack.settings), table_name(stack.settings.state_container)))
+    stores.index.ready()  # type: ignore[union-attr]  # the table (the host may have marked it complete)
+    stores.migrate()
+    print(f"seeded in {time.perf_counter() - started:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if marker:
+        marker.write_text(json.dumps(size))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--versions", type=int, default=200)
@@ -395,24 +476,26 @@ def main() -> None:
     parser.add_argument("--refreshes", type=int, default=5, help="refreshes measured on each view")
     parser.add_argument("--every", type=float, default=2, help="the page's refresh interval, seconds")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--views", default=",".join(VIEWS), help="the views measured, comma-separated")
+    parser.add_argument("--profile", action="store_true", help="Chrome's CPU profiler over each view's refreshes")
+    parser.add_argument("--keep", type=Path, help="Azurite's data in this folder: seeded on the first run, used "
+                                                   "again as it is by the next runs of the same size")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-controlroom-"))
     quiet = {"MLOPS_RESYNC_SCHEDULE": "0 0 0 1 1 *", "MLOPS_ROLLOUT_SCHEDULE": "0 0 0 1 1 *"}
-    with local_stack(workdir, quiet, fast=False) as stack:
-        started = time.perf_counter()
-        counts = seed(stack.state, args.versions, args.endpoints)
-        # Written as blobs, in the layout before the index: index them as the first start does (docs/state.md).
-        stores = Stores(stack.state, TableIndex(table_service(stack.settings),
-                                                table_name(stack.settings.state_container)))
-        stores.index.ready()  # type: ignore[union-attr]  # the table (the host may have marked it complete)
-        stores.migrate()
-        print(f"seeded in {time.perf_counter() - started:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    with contextlib.ExitStack() as running:
+        azurite = None
+        if args.keep:
+            azurite = running.enter_context(running_azurite(location=str(args.keep / "azurite")))
+            quiet["MLOPS_STATE_CONTAINER"] = "state-controlroom"
+        stack = running.enter_context(local_stack(workdir, quiet, fast=False, azurite=azurite))
+        seeded(stack, args)
         server = server_times(stack)
         page = f"{stack.host.url}/api/ops/controlroom?every={args.every}"
         driver = browser(stack, page)
         try:
             load = page_load(driver, page)
-            costs = [refresh_cost(driver, view, args.refreshes) for view in VIEWS]
+            costs = [refresh_cost(driver, view, args.refreshes, args.profile) for view in args.views.split(",")]
         finally:
             driver.quit()
     report(load, costs, server, args)
@@ -440,6 +523,19 @@ def report(load: dict[str, float], costs: list[dict[str, Any]], server: dict[str
     for route, (alone, size) in server.items():
         within = f"{statistics.median(seen[route]):.0f} ms" if seen.get(route) else "-"
         print(f"  {route:<34} {alone:>6.0f} ms  {size / 1024:>7.0f} KiB | {within}")
+    print("\nwhere a refresh went, median (and the slowest refresh): the first request (the list), the requests "
+          "after it, reading and drawing")
+    for cost in costs:
+        median, slowest = cost["phases_ms"], cost["phases_slowest_ms"]
+        print(f"  {cost['view']:<10} " + ", ".join(f"{name} {median.get(name, 0):.0f} ({slowest.get(name, 0):.0f}) ms"
+                                              for name in PHASES))
+        print(f"  {'':<10} the slowest's requests (route +start duration, ms): "
+              + ", ".join(cost["slowest_requests"]))
+    for cost in costs:
+        if cost.get("profile"):
+            print(f"\nChrome's profiler on {cost['view']}, self time a refresh (the top functions):")
+            for name, spent in cost["profile"]:
+                print(f"  {spent:>7.1f} ms  {name}")
     if args.json:
         print(json.dumps({"load": load, "refresh": costs, "server": server}, indent=2))
 

@@ -119,6 +119,12 @@ def test_a_refresh_reads_the_view_on_screen_and_only_the_rollouts_that_may_have_
         "the page's token comes from MSAL's cache: a refresh asks the authority nothing")
     assert set(paths) == {"ops/rollouts", "ops/rollouts/prod/churn-live"}, paths
     assert paths.count("ops/rollouts") == paths.count("ops/rollouts/prod/churn-live") >= 4, "each refresh reads both"
+    lists, reads = (js(browser, "return performance.getEntriesByType('resource').filter(e => e.startTime >= "
+                                "arguments[0] && new URL(e.name).pathname === arguments[1]).map(e => [e.startTime, "
+                                "e.responseEnd])", since, f"/api/{path}")
+                    for path in ("ops/rollouts", "ops/rollouts/prod/churn-live"))
+    assert all(any(read <= answered and begun <= done for begun, answered in lists) for read, done in reads), (
+        "the active endpoint is read together with the list, not after its answer", lists, reads)
 
     # Someone undoes a quiet rollout: its list entry changes, so the next refreshes read it again.
     undone = rollout("churn-3", RolloutState.ROLLED_BACK, datetime.now(UTC)).model_copy(

@@ -186,9 +186,14 @@ async function leave(redirect) {
   }
 }
 
+/* The requests a refresh starts together share one look-up of the token: each would otherwise ask MSAL's cache in
+   turn (a few ms of the main thread each), and the last would start that much later. */
+let tokenAsked = null;
+const accessToken = () => (tokenAsked ||= lookUpToken().finally(() => { tokenAsked = null; }));
+
 /** The person's access token for the app, from MSAL's cache (renewed with the refresh token when it is
     near its end); sign-in again when only the person can renew it. */
-async function accessToken() {
+async function lookUpToken() {
   if (auth.leaving) throw new SigningIn("signing in");
   const request = {scopes: auth.scopes, account: auth.account,
                    // From the cache and the refresh token only: MSAL would otherwise try a hidden iframe,
@@ -428,10 +433,15 @@ class Drawn {
   constructor() { this.cards = new Map(); this.drawing = new Map(); }
 
   card(key, shows, draw) {
-    const signature = JSON.stringify([new Date().toDateString(), shows]);
+    const day = new Date().toDateString();
     const found = this.cards.get(key);
+    // The very records last shown (as kept, not read again) show the same: no need to serialise them to know.
+    const same = found && found.day === day && (shows === found.shows || (Array.isArray(shows)
+      && Array.isArray(found.shows) && shows.length === found.shows.length
+      && shows.every((part, index) => part === found.shows[index])));
+    const signature = same ? found.signature : JSON.stringify([day, shows]);
     const card = found && found.signature === signature ? found.card : draw();
-    this.drawing.set(key, {signature, card});
+    this.drawing.set(key, {signature, card, shows, day});
     return card;
   }
 
@@ -799,11 +809,16 @@ function rolloutCard(record, past) {
    starts or ends, which the list shows (its id and state). So a refresh of 20 quiet endpoints is one request,
    not 41. The quiet endpoints due again are re-read REREADS_PER_REFRESH at a time, the longest unread first:
    all read at the page's first load, they would otherwise all fall due on the same refresh (100 requests for
-   a page of 100 endpoints); with a page of 100 at the default 2 s, each is re-read about every 40 s. */
+   a page of 100 endpoints); with a page of 100 at the default 2 s, each is re-read about every 40 s.
+
+   The endpoints the last list said to read are read together with the list, not after it: a refresh then
+   takes one round of requests, not two. One that the new list shows moved since (its signature differs from
+   the record read) is read again after the list, as is one that only the new list says to read. */
 const REREAD_MS = 30000;
 const REREADS_PER_REFRESH = 5;
 const PAST_PAGE = 20;  // past rollouts a page: the newest, then 20 more per "more"
 const rolloutCache = new Map();
+let lastRollouts = [];  // the summaries the last list gave
 
 function moved(summary) {
   const last = (summary.history || []).at(-1) || {};
@@ -815,32 +830,59 @@ function settled(summary, now) {
   return !ACTIVE.includes(summary.state) && !(now - finished < REREAD_MS);
 }
 
-async function loadRollout(summary, now, reread) {
-  const path = `ops/rollouts/${summary.workspace}/${summary.endpoint}`;
+const endpointPath = (summary) => `ops/rollouts/${summary.workspace}/${summary.endpoint}`;
+
+/** The endpoints of `summaries` to read: those never read or that moved since, those active or just ended,
+    and the REREADS_PER_REFRESH quiet ones due again, the longest unread first. */
+function toRead(summaries, now) {
+  const stale = (summary) => {
+    const cached = rolloutCache.get(summary.key);
+    return !cached || cached.moved !== moved(summary) || !settled(summary, now);
+  };
+  const lastRead = (summary) => rolloutCache.get(summary.key).at;
+  const due = summaries.filter((summary) => !stale(summary) && now - lastRead(summary) >= REREAD_MS)
+    .sort((a, b) => lastRead(a) - lastRead(b)).slice(0, REREADS_PER_REFRESH);
+  return summaries.filter(stale).concat(due);
+}
+
+/** The endpoint's card data: its full record read `early` (with the list), read now when `read` or when the
+    early one moved since the list, or else as last read; its past rollouts read when a rollout started or ended. */
+async function loadRollout(summary, now, early, read) {
+  const path = endpointPath(summary);
   const cached = rolloutCache.get(summary.key);
-  const reuse = cached && cached.moved === moved(summary) && settled(summary, now) && !reread;
   // The past rollouts change when a rollout starts or ends; "more" under them reads them again, a page longer.
   const pastOf = `${summary.id}|${summary.state}|${pagesShown(`past:${summary.key}`)}`;
   const reusePast = cached && cached.past.ok && cached.pastOf === pastOf;
-  const [full, past] = await Promise.all([
-    reuse ? cached.full : attempt("GET", path),
-    reusePast ? cached.past : pages(`past:${summary.key}`, `${path}/history?limit=${PAST_PAGE}`)]);
-  if (full.ok) rolloutCache.set(summary.key, {moved: moved(summary), full, at: reuse ? cached.at : now, past, pastOf});
+  const pastRead = reusePast ? cached.past : pages(`past:${summary.key}`, `${path}/history?limit=${PAST_PAGE}`);
+  let full = early ? await early : null;
+  if (full && full.ok && moved(full.value) !== moved(summary)) full = null;  // it moved since: read it again
+  const fresh = Boolean(early) || read || !cached;
+  if (!full) full = fresh ? await attempt("GET", path) : cached.full;
+  const past = await pastRead;
+  if (full.ok) {
+    rolloutCache.set(summary.key, {moved: fresh ? moved(full.value) : cached.moved, full, at: fresh ? now : cached.at,
+                                   past, pastOf});
+  }
   return {record: full.ok ? full.value : summary, past, problem: full.ok ? null : full.problem};
 }
 
 async function loadRollouts() {
-  const list = await pages("rollouts", "ops/rollouts");
-  if (!list.ok) return {problem: list.problem};
   const now = Date.now();
-  const listed = new Set(list.value.items.map((summary) => summary.key));
-  for (const key of rolloutCache.keys()) if (!listed.has(key)) rolloutCache.delete(key);
-  const lastRead = (summary) => rolloutCache.get(summary.key).at;
-  const due = list.value.items.filter((summary) => rolloutCache.has(summary.key) && now - lastRead(summary) >= REREAD_MS)
-    .sort((a, b) => lastRead(a) - lastRead(b)).slice(0, REREADS_PER_REFRESH);
-  const rereads = new Set(due.map((summary) => summary.key));
-  return {items: await Promise.all(list.value.items.map((summary) => loadRollout(summary, now,
-                                                                                 rereads.has(summary.key)))), list};
+  const listed = pages("rollouts", "ops/rollouts");
+  const early = new Map(toRead(lastRollouts, now).map((summary) => {
+    const read = attempt("GET", endpointPath(summary));
+    read.catch(() => {});  // awaited below, unless the list fails first
+    return [summary.key, read];
+  }));
+  const list = await listed;
+  if (!list.ok) return {problem: list.problem};
+  const summaries = list.value.items;
+  lastRollouts = summaries;
+  const keys = new Set(summaries.map((summary) => summary.key));
+  for (const key of rolloutCache.keys()) if (!keys.has(key)) rolloutCache.delete(key);
+  const later = new Set(toRead(summaries, now).map((summary) => summary.key).filter((key) => !early.has(key)));
+  return {items: await Promise.all(summaries.map((summary) => loadRollout(summary, now, early.get(summary.key),
+                                                                          later.has(summary.key)))), list};
 }
 
 const rolloutCards = new Drawn();
