@@ -104,10 +104,18 @@ def running_azurite(
         if tls:
             command += ["--cert", tls[0], "--key", tls[1]]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def listening() -> bool:
+            """Whether Azurite listens on its three ports; RuntimeError with what it said if it exited instead."""
+            if process.poll() is not None:
+                said = process.stderr.read().decode(errors="replace").strip()[-2000:] if process.stderr else ""
+                raise RuntimeError(f"Azurite exited with code {process.returncode} before it listened on ports "
+                                   f"{blob_port}, {queue_port} and {table_port}: {said or 'it said nothing'}")
+            return _listens(blob_port) and _listens(queue_port) and _listens(table_port)
+
         try:
-            wait_until(lambda: _listens(blob_port) and _listens(queue_port) and _listens(table_port), timeout=90,
-                       interval=0.1, what=f"Azurite to listen on ports {blob_port} (blob), {queue_port} (queue) and "
-                                          f"{table_port} (table)")
+            wait_until(listening, timeout=90, interval=0.1, what=f"Azurite to listen on ports {blob_port} (blob), "
+                                                                  f"{queue_port} (queue) and {table_port} (table)")
             yield Azurite(blob_port, queue_port, process, "https" if tls else "http", table_port)
         finally:
             # Azurite shuts down at once on SIGINT; on SIGTERM it lingers for 10 s.

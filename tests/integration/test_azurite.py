@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import socket
+import time
 from pathlib import Path
 
+import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueServiceClient
 
-from devhost.azurite import Azurite
+from devhost.azurite import Azurite, running_azurite
 from devhost.stack import clear_work_queues
 
 
@@ -36,3 +39,15 @@ def test_a_stack_on_a_shared_azurite_starts_with_empty_work_queues(azurite: Azur
 
     for name in ("aml-work", "aml-work-poison"):
         assert queues.get_queue_client(name).get_queue_properties().approximate_message_count == 0
+
+
+def test_an_azurite_that_cannot_start_fails_at_once_saying_why(tmp_path: Path) -> None:
+    """It was waited for until the timeout (270 s under patience 3 in a fresh-clone run), with nothing said."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        began = time.monotonic()
+        with pytest.raises(RuntimeError, match=r"Azurite exited with code \d+ before it listened.*EADDRINUSE"), \
+                running_azurite(location=str(tmp_path), blob_port=taken.getsockname()[1]):
+            pass
+    assert time.monotonic() - began < 30, "it failed when Azurite exited, not at the timeout"
