@@ -7,8 +7,6 @@ A small function app in a temporary folder, served on loopback by `devhost.host.
 from __future__ import annotations
 
 import socket
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 import requests
 
 from devhost.host import FunctionHost
+from tests.unit.small_apps import small_app
 
 APP = '''
 import azure.functions as func
@@ -56,18 +55,9 @@ def locked(req: func.HttpRequest) -> str:
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[FunctionHost]:
-    """The small app served on a free port; the repo's own `function_app` module is put back afterwards."""
-    (tmp_path / "function_app.py").write_text(textwrap.dedent(APP))
-    (tmp_path / "host.json").write_text('{"version": "2.0"}')
-    own = sys.modules.pop("function_app", None)
-    try:
-        with FunctionHost(tmp_path, port=0) as running:
-            yield running
-    finally:
-        sys.modules.pop("function_app", None)
-        if own is not None:
-            sys.modules["function_app"] = own
-        sys.path.remove(str(tmp_path))
+    """The small app served on a free port."""
+    with small_app(tmp_path, APP) as folder, FunctionHost(folder, port=0) as running:
+        yield running
 
 
 @pytest.mark.parametrize("route, content_type, body", [

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from devhost.__main__ import kinds
 from devhost.host import ALL_KINDS, FunctionHost, trigger_kinds
 from devhost.split import FRONT_KINDS, QUEUE_KINDS
+from tests.unit.small_apps import small_app
 
 APP = '''
 import azure.functions as func
@@ -51,18 +50,8 @@ def landed(blob: func.InputStream) -> None:
 
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Iterator[Path]:
-    """The small app; the repo's own `function_app` module is put back afterwards."""
-    (tmp_path / "function_app.py").write_text(textwrap.dedent(APP))
-    (tmp_path / "host.json").write_text('{"version": "2.0"}')
-    own = sys.modules.pop("function_app", None)
-    try:
-        yield tmp_path
-    finally:
-        sys.modules.pop("function_app", None)
-        if own is not None:
-            sys.modules["function_app"] = own
-        if str(tmp_path) in sys.path:
-            sys.path.remove(str(tmp_path))
+    with small_app(tmp_path, APP) as folder:
+        yield folder
 
 
 def listened(host: FunctionHost) -> list[str]:
