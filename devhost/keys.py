@@ -19,7 +19,7 @@ class HostKeys:
 
     @classmethod
     def generate(cls) -> HostKeys:
-        return cls(*(secrets.token_urlsafe(32) for _ in range(4)))
+        return cls(*(_new_key() for _ in range(4)))
 
     @classmethod
     def load_or_create(cls, path: Path) -> HostKeys:
@@ -49,6 +49,16 @@ class HostKeys:
         if not key:
             return False
         return _same(key, expected) or _same(key, self.master)
+
+
+def _new_key() -> str:
+    """256 random bits, URL-safe, never starting with `-`: a key is passed as an option's value (`send_events
+    --key KEY`), where argparse takes `-...` for an option (a fresh-clone run failed on it). The Functions host's
+    own keys are Base64 and never start with `-` (Azure/azure-functions-host, Kudu/SecurityUtility.cs)."""
+    while True:
+        key = secrets.token_urlsafe(32)
+        if key[0].isalnum():
+            return key
 
 
 def _same(given: str, expected: str) -> bool:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from devhost import azurite as azurite_module
 from devhost.azurite import Azurite, running_azurite
 from devhost.stack import clear_work_queues
 
@@ -51,3 +53,18 @@ def test_an_azurite_that_cannot_start_fails_at_once_saying_why(tmp_path: Path) -
                 running_azurite(location=str(tmp_path), blob_port=taken.getsockname()[1]):
             pass
     assert time.monotonic() - began < 30, "it failed when Azurite exited, not at the timeout"
+
+
+def test_ports_chosen_for_azurite_and_taken_before_it_binds_them_are_chosen_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another test's server bound a port chosen for Azurite before Azurite did: a fresh-clone run failed on it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        chosen = [taken.getsockname()[1]]
+        real_free_port = azurite_module.free_port
+        monkeypatch.setattr(azurite_module, "free_port", lambda: chosen.pop() if chosen else real_free_port())
+        with running_azurite(location=str(tmp_path)) as azurite:
+            assert taken.getsockname()[1] not in (azurite.blob_port, azurite.queue_port, azurite.table_port)
+            BlobServiceClient.from_connection_string(azurite.connection_string).create_container("started")
