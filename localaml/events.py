@@ -178,7 +178,11 @@ class EventPublisher:
         self.published: list[Event] = []
 
     def publish(self, *events: Event) -> None:
-        """Deliver the events as one batch to every subscriber, after the caller's answer has gone."""
+        """Deliver the events as one batch to every subscriber, after the caller's answer has gone. No events,
+        no delivery: Event Grid never delivers an empty array (a canceled job, which raises none, once sent `[]`,
+        which the Functions host's webhook refuses)."""
+        if not events:
+            return
         self.published.extend(events)
         for url in self.urls:
             threading.Thread(target=self.deliver, args=(url, *events), name="event-grid", daemon=True).start()

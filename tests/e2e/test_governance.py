@@ -124,7 +124,15 @@ def reach_when(stack: Stack, endpoint: str, test: Callable[[dict[str, Any]], boo
 
 
 def action(stack: Stack, endpoint: str, name: str, **body: Any) -> requests.Response:
-    return stack.admin("POST", f"ops/rollouts/prod/{endpoint}/{name}", json=body)
+    """The admin's action, sent again while the API answers 409 "try again", as a person would: a rollout tick
+    holds the endpoint's lease while it analyses, longer than the action waits for it on a loaded machine
+    (a fresh-clone run got the 409)."""
+    def answered() -> list[requests.Response]:  # a list: a Response of 4xx is falsy
+        response = stack.admin("POST", f"ops/rollouts/prod/{endpoint}/{name}", json=body)
+        busy = response.status_code == 409 and "try again" in response.text
+        return [] if busy else [response]
+
+    return wait_until(answered, timeout=60, interval=1, what=f"{name} on {endpoint} not to find it busy")[0]
 
 
 def history(stack: Stack, endpoint: str) -> list[dict[str, Any]]:

@@ -10,10 +10,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
+from devhost.receiver import Receiver
+from devhost.waiting import wait_until
 from localaml import events as local_events
 from shared.bootstrap import Services
 from shared.domain.events import parse_event
@@ -44,6 +47,20 @@ def test_the_local_service_raises_no_run_event_for_a_canceled_job() -> None:
     assert (failed["eventType"], failed["data"]["runStatus"]) == (
         "Microsoft.MachineLearningServices.RunStatusChanged", "Failed")
     assert completed["eventType"] == "Microsoft.MachineLearningServices.RunCompleted"
+
+
+def test_a_canceled_job_sends_subscribers_nothing() -> None:
+    """A canceled job's events, none, were delivered as an empty array, which the webhook refuses (400): a
+    fresh-clone run's redelivery met it."""
+    with Receiver() as receiver:
+        publisher = local_events.EventPublisher([receiver.url + "/aml-events"])
+        publisher.publish(*local_events.run_finished(_job(status="canceled")))
+        publisher.publish(*local_events.run_finished(_job(status="failed")))
+        wait_until(lambda: receiver.received, timeout=10, what="the failed job's event")
+        time.sleep(0.2)  # the empty delivery, were there one, started first
+
+    assert [len(received.body) for received in receiver.received] == [1]
+    assert publisher.published[0]["data"]["runStatus"] == "Failed"
 
 
 def test_a_canceled_test_job_is_found_by_the_resync_and_fails_its_version(services: Services) -> None:
