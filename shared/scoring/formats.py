@@ -271,12 +271,28 @@ def parquet_batches(
 def to_matrix(table: pa.Table, features: list[str], dtype: np.dtype, out: np.ndarray | None = None) -> np.ndarray:
     """The feature columns as one C-contiguous matrix, nulls as NaN (what ONNX Runtime reads without a copy).
 
-    Written into `out` (its first `table.num_rows` rows) when given: a scoring thread reuses
-    one batch-sized matrix, which stays in its core's cache between this copy and the
-    session reading it, and costs no new pages.
+    Float columns (the usual features) are laid out row by row in one pass of Arrow's C++ per record batch
+    (`RecordBatch.to_tensor`): a third of the CPU of a copy column by column from Python, in the engine's
+    benchmark 0.04 against 0.11-0.12 core-s per million rows of 30 float32 features. A table of one batch
+    in `dtype` is that tensor itself; otherwise the rows are written into `out` (its first
+    `table.num_rows` rows) when given, which a scoring thread reuses so that it costs no new pages.
+    Other column types (integers, decimals, booleans) are copied column by column, cast as they go.
     """
     import numpy as np
+    import pyarrow as pa
 
+    selected = table.select(features)
+    if all(field.type in (pa.float32(), pa.float64()) for field in selected.schema):
+        batches = selected.to_batches()
+        tensors = [np.asarray(batch.to_tensor(null_to_nan=True, row_major=True)) for batch in batches]
+        if len(tensors) == 1 and tensors[0].dtype == dtype:
+            return tensors[0]
+        matrix = np.empty((table.num_rows, len(features)), dtype=dtype) if out is None else out[: table.num_rows]
+        row = 0
+        for values in tensors:
+            matrix[row : row + len(values)] = values
+            row += len(values)
+        return matrix
     matrix = np.empty((table.num_rows, len(features)), dtype=dtype) if out is None else out[: table.num_rows]
     for index, name in enumerate(features):
         row = 0

@@ -146,6 +146,30 @@ def test_features_of_any_number_type_in_several_chunks_fill_a_given_batch_matrix
     assert (out[3:] == -1).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_features_are_laid_out_in_the_order_asked_across_chunks_slices_and_nulls(dtype: type) -> None:
+    """The float path (Arrow's `to_tensor`, record batch by record batch) gives what a copy column by column
+    gives: the features' order, not the table's; nulls as NaN; a slice's offset; float64 cast to float32."""
+    import pyarrow as pa
+
+    table = pa.table({
+        "id": pa.array(["r0", "r1", "r2", "r3", "r4"]),
+        "b": pa.chunked_array([[10.0, 11.0], [12.0, None, 14.0]], pa.float32()),
+        "a": pa.chunked_array([[0.5, None, 2.5], [3.5, 4.5]], pa.float64()),
+    }).slice(1)
+    expected = np.array([[np.nan, 11], [2.5, 12], [3.5, np.nan], [4.5, 14]], dtype=dtype)
+
+    alone = to_matrix(table, ["a", "b"], np.dtype(dtype))
+    out = np.full((6, 2), -1, dtype=dtype)
+    into = to_matrix(table, ["a", "b"], np.dtype(dtype), out=out)
+    single = to_matrix(table.combine_chunks(), ["a", "b"], np.dtype(dtype))
+
+    for matrix in (alone, into, single):
+        assert matrix.flags.c_contiguous and matrix.dtype == dtype
+        np.testing.assert_array_equal(matrix, expected)
+    assert np.shares_memory(into, out) and (out[4:] == -1).all()
+
+
 def test_a_number_column_without_nulls_is_read_in_place() -> None:
     import pyarrow as pa
 
