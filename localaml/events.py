@@ -179,8 +179,9 @@ class EventPublisher:
 
     def publish(self, *events: Event) -> None:
         """Deliver the events as one batch to every subscriber, after the caller's answer has gone. No events,
-        no delivery: Event Grid never delivers an empty array (a canceled job, which raises none, once sent `[]`,
-        which the Functions host's webhook refuses)."""
+        no delivery: Event Grid delivers events, by default one at a time in an array of one
+        (https://learn.microsoft.com/azure/event-grid/delivery-and-retry), never an empty array; a canceled job,
+        which raises none, once sent `[]`, which the Functions host's webhook refuses."""
         if not events:
             return
         self.published.extend(events)
