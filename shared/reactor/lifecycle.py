@@ -54,10 +54,11 @@ def start_testing(services: Services, rule: Rule, model: ModelVersion, cause: st
     return current or record
 
 
-def reconcile(services: Services, key: str, cause: str) -> str:
-    """Advance one lifecycle as far as current platform state allows; return its stage."""
+def reconcile(services: Services, key: str, cause: str, wait_seconds: float = 0) -> str:
+    """Advance one lifecycle as far as current platform state allows; return its stage. Busy when another
+    reconciler holds the version for longer than `wait_seconds`."""
     follow: list[str] = []
-    with _exclusive(services, key):
+    with _exclusive(services, key, wait_seconds=wait_seconds):
         record = services.state.lifecycles.get(key)
         if record is None:
             return "unknown"
@@ -150,7 +151,9 @@ def review(services: Services, key: str, approved: bool, person: Person, reason:
     it cannot approve.
 
     A person waits a few seconds for a reconcile under way (the resync's, an event's) rather than being
-    told to try again; once the decision is recorded, a reconcile busy elsewhere carries it on."""
+    told to try again, both before the decision and after it: the answer then shows what the decision
+    did (a reconcile that took the version in between has carried it on). One that holds the version
+    for longer still carries the recorded decision on; the answer shows it recorded."""
     with _exclusive(services, key, wait_seconds=REVIEW_WAIT_SECONDS):
         record = services.state.lifecycles.get(key)
         if record is None:
@@ -175,7 +178,7 @@ def review(services: Services, key: str, approved: bool, person: Person, reason:
         outcomes.audit(services, cause, key, "review", "approved" if approved else "rejected",
                        f"{reason} (by {person.display})", by=person)
     try:
-        reconcile(services, key, cause)
+        reconcile(services, key, cause, wait_seconds=REVIEW_WAIT_SECONDS)
     except Busy as later:  # recorded: whoever holds the version now, or the next resync, moves it on
         log.info("lifecycle %s: %s; the decision is recorded", key, later)
     return services.state.lifecycles.get(key) or record

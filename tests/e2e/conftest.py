@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azure.storage.queue import QueueServiceClient
 
 from devhost.azurite import Azurite
 from devhost.entra import LocalEntraStack, running_local_entra
@@ -75,8 +76,18 @@ def host_settings(azurite: Azurite, entra: LocalEntraStack) -> dict[str, str]:
 
 @pytest.fixture
 def host(host_settings: dict[str, str], tmp_path: Path) -> Iterator[HostProcess]:
+    emptied_queues(host_settings["AzureWebJobsStorage"])
     with HostProcess(host_settings, tmp_path / "keys.json", log_file=tmp_path / "host.log") as process:
         yield process
+
+
+def emptied_queues(connection_string: str) -> None:
+    """Empty every queue on the worker's shared Azurite before a host starts on it. The queues' names are the
+    app's, not the test's: a message an earlier test's host left (a poisoned item its poison trigger had not
+    set aside yet when it stopped) would otherwise be this host's, and be set aside in this test's state."""
+    service = QueueServiceClient.from_connection_string(connection_string)
+    for queue in service.list_queues():
+        service.get_queue_client(queue.name).clear_messages()
 
 
 POLICY = """

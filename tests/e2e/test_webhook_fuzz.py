@@ -40,6 +40,7 @@ from devhost.process import HostProcess
 from devhost.waiting import wait_until
 from tests.conftest import FIXTURES
 from tests.e2e import people
+from tests.e2e.conftest import emptied_queues
 from tests.e2e.test_webhook import outcomes, store
 
 SEED = 14
@@ -157,6 +158,7 @@ def host(azurite: Azurite, entra: LocalEntraStack, tmp_path_factory: pytest.Temp
         "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00.2",
         "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.5",
     }
+    emptied_queues(azurite.connection_string)
     with HostProcess(settings, Path(folder) / "keys.json", log_file=Path(folder) / "host.log") as process:
         yield process
 

@@ -80,11 +80,35 @@ def test_a_review_waits_for_a_reconcile_under_way_instead_of_answering_try_again
     assert record.stage.value in ("promoted", "rolling_out")
 
 
+def test_a_review_answers_with_what_its_decision_did_when_a_reconcile_takes_the_version_in_between() -> None:
+    """The control room told bob "churn v1 is awaiting review" right after he approved it: the resync took the
+    version between the recorded decision and the review's own reconcile, which gave up at once."""
+    services = fake_services(POLICY_WITH_REVIEW)
+    register(services)
+    state = fake_state(services)
+
+    class TakenOnRelease(set[tuple[str, str]]):
+        """The leases held, where another reconciler takes churn:1 the moment the review lets it go."""
+
+        def discard(self, item: tuple[str, str]) -> None:
+            super().discard(item)
+            if item == ("lifecycle", "churn:1") and not hasattr(self, "taken"):
+                self.taken = True
+                self.add(item)
+                threading.Timer(0.3, set.discard, (self, item)).start()
+
+    state.leased = TakenOnRelease(state.leased)
+    record = controller.review(services, "churn:1", True, BOB, "checked", "request-1")
+
+    assert state.leased.taken  # type: ignore[attr-defined]
+    assert record.stage.value in ("promoted", "rolling_out")
+
+
 def test_a_recorded_decision_stands_when_its_reconcile_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
     services = fake_services(POLICY_WITH_REVIEW)
     register(services)
 
-    def busy(*args: object) -> str:
+    def busy(*args: object, **kwargs: object) -> str:
         raise Busy("lifecycle churn:1 is being reconciled elsewhere")
 
     monkeypatch.setattr(controller, "reconcile", busy)
