@@ -1,7 +1,8 @@
 /* Renders the control room's rollout card in Node for tests/unit/test_wording.py: app.js and charts.js
    run unchanged in a context with just enough of a DOM (elements that keep their attributes, children
    and text). Reads [{record, past}] as JSON on stdin; prints, for each, the card's words:
-   {why, plan: [{label, class}], analyses, history, past, text}. */
+   {why, plan: [{label, class}], analyses, history, past, text}. With {reviewOutcomes: [[who, decision,
+   answer]]} instead, prints what each review's answer tells the person. */
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -47,6 +48,10 @@ for (const name of ["charts.js", "app.js"]) {
 }
 
 const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+if (!Array.isArray(cases)) {  // {reviewOutcomes: [[who, decision, answer]]}: what each review's answer says
+  process.stdout.write(JSON.stringify(cases.reviewOutcomes.map((args) => context.reviewOutcome(...args))));
+  process.exit(0);
+}
 const out = cases.map(({record, past}) => {
   const card = context.rolloutCard(record, past ? {ok: true, value: past} : null);
   const field = (name) => card.find((n) => n.attributes["data-field"] === name);

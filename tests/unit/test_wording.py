@@ -120,3 +120,20 @@ def test_a_first_deployment_says_why_it_skips_its_canary(rendered: dict[str, Any
     assert rendered["first: live, retired"]["why"] == (
         "Live: first deployment on an empty endpoint: live without analysis (timer); no previous deployment to delete")
     assert rendered["canary: live, retired"]["why"].endswith("previous deployments deleted: credit-risk-v1")
+
+
+def test_a_review_answer_says_the_stage_it_reached_or_that_the_decision_is_recorded() -> None:
+    """bob approved churn v1 while the resync held it; the notice said "churn v1 is awaiting review"."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed (the project installs Azurite with it)"
+    cases = {"reviewOutcomes": [["churn v1", "approve", {"stage": "promoted"}],
+                                ["churn v1", "approve", {"stage": "awaiting_review"}],
+                                ["churn v2", "reject", {"stage": "awaiting_review"}],
+                                ["churn v2", "reject", {"stage": "rejected"}]]}
+    result = subprocess.run([node, str(HERE / "controlroom_render.js")], input=json.dumps(cases),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    promoted, approval, rejection, rejected = json.loads(result.stdout)
+    assert (promoted, rejected) == ("churn v1 is promoted", "churn v2 is rejected")
+    assert approval.startswith("churn v1: your approval is recorded;") and "awaiting" not in approval
+    assert rejection.startswith("churn v2: your rejection is recorded;")

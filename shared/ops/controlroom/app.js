@@ -969,11 +969,19 @@ function reviewCard(record) {
         title: `Approve ${who}`, label: "Approve", path, body: {decision: "approve"}, needsReason: true,
         text: `${who} passed its gates; approved, it is promoted along its rule's path, then rolled out if its ` +
               "rule has a rollout.",
-        outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "approve"),
+        outcome: (answer) => reviewOutcome(who, "approve", answer)})}, "approve"),
       h("button", {type: "button", class: "danger", "data-review-action": "reject", onclick: () => act({
         title: `Reject ${who}`, label: "Reject", path, body: {decision: "reject"}, needsReason: true,
         text: `${who} is rejected: it is tagged so, ops are told, and it is never deployed.`,
-        outcome: (answer) => `${who} is ${words(answer.stage)}`})}, "reject")));
+        outcome: (answer) => reviewOutcome(who, "reject", answer)})}, "reject")));
+}
+
+/** What a review's answer tells the person: the stage the decision moved the version to; or, when another
+    reconcile held the version past the app's wait, that the decision is recorded and goes on from there. */
+function reviewOutcome(who, decision, answer) {
+  if (answer.stage !== "awaiting_review") return `${who} is ${words(answer.stage)}`;
+  return `${who}: your ${decision === "approve" ? "approval" : "rejection"} is recorded; the app was busy with ` +
+         "this version and carries the decision on within moments (the page shows it)";
 }
 
 const versionCards = new Drawn(), reviewCards = new Drawn(), ruleSections = new Drawn();
