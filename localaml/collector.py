@@ -118,6 +118,7 @@ class Collector:
         self.flush_seconds = FLUSH_SECONDS
         self._pending = _Pending()
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # held while a flush writes: another flush waits for those rows
         self._timer: threading.Timer | None = None
 
     def collect(self, deployment: Resource, request_id: str, rows: list[list[float]], answer: dict[str, Any]) -> None:
@@ -146,7 +147,12 @@ class Collector:
                 self._timer.start()
 
     def flush(self) -> None:
-        """Write what is pending: per folder one blob `{instance_id}.jsonl`, its record batching the requests."""
+        """Write what is pending: per folder one blob `{instance_id}.jsonl`, its record batching the requests.
+        When it returns, every row collected before it was called is written, even by a flush under way."""
+        with self._flushing:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
         with self._lock:
             pending, started = self._pending.rows, self._pending.started or datetime.now(UTC)
             self._pending, self._timer = _Pending(), None
