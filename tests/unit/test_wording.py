@@ -40,16 +40,21 @@ def reached(record: dict[str, Any]) -> set[str]:
                            and e["action"] != "rolled_back" for e in history)}
 
 
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, dict[str, Any]]:
+def in_node(cases: object) -> Any:
+    """What `controlroom_render.js` prints for `cases`: app.js run unchanged in Node."""
     node = shutil.which("node")
     assert node, "Node.js is needed (the project installs Azurite with it)"
-    cases = [{"record": record, "past": {"items": [record]} if record["state"] != "progressing" else None}
-             for record in RECORDS.values()]
     result = subprocess.run([node, str(HERE / "controlroom_render.js")], input=json.dumps(cases),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    return dict(zip(RECORDS, json.loads(result.stdout), strict=True))
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, dict[str, Any]]:
+    cases = [{"record": record, "past": {"items": [record]} if record["state"] != "progressing" else None}
+             for record in RECORDS.values()]
+    return dict(zip(RECORDS, in_node(cases), strict=True))
 
 
 def test_the_scenarios_cover_every_state_and_phase() -> None:
@@ -124,16 +129,9 @@ def test_a_first_deployment_says_why_it_skips_its_canary(rendered: dict[str, Any
 
 def test_a_review_answer_says_the_stage_it_reached_or_that_the_decision_is_recorded() -> None:
     """bob approved churn v1 while the resync held it; the notice said "churn v1 is awaiting review"."""
-    node = shutil.which("node")
-    assert node, "Node.js is needed (the project installs Azurite with it)"
-    cases = {"reviewOutcomes": [["churn v1", "approve", {"stage": "promoted"}],
-                                ["churn v1", "approve", {"stage": "awaiting_review"}],
-                                ["churn v2", "reject", {"stage": "awaiting_review"}],
-                                ["churn v2", "reject", {"stage": "rejected"}]]}
-    result = subprocess.run([node, str(HERE / "controlroom_render.js")], input=json.dumps(cases),
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    promoted, approval, rejection, rejected = json.loads(result.stdout)
+    promoted, approval, rejection, rejected = in_node({"reviewOutcomes": [
+        ["churn v1", "approve", {"stage": "promoted"}], ["churn v1", "approve", {"stage": "awaiting_review"}],
+        ["churn v2", "reject", {"stage": "awaiting_review"}], ["churn v2", "reject", {"stage": "rejected"}]]})
     assert (promoted, rejected) == ("churn v1 is promoted", "churn v2 is rejected")
     assert approval.startswith("churn v1: your approval is recorded;") and "awaiting" not in approval
     assert rejection.startswith("churn v2: your rejection is recorded;")
